@@ -1,0 +1,53 @@
+/**
+ * The storage contract every destination implements. Keys are slash-separated
+ * relative names such as `data/ab/abcdef…` or `snapshots/<id>`.
+ *
+ * MUST hold for every implementation:
+ * - `put` is atomic: a reader sees either nothing or the whole object, even when
+ *   the writer dies half way. Putting an existing key replaces it (the engine never
+ *   relies on that: its files are write-once).
+ * - `get` of a missing key throws a BackendError of kind `not-found`.
+ * - `list(prefix)` yields every key under the prefix, with its size, in no set order.
+ * - `delete` of a missing key succeeds (idempotent).
+ * - Errors are classified so callers retry transient ones and stop at permanent ones.
+ */
+export interface Backend {
+  /** A human-readable location, for messages. */
+  readonly location: string;
+  put(key: string, body: Uint8Array): Promise<void>;
+  get(key: string, range?: ByteRange): Promise<Buffer>;
+  stat(key: string): Promise<ObjectInfo>;
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  delete(key: string): Promise<void>;
+  /** True when the location holds anything at all (used to tell "no repository" from "empty"). */
+  exists(key: string): Promise<boolean>;
+  close?(): Promise<void>;
+}
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+}
+
+export type BackendErrorKind = "not-found" | "permanent" | "transient";
+
+/** An error from a backend, classified so the layer above can decide what to retry. */
+export class BackendError extends Error {
+  constructor(
+    readonly kind: BackendErrorKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "BackendError";
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof BackendError && err.kind === "not-found";
+}

@@ -1,0 +1,141 @@
+import { randomBytes } from "node:crypto";
+import { constants, promises as fs } from "node:fs";
+import * as path from "node:path";
+import { BackendError, type Backend, type ByteRange, type ObjectInfo } from "./backend.js";
+
+/** Error codes that may succeed when tried again (the disk or the kernel is busy). */
+const TRANSIENT_CODES = new Set(["EAGAIN", "EBUSY", "EINTR", "EMFILE", "ENFILE", "ETIMEDOUT"]);
+
+function classify(err: unknown, what: string): BackendError {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === "ENOENT") return new BackendError("not-found", `${what}: not found`, { cause: err });
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return new BackendError("permanent", `${what}: the disk is full (${code}); free some space or use another destination`, { cause: err });
+  }
+  const kind = code && TRANSIENT_CODES.has(code) ? "transient" : "permanent";
+  return new BackendError(kind, `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+}
+
+/**
+ * A repository in a directory on a local (or mounted) file system. Writes go to a
+ * temporary file that is fsynced and then renamed into place, so readers never see
+ * a partial object.
+ */
+export class LocalBackend implements Backend {
+  readonly location: string;
+  private readonly madeDirs = new Set<string>();
+
+  constructor(readonly root: string, private readonly options: { fsync?: boolean } = {}) {
+    this.location = path.resolve(root);
+  }
+
+  private file(key: string): string {
+    if (key.split("/").some((part) => part === ".." || part === "")) {
+      throw new BackendError("permanent", `invalid object key ${JSON.stringify(key)}`);
+    }
+    return path.join(this.location, key);
+  }
+
+  async put(key: string, body: Uint8Array): Promise<void> {
+    const target = this.file(key);
+    const dir = path.dirname(target);
+    const tmp = path.join(dir, `.tmp-${path.basename(target)}-${randomBytes(6).toString("hex")}`);
+    try {
+      if (!this.madeDirs.has(dir)) {
+        await fs.mkdir(dir, { recursive: true });
+        this.madeDirs.add(dir);
+      }
+      const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      try {
+        let written = 0;
+        while (written < body.byteLength) {
+          const { bytesWritten } = await handle.write(body, written, body.byteLength - written);
+          written += bytesWritten;
+        }
+        if (this.options.fsync !== false) await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fs.rename(tmp, target);
+    } catch (err) {
+      await fs.rm(tmp, { force: true }).catch(() => undefined);
+      throw classify(err, `writing ${key} in ${this.location}`);
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Buffer> {
+    const file = this.file(key);
+    try {
+      if (!range) return await fs.readFile(file);
+      const handle = await fs.open(file, "r");
+      try {
+        const buf = Buffer.allocUnsafe(range.length);
+        let got = 0;
+        while (got < range.length) {
+          const { bytesRead } = await handle.read(buf, got, range.length - got, range.offset + got);
+          if (bytesRead === 0) {
+            throw new BackendError("permanent", `reading ${key}: object is shorter than the requested range (${range.offset}+${range.length})`);
+          }
+          got += bytesRead;
+        }
+        return buf;
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      if (err instanceof BackendError) throw err;
+      throw classify(err, `reading ${key} in ${this.location}`);
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo> {
+    try {
+      const st = await fs.stat(this.file(key));
+      return { key, size: st.size };
+    } catch (err) {
+      throw classify(err, `stat ${key} in ${this.location}`);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await fs.access(this.file(key));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    const base = prefix.replace(/\/+$/, "");
+    const start = this.file(base);
+    const stack: string[] = [start];
+    while (stack.length) {
+      const dir = stack.pop()!;
+      let entries;
+      try {
+        entries = await fs.readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+        throw classify(err, `listing ${prefix} in ${this.location}`);
+      }
+      for (const entry of entries) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) stack.push(full);
+        else if (entry.isFile() && !entry.name.startsWith(".tmp-")) {
+          const st = await fs.stat(full).catch(() => undefined);
+          if (!st) continue;
+          yield { key: path.relative(this.location, full).split(path.sep).join("/"), size: st.size };
+        }
+      }
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await fs.rm(this.file(key), { force: true });
+    } catch (err) {
+      throw classify(err, `deleting ${key} in ${this.location}`);
+    }
+  }
+}

@@ -1,0 +1,39 @@
+import type { Command } from "commander";
+import { CairnError } from "../engine/errors.js";
+import { findSnapshot } from "../engine/snapshot.js";
+import { TreeLoader } from "../engine/tree.js";
+import { globals, withRepository } from "./common.js";
+
+export function register(program: Command): void {
+  program
+    .command("dump")
+    .description("write one file of a snapshot to standard output")
+    .argument("<snapshot>", 'snapshot id or "latest"')
+    .argument("<file>", "path of the file inside the snapshot")
+    .action(async (ref: string, file: string, _o: unknown, cmd: Command) => {
+      const opts = globals(cmd);
+      await withRepository(opts, "none", "dump", async (repo) => {
+        const snap = await findSnapshot(repo, ref);
+        const loader = new TreeLoader(repo);
+        const parts = file.split("/").filter(Boolean);
+        let treeId = snap.tree;
+        for (let i = 0; i < parts.length; i++) {
+          const node = (await loader.load(treeId)).nodes.find((n) => n.name === parts[i]);
+          if (!node) throw new CairnError(`${file} is not in snapshot ${snap.id.slice(0, 8)}; see "cairn ls ${snap.id.slice(0, 8)}"`);
+          if (i < parts.length - 1) {
+            if (node.type !== "dir" || !node.subtree) throw new CairnError(`${parts.slice(0, i + 1).join("/")} is not a directory in the snapshot`);
+            treeId = node.subtree;
+            continue;
+          }
+          if (node.type !== "file") throw new CairnError(`${file} is a ${node.type}, not a file; dump writes file contents`);
+          for (const id of node.content ?? []) {
+            const data = await repo.loadBlob(Buffer.from(id, "hex"));
+            if (!process.stdout.write(data)) await new Promise((r) => process.stdout.once("drain", r));
+          }
+          return;
+        }
+        throw new CairnError("give the path of a file inside the snapshot");
+      });
+      void opts;
+    });
+}

@@ -1,0 +1,31 @@
+import type { Command } from "commander";
+import { parseCompression, formatCompression } from "../engine/compression.js";
+import { DEFAULT_ARGON2ID, DEFAULT_SCRYPT, type CipherName } from "../engine/crypto.js";
+import { CairnError } from "../engine/errors.js";
+import { Repository } from "../engine/repository.js";
+import { backendFor, globals, output, readPassword } from "./common.js";
+
+export function register(program: Command): void {
+  program
+    .command("init")
+    .description("create a new repository")
+    .option("--kdf <name>", "password key derivation: scrypt or argon2id", "scrypt")
+    .option("--cipher <name>", "aes-256-gcm or chacha20-poly1305", "aes-256-gcm")
+    .option("--compression <spec>", "default compression: zstd[:level], gzip[:1-9], brotli[:level], none", "zstd:3")
+    .action(async (o: { kdf: string; cipher: string; compression: string }, cmd: Command) => {
+      const opts = globals(cmd);
+      if (o.kdf !== "scrypt" && o.kdf !== "argon2id") throw new CairnError(`--kdf must be scrypt or argon2id, got ${o.kdf}`);
+      if (o.cipher !== "aes-256-gcm" && o.cipher !== "chacha20-poly1305") throw new CairnError(`--cipher must be aes-256-gcm or chacha20-poly1305, got ${o.cipher}`);
+      const compression = formatCompression(parseCompression(o.compression));
+      const backend = backendFor(opts.repo);
+      const password = await readPassword(opts, "new repository password", true);
+      if (password.length === 0) throw new CairnError("an empty password protects nothing; choose a password");
+      const repo = await Repository.init(backend, password, {
+        kdf: o.kdf === "argon2id" ? DEFAULT_ARGON2ID : DEFAULT_SCRYPT,
+        cipher: o.cipher as CipherName,
+        compression,
+      });
+      await repo.close();
+      output(opts, { id: repo.config.id, location: backend.location }, () => `created repository ${repo.config.id.slice(0, 10)} at ${backend.location}\n\nKeep the password safe: without it the data cannot be read.`);
+    });
+}

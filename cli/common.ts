@@ -1,0 +1,178 @@
+import { readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { LocalBackend } from "../backends/local.js";
+import type { Backend } from "../backends/backend.js";
+import { CairnError } from "../engine/errors.js";
+import { RepositoryLock } from "../engine/locks.js";
+import { Repository } from "../engine/repository.js";
+
+/** Options every command accepts (declared on the root program). */
+export interface GlobalOptions {
+  repo?: string;
+  passwordFile?: string;
+  json?: boolean;
+  quiet?: boolean;
+  retryLock?: string;
+  noLock?: boolean;
+}
+
+export function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals() as GlobalOptions;
+}
+
+/** Opens the backend named by -r / CAIRN_REPOSITORY. */
+export function backendFor(location: string | undefined): Backend {
+  const loc = location ?? process.env.CAIRN_REPOSITORY;
+  if (!loc) throw new CairnError("no repository given: use -r PATH or set CAIRN_REPOSITORY", 1);
+  if (/^[a-z0-9]+:/i.test(loc) && !loc.startsWith("local:")) {
+    throw new CairnError(`repository URL ${loc} names a backend this build does not support yet; use a local path`, 1);
+  }
+  return new LocalBackend(loc.replace(/^local:/, ""));
+}
+
+/**
+ * The password, from (in order) --password-file, CAIRN_PASSWORD_FILE,
+ * CAIRN_PASSWORD, or a prompt when standard input is a terminal.
+ */
+export async function readPassword(opts: GlobalOptions, purpose = "repository password", confirm = false): Promise<string> {
+  const file = opts.passwordFile ?? process.env.CAIRN_PASSWORD_FILE;
+  if (file) {
+    try {
+      return readFileSync(file, "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      throw new CairnError(`cannot read the password file ${file}: ${(err as Error).message}`);
+    }
+  }
+  if (process.env.CAIRN_PASSWORD !== undefined) return process.env.CAIRN_PASSWORD;
+  if (process.stdin.isTTY) {
+    const pw = await prompt(`enter ${purpose}: `);
+    if (confirm && (await prompt(`enter ${purpose} again: `)) !== pw) throw new CairnError("the passwords do not match; try again");
+    return pw;
+  }
+  throw new CairnError("no password given: set CAIRN_PASSWORD or CAIRN_PASSWORD_FILE, or use --password-file", 1);
+}
+
+/** Reads a line from the terminal without echoing it. */
+export function prompt(question: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(question);
+    stdin.setRawMode?.(true);
+    stdin.resume();
+    let value = "";
+    const onData = (d: Buffer) => {
+      for (const ch of d.toString("utf8")) {
+        if (ch === "\r" || ch === "\n") {
+          done();
+          resolve(value);
+          return;
+        }
+        if (ch === "\u0003") {
+          done();
+          reject(new CairnError("cancelled"));
+          return;
+        }
+        if (ch === "\u007f") value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    const done = () => {
+      stdin.off("data", onData);
+      stdin.setRawMode?.(false);
+      stdin.pause();
+      process.stderr.write("\n");
+    };
+    stdin.on("data", onData);
+  });
+}
+
+/** Parses "90s", "5m", "2h", "3d" (or plain seconds) into milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!m) throw new CairnError(`cannot read the duration "${text}": use a number with a unit, such as 30s, 5m, 2h or 1d`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "s") as "s"];
+  return Number(m[1]) * unit;
+}
+
+export type LockMode = "none" | "shared" | "exclusive";
+
+/** Opens the repository, takes a lock, runs `fn`, and always releases and closes. */
+export async function withRepository<T>(opts: GlobalOptions, lock: LockMode, operation: string, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  const backend = backendFor(opts.repo);
+  const password = await readPassword(opts);
+  const repo = await Repository.open(backend, password);
+  let held: RepositoryLock | undefined;
+  try {
+    if (lock !== "none" && !opts.noLock) {
+      held = await RepositoryLock.acquire(repo, {
+        exclusive: lock === "exclusive",
+        operation,
+        retryFor: opts.retryLock ? parseDuration(opts.retryLock) : 0,
+      });
+    }
+    return await fn(repo);
+  } finally {
+    await held?.release().catch(() => undefined);
+    await repo.close();
+  }
+}
+
+/** Writes a result: JSON on stdout with --json, otherwise the human text. */
+export function output(opts: GlobalOptions, json: unknown, text: () => string): void {
+  if (opts.json) process.stdout.write(JSON.stringify(json) + "\n");
+  else if (!opts.quiet) {
+    const t = text();
+    if (t) process.stdout.write(t.endsWith("\n") ? t : t + "\n");
+  }
+}
+
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "?";
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  return h ? `${h}:${String(m).padStart(2, "0")}:${String(sec).padStart(2, "0")}` : `${m}:${String(sec).padStart(2, "0")}`;
+}
+
+/**
+ * A one-line progress display on stderr, only when stderr is a terminal and
+ * neither --json nor --quiet was given.
+ */
+export class ProgressLine {
+  private readonly enabled: boolean;
+  private readonly started = Date.now();
+  private shown = false;
+
+  constructor(opts: GlobalOptions) {
+    this.enabled = Boolean(process.stderr.isTTY) && !opts.json && !opts.quiet;
+  }
+
+  update(p: { filesDone: number; bytesDone: number; bytesTotal?: number; filesTotal?: number }): void {
+    if (!this.enabled) return;
+    const elapsed = (Date.now() - this.started) / 1000;
+    const rate = elapsed > 0 ? p.bytesDone / elapsed : 0;
+    const total = p.bytesTotal ?? 0;
+    const eta = total > 0 && rate > 0 ? formatDuration((total - p.bytesDone) / rate) : "?";
+    const files = p.filesTotal ? `${p.filesDone}/${p.filesTotal}` : `${p.filesDone}`;
+    const bytes = total ? `${formatBytes(p.bytesDone)} / ${formatBytes(total)}` : formatBytes(p.bytesDone);
+    const line = `[${formatDuration(elapsed)}] ${files} files, ${bytes}, ${formatBytes(rate)}/s, ETA ${eta}`;
+    process.stderr.write(`\r\x1b[K${line}`);
+    this.shown = true;
+  }
+
+  done(): void {
+    if (this.shown) process.stderr.write("\r\x1b[K");
+  }
+}

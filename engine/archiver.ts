@@ -1,0 +1,449 @@
+import { promises as fs, type BigIntStats } from "node:fs";
+import { hostname } from "node:os";
+import * as path from "node:path";
+import picomatch from "picomatch";
+import { BlobType } from "./blob-index.js";
+import { CairnError } from "./errors.js";
+import type { Repository } from "./repository.js";
+import { safeUser } from "./repository.js";
+import { sameSet, loadSnapshots, type Snapshot, type SnapshotEntry, type SnapshotSummary } from "./snapshot.js";
+import { saveTree, TreeLoader, type NodeType, type Tree, type TreeNode } from "./tree.js";
+
+export const PROGRAM = "cairn 0.1.0";
+
+/** Progress of a running backup, reported a few times a second. */
+export interface BackupProgress {
+  phase: "scanning" | "saving" | "finishing";
+  filesDone: number;
+  bytesDone: number;
+  /** Known once the concurrent scan has finished; until then 0. */
+  filesTotal: number;
+  bytesTotal: number;
+  currentPath?: string;
+}
+
+export interface SourceError {
+  path: string;
+  message: string;
+}
+
+export interface BackupOptions {
+  paths: string[];
+  excludes?: string[];
+  tags?: string[];
+  host?: string;
+  /** Snapshot id to compare against; when absent, the latest with the same host and paths. */
+  parent?: string;
+  /** Re-read every file even when its metadata is unchanged. */
+  force?: boolean;
+  /** Run a concurrent scan to know totals for an ETA. */
+  estimate?: boolean;
+  onProgress?: (p: BackupProgress) => void;
+  signal?: AbortSignal;
+  time?: Date;
+}
+
+export interface BackupResult {
+  id: string;
+  snapshot: Snapshot;
+  errors: SourceError[];
+}
+
+/** Reads bytes into buf[offset, offset+length); returns how many were read, 0 at the end. */
+type Fill = (buf: Buffer, offset: number, length: number) => Promise<number>;
+
+/**
+ * Stores files, directories and streams into a repository. Unchanged files (same
+ * size, mtime, ctime and inode as in the parent snapshot) are not read again.
+ */
+export class Archiver {
+  private readonly loader: TreeLoader;
+  private readonly buf: Buffer;
+  private readonly isExcluded: (p: string) => boolean;
+  private readonly summary: SnapshotSummary = {
+    filesNew: 0, filesChanged: 0, filesUnmodified: 0, dirs: 0, totalBytes: 0, bytesRead: 0,
+    dataBlobsAdded: 0, treeBlobsAdded: 0, dataAdded: 0, dataAddedPacked: 0, errors: 0, durationSeconds: 0,
+  };
+  readonly errors: SourceError[] = [];
+  private readonly progress: BackupProgress = { phase: "saving", filesDone: 0, bytesDone: 0, filesTotal: 0, bytesTotal: 0 };
+  private lastReport = 0;
+
+  constructor(private readonly repo: Repository, private readonly options: Omit<BackupOptions, "paths"> = {}) {
+    this.loader = new TreeLoader(repo);
+    this.buf = Buffer.allocUnsafe(repo.chunker.maxSize * 2);
+    const patterns = options.excludes ?? [];
+    const m = patterns.length ? picomatch(patterns, { dot: true, basename: true }) : () => false;
+    this.isExcluded = (p) => m(p);
+  }
+
+  /** Backs up filesystem paths into a new snapshot. */
+  async backup(paths: string[]): Promise<BackupResult> {
+    if (!paths.length) throw new CairnError("nothing to back up: give at least one path");
+    const started = Date.now();
+    const abs = [...new Set(paths.map((p) => path.resolve(p)))].sort();
+    for (const p of abs) {
+      try {
+        await fs.lstat(p);
+      } catch (err) {
+        throw new CairnError(`cannot back up ${p}: ${(err as Error).message}; check that the path exists and is readable`);
+      }
+    }
+    const host = this.options.host ?? hostname();
+    const parent = await this.findParent(host, abs);
+    if (this.options.estimate) void this.scan(abs);
+    const tree = await this.saveVirtual(buildTrie(abs), "/", parent?.tree);
+    return this.finish(tree, { paths: abs, host, parent: parent?.id, started });
+  }
+
+  /** Backs up one stream (stdin or a command's output) as a single file in a new snapshot. */
+  async backupStream(source: AsyncIterable<Uint8Array>, filename: string, mode = 0o600): Promise<BackupResult> {
+    if (!filename || filename.includes("/") || filename === "." || filename === "..") {
+      throw new CairnError(`--stdin-filename must be a plain file name, got ${JSON.stringify(filename)}`);
+    }
+    const started = Date.now();
+    const host = this.options.host ?? hostname();
+    const { content, size } = await this.chunkStream(streamFill(source));
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const node: TreeNode = {
+      name: filename, type: "file", mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0,
+      mtime: now.toString(), ctime: now.toString(), inode: "0", device: "0", links: 1, size, content,
+    };
+    this.summary.filesNew++;
+    this.summary.totalBytes += size;
+    const tree = await this.saveTreeCounted({ nodes: [node] });
+    return this.finish(tree, { paths: [`/${filename}`], host, started });
+  }
+
+  private async finish(tree: string, meta: { paths: string[]; host: string; parent?: string; started: number }): Promise<BackupResult> {
+    this.report("finishing", true);
+    const packedBefore = this.repo.packBytesWritten;
+    await this.repo.flush();
+    this.summary.dataAddedPacked += this.repo.packBytesWritten - packedBefore;
+    this.summary.errors = this.errors.length;
+    this.summary.durationSeconds = (Date.now() - meta.started) / 1000;
+    const snapshot: Snapshot = {
+      time: (this.options.time ?? new Date()).toISOString(),
+      host: meta.host,
+      username: safeUser(),
+      paths: meta.paths,
+      tags: this.options.tags ?? [],
+      tree,
+      ...(meta.parent ? { parent: meta.parent } : {}),
+      ...(this.options.excludes?.length ? { excludes: this.options.excludes } : {}),
+      program: PROGRAM,
+      summary: this.summary,
+    };
+    const id = await this.repo.saveJSON("snapshots", snapshot);
+    return { id, snapshot, errors: this.errors };
+  }
+
+  private async findParent(host: string, paths: string[]): Promise<SnapshotEntry | undefined> {
+    if (this.options.force) return undefined;
+    const all = await loadSnapshots(this.repo);
+    if (this.options.parent) {
+      const p = all.find((s) => s.id.startsWith(this.options.parent!));
+      if (!p) throw new CairnError(`parent snapshot ${this.options.parent} not found; list them with "cairn snapshots"`);
+      return p;
+    }
+    const same = all.filter((s) => s.host === host && sameSet(s.paths, paths));
+    return same[same.length - 1];
+  }
+
+  private checkAbort(): void {
+    if (this.options.signal?.aborted) throw new CairnError("backup cancelled; no snapshot was written");
+  }
+
+  private report(phase: BackupProgress["phase"], force = false): void {
+    if (!this.options.onProgress) return;
+    const now = Date.now();
+    if (!force && now - this.lastReport < 200) return;
+    this.lastReport = now;
+    this.progress.phase = phase;
+    this.options.onProgress({ ...this.progress });
+  }
+
+  private async scan(roots: string[]): Promise<void> {
+    let files = 0;
+    let bytes = 0;
+    const walk = async (p: string): Promise<void> => {
+      const st = await fs.lstat(p).catch(() => undefined);
+      if (!st) return;
+      if (st.isDirectory()) {
+        const names = await fs.readdir(p).catch(() => [] as string[]);
+        for (const n of names) {
+          const c = path.join(p, n);
+          if (!this.isExcluded(c)) await walk(c);
+        }
+      } else if (st.isFile()) {
+        files++;
+        bytes += st.size;
+      }
+    };
+    for (const r of roots) await walk(r);
+    this.progress.filesTotal = files;
+    this.progress.bytesTotal = bytes;
+  }
+
+  /** Saves the directories leading down to the backed-up paths (e.g. /home and /home/me for /home/me/docs). */
+  private async saveVirtual(trie: Trie, dir: string, parentTree?: string): Promise<string> {
+    const parent = parentTree ? await this.loadParentTree(parentTree) : undefined;
+    const nodes: TreeNode[] = [];
+    for (const [name, child] of trie.children) {
+      const full = path.join(dir, name);
+      const prev = parent?.get(name);
+      if (child.leaf) {
+        const node = await this.saveEntry(full, name, prev);
+        if (node) nodes.push(node);
+      } else {
+        const st = await fs.lstat(full, { bigint: true });
+        const node = nodeFromStat(name, "dir", st);
+        node.subtree = await this.saveVirtual(child, full, prev?.type === "dir" ? prev.subtree : undefined);
+        nodes.push(node);
+      }
+    }
+    return this.saveTreeCounted({ nodes });
+  }
+
+  private async loadParentTree(id: string): Promise<Map<string, TreeNode> | undefined> {
+    try {
+      const tree = await this.loader.load(id);
+      return new Map(tree.nodes.map((n) => [n.name, n]));
+    } catch {
+      return undefined; // a damaged parent only costs re-reading
+    }
+  }
+
+  private async saveTreeCounted(tree: Tree): Promise<string> {
+    const { id, added } = await saveTree(this.repo, tree);
+    if (added) this.summary.treeBlobsAdded++;
+    return id;
+  }
+
+  /** Saves one filesystem entry; returns undefined when it is excluded or unreadable. */
+  private async saveEntry(full: string, name: string, prev?: TreeNode): Promise<TreeNode | undefined> {
+    this.checkAbort();
+    let st: BigIntStats;
+    try {
+      st = await fs.lstat(full, { bigint: true });
+    } catch (err) {
+      this.fail(full, err);
+      return undefined;
+    }
+    const type = nodeType(st);
+    const node = nodeFromStat(name, type, st);
+    switch (type) {
+      case "dir": {
+        let names: string[];
+        try {
+          names = await fs.readdir(full);
+        } catch (err) {
+          this.fail(full, err);
+          return undefined;
+        }
+        names.sort();
+        const parent = prev?.type === "dir" && prev.subtree ? await this.loadParentTree(prev.subtree) : undefined;
+        const nodes: TreeNode[] = [];
+        for (const n of names) {
+          const child = path.join(full, n);
+          if (this.isExcluded(child)) continue;
+          const saved = await this.saveEntry(child, n, parent?.get(n));
+          if (saved) nodes.push(saved);
+        }
+        node.subtree = await this.saveTreeCounted({ nodes });
+        this.summary.dirs++;
+        return node;
+      }
+      case "file":
+        return this.saveFile(full, node, st, prev);
+      case "symlink":
+        try {
+          node.linktarget = await fs.readlink(full);
+        } catch (err) {
+          this.fail(full, err);
+          return undefined;
+        }
+        return node;
+      default:
+        node.rdev = Number(st.rdev);
+        return node;
+    }
+  }
+
+  private async saveFile(full: string, node: TreeNode, st: BigIntStats, prev?: TreeNode): Promise<TreeNode | undefined> {
+    this.progress.currentPath = full;
+    const unchanged =
+      prev && !this.options.force && prev.type === "file" && prev.content &&
+      prev.size === Number(st.size) && prev.mtime === node.mtime && prev.ctime === node.ctime && prev.inode === node.inode &&
+      prev.content.every((id) => this.repo.hasBlob(Buffer.from(id, "hex")));
+    if (unchanged) {
+      node.content = prev!.content;
+      node.size = prev!.size;
+      this.summary.filesUnmodified++;
+    } else {
+      let handle;
+      try {
+        handle = await fs.open(full, "r");
+      } catch (err) {
+        this.fail(full, err);
+        return undefined;
+      }
+      try {
+        const h = handle;
+        const { content, size } = await this.chunkStream((buf, off, len) => h.read(buf, off, len, null).then((r) => r.bytesRead));
+        node.content = content;
+        node.size = size;
+      } catch (err) {
+        if (err instanceof CairnError) throw err;
+        if ((err as NodeJS.ErrnoException).code && !isRepositoryError(err)) {
+          this.fail(full, err);
+          return undefined;
+        }
+        throw err;
+      } finally {
+        await handle.close();
+      }
+      if (prev) this.summary.filesChanged++;
+      else this.summary.filesNew++;
+    }
+    this.summary.totalBytes += node.size!;
+    this.progress.filesDone++;
+    if (unchanged) this.progress.bytesDone += node.size!;
+    this.report("saving");
+    return node;
+  }
+
+  /** Cuts a byte source into content-defined chunks and stores the new ones. */
+  private async chunkStream(fill: Fill): Promise<{ content: string[]; size: number }> {
+    const buf = this.buf;
+    const chunker = this.repo.chunker;
+    const content: string[] = [];
+    let start = 0;
+    let end = 0;
+    let eof = false;
+    let size = 0;
+    for (;;) {
+      if (!eof && end - start < chunker.maxSize) {
+        if (start > 0) {
+          buf.copyWithin(0, start, end);
+          end -= start;
+          start = 0;
+        }
+        while (end < buf.length) {
+          const n = await fill(buf, end, buf.length - end);
+          if (n === 0) {
+            eof = true;
+            break;
+          }
+          end += n;
+          this.summary.bytesRead += n;
+          this.progress.bytesDone += n;
+        }
+      }
+      if (start === end) break;
+      const cut = chunker.cut(buf, start, end, eof);
+      const chunk = Buffer.allocUnsafeSlow(cut - start);
+      buf.copy(chunk, 0, start, cut);
+      const id = this.repo.blobId(chunk);
+      const length = chunk.length; // the chunk is handed over to a worker thread by saveBlob
+      content.push(id.toString("hex"));
+      size += length;
+      if (await this.repo.saveBlob(BlobType.data, chunk, id)) {
+        this.summary.dataBlobsAdded++;
+        this.summary.dataAdded += length;
+      }
+      start = cut;
+      this.checkAbort();
+      this.report("saving");
+    }
+    return { content, size };
+  }
+
+  private fail(p: string, err: unknown): void {
+    this.errors.push({ path: p, message: (err as Error).message });
+  }
+}
+
+function isRepositoryError(err: unknown): boolean {
+  return (err as Error)?.name === "BackendError";
+}
+
+function streamFill(source: AsyncIterable<Uint8Array>): Fill {
+  const it = source[Symbol.asyncIterator]();
+  let pending: Uint8Array | undefined;
+  let done = false;
+  return async (buf, offset, length) => {
+    let n = 0;
+    while (n < length && !done) {
+      if (!pending || pending.byteLength === 0) {
+        const r = await it.next();
+        if (r.done) {
+          done = true;
+          break;
+        }
+        pending = r.value;
+        continue;
+      }
+      const take = Math.min(length - n, pending.byteLength);
+      buf.set(pending.subarray(0, take), offset + n);
+      pending = pending.subarray(take);
+      n += take;
+      if (n > 0 && (!pending || pending.byteLength === 0)) break;
+    }
+    return n;
+  };
+}
+
+interface Trie {
+  leaf: boolean;
+  children: Map<string, Trie>;
+}
+
+/** Turns absolute paths into a tree of their components; a path inside another one is covered by it. */
+function buildTrie(paths: string[]): Trie {
+  const root: Trie = { leaf: false, children: new Map() };
+  for (const p of paths) {
+    const parts = p.split("/").filter(Boolean);
+    let node = root;
+    let covered = false;
+    for (const part of parts) {
+      if (node.leaf) {
+        covered = true;
+        break;
+      }
+      let next = node.children.get(part);
+      if (!next) node.children.set(part, (next = { leaf: false, children: new Map() }));
+      node = next;
+    }
+    if (!covered) {
+      node.leaf = true;
+      node.children.clear();
+    }
+  }
+  if (root.leaf) throw new CairnError("backing up / itself is not supported yet; name the directories under it");
+  return root;
+}
+
+function nodeType(st: BigIntStats): NodeType {
+  if (st.isFile()) return "file";
+  if (st.isDirectory()) return "dir";
+  if (st.isSymbolicLink()) return "symlink";
+  if (st.isFIFO()) return "fifo";
+  if (st.isSocket()) return "socket";
+  if (st.isCharacterDevice()) return "chardev";
+  return "blockdev";
+}
+
+function nodeFromStat(name: string, type: NodeType, st: BigIntStats): TreeNode {
+  return {
+    name,
+    type,
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtime: st.mtimeNs.toString(),
+    ctime: st.ctimeNs.toString(),
+    inode: st.ino.toString(),
+    device: st.dev.toString(),
+    links: Number(st.nlink),
+  };
+}

@@ -1,0 +1,109 @@
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { Codec, type CodecKeys, type CodecRequest, type OpenRequest, type OpenResult, type SealRequest, type SealResult } from "./codec.js";
+import { IntegrityError } from "./crypto.js";
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+}
+
+/**
+ * Runs codec work on worker threads so compression and encryption use every core
+ * while the main thread reads, chunks and hashes. With `threads: 0` everything runs
+ * inline (handy for unit tests and tiny jobs).
+ */
+export class CodecPool {
+  private readonly workers: Worker[] = [];
+  private readonly inline?: Codec;
+  private readonly pending = new Map<number, Pending>();
+  private readonly load: number[] = [];
+  private seq = 0;
+  readonly threads: number;
+
+  constructor(keys: CodecKeys, threads = defaultThreads()) {
+    this.threads = threads;
+    if (threads <= 0) {
+      this.inline = new Codec(keys);
+      return;
+    }
+    const self = import.meta.url;
+    const isTs = self.endsWith(".ts");
+    const file = new URL(isTs ? "./codec-worker.ts" : "./codec-worker.js", self);
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(file, { workerData: keys, execArgv: isTs ? ["--import", "tsx"] : [] });
+      w.unref();
+      w.on("message", (msg: { seq: number; result?: unknown; error?: { name: string; message: string } }) => {
+        const p = this.pending.get(msg.seq);
+        if (!p) return;
+        this.pending.delete(msg.seq);
+        this.load[i]--;
+        if (msg.error) {
+          const e = msg.error.name === "IntegrityError" ? new IntegrityError(msg.error.message) : new Error(msg.error.message);
+          p.reject(e);
+        } else p.resolve(asBuffers(msg.result as Record<string, unknown>));
+      });
+      w.on("error", (err) => {
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+      });
+      this.workers.push(w);
+      this.load.push(0);
+    }
+  }
+
+  /** Jobs sent and not yet answered. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  seal(req: Omit<SealRequest, "op">, transfer = false): Promise<SealResult> {
+    return this.run({ op: "seal", ...req }, transfer ? req.data : undefined) as Promise<SealResult>;
+  }
+
+  open(req: Omit<OpenRequest, "op">): Promise<OpenResult> {
+    return this.run({ op: "open", ...req }) as Promise<OpenResult>;
+  }
+
+  private run(req: CodecRequest, transferable?: Uint8Array): Promise<unknown> {
+    if (this.inline) {
+      try {
+        return Promise.resolve(this.inline.run(req));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    let best = 0;
+    for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[best]) best = i;
+    const seq = ++this.seq;
+    this.load[best]++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject });
+      const transfer =
+        transferable && transferable.byteOffset === 0 && transferable.byteLength === transferable.buffer.byteLength
+          ? [transferable.buffer as ArrayBuffer]
+          : [];
+      this.workers[best].postMessage({ seq, req }, transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers.length = 0;
+  }
+}
+
+/** Structured clone turns Buffers into plain Uint8Arrays; give callers Buffers back. */
+function asBuffers(result: Record<string, unknown>): Record<string, unknown> {
+  for (const k of ["envelope", "data"]) {
+    const v = result[k];
+    if (v instanceof Uint8Array && !Buffer.isBuffer(v)) result[k] = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  }
+  return result;
+}
+
+function defaultThreads(): number {
+  const env = Number(process.env.CAIRN_THREADS);
+  if (Number.isInteger(env) && env >= 0) return env;
+  return Math.max(1, availableParallelism());
+}

@@ -1,0 +1,67 @@
+import { compressBlob, decompressBlob, type CompressionSpec } from "./compression.js";
+import { blobId, IntegrityError, open, seal, type CipherName } from "./crypto.js";
+
+/** Key material a codec needs; sent once to each worker thread. */
+export interface CodecKeys {
+  idKey: Buffer;
+  dataKeys: { epoch: number; key: Buffer }[];
+  epoch: number;
+  cipher: CipherName;
+}
+
+export interface SealRequest {
+  op: "seal";
+  data: Uint8Array;
+  compression: CompressionSpec;
+}
+
+export interface SealResult {
+  envelope: Buffer;
+  compression: number;
+}
+
+export interface OpenRequest {
+  op: "open";
+  envelope: Uint8Array;
+  compression: number;
+  /** When given, the plaintext must hash (keyed) to this id. */
+  expectId?: Uint8Array;
+  /** Return only a verdict, not the plaintext (saves copying during check). */
+  verifyOnly?: boolean;
+}
+
+export interface OpenResult {
+  data?: Buffer;
+}
+
+export type CodecRequest = SealRequest | OpenRequest;
+
+/** Compress-then-encrypt and decrypt-then-decompress for blobs: the CPU-heavy part of every job. */
+export class Codec {
+  private readonly keys: Map<number, Buffer>;
+
+  constructor(private readonly material: CodecKeys) {
+    this.keys = new Map(material.dataKeys.map((k) => [k.epoch, Buffer.from(k.key)]));
+  }
+
+  seal(req: SealRequest): SealResult {
+    const { id, data } = compressBlob(req.data, req.compression);
+    const key = this.keys.get(this.material.epoch)!;
+    return { envelope: seal(data, { epoch: this.material.epoch, key }, this.material.cipher), compression: id };
+  }
+
+  open(req: OpenRequest): OpenResult {
+    const plain = decompressBlob(req.compression, open(req.envelope, (e) => this.keys.get(e)));
+    if (req.expectId) {
+      const got = blobId(Buffer.from(this.material.idKey), plain);
+      if (!got.equals(Buffer.from(req.expectId.buffer, req.expectId.byteOffset, req.expectId.byteLength))) {
+        throw new IntegrityError(`blob content does not match its id ${Buffer.from(req.expectId).toString("hex").slice(0, 16)}`);
+      }
+    }
+    return req.verifyOnly ? {} : { data: plain };
+  }
+
+  run(req: CodecRequest): SealResult | OpenResult {
+    return req.op === "seal" ? this.seal(req) : this.open(req);
+  }
+}

@@ -1,0 +1,77 @@
+import { brotliCompressSync, brotliDecompressSync, constants as zc, gunzipSync, gzipSync } from "node:zlib";
+import { compress as zstdCompress, decompress as zstdDecompress } from "zstd-napi";
+
+/** Compression ids as stored in pack headers and index files. */
+export const Compression = { none: 0, zstd: 1, gzip: 2, brotli: 3 } as const;
+export type CompressionId = (typeof Compression)[keyof typeof Compression];
+
+/** A compression choice: algorithm and level ("zstd:3", "gzip:6", "brotli:4", "none"). */
+export interface CompressionSpec {
+  algorithm: keyof typeof Compression;
+  level: number;
+}
+
+export const DEFAULT_COMPRESSION: CompressionSpec = { algorithm: "zstd", level: 3 };
+
+const LEVELS: Record<CompressionSpec["algorithm"], [number, number, number]> = {
+  none: [0, 0, 0],
+  zstd: [1, 19, 3],
+  gzip: [1, 9, 6],
+  brotli: [0, 11, 4],
+};
+
+/** Parses "zstd", "zstd:3", "gzip:9", "brotli", "none"; throws with a usable message otherwise. */
+export function parseCompression(text: string): CompressionSpec {
+  const [name, levelText] = text.trim().toLowerCase().split(":");
+  if (!(name in LEVELS)) {
+    throw new Error(`unknown compression ${JSON.stringify(text)}: use zstd[:1-19], gzip[:1-9], brotli[:0-11] or none`);
+  }
+  const algorithm = name as CompressionSpec["algorithm"];
+  const [min, max, def] = LEVELS[algorithm];
+  const level = levelText === undefined ? def : Number(levelText);
+  if (!Number.isInteger(level) || level < min || level > max) {
+    throw new Error(`compression level for ${algorithm} must be a whole number from ${min} to ${max}, got ${levelText}`);
+  }
+  return { algorithm, level };
+}
+
+export function formatCompression(spec: CompressionSpec): string {
+  return spec.algorithm === "none" ? "none" : `${spec.algorithm}:${spec.level}`;
+}
+
+/**
+ * Compresses `data`; returns it unchanged with id `none` when compression does not
+ * save at least 1/32 of the size (incompressible chunks are stored raw).
+ */
+export function compressBlob(data: Uint8Array, spec: CompressionSpec): { id: CompressionId; data: Uint8Array } {
+  if (spec.algorithm === "none" || data.byteLength < 64) return { id: Compression.none, data };
+  let out: Uint8Array;
+  switch (spec.algorithm) {
+    case "zstd":
+      out = zstdCompress(data, { compressionLevel: spec.level });
+      break;
+    case "gzip":
+      out = gzipSync(data, { level: spec.level });
+      break;
+    case "brotli":
+      out = brotliCompressSync(data, { params: { [zc.BROTLI_PARAM_QUALITY]: spec.level, [zc.BROTLI_PARAM_SIZE_HINT]: data.byteLength } });
+      break;
+  }
+  if (out.byteLength > data.byteLength - (data.byteLength >> 5)) return { id: Compression.none, data };
+  return { id: Compression[spec.algorithm], data: out };
+}
+
+export function decompressBlob(id: number, data: Uint8Array): Buffer {
+  switch (id) {
+    case Compression.none:
+      return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    case Compression.zstd:
+      return zstdDecompress(data);
+    case Compression.gzip:
+      return gunzipSync(data);
+    case Compression.brotli:
+      return brotliDecompressSync(data);
+    default:
+      throw new Error(`unknown compression id ${id}`);
+  }
+}

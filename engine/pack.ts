@@ -1,0 +1,80 @@
+import { BlobType } from "./blob-index.js";
+import { IntegrityError, open, seal, type CipherName, type DataKey } from "./crypto.js";
+
+/** One blob as listed in a pack header. */
+export interface PackEntry {
+  id: Buffer;
+  type: BlobType;
+  compression: number;
+  offset: number;
+  length: number;
+  rawLength: number;
+}
+
+const HEADER_ENTRY = 42; // type 1, compression 1, length 4, rawLength 4, id 32
+
+/**
+ * Collects encrypted blobs into one pack file:
+ * `blob envelopes… | encrypted header | u32 LE length of the encrypted header`.
+ * The header lists every blob in order, so a pack can be read without an index.
+ */
+export class PackBuilder {
+  readonly entries: PackEntry[] = [];
+  private readonly parts: Buffer[] = [];
+  size = 0;
+
+  constructor(readonly type: BlobType) {}
+
+  add(envelope: Buffer, meta: { id: Buffer; compression: number; rawLength: number }): PackEntry {
+    const entry: PackEntry = { id: meta.id, type: this.type, compression: meta.compression, offset: this.size, length: envelope.length, rawLength: meta.rawLength };
+    this.parts.push(envelope);
+    this.entries.push(entry);
+    this.size += envelope.length;
+    return entry;
+  }
+
+  get count(): number {
+    return this.entries.length;
+  }
+
+  /** The finished pack bytes. */
+  finish(key: DataKey, cipher: CipherName): Buffer {
+    const header = Buffer.allocUnsafe(this.entries.length * HEADER_ENTRY);
+    this.entries.forEach((e, i) => {
+      const at = i * HEADER_ENTRY;
+      header[at] = e.type;
+      header[at + 1] = e.compression;
+      header.writeUInt32LE(e.length, at + 2);
+      header.writeUInt32LE(e.rawLength, at + 6);
+      e.id.copy(header, at + 10);
+    });
+    const sealed = seal(header, key, cipher);
+    const len = Buffer.allocUnsafe(4);
+    len.writeUInt32LE(sealed.length);
+    return Buffer.concat([...this.parts, sealed, len]);
+  }
+}
+
+/** Reads the header of a whole pack, checking that the entries tile the data exactly. */
+export function readPackHeader(pack: Buffer, keyFor: (epoch: number) => Buffer | undefined): PackEntry[] {
+  if (pack.length < 4) throw new IntegrityError("pack is truncated");
+  const headerLen = pack.readUInt32LE(pack.length - 4);
+  if (headerLen + 4 > pack.length) throw new IntegrityError("pack header length is out of range");
+  const header = open(pack.subarray(pack.length - 4 - headerLen, pack.length - 4), keyFor);
+  if (header.length % HEADER_ENTRY !== 0) throw new IntegrityError("pack header has a partial entry");
+  const entries: PackEntry[] = [];
+  let offset = 0;
+  for (let at = 0; at < header.length; at += HEADER_ENTRY) {
+    const type = header[at];
+    if (type !== BlobType.data && type !== BlobType.tree) throw new IntegrityError(`pack header names unknown blob type ${type}`);
+    const length = header.readUInt32LE(at + 2);
+    entries.push({ type: type as BlobType, compression: header[at + 1], length, rawLength: header.readUInt32LE(at + 6), id: Buffer.from(header.subarray(at + 10, at + 42)), offset });
+    offset += length;
+  }
+  if (offset !== pack.length - 4 - headerLen) throw new IntegrityError("pack header does not describe the pack's data exactly");
+  return entries;
+}
+
+export function packKey(id: string): string {
+  return `data/${id.slice(0, 2)}/${id}`;
+}

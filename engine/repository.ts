@@ -1,0 +1,451 @@
+import { hostname, userInfo } from "node:os";
+import { randomBytes } from "node:crypto";
+import { isNotFound, type Backend } from "../backends/backend.js";
+import { BlobIndex, BlobType, type BlobLocation } from "./blob-index.js";
+import { Chunker, DEFAULT_CHUNK_SIZES, type ChunkerParams } from "./chunker.js";
+import { CodecPool } from "./codec-pool.js";
+import { Compression, DEFAULT_COMPRESSION, compressBlob, decompressBlob, formatCompression, parseCompression, type CompressionSpec } from "./compression.js";
+import { blobId, DEFAULT_SCRYPT, deriveKey, IntegrityError, open, randomKey, seal, sha256Hex, type CipherName, type DataKey, type KdfParams } from "./crypto.js";
+import { CairnError, RepositoryNotFoundError, WrongPasswordError } from "./errors.js";
+import { decodeIndex, encodeIndex, type IndexFile } from "./index-file.js";
+import { PackBuilder, packKey, type PackEntry } from "./pack.js";
+
+export const FORMAT_VERSION = 1;
+
+/** The repository's `config` document. */
+export interface RepoConfig {
+  version: number;
+  id: string;
+  created: string;
+  chunker: ChunkerParams;
+  /** Default compression for new data, e.g. "zstd:3". */
+  compression: string;
+  cipher: CipherName;
+  /** Target pack size in bytes. */
+  packSize: number;
+}
+
+/** A key file (`keys/<id>`): KDF parameters and the master key wrapped by the password-derived key. */
+export interface KeyFile {
+  version: number;
+  created: string;
+  host: string;
+  username: string;
+  kdf: KdfParams;
+  salt: string;
+  data: string;
+}
+
+interface MasterKey {
+  encKey: string;
+  idKey: string;
+}
+
+interface Keyring {
+  keys: { epoch: number; key: string; created: string }[];
+}
+
+export interface InitOptions {
+  kdf?: KdfParams;
+  cipher?: CipherName;
+  compression?: string;
+  chunker?: ChunkerParams;
+  packSize?: number;
+  threads?: number;
+}
+
+export interface OpenOptions {
+  threads?: number;
+  /** Compression for data written in this session (defaults to the repository's). */
+  compression?: string;
+}
+
+/** Directories holding write-once, content-addressed files. */
+export type FileKind = "snapshots" | "index" | "keyring" | "locks" | "keys";
+
+const INDEX_EVERY_PACKS = 8;
+const MAX_SEALING = 12;
+const MAX_UPLOADS = 3;
+
+/**
+ * An open repository: keys, config, the blob index, and the writer that groups
+ * new blobs into packs. Files are write-once; nothing is rewritten in place.
+ */
+export class Repository {
+  readonly index = new BlobIndex();
+  readonly chunker: Chunker;
+  readonly pool: CodecPool;
+  readonly indexFiles = new Map<string, IndexFile>();
+  compression: CompressionSpec;
+
+  private readonly dataKeys = new Map<number, Buffer>();
+  private currentEpoch = 0;
+  private packers: Record<number, PackBuilder | undefined> = {};
+  private readonly inFlight = new Set<string>();
+  private readonly sealing = new Set<Promise<void>>();
+  private readonly uploads = new Set<Promise<void>>();
+  private pendingIndex: IndexFile["packs"] = [];
+  private writeError?: unknown;
+  /** Bytes of pack files written in this session (for stats and tests). */
+  packBytesWritten = 0;
+  packsWritten = 0;
+
+  private constructor(
+    readonly backend: Backend,
+    readonly config: RepoConfig,
+    private readonly master: { encKey: Buffer; idKey: Buffer },
+    readonly keyId: string,
+    keyring: Keyring[],
+    options: OpenOptions,
+  ) {
+    this.dataKeys.set(0, master.encKey);
+    for (const ring of keyring) {
+      for (const k of ring.keys) {
+        this.dataKeys.set(k.epoch, Buffer.from(k.key, "base64"));
+        this.currentEpoch = Math.max(this.currentEpoch, k.epoch);
+      }
+    }
+    this.chunker = new Chunker(config.chunker);
+    this.compression = parseCompression(options.compression ?? config.compression);
+    this.pool = new CodecPool(
+      { idKey: master.idKey, dataKeys: [...this.dataKeys].map(([epoch, key]) => ({ epoch, key })), epoch: this.currentEpoch, cipher: config.cipher },
+      options.threads,
+    );
+  }
+
+  get idKey(): Buffer {
+    return this.master.idKey;
+  }
+
+  get epoch(): number {
+    return this.currentEpoch;
+  }
+
+  get epochs(): number[] {
+    return [...this.dataKeys.keys()].sort((a, b) => a - b);
+  }
+
+  keyFor = (epoch: number): Buffer | undefined => this.dataKeys.get(epoch);
+
+  private get currentKey(): DataKey {
+    return { epoch: this.currentEpoch, key: this.dataKeys.get(this.currentEpoch)! };
+  }
+
+  /** Creates a new repository at `backend` and opens it. */
+  static async init(backend: Backend, password: string, options: InitOptions = {}): Promise<Repository> {
+    if (await backend.exists("config")) {
+      throw new CairnError(`a repository already exists at ${backend.location}; use it as it is or choose another location`);
+    }
+    const compression = formatCompression(parseCompression(options.compression ?? formatCompression(DEFAULT_COMPRESSION)));
+    const master = { encKey: randomKey(), idKey: randomKey() };
+    const config: RepoConfig = {
+      version: FORMAT_VERSION,
+      id: randomBytes(16).toString("hex"),
+      created: new Date().toISOString(),
+      chunker: options.chunker ?? { ...DEFAULT_CHUNK_SIZES, seed: randomBytes(32).toString("hex") },
+      compression,
+      cipher: options.cipher ?? "aes-256-gcm",
+      packSize: options.packSize ?? 16 * 1024 * 1024,
+    };
+    new Chunker(config.chunker);
+    const keyFile = await makeKeyFile(master, password, options.kdf ?? DEFAULT_SCRYPT);
+    await backend.put(`keys/${sha256Hex(keyFile)}`, keyFile);
+    await backend.put("config", seal(packUnpacked(Buffer.from(JSON.stringify(config)), false), { epoch: 0, key: master.encKey }, config.cipher));
+    return Repository.open(backend, password, { threads: options.threads });
+  }
+
+  /** Opens an existing repository with a password; loads its index. */
+  static async open(backend: Backend, password: string, options: OpenOptions = {}): Promise<Repository> {
+    const { master, keyId } = await unlock(backend, password);
+    let config: RepoConfig;
+    try {
+      config = JSON.parse(unpackUnpacked(open(await backend.get("config"), (e) => (e === 0 ? master.encKey : undefined))).toString("utf8"));
+    } catch (err) {
+      if (err instanceof IntegrityError) throw new CairnError(`the repository config at ${backend.location} is damaged (${err.message}); restore it from a copy of the repository`, 1);
+      throw err;
+    }
+    if (config.version !== FORMAT_VERSION) {
+      throw new CairnError(`repository format version ${config.version} is not supported by this cairn (it reads version ${FORMAT_VERSION}); upgrade cairn`);
+    }
+    const rings: Keyring[] = [];
+    for await (const obj of backend.list("keyring/")) {
+      const id = obj.key.slice("keyring/".length);
+      const plain = unpackUnpacked(open(await getVerified(backend, obj.key, id), (e) => (e === 0 ? master.encKey : undefined)));
+      rings.push(JSON.parse(plain.toString("utf8")));
+    }
+    const repo = new Repository(backend, config, master, keyId, rings, options);
+    await repo.loadIndex();
+    return repo;
+  }
+
+  /** (Re)reads every index file into memory. Superseded index files are skipped. */
+  async loadIndex(): Promise<void> {
+    const ids: string[] = [];
+    for await (const obj of this.backend.list("index/")) ids.push(obj.key.slice("index/".length));
+    const files = new Map<string, IndexFile>();
+    await mapLimit(ids, 4, async (id) => {
+      files.set(id, decodeIndex(await this.loadUnpacked("index", id)));
+    });
+    const superseded = new Set<string>();
+    for (const f of files.values()) for (const s of f.supersedes) superseded.add(s);
+    this.indexFiles.clear();
+    for (const [id, f] of files) {
+      if (superseded.has(id)) continue;
+      this.indexFiles.set(id, f);
+      for (const pack of f.packs) {
+        const n = this.index.packNumber(pack.id);
+        for (const b of pack.blobs) this.index.add({ ...b, pack: n });
+      }
+    }
+  }
+
+  /** Where a blob is stored, or undefined. */
+  lookup(id: Buffer): (BlobLocation & { packId: string }) | undefined {
+    const loc = this.index.get(id);
+    return loc && { ...loc, packId: this.index.packs[loc.pack] };
+  }
+
+  hasBlob(id: Buffer): boolean {
+    return this.index.has(id) || this.inFlight.has(id.toString("hex"));
+  }
+
+  /** Keyed id of a plaintext blob. */
+  blobId(data: Uint8Array): Buffer {
+    return blobId(this.master.idKey, data);
+  }
+
+  /**
+   * Stores a blob unless the repository already has it. Returns true when the blob
+   * was new. The data is handed to a worker; call flush() to make it durable.
+   * `data` must not be modified afterwards (it may be transferred to a worker).
+   */
+  async saveBlob(type: BlobType, data: Buffer, id: Buffer = this.blobId(data)): Promise<boolean> {
+    if (this.writeError) throw this.writeError;
+    const hex = id.toString("hex");
+    if (this.index.has(id) || this.inFlight.has(hex)) return false;
+    this.inFlight.add(hex);
+    while (this.sealing.size >= MAX_SEALING) await Promise.race(this.sealing);
+    const rawLength = data.length;
+    const job: Promise<void> = this.pool
+      .seal({ data, compression: type === BlobType.tree ? { algorithm: "zstd", level: 3 } : this.compression }, true)
+      .then((r) => this.addToPack(type, id, r.envelope, r.compression, rawLength))
+      .catch((err) => {
+        this.writeError ??= err;
+      })
+      .finally(() => this.sealing.delete(job));
+    this.sealing.add(job);
+    return true;
+  }
+
+  private async addToPack(type: BlobType, id: Buffer, envelope: Buffer, compression: number, rawLength: number): Promise<void> {
+    const packer = (this.packers[type] ??= new PackBuilder(type));
+    packer.add(envelope, { id, compression, rawLength });
+    if (packer.size >= this.config.packSize) {
+      this.packers[type] = undefined;
+      await this.uploadPack(packer);
+    }
+  }
+
+  private async uploadPack(packer: PackBuilder): Promise<void> {
+    while (this.uploads.size >= MAX_UPLOADS) await Promise.race(this.uploads);
+    const bytes = packer.finish(this.currentKey, this.config.cipher);
+    const id = sha256Hex(bytes);
+    const job: Promise<void> = (async () => {
+      await this.backend.put(packKey(id), bytes);
+      this.packBytesWritten += bytes.length;
+      this.packsWritten++;
+      const n = this.index.packNumber(id);
+      for (const e of packer.entries) {
+        this.index.add({ ...e, pack: n });
+        this.inFlight.delete(e.id.toString("hex"));
+      }
+      this.pendingIndex.push({ id, blobs: packer.entries });
+      if (this.pendingIndex.length >= INDEX_EVERY_PACKS) await this.writeIndex();
+    })()
+      .catch((err) => {
+        this.writeError ??= err;
+      })
+      .finally(() => this.uploads.delete(job));
+    this.uploads.add(job);
+  }
+
+  private async writeIndex(supersedes: string[] = []): Promise<string | undefined> {
+    if (this.pendingIndex.length === 0 && supersedes.length === 0) return undefined;
+    const file: IndexFile = { supersedes, packs: this.pendingIndex };
+    this.pendingIndex = [];
+    const id = await this.saveUnpacked("index", encodeIndex(file));
+    this.indexFiles.set(id, file);
+    return id;
+  }
+
+  /** Waits for every pending blob, uploads partial packs and writes the index. */
+  async flush(options: { supersedes?: string[] } = {}): Promise<string | undefined> {
+    while (this.sealing.size) await Promise.race(this.sealing);
+    for (const type of [BlobType.data, BlobType.tree]) {
+      const packer = this.packers[type];
+      if (packer && packer.count) {
+        this.packers[type] = undefined;
+        await this.uploadPack(packer);
+      }
+    }
+    while (this.uploads.size) await Promise.race(this.uploads);
+    if (this.writeError) throw this.writeError;
+    return this.writeIndex(options.supersedes);
+  }
+
+  /** Reads, decrypts, decompresses and verifies one blob. */
+  async loadBlob(id: Buffer): Promise<Buffer> {
+    const loc = this.lookup(id);
+    if (!loc) throw new CairnError(`blob ${id.toString("hex").slice(0, 16)} is not in the index; run "cairn check" to see what is damaged`);
+    const envelope = await this.backend.get(packKey(loc.packId), { offset: loc.offset, length: loc.length });
+    const { data } = await this.pool.open({ envelope, compression: loc.compression, expectId: id });
+    return data!;
+  }
+
+  /** Encrypts and stores a small file under `dir/`; its name is the SHA-256 of the stored bytes. */
+  async saveUnpacked(dir: FileKind, plaintext: Buffer): Promise<string> {
+    const sealed = seal(packUnpacked(plaintext, true), this.currentKey, this.config.cipher);
+    const id = sha256Hex(sealed);
+    await this.backend.put(`${dir}/${id}`, sealed);
+    return id;
+  }
+
+  async loadUnpacked(dir: FileKind, id: string): Promise<Buffer> {
+    const bytes = await getVerified(this.backend, `${dir}/${id}`, id);
+    try {
+      return unpackUnpacked(open(bytes, this.keyFor));
+    } catch (err) {
+      if (err instanceof IntegrityError) throw new IntegrityError(`${dir}/${id} is damaged: ${err.message}`);
+      throw err;
+    }
+  }
+
+  async saveJSON(dir: FileKind, value: unknown): Promise<string> {
+    return this.saveUnpacked(dir, Buffer.from(JSON.stringify(value)));
+  }
+
+  async loadJSON<T>(dir: FileKind, id: string): Promise<T> {
+    return JSON.parse((await this.loadUnpacked(dir, id)).toString("utf8")) as T;
+  }
+
+  /** Ids of the files in a directory. */
+  async listIds(dir: FileKind): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const obj of this.backend.list(`${dir}/`)) ids.push(obj.key.slice(dir.length + 1));
+    return ids;
+  }
+
+  /** Adds a key file for another password (the master key is unchanged, no data is rewritten). */
+  async addKey(password: string, kdf: KdfParams = DEFAULT_SCRYPT): Promise<string> {
+    const keyFile = await makeKeyFile(this.master, password, kdf);
+    const id = sha256Hex(keyFile);
+    await this.backend.put(`keys/${id}`, keyFile);
+    return id;
+  }
+
+  /** Starts a new data-key epoch: data written from now on uses a fresh key; old data stays readable. */
+  async rotateDataKey(): Promise<number> {
+    const old = await this.listIds("keyring");
+    const keys: Keyring["keys"] = [];
+    for (const [epoch, key] of this.dataKeys) if (epoch > 0) keys.push({ epoch, key: key.toString("base64"), created: new Date().toISOString() });
+    const epoch = this.currentEpoch + 1;
+    keys.push({ epoch, key: randomKey().toString("base64"), created: new Date().toISOString() });
+    // The keyring is sealed under epoch 0 so that every key file's master key opens it.
+    const sealed = seal(packUnpacked(Buffer.from(JSON.stringify({ keys } satisfies Keyring)), false), { epoch: 0, key: this.master.encKey }, this.config.cipher);
+    const id = sha256Hex(sealed);
+    await this.backend.put(`keyring/${id}`, sealed);
+    for (const o of old) await this.backend.delete(`keyring/${o}`);
+    return epoch;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}
+
+/** Plaintext of an unpacked file: one byte of compression id, then the payload. */
+function packUnpacked(payload: Buffer, compress: boolean): Buffer {
+  const c = compress ? compressBlob(payload, { algorithm: "zstd", level: 3 }) : { id: Compression.none, data: payload };
+  return Buffer.concat([Uint8Array.of(c.id), c.data]);
+}
+
+function unpackUnpacked(plain: Buffer): Buffer {
+  if (plain.length < 1) throw new IntegrityError("empty file");
+  return decompressBlob(plain[0], plain.subarray(1));
+}
+
+/** Reads a content-addressed file and checks that its bytes still hash to its name. */
+export async function getVerified(backend: Backend, key: string, id: string): Promise<Buffer> {
+  const bytes = await backend.get(key);
+  if (sha256Hex(bytes) !== id) throw new IntegrityError(`${key} is damaged: its content no longer matches its name`);
+  return bytes;
+}
+
+async function makeKeyFile(master: { encKey: Buffer; idKey: Buffer }, password: string, kdf: KdfParams): Promise<Buffer> {
+  const salt = randomBytes(32);
+  const wrapKey = await deriveKey(password, salt, kdf);
+  const payload: MasterKey = { encKey: master.encKey.toString("base64"), idKey: master.idKey.toString("base64") };
+  const data = seal(Buffer.from(JSON.stringify(payload)), { epoch: 0, key: wrapKey });
+  const file: KeyFile = {
+    version: 1,
+    created: new Date().toISOString(),
+    host: hostname(),
+    username: safeUser(),
+    kdf,
+    salt: salt.toString("base64"),
+    data: data.toString("base64"),
+  };
+  return Buffer.from(JSON.stringify(file, null, 2));
+}
+
+export function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? "");
+  }
+}
+
+/** Reads every key file and finds the one the password opens. */
+async function unlock(backend: Backend, password: string): Promise<{ master: { encKey: Buffer; idKey: Buffer }; keyId: string }> {
+  if (!(await backend.exists("config"))) throw new RepositoryNotFoundError(backend.location);
+  const keys: { id: string; file: KeyFile }[] = [];
+  for await (const obj of backend.list("keys/")) {
+    const id = obj.key.slice("keys/".length);
+    try {
+      const bytes = await backend.get(obj.key);
+      keys.push({ id, file: JSON.parse(bytes.toString("utf8")) });
+    } catch (err) {
+      if (isNotFound(err)) continue;
+      if (err instanceof SyntaxError) continue; // a damaged key file cannot open; others may
+      throw err;
+    }
+  }
+  if (keys.length === 0) throw new CairnError(`the repository at ${backend.location} has no key files left; it cannot be opened`);
+  for (const { id, file } of keys) {
+    try {
+      const wrapKey = await deriveKey(password, Buffer.from(file.salt, "base64"), file.kdf);
+      const plain = open(Buffer.from(file.data, "base64"), (e) => (e === 0 ? wrapKey : undefined));
+      const m = JSON.parse(plain.toString("utf8")) as MasterKey;
+      return { master: { encKey: Buffer.from(m.encKey, "base64"), idKey: Buffer.from(m.idKey, "base64") }, keyId: id };
+    } catch (err) {
+      if (err instanceof IntegrityError || err instanceof SyntaxError || err instanceof TypeError || err instanceof RangeError) continue;
+      throw err;
+    }
+  }
+  throw new WrongPasswordError();
+}
+
+/** Runs `fn` over `items` with at most `limit` running at once. */
+export async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const run = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+}
+
+export { type PackEntry };

@@ -1,0 +1,434 @@
+import { constants, promises as fs, type Stats } from "node:fs";
+import * as path from "node:path";
+import picomatch from "picomatch";
+import { blobId } from "./crypto.js";
+import { CairnError } from "./errors.js";
+import { packKey } from "./pack.js";
+import type { Repository } from "./repository.js";
+import { isSafeName, TreeLoader, type TreeNode } from "./tree.js";
+
+export type OverwritePolicy = "always" | "if-changed" | "never";
+
+export interface RestoreOptions {
+  target: string;
+  include?: string[];
+  exclude?: string[];
+  dryRun?: boolean;
+  verify?: boolean;
+  overwrite?: OverwritePolicy;
+  /** Remove files in the target that the snapshot does not have (only inside restored directories). */
+  delete?: boolean;
+  onProgress?: (p: RestoreProgress) => void;
+}
+
+export interface RestoreProgress {
+  filesDone: number;
+  filesTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+export interface RestoreResult {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  /** Files left as they were because they already matched (if-changed) or existed (never). */
+  filesSkipped: number;
+  /** Bytes of file content the snapshot holds for the selected files. */
+  totalBytes: number;
+  /** Bytes actually written (a delta restore writes only changed blobs). */
+  bytesWritten: number;
+  deleted: string[];
+  /** Files whose content did not match the snapshot after restore (only with verify). */
+  verifyErrors: string[];
+  /** Entries that could not be restored (special files, permission problems). */
+  warnings: string[];
+}
+
+interface FileJob {
+  dest: string;
+  node: TreeNode;
+  /** Blob ids and offsets to write; all of the file's blobs unless the restore is a delta. */
+  writes: { id: string; offset: number }[];
+  remaining: number;
+}
+
+const MAX_OPEN = 128;
+
+/**
+ * Restores a snapshot tree into a target directory. Reads pack by pack (each pack
+ * once), decrypts on the worker threads, verifies every blob against its keyed id,
+ * and writes with positional writes. Never writes outside the target.
+ */
+export class Restorer {
+  private readonly loader: TreeLoader;
+  private readonly root: string;
+  private readonly included: (p: string) => boolean;
+  private readonly excluded: (p: string) => boolean;
+  private readonly result: RestoreResult = { files: 0, dirs: 0, symlinks: 0, filesSkipped: 0, totalBytes: 0, bytesWritten: 0, deleted: [], verifyErrors: [], warnings: [] };
+  private readonly dirs: { dest: string; node: TreeNode }[] = [];
+  private readonly links: { dest: string; node: TreeNode }[] = [];
+  private readonly files: FileJob[] = [];
+  private readonly keepNames = new Map<string, Set<string>>();
+  private readonly progress: RestoreProgress = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 };
+  private readonly isRoot = process.getuid?.() === 0;
+
+  constructor(private readonly repo: Repository, private readonly options: RestoreOptions) {
+    this.loader = new TreeLoader(repo);
+    this.root = path.resolve(options.target);
+    const inc = options.include?.length ? picomatch(options.include, { dot: true, basename: true }) : undefined;
+    const exc = options.exclude?.length ? picomatch(options.exclude, { dot: true, basename: true }) : undefined;
+    this.included = inc ? (p) => inc(p) : () => true;
+    this.excluded = exc ? (p) => exc(p) : () => false;
+  }
+
+  async restore(treeId: string): Promise<RestoreResult> {
+    await this.plan(treeId, "", this.root, !this.options.include?.length);
+    this.progress.filesTotal = this.files.length;
+    this.progress.bytesTotal = this.result.totalBytes;
+    if (this.options.dryRun) return this.result;
+    await fs.mkdir(this.root, { recursive: true });
+    for (const d of this.dirs) await this.ensureDir(d.dest);
+    await this.restoreFiles();
+    for (const l of this.links) await this.restoreLink(l.dest, l.node);
+    if (this.options.delete) await this.deleteExtra();
+    for (const d of [...this.dirs].reverse()) await this.applyMeta(d.dest, d.node, false);
+    if (this.options.verify) await this.verify();
+    return this.result;
+  }
+
+  /** Collects what to restore. `whole` is true when the directory is wholly selected (not just on the way to an include). */
+  private async plan(treeId: string, snapPath: string, destDir: string, whole: boolean): Promise<boolean> {
+    const tree = await this.loader.load(treeId);
+    const seen = new Set<string>();
+    let any = false;
+    for (const node of tree.nodes) {
+      if (!isSafeName(node.name)) {
+        throw new CairnError(`the snapshot holds an unsafe name ${JSON.stringify(node.name)} in ${snapPath || "/"}; refusing to restore (it would write outside the target)`);
+      }
+      if (seen.has(node.name)) throw new CairnError(`the snapshot holds ${snapPath}/${node.name} twice; refusing to restore it`);
+      seen.add(node.name);
+      const p = `${snapPath}/${node.name}`;
+      const dest = path.join(destDir, node.name);
+      if (!dest.startsWith(this.root + path.sep)) throw new CairnError(`refusing to restore ${p}: it resolves outside the target`);
+      if (this.excluded(p)) continue;
+      const selected = whole || this.included(p);
+      if (node.type === "dir") {
+        if (!node.subtree) continue;
+        const idx = this.dirs.length;
+        this.dirs.push({ dest, node });
+        const has = await this.plan(node.subtree, p, dest, selected);
+        if (!has && !selected) this.dirs.splice(idx, 1);
+        else {
+          any = true;
+          if (selected) this.keep(destDir, node.name);
+        }
+        continue;
+      }
+      if (!selected) continue;
+      any = true;
+      this.keep(destDir, node.name);
+      if (node.type === "file") {
+        const writes: FileJob["writes"] = [];
+        let offset = 0;
+        for (const id of node.content ?? []) {
+          const loc = this.repo.lookup(Buffer.from(id, "hex"));
+          if (!loc) throw new CairnError(`blob ${id.slice(0, 16)} of ${p} is missing from the repository; run "cairn check"`);
+          writes.push({ id, offset });
+          offset += loc.rawLength;
+        }
+        this.files.push({ dest, node, writes, remaining: writes.length });
+        this.result.files++;
+        this.result.totalBytes += node.size ?? offset;
+      } else if (node.type === "symlink") {
+        this.links.push({ dest, node });
+        this.result.symlinks++;
+      } else {
+        this.result.warnings.push(`${p}: ${node.type} entries are not restored`);
+      }
+    }
+    if (whole) this.keepNames.set(destDir, this.keepNames.get(destDir) ?? new Set());
+    return any;
+  }
+
+  private keep(dir: string, name: string): void {
+    let s = this.keepNames.get(dir);
+    if (!s) this.keepNames.set(dir, (s = new Set()));
+    s.add(name);
+  }
+
+  private async ensureDir(dest: string): Promise<void> {
+    const st = await lstatOrUndefined(dest);
+    if (st?.isDirectory()) return;
+    if (st) {
+      if (this.options.overwrite === "never") throw new CairnError(`${dest} exists and is not a directory; move it away or use --overwrite always`);
+      await fs.rm(dest, { force: true });
+    }
+    await fs.mkdir(dest);
+    this.result.dirs++;
+  }
+
+  private async restoreFiles(): Promise<void> {
+    const byPack = new Map<string, { loc: NonNullable<ReturnType<Repository["lookup"]>>; targets: { job: FileJob; offset: number }[] }[]>();
+    const blobsInPack = new Map<string, Map<string, { loc: NonNullable<ReturnType<Repository["lookup"]>>; targets: { job: FileJob; offset: number }[] }>>();
+    const handles = new HandleCache(MAX_OPEN);
+    for (const job of this.files) {
+      const ready = await this.prepareFile(job);
+      if (!ready) continue;
+      if (job.writes.length === 0) {
+        await this.finishFile(job, handles);
+        continue;
+      }
+      for (const w of job.writes) {
+        const loc = this.repo.lookup(Buffer.from(w.id, "hex"))!;
+        let m = blobsInPack.get(loc.packId);
+        if (!m) {
+          blobsInPack.set(loc.packId, (m = new Map()));
+          byPack.set(loc.packId, []);
+        }
+        let b = m.get(w.id);
+        if (!b) {
+          m.set(w.id, (b = { loc, targets: [] }));
+          byPack.get(loc.packId)!.push(b);
+        }
+        b.targets.push({ job, offset: w.offset });
+      }
+    }
+    const packs = [...byPack.entries()];
+    let next = 0;
+    const worker = async () => {
+      while (next < packs.length) {
+        const [packId, blobs] = packs[next++];
+        blobs.sort((a, b) => a.loc.offset - b.loc.offset);
+        for (const range of coalesce(blobs)) {
+          const bytes = await this.repo.backend.get(packKey(packId), { offset: range.start, length: range.end - range.start });
+          await Promise.all(
+            range.blobs.map(async (b) => {
+              const envelope = bytes.subarray(b.loc.offset - range.start, b.loc.offset - range.start + b.loc.length);
+              const { data } = await this.repo.pool.open({ envelope, compression: b.loc.compression, expectId: b.loc.id });
+              for (const t of b.targets) {
+                const h = await handles.get(t.job.dest);
+                await writeAll(h, data!, t.offset);
+                this.result.bytesWritten += data!.length;
+                this.progress.bytesDone += data!.length;
+                if (--t.job.remaining === 0) await this.finishFile(t.job, handles);
+              }
+            }),
+          );
+          this.options.onProgress?.({ ...this.progress });
+        }
+      }
+    };
+    try {
+      await Promise.all([worker(), worker()]);
+    } finally {
+      await handles.closeAll();
+    }
+  }
+
+  /** Decides how to write one file; returns false when it is skipped. Creates (or truncates) it. */
+  private async prepareFile(job: FileJob): Promise<boolean> {
+    const policy = this.options.overwrite ?? "always";
+    const st = await lstatOrUndefined(job.dest);
+    const size = job.node.size ?? 0;
+    if (st) {
+      if (policy === "never") {
+        this.result.filesSkipped++;
+        return false;
+      }
+      if (!st.isFile()) {
+        if (st.isDirectory()) throw new CairnError(`${job.dest} is a directory in the target but a file in the snapshot; move it away first`);
+        await fs.rm(job.dest, { force: true });
+      } else if (policy === "if-changed") {
+        job.writes = await this.changedBlobs(job, st);
+        job.remaining = job.writes.length;
+        if (job.writes.length === 0 && st.size === size) {
+          this.result.filesSkipped++;
+          await this.applyMeta(job.dest, job.node, true);
+          this.progress.filesDone++;
+          return false;
+        }
+        await fs.truncate(job.dest, size);
+        return true;
+      }
+    }
+    const h = await fs.open(job.dest, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+    try {
+      if (size > 0) await h.truncate(size);
+    } finally {
+      await h.close();
+    }
+    return true;
+  }
+
+  /** Blobs whose bytes differ between the target file and the snapshot (delta restore). */
+  private async changedBlobs(job: FileJob, st: Stats): Promise<FileJob["writes"]> {
+    const changed: FileJob["writes"] = [];
+    const h = await fs.open(job.dest, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      for (const w of job.writes) {
+        const loc = this.repo.lookup(Buffer.from(w.id, "hex"))!;
+        if (w.offset + loc.rawLength > st.size) {
+          changed.push(w);
+          continue;
+        }
+        const buf = Buffer.allocUnsafe(loc.rawLength);
+        const { bytesRead } = await h.read(buf, 0, loc.rawLength, w.offset);
+        if (bytesRead !== loc.rawLength || !blobId(this.repo.idKey, buf).equals(loc.id)) changed.push(w);
+      }
+    } finally {
+      await h.close();
+    }
+    return changed;
+  }
+
+  private async finishFile(job: FileJob, handles: HandleCache): Promise<void> {
+    await handles.close(job.dest);
+    await this.applyMeta(job.dest, job.node, true);
+    this.progress.filesDone++;
+  }
+
+  private async restoreLink(dest: string, node: TreeNode): Promise<void> {
+    const st = await lstatOrUndefined(dest);
+    if (st) {
+      if (this.options.overwrite === "never") {
+        this.result.filesSkipped++;
+        return;
+      }
+      if (st.isDirectory()) throw new CairnError(`${dest} is a directory in the target but a symlink in the snapshot; move it away first`);
+      await fs.rm(dest, { force: true });
+    }
+    await fs.symlink(node.linktarget ?? "", dest);
+    await this.applyMeta(dest, node, false, true);
+  }
+
+  private async applyMeta(dest: string, node: TreeNode, isFile: boolean, isLink = false): Promise<void> {
+    const mtime = nsToSeconds(node.mtime);
+    try {
+      if (this.isRoot) await fs.lchown(dest, node.uid, node.gid);
+      if (isLink) {
+        await fs.lutimes(dest, mtime, mtime);
+        return;
+      }
+      await fs.chmod(dest, node.mode);
+      await fs.utimes(dest, mtime, mtime);
+    } catch (err) {
+      this.result.warnings.push(`${dest}: could not set metadata (${(err as Error).message})`);
+    }
+    void isFile;
+  }
+
+  private async deleteExtra(): Promise<void> {
+    for (const [dir, keep] of this.keepNames) {
+      const names = await fs.readdir(dir).catch(() => [] as string[]);
+      for (const n of names) {
+        if (keep.has(n)) continue;
+        const victim = path.join(dir, n);
+        if (!victim.startsWith(this.root + path.sep)) continue;
+        await fs.rm(victim, { recursive: true, force: true });
+        this.result.deleted.push(victim);
+      }
+    }
+  }
+
+  private async verify(): Promise<void> {
+    for (const job of this.files) {
+      const st = await lstatOrUndefined(job.dest);
+      if (!st?.isFile()) {
+        if (this.options.overwrite !== "never") this.result.verifyErrors.push(`${job.dest}: missing after restore`);
+        continue;
+      }
+      if (st.size !== (job.node.size ?? 0)) {
+        this.result.verifyErrors.push(`${job.dest}: size ${st.size}, expected ${job.node.size}`);
+        continue;
+      }
+      const all = { ...job, writes: [] as FileJob["writes"] };
+      let offset = 0;
+      for (const id of job.node.content ?? []) {
+        all.writes.push({ id, offset });
+        offset += this.repo.lookup(Buffer.from(id, "hex"))!.rawLength;
+      }
+      const bad = await this.changedBlobs(all, st);
+      if (bad.length) this.result.verifyErrors.push(`${job.dest}: ${bad.length} chunk(s) differ from the snapshot`);
+    }
+  }
+}
+
+interface Range<B> {
+  start: number;
+  end: number;
+  blobs: B[];
+}
+
+/** Groups blobs sorted by offset into read ranges, bridging small gaps so one read serves many blobs. */
+function coalesce<B extends { loc: { offset: number; length: number } }>(blobs: B[], maxGap = 1 << 20, maxRange = 32 << 20): Range<B>[] {
+  const out: Range<B>[] = [];
+  for (const b of blobs) {
+    const last = out[out.length - 1];
+    const end = b.loc.offset + b.loc.length;
+    if (last && b.loc.offset - last.end <= maxGap && end - last.start <= maxRange) {
+      last.end = Math.max(last.end, end);
+      last.blobs.push(b);
+    } else out.push({ start: b.loc.offset, end, blobs: [b] });
+  }
+  return out;
+}
+
+async function writeAll(h: fs.FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await h.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
+  try {
+    return await fs.lstat(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+function nsToSeconds(ns: string): number {
+  const n = BigInt(ns);
+  return Number(n / 1_000_000_000n) + Number(n % 1_000_000_000n) / 1e9;
+}
+
+/** Keeps a bounded number of files open for writing. */
+class HandleCache {
+  private readonly open = new Map<string, Promise<fs.FileHandle>>();
+
+  constructor(private readonly max: number) {}
+
+  async get(file: string): Promise<fs.FileHandle> {
+    let h = this.open.get(file);
+    if (h) {
+      this.open.delete(file);
+      this.open.set(file, h);
+      return h;
+    }
+    if (this.open.size >= this.max) {
+      const [oldest, oh] = this.open.entries().next().value!;
+      this.open.delete(oldest);
+      await (await oh).close();
+    }
+    h = fs.open(file, constants.O_WRONLY | constants.O_NOFOLLOW);
+    this.open.set(file, h);
+    return h;
+  }
+
+  async close(file: string): Promise<void> {
+    const h = this.open.get(file);
+    if (!h) return;
+    this.open.delete(file);
+    await (await h).close();
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(all.map(async (h) => (await h).close()));
+  }
+}

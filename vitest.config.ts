@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["engine/**/*.test.ts", "backends/**/*.test.ts", "cli/**/*.test.ts", "test/**/*.test.ts"],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    pool: "forks",
+    // CLI tests spawn processes that use both cores themselves.
+    maxWorkers: 2,
+  },
+});
