@@ -12,11 +12,14 @@ export function register(program: Command): void {
     .option("--kdf <name>", "password key derivation: scrypt or argon2id", "scrypt")
     .option("--cipher <name>", "aes-256-gcm or chacha20-poly1305", "aes-256-gcm")
     .option("--compression <spec>", "default compression: zstd[:level], gzip[:1-9], brotli[:level], none", "zstd:3")
-    .action(async (o: { kdf: string; cipher: string; compression: string }, cmd: Command) => {
+    .option("--pack-size <MiB>", "target pack file size in MiB (4-128); larger packs mean fewer objects on remote storage", "16")
+    .action(async (o: { kdf: string; cipher: string; compression: string; packSize: string }, cmd: Command) => {
       const opts = globals(cmd);
       if (o.kdf !== "scrypt" && o.kdf !== "argon2id") throw new CairnError(`--kdf must be scrypt or argon2id, got ${o.kdf}`);
       if (o.cipher !== "aes-256-gcm" && o.cipher !== "chacha20-poly1305") throw new CairnError(`--cipher must be aes-256-gcm or chacha20-poly1305, got ${o.cipher}`);
       const compression = formatCompression(parseCompression(o.compression));
+      const packMiB = Number(o.packSize);
+      if (!Number.isInteger(packMiB) || packMiB < 4 || packMiB > 128) throw new CairnError(`--pack-size must be a whole number of MiB from 4 to 128, got ${o.packSize}`);
       const backend = backendFor(opts.repo);
       const password = await readPassword(opts, "new repository password", true);
       if (password.length === 0) throw new CairnError("an empty password protects nothing; choose a password");
@@ -24,6 +27,7 @@ export function register(program: Command): void {
         kdf: o.kdf === "argon2id" ? DEFAULT_ARGON2ID : DEFAULT_SCRYPT,
         cipher: o.cipher as CipherName,
         compression,
+        packSize: packMiB * 1024 * 1024,
       });
       await repo.close();
       output(opts, { id: repo.config.id, location: backend.location }, () => `created repository ${repo.config.id.slice(0, 10)} at ${backend.location}\n\nKeep the password safe: without it the data cannot be read.`);

@@ -27,11 +27,11 @@ export class CodecPool {
       this.inline = new Codec(keys);
       return;
     }
+    // Run from TypeScript sources (unit tests), the worker is the compiled copy in dist/.
     const self = import.meta.url;
-    const isTs = self.endsWith(".ts");
-    const file = new URL(isTs ? "./codec-worker.ts" : "./codec-worker.js", self);
+    const file = new URL(self.endsWith(".ts") ? "../dist/engine/codec-worker.js" : "./codec-worker.js", self);
     for (let i = 0; i < threads; i++) {
-      const w = new Worker(file, { workerData: keys, execArgv: isTs ? ["--import", "tsx"] : [] });
+      const w = new Worker(file, { workerData: keys });
       w.unref();
       w.on("message", (msg: { seq: number; result?: unknown; error?: { name: string; message: string } }) => {
         const p = this.pending.get(msg.seq);
