@@ -6,12 +6,13 @@ import { PROGRAM } from "../engine/archiver.js";
 import * as backup from "./cmd_backup.js";
 import * as dump from "./cmd_dump.js";
 import * as init from "./cmd_init.js";
+import * as key from "./cmd_key.js";
 import * as ls from "./cmd_ls.js";
 import * as restore from "./cmd_restore.js";
 import * as snapshots from "./cmd_snapshots.js";
 
 /** Every verb, one file each (cmd_<verb>.ts). */
-const COMMANDS = [init, backup, snapshots, ls, restore, dump];
+const COMMANDS = [init, backup, snapshots, ls, restore, dump, key];
 
 export function buildProgram(): Command {
   const program = new Command("cairn")
