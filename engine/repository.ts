@@ -58,6 +58,8 @@ export interface OpenOptions {
   threads?: number;
   /** Compression for data written in this session (defaults to the repository's). */
   compression?: string;
+  /** Called for a damaged index file, which is then skipped instead of failing the open (check uses it to report the file). */
+  onIndexError?: (id: string, err: IntegrityError) => void;
 }
 
 /** Directories holding write-once, content-addressed files. */
@@ -174,17 +176,22 @@ export class Repository {
       rings.push(JSON.parse(plain.toString("utf8")));
     }
     const repo = new Repository(backend, config, master, keyId, rings, options);
-    await repo.loadIndex();
+    await repo.loadIndex(options.onIndexError);
     return repo;
   }
 
   /** (Re)reads every index file into memory. Superseded index files are skipped. */
-  async loadIndex(): Promise<void> {
+  async loadIndex(onIndexError?: OpenOptions["onIndexError"]): Promise<void> {
     const ids: string[] = [];
     for await (const obj of this.backend.list("index/")) ids.push(obj.key.slice("index/".length));
     const files = new Map<string, IndexFile>();
     await mapLimit(ids, 4, async (id) => {
-      files.set(id, decodeIndex(await this.loadUnpacked("index", id)));
+      try {
+        files.set(id, decodeIndex(await this.loadUnpacked("index", id)));
+      } catch (err) {
+        if (!onIndexError || !(err instanceof IntegrityError)) throw err;
+        onIndexError(id, err);
+      }
     });
     const superseded = new Set<string>();
     for (const f of files.values()) for (const s of f.supersedes) superseded.add(s);
@@ -410,10 +417,12 @@ export function safeUser(): string {
 async function unlock(backend: Backend, password: string): Promise<{ master: { encKey: Buffer; idKey: Buffer }; keyId: string }> {
   if (!(await backend.exists("config"))) throw new RepositoryNotFoundError(backend.location);
   const keys: { id: string; file: KeyFile }[] = [];
+  const damaged: string[] = [];
   for await (const obj of backend.list("keys/")) {
     const id = obj.key.slice("keys/".length);
     try {
       const bytes = await backend.get(obj.key);
+      if (sha256Hex(bytes) !== id) damaged.push(obj.key);
       keys.push({ id, file: JSON.parse(bytes.toString("utf8")) });
     } catch (err) {
       if (isNotFound(err)) continue;
@@ -421,7 +430,7 @@ async function unlock(backend: Backend, password: string): Promise<{ master: { e
       throw err;
     }
   }
-  if (keys.length === 0) throw new CairnError(`the repository at ${backend.location} has no key files left; it cannot be opened`);
+  if (keys.length === 0 && !damaged.length) throw new CairnError(`the repository at ${backend.location} has no key files left; it cannot be opened`);
   for (const { id, file } of keys) {
     try {
       const wrapKey = await deriveKey(password, Buffer.from(file.salt, "base64"), file.kdf);
@@ -433,6 +442,8 @@ async function unlock(backend: Backend, password: string): Promise<{ master: { e
       throw err;
     }
   }
+  // A changed key file no longer opens with the right password: say so rather than blame the password.
+  if (damaged.length) throw new CairnError(`no key opens with this password, and key file ${damaged.join(", ")} is damaged (its content no longer matches its name); restore it from a copy of the repository, or use another key's password`, 1);
   throw new WrongPasswordError();
 }
 

@@ -1,0 +1,267 @@
+import { isNotFound } from "../backends/backend.js";
+import { BlobType, type BlobLocation } from "./blob-index.js";
+import { sha256Hex } from "./crypto.js";
+import { CairnError } from "./errors.js";
+import { decodeIndex, type IndexFile } from "./index-file.js";
+import { packKey, readPackHeader, type PackEntry } from "./pack.js";
+import { mapLimit, type Repository } from "./repository.js";
+import type { Snapshot } from "./snapshot.js";
+import { decodeTree } from "./tree.js";
+
+/** What a problem is about; `object` names it (a pack id, `index/<id>`, a blob id, ...). */
+export type CheckErrorKind = "index" | "pack" | "blob" | "tree" | "snapshot" | "key";
+
+export interface CheckError {
+  kind: CheckErrorKind;
+  object: string;
+  message: string;
+}
+
+export interface CheckOptions {
+  /** Download packs and verify every blob in them. */
+  readData?: boolean;
+  /** Read only some packs: "10%" or "0.1" (a random sample), or "n/m" (the n-th of m groups, by pack id order). Implies readData. */
+  subset?: string;
+  onProgress?: (p: CheckProgress) => void;
+}
+
+export interface CheckProgress {
+  packsDone: number;
+  packsTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+export interface CheckReport {
+  errors: CheckError[];
+  warnings: string[];
+  /** Packs named by the index. */
+  packs: number;
+  packsRead: number;
+  blobsRead: number;
+  snapshots: number;
+}
+
+const PACKS_AT_ONCE = 2;
+
+type Fail = (kind: CheckErrorKind, object: string, message: string) => void;
+
+/**
+ * Checks a repository: that every file loads and every reference resolves, and
+ * with `readData` that the bytes in the packs are the bytes that were written.
+ * Problems are collected, never thrown, so one damaged object does not hide others.
+ */
+export async function checkRepository(repo: Repository, options: CheckOptions = {}): Promise<CheckReport> {
+  const report: CheckReport = { errors: [], warnings: [], packs: 0, packsRead: 0, blobsRead: 0, snapshots: 0 };
+  const fail: Fail = (kind, object, message) => report.errors.push({ kind, object, message });
+
+  await checkIndexFiles(repo, fail);
+  const packs = indexedPacks(repo.indexFiles.values());
+  report.packs = packs.size;
+  const present = await checkPackFiles(repo, packs, fail, report.warnings);
+  await checkKeys(repo, fail);
+  await checkSnapshots(repo, report, fail);
+
+  if (options.readData || options.subset !== undefined) {
+    const readable = [...packs.keys()].filter((id) => present.has(id)).sort();
+    const chosen = options.subset === undefined ? readable : selectSubset(readable, options.subset);
+    await readPacks(repo, chosen.map((id) => ({ id, blobs: packs.get(id)! })), report, fail, options.onProgress);
+  }
+  return report;
+}
+
+/** Loads the index files the open skipped or superseded: a damaged one is an error naming it. */
+async function checkIndexFiles(repo: Repository, fail: Fail): Promise<void> {
+  for (const id of await repo.listIds("index")) {
+    if (repo.indexFiles.has(id)) continue;
+    try {
+      decodeIndex(await repo.loadUnpacked("index", id));
+    } catch (err) {
+      if (isNotFound(err)) continue; // removed by a prune since the listing
+      fail("index", `index/${id}`, `index file index/${id} cannot be read: ${(err as Error).message}`);
+    }
+  }
+}
+
+function indexedPacks(files: Iterable<IndexFile>): Map<string, PackEntry[]> {
+  const packs = new Map<string, PackEntry[]>();
+  for (const f of files) {
+    for (const p of f.packs) {
+      const list = packs.get(p.id);
+      if (list) list.push(...p.blobs);
+      else packs.set(p.id, [...p.blobs]);
+    }
+  }
+  return packs;
+}
+
+/** Every indexed pack must exist and be long enough; packs no index names are only a warning. Returns the ids present. */
+async function checkPackFiles(repo: Repository, packs: Map<string, PackEntry[]>, fail: Fail, warnings: string[]): Promise<Set<string>> {
+  const sizes = new Map<string, number>();
+  for await (const obj of repo.backend.list("data/")) sizes.set(obj.key.slice(obj.key.lastIndexOf("/") + 1), obj.size);
+  const present = new Set<string>();
+  for (const [id, blobs] of packs) {
+    const size = sizes.get(id);
+    if (size === undefined) {
+      fail("pack", id, `pack ${packKey(id)} is missing; the index names it for ${blobs.length} blobs`);
+      continue;
+    }
+    const end = packEnd(blobs);
+    if (size < end) {
+      fail("pack", id, `pack ${packKey(id)} is truncated: ${size} bytes, the index needs at least ${end}`);
+      continue;
+    }
+    present.add(id);
+  }
+  for (const id of sizes.keys()) {
+    if (!packs.has(id)) warnings.push(`unreferenced pack ${packKey(id)}: no index names it; prune removes it`);
+  }
+  return present;
+}
+
+async function checkKeys(repo: Repository, fail: Fail): Promise<void> {
+  for (const id of await repo.listIds("keys")) {
+    const bytes = await repo.backend.get(`keys/${id}`);
+    if (sha256Hex(bytes) !== id) fail("key", `keys/${id}`, `key file keys/${id} is damaged: its content no longer matches its name`);
+  }
+}
+
+/** Loads every snapshot and walks every tree reachable from it, each tree once. */
+async function checkSnapshots(repo: Repository, report: CheckReport, fail: Fail): Promise<void> {
+  const seenTrees = new Set<string>();
+  const missingBlobs = new Set<string>();
+  for (const id of await repo.listIds("snapshots")) {
+    report.snapshots++;
+    let snapshot: Snapshot;
+    try {
+      snapshot = await repo.loadJSON<Snapshot>("snapshots", id);
+    } catch (err) {
+      fail("snapshot", `snapshots/${id}`, `snapshot ${id} cannot be read: ${(err as Error).message}`);
+      continue;
+    }
+    const pending: { tree: string; path: string }[] = [{ tree: snapshot.tree, path: "/" }];
+    while (pending.length) {
+      const { tree: treeId, path } = pending.pop()!;
+      if (seenTrees.has(treeId)) continue;
+      seenTrees.add(treeId);
+      const where = `${path} in snapshot ${id.slice(0, 8)}`;
+      if (!typedBlobIndexed(repo, treeId, BlobType.tree)) {
+        fail("tree", treeId, `tree ${treeId} of ${where} is not in the index`);
+        continue;
+      }
+      let nodes;
+      try {
+        nodes = decodeTree(await repo.loadBlob(Buffer.from(treeId, "hex")), treeId).nodes;
+      } catch (err) {
+        fail("tree", treeId, `tree ${treeId} of ${where} cannot be read: ${(err as Error).message}`);
+        continue;
+      }
+      for (const node of nodes) {
+        const p = path === "/" ? `/${node.name}` : `${path}/${node.name}`;
+        if (node.type === "dir" && node.subtree) pending.push({ tree: node.subtree, path: p });
+        for (const blob of node.type === "file" ? node.content ?? [] : []) {
+          if (missingBlobs.has(blob) || typedBlobIndexed(repo, blob, BlobType.data)) continue;
+          missingBlobs.add(blob);
+          fail("blob", blob, `data blob ${blob} of ${p} in snapshot ${id.slice(0, 8)} is not in the index`);
+        }
+      }
+    }
+  }
+}
+
+function typedBlobIndexed(repo: Repository, hex: string, type: BlobType): boolean {
+  if (!/^[0-9a-f]{64}$/.test(hex)) return false;
+  return repo.lookup(Buffer.from(hex, "hex"))?.type === type;
+}
+
+/**
+ * The packs a subset names. "n/m" splits the packs, sorted by id, into m runs of
+ * (nearly) equal length and takes the n-th, so m runs with n = 1..m read every
+ * pack exactly once. A percentage or fraction picks that share at random.
+ */
+export function selectSubset(sortedIds: string[], subset: string): string[] {
+  const group = /^(\d+)\/(\d+)$/.exec(subset.trim());
+  if (group) {
+    const n = Number(group[1]);
+    const m = Number(group[2]);
+    if (m < 1 || n < 1 || n > m) throw new CairnError(`--read-data-subset ${subset}: n/m needs 1 <= n <= m, e.g. 1/5`);
+    const from = Math.floor(((n - 1) * sortedIds.length) / m);
+    const to = Math.floor((n * sortedIds.length) / m);
+    return sortedIds.slice(from, to);
+  }
+  const pct = /^(\d+(?:\.\d+)?)%$/.exec(subset.trim());
+  const share = pct ? Number(pct[1]) / 100 : /^(0(?:\.\d+)?|1(?:\.0+)?)$/.test(subset.trim()) ? Number(subset) : NaN;
+  if (!(share >= 0 && share <= 1)) throw new CairnError(`--read-data-subset ${subset} is not understood: give a percentage (10%), a fraction (0.1) or n/m (1/5)`);
+  const count = share === 0 ? 0 : Math.max(1, Math.round(share * sortedIds.length));
+  const pool = [...sortedIds];
+  for (let i = pool.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [pool[i], pool[j]] = [pool[j], pool[i]];
+  }
+  return pool.slice(0, count).sort();
+}
+
+/** Downloads each pack whole and verifies its name, its header against the index, and every blob. */
+async function readPacks(
+  repo: Repository,
+  packs: { id: string; blobs: PackEntry[] }[],
+  report: CheckReport,
+  fail: Fail,
+  onProgress?: (p: CheckProgress) => void,
+): Promise<void> {
+  const progress: CheckProgress = { packsDone: 0, packsTotal: packs.length, bytesDone: 0, bytesTotal: 0 };
+  for (const p of packs) progress.bytesTotal += packEnd(p.blobs);
+  await mapLimit(packs, PACKS_AT_ONCE, async ({ id, blobs }) => {
+    let bytes: Buffer;
+    try {
+      bytes = await repo.backend.get(packKey(id));
+    } catch (err) {
+      fail("pack", id, `pack ${packKey(id)} cannot be read: ${(err as Error).message}`);
+      return;
+    }
+    report.packsRead++;
+    if (sha256Hex(bytes) !== id) fail("pack", id, `pack ${packKey(id)} is damaged: its content no longer matches its name`);
+    compareHeader(repo, id, bytes, blobs, fail, report.warnings);
+    for (const b of blobs) {
+      const hex = b.id.toString("hex");
+      try {
+        if (b.offset + b.length > bytes.length) throw new Error("it lies beyond the end of the pack");
+        await repo.pool.open({ envelope: bytes.subarray(b.offset, b.offset + b.length), compression: b.compression, expectId: b.id, verifyOnly: true });
+        report.blobsRead++;
+      } catch (err) {
+        fail("blob", hex, `blob ${hex} in pack ${id} is damaged: ${(err as Error).message}`);
+      }
+    }
+    progress.packsDone++;
+    progress.bytesDone += packEnd(blobs);
+    onProgress?.({ ...progress });
+  });
+}
+
+function compareHeader(repo: Repository, id: string, bytes: Buffer, indexed: PackEntry[], fail: Fail, warnings: string[]): void {
+  let header: PackEntry[];
+  try {
+    header = readPackHeader(bytes, repo.keyFor);
+  } catch (err) {
+    fail("pack", id, `pack ${id} has a damaged header: ${(err as Error).message}`);
+    return;
+  }
+  const inHeader = new Map(header.map((e) => [e.id.toString("hex"), e]));
+  for (const b of indexed) {
+    const hex = b.id.toString("hex");
+    const h = inHeader.get(hex);
+    if (!h) fail("pack", id, `pack ${id} does not list blob ${hex}, which the index places in it`);
+    else if (!sameLocation(h, b)) fail("pack", id, `pack ${id} and the index disagree about blob ${hex} (offset, length, type or sizes)`);
+    inHeader.delete(hex);
+  }
+  if (inHeader.size) warnings.push(`pack ${id} holds ${inHeader.size} blob(s) no index names; prune removes them`);
+}
+
+/** Where the last indexed blob of a pack ends: the pack is at least this long. */
+function packEnd(blobs: PackEntry[]): number {
+  return blobs.reduce((end, b) => Math.max(end, b.offset + b.length), 0);
+}
+
+function sameLocation(a: Omit<BlobLocation, "pack">, b: Omit<BlobLocation, "pack">): boolean {
+  return a.offset === b.offset && a.length === b.length && a.type === b.type && a.compression === b.compression && a.rawLength === b.rawLength;
+}
