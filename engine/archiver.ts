@@ -11,6 +11,8 @@ import { saveTree, TreeLoader, type NodeType, type Tree, type TreeNode } from ".
 
 export const PROGRAM = "cairn 0.1.0";
 
+const STAT_AHEAD = 32;
+
 /** Progress of a running backup, reported a few times a second. */
 export interface BackupProgress {
   phase: "scanning" | "saving" | "finishing";
@@ -220,11 +222,12 @@ export class Archiver {
   }
 
   /** Saves one filesystem entry; returns undefined when it is excluded or unreadable. */
-  private async saveEntry(full: string, name: string, prev?: TreeNode): Promise<TreeNode | undefined> {
+  private async saveEntry(full: string, name: string, prev?: TreeNode, stat?: BigIntStats | Error): Promise<TreeNode | undefined> {
     this.checkAbort();
     let st: BigIntStats;
     try {
-      st = await fs.lstat(full, { bigint: true });
+      if (stat instanceof Error) throw stat;
+      st = stat ?? (await fs.lstat(full, { bigint: true }));
     } catch (err) {
       this.fail(full, err);
       return undefined;
@@ -243,10 +246,17 @@ export class Archiver {
         names.sort();
         const parent = prev?.type === "dir" && prev.subtree ? await this.loadParentTree(prev.subtree) : undefined;
         const nodes: TreeNode[] = [];
-        for (const n of names) {
-          const child = path.join(full, n);
-          if (this.isExcluded(child)) continue;
-          const saved = await this.saveEntry(child, n, parent?.get(n));
+        const children = names.map((n) => ({ name: n, full: path.join(full, n) })).filter((c) => !this.isExcluded(c.full));
+        // Stat a window of entries ahead, so the file system answers in parallel while files are read in order.
+        const stats: Promise<BigIntStats | Error>[] = [];
+        const ahead = (i: number) => {
+          if (i < children.length && !stats[i]) stats[i] = fs.lstat(children[i].full, { bigint: true }).catch((e: Error) => e);
+        };
+        for (let i = 0; i < Math.min(STAT_AHEAD, children.length); i++) ahead(i);
+        for (let i = 0; i < children.length; i++) {
+          ahead(i + STAT_AHEAD);
+          const c = children[i];
+          const saved = await this.saveEntry(c.full, c.name, parent?.get(c.name), await stats[i]);
           if (saved) nodes.push(saved);
         }
         node.subtree = await this.saveTreeCounted({ nodes });

@@ -3,6 +3,8 @@ import { Worker } from "node:worker_threads";
 import { Codec, type CodecKeys, type CodecRequest, type OpenRequest, type OpenResult, type SealRequest, type SealResult } from "./codec.js";
 import { IntegrityError } from "./crypto.js";
 
+const INLINE_MAX = 16 * 1024;
+
 interface Pending {
   resolve(v: unknown): void;
   reject(e: Error): void;
@@ -15,22 +17,25 @@ interface Pending {
  */
 export class CodecPool {
   private readonly workers: Worker[] = [];
-  private readonly inline?: Codec;
+  /** Small jobs run here: a round trip to a worker costs more than the work. */
+  private readonly inline: Codec;
   private readonly pending = new Map<number, Pending>();
   private readonly load: number[] = [];
   private seq = 0;
   readonly threads: number;
 
-  constructor(keys: CodecKeys, threads = defaultThreads()) {
-    this.threads = threads;
-    if (threads <= 0) {
-      this.inline = new Codec(keys);
-      return;
-    }
+  constructor(private readonly keys: CodecKeys, threads = defaultThreads()) {
+    this.threads = Math.max(0, threads);
+    this.inline = new Codec(keys);
+  }
+
+  /** Starts the worker threads on first use, so commands that never need them do not pay for them. */
+  private start(): void {
     // Run from TypeScript sources (unit tests), the worker is the compiled copy in dist/.
     const self = import.meta.url;
     const file = new URL(self.endsWith(".ts") ? "../dist/engine/codec-worker.js" : "./codec-worker.js", self);
-    for (let i = 0; i < threads; i++) {
+    const keys = this.keys;
+    for (let i = 0; i < this.threads; i++) {
       const w = new Worker(file, { workerData: keys });
       w.unref();
       w.on("message", (msg: { seq: number; result?: unknown; error?: { name: string; message: string } }) => {
@@ -66,13 +71,15 @@ export class CodecPool {
   }
 
   private run(req: CodecRequest, transferable?: Uint8Array): Promise<unknown> {
-    if (this.inline) {
+    const size = req.op === "seal" ? req.data.byteLength : req.envelope.byteLength;
+    if (this.threads === 0 || size <= INLINE_MAX) {
       try {
         return Promise.resolve(this.inline.run(req));
       } catch (err) {
         return Promise.reject(err);
       }
     }
+    if (this.workers.length === 0) this.start();
     let best = 0;
     for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[best]) best = i;
     const seq = ++this.seq;

@@ -20,7 +20,7 @@ const HEADER_ENTRY = 42; // type 1, compression 1, length 4, rawLength 4, id 32
  */
 export class PackBuilder {
   readonly entries: PackEntry[] = [];
-  private readonly parts: Buffer[] = [];
+  private parts: Buffer[] = [];
   size = 0;
 
   constructor(readonly type: BlobType) {}
@@ -51,7 +51,9 @@ export class PackBuilder {
     const sealed = seal(header, key, cipher);
     const len = Buffer.allocUnsafe(4);
     len.writeUInt32LE(sealed.length);
-    return Buffer.concat([...this.parts, sealed, len]);
+    const pack = Buffer.concat([...this.parts, sealed, len]);
+    this.parts = []; // the blobs now live in `pack`; let them go while it uploads
+    return pack;
   }
 }
 
