@@ -213,7 +213,19 @@ export class Repository {
   }
 
   hasBlob(id: Buffer): boolean {
-    return this.index.has(id) || this.inFlight.has(id.toString("hex"));
+    return this.isStored(id) || this.inFlight.has(id.toString("hex"));
+  }
+
+  /**
+   * Packs that prune is about to delete. A blob indexed only in one of them counts
+   * as absent, so saveBlob stores it again in a new pack: that is how prune repacks.
+   */
+  readonly packsBeingRemoved = new Set<string>();
+
+  private isStored(id: Buffer): boolean {
+    if (this.packsBeingRemoved.size === 0) return this.index.has(id);
+    const loc = this.index.get(id);
+    return loc !== undefined && !this.packsBeingRemoved.has(this.index.packs[loc.pack]);
   }
 
   /** Keyed id of a plaintext blob. */
@@ -229,7 +241,7 @@ export class Repository {
   async saveBlob(type: BlobType, data: Buffer, id: Buffer = this.blobId(data)): Promise<boolean> {
     if (this.writeError) throw this.writeError;
     const hex = id.toString("hex");
-    if (this.index.has(id) || this.inFlight.has(hex)) return false;
+    if (this.isStored(id) || this.inFlight.has(hex)) return false;
     this.inFlight.add(hex);
     while (this.sealing.size >= MAX_SEALING) await Promise.race(this.sealing);
     const rawLength = data.length;
@@ -285,8 +297,12 @@ export class Repository {
     return id;
   }
 
-  /** Waits for every pending blob, uploads partial packs and writes the index. */
-  async flush(options: { supersedes?: string[] } = {}): Promise<string | undefined> {
+  /**
+   * Waits for every pending blob, uploads partial packs and writes the index.
+   * `packs` are packs already stored that the new index file lists as well (prune
+   * passes every pack it keeps, so one index file supersedes all older ones).
+   */
+  async flush(options: { supersedes?: string[]; packs?: IndexFile["packs"] } = {}): Promise<string | undefined> {
     while (this.sealing.size) await Promise.race(this.sealing);
     for (const type of [BlobType.data, BlobType.tree]) {
       const packer = this.packers[type];
@@ -297,6 +313,7 @@ export class Repository {
     }
     while (this.uploads.size) await Promise.race(this.uploads);
     if (this.writeError) throw this.writeError;
+    if (options.packs) this.pendingIndex.push(...options.packs);
     return this.writeIndex(options.supersedes);
   }
 
