@@ -4,7 +4,7 @@ import { LocalBackend } from "../backends/local.js";
 import type { Backend } from "../backends/backend.js";
 import { CairnError } from "../engine/errors.js";
 import { RepositoryLock } from "../engine/locks.js";
-import { Repository } from "../engine/repository.js";
+import { Repository, type OpenOptions } from "../engine/repository.js";
 
 /** Options every command accepts (declared on the root program). */
 export interface GlobalOptions {
@@ -97,10 +97,10 @@ export function parseDuration(text: string): number {
 export type LockMode = "none" | "shared" | "exclusive";
 
 /** Opens the repository, takes a lock, runs `fn`, and always releases and closes. */
-export async function withRepository<T>(opts: GlobalOptions, lock: LockMode, operation: string, fn: (repo: Repository) => Promise<T>): Promise<T> {
+export async function withRepository<T>(opts: GlobalOptions, lock: LockMode, operation: string, fn: (repo: Repository) => Promise<T>, openOptions: OpenOptions = {}): Promise<T> {
   const backend = backendFor(opts.repo);
   const password = await readPassword(opts);
-  const repo = await Repository.open(backend, password);
+  const repo = await Repository.open(backend, password, openOptions);
   let held: RepositoryLock | undefined;
   try {
     if (lock !== "none" && !opts.noLock) {
