@@ -207,8 +207,7 @@ export class Restorer {
               const envelope = bytes.subarray(b.loc.offset - range.start, b.loc.offset - range.start + b.loc.length);
               const { data } = await this.repo.pool.open({ envelope, compression: b.loc.compression, expectId: b.loc.id });
               for (const t of b.targets) {
-                const h = await handles.get(t.job.dest);
-                await writeAll(h, data!, t.offset);
+                await handles.with(t.job.dest, (h) => writeAll(h, data!, t.offset));
                 this.result.bytesWritten += data!.length;
                 this.progress.bytesDone += data!.length;
                 if (--t.job.remaining === 0) await this.finishFile(t.job, handles);
@@ -396,39 +395,50 @@ function nsToSeconds(ns: string): number {
   return Number(n / 1_000_000_000n) + Number(n % 1_000_000_000n) / 1e9;
 }
 
-/** Keeps a bounded number of files open for writing. */
+/** Keeps a bounded number of files open for writing; a handle in use is never closed under its writer. */
 class HandleCache {
-  private readonly open = new Map<string, Promise<fs.FileHandle>>();
+  private readonly open = new Map<string, { handle: Promise<fs.FileHandle>; users: number }>();
 
   constructor(private readonly max: number) {}
 
-  async get(file: string): Promise<fs.FileHandle> {
-    let h = this.open.get(file);
-    if (h) {
+  /** Runs `fn` with an open handle for `file`. */
+  async with<T>(file: string, fn: (h: fs.FileHandle) => Promise<T>): Promise<T> {
+    let entry = this.open.get(file);
+    if (entry) {
       this.open.delete(file);
-      this.open.set(file, h);
-      return h;
+      this.open.set(file, entry); // most recently used last
+    } else {
+      await this.evict();
+      entry = { handle: fs.open(file, constants.O_WRONLY | constants.O_NOFOLLOW), users: 0 };
+      this.open.set(file, entry);
     }
-    if (this.open.size >= this.max) {
-      const [oldest, oh] = this.open.entries().next().value!;
-      this.open.delete(oldest);
-      await (await oh).close();
+    entry.users++;
+    try {
+      return await fn(await entry.handle);
+    } finally {
+      entry.users--;
     }
-    h = fs.open(file, constants.O_WRONLY | constants.O_NOFOLLOW);
-    this.open.set(file, h);
-    return h;
+  }
+
+  private async evict(): Promise<void> {
+    for (const [file, entry] of this.open) {
+      if (this.open.size < this.max) return;
+      if (entry.users > 0) continue;
+      this.open.delete(file);
+      await (await entry.handle).close();
+    }
   }
 
   async close(file: string): Promise<void> {
-    const h = this.open.get(file);
-    if (!h) return;
+    const entry = this.open.get(file);
+    if (!entry) return;
     this.open.delete(file);
-    await (await h).close();
+    await (await entry.handle).close();
   }
 
   async closeAll(): Promise<void> {
     const all = [...this.open.values()];
     this.open.clear();
-    await Promise.all(all.map(async (h) => (await h).close()));
+    await Promise.all(all.map(async (e) => (await e.handle).close()));
   }
 }
