@@ -14,6 +14,8 @@ export interface PruneOptions {
   maxUnused?: number | string;
   /** Decide and report, change nothing. */
   dryRun?: boolean;
+  /** With dryRun only: snapshot ids to count as already removed (a dry-run forget previews its prune with them). */
+  forgotten?: ReadonlySet<string>;
   onProgress?: (p: PruneProgress) => void;
 }
 
@@ -88,7 +90,8 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
   await repo.loadIndex();
   // Index files the load skipped are superseded ones an interrupted prune left behind.
   const leftovers = (await repo.listIds("index")).filter((id) => !repo.indexFiles.has(id));
-  const snapshots = await loadSnapshots(repo);
+  const forgotten = options.dryRun ? options.forgotten : undefined;
+  const snapshots = (await loadSnapshots(repo)).filter((s) => !forgotten?.has(s.id));
   const used = await findUsedBlobs(repo, snapshots.map((s) => s.tree), progress);
 
   const stored = new Map<string, number>();

@@ -137,7 +137,7 @@ export function validatePolicy(policy: RetentionPolicy): void {
   if (policy.keepTags?.length) rules++;
   if (rules === 0) {
     throw new CairnError(
-      "no retention policy given, so every snapshot would be removed; give at least one --keep-* option (for example --keep-daily 7 --keep-weekly 4), or remove snapshots one by one with their ids",
+      "no retention policy given, so every snapshot would be removed; give at least one --keep-* option such as --keep-daily 7 --keep-weekly 4",
     );
   }
 }

@@ -1,0 +1,47 @@
+import type { Command } from "commander";
+import { prune, type PruneOptions, type PruneProgress, type PruneResult } from "../engine/prune.js";
+import type { Repository } from "../engine/repository.js";
+import { formatBytes, globals, output, withRepository, type GlobalOptions } from "./common.js";
+
+export const MAX_UNUSED_HELP =
+  "unused space to tolerate in partly used packs before repacking them: a share of the repository (5%), a size (500M, 2G) or unlimited";
+
+export function register(program: Command): void {
+  program
+    .command("prune")
+    .description("delete data no snapshot needs; repack partly used packs when they waste more than --max-unused")
+    .option("--max-unused <limit>", MAX_UNUSED_HELP, "5%")
+    .option("-n, --dry-run", "only report what would be deleted and repacked")
+    .action(async (o: { maxUnused: string; dryRun?: boolean }, cmd: Command) => {
+      const opts = globals(cmd);
+      const result = await withRepository(opts, "exclusive", "prune", (repo) => runPrune(repo, opts, { maxUnused: o.maxUnused, dryRun: o.dryRun }));
+      output(opts, result, () => formatPrune(result));
+    });
+}
+
+/** Runs prune with a progress line on a terminal. The caller holds the exclusive lock. */
+export async function runPrune(repo: Repository, opts: GlobalOptions, options: Omit<PruneOptions, "onProgress">): Promise<PruneResult> {
+  const show = Boolean(process.stderr.isTTY) && !opts.json && !opts.quiet;
+  const onProgress = show ? (p: PruneProgress) => process.stderr.write(`\r\x1b[K${p.phase}: ${p.done}/${p.total}`) : undefined;
+  try {
+    return await prune(repo, { ...options, onProgress });
+  } finally {
+    if (show) process.stderr.write("\r\x1b[K");
+  }
+}
+
+export function formatPrune(r: PruneResult): string {
+  const p = r.packs;
+  const would = r.dryRun ? "would be " : "";
+  return [
+    `${r.snapshots} snapshots use ${r.usedBlobs} blobs`,
+    `packs: ${p.unused} unused and ${p.unreferenced} unreferenced ${would}deleted, ${p.repacked} ${would}repacked` +
+      (r.duplicates ? `, ${r.duplicates} duplicate blob copies ${would}dropped` : "") +
+      (r.dryRun ? "" : `; ${p.written} written, ${p.after} left`),
+    `repository size: ${formatBytes(r.bytes.before)} -> ${formatBytes(r.bytes.after)} (${formatBytes(r.bytes.freed)} ${r.dryRun ? "would be " : ""}freed), ` +
+      `${formatBytes(r.bytes.unusedAfter)} unused left in kept packs`,
+    r.dryRun ? "dry run: nothing was changed" : "",
+  ]
+    .filter(Boolean)
+    .join("\n");
+}
