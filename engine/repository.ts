@@ -66,8 +66,9 @@ export interface OpenOptions {
 export type FileKind = "snapshots" | "index" | "keyring" | "locks" | "keys";
 
 const INDEX_EVERY_PACKS = 8;
-const MAX_SEALING = 12;
-const MAX_UPLOADS = 3;
+const MAX_SEALING = 8;
+const MAX_UPLOADS = 2;
+const TREE_PACK_CACHE = 64 * 1024 * 1024;
 
 /**
  * An open repository: keys, config, the blob index, and the writer that groups
@@ -76,17 +77,20 @@ const MAX_UPLOADS = 3;
 export class Repository {
   readonly index = new BlobIndex();
   readonly chunker: Chunker;
-  readonly pool: CodecPool;
+  pool: CodecPool;
   readonly indexFiles = new Map<string, IndexFile>();
   compression: CompressionSpec;
 
   private readonly dataKeys = new Map<number, Buffer>();
+  private readonly epochCreated = new Map<number, string>();
   private currentEpoch = 0;
   private packers: Record<number, PackBuilder | undefined> = {};
   private readonly inFlight = new Set<string>();
   private readonly sealing = new Set<Promise<void>>();
   private readonly uploads = new Set<Promise<void>>();
   private pendingIndex: IndexFile["packs"] = [];
+  private readonly treePacks = new Map<string, Promise<Buffer>>();
+  private treePackBytes = 0;
   private writeError?: unknown;
   /** Bytes of pack files written in this session (for stats and tests). */
   packBytesWritten = 0;
@@ -104,15 +108,18 @@ export class Repository {
     for (const ring of keyring) {
       for (const k of ring.keys) {
         this.dataKeys.set(k.epoch, Buffer.from(k.key, "base64"));
+        this.epochCreated.set(k.epoch, k.created);
         this.currentEpoch = Math.max(this.currentEpoch, k.epoch);
       }
     }
     this.chunker = new Chunker(config.chunker);
     this.compression = parseCompression(options.compression ?? config.compression);
-    this.pool = new CodecPool(
-      { idKey: master.idKey, dataKeys: [...this.dataKeys].map(([epoch, key]) => ({ epoch, key })), epoch: this.currentEpoch, cipher: config.cipher },
-      options.threads,
-    );
+    this.pool = this.makePool(options.threads);
+  }
+
+  private makePool(threads?: number): CodecPool {
+    const dataKeys = [...this.dataKeys].map(([epoch, key]) => ({ epoch, key }));
+    return new CodecPool({ idKey: this.master.idKey, dataKeys, epoch: this.currentEpoch, cipher: this.config.cipher }, threads);
   }
 
   get idKey(): Buffer {
@@ -321,9 +328,35 @@ export class Repository {
   async loadBlob(id: Buffer): Promise<Buffer> {
     const loc = this.lookup(id);
     if (!loc) throw new CairnError(`blob ${id.toString("hex").slice(0, 16)} is not in the index; run "cairn check" to see what is damaged`);
-    const envelope = await this.backend.get(packKey(loc.packId), { offset: loc.offset, length: loc.length });
+    const envelope =
+      loc.type === BlobType.tree
+        ? (await this.treePack(loc.packId)).subarray(loc.offset, loc.offset + loc.length)
+        : await this.backend.get(packKey(loc.packId), { offset: loc.offset, length: loc.length });
     const { data } = await this.pool.open({ envelope, compression: loc.compression, expectId: id });
     return data!;
+  }
+
+  /**
+   * Tree packs are read whole and kept (up to a bound): walking a snapshot reads
+   * many small trees that sit together, and one read serves them all.
+   */
+  private treePack(packId: string): Promise<Buffer> {
+    let hit = this.treePacks.get(packId);
+    if (hit) return hit;
+    hit = this.backend.get(packKey(packId));
+    this.treePacks.set(packId, hit);
+    hit.then(
+      (buf) => {
+        this.treePackBytes += buf.length;
+        while (this.treePackBytes > TREE_PACK_CACHE && this.treePacks.size > 1) {
+          const [oldest, p] = this.treePacks.entries().next().value!;
+          this.treePacks.delete(oldest);
+          void p.then((b) => (this.treePackBytes -= b.length), () => undefined);
+        }
+      },
+      () => this.treePacks.delete(packId),
+    );
+    return hit;
   }
 
   /** Encrypts and stores a small file under `dir/`; its name is the SHA-256 of the stored bytes. */
@@ -371,14 +404,24 @@ export class Repository {
   async rotateDataKey(): Promise<number> {
     const old = await this.listIds("keyring");
     const keys: Keyring["keys"] = [];
-    for (const [epoch, key] of this.dataKeys) if (epoch > 0) keys.push({ epoch, key: key.toString("base64"), created: new Date().toISOString() });
+    const now = new Date().toISOString();
+    for (const [epoch, key] of this.dataKeys) if (epoch > 0) keys.push({ epoch, key: key.toString("base64"), created: this.epochCreated.get(epoch) ?? now });
     const epoch = this.currentEpoch + 1;
-    keys.push({ epoch, key: randomKey().toString("base64"), created: new Date().toISOString() });
+    const key = randomKey();
+    keys.push({ epoch, key: key.toString("base64"), created: now });
     // The keyring is sealed under epoch 0 so that every key file's master key opens it.
     const sealed = seal(packUnpacked(Buffer.from(JSON.stringify({ keys } satisfies Keyring)), false), { epoch: 0, key: this.master.encKey }, this.config.cipher);
     const id = sha256Hex(sealed);
     await this.backend.put(`keyring/${id}`, sealed);
     for (const o of old) await this.backend.delete(`keyring/${o}`);
+    // From now on this open repository writes under the new epoch too.
+    if (this.sealing.size || this.uploads.size) await this.flush();
+    this.dataKeys.set(epoch, key);
+    this.epochCreated.set(epoch, now);
+    this.currentEpoch = epoch;
+    const previous = this.pool;
+    this.pool = this.makePool(previous.threads);
+    await previous.close();
     return epoch;
   }
 
