@@ -13,7 +13,8 @@ export interface GlobalOptions {
   json?: boolean;
   quiet?: boolean;
   retryLock?: string;
-  noLock?: boolean;
+  /** False with --no-lock (commander's negated flag). */
+  lock?: boolean;
 }
 
 export function globals(cmd: Command): GlobalOptions {
@@ -103,7 +104,7 @@ export async function withRepository<T>(opts: GlobalOptions, lock: LockMode, ope
   const repo = await Repository.open(backend, password, openOptions);
   let held: RepositoryLock | undefined;
   try {
-    if (lock !== "none" && !opts.noLock) {
+    if (lock !== "none" && opts.lock !== false) {
       held = await RepositoryLock.acquire(repo, {
         exclusive: lock === "exclusive",
         operation,
