@@ -332,7 +332,9 @@ export class Repository {
       loc.type === BlobType.tree
         ? (await this.treePack(loc.packId)).subarray(loc.offset, loc.offset + loc.length)
         : await this.backend.get(packKey(loc.packId), { offset: loc.offset, length: loc.length });
-    const { data } = await this.pool.open({ envelope, compression: loc.compression, expectId: id });
+    const { data } = await this.pool.open({ envelope, compression: loc.compression, expectId: id }).catch((err: Error) => {
+      throw err instanceof IntegrityError ? new IntegrityError(`pack ${loc.packId} is damaged: ${err.message}`) : err;
+    });
     return data!;
   }
 

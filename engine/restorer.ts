@@ -1,7 +1,7 @@
 import { constants, promises as fs, type Stats } from "node:fs";
 import * as path from "node:path";
 import picomatch from "picomatch";
-import { blobId } from "./crypto.js";
+import { blobId, IntegrityError } from "./crypto.js";
 import { CairnError } from "./errors.js";
 import { packKey } from "./pack.js";
 import type { Repository } from "./repository.js";
@@ -205,7 +205,11 @@ export class Restorer {
           await Promise.all(
             range.blobs.map(async (b) => {
               const envelope = bytes.subarray(b.loc.offset - range.start, b.loc.offset - range.start + b.loc.length);
-              const { data } = await this.repo.pool.open({ envelope, compression: b.loc.compression, expectId: b.loc.id });
+              const { data } = await this.repo.pool
+                .open({ envelope, compression: b.loc.compression, expectId: b.loc.id })
+                .catch((err: Error) => {
+                  throw new IntegrityError(`pack ${packId} is damaged (${err.message}); ${b.targets[0].job.dest} cannot be restored from it`);
+                });
               for (const t of b.targets) {
                 await handles.with(t.job.dest, (h) => writeAll(h, data!, t.offset));
                 this.result.bytesWritten += data!.length;
