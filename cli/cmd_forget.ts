@@ -3,7 +3,7 @@ import { CairnError } from "../engine/errors.js";
 import type { PruneResult } from "../engine/prune.js";
 import { applyPolicy, validatePolicy, type GroupBy, type PolicyGroup, type RetentionPolicy } from "../engine/retention.js";
 import { loadSnapshots, matches, type SnapshotEntry } from "../engine/snapshot.js";
-import { formatPrune, MAX_UNUSED_HELP, runPrune } from "./cmd_prune.js";
+import { formatPrune, MAX_UNUSED_HELP, plural, runPrune } from "./cmd_prune.js";
 import { globals, output, withRepository } from "./common.js";
 
 interface ForgetFlags {
@@ -123,7 +123,7 @@ function report(groups: PolicyGroup<SnapshotEntry>[], removed: number, dryRun: b
     lines.push(`keep ${g.keep.length}:`, ...g.keep.map((k) => row(k.snapshot, k.reasons.join(", "))));
     lines.push(`remove ${g.remove.length}:`, ...g.remove.map((s) => row(s, "")), "");
   }
-  lines.push(dryRun ? `would remove ${removed} snapshots (dry run: nothing was changed)` : `removed ${removed} snapshots`);
+  lines.push(dryRun ? `would remove ${plural(removed, "snapshot")} (dry run: nothing was changed)` : `removed ${plural(removed, "snapshot")}`);
   if (pruned) lines.push("", formatPrune(pruned));
   return lines.join("\n");
 }

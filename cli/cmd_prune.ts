@@ -34,7 +34,7 @@ export function formatPrune(r: PruneResult): string {
   const p = r.packs;
   const would = r.dryRun ? "would be " : "";
   return [
-    `${r.snapshots} snapshots use ${r.usedBlobs} blobs`,
+    `${plural(r.snapshots, "snapshot")} ${r.snapshots === 1 ? "uses" : "use"} ${plural(r.usedBlobs, "blob")}`,
     `packs: ${p.unused} unused and ${p.unreferenced} unreferenced ${would}deleted, ${p.repacked} ${would}repacked` +
       (r.duplicates ? `, ${r.duplicates} duplicate blob copies ${would}dropped` : "") +
       (r.dryRun ? "" : `; ${p.written} written, ${p.after} left`),
@@ -44,4 +44,8 @@ export function formatPrune(r: PruneResult): string {
   ]
     .filter(Boolean)
     .join("\n");
+}
+
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
