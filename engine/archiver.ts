@@ -394,7 +394,7 @@ function streamFill(source: AsyncIterable<Uint8Array>): Fill {
         continue;
       }
       const take = Math.min(length - n, pending.byteLength);
-      buf.set(pending.subarray(0, take), offset + n);
+      Buffer.from(pending.buffer, pending.byteOffset, take).copy(buf, offset + n);
       pending = pending.subarray(take);
       n += take;
       if (n > 0 && (!pending || pending.byteLength === 0)) break;

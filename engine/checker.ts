@@ -220,18 +220,22 @@ async function readPacks(
       return;
     }
     report.packsRead++;
-    if (sha256Hex(bytes) !== id) fail("pack", id, `pack ${packKey(id)} is damaged: its content no longer matches its name`);
-    compareHeader(repo, id, bytes, blobs, fail, report.warnings);
-    for (const b of blobs) {
-      const hex = b.id.toString("hex");
-      try {
-        if (b.offset + b.length > bytes.length) throw new Error("it lies beyond the end of the pack");
-        await repo.pool.open({ envelope: bytes.subarray(b.offset, b.offset + b.length), compression: b.compression, expectId: b.id, verifyOnly: true });
-        report.blobsRead++;
-      } catch (err) {
-        fail("blob", hex, `blob ${hex} in pack ${id} is damaged: ${(err as Error).message}`);
-      }
-    }
+    // The header is read here, before the pack moves to a worker; its problems are
+    // reported after the name check, which says the most about a damaged pack.
+    const headerProblems: Parameters<Fail>[] = [];
+    compareHeader(repo, id, bytes, blobs, (...args) => headerProblems.push(args), report.warnings);
+    // One job per pack: the worker hashes the pack and authenticates every blob in it.
+    const { items, sha256 } = await repo.pool.openBatch(
+      { buffer: bytes, items: blobs.map((b) => ({ offset: b.offset, length: b.length, compression: b.compression, expectId: b.id })), verifyOnly: true, hash: true },
+      true,
+    );
+    if (sha256 !== id) fail("pack", id, `pack ${packKey(id)} is damaged: its content no longer matches its name`);
+    for (const p of headerProblems) fail(...p);
+    items.forEach((item, i) => {
+      const hex = blobs[i].id.toString("hex");
+      if (item.error === undefined) report.blobsRead++;
+      else fail("blob", hex, `blob ${hex} in pack ${id} is damaged: ${item.error}`);
+    });
     progress.packsDone++;
     progress.bytesDone += packEnd(blobs);
     onProgress?.({ ...progress });

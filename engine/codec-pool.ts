@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { Codec, type CodecKeys, type CodecRequest, type OpenRequest, type OpenResult, type SealRequest, type SealResult } from "./codec.js";
+import { Codec, type CodecKeys, type CodecRequest, type OpenBatchRequest, type OpenBatchResult, type OpenRequest, type OpenResult, type SealRequest, type SealResult } from "./codec.js";
 import { IntegrityError } from "./crypto.js";
 
 const INLINE_MAX = 16 * 1024;
@@ -70,8 +70,17 @@ export class CodecPool {
     return this.run({ op: "open", ...req }) as Promise<OpenResult>;
   }
 
+  /**
+   * Opens every listed blob of one buffer in a single job. With `transfer`, the
+   * buffer is moved to the worker (the caller must not use it afterwards).
+   */
+  openBatch(req: Omit<OpenBatchRequest, "op">, transfer = false): Promise<OpenBatchResult> {
+    return this.run({ op: "openBatch", ...req }, transfer ? req.buffer : undefined) as Promise<OpenBatchResult>;
+  }
+
   private run(req: CodecRequest, transferable?: Uint8Array): Promise<unknown> {
-    const size = req.op === "seal" ? req.data.byteLength : req.envelope.byteLength;
+    const payload = req.op === "seal" ? req.data : req.op === "open" ? req.envelope : req.buffer;
+    const size = payload.byteLength;
     if (this.threads === 0 || size <= INLINE_MAX) {
       try {
         return Promise.resolve(this.inline.run(req));
@@ -84,13 +93,16 @@ export class CodecPool {
     for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[best]) best = i;
     const seq = ++this.seq;
     this.load[best]++;
+    // Structured clone copies a view's WHOLE underlying buffer (a 16 MiB pack for a
+    // 1 MiB blob), so a view is first copied into a buffer of its own and moved.
+    // Only a buffer the caller handed over (`transferable`) is moved without a copy.
+    const owned = payload === transferable && payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength;
+    const moved = owned ? payload : copyOf(payload);
+    const message = req.op === "seal" ? { ...req, data: moved } : req.op === "open" ? { ...req, envelope: moved } : { ...req, buffer: moved };
+    const transfer = [moved.buffer as ArrayBuffer];
     return new Promise((resolve, reject) => {
       this.pending.set(seq, { resolve, reject });
-      const transfer =
-        transferable && transferable.byteOffset === 0 && transferable.byteLength === transferable.buffer.byteLength
-          ? [transferable.buffer as ArrayBuffer]
-          : [];
-      this.workers[best].postMessage({ seq, req }, transfer);
+      this.workers[best].postMessage({ seq, req: message }, transfer);
     });
   }
 
@@ -100,12 +112,20 @@ export class CodecPool {
   }
 }
 
+/** A copy in a buffer of its own (Buffer#copy is a memcpy; the Uint8Array constructor is far slower). */
+function copyOf(view: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafeSlow(view.byteLength);
+  Buffer.from(view.buffer, view.byteOffset, view.byteLength).copy(out);
+  return out;
+}
+
 /** Structured clone turns Buffers into plain Uint8Arrays; give callers Buffers back. */
 function asBuffers(result: Record<string, unknown>): Record<string, unknown> {
   for (const k of ["envelope", "data"]) {
     const v = result[k];
     if (v instanceof Uint8Array && !Buffer.isBuffer(v)) result[k] = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   }
+  if (Array.isArray(result.items)) for (const it of result.items as Record<string, unknown>[]) asBuffers(it);
   return result;
 }
 

@@ -3,14 +3,22 @@ import { Codec, type CodecKeys, type CodecRequest } from "./codec.js";
 
 const codec = new Codec(workerData as CodecKeys);
 
+/** Buffers that own their whole ArrayBuffer move back without a copy; pooled small ones are copied. */
+function transferList(result: object): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  const add = (b: Uint8Array | undefined) => {
+    if (b && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) out.add(b.buffer as ArrayBuffer);
+  };
+  if ("envelope" in result) add(result.envelope as Buffer);
+  if ("data" in result) add(result.data as Buffer | undefined);
+  if ("items" in result) for (const it of result.items as { data?: Buffer }[]) add(it.data);
+  return [...out];
+}
+
 parentPort!.on("message", (msg: { seq: number; req: CodecRequest }) => {
   try {
     const result = codec.run(msg.req);
-    const transfer: ArrayBuffer[] = [];
-    const out = "envelope" in result ? result.envelope : "data" in result ? result.data : undefined;
-    // Transfer only buffers that own their whole ArrayBuffer; pooled small buffers are copied.
-    if (out && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength) transfer.push(out.buffer as ArrayBuffer);
-    parentPort!.postMessage({ seq: msg.seq, result }, transfer);
+    parentPort!.postMessage({ seq: msg.seq, result }, transferList(result));
   } catch (err) {
     parentPort!.postMessage({ seq: msg.seq, error: { name: (err as Error).name, message: (err as Error).message } });
   }

@@ -1,5 +1,5 @@
 import { compressBlob, decompressBlob, type CompressionSpec } from "./compression.js";
-import { blobId, IntegrityError, open, seal, type CipherName } from "./crypto.js";
+import { blobId, IntegrityError, open, seal, sha256Hex, type CipherName } from "./crypto.js";
 
 /** Key material a codec needs; sent once to each worker thread. */
 export interface CodecKeys {
@@ -34,7 +34,22 @@ export interface OpenResult {
   data?: Buffer;
 }
 
-export type CodecRequest = SealRequest | OpenRequest;
+/** Opens many blobs that sit in one buffer (a pack, or a range of one) in a single job. */
+export interface OpenBatchRequest {
+  op: "openBatch";
+  buffer: Uint8Array;
+  items: { offset: number; length: number; compression: number; expectId: Uint8Array }[];
+  verifyOnly?: boolean;
+  /** Also return the SHA-256 of the whole buffer (a pack's name). */
+  hash?: boolean;
+}
+
+export interface OpenBatchResult {
+  items: { data?: Buffer; error?: string }[];
+  sha256?: string;
+}
+
+export type CodecRequest = SealRequest | OpenRequest | OpenBatchRequest;
 
 /** Compress-then-encrypt and decrypt-then-decompress for blobs: the CPU-heavy part of every job. */
 export class Codec {
@@ -61,7 +76,28 @@ export class Codec {
     return req.verifyOnly ? {} : { data: plain };
   }
 
-  run(req: CodecRequest): SealResult | OpenResult {
-    return req.op === "seal" ? this.seal(req) : this.open(req);
+  openBatch(req: OpenBatchRequest): OpenBatchResult {
+    const buf = Buffer.from(req.buffer.buffer, req.buffer.byteOffset, req.buffer.byteLength);
+    const items = req.items.map((it) => {
+      try {
+        if (it.offset + it.length > buf.length) throw new IntegrityError("the blob lies beyond the end of the pack");
+        const envelope = buf.subarray(it.offset, it.offset + it.length);
+        return this.open({ op: "open", envelope, compression: it.compression, expectId: it.expectId, verifyOnly: req.verifyOnly });
+      } catch (err) {
+        return { error: (err as Error).message };
+      }
+    });
+    return req.hash ? { items, sha256: sha256Hex(buf) } : { items };
+  }
+
+  run(req: CodecRequest): SealResult | OpenResult | OpenBatchResult {
+    switch (req.op) {
+      case "seal":
+        return this.seal(req);
+      case "open":
+        return this.open(req);
+      case "openBatch":
+        return this.openBatch(req);
+    }
   }
 }

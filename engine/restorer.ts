@@ -54,6 +54,8 @@ interface FileJob {
 }
 
 const MAX_OPEN = 128;
+/** Packs read at once: enough to keep every codec thread busy while files are written. */
+const PACKS_AT_ONCE = 3;
 
 /**
  * Restores a snapshot tree into a target directory. Reads pack by pack (each pack
@@ -202,18 +204,21 @@ export class Restorer {
         blobs.sort((a, b) => a.loc.offset - b.loc.offset);
         for (const range of coalesce(blobs)) {
           const bytes = await this.repo.backend.get(packKey(packId), { offset: range.start, length: range.end - range.start });
+          // One job decrypts and verifies the whole range on a worker thread.
+          const { items } = await this.repo.pool.openBatch(
+            { buffer: bytes, items: range.blobs.map((b) => ({ offset: b.loc.offset - range.start, length: b.loc.length, compression: b.loc.compression, expectId: b.loc.id })) },
+            true,
+          );
           await Promise.all(
-            range.blobs.map(async (b) => {
-              const envelope = bytes.subarray(b.loc.offset - range.start, b.loc.offset - range.start + b.loc.length);
-              const { data } = await this.repo.pool
-                .open({ envelope, compression: b.loc.compression, expectId: b.loc.id })
-                .catch((err: Error) => {
-                  throw new IntegrityError(`pack ${packId} is damaged (${err.message}); ${b.targets[0].job.dest} cannot be restored from it`);
-                });
+            range.blobs.map(async (b, i) => {
+              const { data, error } = items[i];
+              if (error !== undefined || !data) {
+                throw new IntegrityError(`pack ${packId} is damaged (${error}); ${b.targets[0].job.dest} cannot be restored from it`);
+              }
               for (const t of b.targets) {
-                await handles.with(t.job.dest, (h) => writeAll(h, data!, t.offset));
-                this.result.bytesWritten += data!.length;
-                this.progress.bytesDone += data!.length;
+                await handles.with(t.job.dest, (h) => writeAll(h, data, t.offset));
+                this.result.bytesWritten += data.length;
+                this.progress.bytesDone += data.length;
                 if (--t.job.remaining === 0) await this.finishFile(t.job, handles);
               }
             }),
@@ -223,7 +228,7 @@ export class Restorer {
       }
     };
     try {
-      await Promise.all([worker(), worker()]);
+      await Promise.all(Array.from({ length: PACKS_AT_ONCE }, worker));
     } finally {
       await handles.closeAll();
     }
@@ -364,7 +369,7 @@ interface Range<B> {
 }
 
 /** Groups blobs sorted by offset into read ranges, bridging small gaps so one read serves many blobs. */
-function coalesce<B extends { loc: { offset: number; length: number } }>(blobs: B[], maxGap = 1 << 20, maxRange = 32 << 20): Range<B>[] {
+function coalesce<B extends { loc: { offset: number; length: number } }>(blobs: B[], maxGap = 1 << 20, maxRange = 24 << 20): Range<B>[] {
   const out: Range<B>[] = [];
   for (const b of blobs) {
     const last = out[out.length - 1];
@@ -412,12 +417,13 @@ class HandleCache {
       this.open.delete(file);
       this.open.set(file, entry); // most recently used last
     } else {
-      await this.evict();
+      // Registered before any await, so concurrent writers to the same file share one handle.
       entry = { handle: fs.open(file, constants.O_WRONLY | constants.O_NOFOLLOW), users: 0 };
       this.open.set(file, entry);
     }
     entry.users++;
     try {
+      await this.evict();
       return await fn(await entry.handle);
     } finally {
       entry.users--;
@@ -426,7 +432,7 @@ class HandleCache {
 
   private async evict(): Promise<void> {
     for (const [file, entry] of this.open) {
-      if (this.open.size < this.max) return;
+      if (this.open.size <= this.max) return;
       if (entry.users > 0) continue;
       this.open.delete(file);
       await (await entry.handle).close();
