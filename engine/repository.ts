@@ -305,6 +305,22 @@ export class Repository {
   }
 
   /**
+   * Writes an index file for the packs uploaded so far (blobs still being packed are
+   * not covered), so a backup that dies later does not upload them again: the next
+   * run finds their blobs in the index. flush() waits for it as for an upload.
+   */
+  checkpoint(): Promise<void> {
+    const job: Promise<void> = this.writeIndex()
+      .then(() => undefined)
+      .catch((err) => {
+        this.writeError ??= err;
+      })
+      .finally(() => this.uploads.delete(job));
+    this.uploads.add(job);
+    return job;
+  }
+
+  /**
    * Waits for every pending blob, uploads partial packs and writes the index.
    * `packs` are packs already stored that the new index file lists as well (prune
    * passes every pack it keeps, so one index file supersedes all older ones).

@@ -7,13 +7,21 @@
  * in clear. Repository passwords travel sealed with the platform secret key
  * (engine/secret-box.ts), which only the API and the workers hold.
  */
-import { defineQuery } from "@temporalio/workflow";
+import { defineSearchAttributeKey, SearchAttributeType } from "@temporalio/common";
+import { defineQuery, defineSignal } from "@temporalio/workflow";
 
 /** The task queue every Cairn worker polls. */
 export const TASK_QUEUE = "cairn";
 
 /** Custom search attributes (Keyword) set on every workflow, so the API and the Web UI filter alike. */
 export const SEARCH_ATTRIBUTES = { plan: "CairnPlan", source: "CairnSource", kind: "CairnKind" } as const;
+
+/** The same attributes as typed keys, for `typedSearchAttributes` when starting a workflow and inside workflows. */
+export const SEARCH_ATTRIBUTE_KEYS = {
+  plan: defineSearchAttributeKey(SEARCH_ATTRIBUTES.plan, SearchAttributeType.KEYWORD),
+  source: defineSearchAttributeKey(SEARCH_ATTRIBUTES.source, SearchAttributeType.KEYWORD),
+  kind: defineSearchAttributeKey(SEARCH_ATTRIBUTES.kind, SearchAttributeType.KEYWORD),
+} as const;
 
 export type JobKind = "backup" | "restore" | "verify" | "prune";
 
@@ -49,6 +57,54 @@ export interface JobStatus {
 
 export const statusQuery = defineQuery<JobStatus>("status");
 
+/**
+ * Sent by a running activity to its workflow every few seconds, so `status` answers
+ * with progress while a step runs (a workflow cannot read its activities' heartbeats).
+ */
+export const progressSignal = defineSignal<[JobProgress]>("progress");
+
+/**
+ * Failure types no retry can fix. Activities raise them as non-retryable
+ * ApplicationFailures; workflows also list them in their retry policies.
+ */
+export const PERMANENT_FAILURES = {
+  wrongPassword: "WrongPasswordError",
+  repositoryNotFound: "RepositoryNotFoundError",
+  sourceMissing: "SourceMissingError",
+  unsupportedRepository: "UnsupportedRepositoryError",
+  secretKeyMismatch: "SecretKeyMismatchError",
+  invalidRequest: "InvalidRequestError",
+  verificationFailed: "VerificationFailedError",
+} as const;
+
+/** Workflow type names, as the API starts them. */
+export const WORKFLOW_TYPES = {
+  backup: "backupWorkflow",
+  restore: "restoreWorkflow",
+  verify: "verifyWorkflow",
+  prune: "pruneWorkflow",
+} as const satisfies Record<JobKind, string>;
+
+/**
+ * The details a snapshot activity heartbeats: progress, and the point the next
+ * attempt resumes from. Packs written before `packsIndexed` was counted are in
+ * the repository's index, so a retried attempt deduplicates them instead of
+ * uploading them again.
+ */
+export interface SnapshotHeartbeat {
+  progress: JobProgress;
+  resume: {
+    /** Attempt that wrote this checkpoint. */
+    attempt: number;
+    /** Packs this attempt has uploaded and indexed. */
+    packsIndexed: number;
+    /** Bytes of those packs. */
+    bytesIndexed: number;
+    /** The file being read when the checkpoint was taken. */
+    currentPath?: string;
+  };
+}
+
 /** A repository as activities need it: where it is and its password, sealed. */
 export interface RepositoryTarget {
   id: string;
@@ -77,6 +133,13 @@ export interface BackupInput {
   /** Packs to read back after the backup, as a share of the new snapshot's packs (0-100). */
   verifySamplePercent?: number;
   tags?: string[];
+  /** Where to POST a JSON summary when the backup ends; nothing is sent when absent. */
+  notify?: { webhookUrl?: string };
+}
+
+/** True when a retention spec has at least one rule; an empty one keeps everything, so there is nothing to apply. */
+export function hasRetentionRules(spec: RetentionSpec | undefined): spec is RetentionSpec {
+  return spec !== undefined && Object.values(spec).some((v) => v !== undefined);
 }
 
 export interface BackupResult {
@@ -91,6 +154,8 @@ export interface BackupResult {
   /** Problems that did not fail the job: unreadable files, a skipped step. */
   warnings: string[];
   snapshotsRemoved: number;
+  /** The repository after the run, for the catalog's record. */
+  repositoryStats?: { snapshots: number; packs: number; packBytes: number };
 }
 
 export interface RestoreInput {

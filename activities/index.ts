@@ -1,0 +1,18 @@
+/**
+ * Cairn's activities: thin adapters from workflow steps to the engine. Each opens
+ * the repository named in its input (workers need no database), reports progress
+ * by heartbeat, and turns errors no retry can fix into non-retryable failures.
+ */
+import { backupActivities } from "./backup.js";
+import { maintenanceActivities } from "./maintenance.js";
+import type { ActivityDeps } from "./repository.js";
+
+export type { ActivityDeps } from "./repository.js";
+export type { NotifyInput, NotifyResult, PrepareResult, RecordResult, RetentionInput, RetentionResult, SnapshotStepResult, VerifyBackupInput } from "./backup.js";
+
+/** Every activity a Cairn worker registers, bound to the worker's secret box. */
+export function createActivities(deps: ActivityDeps) {
+  return { ...backupActivities(deps), ...maintenanceActivities(deps) };
+}
+
+export type CairnActivities = ReturnType<typeof createActivities>;

@@ -1,0 +1,96 @@
+/**
+ * The worker process: connects to Temporal, registers Cairn's workflows and
+ * activities on the task queue, and runs until SIGINT or SIGTERM.
+ *
+ *   TEMPORAL_ADDRESS=127.0.0.1:7233 TEMPORAL_NAMESPACE=default CAIRN_DATA_DIR=.cairn node dist/worker.js
+ */
+import { existsSync } from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { NativeConnection, Worker, type WorkflowBundle } from "@temporalio/worker";
+import { createActivities } from "./activities/index.js";
+import { loadSecretBox } from "./engine/secret-box.js";
+import { TASK_QUEUE } from "./workflows/messages.js";
+
+export interface CairnWorkerOptions {
+  /** host:port of the Temporal frontend; ignored when `connection` is given. */
+  address?: string;
+  connection?: NativeConnection;
+  namespace?: string;
+  taskQueue?: string;
+  /** Holds the platform secret key (`secret.key`) unless CAIRN_SECRET_KEY is set. */
+  dataDir: string;
+  /** Codec threads per open repository. */
+  threads?: number;
+  /** Activities run at once; each backup keeps its codec threads busy, so few is right for a small machine. */
+  maxConcurrentActivityTaskExecutions?: number;
+  /** A pre-built bundle (bundleWorkflowCode); the workflows are bundled at start otherwise. */
+  workflowBundle?: WorkflowBundle;
+  identity?: string;
+}
+
+export interface CairnWorker {
+  worker: Worker;
+  /** Runs until shutdown() or a shutdown signal; then closes the connection if this worker opened it. */
+  run(): Promise<void>;
+  shutdown(): void;
+}
+
+/** The workflows' entry: the compiled module under dist/, or the TypeScript source when run from sources (vitest). */
+export function workflowsPath(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const compiled = path.join(here, "workflows", "index.js");
+  return existsSync(compiled) ? compiled : path.join(here, "workflows", "index.ts");
+}
+
+/** Builds a Worker for Cairn's task queue. Workers need no database: each activity's input names all it needs. */
+export async function createCairnWorker(options: CairnWorkerOptions): Promise<CairnWorker> {
+  const owned = options.connection ? undefined : await NativeConnection.connect({ address: options.address ?? "127.0.0.1:7233" });
+  const connection = options.connection ?? owned!;
+  try {
+    const secretBox = await loadSecretBox(options.dataDir);
+    const worker = await Worker.create({
+      connection,
+      namespace: options.namespace ?? "default",
+      taskQueue: options.taskQueue ?? TASK_QUEUE,
+      activities: createActivities({ secretBox, threads: options.threads }),
+      ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: workflowsPath() }),
+      maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 4,
+      ...(options.identity ? { identity: options.identity } : {}),
+    });
+    return {
+      worker,
+      run: async () => {
+        try {
+          await worker.run();
+        } finally {
+          await owned?.close();
+        }
+      },
+      shutdown: () => worker.shutdown(),
+    };
+  } catch (err) {
+    await owned?.close();
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const address = process.env.TEMPORAL_ADDRESS || "127.0.0.1:7233";
+  const namespace = process.env.TEMPORAL_NAMESPACE || "default";
+  const dataDir = process.env.CAIRN_DATA_DIR || ".cairn";
+  const cairn = await createCairnWorker({ address, namespace, dataDir }).catch((err: Error) => {
+    throw new Error(`cannot start the worker against Temporal at ${address} (namespace ${namespace}): ${err.message}; start Temporal (npm start) or set TEMPORAL_ADDRESS`);
+  });
+  process.stderr.write(`cairn worker: polling task queue ${TASK_QUEUE} at ${address} (namespace ${namespace}) as ${cairn.worker.options.identity}\n`);
+  // The SDK's runtime turns SIGINT / SIGTERM into a graceful shutdown: running activities are cancelled and run() returns.
+  await cairn.run();
+  process.stderr.write("cairn worker: stopped\n");
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main().catch((err) => {
+    process.stderr.write(`cairn worker: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  });
+}

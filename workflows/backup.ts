@@ -1,0 +1,95 @@
+import { ActivityCancellationType, allHandlersFinished, condition, isCancellation, proxyActivities, type ActivityOptions } from "@temporalio/workflow";
+import type { CairnActivities } from "../activities/index.js";
+import { hasRetentionRules, PERMANENT_FAILURES, type BackupInput, type BackupResult } from "./messages.js";
+import { ensureSearchAttributes, trackStatus } from "./status.js";
+
+const nonRetryableErrorTypes = Object.values(PERMANENT_FAILURES);
+
+/** Steps that only read or compare: quick, and retried a few times. */
+const quick: ActivityOptions = {
+  startToCloseTimeout: "2 minutes",
+  retry: { initialInterval: "2s", maximumAttempts: 5, nonRetryableErrorTypes },
+};
+
+const { prepareBackup, recordRun } = proxyActivities<CairnActivities>(quick);
+
+/**
+ * The snapshot may run for hours. A worker that dies stops heartbeating, so after
+ * the heartbeat timeout the next attempt starts elsewhere and resumes from the
+ * last checkpoint. A cancellation waits for the activity to stop and clean up.
+ */
+const { snapshotBackup } = proxyActivities<CairnActivities>({
+  startToCloseTimeout: "24 hours",
+  heartbeatTimeout: "30 seconds",
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: "5s", backoffCoefficient: 2, maximumInterval: "5 minutes", maximumAttempts: 10, nonRetryableErrorTypes },
+});
+
+const { verifyBackup } = proxyActivities<CairnActivities>({
+  startToCloseTimeout: "6 hours",
+  heartbeatTimeout: "1 minute",
+  retry: { initialInterval: "10s", maximumAttempts: 3, nonRetryableErrorTypes },
+});
+
+/** Retention needs the exclusive lock: other plans' backups may hold the repository for a while. */
+const { applyRetention } = proxyActivities<CairnActivities>({
+  startToCloseTimeout: "6 hours",
+  heartbeatTimeout: "1 minute",
+  retry: { initialInterval: "30s", backoffCoefficient: 2, maximumInterval: "10 minutes", maximumAttempts: 10, nonRetryableErrorTypes },
+});
+
+const { notify } = proxyActivities<CairnActivities>({
+  startToCloseTimeout: "1 minute",
+  retry: { initialInterval: "5s", maximumAttempts: 4, nonRetryableErrorTypes },
+});
+
+/**
+ * One run of a backup plan: prepare -> snapshot -> verify -> retention -> record
+ * -> notify, each step an activity with its own timeouts and retries. Returns
+ * counts and ids only; the data stays in the repository.
+ */
+export async function backupWorkflow(input: BackupInput): Promise<BackupResult> {
+  const status = trackStatus("backup");
+  ensureSearchAttributes({ plan: input.planId, source: input.source.type });
+
+  status.phase = "prepare";
+  await prepareBackup(input);
+
+  status.phase = "snapshot";
+  const snapshot = await snapshotBackup(input);
+  status.snapshotId = snapshot.snapshotId;
+  status.warnings.push(...snapshot.warnings);
+  if (snapshot.resumedFrom) {
+    const r = snapshot.resumedFrom;
+    status.warnings.push(`the snapshot resumed after attempt ${r.attempt} stopped; the ${r.packsIndexed} packs it had stored were reused, not uploaded again`);
+  }
+
+  status.phase = "verify";
+  await verifyBackup({ repository: input.repository, snapshotId: snapshot.snapshotId, samplePercent: input.verifySamplePercent ?? 10 });
+
+  let snapshotsRemoved = 0;
+  if (hasRetentionRules(input.retention)) {
+    status.phase = "retention";
+    snapshotsRemoved = (await applyRetention({ repository: input.repository, planId: input.planId, retention: input.retention })).snapshotsRemoved;
+  }
+
+  status.phase = "record";
+  const repositoryStats = await recordRun({ repository: input.repository });
+
+  const { resumedFrom: _, ...counts } = snapshot;
+  const result: BackupResult = { ...counts, warnings: status.warnings, snapshotsRemoved, repositoryStats };
+
+  status.phase = "notify";
+  try {
+    await notify({ webhookUrl: input.notify?.webhookUrl, summary: { planId: input.planId, planName: input.planName, status: "succeeded", ...result } });
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    // The backup itself succeeded; a webhook that is down must not turn it into a failure.
+    const cause = (err as Error).cause;
+    status.warnings.push(`the notification could not be sent: ${cause instanceof Error ? cause.message : (err as Error).message}`);
+  }
+
+  status.phase = "done";
+  await condition(allHandlersFinished);
+  return result;
+}

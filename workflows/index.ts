@@ -1,0 +1,7 @@
+/**
+ * Every Cairn workflow, for the worker's workflowsPath. Workflows are
+ * deterministic: they import only @temporalio/workflow, ./messages and their
+ * siblings, and know activities by type alone.
+ */
+export { backupWorkflow } from "./backup.js";
+export { pruneWorkflow, restoreWorkflow, verifyWorkflow } from "./maintenance.js";
