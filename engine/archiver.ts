@@ -69,9 +69,11 @@ export class Archiver {
   readonly errors: SourceError[] = [];
   private readonly progress: BackupProgress = { phase: "saving", filesDone: 0, bytesDone: 0, filesTotal: 0, bytesTotal: 0 };
   private lastReport = 0;
+  private readonly packedAtStart: number;
 
   constructor(private readonly repo: Repository, private readonly options: Omit<BackupOptions, "paths"> = {}) {
     this.loader = new TreeLoader(repo);
+    this.packedAtStart = repo.packBytesWritten;
     this.buf = Buffer.allocUnsafe(repo.chunker.maxSize * 2);
     const patterns = options.excludes ?? [];
     const m = patterns.length ? picomatch(patterns, { dot: true, basename: true }) : () => false;
@@ -118,9 +120,9 @@ export class Archiver {
 
   private async finish(tree: string, meta: { paths: string[]; host: string; parent?: string; started: number }): Promise<BackupResult> {
     this.report("finishing", true);
-    const packedBefore = this.repo.packBytesWritten;
     await this.repo.flush();
-    this.summary.dataAddedPacked += this.repo.packBytesWritten - packedBefore;
+    // Every pack this backup wrote, not only those the flush wrote: the summary says what the run stored.
+    this.summary.dataAddedPacked = this.repo.packBytesWritten - this.packedAtStart;
     this.summary.errors = this.errors.length;
     this.summary.durationSeconds = (Date.now() - meta.started) / 1000;
     const snapshot: Snapshot = {
