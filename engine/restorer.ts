@@ -4,7 +4,7 @@ import picomatch from "picomatch";
 import { blobId, IntegrityError } from "./crypto.js";
 import { CairnError } from "./errors.js";
 import { packKey } from "./pack.js";
-import type { Repository } from "./repository.js";
+import { mapLimit, type Repository } from "./repository.js";
 import { isSafeName, TreeLoader, type TreeNode } from "./tree.js";
 
 export type OverwritePolicy = "always" | "if-changed" | "never";
@@ -55,7 +55,8 @@ interface FileJob {
 
 const MAX_OPEN = 128;
 /** Packs read at once: enough to keep every codec thread busy while files are written. */
-const PACKS_AT_ONCE = 3;
+const PACKS_AT_ONCE = 4;
+const FILES_AT_ONCE = 16;
 
 /**
  * Restores a snapshot tree into a target directory. Reads pack by pack (each pack
@@ -74,6 +75,7 @@ export class Restorer {
   private readonly keepNames = new Map<string, Set<string>>();
   private readonly progress: RestoreProgress = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 };
   private readonly isRoot = process.getuid?.() === 0;
+  private readonly createdDirs = new Set<string>();
 
   constructor(private readonly repo: Repository, private readonly options: RestoreOptions) {
     this.loader = new TreeLoader(repo);
@@ -167,6 +169,7 @@ export class Restorer {
       await fs.rm(dest, { force: true });
     }
     await fs.mkdir(dest);
+    this.createdDirs.add(dest);
     this.result.dirs++;
   }
 
@@ -174,13 +177,14 @@ export class Restorer {
     const byPack = new Map<string, { loc: NonNullable<ReturnType<Repository["lookup"]>>; targets: { job: FileJob; offset: number }[] }[]>();
     const blobsInPack = new Map<string, Map<string, { loc: NonNullable<ReturnType<Repository["lookup"]>>; targets: { job: FileJob; offset: number }[] }>>();
     const handles = new HandleCache(MAX_OPEN);
-    for (const job of this.files) {
-      const ready = await this.prepareFile(job);
-      if (!ready) continue;
-      if (job.writes.length === 0) {
-        await this.finishFile(job, handles);
-        continue;
-      }
+    // Creating thousands of files is round trips to the file system: do many at once.
+    const ready = new Array<boolean>(this.files.length);
+    await mapLimit(this.files, FILES_AT_ONCE, async (job, i) => {
+      ready[i] = await this.prepareFile(job);
+      if (ready[i] && job.writes.length === 0) await this.finishFile(job, handles);
+    });
+    for (const [i, job] of this.files.entries()) {
+      if (!ready[i] || job.writes.length === 0) continue;
       for (const w of job.writes) {
         const loc = this.repo.lookup(Buffer.from(w.id, "hex"))!;
         let m = blobsInPack.get(loc.packId);
@@ -237,6 +241,12 @@ export class Restorer {
   /** Decides how to write one file; returns false when it is skipped. Creates (or truncates) it. */
   private async prepareFile(job: FileJob): Promise<boolean> {
     const policy = this.options.overwrite ?? "always";
+    // In a directory this restore created, nothing can be in the way: the file is
+    // created by its first write (or here, when it is empty).
+    if (this.createdDirs.has(path.dirname(job.dest))) {
+      if (job.writes.length === 0) await (await fs.open(job.dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)).close();
+      return true;
+    }
     const st = await lstatOrUndefined(job.dest);
     const size = job.node.size ?? 0;
     if (st) {
@@ -418,7 +428,7 @@ class HandleCache {
       this.open.set(file, entry); // most recently used last
     } else {
       // Registered before any await, so concurrent writers to the same file share one handle.
-      entry = { handle: fs.open(file, constants.O_WRONLY | constants.O_NOFOLLOW), users: 0 };
+      entry = { handle: fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600), users: 0 };
       this.open.set(file, entry);
     }
     entry.users++;
