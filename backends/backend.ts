@@ -14,7 +14,8 @@
 export interface Backend {
   /** A human-readable location, for messages. */
   readonly location: string;
-  put(key: string, body: Uint8Array): Promise<void>;
+  /** Stores an object; `body` may come in parts, stored in order as one object (a pack is its blobs). */
+  put(key: string, body: Body): Promise<void>;
   get(key: string, range?: ByteRange): Promise<Buffer>;
   stat(key: string): Promise<ObjectInfo>;
   list(prefix: string): AsyncIterable<ObjectInfo>;
@@ -22,6 +23,13 @@ export interface Backend {
   /** True when the location holds anything at all (used to tell "no repository" from "empty"). */
   exists(key: string): Promise<boolean>;
   close?(): Promise<void>;
+}
+
+export type Body = Uint8Array | readonly Uint8Array[];
+
+/** The parts of a body, as a list. */
+export function bodyParts(body: Body): readonly Uint8Array[] {
+  return body instanceof Uint8Array ? [body] : body;
 }
 
 export interface ByteRange {

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { constants, promises as fs } from "node:fs";
 import * as path from "node:path";
-import { BackendError, type Backend, type ByteRange, type ObjectInfo } from "./backend.js";
+import { BackendError, bodyParts, type Backend, type Body, type ByteRange, type ObjectInfo } from "./backend.js";
 
 /** Error codes that may succeed when tried again (the disk or the kernel is busy). */
 const TRANSIENT_CODES = new Set(["EAGAIN", "EBUSY", "EINTR", "EMFILE", "ENFILE", "ETIMEDOUT"]);
@@ -36,7 +36,7 @@ export class LocalBackend implements Backend {
     return path.join(this.location, key);
   }
 
-  async put(key: string, body: Uint8Array): Promise<void> {
+  async put(key: string, body: Body): Promise<void> {
     const target = this.file(key);
     const dir = path.dirname(target);
     const tmp = path.join(dir, `.tmp-${path.basename(target)}-${randomBytes(6).toString("hex")}`);
@@ -47,10 +47,16 @@ export class LocalBackend implements Backend {
       }
       const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
       try {
-        let written = 0;
-        while (written < body.byteLength) {
-          const { bytesWritten } = await handle.write(body, written, body.byteLength - written);
-          written += bytesWritten;
+        const parts = bodyParts(body);
+        const total = parts.reduce((n, p) => n + p.byteLength, 0);
+        // One writev for the whole object; a short write falls back to plain writes of the rest.
+        let written = (await handle.writev(parts as Uint8Array[], 0)).bytesWritten;
+        if (written < total) {
+          const rest = Buffer.concat(parts as Uint8Array[]).subarray(written);
+          for (let off = 0; off < rest.length; ) {
+            const { bytesWritten } = await handle.write(rest, off, rest.length - off, written + off);
+            off += bytesWritten;
+          }
         }
         if (this.options.fsync !== false) await handle.sync();
       } finally {

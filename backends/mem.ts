@@ -1,12 +1,12 @@
-import { BackendError, type Backend, type ByteRange, type ObjectInfo } from "./backend.js";
+import { BackendError, bodyParts, type Backend, type Body, type ByteRange, type ObjectInfo } from "./backend.js";
 
 /** An in-memory backend for unit tests of the engine. */
 export class MemBackend implements Backend {
   readonly location = "mem:";
   readonly objects = new Map<string, Buffer>();
 
-  async put(key: string, body: Uint8Array): Promise<void> {
-    this.objects.set(key, Buffer.from(body));
+  async put(key: string, body: Body): Promise<void> {
+    this.objects.set(key, Buffer.concat(bodyParts(body) as Uint8Array[]));
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer> {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { BlobType } from "./blob-index.js";
 import { IntegrityError, open, seal, type CipherName, type DataKey } from "./crypto.js";
 
@@ -37,8 +38,12 @@ export class PackBuilder {
     return this.entries.length;
   }
 
-  /** The finished pack bytes. */
-  finish(key: DataKey, cipher: CipherName): Buffer {
+  /**
+   * Finishes the pack: its parts (blobs, encrypted header, header length) to be
+   * stored in order, and its id, the SHA-256 of those bytes. The parts are not
+   * concatenated: the backend writes them as one object.
+   */
+  finish(key: DataKey, cipher: CipherName): { id: string; parts: Buffer[]; size: number } {
     const header = Buffer.allocUnsafe(this.entries.length * HEADER_ENTRY);
     this.entries.forEach((e, i) => {
       const at = i * HEADER_ENTRY;
@@ -51,9 +56,11 @@ export class PackBuilder {
     const sealed = seal(header, key, cipher);
     const len = Buffer.allocUnsafe(4);
     len.writeUInt32LE(sealed.length);
-    const pack = Buffer.concat([...this.parts, sealed, len]);
-    this.parts = []; // the blobs now live in `pack`; let them go while it uploads
-    return pack;
+    const parts = [...this.parts, sealed, len];
+    this.parts = [];
+    const hash = createHash("sha256");
+    for (const p of parts) hash.update(p);
+    return { id: hash.digest("hex"), parts, size: this.size + sealed.length + 4 };
   }
 }
 

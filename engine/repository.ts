@@ -274,11 +274,10 @@ export class Repository {
 
   private async uploadPack(packer: PackBuilder): Promise<void> {
     while (this.uploads.size >= MAX_UPLOADS) await Promise.race(this.uploads);
-    const bytes = packer.finish(this.currentKey, this.config.cipher);
-    const id = sha256Hex(bytes);
+    const { id, parts, size } = packer.finish(this.currentKey, this.config.cipher);
     const job: Promise<void> = (async () => {
-      await this.backend.put(packKey(id), bytes);
-      this.packBytesWritten += bytes.length;
+      await this.backend.put(packKey(id), parts);
+      this.packBytesWritten += size;
       this.packsWritten++;
       const n = this.index.packNumber(id);
       for (const e of packer.entries) {
