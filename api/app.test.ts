@@ -1,0 +1,292 @@
+import { existsSync } from "node:fs";
+import * as path from "node:path";
+import { Client, Connection } from "@temporalio/client";
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openCatalog, type OpenCatalog } from "../db/client.js";
+import { repositories } from "../db/schema.js";
+import { SecretBox } from "../engine/secret-box.js";
+import { tempDir } from "../test/helpers.js";
+import { createApp } from "./app.js";
+import { ensureAdminToken } from "./auth.js";
+
+// Nothing listens on port 1: these tests cover what the API decides without Temporal.
+const ADMIN = "test-admin-token";
+const PASSWORD = "correct horse battery staple";
+const scratch = tempDir("cairn-api-");
+let catalog: OpenCatalog;
+let connection: Connection;
+let app: ReturnType<typeof createApp>;
+let secretBox: SecretBox;
+
+beforeAll(async () => {
+  catalog = await openCatalog({ dataDir: scratch.dir });
+  connection = Connection.lazy({ address: "127.0.0.1:1" });
+  secretBox = new SecretBox(SecretBox.generateKey());
+  app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox, adminToken: ADMIN });
+});
+afterAll(async () => {
+  await connection?.close();
+  await catalog?.close();
+  scratch.cleanup();
+});
+
+function call(method: string, url: string, body?: unknown, init: { token?: string | null; raw?: string; type?: string } = {}) {
+  const headers: Record<string, string> = {};
+  const token = init.token === undefined ? ADMIN : init.token;
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined || init.raw !== undefined) headers["Content-Type"] = init.type ?? "application/json";
+  return app.request(url, { method, headers, body: init.raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
+}
+
+interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  errors?: { in: string; path: string; message: string }[];
+}
+
+async function problem(res: Response, status: number): Promise<Problem> {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("content-type")).toBe("application/problem+json");
+  const body = (await res.json()) as Problem;
+  expect(body.status).toBe(status);
+  expect(body.detail.length).toBeGreaterThan(20);
+  return body;
+}
+
+async function registerRepository(name: string): Promise<string> {
+  const res = await call("POST", "/v1/repositories", { name, url: path.join(scratch.dir, name), password: PASSWORD });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { id: string }).id;
+}
+
+describe("authentication", () => {
+  it("refuses /v1 without a token or with a wrong one, and says how to get one", async () => {
+    const missing = await problem(await call("GET", "/v1/plans", undefined, { token: null }), 401);
+    expect(missing.detail).toMatch(/Authorization: Bearer/);
+    const res = await call("GET", "/v1/plans", undefined, { token: "not-the-token" });
+    expect(res.headers.get("www-authenticate")).toBe("Bearer");
+    await problem(res, 401);
+    await problem(await app.request("/v1/plans", { headers: { Authorization: `Basic ${ADMIN}` } }), 401);
+    // A bad body without a token is still a 401: nothing is validated for strangers.
+    await problem(await call("POST", "/v1/plans", { nonsense: true }, { token: null }), 401);
+  });
+
+  it("accepts the configured admin token and a generated one stored hashed in the catalog", async () => {
+    expect((await call("GET", "/v1/plans")).status).toBe(200);
+    const generated = await ensureAdminToken(catalog.db);
+    expect(generated).toMatch(/^cairn_/);
+    expect(await ensureAdminToken(catalog.db)).toBeUndefined(); // generated once, never shown again
+    expect((await call("GET", "/v1/plans", undefined, { token: generated })).status).toBe(200);
+    const stored = await catalog.db.execute("select token_hash from api_tokens");
+    expect(JSON.stringify(stored)).not.toContain(generated!);
+  });
+
+  it("leaves the health checks and the OpenAPI document open", async () => {
+    const health = await app.request("/healthz");
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: "ok" });
+    const ready = await app.request("/readyz");
+    expect(ready.status).toBe(503); // no Temporal on port 1
+    const body = (await ready.json()) as { status: string; checks: { catalog: string; temporal: string } };
+    expect(body.status).toBe("not ready");
+    expect(body.checks.catalog).toBe("ok");
+    expect(body.checks.temporal).not.toBe("ok");
+    expect((await app.request("/openapi.json")).status).toBe(200);
+  });
+});
+
+describe("validation", () => {
+  let repositoryId: string;
+  beforeAll(async () => {
+    repositoryId = await registerRepository("validation");
+  });
+  const plan = (extra: Record<string, unknown> = {}) => ({ name: "www", repositoryId, source: { type: "files", paths: ["/var/www"] }, ...extra });
+
+  it("answers malformed JSON and non-JSON bodies with a problem, not a 500", async () => {
+    const bad = await problem(await call("POST", "/v1/plans", undefined, { raw: '{"name": "www",' }), 400);
+    expect(bad.detail).toMatch(/Malformed JSON/);
+    await problem(await call("POST", "/v1/plans", undefined, { raw: "name=www", type: "text/plain" }), 415);
+    const empty = await problem(await call("POST", "/v1/plans", undefined, { raw: "" , type: "application/json" }), 400);
+    expect(empty.detail).toBeTruthy();
+    const notObject = await problem(await call("POST", "/v1/plans", [1, 2]), 400);
+    expect(notObject.errors?.[0].in).toBe("body");
+  });
+
+  it("names each wrong field: types, unknown fields, relative paths", async () => {
+    const res = await problem(await call("POST", "/v1/plans", { name: 42, repositoryId, source: { type: "files", paths: "not-a-list" }, colour: "blue" }), 400);
+    const paths = res.errors!.map((e) => e.path).sort();
+    expect(paths).toEqual(["colour", "name", "source.paths"]);
+    expect(res.errors!.every((e) => e.in === "body")).toBe(true);
+    expect(res.errors!.find((e) => e.path === "colour")!.message).toMatch(/unknown field/);
+
+    const relative = await problem(await call("POST", "/v1/plans", plan({ source: { type: "files", paths: ["var/www"] } })), 400);
+    expect(relative.errors).toEqual([expect.objectContaining({ path: "source.paths.0", message: expect.stringMatching(/absolute path/) })]);
+    const otherSource = await problem(await call("POST", "/v1/plans", plan({ source: { type: "postgres", paths: ["/x"] } })), 400);
+    expect(otherSource.errors![0].path).toBe("source.type");
+  });
+
+  it("refuses invalid cron expressions and time zones with a hint", async () => {
+    for (const cron of ["61 * * * *", "0 3 * *", "every day", "0 3 * * MON-FOO", "*/0 * * * *", "5-1 * * * *"]) {
+      const res = await problem(await call("POST", "/v1/plans", plan({ schedule: { cron, timezone: "UTC" } })), 400);
+      expect(res.errors, cron).toEqual([expect.objectContaining({ path: "schedule.cron" })]);
+    }
+    for (const timezone of ["Mars/Olympus_Mons", "+02:00", "europe/paris", ""]) {
+      const res = await problem(await call("POST", "/v1/plans", plan({ schedule: { cron: "0 3 * * *", timezone } })), 400);
+      expect(res.errors, timezone).toEqual([expect.objectContaining({ path: "schedule.timezone", message: expect.stringMatching(/IANA/) })]);
+    }
+  });
+
+  it("refuses retention policies that would keep nothing or cannot be read", async () => {
+    const none = await problem(await call("POST", "/v1/plans", plan({ retention: {} })), 400);
+    expect(none.errors![0].message).toMatch(/at least one/);
+    const within = await problem(await call("POST", "/v1/plans", plan({ retention: { keepWithin: "a while" } })), 400);
+    expect(within.errors![0].path).toBe("retention.keepWithin");
+    const fraction = await problem(await call("POST", "/v1/plans", plan({ retention: { keepDaily: 1.5 }, verifySamplePercent: 150 })), 400);
+    expect(fraction.errors!.map((e) => e.path).sort()).toEqual(["retention.keepDaily", "verifySamplePercent"]);
+  });
+
+  it("checks repositories, restores and job filters too", async () => {
+    const repo = await problem(await call("POST", "/v1/repositories", { name: "x", url: "relative/dir" }), 400);
+    expect(repo.errors!.map((e) => e.path).sort()).toEqual(["password", "url"]);
+    const restore = await problem(await call("POST", "/v1/restores", { repositoryId, snapshotId: "xyz", target: "here" }), 400);
+    expect(restore.errors!.map((e) => e.path).sort()).toEqual(["snapshotId", "target"]);
+    const jobs = await problem(await call("GET", "/v1/jobs?status=sleeping&limit=0"), 400);
+    expect(jobs.errors!.map((e) => `${e.in}:${e.path}`).sort()).toEqual(["query:limit", "query:status"]);
+    const planFilter = await problem(await call("GET", "/v1/jobs?planId=x'%20OR%20'1'='1"), 400);
+    expect(planFilter.errors![0].path).toBe("planId");
+    const snapshots = await problem(await call("GET", "/v1/snapshots"), 400);
+    expect(snapshots.errors![0]).toMatchObject({ in: "query", path: "repositoryId" });
+  });
+});
+
+describe("unknown ids", () => {
+  it("answers 404 with a hint for every resource", async () => {
+    const cases: [string, string, unknown?][] = [
+      ["GET", "/v1/plans/nope"],
+      ["PATCH", "/v1/plans/nope", { name: "renamed" }],
+      ["DELETE", "/v1/plans/nope"],
+      ["POST", "/v1/plans/nope/run"],
+      ["POST", "/v1/plans/nope/pause"],
+      ["POST", "/v1/plans/nope/resume"],
+      ["POST", "/v1/plans/nope/trigger"],
+      ["GET", "/v1/repositories/nope"],
+      ["GET", "/v1/snapshots?repositoryId=nope"],
+      ["GET", "/v1/no-such-endpoint"],
+    ];
+    for (const [method, url, body] of cases) {
+      const res = await problem(await call(method, url, body), 404);
+      expect(res.detail, `${method} ${url}`).toMatch(/GET \/v1\/|openapi/);
+    }
+    const plan = await problem(await call("POST", "/v1/plans", { name: "orphan", repositoryId: "nope", source: { type: "files", paths: ["/srv"] } }), 404);
+    expect(plan.errors).toEqual([{ in: "body", path: "repositoryId", message: "no such repository" }]);
+    const restore = await problem(await call("POST", "/v1/restores", { repositoryId: "nope", snapshotId: "latest", target: "/tmp/x" }), 404);
+    expect(restore.errors![0].path).toBe("repositoryId");
+  });
+});
+
+describe("repositories", () => {
+  it("creates a repository where none exists, stores its password sealed, and never returns it", async () => {
+    const url = path.join(scratch.dir, "fresh");
+    const res = await call("POST", "/v1/repositories", { name: "fresh", url, password: PASSWORD });
+    expect(res.status).toBe(201);
+    const { id, created } = (await res.json()) as { id: string; created: boolean };
+    expect(created).toBe(true);
+    expect(existsSync(path.join(url, "config"))).toBe(true);
+
+    const [row] = await catalog.db.select().from(repositories).where(eq(repositories.id, id));
+    expect(row.sealedPassword).not.toContain(PASSWORD);
+    expect(secretBox.open(row.sealedPassword)).toBe(PASSWORD);
+
+    const list = await call("GET", "/v1/repositories");
+    const text = await list.text();
+    expect(text).toContain(url);
+    expect(text).not.toContain(PASSWORD);
+    expect(text).not.toContain(row.sealedPassword);
+  });
+
+  it("opens an existing repository to check the password: wrong is a 422, right registers it", async () => {
+    const url = path.join(scratch.dir, "fresh");
+    await catalog.db.delete(repositories).where(eq(repositories.url, url));
+    const wrong = await problem(await call("POST", "/v1/repositories", { name: "again", url, password: "wrong" }), 422);
+    expect(wrong.detail).toMatch(/password/);
+    const right = await call("POST", "/v1/repositories", { name: "again", url, password: PASSWORD });
+    expect(right.status).toBe(201);
+    expect(((await right.json()) as { created: boolean }).created).toBe(false);
+  });
+
+  it("refuses a second registration of the same name or location", async () => {
+    const url = path.join(scratch.dir, "fresh");
+    const sameUrl = await problem(await call("POST", "/v1/repositories", { name: "third", url: `local:${url}/`, password: PASSWORD }), 409);
+    expect(sameUrl.detail).toMatch(/url/);
+    await problem(await call("POST", "/v1/repositories", { name: "again", url: path.join(scratch.dir, "other"), password: PASSWORD }), 409);
+  });
+
+  it("lists snapshots read from the repository itself", async () => {
+    const id = await registerRepository("empty");
+    const res = await call("GET", `/v1/snapshots?repositoryId=${id}`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ snapshots: [] });
+    const restore = await problem(await call("POST", "/v1/restores", { repositoryId: id, snapshotId: "latest", target: "/tmp/x" }), 404);
+    expect(restore.errors![0].path).toBe("snapshotId");
+  });
+});
+
+describe("plans without a schedule", () => {
+  it("are created, read, changed and deleted without Temporal", async () => {
+    const repositoryId = await registerRepository("plans");
+    const created = await call("POST", "/v1/plans", { name: "docs", repositoryId, source: { type: "files", paths: ["/srv/docs"], exclude: ["*.tmp"] }, retention: { keepDaily: 7 } });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+
+    const got = (await (await call("GET", `/v1/plans/${id}`)).json()) as Record<string, unknown>;
+    expect(got).toMatchObject({ id, name: "docs", repositoryId, source: { type: "files", paths: ["/srv/docs"], exclude: ["*.tmp"] }, schedule: null, scheduleId: null, retention: { keepDaily: 7 }, paused: false });
+
+    const dup = await problem(await call("POST", "/v1/plans", { name: "docs", repositoryId, source: { type: "files", paths: ["/srv"] } }), 409);
+    expect(dup.detail).toMatch(/another name/);
+
+    const patched = await call("PATCH", `/v1/plans/${id}`, { retention: null, verifySamplePercent: 5 });
+    expect(await patched.json()).toMatchObject({ retention: null, verifySamplePercent: 5, name: "docs" });
+
+    const pause = await problem(await call("POST", `/v1/plans/${id}/pause`), 409);
+    expect(pause.detail).toMatch(/PATCH \/v1\/plans/);
+
+    const listed = (await (await call("GET", "/v1/plans")).json()) as { plans: { id: string }[] };
+    expect(listed.plans.map((p) => p.id)).toContain(id);
+
+    expect((await call("DELETE", `/v1/plans/${id}`)).status).toBe(204);
+    await problem(await call("GET", `/v1/plans/${id}`), 404);
+  });
+});
+
+describe("/openapi.json", () => {
+  it("documents every route the app serves, with its security and error responses", async () => {
+    const doc = (await (await app.request("/openapi.json")).json()) as {
+      paths: Record<string, Record<string, { security?: unknown[]; responses: Record<string, unknown> }>>;
+      components: { securitySchemes: Record<string, unknown> };
+    };
+    const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
+    const served = app.routes
+      .filter((r) => r.method !== "ALL" && r.path !== "/openapi.json")
+      .map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`);
+    expect(new Set(documented)).toEqual(new Set(served));
+    for (const route of [
+      "POST /v1/repositories", "GET /v1/repositories", "POST /v1/plans", "GET /v1/plans/{id}", "PATCH /v1/plans/{id}", "DELETE /v1/plans/{id}",
+      "POST /v1/plans/{id}/run", "POST /v1/plans/{id}/pause", "POST /v1/plans/{id}/resume", "POST /v1/plans/{id}/trigger",
+      "GET /v1/jobs", "GET /v1/jobs/{id}", "POST /v1/jobs/{id}/cancel", "GET /v1/snapshots", "POST /v1/restores", "GET /healthz", "GET /readyz",
+    ]) {
+      expect(documented).toContain(route);
+    }
+    expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
+    for (const [p, ops] of Object.entries(doc.paths)) {
+      for (const op of Object.values(ops)) {
+        if (p.startsWith("/v1/")) {
+          expect(op.security, p).toEqual([{ bearer: [] }]);
+          expect(op.responses, p).toHaveProperty("401");
+        } else expect(op.security, p).toEqual([]);
+      }
+    }
+  });
+});

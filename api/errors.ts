@@ -1,0 +1,94 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
+
+/** One problem with one input field: where it is and what to do about it. */
+export interface FieldError {
+  /** "body", "query" or "path". */
+  in: string;
+  /** Dotted path to the field, such as "schedule.cron" ("" for the whole input). */
+  path: string;
+  message: string;
+}
+
+/**
+ * The one error type routes throw: an HTTP status and a sentence that tells the
+ * caller what to do next. app.ts renders it as application/problem+json (RFC 9457).
+ */
+export class ApiError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly title: string,
+    detail: string,
+    readonly errors?: FieldError[],
+  ) {
+    super(detail);
+    this.name = "ApiError";
+  }
+
+  static notFound(what: string, id: string, hint: string): ApiError {
+    return new ApiError(404, `${what} not found`, `there is no ${what} with id ${id}; ${hint}`);
+  }
+}
+
+const TARGETS: Record<string, string> = { json: "body", query: "query", param: "path", header: "header" };
+
+/** Turns zod issues into field errors; an unknown key becomes one error per key, so the client sees which to drop. */
+export function fieldErrors(target: string, error: z.ZodError): FieldError[] {
+  const where = TARGETS[target] ?? target;
+  return error.issues.flatMap((issue) => {
+    const base = issue.path.map(String);
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({ in: where, path: [...base, key].join("."), message: "unknown field; remove it (see /openapi.json for the accepted fields)" }));
+    }
+    if (issue.code === "invalid_type" && /received undefined$/.test(issue.message)) {
+      return [{ in: where, path: base.join("."), message: `this field is required (${issue.expected})` }];
+    }
+    return [{ in: where, path: base.join("."), message: issue.message }];
+  });
+}
+
+/**
+ * The validation hook every router uses: a failed zod check becomes a 400
+ * problem listing each field, instead of zod-openapi's default JSON dump.
+ */
+export function validationHook(result: { success: boolean; error?: z.ZodError; target: string }): void {
+  if (result.success || !result.error) return;
+  const errors = fieldErrors(result.target, result.error);
+  const summary = errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("; ");
+  throw new ApiError(400, "Invalid request", `the request ${TARGETS[result.target] ?? result.target} is not valid: ${summary}`, errors);
+}
+
+/** Renders any error as application/problem+json; only unexpected ones become a 500, and those are logged. */
+export function renderProblem(err: Error, c: Context): Response {
+  let status: ContentfulStatusCode = 500;
+  let title = "Internal error";
+  let detail = "the server failed unexpectedly; the error is in its log. Retry, and report it if it happens again";
+  let errors: FieldError[] | undefined;
+  if (err instanceof ApiError) {
+    ({ status, title, errors } = err);
+    detail = err.message;
+  } else if (err instanceof HTTPException) {
+    status = err.status as ContentfulStatusCode;
+    title = err.status === 415 ? "Unsupported media type" : "Bad request";
+    detail =
+      err.status === 415
+        ? "send the body as JSON with the header Content-Type: application/json"
+        : `${err.message}; send a JSON object as the body with Content-Type: application/json`;
+  } else {
+    console.error(`${c.req.method} ${c.req.path} failed:`, err);
+  }
+  const body = { type: "about:blank", title, status, detail, ...(errors ? { errors } : {}) };
+  const headers: Record<string, string> = { "Content-Type": "application/problem+json" };
+  if (status === 401) headers["WWW-Authenticate"] = "Bearer";
+  return c.body(JSON.stringify(body), status, headers);
+}
+
+/** True when the database refused a row for a duplicate unique value (two requests racing for one name). */
+export function isUniqueViolation(err: unknown): boolean {
+  for (let e = err as { code?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === "23505") return true;
+  }
+  return false;
+}

@@ -1,0 +1,215 @@
+import { defaultPayloadConverter, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowExecutionStatusName } from "@temporalio/client";
+import { eq, inArray } from "drizzle-orm";
+import type { Catalog } from "../db/client.js";
+import { jobs, type JobStatusName } from "../db/schema.js";
+import { statusQuery, type BackupResult, type JobKind, type JobPhase, type JobProgress, type JobStatus, type RestoreResult } from "../workflows/messages.js";
+import { ApiError } from "./errors.js";
+import { KIND_KEY, PLAN_KEY, withTemporal } from "./temporal.js";
+
+/** A job as the API shows it: a Temporal workflow with its phase and live progress. */
+export interface JobView {
+  id: string;
+  kind: JobKind;
+  status: JobStatusName;
+  phase: JobPhase;
+  progress: JobProgress;
+  planId?: string;
+  snapshotId?: string;
+  error?: string;
+  warnings: string[];
+  startedAt: string;
+  finishedAt?: string;
+  result?: unknown;
+}
+
+export type JobSummary = Pick<JobView, "id" | "kind" | "status" | "planId" | "snapshotId" | "error" | "startedAt" | "finishedAt">;
+
+const NO_PROGRESS: JobProgress = { filesDone: 0, bytesDone: 0, bytesTotal: 0, bytesPerSecond: 0, etaSeconds: null };
+const KINDS: JobKind[] = ["backup", "restore", "verify", "prune"];
+
+const STATUS: Partial<Record<WorkflowExecutionStatusName, JobStatusName>> = {
+  COMPLETED: "completed",
+  CONTINUED_AS_NEW: "completed",
+  FAILED: "failed",
+  TIMED_OUT: "failed",
+  TERMINATED: "failed",
+  CANCELLED: "cancelled",
+};
+
+/** Temporal visibility names for each API status filter. */
+const STATUS_QUERY: Record<JobStatusName, string> = {
+  running: "ExecutionStatus = 'Running'",
+  completed: "ExecutionStatus IN ('Completed', 'ContinuedAsNew')",
+  failed: "ExecutionStatus IN ('Failed', 'TimedOut', 'Terminated')",
+  cancelled: "ExecutionStatus = 'Canceled'",
+};
+
+/** A visibility query over Cairn's search attributes: the same filter works in the Temporal Web UI. */
+export function jobsQuery(filter: { status?: JobStatusName; planId?: string; kind?: JobKind }): string {
+  const parts = [filter.kind ? `CairnKind = '${filter.kind}'` : `CairnKind IN (${KINDS.map((k) => `'${k}'`).join(", ")})`];
+  if (filter.planId) parts.push(`CairnPlan = '${filter.planId}'`);
+  if (filter.status) parts.push(STATUS_QUERY[filter.status]);
+  return parts.join(" AND ");
+}
+
+/** Lists jobs, newest first, with what the catalog mirror knows of finished ones. */
+export async function listJobs(catalog: Catalog, client: Client, filter: Parameters<typeof jobsQuery>[0], limit: number): Promise<JobSummary[]> {
+  const found: JobSummary[] = [];
+  await withTemporal(client, async () => {
+    for await (const wf of client.workflow.list({ query: jobsQuery(filter), pageSize: Math.min(limit, 100) })) {
+      found.push({
+        id: wf.workflowId,
+        kind: wf.typedSearchAttributes.get(KIND_KEY) as JobKind,
+        status: STATUS[wf.status.name] ?? "running",
+        planId: wf.typedSearchAttributes.get(PLAN_KEY),
+        startedAt: wf.startTime.toISOString(),
+        finishedAt: wf.closeTime?.toISOString(),
+      });
+      if (found.length >= limit) break;
+    }
+  });
+  if (!found.length) return found;
+  const mirrored = new Map((await catalog.select().from(jobs).where(inArray(jobs.id, found.map((j) => j.id)))).map((row) => [row.id, row]));
+  return found.map((j) => {
+    const row = mirrored.get(j.id);
+    return row ? { ...j, snapshotId: row.snapshotId ?? undefined, error: row.error ?? undefined } : j;
+  });
+}
+
+/**
+ * One job: from the catalog mirror when it finished earlier, otherwise from
+ * Temporal (status query for phase and warnings, the running activity's
+ * heartbeat for live byte counts). Finished jobs are mirrored on first read.
+ */
+export async function readJob(catalog: Catalog, client: Client, id: string): Promise<JobView> {
+  const [row] = await catalog.select().from(jobs).where(eq(jobs.id, id));
+  if (row) {
+    return {
+      id: row.id,
+      kind: row.kind,
+      status: row.status,
+      phase: row.phase,
+      progress: row.progress,
+      planId: row.planId ?? undefined,
+      snapshotId: row.snapshotId ?? undefined,
+      error: row.error ?? undefined,
+      warnings: ((row.result as { warnings?: string[] } | null)?.warnings ?? []),
+      startedAt: row.startedAt.toISOString(),
+      finishedAt: row.finishedAt?.toISOString(),
+      result: row.result ?? undefined,
+    };
+  }
+  const handle = client.workflow.getHandle(id);
+  const desc = await withTemporal(client, () => handle.describe()).catch((err) => {
+    if (err instanceof WorkflowNotFoundError) throw notFound(id);
+    throw err;
+  });
+  const kind = desc.typedSearchAttributes.get(KIND_KEY) as JobKind | undefined;
+  if (!kind) throw notFound(id); // a workflow, but not one of Cairn's jobs
+  const status = STATUS[desc.status.name] ?? "running";
+  const view: JobView = {
+    id,
+    kind,
+    status,
+    phase: status === "completed" ? "done" : "queued",
+    progress: NO_PROGRESS,
+    planId: desc.typedSearchAttributes.get(PLAN_KEY),
+    warnings: [],
+    startedAt: desc.startTime.toISOString(),
+    finishedAt: desc.closeTime?.toISOString(),
+  };
+  if (status === "running") {
+    const reported = await queryStatus(client, id);
+    if (reported) Object.assign(view, { phase: reported.phase, progress: reported.progress, snapshotId: reported.snapshotId, warnings: reported.warnings });
+    const live = heartbeatProgress(desc);
+    if (live) view.progress = live;
+    return view;
+  }
+  await settle(client, id, view);
+  await catalog
+    .insert(jobs)
+    .values({
+      id,
+      runId: desc.runId,
+      kind,
+      planId: view.planId ?? null,
+      status,
+      phase: view.phase,
+      progress: view.progress,
+      snapshotId: view.snapshotId ?? null,
+      error: view.error ?? null,
+      result: view.result ?? null,
+      startedAt: desc.startTime,
+      finishedAt: desc.closeTime ?? new Date(),
+    })
+    .onConflictDoNothing();
+  return view;
+}
+
+/** Fills a finished job's outcome: the result of a completed one, the reason and last phase of a failed one. */
+async function settle(client: Client, id: string, view: JobView): Promise<void> {
+  const handle = client.workflow.getHandle(id);
+  try {
+    const result = await withTemporal(client, () => handle.result());
+    view.result = result;
+    Object.assign(view, outcome(view.kind, result));
+  } catch (err) {
+    if (err instanceof ApiError || view.status === "completed") throw err;
+    view.error = innermostMessage(err);
+    const reported = await queryStatus(client, id);
+    if (reported) Object.assign(view, { phase: reported.phase, progress: reported.progress, snapshotId: reported.snapshotId, warnings: reported.warnings });
+  }
+}
+
+function outcome(kind: JobKind, result: unknown): Partial<JobView> {
+  if (kind === "backup") {
+    const r = result as BackupResult;
+    const files = r.filesNew + r.filesChanged + r.filesUnmodified;
+    const rate = r.durationSeconds > 0 ? Math.round(r.bytesProcessed / r.durationSeconds) : 0;
+    return { snapshotId: r.snapshotId, warnings: r.warnings, progress: { filesDone: files, bytesDone: r.bytesProcessed, bytesTotal: r.bytesProcessed, bytesPerSecond: rate, etaSeconds: 0 } };
+  }
+  if (kind === "restore") {
+    const r = result as RestoreResult;
+    return { warnings: r.warnings, progress: { filesDone: r.files, bytesDone: r.bytesWritten, bytesTotal: r.totalBytes, bytesPerSecond: 0, etaSeconds: 0 } };
+  }
+  const warnings = (result as { warnings?: string[] } | null)?.warnings;
+  return warnings ? { warnings } : {};
+}
+
+/** The workflow's own account of itself; absent when no worker answers in time (the job is then shown as queued). */
+async function queryStatus(client: Client, id: string): Promise<JobStatus | undefined> {
+  try {
+    return await withTemporal(client, () => client.workflow.getHandle(id).query(statusQuery), 3000);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Live counts from the running activity's last heartbeat (a JobProgress, possibly with more fields). */
+function heartbeatProgress(desc: WorkflowExecutionDescription): JobProgress | undefined {
+  for (const activity of desc.raw.pendingActivities ?? []) {
+    const payload = activity.heartbeatDetails?.payloads?.[0];
+    if (!payload) continue;
+    const details = defaultPayloadConverter.fromPayload<Partial<JobProgress>>(payload);
+    if (typeof details?.bytesDone !== "number") continue;
+    return {
+      filesDone: details.filesDone ?? 0,
+      bytesDone: details.bytesDone,
+      bytesTotal: details.bytesTotal ?? 0,
+      bytesPerSecond: details.bytesPerSecond ?? 0,
+      etaSeconds: details.etaSeconds ?? null,
+    };
+  }
+  return undefined;
+}
+
+/** The message of the deepest cause: the activity's own error rather than "Activity task failed". */
+function innermostMessage(err: unknown): string {
+  let e = err as Error | undefined;
+  while (e && e.cause instanceof Error) e = e.cause;
+  return e?.message ?? String(err);
+}
+
+function notFound(id: string): ApiError {
+  return ApiError.notFound("job", id, "list jobs with GET /v1/jobs");
+}

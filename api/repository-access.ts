@@ -1,0 +1,58 @@
+import * as path from "node:path";
+import { BackendError } from "../backends/backend.js";
+import { LocalBackend } from "../backends/local.js";
+import { CairnError, RepositoryNotFoundError, WrongPasswordError } from "../engine/errors.js";
+import { Repository } from "../engine/repository.js";
+import { ApiError } from "./errors.js";
+
+/**
+ * The directory a repository URL names. Only local paths for now: an absolute
+ * path or local:/path, because the API and the workers must agree on it.
+ */
+export function localPath(url: string): string | undefined {
+  const p = url.startsWith("local:") ? url.slice("local:".length) : url;
+  return path.isAbsolute(p) ? path.resolve(p) : undefined; // resolve drops a trailing slash, so one place has one name
+}
+
+/**
+ * Creates a repository at `url` when nothing is there, otherwise opens it to
+ * prove the password. Returns whether it was created.
+ */
+export async function initOrVerify(url: string, password: string): Promise<boolean> {
+  const backend = new LocalBackend(url);
+  try {
+    const created = !(await backend.exists("config"));
+    const repo = created ? await Repository.init(backend, password, { threads: 0 }) : await Repository.open(backend, password, { threads: 0 });
+    await repo.close();
+    return created;
+  } catch (err) {
+    throw asProblem(err, url);
+  }
+}
+
+/** Opens a registered repository, runs `fn` and closes it; the engine's errors become problems the caller can act on. */
+export async function withRepository<T>(url: string, password: string, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  let repo: Repository;
+  try {
+    repo = await Repository.open(new LocalBackend(url), password, { threads: 0 });
+  } catch (err) {
+    throw asProblem(err, url);
+  }
+  try {
+    return await fn(repo);
+  } finally {
+    await repo.close();
+  }
+}
+
+function asProblem(err: unknown, url: string): unknown {
+  if (err instanceof WrongPasswordError) {
+    return new ApiError(422, "Wrong repository password", `the password does not open the repository at ${url}; give the password it was created with`);
+  }
+  if (err instanceof RepositoryNotFoundError) {
+    return new ApiError(422, "Repository missing", `there is no Cairn repository at ${url} any more; check that its disk is mounted, or register it again`);
+  }
+  if (err instanceof CairnError) return new ApiError(422, "Repository unusable", err.message);
+  if (err instanceof BackendError) return new ApiError(422, "Repository unusable", `cannot use ${url}: ${err.message}; check the path and its permissions`);
+  return err;
+}

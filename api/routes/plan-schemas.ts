@@ -1,0 +1,100 @@
+import * as path from "node:path";
+import { z } from "@hono/zod-openapi";
+import { validatePolicy } from "../../engine/retention.js";
+import { cronProblem, isTimeZone } from "../cron.js";
+
+const absolutePath = z
+  .string()
+  .min(1)
+  .refine((p) => path.isAbsolute(p), "use an absolute path: the worker that reads it may run in another directory");
+
+const Source = z
+  .strictObject({
+    type: z.literal("files"),
+    paths: z.array(absolutePath).min(1, "give at least one path to back up").openapi({ example: ["/var/www"] }),
+    exclude: z.array(z.string().min(1)).optional().openapi({ example: ["*.tmp", "node_modules"] }),
+  })
+  .openapi("FileSource");
+
+const Schedule = z
+  .strictObject({
+    cron: z
+      .string()
+      .superRefine((cron, ctx) => {
+        const problem = cronProblem(cron);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      })
+      .openapi({ example: "0 3 * * *", description: "Five fields (minute hour day-of-month month day-of-week) or @hourly/@daily/@weekly/@monthly/@yearly." }),
+    timezone: z
+      .string()
+      .default("UTC")
+      .refine(isTimeZone, "use an IANA time zone name such as Europe/Paris, America/New_York or UTC")
+      .openapi({ example: "Europe/Paris" }),
+  })
+  .openapi("Schedule");
+
+const count = z.number().int("use a whole number").min(0).optional();
+
+const Retention = z
+  .strictObject({
+    keepLast: count,
+    keepHourly: count,
+    keepDaily: count,
+    keepWeekly: count,
+    keepMonthly: count,
+    keepYearly: count,
+    keepWithin: z
+      .string()
+      .refine((within) => {
+        try {
+          validatePolicy({ keepWithin: within });
+          return true;
+        } catch {
+          return false;
+        }
+      }, "use years, months, days and hours such as 30d, 6m, 1y6m or 2d12h (m means months)")
+      .optional()
+      .openapi({ example: "30d" }),
+  })
+  .refine((r) => Object.values(r).some((v) => v !== undefined && v !== 0), "a retention policy needs at least one non-zero rule, otherwise every snapshot would be removed; for example keepDaily: 7")
+  .openapi("Retention");
+
+const verifySamplePercent = z.number().min(0).max(100).openapi({ description: "Share of the new snapshot's packs read back after each backup (0-100).", example: 10 });
+
+export const PlanInput = z
+  .strictObject({
+    name: z.string().trim().min(1).max(100).openapi({ example: "www" }),
+    repositoryId: z.string().min(1),
+    source: Source,
+    schedule: Schedule.optional(),
+    retention: Retention.optional(),
+    verifySamplePercent: verifySamplePercent.optional(),
+  })
+  .openapi("PlanInput");
+
+export const PlanPatch = z
+  .strictObject({
+    name: z.string().trim().min(1).max(100).optional(),
+    repositoryId: z.string().min(1).optional(),
+    source: Source.optional(),
+    schedule: Schedule.nullable().optional().openapi({ description: "null removes the schedule (and its Temporal Schedule)." }),
+    retention: Retention.nullable().optional().openapi({ description: "null removes the retention policy." }),
+    verifySamplePercent: verifySamplePercent.nullable().optional(),
+  })
+  .openapi("PlanPatch");
+
+export const Plan = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    repositoryId: z.string(),
+    source: Source,
+    schedule: Schedule.nullable(),
+    retention: Retention.nullable(),
+    verifySamplePercent: z.number().nullable(),
+    paused: z.boolean(),
+    scheduleId: z.string().nullable().openapi({ description: "The Temporal Schedule id, when the plan has a schedule." }),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi("Plan");

@@ -1,0 +1,152 @@
+import { randomBytes } from "node:crypto";
+import { createRoute, z } from "@hono/zod-openapi";
+import { WorkflowExecutionAlreadyStartedError } from "@temporalio/client";
+import { eq } from "drizzle-orm";
+import { plans } from "../../db/schema.js";
+import type { AppDeps } from "../app.js";
+import { ApiError, isUniqueViolation } from "../errors.js";
+import { BEARER, IdParam, json, jsonBody, problems, router } from "../openapi.js";
+import { backupStart, scheduleId, syncSchedule, type PlanRow } from "../schedules.js";
+import { idTime, withTemporal } from "../temporal.js";
+import { findRepository } from "./repositories.js";
+import { Plan, PlanInput, PlanPatch } from "./plan-schemas.js";
+
+const JobStarted = z.object({ jobId: z.string().openapi({ description: "Follow it with GET /v1/jobs/{jobId}." }) }).openapi("JobStarted");
+
+const route = <M extends "get" | "post" | "patch" | "delete", P extends string>(method: M, path: P, summary: string) => ({ method, path, summary, tags: ["plans"], security: BEARER });
+
+const create = createRoute({
+  ...route("post", "/plans", "Create a plan (and its Temporal Schedule when it has a schedule)"),
+  request: { body: jsonBody(PlanInput) },
+  responses: { 201: json(z.object({ id: z.string() }), "Created."), ...problems(400, 404, 409, 415) },
+});
+const list = createRoute({ ...route("get", "/plans", "List plans"), responses: { 200: json(z.object({ plans: z.array(Plan) }), "All plans."), ...problems() } });
+const get = createRoute({ ...route("get", "/plans/{id}", "One plan"), request: { params: IdParam }, responses: { 200: json(Plan, "The plan."), ...problems(404) } });
+const patch = createRoute({
+  ...route("patch", "/plans/{id}", "Change a plan; its schedule follows"),
+  request: { params: IdParam, body: jsonBody(PlanPatch) },
+  responses: { 200: json(Plan, "The plan as changed."), ...problems(400, 404, 409, 415) },
+});
+const remove = createRoute({ ...route("delete", "/plans/{id}", "Delete a plan and its schedule (snapshots stay)"), request: { params: IdParam }, responses: { 204: { description: "Deleted." }, ...problems(404) } });
+const run = createRoute({
+  ...route("post", "/plans/{id}/run", "Back up now"),
+  request: { params: IdParam },
+  responses: { 202: json(JobStarted, "The backup job started."), ...problems(404, 409) },
+});
+const pause = createRoute({ ...route("post", "/plans/{id}/pause", "Pause the plan's schedule"), request: { params: IdParam }, responses: { 200: json(Plan, "Paused."), ...problems(404, 409) } });
+const resume = createRoute({ ...route("post", "/plans/{id}/resume", "Resume the plan's schedule"), request: { params: IdParam }, responses: { 200: json(Plan, "Resumed."), ...problems(404, 409) } });
+const trigger = createRoute({
+  ...route("post", "/plans/{id}/trigger", "Take the schedule's action now (skipped if a run is going, like a scheduled one)"),
+  request: { params: IdParam },
+  responses: { 202: json(z.object({ scheduleId: z.string() }), "Triggered."), ...problems(404, 409) },
+});
+
+function view(p: PlanRow) {
+  return {
+    id: p.id,
+    name: p.name,
+    repositoryId: p.repositoryId,
+    source: p.source,
+    schedule: p.schedule,
+    retention: p.retention,
+    verifySamplePercent: p.verifySamplePercent,
+    paused: p.paused,
+    scheduleId: p.schedule ? scheduleId(p.id) : null,
+    createdAt: p.createdAt.toISOString(),
+    updatedAt: p.updatedAt.toISOString(),
+  };
+}
+
+export function planRoutes(deps: AppDeps) {
+  const { catalog, temporal } = deps;
+
+  const find = async (id: string): Promise<PlanRow> => {
+    const [row] = await catalog.select().from(plans).where(eq(plans.id, id));
+    if (!row) throw ApiError.notFound("plan", id, "list plans with GET /v1/plans");
+    return row;
+  };
+  const nameTaken = (name: string) => new ApiError(409, "Plan name taken", `a plan named "${name}" exists already; choose another name or change that plan`);
+  const scheduled = (plan: PlanRow) => {
+    if (!plan.schedule) throw new ApiError(409, "Plan has no schedule", `plan ${plan.id} has no schedule; give it one with PATCH /v1/plans/${plan.id} {"schedule": {"cron": "0 3 * * *", "timezone": "UTC"}}, or run it now with POST /v1/plans/${plan.id}/run`);
+    return temporal.schedule.getHandle(scheduleId(plan.id));
+  };
+  const setPaused = async (plan: PlanRow, paused: boolean) => {
+    const handle = scheduled(plan);
+    await withTemporal(temporal, () => (paused ? handle.pause("paused through the Cairn API") : handle.unpause("resumed through the Cairn API")));
+    const [row] = await catalog.update(plans).set({ paused, updatedAt: new Date() }).where(eq(plans.id, plan.id)).returning();
+    return row;
+  };
+
+  return router()
+    .openapi(create, async (c) => {
+      const input = c.req.valid("json");
+      const repo = await findRepository(deps, input.repositoryId, "repositoryId");
+      const id = randomBytes(8).toString("hex");
+      const [row] = await catalog
+        .insert(plans)
+        .values({
+          id,
+          name: input.name,
+          repositoryId: repo.id,
+          source: input.source,
+          schedule: input.schedule ?? null,
+          retention: input.retention ?? null,
+          verifySamplePercent: input.verifySamplePercent ?? null,
+        })
+        .returning()
+        .catch((err) => Promise.reject(isUniqueViolation(err) ? nameTaken(input.name) : err));
+      try {
+        await syncSchedule(temporal, undefined, row, repo);
+      } catch (err) {
+        // A plan whose schedule could not be made would silently never run: undo it.
+        await catalog.delete(plans).where(eq(plans.id, id));
+        throw err;
+      }
+      return c.json({ id }, 201);
+    })
+    .openapi(list, async (c) => c.json({ plans: (await catalog.select().from(plans).orderBy(plans.createdAt)).map(view) }, 200))
+    .openapi(get, async (c) => c.json(view(await find(c.req.valid("param").id)), 200))
+    .openapi(patch, async (c) => {
+      const before = await find(c.req.valid("param").id);
+      const change = c.req.valid("json");
+      const repo = await findRepository(deps, change.repositoryId ?? before.repositoryId, change.repositoryId ? "repositoryId" : undefined);
+      const [after] = await catalog
+        .update(plans)
+        .set({ ...change, updatedAt: new Date() })
+        .where(eq(plans.id, before.id))
+        .returning()
+        .catch((err) => Promise.reject(isUniqueViolation(err) && change.name ? nameTaken(change.name) : err));
+      try {
+        await syncSchedule(temporal, before, after, repo);
+      } catch (err) {
+        const { id, ...previous } = before;
+        await catalog.update(plans).set(previous).where(eq(plans.id, id));
+        throw err;
+      }
+      return c.json(view(after), 200);
+    })
+    .openapi(remove, async (c) => {
+      const plan = await find(c.req.valid("param").id);
+      await syncSchedule(temporal, plan, undefined, undefined);
+      await catalog.delete(plans).where(eq(plans.id, plan.id));
+      return c.body(null, 204);
+    })
+    .openapi(run, async (c) => {
+      const plan = await find(c.req.valid("param").id);
+      const repo = await findRepository(deps, plan.repositoryId);
+      const jobId = `backup-${plan.id}-${idTime()}`;
+      await withTemporal(temporal, () => temporal.workflow.start("backupWorkflow", { workflowId: jobId, ...backupStart(plan, repo) })).catch((err) => {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) throw new ApiError(409, "Backup already starting", `a backup of plan ${plan.id} was started this same millisecond; follow it with GET /v1/jobs/${jobId}`);
+        throw err;
+      });
+      return c.json({ jobId }, 202);
+    })
+    .openapi(pause, async (c) => c.json(view(await setPaused(await find(c.req.valid("param").id), true)), 200))
+    .openapi(resume, async (c) => c.json(view(await setPaused(await find(c.req.valid("param").id), false)), 200))
+    .openapi(trigger, async (c) => {
+      const plan = await find(c.req.valid("param").id);
+      const handle = scheduled(plan);
+      await withTemporal(temporal, () => handle.trigger());
+      return c.json({ scheduleId: handle.scheduleId }, 202);
+    });
+}

@@ -1,0 +1,92 @@
+import { randomBytes } from "node:crypto";
+import { createRoute, z } from "@hono/zod-openapi";
+import { eq, or } from "drizzle-orm";
+import { repositories } from "../../db/schema.js";
+import type { AppDeps } from "../app.js";
+import { ApiError, isUniqueViolation } from "../errors.js";
+import { BEARER, IdParam, json, jsonBody, problems, router } from "../openapi.js";
+import { initOrVerify, localPath } from "../repository-access.js";
+
+const RepositoryInput = z
+  .strictObject({
+    name: z.string().trim().min(1).max(100).openapi({ example: "main" }),
+    url: z
+      .string()
+      .min(1)
+      .refine((url) => localPath(url) !== undefined, "give an absolute local path such as /srv/backups/repo (other backends come later)")
+      .openapi({ example: "/srv/backups/repo", description: "An absolute local path (or local:/path). Created when nothing is there yet." }),
+    password: z.string().min(1, "an empty password protects nothing; choose a password").openapi({ description: "Stored sealed with the platform secret key; never returned." }),
+  })
+  .openapi("RepositoryInput");
+
+const Repository = z
+  .object({ id: z.string(), name: z.string(), url: z.string(), createdAt: z.string() })
+  .openapi("Repository");
+
+const Created = z.object({ id: z.string(), created: z.boolean().openapi({ description: "True when the repository was initialised by this call." }) }).openapi("RepositoryCreated");
+
+const create = createRoute({
+  method: "post",
+  path: "/repositories",
+  summary: "Register a repository, creating it when the location is empty",
+  tags: ["repositories"],
+  security: BEARER,
+  request: { body: jsonBody(RepositoryInput) },
+  responses: { 201: json(Created, "Registered."), ...problems(400, 409, 415, 422) },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/repositories",
+  summary: "List repositories",
+  tags: ["repositories"],
+  security: BEARER,
+  responses: { 200: json(z.object({ repositories: z.array(Repository) }), "All registered repositories."), ...problems() },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/repositories/{id}",
+  summary: "One repository",
+  tags: ["repositories"],
+  security: BEARER,
+  request: { params: IdParam },
+  responses: { 200: json(Repository, "The repository."), ...problems(404) },
+});
+
+type Row = typeof repositories.$inferSelect;
+const view = (r: Row) => ({ id: r.id, name: r.name, url: r.url, createdAt: r.createdAt.toISOString() });
+
+export function repositoryRoutes(deps: AppDeps) {
+  const { catalog, secretBox } = deps;
+  return router()
+    .openapi(create, async (c) => {
+      const input = c.req.valid("json");
+      const url = localPath(input.url)!;
+      const [clash] = await catalog.select().from(repositories).where(or(eq(repositories.name, input.name), eq(repositories.url, url)));
+      if (clash) {
+        const field = clash.name === input.name ? "name" : "url";
+        throw new ApiError(409, "Repository already registered", `a repository with this ${field} is already registered (id ${clash.id}); use it, or choose another ${field}`);
+      }
+      const created = await initOrVerify(url, input.password);
+      const id = randomBytes(8).toString("hex");
+      await catalog
+        .insert(repositories)
+        .values({ id, name: input.name, url, sealedPassword: secretBox.seal(input.password) })
+        .catch((err) => Promise.reject(isUniqueViolation(err) ? new ApiError(409, "Repository already registered", "another request registered this name or location a moment ago; list them with GET /v1/repositories") : err));
+      return c.json({ id, created }, 201);
+    })
+    .openapi(list, async (c) => {
+      const rows = await catalog.select().from(repositories).orderBy(repositories.createdAt);
+      return c.json({ repositories: rows.map(view) }, 200);
+    })
+    .openapi(get, async (c) => c.json(view(await findRepository(deps, c.req.valid("param").id)), 200));
+}
+
+/** The catalog row of a repository, or a 404 that says where to look (naming the body `field` that referred to it). */
+export async function findRepository(deps: AppDeps, id: string, field?: string): Promise<Row> {
+  const [row] = await deps.catalog.select().from(repositories).where(eq(repositories.id, id));
+  if (row) return row;
+  const { title, message } = ApiError.notFound("repository", id, "list repositories with GET /v1/repositories, or register one with POST /v1/repositories");
+  throw new ApiError(404, title, message, field ? [{ in: "body", path: field, message: "no such repository" }] : undefined);
+}

@@ -1,0 +1,66 @@
+import * as path from "node:path";
+import { createRoute, z } from "@hono/zod-openapi";
+import { loadSnapshots } from "../../engine/snapshot.js";
+import { TASK_QUEUE, type RestoreInput } from "../../workflows/messages.js";
+import type { AppDeps } from "../app.js";
+import { ApiError } from "../errors.js";
+import { BEARER, json, jsonBody, problems, router } from "../openapi.js";
+import { withRepository } from "../repository-access.js";
+import { idTime, searchAttributes, withTemporal } from "../temporal.js";
+import { findRepository } from "./repositories.js";
+
+const RestoreRequest = z
+  .strictObject({
+    repositoryId: z.string().min(1),
+    snapshotId: z
+      .string()
+      .regex(/^(latest|[0-9a-f]{4,64})$/, 'give "latest" or at least 4 hex characters of a snapshot id from GET /v1/snapshots')
+      .openapi({ example: "latest" }),
+    target: z
+      .string()
+      .refine((p) => path.isAbsolute(p), "use an absolute directory: the worker that writes it may run in another directory")
+      .openapi({ example: "/tmp/restore" }),
+    include: z.array(z.string().min(1)).optional().openapi({ description: "Glob patterns; only matching paths are restored (selective restore)." }),
+    exclude: z.array(z.string().min(1)).optional(),
+    dryRun: z.boolean().optional().openapi({ description: "Count what would be restored, write nothing." }),
+  })
+  .openapi("RestoreRequest");
+
+const start = createRoute({
+  method: "post",
+  path: "/restores",
+  summary: "Restore a snapshot (whole or selected paths) into a directory",
+  tags: ["restores"],
+  security: BEARER,
+  request: { body: jsonBody(RestoreRequest) },
+  responses: { 202: json(z.object({ jobId: z.string(), snapshotId: z.string() }), "The restore job started; follow it with GET /v1/jobs/{jobId}."), ...problems(400, 404, 415, 422) },
+});
+
+export function restoreRoutes(deps: AppDeps) {
+  return router().openapi(start, async (c) => {
+    const body = c.req.valid("json");
+    const repo = await findRepository(deps, body.repositoryId, "repositoryId");
+    // Resolve the snapshot now, so a typo is a 404 here rather than a failed job later.
+    const snapshots = await withRepository(repo.url, deps.secretBox.open(repo.sealedPassword), loadSnapshots);
+    const matching = body.snapshotId === "latest" ? snapshots.slice(-1) : snapshots.filter((s) => s.id.startsWith(body.snapshotId));
+    if (matching.length === 0) {
+      throw new ApiError(404, "Snapshot not found", `repository ${repo.id} has no snapshot ${body.snapshotId}; list them with GET /v1/snapshots?repositoryId=${repo.id}`, [{ in: "body", path: "snapshotId", message: "no such snapshot" }]);
+    }
+    if (matching.length > 1) {
+      throw new ApiError(400, "Ambiguous snapshot id", `${matching.length} snapshots start with ${body.snapshotId}; give more characters`, [{ in: "body", path: "snapshotId", message: "ambiguous prefix" }]);
+    }
+    const input: RestoreInput = {
+      repository: { id: repo.id, url: repo.url, sealedPassword: repo.sealedPassword },
+      snapshotId: matching[0].id,
+      target: path.normalize(body.target),
+      ...(body.include ? { include: body.include } : {}),
+      ...(body.exclude ? { exclude: body.exclude } : {}),
+      ...(body.dryRun ? { dryRun: true } : {}),
+    };
+    const jobId = `restore-${repo.id}-${idTime()}`;
+    await withTemporal(deps.temporal, () =>
+      deps.temporal.workflow.start("restoreWorkflow", { workflowId: jobId, taskQueue: TASK_QUEUE, args: [input], typedSearchAttributes: searchAttributes("restore") }),
+    );
+    return c.json({ jobId, snapshotId: input.snapshotId }, 202);
+  });
+}

@@ -1,0 +1,72 @@
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from "@temporalio/client";
+import type { plans, repositories } from "../db/schema.js";
+import { TASK_QUEUE, type BackupInput } from "../workflows/messages.js";
+import { searchAttributes, withTemporal } from "./temporal.js";
+
+export type PlanRow = typeof plans.$inferSelect;
+export type RepositoryRow = typeof repositories.$inferSelect;
+
+/** One Temporal Schedule per plan, under a name an operator can find in the Web UI. */
+export function scheduleId(planId: string): string {
+  return `plan-${planId}`;
+}
+
+/** What backupWorkflow needs to run a plan; the password stays sealed. */
+export function backupInput(plan: PlanRow, repo: RepositoryRow): BackupInput {
+  return {
+    planId: plan.id,
+    planName: plan.name,
+    repository: { id: repo.id, url: repo.url, sealedPassword: repo.sealedPassword },
+    source: plan.source,
+    ...(plan.retention ? { retention: plan.retention } : {}),
+    ...(plan.verifySamplePercent !== null ? { verifySamplePercent: plan.verifySamplePercent } : {}),
+    tags: [`plan:${plan.name}`],
+  };
+}
+
+/** Options for starting a backup of `plan`, the same from a schedule and from "run now". */
+export function backupStart(plan: PlanRow, repo: RepositoryRow) {
+  return {
+    taskQueue: TASK_QUEUE,
+    args: [backupInput(plan, repo)] as [BackupInput],
+    typedSearchAttributes: searchAttributes("backup", plan.id, plan.source.type),
+  };
+}
+
+function scheduleOptions(plan: PlanRow, repo: RepositoryRow): Omit<ScheduleOptions, "scheduleId"> {
+  const { cron, timezone } = plan.schedule!;
+  return {
+    spec: { cronExpressions: [cron], timezone },
+    // Temporal appends the scheduled time to this id, so every run is backup-<plan>-<time> like run-now's.
+    action: { type: "startWorkflow", workflowType: "backupWorkflow", workflowId: `backup-${plan.id}`, ...backupStart(plan, repo) },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP },
+    state: { paused: plan.paused, note: plan.paused ? "paused through the Cairn API" : undefined },
+  };
+}
+
+/**
+ * Makes the plan's Temporal Schedule match the plan: created when a schedule
+ * appears, updated when it changes, deleted when the schedule or the plan goes.
+ * Plans that never had a schedule need no Temporal call.
+ */
+export async function syncSchedule(client: Client, before: PlanRow | undefined, after: PlanRow | undefined, repo: RepositoryRow | undefined): Promise<void> {
+  const planId = (after ?? before)?.id;
+  if (!planId || (!before?.schedule && !after?.schedule)) return;
+  const handle = client.schedule.getHandle(scheduleId(planId));
+  await withTemporal(client, async () => {
+    if (!after?.schedule || !repo) {
+      await handle.delete().catch((err) => {
+        if (!(err instanceof ScheduleNotFoundError)) throw err;
+      });
+      return;
+    }
+    const options = scheduleOptions(after, repo);
+    try {
+      // update() reads the current schedule first, so a schedule deleted behind our back is recreated below.
+      await handle.update(() => ({ ...options, state: { paused: after.paused, note: options.state?.note } }));
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+      await client.schedule.create({ scheduleId: scheduleId(planId), ...options });
+    }
+  });
+}

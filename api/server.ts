@@ -1,0 +1,88 @@
+import * as path from "node:path";
+import { pathToFileURL } from "node:url";
+import { serve, type ServerType } from "@hono/node-server";
+import { Client, Connection } from "@temporalio/client";
+import { openCatalog } from "../db/client.js";
+import { loadSecretBox } from "../engine/secret-box.js";
+import { createApp } from "./app.js";
+import { ensureAdminToken } from "./auth.js";
+
+export interface ApiServerOptions {
+  /** CAIRN_API_PORT, default 8080; 0 picks a free port. */
+  port?: number;
+  /** CAIRN_API_HOST, default 127.0.0.1 (set 0.0.0.0 to serve other machines). */
+  host?: string;
+  /** CAIRN_DATA_DIR, default .cairn/: the embedded catalog and the platform secret key. */
+  dataDir?: string;
+  /** DATABASE_URL: a PostgreSQL catalog instead of the embedded one. */
+  databaseUrl?: string;
+  /** TEMPORAL_ADDRESS, default localhost:7233. */
+  temporalAddress?: string;
+  /** TEMPORAL_NAMESPACE, default "default". */
+  namespace?: string;
+  /** CAIRN_API_TOKEN: an admin token to accept besides the catalog's. */
+  adminToken?: string;
+}
+
+export interface ApiServer {
+  url: string;
+  /** The admin token, when this start generated it (the first start without CAIRN_API_TOKEN). */
+  token?: string;
+  close(): Promise<void>;
+}
+
+/** Opens the catalog (migrating it), connects to Temporal lazily and serves the API. */
+export async function startApiServer(options: ApiServerOptions = {}): Promise<ApiServer> {
+  const env = process.env;
+  const dataDir = path.resolve(options.dataDir ?? env.CAIRN_DATA_DIR ?? ".cairn");
+  const adminToken = options.adminToken ?? (env.CAIRN_API_TOKEN || undefined);
+  const catalog = await openCatalog({ dataDir, databaseUrl: options.databaseUrl ?? (env.DATABASE_URL || undefined) });
+  const secretBox = await loadSecretBox(dataDir);
+  const token = adminToken ? undefined : await ensureAdminToken(catalog.db);
+  // Lazy: the API starts (and /readyz says why it is not ready) while Temporal is still coming up.
+  const connection = Connection.lazy({ address: options.temporalAddress ?? env.TEMPORAL_ADDRESS ?? "localhost:7233" });
+  const temporal = new Client({ connection, namespace: options.namespace ?? env.TEMPORAL_NAMESPACE ?? "default" });
+  const app = createApp({ catalog: catalog.db, temporal, secretBox, adminToken });
+
+  const host = options.host ?? env.CAIRN_API_HOST ?? "127.0.0.1";
+  const port = options.port ?? Number(env.CAIRN_API_PORT ?? 8080);
+  let server: ServerType;
+  const listening = await new Promise<number>((resolve, reject) => {
+    server = serve({ fetch: app.fetch, port, hostname: host }, (info) => resolve(info.port));
+    server.once("error", reject);
+  }).catch(async (err) => {
+    await catalog.close();
+    await connection.close();
+    throw new Error(`cannot listen on ${host}:${port}: ${(err as Error).message}; choose another port with CAIRN_API_PORT`, { cause: err });
+  });
+
+  return {
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${listening}`,
+    token,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections would hold close() open until they time out.
+        (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      });
+      await connection.close();
+      await catalog.close();
+    },
+  };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  startApiServer().then(
+    (api) => {
+      process.stdout.write(`Cairn API listening on ${api.url} (OpenAPI document at ${api.url}/openapi.json)\n`);
+      if (api.token) process.stdout.write(`admin token (shown once, stored hashed): ${api.token}\n`);
+      const stop = () => void api.close().then(() => process.exit(0));
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    },
+    (err) => {
+      process.stderr.write(`cairn api: ${(err as Error).message}\n`);
+      process.exit(1);
+    },
+  );
+}
