@@ -3,6 +3,8 @@
  * activities on the task queue, and runs until SIGINT or SIGTERM.
  *
  *   TEMPORAL_ADDRESS=127.0.0.1:7233 TEMPORAL_NAMESPACE=default CAIRN_DATA_DIR=.cairn node dist/worker.js
+ *
+ * CAIRN_WORKER_CONCURRENCY sets how many activities run at once (default 4).
  */
 import { existsSync } from "node:fs";
 import * as path from "node:path";
@@ -56,6 +58,9 @@ export async function createCairnWorker(options: CairnWorkerOptions): Promise<Ca
       activities: createActivities({ secretBox, threads: options.threads }),
       ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: workflowsPath() }),
       maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 4,
+      // Heartbeats reach the server at least this often (the SDK's default is 80% of the heartbeat
+      // timeout): a cancellation arrives with a heartbeat's answer, and describe() shows fresh progress.
+      maxHeartbeatThrottleInterval: "1 second",
       ...(options.identity ? { identity: options.identity } : {}),
     });
     return {
@@ -79,7 +84,8 @@ async function main(): Promise<void> {
   const address = process.env.TEMPORAL_ADDRESS || "127.0.0.1:7233";
   const namespace = process.env.TEMPORAL_NAMESPACE || "default";
   const dataDir = process.env.CAIRN_DATA_DIR || ".cairn";
-  const cairn = await createCairnWorker({ address, namespace, dataDir }).catch((err: Error) => {
+  const concurrency = Number(process.env.CAIRN_WORKER_CONCURRENCY) || undefined;
+  const cairn = await createCairnWorker({ address, namespace, dataDir, maxConcurrentActivityTaskExecutions: concurrency }).catch((err: Error) => {
     throw new Error(`cannot start the worker against Temporal at ${address} (namespace ${namespace}): ${err.message}; start Temporal (npm start) or set TEMPORAL_ADDRESS`);
   });
   process.stderr.write(`cairn worker: polling task queue ${TASK_QUEUE} at ${address} (namespace ${namespace}) as ${cairn.worker.options.identity}\n`);

@@ -2,6 +2,7 @@ import { promises as fs } from "node:fs";
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import { Archiver } from "../engine/archiver.js";
+import { parseCompression } from "../engine/compression.js";
 import { prune } from "../engine/prune.js";
 import type { Repository } from "../engine/repository.js";
 import { applyPolicy, validatePolicy } from "../engine/retention.js";
@@ -84,6 +85,11 @@ export function backupActivities(deps: ActivityDeps) {
     /** Opens the repository and checks the plan: source paths exist, the retention policy is valid. */
     async prepareBackup(input: BackupInput): Promise<PrepareResult> {
       if (!input.source.paths.length) throw ApplicationFailure.nonRetryable(`plan ${input.planName} names no source path; add at least one`, PERMANENT_FAILURES.invalidRequest);
+      try {
+        if (input.compression) parseCompression(input.compression);
+      } catch (err) {
+        throw ApplicationFailure.nonRetryable(`plan ${input.planName}: ${(err as Error).message}`, PERMANENT_FAILURES.invalidRequest);
+      }
       if (hasRetentionRules(input.retention)) {
         try {
           validatePolicy(input.retention);
@@ -134,6 +140,7 @@ export function backupActivities(deps: ActivityDeps) {
       try {
         return await withLockedRepository(input.repository, deps, { exclusive: false, operation: `backup of plan ${input.planName}` }, async (repo) => {
           open = repo;
+          if (input.compression) repo.compression = parseCompression(input.compression);
           const archiver = new Archiver(repo, {
             excludes: input.source.exclude,
             tags: input.tags,

@@ -129,6 +129,8 @@ export interface BackupInput {
   planName: string;
   repository: RepositoryTarget;
   source: { type: "files"; paths: string[]; exclude?: string[] };
+  /** Compression for data this plan adds: "zstd[:level]", "gzip[:1-9]", "brotli[:level]", "none"; the repository's default when absent. */
+  compression?: string;
   retention?: RetentionSpec;
   /** Packs to read back after the backup, as a share of the new snapshot's packs (0-100). */
   verifySamplePercent?: number;
