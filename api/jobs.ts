@@ -2,9 +2,9 @@ import { defaultPayloadConverter, WorkflowNotFoundError, type Client, type Workf
 import { eq, inArray } from "drizzle-orm";
 import type { Catalog } from "../db/client.js";
 import { jobs, type JobStatusName } from "../db/schema.js";
-import { statusQuery, type BackupResult, type JobKind, type JobPhase, type JobProgress, type JobStatus, type RestoreResult } from "../workflows/messages.js";
+import { SEARCH_ATTRIBUTE_KEYS, statusQuery, type BackupResult, type JobKind, type JobPhase, type JobProgress, type JobStatus, type RestoreResult } from "../workflows/messages.js";
 import { ApiError } from "./errors.js";
-import { KIND_KEY, PLAN_KEY, withTemporal } from "./temporal.js";
+import { withTemporal } from "./temporal.js";
 
 /** A job as the API shows it: a Temporal workflow with its phase and live progress. */
 export interface JobView {
@@ -59,9 +59,9 @@ export async function listJobs(catalog: Catalog, client: Client, filter: Paramet
     for await (const wf of client.workflow.list({ query: jobsQuery(filter), pageSize: Math.min(limit, 100) })) {
       found.push({
         id: wf.workflowId,
-        kind: wf.typedSearchAttributes.get(KIND_KEY) as JobKind,
+        kind: wf.typedSearchAttributes.get(SEARCH_ATTRIBUTE_KEYS.kind) as JobKind,
         status: STATUS[wf.status.name] ?? "running",
-        planId: wf.typedSearchAttributes.get(PLAN_KEY),
+        planId: wf.typedSearchAttributes.get(SEARCH_ATTRIBUTE_KEYS.plan),
         startedAt: wf.startTime.toISOString(),
         finishedAt: wf.closeTime?.toISOString(),
       });
@@ -104,7 +104,7 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
     if (err instanceof WorkflowNotFoundError) throw notFound(id);
     throw err;
   });
-  const kind = desc.typedSearchAttributes.get(KIND_KEY) as JobKind | undefined;
+  const kind = desc.typedSearchAttributes.get(SEARCH_ATTRIBUTE_KEYS.kind) as JobKind | undefined;
   if (!kind) throw notFound(id); // a workflow, but not one of Cairn's jobs
   const status = STATUS[desc.status.name] ?? "running";
   const view: JobView = {
@@ -113,7 +113,7 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
     status,
     phase: status === "completed" ? "done" : "queued",
     progress: NO_PROGRESS,
-    planId: desc.typedSearchAttributes.get(PLAN_KEY),
+    planId: desc.typedSearchAttributes.get(SEARCH_ATTRIBUTE_KEYS.plan),
     warnings: [],
     startedAt: desc.startTime.toISOString(),
     finishedAt: desc.closeTime?.toISOString(),
@@ -185,19 +185,23 @@ async function queryStatus(client: Client, id: string): Promise<JobStatus | unde
   }
 }
 
-/** Live counts from the running activity's last heartbeat (a JobProgress, possibly with more fields). */
-function heartbeatProgress(desc: WorkflowExecutionDescription): JobProgress | undefined {
+/**
+ * Live counts from the running activity's last heartbeat: a JobProgress, or
+ * (the snapshot step) an object carrying one under `progress` beside its resume point.
+ */
+export function heartbeatProgress(desc: WorkflowExecutionDescription): JobProgress | undefined {
   for (const activity of desc.raw.pendingActivities ?? []) {
     const payload = activity.heartbeatDetails?.payloads?.[0];
     if (!payload) continue;
-    const details = defaultPayloadConverter.fromPayload<Partial<JobProgress>>(payload);
-    if (typeof details?.bytesDone !== "number") continue;
+    const details = defaultPayloadConverter.fromPayload<Partial<JobProgress> & { progress?: Partial<JobProgress> }>(payload);
+    const p = typeof details?.progress?.bytesDone === "number" ? details.progress : details;
+    if (typeof p?.bytesDone !== "number") continue;
     return {
-      filesDone: details.filesDone ?? 0,
-      bytesDone: details.bytesDone,
-      bytesTotal: details.bytesTotal ?? 0,
-      bytesPerSecond: details.bytesPerSecond ?? 0,
-      etaSeconds: details.etaSeconds ?? null,
+      filesDone: p.filesDone ?? 0,
+      bytesDone: p.bytesDone,
+      bytesTotal: p.bytesTotal ?? 0,
+      bytesPerSecond: p.bytesPerSecond ?? 0,
+      etaSeconds: p.etaSeconds ?? null,
     };
   }
   return undefined;

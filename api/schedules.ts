@@ -1,6 +1,6 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from "@temporalio/client";
 import type { plans, repositories } from "../db/schema.js";
-import { TASK_QUEUE, type BackupInput } from "../workflows/messages.js";
+import { TASK_QUEUE, WORKFLOW_TYPES, type BackupInput } from "../workflows/messages.js";
 import { searchAttributes, withTemporal } from "./temporal.js";
 
 export type PlanRow = typeof plans.$inferSelect;
@@ -38,7 +38,7 @@ function scheduleOptions(plan: PlanRow, repo: RepositoryRow): Omit<ScheduleOptio
   return {
     spec: { cronExpressions: [cron], timezone },
     // Temporal appends the scheduled time to this id, so every run is backup-<plan>-<time> like run-now's.
-    action: { type: "startWorkflow", workflowType: "backupWorkflow", workflowId: `backup-${plan.id}`, ...backupStart(plan, repo) },
+    action: { type: "startWorkflow", workflowType: WORKFLOW_TYPES.backup, workflowId: `backup-${plan.id}`, ...backupStart(plan, repo) },
     policies: { overlap: ScheduleOverlapPolicy.SKIP },
     state: { paused: plan.paused, note: plan.paused ? "paused through the Cairn API" : undefined },
   };

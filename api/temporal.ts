@@ -1,17 +1,13 @@
 import { isGrpcServiceError, ServiceError, type Client } from "@temporalio/client";
-import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from "@temporalio/common";
-import { SEARCH_ATTRIBUTES, type JobKind } from "../workflows/messages.js";
+import type { SearchAttributePair } from "@temporalio/common";
+import { SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES, type JobKind } from "../workflows/messages.js";
 import { ApiError } from "./errors.js";
-
-export const PLAN_KEY = defineSearchAttributeKey(SEARCH_ATTRIBUTES.plan, SearchAttributeType.KEYWORD);
-export const SOURCE_KEY = defineSearchAttributeKey(SEARCH_ATTRIBUTES.source, SearchAttributeType.KEYWORD);
-export const KIND_KEY = defineSearchAttributeKey(SEARCH_ATTRIBUTES.kind, SearchAttributeType.KEYWORD);
 
 /** The search attributes every Cairn workflow carries, so the API and the Web UI filter alike. */
 export function searchAttributes(kind: JobKind, planId?: string, source?: string): SearchAttributePair[] {
-  const pairs: SearchAttributePair[] = [{ key: KIND_KEY, value: kind }];
-  if (planId) pairs.push({ key: PLAN_KEY, value: planId });
-  if (source) pairs.push({ key: SOURCE_KEY, value: source });
+  const pairs: SearchAttributePair[] = [{ key: SEARCH_ATTRIBUTE_KEYS.kind, value: kind }];
+  if (planId) pairs.push({ key: SEARCH_ATTRIBUTE_KEYS.plan, value: planId });
+  if (source) pairs.push({ key: SEARCH_ATTRIBUTE_KEYS.source, value: source });
   return pairs;
 }
 

@@ -3,6 +3,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { WorkflowExecutionAlreadyStartedError } from "@temporalio/client";
 import { eq } from "drizzle-orm";
 import { plans } from "../../db/schema.js";
+import { WORKFLOW_TYPES } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
 import { ApiError, isUniqueViolation } from "../errors.js";
 import { BEARER, IdParam, json, jsonBody, problems, router } from "../openapi.js";
@@ -135,7 +136,7 @@ export function planRoutes(deps: AppDeps) {
       const plan = await find(c.req.valid("param").id);
       const repo = await findRepository(deps, plan.repositoryId);
       const jobId = `backup-${plan.id}-${idTime()}`;
-      await withTemporal(temporal, () => temporal.workflow.start("backupWorkflow", { workflowId: jobId, ...backupStart(plan, repo) })).catch((err) => {
+      await withTemporal(temporal, () => temporal.workflow.start(WORKFLOW_TYPES.backup, { workflowId: jobId, ...backupStart(plan, repo) })).catch((err) => {
         if (err instanceof WorkflowExecutionAlreadyStartedError) throw new ApiError(409, "Backup already starting", `a backup of plan ${plan.id} was started this same millisecond; follow it with GET /v1/jobs/${jobId}`);
         throw err;
       });

@@ -1,7 +1,7 @@
 import * as path from "node:path";
 import { createRoute, z } from "@hono/zod-openapi";
 import { loadSnapshots } from "../../engine/snapshot.js";
-import { TASK_QUEUE, type RestoreInput } from "../../workflows/messages.js";
+import { TASK_QUEUE, WORKFLOW_TYPES, type RestoreInput } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
 import { ApiError } from "../errors.js";
 import { BEARER, json, jsonBody, problems, router } from "../openapi.js";
@@ -59,7 +59,7 @@ export function restoreRoutes(deps: AppDeps) {
     };
     const jobId = `restore-${repo.id}-${idTime()}`;
     await withTemporal(deps.temporal, () =>
-      deps.temporal.workflow.start("restoreWorkflow", { workflowId: jobId, taskQueue: TASK_QUEUE, args: [input], typedSearchAttributes: searchAttributes("restore") }),
+      deps.temporal.workflow.start(WORKFLOW_TYPES.restore, { workflowId: jobId, taskQueue: TASK_QUEUE, args: [input], typedSearchAttributes: searchAttributes("restore") }),
     );
     return c.json({ jobId, snapshotId: input.snapshotId }, 202);
   });

@@ -1,0 +1,239 @@
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, writeSync } from "node:fs";
+import * as path from "node:path";
+import { Client, Connection, ScheduleNotFoundError } from "@temporalio/client";
+import { DefaultLogger, Runtime } from "@temporalio/worker";
+import type { TypedSearchAttributes } from "@temporalio/common";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startApiServer, type ApiServer } from "../api/server.js";
+import { startDevServer, type DevServer } from "../scripts/temporal.js";
+import { createCairnWorker, type CairnWorker } from "../worker.js";
+import { SEARCH_ATTRIBUTE_KEYS } from "../workflows/messages.js";
+import { PASSWORD, tempDir } from "./helpers.js";
+import { describeTree, makeOddTree } from "./tree-fixtures.js";
+
+/**
+ * The platform as a user drives it: the API (real HTTP server, PGlite catalog),
+ * a Temporal dev server and a worker, a local repository on disk.
+ */
+describe("API end to end (Temporal dev server + worker)", () => {
+  const tmp = tempDir("cairn-api-e2e-");
+  const dataDir = path.join(tmp.dir, "data");
+  const src = path.join(tmp.dir, "src");
+  let temporal: DevServer;
+  let worker: CairnWorker;
+  let workerRun: Promise<void>;
+  let api: ApiServer;
+  let connection: Connection;
+  let client: Client;
+  let repositoryId: string;
+
+  async function call<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await fetch(api.url + url, {
+      method,
+      headers: { Authorization: `Bearer ${api.token}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+  }
+
+  async function ok<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<T> {
+    const res = await call<T>(method, url, body);
+    if (res.status >= 300) throw new Error(`${method} ${url} -> ${res.status}: ${JSON.stringify(res.body)}`);
+    return res.body;
+  }
+
+  interface Job {
+    id: string;
+    kind: string;
+    status: string;
+    phase: string;
+    progress: { filesDone: number; bytesDone: number; bytesTotal: number; bytesPerSecond: number; etaSeconds: number | null };
+    snapshotId?: string;
+    error?: string;
+    planId?: string;
+    result?: Record<string, unknown>;
+  }
+
+  /** Polls a job until `until` holds; every answer seen is kept so a test can look at the running ones. */
+  async function pollJob(jobId: string, until: (job: Job) => boolean, seen: Job[] = []): Promise<Job> {
+    for (let i = 0; i < 600; i++) {
+      const job = await ok<Job>("GET", `/v1/jobs/${jobId}`);
+      seen.push(job);
+      if (until(job)) return job;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`job ${jobId} never reached the expected state; last: ${JSON.stringify(seen.at(-1))}`);
+  }
+
+  /** Visibility is eventually consistent: list until the filter shows what we expect. */
+  async function listUntil(query: string, until: (jobs: Job[]) => boolean): Promise<Job[]> {
+    for (let i = 0; i < 100; i++) {
+      const { jobs } = await ok<{ jobs: Job[] }>("GET", `/v1/jobs?${query}`);
+      if (until(jobs)) return jobs;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`GET /v1/jobs?${query} never showed the expected jobs`);
+  }
+
+  beforeAll(async () => {
+    Runtime.install({ logger: new DefaultLogger("WARN") });
+    makeOddTree(src);
+    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
+    worker = await createCairnWorker({ address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
+    workerRun = worker.run();
+    api = await startApiServer({ port: 0, dataDir, temporalAddress: temporal.address });
+    connection = await Connection.connect({ address: temporal.address });
+    client = new Client({ connection });
+  });
+
+  afterAll(async () => {
+    await api?.close();
+    worker?.shutdown();
+    await workerRun;
+    await connection?.close();
+    await temporal?.stop();
+    tmp.cleanup();
+  });
+
+  it("starts with a generated admin token and reports ready", async () => {
+    expect(api.token).toMatch(/^cairn_/);
+    const ready = await fetch(`${api.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: "ready", checks: { catalog: "ok", temporal: "ok" } });
+  });
+
+  let planId: string;
+  let snapshotId: string;
+
+  it("backs up a plan run through the API and reports its progress", async () => {
+    ({ id: repositoryId } = await ok<{ id: string }>("POST", "/v1/repositories", { name: "main", url: path.join(tmp.dir, "repo"), password: PASSWORD }));
+    ({ id: planId } = await ok<{ id: string }>("POST", "/v1/plans", {
+      name: "odd-tree",
+      repositoryId,
+      source: { type: "files", paths: [src] },
+      retention: { keepLast: 5 },
+      verifySamplePercent: 100,
+    }));
+    const { jobId } = await ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
+    expect(jobId).toMatch(new RegExp(`^backup-${planId}-\\d{8}T\\d{9}Z$`));
+
+    const seen: Job[] = [];
+    const done = await pollJob(jobId, (j) => j.status !== "running", seen);
+    expect(done, JSON.stringify(done)).toMatchObject({ id: jobId, kind: "backup", status: "completed", phase: "done", planId });
+    expect(seen[0].status).toBe("running");
+    const facts = Object.values(describeTree(src)).filter((f) => f.type === "file");
+    expect(done.progress.filesDone).toBe(facts.length);
+    expect(done.progress.bytesDone).toBe(facts.reduce((n, f) => n + f.size!, 0));
+    expect(done.snapshotId).toMatch(/^[0-9a-f]{64}$/);
+    snapshotId = done.snapshotId!;
+
+    // The finished job reads the same again (now from the catalog mirror), and the lists find it by plan and status.
+    expect(await ok<Job>("GET", `/v1/jobs/${jobId}`)).toEqual(done);
+    await listUntil(`planId=${planId}`, (jobs) => jobs.some((j) => j.id === jobId && j.status === "completed" && j.snapshotId === snapshotId));
+    await listUntil("status=completed&kind=backup", (jobs) => jobs.some((j) => j.id === jobId));
+    const running = await ok<{ jobs: Job[] }>("GET", `/v1/jobs?status=running&planId=${planId}`);
+    expect(running.jobs).toEqual([]);
+
+    const { snapshots } = await ok<{ snapshots: { id: string; paths: string[]; tags: string[] }[] }>("GET", `/v1/snapshots?repositoryId=${repositoryId}`);
+    expect(snapshots.map((s) => s.id)).toEqual([snapshotId]);
+    expect(snapshots[0].paths).toEqual([src]);
+  });
+
+  it("restores the snapshot byte-identical, selectively, and as a dry run", async () => {
+    const target = path.join(tmp.dir, "restore-full");
+    const full = await ok<{ jobId: string; snapshotId: string }>("POST", "/v1/restores", { repositoryId, snapshotId: snapshotId.slice(0, 8), target });
+    expect(full.snapshotId).toBe(snapshotId);
+    const restored = await pollJob(full.jobId, (j) => j.status !== "running");
+    expect(restored, JSON.stringify(restored)).toMatchObject({ kind: "restore", status: "completed" });
+    expect(describeTree(path.join(target, src))).toEqual(describeTree(src));
+
+    const selTarget = path.join(tmp.dir, "restore-selected");
+    const sel = await ok<{ jobId: string }>("POST", "/v1/restores", { repositoryId, snapshotId: "latest", target: selTarget, include: ["*.txt"], exclude: ["bottom.txt"] });
+    expect((await pollJob(sel.jobId, (j) => j.status !== "running")).status).toBe("completed");
+    const files = Object.entries(describeTree(path.join(selTarget, src))).filter(([, f]) => f.type === "file").map(([p]) => p).sort();
+    expect(files).toEqual(["naïve café ünïcødé 日本語 🙂.txt", "small.txt"]);
+
+    const dryTarget = path.join(tmp.dir, "restore-dry");
+    const dry = await ok<{ jobId: string }>("POST", "/v1/restores", { repositoryId, snapshotId, target: dryTarget, dryRun: true });
+    const dryJob = await pollJob(dry.jobId, (j) => j.status !== "running");
+    expect(dryJob.status).toBe("completed");
+    expect(dryJob.result).toMatchObject({ dryRun: true });
+    expect((dryJob.result as { files: number }).files).toBeGreaterThan(10);
+    expect(existsSync(dryTarget) ? readdirSync(dryTarget) : []).toEqual([]);
+
+    const missing = await call<{ errors: { path: string }[] }>("POST", "/v1/restores", { repositoryId, snapshotId: "abcdef12", target });
+    expect(missing.status).toBe(404);
+    expect(missing.body.errors[0].path).toBe("snapshotId");
+  });
+
+  it("shows live progress of a long backup, and cancels it", async () => {
+    // A 1 GiB sparse file: seconds of reading and chunking, almost nothing stored.
+    const bigSrc = path.join(tmp.dir, "big");
+    mkdirSync(bigSrc);
+    const fd = openSync(path.join(bigSrc, "zeros.img"), "w");
+    writeSync(fd, Buffer.from("end"), 0, 3, 1024 * 1024 * 1024);
+    closeSync(fd);
+    const { id } = await ok<{ id: string }>("POST", "/v1/plans", { name: "big", repositoryId, source: { type: "files", paths: [bigSrc] } });
+    const { jobId } = await ok<{ jobId: string }>("POST", `/v1/plans/${id}/run`);
+
+    const live = await pollJob(jobId, (j) => j.status !== "running" || (j.phase === "snapshot" && j.progress.bytesDone > 0));
+    expect(live.status, "the backup finished before any progress was seen").toBe("running");
+    expect(live.progress.bytesDone).toBeLessThanOrEqual(live.progress.bytesTotal);
+    expect(live.progress.bytesTotal).toBe(1024 * 1024 * 1024 + 3);
+    expect(live.progress.bytesPerSecond).toBeGreaterThan(0);
+    await listUntil(`status=running&planId=${id}`, (jobs) => jobs.some((j) => j.id === jobId));
+
+    expect((await call("POST", `/v1/jobs/${jobId}/cancel`)).status).toBe(202);
+    const cancelled = await pollJob(jobId, (j) => j.status !== "running");
+    expect(cancelled.status).toBe("cancelled");
+    const again = await call<{ detail: string }>("POST", `/v1/jobs/${jobId}/cancel`);
+    expect(again.status).toBe(409);
+    expect((await call("GET", "/v1/jobs/backup-nosuchplan-20250101T000000000Z")).status).toBe(404);
+  });
+
+  it("keeps one Temporal Schedule per plan in step with the plan", async () => {
+    const { id } = await ok<{ id: string }>("POST", "/v1/plans", {
+      name: "nightly",
+      repositoryId,
+      source: { type: "files", paths: [src] },
+      schedule: { cron: "30 2 * * *", timezone: "Europe/Paris" },
+      retention: { keepDaily: 7 },
+    });
+    const handle = client.schedule.getHandle(`plan-${id}`);
+    let desc = await handle.describe();
+    expect(desc.spec.timezone).toBe("Europe/Paris");
+    expect(desc.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 2, end: 2, step: 1 }], minute: [{ start: 30, end: 30, step: 1 }] });
+    expect(desc.policies.overlap).toBe("SKIP");
+    expect(desc.action).toMatchObject({ type: "startWorkflow", workflowType: "backupWorkflow", workflowId: `backup-${id}`, taskQueue: "cairn" });
+    expect(desc.action.args?.[0]).toMatchObject({ planId: id, source: { paths: [src] }, retention: { keepDaily: 7 } });
+    expect(JSON.stringify(desc.action.args)).not.toContain(PASSWORD);
+    expect((desc.action.typedSearchAttributes as TypedSearchAttributes).get(SEARCH_ATTRIBUTE_KEYS.plan)).toBe(id);
+    expect(desc.state.paused).toBe(false);
+
+    expect(await ok("POST", `/v1/plans/${id}/pause`)).toMatchObject({ paused: true });
+    expect((await handle.describe()).state.paused).toBe(true);
+    expect(await ok("POST", `/v1/plans/${id}/resume`)).toMatchObject({ paused: false });
+    expect((await handle.describe()).state.paused).toBe(false);
+
+    await ok("PATCH", `/v1/plans/${id}`, { schedule: { cron: "0 4 * * MON", timezone: "UTC" } });
+    desc = await handle.describe();
+    expect(desc.spec.timezone).toBe("UTC");
+    expect(desc.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 4, end: 4, step: 1 }], dayOfWeek: [{ start: "MONDAY", end: "MONDAY", step: 1 }] });
+
+    // Trigger takes the schedule's action now: a backup of this plan appears among the jobs.
+    expect(await ok("POST", `/v1/plans/${id}/trigger`)).toEqual({ scheduleId: `plan-${id}` });
+    const [triggered] = await listUntil(`planId=${id}`, (jobs) => jobs.length > 0);
+    expect(triggered.id.startsWith(`backup-${id}-`)).toBe(true);
+    expect((await pollJob(triggered.id, (j) => j.status !== "running")).status).toBe("completed");
+
+    // Removing the schedule from the plan removes it from Temporal; so does deleting the plan.
+    await ok("PATCH", `/v1/plans/${id}`, { schedule: null });
+    await expect(handle.describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
+    await ok("PATCH", `/v1/plans/${id}`, { schedule: { cron: "@daily", timezone: "UTC" } });
+    expect((await handle.describe()).spec.timezone).toBe("UTC");
+    expect((await call("DELETE", `/v1/plans/${id}`)).status).toBe(204);
+    await expect(handle.describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
+    expect((await call("GET", `/v1/plans/${id}`)).status).toBe(404);
+  });
+});
