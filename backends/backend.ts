@@ -7,7 +7,8 @@
  *   the writer dies half way. Putting an existing key replaces it (the engine never
  *   relies on that: its files are write-once).
  * - `get` of a missing key throws a BackendError of kind `not-found`.
- * - `list(prefix)` yields every key under the prefix, with its size, in no set order.
+ * - `list(prefix)` yields every key under the prefix (a "directory" ending in `/`),
+ *   nested ones included, with its size, in no set order; never a half-written object.
  * - `delete` of a missing key succeeds (idempotent).
  * - Errors are classified so callers retry transient ones and stop at permanent ones.
  */
@@ -22,6 +23,8 @@ export interface Backend {
   delete(key: string): Promise<void>;
   /** True when the location holds anything at all (used to tell "no repository" from "empty"). */
   exists(key: string): Promise<boolean>;
+  /** Creates the bucket or container the location names when it is missing (object stores; `cairn init` calls it). Idempotent. */
+  ensureContainer?(): Promise<void>;
   close?(): Promise<void>;
 }
 
