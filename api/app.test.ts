@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import { eq } from "drizzle-orm";
@@ -215,6 +215,16 @@ describe("repositories", () => {
     const right = await call("POST", "/v1/repositories", { name: "again", url, password: PASSWORD });
     expect(right.status).toBe(201);
     expect(((await right.json()) as { created: boolean }).created).toBe(false);
+  });
+
+  it("refuses to create a repository among other files", async () => {
+    const busy = path.join(scratch.dir, "busy");
+    mkdirSync(busy);
+    writeFileSync(path.join(busy, "notes.txt"), "mine");
+    const res = await problem(await call("POST", "/v1/repositories", { name: "busy", url: busy, password: PASSWORD }), 422);
+    expect(res.detail).toMatch(/new or empty directory/);
+    expect(readdirSync(busy)).toEqual(["notes.txt"]);
+    await problem(await call("POST", "/v1/repositories", { name: "file", url: path.join(busy, "notes.txt"), password: PASSWORD }), 422);
   });
 
   it("refuses a second registration of the same name or location", async () => {

@@ -1,3 +1,4 @@
+import { readdir } from "node:fs/promises";
 import * as path from "node:path";
 import { BackendError } from "../backends/backend.js";
 import { LocalBackend } from "../backends/local.js";
@@ -22,11 +23,24 @@ export async function initOrVerify(url: string, password: string): Promise<boole
   const backend = new LocalBackend(url);
   try {
     const created = !(await backend.exists("config"));
+    if (created && (await holdsFiles(url))) {
+      throw new ApiError(422, "Not a repository", `${url} holds files but no Cairn repository; give a new or empty directory to create one, or the path of an existing repository`);
+    }
     const repo = created ? await Repository.init(backend, password, { threads: 0 }) : await Repository.open(backend, password, { threads: 0 });
     await repo.close();
     return created;
   } catch (err) {
     throw asProblem(err, url);
+  }
+}
+
+/** True when `dir` is a directory with entries: creating a repository there would mix it with someone's files. */
+async function holdsFiles(dir: string): Promise<boolean> {
+  try {
+    return (await readdir(dir)).length > 0;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR") return false;
+    throw err;
   }
 }
 
