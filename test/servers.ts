@@ -1,0 +1,129 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, connect } from "node:net";
+import { userInfo } from "node:os";
+import * as path from "node:path";
+import { tempDir } from "./helpers.js";
+
+/** A server started by a test, on loopback; stop() ends it by its pid and removes its files. */
+export interface TestServer {
+  port: number;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts connections on the port; fails with the server's output if it exits first. */
+async function waitForPort(port: number, child: ChildProcess, output: () => string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the server exited (${child.exitCode ?? child.signalCode}) before listening on ${port}:\n${output()}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: "127.0.0.1", port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port} after ${timeoutMs / 1000}s:\n${output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Spawns a server process and returns once it listens on `port`. */
+async function startProcess(command: string, args: string[], port: number, dir: string, cleanup: () => void, env: NodeJS.ProcessEnv = {}): Promise<TestServer & { child: ChildProcess }> {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  child.stdout!.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-8000)));
+  child.stderr!.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-8000)));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      process.kill(child.pid!, "SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGKILL");
+    }
+    cleanup();
+  };
+  try {
+    await waitForPort(port, child, () => log);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { child, port, dir, stop };
+}
+
+export interface Sshd extends TestServer {
+  username: string;
+  /** The client's private key (OpenSSH format), authorized for `username`. */
+  clientKey: string;
+  clientKeyFile: string;
+  /** A known_hosts file that lists this server's key for [127.0.0.1]:port. */
+  knownHostsFile: string;
+  /** Where the repositories go. */
+  dataDir: string;
+}
+
+/**
+ * Debian's OpenSSH server on a free loopback port with its own host key, config
+ * and authorized_keys, all in a temporary directory. Key authentication only.
+ */
+export async function startSshd(): Promise<Sshd> {
+  const tmp = tempDir("cairn-sshd-");
+  const dir = tmp.dir;
+  const keygen = (file: string) => {
+    const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "cairn-test", "-f", file]);
+    if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
+  };
+  keygen(path.join(dir, "host_key"));
+  keygen(path.join(dir, "client_key"));
+  writeFileSync(path.join(dir, "authorized_keys"), readFileSync(path.join(dir, "client_key.pub")));
+  const port = await freePort();
+  const [type, key] = readFileSync(path.join(dir, "host_key.pub"), "utf8").split(" ");
+  writeFileSync(path.join(dir, "known_hosts"), `[127.0.0.1]:${port} ${type} ${key}\n`);
+  const config = path.join(dir, "sshd_config");
+  writeFileSync(
+    config,
+    [
+      "ListenAddress 127.0.0.1",
+      `Port ${port}`,
+      `HostKey ${path.join(dir, "host_key")}`,
+      `AuthorizedKeysFile ${path.join(dir, "authorized_keys")}`,
+      `PidFile ${path.join(dir, "sshd.pid")}`,
+      "UsePAM no",
+      "StrictModes no",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "PermitRootLogin prohibit-password",
+      "Subsystem sftp internal-sftp",
+      "LogLevel ERROR",
+      "",
+    ].join("\n"),
+  );
+  // sshd refuses to start without its privilege-separation directory.
+  if (!existsSync("/run/sshd")) mkdirSync("/run/sshd", { mode: 0o755 });
+  const dataDir = path.join(dir, "data");
+  mkdirSync(dataDir);
+  const server = await startProcess("/usr/sbin/sshd", ["-D", "-e", "-f", config], port, dir, tmp.cleanup);
+  return {
+    ...server,
+    username: userInfo().username,
+    clientKey: readFileSync(path.join(dir, "client_key"), "utf8"),
+    clientKeyFile: path.join(dir, "client_key"),
+    knownHostsFile: path.join(dir, "known_hosts"),
+    dataDir,
+  };
+}
