@@ -2,8 +2,15 @@ import type { Context } from "@temporalio/activity";
 import { progressSignal, type JobProgress } from "../workflows/messages.js";
 
 const HEARTBEAT_MS = 1000;
-/** Heartbeats between two progress signals: each signal is an event in the workflow's history. */
-const SIGNAL_EVERY = 5;
+
+/**
+ * Time between two progress signals: every 2 s at first, stretching to once a
+ * minute as the step goes on. Each signal adds events to the workflow's history,
+ * so a 24-hour backup must not send one a second (history is capped at 50K events).
+ */
+function signalInterval(elapsedMs: number): number {
+  return Math.min(60_000, Math.max(2_000, elapsedMs / 20));
+}
 
 export interface ProgressCounts {
   filesDone: number;
@@ -20,7 +27,7 @@ export class ProgressReporter<D> {
   private counts: ProgressCounts = { filesDone: 0, bytesDone: 0, bytesTotal: 0 };
   private readonly started = Date.now();
   private readonly timer: NodeJS.Timeout;
-  private ticks = 0;
+  private lastSignal = Date.now();
   private running?: Promise<void>;
   private stopped = false;
 
@@ -56,7 +63,11 @@ export class ProgressReporter<D> {
       const details = await this.details(progress);
       if (this.stopped) return;
       this.ctx.heartbeat(details);
-      if (++this.ticks % SIGNAL_EVERY === 0) await this.signal(progress);
+      const now = Date.now();
+      if (now - this.lastSignal >= signalInterval(now - this.started)) {
+        this.lastSignal = now;
+        await this.signal(progress);
+      }
     } catch (err) {
       this.ctx.log.warn("progress report failed", { error: (err as Error).message });
     }
