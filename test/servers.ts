@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { userInfo } from "node:os";
 import * as path from "node:path";
-import { tempDir } from "./helpers.js";
+import { ROOT, tempDir } from "./helpers.js";
 
 /** A server started by a test, on loopback; stop() ends it by its pid and removes its files. */
 export interface TestServer {
@@ -126,4 +126,18 @@ export async function startSshd(): Promise<Sshd> {
     knownHostsFile: path.join(dir, "known_hosts"),
     dataDir,
   };
+}
+
+/** The well-known development account every Azurite instance has. */
+export const AZURITE_ACCOUNT = "devstoreaccount1";
+export const AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/** Azurite's blob service (from node_modules) on a free loopback port, storing under a temporary directory. */
+export async function startAzurite(): Promise<TestServer & { connectionString: string }> {
+  const tmp = tempDir("cairn-azurite-");
+  const port = await freePort();
+  const bin = path.join(ROOT, "node_modules", ".bin", "azurite-blob");
+  const server = await startProcess(bin, ["--blobHost", "127.0.0.1", "--blobPort", String(port), "--location", tmp.dir, "--silent", "--skipApiVersionCheck"], port, tmp.dir, tmp.cleanup);
+  const connectionString = `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=http://127.0.0.1:${port}/${AZURITE_ACCOUNT};`;
+  return { ...server, connectionString };
 }

@@ -1,0 +1,44 @@
+import { BackendError, type BackendErrorKind } from "./backend.js";
+
+/** Network failures worth another try. */
+const TRANSIENT_CODES = new Set([
+  "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ECONNABORTED",
+  "REQUEST_SEND_ERROR", "TimeoutError", "RequestTimeout", "RequestTimeTooSkewed", "SlowDown", "ServiceUnavailable", "InternalError", "ThrottlingException",
+]);
+
+/** Transient for timeouts, throttling, server errors and network failures; permanent otherwise. */
+export function statusKind(status: number | undefined, code: string | undefined): BackendErrorKind {
+  if (status === 408 || status === 429 || (status !== undefined && status >= 500)) return "transient";
+  return code !== undefined && TRANSIENT_CODES.has(code) ? "transient" : "permanent";
+}
+
+/**
+ * The bytes [start, start+length) of a body given in parts, as views of those
+ * parts (nothing is copied).
+ */
+export function slicesOf(parts: readonly Uint8Array[], start: number, length: number): Buffer[] {
+  const out: Buffer[] = [];
+  let offset = 0;
+  const end = start + length;
+  for (const p of parts) {
+    const from = Math.max(start, offset);
+    const to = Math.min(end, offset + p.byteLength);
+    if (from < to) out.push(Buffer.from(p.buffer, p.byteOffset + from - offset, to - from));
+    offset += p.byteLength;
+    if (offset >= end) break;
+  }
+  return out;
+}
+
+/** Reads a response body of known length into one buffer, without collecting chunks first. */
+export async function readInto(stream: AsyncIterable<Uint8Array> | NodeJS.ReadableStream, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+    if (got + chunk.byteLength > length) throw new BackendError("transient", `the server sent more than the ${length} bytes it announced`);
+    buf.set(chunk, got);
+    got += chunk.byteLength;
+  }
+  if (got !== length) throw new BackendError("transient", `the connection ended after ${got} of ${length} bytes`);
+  return buf;
+}

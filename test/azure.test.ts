@@ -1,0 +1,42 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AzureBackend } from "../backends/azure.js";
+import { runBackendConformance } from "../backends/conformance.js";
+import { startAzurite, type TestServer } from "./servers.js";
+
+let azurite: TestServer & { connectionString: string };
+beforeAll(async () => {
+  azurite = await startAzurite();
+});
+afterAll(async () => {
+  await azurite?.stop();
+});
+
+const container = () => `cairn-${randomBytes(6).toString("hex")}`;
+
+runBackendConformance("azure", async () => {
+  const backend = new AzureBackend({ connectionString: azurite.connectionString, container: container(), prefix: "repo/one" });
+  await backend.ensureContainer();
+  return { backend, cleanup: async () => undefined };
+});
+
+describe("azure containers", () => {
+  it("are created by ensureContainer, and a missing one reads as empty but refuses writes with what to do", async () => {
+    const backend = new AzureBackend({ connectionString: azurite.connectionString, container: container() });
+    expect(await backend.exists("config")).toBe(false);
+    const err = await backend.put("config", Buffer.from("x")).catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: "permanent" });
+    expect((err as Error).message).toContain('the container does not exist; create it with "cairn init"');
+    await backend.ensureContainer();
+    await backend.ensureContainer();
+    await backend.put("config", Buffer.from("x"));
+    expect(await backend.exists("config")).toBe(true);
+  });
+
+  it("report a wrong account key as permanent, naming the variables to check", async () => {
+    const wrongKey = azurite.connectionString.replace(/AccountKey=[^;]+/, `AccountKey=${randomBytes(64).toString("base64")}`);
+    const err = await new AzureBackend({ connectionString: wrongKey, container: container() }).stat("config").catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: "permanent" });
+    expect((err as Error).message).toContain("AZURE_STORAGE_CONNECTION_STRING");
+  });
+});
