@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { BlobServiceClient, StorageSharedKeyCredential, type ContainerClient } from "@azure/storage-blob";
 import { BackendError, bodyParts, type Backend, type Body, type ByteRange, type ObjectInfo } from "./backend.js";
-import { readInto, slicesOf, statusKind } from "./http.js";
+import { inParallel, readInto, shortRange, slicesOf, statusKind } from "./transfer.js";
 
 export interface AzureOptions {
   container: string;
@@ -80,15 +80,11 @@ export class AzureBackend implements Backend {
       const upload = randomBytes(6).toString("hex");
       const ids: string[] = [];
       for (let at = 0, i = 0; at < size; at += BLOCK, i++) ids.push(Buffer.from(`${upload}-${String(i).padStart(6, "0")}`).toString("base64"));
-      let next = 0;
-      const stage = async () => {
-        for (let i = next++; i < ids.length; i = next++) {
-          const start = i * BLOCK;
-          const length = Math.min(BLOCK, size - start);
-          await blob.stageBlock(ids[i], () => Readable.from(slicesOf(parts, start, length), { objectMode: false }), length);
-        }
-      };
-      await Promise.all(Array.from({ length: BLOCKS_AT_ONCE }, stage));
+      await inParallel(ids, BLOCKS_AT_ONCE, (id, i) => {
+        const start = i * BLOCK;
+        const length = Math.min(BLOCK, size - start);
+        return blob.stageBlock(id, () => Readable.from(slicesOf(parts, start, length), { objectMode: false }), length);
+      });
       await blob.commitBlockList(ids);
     } catch (err) {
       throw this.classify(err, `writing ${key}`, true);
@@ -153,8 +149,4 @@ export class AzureBackend implements Backend {
       throw this.classify(err, "creating the container", true);
     }
   }
-}
-
-function shortRange(key: string, location: string, range: ByteRange): BackendError {
-  return new BackendError("permanent", `reading ${key} at ${location}: the object is shorter than the requested range (${range.offset}+${range.length})`);
 }

@@ -5,6 +5,7 @@ import * as posix from "node:path/posix";
 import { Client, type SFTPWrapper } from "ssh2";
 import { BackendError, bodyParts, type Backend, type Body, type ByteRange, type ObjectInfo } from "./backend.js";
 import { fingerprint, keyType, knownHostName, verifyHostKey } from "./known-hosts.js";
+import { inParallel } from "./transfer.js";
 
 export interface SftpOptions {
   host: string;
@@ -272,7 +273,7 @@ export class SftpBackend implements Backend {
       const found: ObjectInfo[] = [];
       const next: string[] = [];
       await this.run(`listing ${prefix}`, (sftp) =>
-        inBatches(dirs, DIRS_AT_ONCE, async (dir) => {
+        inParallel(dirs, DIRS_AT_ONCE, async (dir) => {
           let entries;
           try {
             entries = await call<{ filename: string; attrs: { size: number; isDirectory(): boolean; isFile(): boolean } }[]>((cb) => sftp.readdir(dir, cb));
@@ -333,29 +334,12 @@ async function writeParts(sftp: SFTPWrapper, handle: Buffer, parts: readonly Uin
     for (let at = 0; at < buf.length; at += PIECE) pieces.push({ buf: buf.subarray(at, at + PIECE), position: position + at });
     position += buf.length;
   }
-  await inBatches(pieces, IN_FLIGHT, (p) => call<void>((cb) => sftp.write(handle, p.buf, 0, p.buf.length, p.position, cb)));
+  await inParallel(pieces, IN_FLIGHT, (p) => call<void>((cb) => sftp.write(handle, p.buf, 0, p.buf.length, p.position, cb)));
 }
 
 /** Runs `fn(offset, length)` over [0, total) in PIECE-sized pieces, IN_FLIGHT at a time. */
 async function inPieces(total: number, fn: (offset: number, length: number) => Promise<void>): Promise<void> {
   const offsets: number[] = [];
   for (let at = 0; at < total; at += PIECE) offsets.push(at);
-  await inBatches(offsets, IN_FLIGHT, (at) => fn(at, Math.min(PIECE, total - at)));
-}
-
-/** Runs `fn` over the items with at most `limit` running at once; stops at the first failure. */
-async function inBatches<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      try {
-        await fn(items[next++]);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  await inParallel(offsets, IN_FLIGHT, (at) => fn(at, Math.min(PIECE, total - at)));
 }

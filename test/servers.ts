@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
-import { userInfo } from "node:os";
+import { homedir, userInfo } from "node:os";
 import * as path from "node:path";
 import { ROOT, tempDir } from "./helpers.js";
 
@@ -140,4 +140,40 @@ export async function startAzurite(): Promise<TestServer & { connectionString: s
   const server = await startProcess(bin, ["--blobHost", "127.0.0.1", "--blobPort", String(port), "--location", tmp.dir, "--silent", "--skipApiVersionCheck"], port, tmp.dir, tmp.cleanup);
   const connectionString = `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=http://127.0.0.1:${port}/${AZURITE_ACCOUNT};`;
   return { ...server, connectionString };
+}
+
+/** MinIO (built into ~/.cache/cairn/bin by the dev setup) on a free loopback port; undefined when it is not built. */
+export async function startMinio(): Promise<(TestServer & { endpoint: string; accessKeyId: string; secretAccessKey: string }) | undefined> {
+  const bin = path.join(homedir(), ".cache", "cairn", "bin", "minio");
+  if (!existsSync(bin)) return undefined;
+  const tmp = tempDir("cairn-minio-");
+  const [port, console] = [await freePort(), await freePort()];
+  const accessKeyId = "cairn-test";
+  const secretAccessKey = "cairn-test-secret";
+  const server = await startProcess(
+    bin,
+    ["server", path.join(tmp.dir, "data"), "--quiet", "--address", `127.0.0.1:${port}`, "--console-address", `127.0.0.1:${console}`],
+    port,
+    tmp.dir,
+    tmp.cleanup,
+    { MINIO_ROOT_USER: accessKeyId, MINIO_ROOT_PASSWORD: secretAccessKey, MINIO_BROWSER: "off", MINIO_UPDATE: "off" },
+  );
+  return { ...server, endpoint: `http://127.0.0.1:${port}`, accessKeyId, secretAccessKey };
+}
+
+/** fake-gcs-server (built into ~/.cache/cairn/bin) on a free loopback port, in memory; undefined when it is not built. */
+export async function startFakeGcs(): Promise<(TestServer & { endpoint: string }) | undefined> {
+  const bin = path.join(homedir(), ".cache", "cairn", "bin", "fake-gcs-server");
+  if (!existsSync(bin)) return undefined;
+  const tmp = tempDir("cairn-gcs-");
+  const port = await freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const server = await startProcess(
+    bin,
+    ["-scheme", "http", "-host", "127.0.0.1", "-port", String(port), "-backend", "memory", "-external-url", endpoint, "-log-level", "error"],
+    port,
+    tmp.dir,
+    tmp.cleanup,
+  );
+  return { ...server, endpoint };
 }

@@ -1,4 +1,6 @@
-import { BackendError, type BackendErrorKind } from "./backend.js";
+import { BackendError, type BackendErrorKind, type ByteRange } from "./backend.js";
+
+/** Helpers shared by the remote backends: classifying failures, streaming bodies, running requests side by side. */
 
 /** Network failures worth another try. */
 const TRANSIENT_CODES = new Set([
@@ -41,4 +43,27 @@ export async function readInto(stream: AsyncIterable<Uint8Array> | NodeJS.Readab
   }
   if (got !== length) throw new BackendError("transient", `the connection ended after ${got} of ${length} bytes`);
   return buf;
+}
+
+/** The error for a range that reaches past the end of an object: asking again will not help. */
+export function shortRange(key: string, location: string, range: ByteRange): BackendError {
+  return new BackendError("permanent", `reading ${key} at ${location}: the object is shorter than the requested range (${range.offset}+${range.length})`);
+}
+
+/** Runs `fn` over the items with at most `limit` running at once; stops starting new ones after a failure. */
+export async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const i = next++;
+      try {
+        await fn(items[i], i);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
