@@ -1,0 +1,38 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, describe, expect, it } from "vitest";
+import { runBackendConformance } from "../backends/conformance.js";
+import { GcsBackend, type GcsOptions } from "../backends/gcs.js";
+import { startFakeGcs } from "./servers.js";
+
+const gcs = await startFakeGcs();
+
+describe.skipIf(!gcs)("gcs against fake-gcs-server", () => {
+  afterAll(async () => {
+    await gcs?.stop();
+  });
+  const options = (overrides: Partial<GcsOptions> = {}): GcsOptions => ({
+    apiEndpoint: gcs!.endpoint,
+    projectId: "cairn-test",
+    bucket: `cairn-${randomBytes(6).toString("hex")}`,
+    prefix: "repo/one",
+    ...overrides,
+  });
+
+  runBackendConformance("gcs", async () => {
+    const backend = new GcsBackend(options());
+    await backend.ensureContainer();
+    return { backend, cleanup: async () => undefined };
+  });
+
+  it("creates a missing bucket on ensureContainer; before that it reads as empty and refuses writes with what to do", async () => {
+    const backend = new GcsBackend(options({ prefix: "" }));
+    expect(await backend.exists("config")).toBe(false);
+    const err = await backend.put("config", Buffer.from("x")).catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: "permanent" });
+    expect((err as Error).message).toContain('the bucket does not exist; create it with "cairn init"');
+    await backend.ensureContainer();
+    await backend.ensureContainer();
+    await backend.put("config", Buffer.from("x"));
+    expect(await backend.exists("config")).toBe(true);
+  });
+});
