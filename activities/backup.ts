@@ -153,7 +153,8 @@ export function backupActivities(deps: ActivityDeps) {
               reporter.update({ filesDone: p.filesDone, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
             },
           });
-          const result = await archiver.backup(input.source.paths);
+          // No checkpoint may start once the repository closes, so reporting stops first.
+          const result = await archiver.backup(input.source.paths).finally(() => reporter.stop());
           const s = result.snapshot.summary!;
           return {
             snapshotId: result.id,
@@ -183,7 +184,7 @@ export function backupActivities(deps: ActivityDeps) {
       const reporter = new ProgressReporter(ctx, (p) => p);
       try {
         const result = await withLockedRepository(input.repository, deps, { exclusive: false, operation: "verify" }, (repo) =>
-          verifySnapshot(repo, input.snapshotId, input.samplePercent, (p) => reporter.update({ filesDone: p.packsDone, bytesDone: p.packsDone, bytesTotal: p.packsTotal })),
+          verifySnapshot(repo, input.snapshotId, input.samplePercent, (p) => reporter.update({ filesDone: p.packsDone, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal })),
         );
         if (result.errors.length) {
           throw ApplicationFailure.nonRetryable(
@@ -207,7 +208,7 @@ export function backupActivities(deps: ActivityDeps) {
           const decided = applyPolicy((await loadSnapshots(repo)).filter((s) => s.host === host), input.retention);
           if (decided.remove.length === 0) return { snapshotsRemoved: 0, packsDeleted: 0, bytesFreed: 0 };
           for (const s of decided.remove) await repo.backend.delete(`snapshots/${s.id}`);
-          const pruned = await prune(repo, { onProgress: (p) => reporter.update({ filesDone: p.done, bytesDone: p.done, bytesTotal: p.total }) });
+          const pruned = await prune(repo, { onProgress: (p) => reporter.update({ filesDone: p.done, bytesDone: 0, bytesTotal: 0 }) });
           return { snapshotsRemoved: decided.remove.length, packsDeleted: pruned.packs.unused + pruned.packs.unreferenced, bytesFreed: pruned.bytes.freed };
         });
       } finally {

@@ -67,7 +67,7 @@ export function maintenanceActivities(deps: ActivityDeps) {
       const reporter = new ProgressReporter(Context.current(), (p) => p);
       try {
         return await withLockedRepository(input.repository, deps, { exclusive: true, operation: "prune", retryFor: 20_000 }, async (repo) => {
-          const r = await prune(repo, { maxUnused: input.maxUnused, onProgress: (p) => reporter.update({ filesDone: p.done, bytesDone: p.done, bytesTotal: p.total }) }).catch((err) => {
+          const r = await prune(repo, { maxUnused: input.maxUnused, onProgress: (p) => reporter.update({ filesDone: p.done, bytesDone: 0, bytesTotal: 0 }) }).catch((err) => {
             throw refused(err);
           });
           return { packsDeleted: r.packs.unused + r.packs.unreferenced, packsRepacked: r.packs.repacked, bytesFreed: r.bytes.freed };

@@ -10,6 +10,8 @@ import type { VerifyResult } from "../workflows/messages.js";
 export interface SnapshotCheckProgress {
   packsDone: number;
   packsTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
 }
 
 /**
@@ -28,7 +30,8 @@ export async function verifySnapshot(
   const snapshot = await repo.loadJSON<Snapshot>("snapshots", snapshotId);
   const packs = await dataPacks(repo, snapshot.tree, result.errors);
   const chosen = selectSubset([...packs.keys()].sort(), `${samplePercent}%`);
-  const progress = { packsDone: 0, packsTotal: chosen.length };
+  const packEnd = (id: string) => Math.max(...[...packs.get(id)!.values()].map((b) => b.offset + b.length));
+  const progress = { packsDone: 0, packsTotal: chosen.length, bytesDone: 0, bytesTotal: chosen.reduce((n, id) => n + packEnd(id), 0) };
   await mapLimit(chosen, 2, async (packId) => {
     const bytes = await repo.backend.get(packKey(packId));
     result.packsRead++;
@@ -44,6 +47,7 @@ export async function verifySnapshot(
       }),
     );
     progress.packsDone++;
+    progress.bytesDone += packEnd(packId);
     onProgress?.({ ...progress });
   });
   return result;

@@ -67,7 +67,8 @@ export async function findTemporalCli(log: Log = stderrLog): Promise<string> {
   if (go) {
     log(`building ${TEMPORAL_CLI_MODULE} with ${go} into ${cacheBinDir()} (a few minutes, once)`);
     mkdirSync(cacheBinDir(), { recursive: true });
-    const built = spawnSync(go, ["install", TEMPORAL_CLI_MODULE], { env: { ...process.env, GOBIN: cacheBinDir() }, stdio: ["ignore", "inherit", "inherit"] });
+    // Go's output goes to stderr: stdout carries only the path (`provision` prints it for scripts).
+    const built = spawnSync(go, ["install", TEMPORAL_CLI_MODULE], { env: { ...process.env, GOBIN: cacheBinDir() }, stdio: ["ignore", 2, 2] });
     if (built.status === 0 && isExecutable(cached)) return cached;
     log(`go install failed (exit ${built.status ?? built.signal}); trying the SDK's download`);
   } else {
