@@ -8,7 +8,7 @@ export interface GcsOptions {
   bucket: string;
   /** Folder inside the bucket; empty for the bucket's root. */
   prefix?: string;
-  /** Another endpoint than Google's (an emulator); STORAGE_EMULATOR_HOST works as well. */
+  /** Another endpoint than Google's, such as an emulator (CAIRN_GCS_ENDPOINT). */
   apiEndpoint?: string;
   /** The project new buckets belong to. */
   projectId?: string;

@@ -20,9 +20,10 @@ export function register(program: Command): void {
       const compression = formatCompression(parseCompression(o.compression));
       const packMiB = Number(o.packSize);
       if (!Number.isInteger(packMiB) || packMiB < 4 || packMiB > 128) throw new CairnError(`--pack-size must be a whole number of MiB from 4 to 128, got ${o.packSize}`);
-      const backend = backendFor(opts.repo);
+      const backend = await backendFor(opts.repo);
       const password = await readPassword(opts, "new repository password", true);
       if (password.length === 0) throw new CairnError("an empty password protects nothing; choose a password");
+      await backend.ensureContainer?.();
       const repo = await Repository.init(backend, password, {
         kdf: o.kdf === "argon2id" ? DEFAULT_ARGON2ID : DEFAULT_SCRYPT,
         cipher: o.cipher as CipherName,
@@ -30,6 +31,7 @@ export function register(program: Command): void {
         packSize: packMiB * 1024 * 1024,
       });
       await repo.close();
+      await backend.close?.();
       output(opts, { id: repo.config.id, location: backend.location }, () => `created repository ${repo.config.id.slice(0, 10)} at ${backend.location}\n\nKeep the password safe: without it the data cannot be read.`);
     });
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { LocalBackend } from "../backends/local.js";
 import type { Backend } from "../backends/backend.js";
+import { openBackend } from "../backends/url.js";
 import { CairnError } from "../engine/errors.js";
 import { RepositoryLock } from "../engine/locks.js";
 import { Repository, type OpenOptions } from "../engine/repository.js";
@@ -21,14 +21,11 @@ export function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals() as GlobalOptions;
 }
 
-/** Opens the backend named by -r / CAIRN_REPOSITORY. */
-export function backendFor(location: string | undefined): Backend {
+/** Opens the backend named by -r / CAIRN_REPOSITORY (a path or a URL, see backends/url.ts), with retries. */
+export async function backendFor(location: string | undefined): Promise<Backend> {
   const loc = location ?? process.env.CAIRN_REPOSITORY;
   if (!loc) throw new CairnError("no repository given: use -r PATH or set CAIRN_REPOSITORY", 1);
-  if (/^[a-z0-9]+:/i.test(loc) && !loc.startsWith("local:")) {
-    throw new CairnError(`repository URL ${loc} names a backend this build does not support yet; use a local path`, 1);
-  }
-  return new LocalBackend(loc.replace(/^local:/, ""));
+  return openBackend(loc, process.env);
 }
 
 /**
@@ -99,7 +96,7 @@ export type LockMode = "none" | "shared" | "exclusive";
 
 /** Opens the repository, takes a lock, runs `fn`, and always releases and closes. */
 export async function withRepository<T>(opts: GlobalOptions, lock: LockMode, operation: string, fn: (repo: Repository) => Promise<T>, openOptions: OpenOptions = {}): Promise<T> {
-  const backend = backendFor(opts.repo);
+  const backend = await backendFor(opts.repo);
   const password = await readPassword(opts);
   const repo = await Repository.open(backend, password, openOptions);
   let held: RepositoryLock | undefined;
@@ -115,6 +112,7 @@ export async function withRepository<T>(opts: GlobalOptions, lock: LockMode, ope
   } finally {
     await held?.release().catch(() => undefined);
     await repo.close();
+    await backend.close?.();
   }
 }
 

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AzureBackend } from "../backends/azure.js";
 import { runBackendConformance } from "../backends/conformance.js";
+import { expectCliRoundTrip } from "./cli-roundtrip.js";
 import { startAzurite, type TestServer } from "./servers.js";
 
 let azurite: TestServer & { connectionString: string };
@@ -38,5 +39,9 @@ describe("azure containers", () => {
     const err = await new AzureBackend({ connectionString: wrongKey, container: container() }).stat("config").catch((e: unknown) => e);
     expect(err).toMatchObject({ kind: "permanent" });
     expect((err as Error).message).toContain("AZURE_STORAGE_CONNECTION_STRING");
+  });
+
+  it("carry cairn init (creating the container), backup, restore and check --read-data (CLI, azure: URL)", async () => {
+    await expectCliRoundTrip(`azure:${container()}/backups/host1`, { AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString });
   });
 });

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { runBackendConformance } from "../backends/conformance.js";
 import { GcsBackend, type GcsOptions } from "../backends/gcs.js";
+import { expectCliRoundTrip } from "./cli-roundtrip.js";
 import { startFakeGcs } from "./servers.js";
 
 const gcs = await startFakeGcs();
@@ -34,5 +35,9 @@ describe.skipIf(!gcs)("gcs against fake-gcs-server", () => {
     await backend.ensureContainer();
     await backend.put("config", Buffer.from("x"));
     expect(await backend.exists("config")).toBe(true);
+  });
+
+  it("carries cairn init (creating the bucket), backup, restore and check --read-data (CLI, gs: URL)", async () => {
+    await expectCliRoundTrip(`gs:cairn-${randomBytes(6).toString("hex")}/backups/host1`, { CAIRN_GCS_ENDPOINT: gcs!.endpoint, GOOGLE_CLOUD_PROJECT: "cairn-test" });
   });
 });

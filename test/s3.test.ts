@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runBackendConformance } from "../backends/conformance.js";
 import { S3Backend, type S3Options } from "../backends/s3.js";
+import { expectCliRoundTrip } from "./cli-roundtrip.js";
 import { startMinio } from "./servers.js";
 
 const minio = await startMinio();
@@ -57,5 +58,13 @@ describe.skipIf(!minio)("s3 against MinIO", () => {
     expect(err).toMatchObject({ kind: "permanent" });
     expect((err as Error).message).toContain("AWS_SECRET_ACCESS_KEY");
     await backend.close();
+  });
+
+  it("carries cairn init (creating the bucket), backup, restore and check --read-data (CLI, s3: URL)", async () => {
+    await expectCliRoundTrip(`s3:${minio!.endpoint}/cairn-${randomBytes(6).toString("hex")}/backups/host1`, {
+      AWS_ACCESS_KEY_ID: minio!.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: minio!.secretAccessKey,
+      AWS_REGION: "us-east-1",
+    });
   });
 });

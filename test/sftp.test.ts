@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Backend } from "../backends/backend.js";
 import { runBackendConformance } from "../backends/conformance.js";
 import { SftpBackend, type SftpOptions } from "../backends/sftp.js";
+import { expectCliRoundTrip } from "./cli-roundtrip.js";
 import { ROOT } from "./helpers.js";
 import { startSshd, type Sshd } from "./servers.js";
 
@@ -131,6 +132,14 @@ describe("sftp connections", () => {
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+
+  it("carry cairn init, backup, restore and check --read-data (CLI, sftp: URL, key from CAIRN_SFTP_KEY_FILE)", async () => {
+    const dir = path.join(sshd.dataDir, "cli-repo");
+    await expectCliRoundTrip(`sftp:${sshd.username}@127.0.0.1:${sshd.port}${dir}`, {
+      CAIRN_SFTP_KEY_FILE: sshd.clientKeyFile,
+      CAIRN_SFTP_KNOWN_HOSTS: sshd.knownHostsFile,
+    });
   });
 
   it("connect again after the connection drops", async () => {

@@ -1,0 +1,162 @@
+import { existsSync, readFileSync } from "node:fs";
+import { homedir, userInfo } from "node:os";
+import * as path from "node:path";
+import { BackendError, type Backend } from "./backend.js";
+import { LocalBackend } from "./local.js";
+import { RetryBackend, type RetryOptions } from "./retry.js";
+
+export type Env = Record<string, string | undefined>;
+
+/** Where a repository lives, as written in -r / CAIRN_REPOSITORY (no secrets: those come from the environment). */
+export type Destination =
+  | { type: "local"; path: string }
+  | { type: "s3"; endpoint?: string; bucket: string; prefix: string }
+  | { type: "sftp"; user?: string; host: string; port: number; path: string }
+  | { type: "azure"; container: string; prefix: string }
+  | { type: "gs"; bucket: string; prefix: string };
+
+const FORMS =
+  "use a path, local:/path, s3:https://host/bucket/prefix, sftp:user@host:port/path, azure:container/prefix or gs:bucket/prefix";
+
+function invalid(url: string, why: string): BackendError {
+  return new BackendError("permanent", `cannot read the repository location "${url}": ${why}; ${FORMS}`);
+}
+
+/** `bucket/some/prefix` or restic's `bucket:/some/prefix`. */
+function splitBucket(url: string, rest: string, what: string): { name: string; prefix: string } {
+  const m = /^([^/:]+):?\/*(.*)$/.exec(rest);
+  if (!m) throw invalid(url, `it names no ${what}`);
+  return { name: m[1], prefix: m[2].replace(/\/+$/, "") };
+}
+
+/** Reads a repository location. Throws a permanent BackendError saying what is wrong. */
+export function parseRepositoryUrl(url: string): Destination {
+  const scheme = /^([a-z][a-z0-9]*):/i.exec(url)?.[1].toLowerCase();
+  // One letter before the colon is a Windows drive, not a scheme.
+  if (!scheme || scheme.length === 1) return { type: "local", path: url };
+  const rest = url.slice(scheme.length + 1);
+  switch (scheme) {
+    case "local":
+      if (!rest) throw invalid(url, "the path is empty");
+      return { type: "local", path: rest };
+    case "s3": {
+      if (/^https?:\/\//i.test(rest)) {
+        const u = new URL(rest);
+        const [bucket, ...prefix] = u.pathname.split("/").filter(Boolean);
+        if (!bucket) throw invalid(url, "it names no bucket after the host");
+        return { type: "s3", endpoint: u.origin, bucket, prefix: prefix.join("/") };
+      }
+      const [host, bucket, ...prefix] = rest.split("/").filter(Boolean);
+      if (!host || !bucket) throw invalid(url, "an S3 location needs a host and a bucket");
+      // AWS picks its regional endpoint itself; any other host is an S3-compatible service.
+      const endpoint = /(^|\.)amazonaws\.com$/i.test(host) ? undefined : `https://${host}`;
+      return { type: "s3", endpoint, bucket, prefix: prefix.join("/") };
+    }
+    case "sftp": {
+      if (rest.startsWith("//")) {
+        const u = new URL(url);
+        return sftpPath(url, { user: decodeURIComponent(u.username) || undefined, host: u.hostname, port: u.port ? Number(u.port) : 22 }, decodeURIComponent(u.pathname));
+      }
+      const m = /^(?:([^@/]+)@)?([^:/@]+):(?:(\d+)(?=\/|$))?(.*)$/.exec(rest);
+      if (!m) throw invalid(url, "an SFTP location is user@host:port/path or user@host:/path");
+      return sftpPath(url, { user: m[1], host: m[2], port: m[3] ? Number(m[3]) : 22 }, m[4]);
+    }
+    case "azure": {
+      const { name, prefix } = splitBucket(url, rest, "container");
+      return { type: "azure", container: name, prefix };
+    }
+    case "gs": {
+      const { name, prefix } = splitBucket(url, rest, "bucket");
+      return { type: "gs", bucket: name, prefix };
+    }
+    default:
+      throw invalid(url, `"${scheme}:" is not a kind of destination Cairn knows`);
+  }
+}
+
+/** `/~/dir` is a path relative to the login directory (the only way to write one after a port). */
+function sftpPath(url: string, who: { user?: string; host: string; port: number }, p: string): Destination {
+  if (!who.host) throw invalid(url, "it names no host");
+  if (!Number.isInteger(who.port) || who.port < 1 || who.port > 65535) throw invalid(url, `${who.port} is not a port`);
+  const dir = p.startsWith("/~/") ? p.slice(3) : p;
+  if (!dir || dir === "/~") throw invalid(url, "it names no directory on the server");
+  return { type: "sftp", ...who, path: dir };
+}
+
+/**
+ * The backend for one destination, with credentials from `env`; no retries around it.
+ * Each cloud SDK is loaded only when its destination is used: together they would
+ * add a second to the start of every command.
+ */
+export async function openDestination(dest: Destination, env: Env): Promise<Backend> {
+  switch (dest.type) {
+    case "local":
+      return new LocalBackend(dest.path);
+    case "s3": {
+      const { S3Backend } = await import("./s3.js");
+      return new S3Backend({
+        bucket: dest.bucket,
+        prefix: dest.prefix,
+        endpoint: dest.endpoint,
+        forcePathStyle: dest.endpoint !== undefined,
+        region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION,
+        accessKeyId: env.AWS_ACCESS_KEY_ID,
+        secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+        sessionToken: env.AWS_SESSION_TOKEN,
+        storageClass: env.CAIRN_S3_STORAGE_CLASS,
+      });
+    }
+    case "azure": {
+      const { AzureBackend } = await import("./azure.js");
+      return new AzureBackend({
+        container: dest.container,
+        prefix: dest.prefix,
+        connectionString: env.AZURE_STORAGE_CONNECTION_STRING,
+        account: env.AZURE_STORAGE_ACCOUNT,
+        accountKey: env.AZURE_STORAGE_KEY,
+      });
+    }
+    case "gs": {
+      const { GcsBackend } = await import("./gcs.js");
+      return new GcsBackend({
+        bucket: dest.bucket,
+        prefix: dest.prefix,
+        // Not STORAGE_EMULATOR_HOST: the client library reads that one itself, with a different base path.
+        apiEndpoint: env.CAIRN_GCS_ENDPOINT,
+        projectId: env.GOOGLE_CLOUD_PROJECT ?? env.GOOGLE_PROJECT_ID,
+        keyFilename: env.GOOGLE_APPLICATION_CREDENTIALS,
+      });
+    }
+    case "sftp": {
+      const { SftpBackend } = await import("./sftp.js");
+      return new SftpBackend({ host: dest.host, port: dest.port, username: dest.user ?? env.USER ?? userInfo().username, path: dest.path, ...sshCredentials(env, dest) });
+    }
+  }
+}
+
+/** CAIRN_SFTP_KEY_FILE, CAIRN_SFTP_PASSWORD, else the usual ~/.ssh keys; CAIRN_SFTP_KNOWN_HOSTS, else ~/.ssh/known_hosts. */
+function sshCredentials(env: Env, dest: { host: string }) {
+  const ssh = path.join(env.HOME ?? homedir(), ".ssh");
+  const knownHostsFile = env.CAIRN_SFTP_KNOWN_HOSTS ?? path.join(ssh, "known_hosts");
+  const keyFile = env.CAIRN_SFTP_KEY_FILE ?? (env.CAIRN_SFTP_PASSWORD ? undefined : ["id_ed25519", "id_ecdsa", "id_rsa"].map((n) => path.join(ssh, n)).find(existsSync));
+  if (!keyFile && !env.CAIRN_SFTP_PASSWORD) {
+    throw new BackendError("permanent", `no SSH credentials for ${dest.host}: set CAIRN_SFTP_KEY_FILE to a private key file or CAIRN_SFTP_PASSWORD`);
+  }
+  let privateKey: Buffer | undefined;
+  if (keyFile) {
+    try {
+      privateKey = readFileSync(keyFile);
+    } catch (err) {
+      throw new BackendError("permanent", `cannot read the SSH key ${keyFile} (${(err as Error).message}); check CAIRN_SFTP_KEY_FILE`);
+    }
+  }
+  return { privateKey, passphrase: env.CAIRN_SFTP_KEY_PASSPHRASE, password: env.CAIRN_SFTP_PASSWORD, knownHostsFile };
+}
+
+/**
+ * Opens the repository location given on the command line or in CAIRN_REPOSITORY,
+ * with credentials from the usual environment variables, behind a RetryBackend.
+ */
+export async function openBackend(url: string, env: Env = process.env, retry?: RetryOptions): Promise<Backend> {
+  return new RetryBackend(await openDestination(parseRepositoryUrl(url), env), retry);
+}
