@@ -1,6 +1,6 @@
 import { ApplicationFailure } from "@temporalio/common";
-import { LocalBackend } from "../backends/local.js";
-import type { Backend } from "../backends/backend.js";
+import { BackendError, type Backend } from "../backends/backend.js";
+import { openBackend } from "../backends/url.js";
 import { IntegrityError } from "../engine/crypto.js";
 import { RepositoryNotFoundError, WrongPasswordError } from "../engine/errors.js";
 import { RepositoryLock, type LockOptions } from "../engine/locks.js";
@@ -15,15 +15,20 @@ export interface ActivityDeps {
   threads?: number;
 }
 
-/** The backend a repository URL names: a local path, or `local:<path>`. */
-export function backendFor(url: string): Backend {
-  if (/^[a-z0-9]+:/i.test(url) && !url.startsWith("local:")) {
-    throw ApplicationFailure.nonRetryable(
-      `repository URL ${url} names a backend this worker does not support yet; use a local path`,
-      PERMANENT_FAILURES.unsupportedRepository,
-    );
+/**
+ * The backend a repository URL names (a path, s3:, sftp:, azure:, gs:), with
+ * credentials from this worker's environment. A URL that cannot name a
+ * destination fails without retry.
+ */
+export async function backendFor(url: string): Promise<Backend> {
+  try {
+    return await openBackend(url);
+  } catch (err) {
+    if (err instanceof BackendError && err.kind === "permanent") {
+      throw ApplicationFailure.nonRetryable(err.message, PERMANENT_FAILURES.unsupportedRepository);
+    }
+    throw err;
   }
-  return new LocalBackend(url.replace(/^local:/, ""));
 }
 
 /**
@@ -42,9 +47,12 @@ export async function openRepository(target: RepositoryTarget, deps: ActivityDep
       PERMANENT_FAILURES.secretKeyMismatch,
     );
   }
+  let backend: Backend | undefined;
   try {
-    return await Repository.open(backendFor(target.url), password, { threads: deps.threads });
+    backend = await backendFor(target.url);
+    return await Repository.open(backend, password, { threads: deps.threads, ownsBackend: true });
   } catch (err) {
+    await backend?.close?.();
     throw permanentOrSame(err);
   }
 }

@@ -1,18 +1,25 @@
 import { readdir } from "node:fs/promises";
 import * as path from "node:path";
-import { BackendError } from "../backends/backend.js";
-import { LocalBackend } from "../backends/local.js";
+import { BackendError, type Backend } from "../backends/backend.js";
+import { openBackend, parseRepositoryUrl } from "../backends/url.js";
 import { CairnError, RepositoryNotFoundError, WrongPasswordError } from "../engine/errors.js";
 import { Repository } from "../engine/repository.js";
 import { ApiError } from "./errors.js";
 
 /**
- * The directory a repository URL names. Only local paths for now: an absolute
- * path or local:/path, because the API and the workers must agree on it.
+ * The canonical form of a repository URL, or undefined when it names no
+ * destination: an absolute local path (or local:/path), or an s3:, sftp:,
+ * azure: or gs: location. The API and the workers must agree on it.
  */
-export function localPath(url: string): string | undefined {
-  const p = url.startsWith("local:") ? url.slice("local:".length) : url;
-  return path.isAbsolute(p) ? path.resolve(p) : undefined; // resolve drops a trailing slash, so one place has one name
+export function repositoryUrl(url: string): string | undefined {
+  let dest;
+  try {
+    dest = parseRepositoryUrl(url);
+  } catch {
+    return undefined;
+  }
+  if (dest.type !== "local") return url;
+  return path.isAbsolute(dest.path) ? path.resolve(dest.path) : undefined; // resolve drops a trailing slash, so one place has one name
 }
 
 /**
@@ -20,17 +27,21 @@ export function localPath(url: string): string | undefined {
  * prove the password. Returns whether it was created.
  */
 export async function initOrVerify(url: string, password: string): Promise<boolean> {
-  const backend = new LocalBackend(url);
+  let backend: Backend | undefined;
   try {
+    backend = await openBackend(url);
     const created = !(await backend.exists("config"));
-    if (created && (await holdsFiles(url))) {
+    if (created && parseRepositoryUrl(url).type === "local" && (await holdsFiles(url))) {
       throw new ApiError(422, "Not a repository", `${url} holds files but no Cairn repository; give a new or empty directory to create one, or the path of an existing repository`);
     }
+    if (created) await backend.ensureContainer?.();
     const repo = created ? await Repository.init(backend, password, { threads: 0 }) : await Repository.open(backend, password, { threads: 0 });
     await repo.close();
     return created;
   } catch (err) {
     throw asProblem(err, url);
+  } finally {
+    await backend?.close?.();
   }
 }
 
@@ -47,9 +58,12 @@ async function holdsFiles(dir: string): Promise<boolean> {
 /** Opens a registered repository, runs `fn` and closes it; the engine's errors become problems the caller can act on. */
 export async function withRepository<T>(url: string, password: string, fn: (repo: Repository) => Promise<T>): Promise<T> {
   let repo: Repository;
+  let backend: Backend | undefined;
   try {
-    repo = await Repository.open(new LocalBackend(url), password, { threads: 0 });
+    backend = await openBackend(url);
+    repo = await Repository.open(backend, password, { threads: 0, ownsBackend: true });
   } catch (err) {
+    await backend?.close?.();
     throw asProblem(err, url);
   }
   try {

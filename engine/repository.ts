@@ -60,6 +60,8 @@ export interface OpenOptions {
   compression?: string;
   /** Called for a damaged index file, which is then skipped instead of failing the open (check uses it to report the file). */
   onIndexError?: (id: string, err: IntegrityError) => void;
+  /** close() also closes the backend (its connections), for callers that opened it only for this repository. */
+  ownsBackend?: boolean;
 }
 
 /** Directories holding write-once, content-addressed files. */
@@ -78,6 +80,7 @@ export class Repository {
   readonly index = new BlobIndex();
   readonly chunker: Chunker;
   pool: CodecPool;
+  private readonly ownsBackend: boolean;
   readonly indexFiles = new Map<string, IndexFile>();
   compression: CompressionSpec;
 
@@ -115,6 +118,7 @@ export class Repository {
     this.chunker = new Chunker(config.chunker);
     this.compression = parseCompression(options.compression ?? config.compression);
     this.pool = this.makePool(options.threads);
+    this.ownsBackend = options.ownsBackend ?? false;
   }
 
   private makePool(threads?: number): CodecPool {
@@ -444,6 +448,7 @@ export class Repository {
 
   async close(): Promise<void> {
     await this.pool.close();
+    if (this.ownsBackend) await this.backend.close?.();
   }
 }
 

@@ -7,12 +7,12 @@ import { startFakeGcs } from "./servers.js";
 
 const gcs = await startFakeGcs();
 
-describe.skipIf(!gcs)("gcs against fake-gcs-server", () => {
+describe("gcs against fake-gcs-server", () => {
   afterAll(async () => {
-    await gcs?.stop();
+    await gcs.stop();
   });
   const options = (overrides: Partial<GcsOptions> = {}): GcsOptions => ({
-    apiEndpoint: gcs!.endpoint,
+    apiEndpoint: gcs.endpoint,
     projectId: "cairn-test",
     bucket: `cairn-${randomBytes(6).toString("hex")}`,
     prefix: "repo/one",
@@ -38,6 +38,6 @@ describe.skipIf(!gcs)("gcs against fake-gcs-server", () => {
   });
 
   it("carries cairn init (creating the bucket), backup, restore and check --read-data (CLI, gs: URL)", async () => {
-    await expectCliRoundTrip(`gs:cairn-${randomBytes(6).toString("hex")}/backups/host1`, { CAIRN_GCS_ENDPOINT: gcs!.endpoint, GOOGLE_CLOUD_PROJECT: "cairn-test" });
+    await expectCliRoundTrip(`gs:cairn-${randomBytes(6).toString("hex")}/backups/host1`, { CAIRN_GCS_ENDPOINT: gcs.endpoint, GOOGLE_CLOUD_PROJECT: "cairn-test" });
   });
 });

@@ -7,15 +7,15 @@ import { startMinio } from "./servers.js";
 
 const minio = await startMinio();
 
-describe.skipIf(!minio)("s3 against MinIO", () => {
+describe("s3 against MinIO", () => {
   afterAll(async () => {
-    await minio?.stop();
+    await minio.stop();
   });
   const options = (overrides: Partial<S3Options> = {}): S3Options => ({
-    endpoint: minio!.endpoint,
+    endpoint: minio.endpoint,
     forcePathStyle: true,
-    accessKeyId: minio!.accessKeyId,
-    secretAccessKey: minio!.secretAccessKey,
+    accessKeyId: minio.accessKeyId,
+    secretAccessKey: minio.secretAccessKey,
     bucket: `cairn-${randomBytes(6).toString("hex")}`,
     prefix: "repo/one",
     ...overrides,
@@ -45,7 +45,7 @@ describe.skipIf(!minio)("s3 against MinIO", () => {
     await backend.ensureContainer();
     await backend.put("k", Buffer.from("x"));
     const { HeadObjectCommand, S3Client } = await import("@aws-sdk/client-s3");
-    const client = new S3Client({ region: "us-east-1", endpoint: minio!.endpoint, forcePathStyle: true, credentials: { accessKeyId: minio!.accessKeyId, secretAccessKey: minio!.secretAccessKey } });
+    const client = new S3Client({ region: "us-east-1", endpoint: minio.endpoint, forcePathStyle: true, credentials: { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey } });
     const head = await client.send(new HeadObjectCommand({ Bucket: (backend as unknown as { bucket: string }).bucket, Key: "repo/one/k" }));
     expect(head.StorageClass).toBe("REDUCED_REDUNDANCY");
     client.destroy();
@@ -61,9 +61,9 @@ describe.skipIf(!minio)("s3 against MinIO", () => {
   });
 
   it("carries cairn init (creating the bucket), backup, restore and check --read-data (CLI, s3: URL)", async () => {
-    await expectCliRoundTrip(`s3:${minio!.endpoint}/cairn-${randomBytes(6).toString("hex")}/backups/host1`, {
-      AWS_ACCESS_KEY_ID: minio!.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: minio!.secretAccessKey,
+    await expectCliRoundTrip(`s3:${minio.endpoint}/cairn-${randomBytes(6).toString("hex")}/backups/host1`, {
+      AWS_ACCESS_KEY_ID: minio.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
       AWS_REGION: "us-east-1",
     });
   });

@@ -142,10 +142,18 @@ export async function startAzurite(): Promise<TestServer & { connectionString: s
   return { ...server, connectionString };
 }
 
-/** MinIO (built into ~/.cache/cairn/bin by the dev setup) on a free loopback port; undefined when it is not built. */
-export async function startMinio(): Promise<(TestServer & { endpoint: string; accessKeyId: string; secretAccessKey: string }) | undefined> {
-  const bin = path.join(homedir(), ".cache", "cairn", "bin", "minio");
-  if (!existsSync(bin)) return undefined;
+/** A server binary that .ci/run builds into ~/.cache/cairn/bin with `go install`. */
+function cachedBinary(name: string, module: string): string {
+  const bin = path.join(process.env.XDG_CACHE_HOME || path.join(homedir(), ".cache"), "cairn", "bin", name);
+  if (!existsSync(bin)) {
+    throw new Error(`${bin} is missing: build it with GOBIN=${path.dirname(bin)} go install ${module} (bash .ci/run does this)`);
+  }
+  return bin;
+}
+
+/** MinIO (built into ~/.cache/cairn/bin by .ci/run) on a free loopback port. */
+export async function startMinio(): Promise<TestServer & { endpoint: string; accessKeyId: string; secretAccessKey: string }> {
+  const bin = cachedBinary("minio", "github.com/minio/minio@latest");
   const tmp = tempDir("cairn-minio-");
   const [port, console] = [await freePort(), await freePort()];
   const accessKeyId = "cairn-test";
@@ -161,10 +169,9 @@ export async function startMinio(): Promise<(TestServer & { endpoint: string; ac
   return { ...server, endpoint: `http://127.0.0.1:${port}`, accessKeyId, secretAccessKey };
 }
 
-/** fake-gcs-server (built into ~/.cache/cairn/bin) on a free loopback port, in memory; undefined when it is not built. */
-export async function startFakeGcs(): Promise<(TestServer & { endpoint: string }) | undefined> {
-  const bin = path.join(homedir(), ".cache", "cairn", "bin", "fake-gcs-server");
-  if (!existsSync(bin)) return undefined;
+/** fake-gcs-server (built into ~/.cache/cairn/bin by .ci/run) on a free loopback port, in memory. */
+export async function startFakeGcs(): Promise<TestServer & { endpoint: string }> {
+  const bin = cachedBinary("fake-gcs-server", "github.com/fsouza/fake-gcs-server@latest");
   const tmp = tempDir("cairn-gcs-");
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;

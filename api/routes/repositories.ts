@@ -5,7 +5,7 @@ import { repositories } from "../../db/schema.js";
 import type { AppDeps } from "../app.js";
 import { ApiError, isUniqueViolation } from "../errors.js";
 import { BEARER, IdParam, json, jsonBody, problems, router } from "../openapi.js";
-import { initOrVerify, localPath } from "../repository-access.js";
+import { initOrVerify, repositoryUrl } from "../repository-access.js";
 
 const RepositoryInput = z
   .strictObject({
@@ -13,8 +13,8 @@ const RepositoryInput = z
     url: z
       .string()
       .min(1)
-      .refine((url) => localPath(url) !== undefined, "give an absolute local path such as /srv/backups/repo (other backends come later)")
-      .openapi({ example: "/srv/backups/repo", description: "An absolute local path (or local:/path). Created when nothing is there yet." }),
+      .refine((url) => repositoryUrl(url) !== undefined, "give an absolute local path such as /srv/backups/repo, or s3:https://host/bucket/prefix, sftp:user@host:port/path, azure:container/prefix, gs:bucket/prefix")
+      .openapi({ example: "/srv/backups/repo", description: "An absolute local path (or local:/path), or s3:, sftp:, azure:, gs: location (credentials from the API's and workers' environment). Created when nothing is there yet." }),
     password: z.string().min(1, "an empty password protects nothing; choose a password").openapi({ description: "Stored sealed with the platform secret key; never returned." }),
   })
   .openapi("RepositoryInput");
@@ -62,7 +62,7 @@ export function repositoryRoutes(deps: AppDeps) {
   return router()
     .openapi(create, async (c) => {
       const input = c.req.valid("json");
-      const url = localPath(input.url)!;
+      const url = repositoryUrl(input.url)!;
       const [clash] = await catalog.select().from(repositories).where(or(eq(repositories.name, input.name), eq(repositories.url, url)));
       if (clash) {
         const field = clash.name === input.name ? "name" : "url";
