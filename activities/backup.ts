@@ -7,7 +7,7 @@ import { prune } from "../engine/prune.js";
 import type { Repository } from "../engine/repository.js";
 import { applyPolicy, validatePolicy } from "../engine/retention.js";
 import { loadSnapshots } from "../engine/snapshot.js";
-import { hasRetentionRules, PERMANENT_FAILURES, type BackupInput, type JobProgress, type RepositoryTarget, type RetentionSpec, type SnapshotHeartbeat, type VerifyResult } from "../workflows/messages.js";
+import { hasRetentionRules, PERMANENT_FAILURES, type BackupInput, type BackupResult, type JobProgress, type RepositoryTarget, type RetentionSpec, type SnapshotHeartbeat, type VerifyResult } from "../workflows/messages.js";
 import { briefList } from "./payload.js";
 import { ProgressReporter } from "./progress.js";
 import { openRepository, permanentOrSame, withLockedRepository, type ActivityDeps } from "./repository.js";
@@ -30,17 +30,9 @@ export interface PrepareResult {
   snapshots: number;
 }
 
-export interface SnapshotStepResult {
-  snapshotId: string;
-  filesNew: number;
-  filesChanged: number;
-  filesUnmodified: number;
-  bytesProcessed: number;
-  bytesAdded: number;
-  bytesStored: number;
-  durationSeconds: number;
-  /** Files that could not be read (the snapshot does not have them). */
-  warnings: string[];
+/** The snapshot step's share of the job's result; `warnings` lists files that could not be read. */
+export interface SnapshotStepResult
+  extends Pick<BackupResult, "snapshotId" | "filesNew" | "filesChanged" | "filesUnmodified" | "bytesProcessed" | "bytesAdded" | "bytesStored" | "durationSeconds" | "warnings"> {
   /** Where an earlier attempt stopped, when this attempt resumed after it. */
   resumedFrom?: SnapshotHeartbeat["resume"];
 }

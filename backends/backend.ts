@@ -25,6 +25,15 @@ export interface Backend {
   exists(key: string): Promise<boolean>;
   /** Creates the bucket or container the location names when it is missing (object stores; `cairn init` calls it). Idempotent. */
   ensureContainer?(): Promise<void>;
+  /**
+   * Immutable storage (S3 Object Lock). Only backends that have it implement these.
+   * The retention new objects get (every key but `locks/…`, which must stay deletable), if any.
+   */
+  objectLock?(): ObjectLock | undefined;
+  /** Gives new objects this retention unless the location was opened with its own (the repository config records it). */
+  useObjectLock?(lock: ObjectLock): void;
+  /** Until when the object may be neither deleted nor replaced; undefined when it may be (or is missing). */
+  retainedUntil?(key: string): Promise<Date | undefined>;
   close?(): Promise<void>;
 }
 
@@ -45,20 +54,42 @@ export interface ObjectInfo {
   size: number;
 }
 
+/** Write-once retention: objects cannot be deleted or replaced for `days` after they are written. */
+export interface ObjectLock {
+  /** GOVERNANCE: users with a bypass permission may still delete; COMPLIANCE: nobody may, root included. */
+  mode: "GOVERNANCE" | "COMPLIANCE";
+  days: number;
+}
+
 export type BackendErrorKind = "not-found" | "permanent" | "transient";
 
 /** An error from a backend, classified so the layer above can decide what to retry. */
 export class BackendError extends Error {
+  /** Set on a refused delete of an object under retention (kind `permanent`): when it may be deleted. */
+  readonly retainedUntil?: Date;
+
   constructor(
     readonly kind: BackendErrorKind,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retainedUntil?: Date },
   ) {
     super(message, options);
     this.name = "BackendError";
+    this.retainedUntil = options?.retainedUntil;
   }
 }
 
 export function isNotFound(err: unknown): boolean {
   return err instanceof BackendError && err.kind === "not-found";
+}
+
+/** `exists` for backends whose cheapest existence test is a stat: not-found means no. */
+export async function existsByStat(backend: Pick<Backend, "stat">, key: string): Promise<boolean> {
+  try {
+    await backend.stat(key);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
 }

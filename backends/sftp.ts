@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { connect as tcpConnect, type Socket } from "node:net";
 import * as posix from "node:path/posix";
 import { Client, type SFTPWrapper } from "ssh2";
-import { BackendError, bodyParts, type Backend, type Body, type ByteRange, type ObjectInfo } from "./backend.js";
+import { BackendError, bodyParts, existsByStat, type Backend, type Body, type ByteRange, type ObjectInfo } from "./backend.js";
 import { fingerprint, keyType, knownHostName, verifyHostKey } from "./known-hosts.js";
 import { inParallel } from "./transfer.js";
 
@@ -257,14 +257,8 @@ export class SftpBackend implements Backend {
     return { key, size: attrs.size };
   }
 
-  async exists(key: string): Promise<boolean> {
-    try {
-      await this.stat(key);
-      return true;
-    } catch (err) {
-      if (err instanceof BackendError && err.kind === "not-found") return false;
-      throw err;
-    }
+  exists(key: string): Promise<boolean> {
+    return existsByStat(this, key);
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
