@@ -3,17 +3,19 @@ import { parseCompression, formatCompression } from "../engine/compression.js";
 import { DEFAULT_ARGON2ID, DEFAULT_SCRYPT, type CipherName } from "../engine/crypto.js";
 import { CairnError } from "../engine/errors.js";
 import { Repository } from "../engine/repository.js";
+import { fromOptions, openFromRepository, type FromOptions } from "./cmd_copy.js";
 import { backendFor, globals, output, readPassword } from "./common.js";
 
 export function register(program: Command): void {
-  program
+  fromOptions(program
     .command("init")
     .description("create a new repository")
     .option("--kdf <name>", "password key derivation: scrypt or argon2id", "scrypt")
     .option("--cipher <name>", "aes-256-gcm or chacha20-poly1305", "aes-256-gcm")
     .option("--compression <spec>", "default compression: zstd[:level], gzip[:1-9], brotli[:level], none", "zstd:3")
     .option("--pack-size <MiB>", "target pack file size in MiB (4-128); larger packs mean fewer objects on remote storage", "16")
-    .action(async (o: { kdf: string; cipher: string; compression: string; packSize: string }, cmd: Command) => {
+    .option("--copy-chunker-params", "take the chunker parameters and blob id key of --from-repo, so \"cairn copy\" from it sends trees as they are and deduplicates against it"))
+    .action(async (o: { kdf: string; cipher: string; compression: string; packSize: string; copyChunkerParams?: boolean } & FromOptions, cmd: Command) => {
       const opts = globals(cmd);
       if (o.kdf !== "scrypt" && o.kdf !== "argon2id") throw new CairnError(`--kdf must be scrypt or argon2id, got ${o.kdf}`);
       if (o.cipher !== "aes-256-gcm" && o.cipher !== "chacha20-poly1305") throw new CairnError(`--cipher must be aes-256-gcm or chacha20-poly1305, got ${o.cipher}`);
@@ -23,8 +25,11 @@ export function register(program: Command): void {
       const backend = await backendFor(opts.repo);
       const password = await readPassword(opts, "new repository password", true);
       if (password.length === 0) throw new CairnError("an empty password protects nothing; choose a password");
+      if (o.fromRepo && !o.copyChunkerParams) throw new CairnError("--from-repo is only used with --copy-chunker-params here; add it, or leave --from-repo out");
+      const shared = o.copyChunkerParams ? await sharedParams(o) : undefined;
       await backend.ensureContainer?.();
       const repo = await Repository.init(backend, password, {
+        ...shared,
         kdf: o.kdf === "argon2id" ? DEFAULT_ARGON2ID : DEFAULT_SCRYPT,
         cipher: o.cipher as CipherName,
         compression,
@@ -34,4 +39,11 @@ export function register(program: Command): void {
       await backend.close?.();
       output(opts, { id: repo.config.id, location: backend.location }, () => `created repository ${repo.config.id.slice(0, 10)} at ${backend.location}\n\nKeep the password safe: without it the data cannot be read.`);
     });
+}
+
+/** The chunker parameters and blob id key of the source repository, which the new one shares. */
+async function sharedParams(o: FromOptions) {
+  const from = await openFromRepository(o);
+  await from.close();
+  return { chunker: from.config.chunker, idKey: from.idKey };
 }

@@ -5,6 +5,7 @@ import { BackendError } from "../backends/backend.js";
 import { PROGRAM } from "../engine/archiver.js";
 import * as backup from "./cmd_backup.js";
 import * as check from "./cmd_check.js";
+import * as copy from "./cmd_copy.js";
 import * as diff from "./cmd_diff.js";
 import * as dump from "./cmd_dump.js";
 import * as forget from "./cmd_forget.js";
@@ -17,7 +18,7 @@ import * as snapshots from "./cmd_snapshots.js";
 import * as stats from "./cmd_stats.js";
 
 /** Every verb, one file each (cmd_<verb>.ts). */
-const COMMANDS = [init, backup, snapshots, ls, restore, dump, key, check, stats, diff, forget, prune];
+const COMMANDS = [init, backup, snapshots, ls, restore, dump, key, check, stats, diff, forget, prune, copy];
 
 export function buildProgram(): Command {
   const program = new Command("cairn")

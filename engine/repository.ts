@@ -50,6 +50,8 @@ export interface InitOptions {
   cipher?: CipherName;
   compression?: string;
   chunker?: ChunkerParams;
+  /** Blob id key to share with another repository (init --copy-chunker-params), so blob ids and trees are the same in both and copy can send them as they are. */
+  idKey?: Buffer;
   packSize?: number;
   threads?: number;
 }
@@ -150,7 +152,7 @@ export class Repository {
       throw new CairnError(`a repository already exists at ${backend.location}; use it as it is or choose another location`);
     }
     const compression = formatCompression(parseCompression(options.compression ?? formatCompression(DEFAULT_COMPRESSION)));
-    const master = { encKey: randomKey(), idKey: randomKey() };
+    const master = { encKey: randomKey(), idKey: options.idKey ?? randomKey() };
     const config: RepoConfig = {
       version: FORMAT_VERSION,
       id: randomBytes(16).toString("hex"),
