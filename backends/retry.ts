@@ -1,4 +1,4 @@
-import { BackendError, type Backend, type Body, type ByteRange, type ObjectInfo } from "./backend.js";
+import { BackendError, type Backend, type Body, type ByteRange, type ObjectInfo, type ObjectLock } from "./backend.js";
 
 export interface RetryOptions {
   /** Attempts per operation, the first one included. */
@@ -101,6 +101,18 @@ export class RetryBackend implements Backend {
         await this.backoff(`listing ${prefix}`, err, n, started);
       }
     }
+  }
+
+  objectLock(): ObjectLock | undefined {
+    return this.inner.objectLock?.();
+  }
+
+  useObjectLock(lock: ObjectLock): void {
+    this.inner.useObjectLock?.(lock);
+  }
+
+  retainedUntil(key: string): Promise<Date | undefined> {
+    return this.retry(`reading the retention of ${key}`, async () => this.inner.retainedUntil?.(key));
   }
 
   ensureContainer(): Promise<void> {

@@ -312,8 +312,10 @@ export class S3Backend implements Backend {
       (res) => res.ObjectLockConfiguration?.ObjectLockEnabled === "Enabled",
       (err) => {
         const e = this.classify(err, "reading the bucket's Object Lock configuration");
-        this.lockedBucket = undefined;
-        if (e.kind === "transient") throw e;
+        if (e.kind === "transient") {
+          this.lockedBucket = undefined;
+          throw e;
+        }
         // No configuration, no bucket, or a service without Object Lock.
         return false;
       },

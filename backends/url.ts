@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import * as path from "node:path";
-import { BackendError, type Backend } from "./backend.js";
+import { BackendError, type Backend, type ObjectLock } from "./backend.js";
 import { LocalBackend } from "./local.js";
 import { RetryBackend, type RetryOptions } from "./retry.js";
 
@@ -104,6 +104,7 @@ export async function openDestination(dest: Destination, env: Env): Promise<Back
         secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
         sessionToken: env.AWS_SESSION_TOKEN,
         storageClass: env.CAIRN_S3_STORAGE_CLASS,
+        objectLock: objectLockFrom(env),
       });
     }
     case "azure": {
@@ -132,6 +133,20 @@ export async function openDestination(dest: Destination, env: Env): Promise<Back
       return new SftpBackend({ host: dest.host, port: dest.port, username: dest.user ?? env.USER ?? userInfo().username, path: dest.path, ...sshCredentials(env, dest) });
     }
   }
+}
+
+/** S3 Object Lock for new objects from CAIRN_S3_OBJECT_LOCK_DAYS and CAIRN_S3_OBJECT_LOCK_MODE (GOVERNANCE unless told). */
+export function objectLockFrom(env: Env): ObjectLock | undefined {
+  const days = env.CAIRN_S3_OBJECT_LOCK_DAYS;
+  const mode = (env.CAIRN_S3_OBJECT_LOCK_MODE ?? "GOVERNANCE").toUpperCase();
+  if (days === undefined || days === "") return undefined;
+  if (!/^\d+$/.test(days) || Number(days) < 1 || Number(days) > 36500) {
+    throw new BackendError("permanent", `CAIRN_S3_OBJECT_LOCK_DAYS must be a whole number of days from 1 to 36500, got "${days}"`);
+  }
+  if (mode !== "GOVERNANCE" && mode !== "COMPLIANCE") {
+    throw new BackendError("permanent", `CAIRN_S3_OBJECT_LOCK_MODE must be governance or compliance, got "${env.CAIRN_S3_OBJECT_LOCK_MODE}"`);
+  }
+  return { mode, days: Number(days) };
 }
 
 /** CAIRN_SFTP_KEY_FILE, CAIRN_SFTP_PASSWORD, else the usual ~/.ssh keys; CAIRN_SFTP_KNOWN_HOSTS, else ~/.ssh/known_hosts. */

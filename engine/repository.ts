@@ -1,6 +1,6 @@
 import { hostname, userInfo } from "node:os";
 import { randomBytes } from "node:crypto";
-import { isNotFound, type Backend } from "../backends/backend.js";
+import { isNotFound, type Backend, type ObjectLock } from "../backends/backend.js";
 import { BlobIndex, BlobType, type BlobLocation } from "./blob-index.js";
 import { Chunker, DEFAULT_CHUNK_SIZES, type ChunkerParams } from "./chunker.js";
 import { CodecPool } from "./codec-pool.js";
@@ -23,6 +23,8 @@ export interface RepoConfig {
   cipher: CipherName;
   /** Target pack size in bytes. */
   packSize: number;
+  /** Set when the repository was created on immutable storage: the retention its objects get. */
+  objectLock?: ObjectLock;
 }
 
 /** A key file (`keys/<id>`): KDF parameters and the master key wrapped by the password-derived key. */
@@ -161,6 +163,7 @@ export class Repository {
       compression,
       cipher: options.cipher ?? "aes-256-gcm",
       packSize: options.packSize ?? 16 * 1024 * 1024,
+      objectLock: backend.objectLock?.(),
     };
     new Chunker(config.chunker);
     const keyFile = await makeKeyFile(master, password, options.kdf ?? DEFAULT_SCRYPT);
@@ -182,6 +185,8 @@ export class Repository {
     if (config.version !== FORMAT_VERSION) {
       throw new CairnError(`repository format version ${config.version} is not supported by this cairn (it reads version ${FORMAT_VERSION}); upgrade cairn`);
     }
+    // Writes by a client that did not ask for the retention itself still get it.
+    if (config.objectLock) backend.useObjectLock?.(config.objectLock);
     const rings: Keyring[] = [];
     for await (const obj of backend.list("keyring/")) {
       const id = obj.key.slice("keyring/".length);
