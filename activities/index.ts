@@ -5,6 +5,7 @@
  */
 import { backupActivities } from "./backup.js";
 import { maintenanceActivities } from "./maintenance.js";
+import { replicationActivities } from "./replicate.js";
 import type { ActivityDeps } from "./repository.js";
 
 export type { ActivityDeps } from "./repository.js";
@@ -12,7 +13,7 @@ export type { NotifyInput, NotifyResult, PrepareResult, RecordResult, RetentionI
 
 /** Every activity a Cairn worker registers, bound to the worker's secret box. */
 export function createActivities(deps: ActivityDeps) {
-  return { ...backupActivities(deps), ...maintenanceActivities(deps) };
+  return { ...backupActivities(deps), ...maintenanceActivities(deps), ...replicationActivities(deps) };
 }
 
 export type CairnActivities = ReturnType<typeof createActivities>;

@@ -1,6 +1,6 @@
 import { ActivityCancellationType, allHandlersFinished, condition, isCancellation, proxyActivities, type ActivityOptions } from "@temporalio/workflow";
 import type { CairnActivities } from "../activities/index.js";
-import { hasRetentionRules, PERMANENT_FAILURES, type BackupInput, type BackupResult } from "./messages.js";
+import { hasRetentionRules, PERMANENT_FAILURES, type BackupInput, type BackupResult, type ReplicaRecord } from "./messages.js";
 import { ensureSearchAttributes, trackStatus } from "./status.js";
 
 const nonRetryableErrorTypes = Object.values(PERMANENT_FAILURES);
@@ -31,6 +31,16 @@ const { verifyBackup } = proxyActivities<CairnActivities>({
   retry: { initialInterval: "10s", maximumAttempts: 3, nonRetryableErrorTypes },
 });
 
+/**
+ * A copy to a secondary may send a whole snapshot over a slow link. Each secondary
+ * has its own activity and retries, so one that is down delays only itself.
+ */
+const { replicateSnapshot } = proxyActivities<CairnActivities>({
+  startToCloseTimeout: "24 hours",
+  heartbeatTimeout: "1 minute",
+  retry: { initialInterval: "30s", backoffCoefficient: 2, maximumInterval: "10 minutes", maximumAttempts: 5, nonRetryableErrorTypes },
+});
+
 /** Retention needs the exclusive lock: other plans' backups may hold the repository for a while. */
 const { applyRetention } = proxyActivities<CairnActivities>({
   startToCloseTimeout: "6 hours",
@@ -44,8 +54,8 @@ const { notify } = proxyActivities<CairnActivities>({
 });
 
 /**
- * One run of a backup plan: prepare -> snapshot -> verify -> retention -> record
- * -> notify, each step an activity with its own timeouts and retries. Returns
+ * One run of a backup plan: prepare -> snapshot -> verify -> replicate (to each
+ * secondary, in parallel) -> retention -> record -> notify, each step an activity with its own timeouts and retries. Returns
  * counts and ids only; the data stays in the repository.
  */
 export async function backupWorkflow(input: BackupInput): Promise<BackupResult> {
@@ -67,6 +77,24 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
   status.phase = "verify";
   await verifyBackup({ repository: input.repository, snapshotId: snapshot.snapshotId, samplePercent: input.verifySamplePercent ?? 10 });
 
+  let replicas: ReplicaRecord[] | undefined;
+  if (input.secondaries?.length) {
+    status.phase = "replicate";
+    const outcomes = await Promise.allSettled(input.secondaries.map((to) => replicateSnapshot({ from: input.repository, to, snapshotId: snapshot.snapshotId })));
+    replicas = [];
+    for (const [i, outcome] of outcomes.entries()) {
+      if (outcome.status === "fulfilled") {
+        replicas.push(outcome.value);
+        continue;
+      }
+      if (isCancellation(outcome.reason)) throw outcome.reason;
+      // The snapshot is safe in the primary repository: a secondary that is down must not turn the backup into a failure.
+      const cause = (outcome.reason as Error).cause;
+      const why = cause instanceof Error ? cause.message : (outcome.reason as Error).message;
+      status.warnings.push(`snapshot ${snapshot.snapshotId.slice(0, 8)} was not copied to secondary repository ${input.secondaries[i].id}: ${why}`);
+    }
+  }
+
   let snapshotsRemoved = 0;
   if (hasRetentionRules(input.retention)) {
     status.phase = "retention";
@@ -77,7 +105,7 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
   const repositoryStats = await recordRun({ repository: input.repository });
 
   const { resumedFrom: _, ...counts } = snapshot;
-  const result: BackupResult = { ...counts, warnings: status.warnings, snapshotsRemoved, repositoryStats };
+  const result: BackupResult = { ...counts, warnings: status.warnings, snapshotsRemoved, ...(replicas ? { replicas } : {}), repositoryStats };
 
   status.phase = "notify";
   try {

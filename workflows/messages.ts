@@ -30,6 +30,7 @@ export type JobPhase =
   | "prepare"
   | "snapshot"
   | "verify"
+  | "replicate"
   | "retention"
   | "record"
   | "notify"
@@ -137,6 +138,24 @@ export interface BackupInput {
   tags?: string[];
   /** Where to POST a JSON summary when the backup ends; nothing is sent when absent. */
   notify?: { webhookUrl?: string };
+  /** Repositories that get a copy of each new snapshot; one that cannot be reached makes a warning, not a failed backup. */
+  secondaries?: RepositoryTarget[];
+}
+
+export interface ReplicateInput {
+  from: RepositoryTarget;
+  to: RepositoryTarget;
+  snapshotId: string;
+}
+
+/** One snapshot copied to one secondary repository. */
+export interface ReplicaRecord {
+  repositoryId: string;
+  /** The snapshot's id in the secondary (ids differ between repositories). */
+  snapshotId: string;
+  blobsSent: number;
+  /** Pack bytes written to the secondary. */
+  bytesSent: number;
 }
 
 /** True when a retention spec has at least one rule; an empty one keeps everything, so there is nothing to apply. */
@@ -156,6 +175,8 @@ export interface BackupResult {
   /** Problems that did not fail the job: unreadable files, a skipped step. */
   warnings: string[];
   snapshotsRemoved: number;
+  /** Copies of the snapshot in the plan's secondary repositories; a secondary missing here is named in `warnings`. */
+  replicas?: ReplicaRecord[];
   /** The repository after the run, for the catalog's record. */
   repositoryStats?: { snapshots: number; packs: number; packBytes: number };
 }

@@ -1,0 +1,83 @@
+import { existsSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import type { WorkflowHandle } from "@temporalio/client";
+import { historyToJSON } from "@temporalio/common/lib/proto-utils.js";
+import { DefaultLogger, NativeConnection, Runtime } from "@temporalio/worker";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadSecretBox } from "../../engine/secret-box.js";
+import { createCairnWorker, type CairnWorker } from "../../worker.js";
+import { statusQuery, TASK_QUEUE, type BackupResult } from "../../workflows/messages.js";
+import { ROOT, cairnOk, tempDir } from "../helpers.js";
+import { describeTree, makeOddTree } from "../tree-fixtures.js";
+import { PASSWORD, backupInput, bundle, initRepository, randomFiles, startTemporal } from "./helpers.js";
+
+Runtime.install({ logger: new DefaultLogger("ERROR") });
+
+describe("backupWorkflow with secondary repositories", () => {
+  const tmp = tempDir("cairn-replicate-");
+  const dataDir = path.join(tmp.dir, "data");
+  const src = path.join(tmp.dir, "src");
+  const primary = path.join(tmp.dir, "primary");
+  const secondary = path.join(tmp.dir, "secondary");
+  let env: Awaited<ReturnType<typeof startTemporal>>;
+  let connection: NativeConnection;
+  let worker: CairnWorker;
+  let running: Promise<void>;
+  let replicated: WorkflowHandle | undefined;
+
+  beforeAll(async () => {
+    env = await startTemporal(tmp.dir);
+    connection = await NativeConnection.connect({ address: env.server.address });
+    worker = await createCairnWorker({ connection, dataDir, workflowBundle: await bundle(), maxConcurrentActivityTaskExecutions: 4 });
+    running = worker.run();
+    makeOddTree(src);
+    randomFiles(path.join(src, "blobs"), 2, 2 * 1024 * 1024);
+    await initRepository(primary);
+    await cairnOk(["-r", secondary, "init", "--copy-chunker-params", "--from-repo", primary], { env: { CAIRN_FROM_PASSWORD: PASSWORD } });
+  });
+
+  afterAll(async () => {
+    worker?.shutdown();
+    await running;
+    await connection?.close();
+    await env?.connection.close();
+    await env?.server.stop();
+    tmp.cleanup();
+  });
+
+  it("copies the new snapshot to a secondary, and a secondary it cannot reach leaves a warning, not a failed backup", async () => {
+    const box = await loadSecretBox(dataDir);
+    const input = await backupInput(dataDir, primary, [src], {
+      secondaries: [
+        { id: "offsite", url: secondary, sealedPassword: box.seal(PASSWORD) },
+        { id: "gone", url: path.join(tmp.dir, "no-repository-here"), sealedPassword: box.seal(PASSWORD) },
+      ],
+    });
+    const handle = await env.client.workflow.start("backupWorkflow", { taskQueue: TASK_QUEUE, workflowId: `replicate-${Date.now()}`, args: [input] });
+    replicated = handle;
+    const result = (await handle.result()) as BackupResult;
+
+    expect(result.replicas).toHaveLength(1);
+    expect(result.replicas![0]).toMatchObject({ repositoryId: "offsite" });
+    expect(result.replicas![0].bytesSent).toBeGreaterThan(4 * 1024 * 1024);
+    expect(result.warnings).toEqual([expect.stringContaining(`was not copied to secondary repository gone`)]);
+    expect(result.warnings[0]).toContain("there is no Cairn repository at");
+    expect(await handle.query(statusQuery)).toMatchObject({ phase: "done", snapshotId: result.snapshotId });
+
+    const copies = JSON.parse((await cairnOk(["-r", secondary, "snapshots", "--json"])).stdout) as { id: string }[];
+    expect(copies.map((s) => s.id)).toEqual([result.replicas![0].snapshotId]);
+    const target = path.join(tmp.dir, "restore");
+    await cairnOk(["-r", secondary, "restore", "latest", "--target", target]);
+    expect(describeTree(path.join(target, src))).toEqual(describeTree(src));
+    await cairnOk(["-r", secondary, "check", "--read-data"]);
+  });
+
+  it("records its history for the replay test", async () => {
+    // Recorded when missing, or again with CAIRN_RECORD_HISTORIES=1 after a deliberate workflow change.
+    const target = path.join(ROOT, "test", "replay", "backupWorkflow-secondaries.json");
+    if (existsSync(target) && !process.env.CAIRN_RECORD_HISTORIES) return;
+    const history = await replicated!.fetchHistory();
+    expect(history.events?.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === "replicateSnapshot")).toBe(true);
+    writeFileSync(target, historyToJSON(history));
+  });
+});
