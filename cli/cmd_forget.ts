@@ -62,10 +62,17 @@ export function register(program: Command): void {
       const result = await withRepository(opts, "exclusive", "forget", async (repo) => {
         const all = (await loadSnapshots(repo)).filter((s) => matches(s, { host: o.host, tags: o.tag }));
         const decided = applyPolicy(all, policy, groupBy);
-        const removed = decided.remove.map((s) => s.id);
-        if (!o.dryRun) for (const id of removed) await repo.backend.delete(`snapshots/${id}`);
+        const chosen = decided.remove.map((s) => s.id);
+        // A snapshot file under retention (S3 Object Lock) cannot be deleted yet: say until when instead of failing.
+        const locked: Record<string, string> = {};
+        for (const id of chosen) {
+          const until = await repo.backend.retainedUntil?.(`snapshots/${id}`);
+          if (until) locked[id] = until.toISOString();
+          else if (!o.dryRun) await repo.backend.delete(`snapshots/${id}`);
+        }
+        const removed = chosen.filter((id) => !locked[id]);
         const pruned = o.prune ? await runPrune(repo, opts, { maxUnused: o.maxUnused, dryRun: o.dryRun, forgotten: new Set(removed) }) : undefined;
-        return { decided, removed, pruned };
+        return { decided, removed, locked, pruned };
       });
       const json = {
         dryRun: Boolean(o.dryRun),
@@ -75,9 +82,10 @@ export function register(program: Command): void {
           remove: g.remove.map(brief),
         })),
         removed: result.removed,
+        lockedUntil: result.locked,
         ...(result.pruned ? { prune: result.pruned } : {}),
       };
-      output(opts, json, () => report(result.decided.groups, result.removed.length, Boolean(o.dryRun), result.pruned));
+      output(opts, json, () => report(result.decided.groups, result.removed.length, Boolean(o.dryRun), result.locked, result.pruned));
     });
 }
 
@@ -112,7 +120,7 @@ function brief(s: SnapshotEntry) {
   return { id: s.id, time: s.time, host: s.host, paths: s.paths, tags: s.tags };
 }
 
-function report(groups: PolicyGroup<SnapshotEntry>[], removed: number, dryRun: boolean, pruned?: PruneResult): string {
+function report(groups: PolicyGroup<SnapshotEntry>[], removed: number, dryRun: boolean, locked: Record<string, string>, pruned?: PruneResult): string {
   const row = (s: SnapshotEntry, extra: string) => `  ${s.id.slice(0, 8)}  ${s.time.replace("T", " ").slice(0, 19)}  ${s.tags.join(",").padEnd(10)}  ${extra}`.trimEnd();
   const lines: string[] = [];
   for (const g of groups) {
@@ -124,6 +132,9 @@ function report(groups: PolicyGroup<SnapshotEntry>[], removed: number, dryRun: b
     lines.push(`remove ${g.remove.length}:`, ...g.remove.map((s) => row(s, "")), "");
   }
   lines.push(dryRun ? `would remove ${plural(removed, "snapshot")} (dry run: nothing was changed)` : `removed ${plural(removed, "snapshot")}`);
+  for (const [id, until] of Object.entries(locked)) {
+    lines.push(`snapshot ${id.slice(0, 8)} cannot be removed until ${until}: object lock retains it; run forget again after that`);
+  }
   if (pruned) lines.push("", formatPrune(pruned));
   return lines.join("\n");
 }

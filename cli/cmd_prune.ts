@@ -40,10 +40,22 @@ export function formatPrune(r: PruneResult): string {
       (r.dryRun ? "" : `; ${p.written} written, ${p.after} left`),
     `repository size: ${formatBytes(r.bytes.before)} -> ${formatBytes(r.bytes.after)} (${formatBytes(r.bytes.freed)} ${r.dryRun ? "would be " : ""}freed), ` +
       `${formatBytes(r.bytes.unusedAfter)} unused left in kept packs`,
+    lockLine(r),
     r.dryRun ? "dry run: nothing was changed" : "",
   ]
     .filter(Boolean)
     .join("\n");
+}
+
+/** What S3 Object Lock keeps, in words; empty when it keeps nothing. */
+function lockLine(r: PruneResult): string {
+  const k = r.keptByLock;
+  const kept = [k.packs && `${plural(k.packs, "pack")} (${formatBytes(k.bytes)})`, k.indexFiles && plural(k.indexFiles, "superseded index file")].filter(Boolean);
+  const parts = [
+    kept.length ? `${kept.join(" and ")} kept until ${k.until} by object lock; prune again after that to delete them` : "",
+    r.immutable ? "no repacking: the storage is immutable, so partly used packs stay as they are" : "",
+  ];
+  return parts.filter(Boolean).join("\n");
 }
 
 export function plural(n: number, word: string): string {

@@ -58,6 +58,10 @@ export interface PruneResult {
   duplicates: number;
   /** Index files replaced by the single new one. */
   indexFilesSuperseded: number;
+  /** The storage keeps objects under retention (S3 Object Lock): nothing is repacked, since the old packs could not be deleted. */
+  immutable: boolean;
+  /** What prune would delete but the storage still retains; a prune after `until` deletes it. */
+  keptByLock: { packs: number; bytes: number; indexFiles: number; until?: string };
 }
 
 interface PackInfo {
@@ -110,7 +114,12 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
   const unused = present.filter((p) => p.used.length === 0);
   const partly = present.filter((p) => p.used.length > 0 && p.used.length < p.blobs.length);
   const usedBytes = present.reduce((n, p) => n + p.usedBytes, 0);
-  const limit = unusedLimit(options.maxUnused ?? "5%", usedBytes);
+  const immutable = repo.backend.objectLock?.() !== undefined;
+  const limit = immutable ? Infinity : unusedLimit(options.maxUnused ?? "5%", usedBytes);
+  // Packs under retention stay, unused or not: deleting them would fail.
+  const retained = await retention(repo, [...unused.map((p) => p.id), ...unreferenced].map(packKey));
+  const keptPacks = [...unused.map((p) => p.id), ...unreferenced].filter((id) => retained.has(packKey(id)));
+  const expired = (id: string) => !retained.has(packKey(id));
 
   // Repack the packs with the most unused bytes first until what is left is tolerable.
   let unusedLeft = partly.reduce((n, p) => n + p.unusedBytes, 0);
@@ -121,10 +130,11 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
     unusedLeft -= p.unusedBytes;
   }
 
-  const removed = new Set([...unused, ...repack].map((p) => p.id));
+  const removed = new Set([...unused.filter((p) => expired(p.id)), ...repack].map((p) => p.id));
   const staying = present.filter((p) => !removed.has(p.id));
+  const unreferencedGone = unreferenced.filter(expired);
   const bytesBefore = [...stored.values()].reduce((n, s) => n + s, 0);
-  const deletedBytes = [...removed, ...unreferenced].reduce((n, id) => n + stored.get(id)!, 0);
+  const deletedBytes = [...removed, ...unreferencedGone].reduce((n, id) => n + stored.get(id)!, 0);
   const result: PruneResult = {
     dryRun: Boolean(options.dryRun),
     snapshots: snapshots.length,
@@ -133,6 +143,8 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
     bytes: { before: bytesBefore, after: bytesBefore - deletedBytes, freed: deletedBytes, repacked: 0, unusedAfter: unusedLeft },
     duplicates,
     indexFilesSuperseded: 0,
+    immutable,
+    keptByLock: { packs: keptPacks.length, bytes: keptPacks.reduce((n, id) => n + stored.get(id)!, 0), indexFiles: 0, until: latest(retained.values()) },
   };
   if (options.dryRun) {
     // An estimate: repacked blobs are assumed to take as much room as before.
@@ -141,7 +153,12 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
     result.bytes.freed = result.bytes.before - result.bytes.after;
     return result;
   }
-  if (removed.size === 0 && unreferenced.length === 0 && repo.indexFiles.size <= 1 && leftovers.length === 0) return result;
+  if (immutable && removed.size === 0 && unreferencedGone.length === 0) {
+    // A new index file would only add one more object under retention; superseded ones whose retention ended can go.
+    await deleteIndexFiles(repo, leftovers, result);
+    return result;
+  }
+  if (removed.size === 0 && unreferencedGone.length === 0 && repo.indexFiles.size <= 1 && leftovers.length === 0) return result;
 
   const oldIndexFiles = new Set(repo.indexFiles.keys());
   const packsBefore = repo.packsWritten;
@@ -157,18 +174,14 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
     const superseded = [...oldIndexFiles, ...written.map(([id]) => id), ...leftovers];
     if (superseded.length) await repo.flush({ supersedes: superseded, packs: finalPacks });
 
-    const doomed = [...removed, ...unreferenced];
+    const doomed = [...removed, ...unreferencedGone];
     progress({ phase: "deleting", done: 0, total: doomed.length + superseded.length });
     let done = 0;
     await mapLimit(doomed, 8, async (id) => {
       await repo.backend.delete(packKey(id));
       progress({ phase: "deleting", done: ++done, total: doomed.length + superseded.length });
     });
-    await mapLimit(superseded, 8, async (id) => {
-      await repo.backend.delete(`index/${id}`);
-      repo.indexFiles.delete(id);
-      progress({ phase: "deleting", done: ++done, total: doomed.length + superseded.length });
-    });
+    await deleteIndexFiles(repo, superseded, result, () => progress({ phase: "deleting", done: ++done, total: doomed.length + superseded.length }));
     result.indexFilesSuperseded = superseded.length;
   } finally {
     repo.packsBeingRemoved.clear();
@@ -178,6 +191,39 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
   result.bytes.after += repo.packBytesWritten - packBytesBefore;
   result.bytes.freed = result.bytes.before - result.bytes.after;
   return result;
+}
+
+/**
+ * Deletes superseded index files, except those still under retention: the
+ * loader skips superseded files, and a later prune deletes them once it ends.
+ */
+async function deleteIndexFiles(repo: Repository, ids: string[], result: PruneResult, onDeleted: () => void = () => undefined): Promise<void> {
+  const retained = await retention(repo, ids.map((id) => `index/${id}`));
+  await mapLimit(ids, 8, async (id) => {
+    if (!retained.has(`index/${id}`)) await repo.backend.delete(`index/${id}`);
+    repo.indexFiles.delete(id);
+    onDeleted();
+  });
+  result.keptByLock.indexFiles = retained.size;
+  result.keptByLock.until = latest(retained.values(), result.keptByLock.until);
+}
+
+/** The keys among `keys` that the storage retains, with the date their retention ends. */
+async function retention(repo: Repository, keys: string[]): Promise<Map<string, Date>> {
+  const retained = new Map<string, Date>();
+  const until = repo.backend.retainedUntil?.bind(repo.backend);
+  if (!until) return retained;
+  await mapLimit(keys, 8, async (key) => {
+    const date = await until(key);
+    if (date) retained.set(key, date);
+  });
+  return retained;
+}
+
+/** The latest of the dates and `since` (ISO text), as ISO text. */
+function latest(dates: Iterable<Date>, since?: string): string | undefined {
+  const max = Math.max(...[...dates].map((d) => d.getTime()), since ? Date.parse(since) : -Infinity);
+  return Number.isFinite(max) ? new Date(max).toISOString() : undefined;
 }
 
 /** Walks every snapshot's trees; returns the ids (hex) of every tree and data blob in use. */
