@@ -11,8 +11,8 @@ export function scheduleId(planId: string): string {
   return `plan-${planId}`;
 }
 
-/** What backupWorkflow needs to run a plan; the password stays sealed. */
-export function backupInput(plan: PlanRow, repo: RepositoryRow): BackupInput {
+/** What backupWorkflow needs to run a plan; the passwords stay sealed. `secondaries` are the rows of the plan's secondaryRepositoryIds. */
+export function backupInput(plan: PlanRow, repo: RepositoryRow, secondaries: RepositoryRow[] = []): BackupInput {
   return {
     planId: plan.id,
     planName: plan.name,
@@ -21,24 +21,25 @@ export function backupInput(plan: PlanRow, repo: RepositoryRow): BackupInput {
     ...(plan.retention ? { retention: plan.retention } : {}),
     ...(plan.verifySamplePercent !== null ? { verifySamplePercent: plan.verifySamplePercent } : {}),
     tags: [`plan:${plan.name}`],
+    ...(secondaries.length ? { secondaries: secondaries.map((r) => ({ id: r.id, url: r.url, sealedPassword: r.sealedPassword })) } : {}),
   };
 }
 
 /** Options for starting a backup of `plan`, the same from a schedule and from "run now". */
-export function backupStart(plan: PlanRow, repo: RepositoryRow) {
+export function backupStart(plan: PlanRow, repo: RepositoryRow, secondaries: RepositoryRow[] = []) {
   return {
     taskQueue: TASK_QUEUE,
-    args: [backupInput(plan, repo)] as [BackupInput],
+    args: [backupInput(plan, repo, secondaries)] as [BackupInput],
     typedSearchAttributes: searchAttributes("backup", plan.id, plan.source.type),
   };
 }
 
-function scheduleOptions(plan: PlanRow, repo: RepositoryRow): Omit<ScheduleOptions, "scheduleId"> {
+function scheduleOptions(plan: PlanRow, repo: RepositoryRow, secondaries: RepositoryRow[]): Omit<ScheduleOptions, "scheduleId"> {
   const { cron, timezone } = plan.schedule!;
   return {
     spec: { cronExpressions: [cron], timezone },
     // Temporal appends the scheduled time to this id, so every run is backup-<plan>-<time> like run-now's.
-    action: { type: "startWorkflow", workflowType: WORKFLOW_TYPES.backup, workflowId: `backup-${plan.id}`, ...backupStart(plan, repo) },
+    action: { type: "startWorkflow", workflowType: WORKFLOW_TYPES.backup, workflowId: `backup-${plan.id}`, ...backupStart(plan, repo, secondaries) },
     policies: { overlap: ScheduleOverlapPolicy.SKIP },
     state: { paused: plan.paused, note: plan.paused ? "paused through the Cairn API" : undefined },
   };
@@ -49,7 +50,7 @@ function scheduleOptions(plan: PlanRow, repo: RepositoryRow): Omit<ScheduleOptio
  * appears, updated when it changes, deleted when the schedule or the plan goes.
  * Plans that never had a schedule need no Temporal call.
  */
-export async function syncSchedule(client: Client, before: PlanRow | undefined, after: PlanRow | undefined, repo: RepositoryRow | undefined): Promise<void> {
+export async function syncSchedule(client: Client, before: PlanRow | undefined, after: PlanRow | undefined, repo: RepositoryRow | undefined, secondaries: RepositoryRow[] = []): Promise<void> {
   const planId = (after ?? before)?.id;
   if (!planId || (!before?.schedule && !after?.schedule)) return;
   const handle = client.schedule.getHandle(scheduleId(planId));
@@ -60,7 +61,7 @@ export async function syncSchedule(client: Client, before: PlanRow | undefined, 
       });
       return;
     }
-    const options = scheduleOptions(after, repo);
+    const options = scheduleOptions(after, repo, secondaries);
     try {
       // update() reads the current schedule first, so a schedule deleted behind our back is recreated below.
       await handle.update(() => ({ ...options, state: { paused: after.paused, note: options.state?.note } }));

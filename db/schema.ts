@@ -40,6 +40,8 @@ export const plans = pgTable("plans", {
   schedule: jsonb("schedule").$type<PlanSchedule>(),
   retention: jsonb("retention").$type<RetentionSpec>(),
   verifySamplePercent: integer("verify_sample_percent"),
+  /** Repositories that get a copy of each new snapshot (ids of rows in `repositories`). */
+  secondaryRepositoryIds: jsonb("secondary_repository_ids").$type<string[]>().notNull().default([]),
   /** Mirrors the Temporal Schedule's paused state, so listing plans needs no Temporal call. */
   paused: boolean("paused").notNull().default(false),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),

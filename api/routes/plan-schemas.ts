@@ -59,6 +59,12 @@ const Retention = z
   .refine((r) => Object.values(r).some((v) => v !== undefined && v !== 0), "a retention policy needs at least one non-zero rule, otherwise every snapshot would be removed; for example keepDaily: 7")
   .openapi("Retention");
 
+const secondaryRepositoryIds = z
+  .array(z.string().min(1))
+  .max(8, "give at most 8 secondary repositories")
+  .refine((ids) => new Set(ids).size === ids.length, "each secondary repository may be named once")
+  .openapi({ description: "Repositories that get a copy of each new snapshot after it is verified; one that cannot be reached makes a warning on the job, not a failure.", example: ["3f9a0c1d2e4b5a69"] });
+
 const verifySamplePercent = z.number().min(0).max(100).openapi({ description: "Share of the new snapshot's packs read back after each backup (0-100).", example: 10 });
 
 export const PlanInput = z
@@ -69,6 +75,7 @@ export const PlanInput = z
     schedule: Schedule.optional(),
     retention: Retention.optional(),
     verifySamplePercent: verifySamplePercent.optional(),
+    secondaryRepositoryIds: secondaryRepositoryIds.optional(),
   })
   .openapi("PlanInput");
 
@@ -80,6 +87,7 @@ export const PlanPatch = z
     schedule: Schedule.nullable().optional().openapi({ description: "null removes the schedule (and its Temporal Schedule)." }),
     retention: Retention.nullable().optional().openapi({ description: "null removes the retention policy." }),
     verifySamplePercent: verifySamplePercent.nullable().optional(),
+    secondaryRepositoryIds: secondaryRepositoryIds.optional().openapi({ description: "Replaces the list; [] removes every secondary." }),
   })
   .openapi("PlanPatch");
 
@@ -92,6 +100,7 @@ export const Plan = z
     schedule: Schedule.nullable(),
     retention: Retention.nullable(),
     verifySamplePercent: z.number().nullable(),
+    secondaryRepositoryIds: z.array(z.string()),
     paused: z.boolean(),
     scheduleId: z.string().nullable().openapi({ description: "The Temporal Schedule id, when the plan has a schedule." }),
     createdAt: z.string(),

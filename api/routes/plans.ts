@@ -7,7 +7,7 @@ import { WORKFLOW_TYPES } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
 import { ApiError, isUniqueViolation } from "../errors.js";
 import { BEARER, IdParam, json, jsonBody, problems, router } from "../openapi.js";
-import { backupStart, scheduleId, syncSchedule, type PlanRow } from "../schedules.js";
+import { backupStart, scheduleId, syncSchedule, type PlanRow, type RepositoryRow } from "../schedules.js";
 import { idTime, withTemporal } from "../temporal.js";
 import { findRepository } from "./repositories.js";
 import { Plan, PlanInput, PlanPatch } from "./plan-schemas.js";
@@ -51,6 +51,7 @@ function view(p: PlanRow) {
     schedule: p.schedule,
     retention: p.retention,
     verifySamplePercent: p.verifySamplePercent,
+    secondaryRepositoryIds: p.secondaryRepositoryIds,
     paused: p.paused,
     scheduleId: p.schedule ? scheduleId(p.id) : null,
     createdAt: p.createdAt.toISOString(),
@@ -65,6 +66,18 @@ export function planRoutes(deps: AppDeps) {
     const [row] = await catalog.select().from(plans).where(eq(plans.id, id));
     if (!row) throw ApiError.notFound("plan", id, "list plans with GET /v1/plans");
     return row;
+  };
+  /** The rows of a plan's secondary repositories; each must exist and differ from the plan's own repository. */
+  const findSecondaries = async (ids: string[], primaryId: string): Promise<RepositoryRow[]> => {
+    const rows: RepositoryRow[] = [];
+    for (const [i, id] of ids.entries()) {
+      const field = `secondaryRepositoryIds.${i}`;
+      if (id === primaryId) {
+        throw new ApiError(400, "Secondary is the plan's repository", `repository ${id} is the plan's own repository; a copy there protects nothing, so name another repository as secondary`, [{ in: "body", path: field, message: "the plan's own repository" }]);
+      }
+      rows.push(await findRepository(deps, id, field));
+    }
+    return rows;
   };
   const nameTaken = (name: string) => new ApiError(409, "Plan name taken", `a plan named "${name}" exists already; choose another name or change that plan`);
   const scheduled = (plan: PlanRow) => {
@@ -82,6 +95,7 @@ export function planRoutes(deps: AppDeps) {
     .openapi(create, async (c) => {
       const input = c.req.valid("json");
       const repo = await findRepository(deps, input.repositoryId, "repositoryId");
+      const secondaries = await findSecondaries(input.secondaryRepositoryIds ?? [], repo.id);
       const id = randomBytes(8).toString("hex");
       const [row] = await catalog
         .insert(plans)
@@ -93,11 +107,12 @@ export function planRoutes(deps: AppDeps) {
           schedule: input.schedule ?? null,
           retention: input.retention ?? null,
           verifySamplePercent: input.verifySamplePercent ?? null,
+          secondaryRepositoryIds: secondaries.map((r) => r.id),
         })
         .returning()
         .catch((err) => Promise.reject(isUniqueViolation(err) ? nameTaken(input.name) : err));
       try {
-        await syncSchedule(temporal, undefined, row, repo);
+        await syncSchedule(temporal, undefined, row, repo, secondaries);
       } catch (err) {
         // A plan whose schedule could not be made would silently never run: undo it.
         await catalog.delete(plans).where(eq(plans.id, id));
@@ -111,6 +126,7 @@ export function planRoutes(deps: AppDeps) {
       const before = await find(c.req.valid("param").id);
       const change = c.req.valid("json");
       const repo = await findRepository(deps, change.repositoryId ?? before.repositoryId, change.repositoryId ? "repositoryId" : undefined);
+      const secondaries = await findSecondaries(change.secondaryRepositoryIds ?? before.secondaryRepositoryIds, repo.id);
       const [after] = await catalog
         .update(plans)
         .set({ ...change, updatedAt: new Date() })
@@ -118,7 +134,7 @@ export function planRoutes(deps: AppDeps) {
         .returning()
         .catch((err) => Promise.reject(isUniqueViolation(err) && change.name ? nameTaken(change.name) : err));
       try {
-        await syncSchedule(temporal, before, after, repo);
+        await syncSchedule(temporal, before, after, repo, secondaries);
       } catch (err) {
         const { id, ...previous } = before;
         await catalog.update(plans).set(previous).where(eq(plans.id, id));
@@ -135,8 +151,9 @@ export function planRoutes(deps: AppDeps) {
     .openapi(run, async (c) => {
       const plan = await find(c.req.valid("param").id);
       const repo = await findRepository(deps, plan.repositoryId);
+      const secondaries = await findSecondaries(plan.secondaryRepositoryIds, plan.repositoryId);
       const jobId = `backup-${plan.id}-${idTime()}`;
-      await withTemporal(temporal, () => temporal.workflow.start(WORKFLOW_TYPES.backup, { workflowId: jobId, ...backupStart(plan, repo) })).catch((err) => {
+      await withTemporal(temporal, () => temporal.workflow.start(WORKFLOW_TYPES.backup, { workflowId: jobId, ...backupStart(plan, repo, secondaries) })).catch((err) => {
         if (err instanceof WorkflowExecutionAlreadyStartedError) throw new ApiError(409, "Backup already starting", `a backup of plan ${plan.id} was started this same millisecond; follow it with GET /v1/jobs/${jobId}`);
         throw err;
       });

@@ -1,0 +1,1 @@
+ALTER TABLE "plans" ADD COLUMN "secondary_repository_ids" jsonb DEFAULT '[]'::jsonb NOT NULL;
