@@ -3,8 +3,9 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { DeleteObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, describe, expect, it } from "vitest";
+import { S3Backend } from "../backends/s3.js";
 import { objectLockFrom } from "../backends/url.js";
-import { cairnOk, tempDir } from "./helpers.js";
+import { cairn, cairnOk, tempDir } from "./helpers.js";
 import { startMinio } from "./servers.js";
 
 const minio = await startMinio();
@@ -111,6 +112,20 @@ describe("immutable repository on S3 Object Lock (MinIO)", () => {
       expect(pruneText.stdout).toMatch(/1 pack \(.*\) kept until .* by object lock/);
       await cairnOk(["-r", repo, "check", "--read-data"], { env });
       expect(await versions("locks/")).toEqual({ versions: [], markers: [] });
+
+      // A delete that ignores the lock fails for good, saying until when.
+      const backend = new S3Backend({ endpoint: minio.endpoint, forcePathStyle: true, bucket, prefix: "repo", accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey });
+      const refused = await backend.delete(targets.snapshot.Key!.slice("repo/".length)).catch((e: unknown) => e);
+      await backend.close();
+      expect(refused).toMatchObject({ kind: "permanent", message: expect.stringMatching(/under retention until .*Object Lock/) });
+      expect((refused as { retainedUntil?: Date }).retainedUntil!.getTime()).toBeGreaterThan(Date.now());
+
+      // Object Lock can only be had on a new bucket: an existing one without it is refused with what to do.
+      const plain = await cairn(["-r", `s3:${minio.endpoint}/${bucket}-plain`, "init"], { env });
+      expect(plain.code).toBe(0);
+      const refusedInit = await cairn(["-r", `s3:${minio.endpoint}/${bucket}-plain/other`, "init", "--object-lock-days", "1"], { env });
+      expect(refusedInit.code).toBe(1);
+      expect(refusedInit.stderr).toContain("exists without Object Lock");
     } finally {
       admin.destroy();
       tmp.cleanup();
