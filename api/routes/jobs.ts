@@ -33,7 +33,7 @@ const JobSummary = z
   .openapi("JobSummary");
 
 const Job = JobSummary.extend({
-  phase: z.string().openapi({ example: "snapshot", description: "queued, prepare, snapshot, verify, retention, record, notify, restore, check, prune or done." }),
+  phase: z.string().openapi({ example: "snapshot", description: "queued, prepare, snapshot, verify, replicate, retention, record, notify, restore, check, prune or done." }),
   progress: Progress,
   warnings: z.array(z.string()),
   result: z.unknown().optional().openapi({ description: "The workflow's result once it completed (BackupResult, RestoreResult, ...)." }),

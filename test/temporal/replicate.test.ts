@@ -9,7 +9,7 @@ import { createCairnWorker, type CairnWorker } from "../../worker.js";
 import { statusQuery, TASK_QUEUE, type BackupResult } from "../../workflows/messages.js";
 import { ROOT, cairnOk, tempDir } from "../helpers.js";
 import { describeTree, makeOddTree } from "../tree-fixtures.js";
-import { PASSWORD, backupInput, bundle, initRepository, randomFiles, startTemporal } from "./helpers.js";
+import { PASSWORD, backupInput, bundle, historyPayloadSizes, initRepository, randomFiles, startTemporal } from "./helpers.js";
 
 Runtime.install({ logger: new DefaultLogger("ERROR") });
 
@@ -70,6 +70,9 @@ describe("backupWorkflow with secondary repositories", () => {
     await cairnOk(["-r", secondary, "restore", "latest", "--target", target]);
     expect(describeTree(path.join(target, src))).toEqual(describeTree(src));
     await cairnOk(["-r", secondary, "check", "--read-data"]);
+
+    // Secondaries travel as references with sealed passwords: every payload stays small.
+    for (const { event, bytes } of historyPayloadSizes(await handle.fetchHistory())) expect(bytes, event).toBeLessThanOrEqual(4 * 1024);
   });
 
   it("records its history for the replay test", async () => {
