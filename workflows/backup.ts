@@ -91,7 +91,7 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
       // The snapshot is safe in the primary repository: a secondary that is down must not turn the backup into a failure.
       const cause = (outcome.reason as Error).cause;
       const why = cause instanceof Error ? cause.message : (outcome.reason as Error).message;
-      status.warnings.push(`snapshot ${snapshot.snapshotId.slice(0, 8)} was not copied to secondary repository ${input.secondaries[i].id}: ${why}`);
+      status.warnings.push(`snapshot ${snapshot.snapshotId.slice(0, 8)} was not copied to secondary repository ${input.secondaries[i].id}: ${why}; the plan's next run copies it`);
     }
   }
 

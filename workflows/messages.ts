@@ -106,12 +106,14 @@ export interface SnapshotHeartbeat {
   };
 }
 
-/** A repository as activities need it: where it is and its password, sealed. */
+/** A repository as activities need it: where it is, its password and credentials, sealed. */
 export interface RepositoryTarget {
   id: string;
   url: string;
   /** The repository password sealed with the platform secret key (base64). */
   sealedPassword: string;
+  /** The destination's credentials (environment variables by name, JSON) sealed the same way; absent when the worker's environment provides them. */
+  sealedCredentials?: string;
 }
 
 export interface RetentionSpec {
@@ -145,6 +147,7 @@ export interface BackupInput {
 export interface ReplicateInput {
   from: RepositoryTarget;
   to: RepositoryTarget;
+  /** The new snapshot; every earlier snapshot of the same plan (host) the secondary lacks is copied too. */
   snapshotId: string;
 }
 
@@ -156,6 +159,8 @@ export interface ReplicaRecord {
   blobsSent: number;
   /** Pack bytes written to the secondary. */
   bytesSent: number;
+  /** Earlier snapshots of the plan the secondary lacked (a copy that failed in an earlier run) and got in this run. */
+  caughtUp: number;
 }
 
 /** True when a retention spec has at least one rule; an empty one keeps everything, so there is nothing to apply. */
