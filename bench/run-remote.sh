@@ -305,8 +305,10 @@ for (const [dest, label] of [['s3', 'MinIO (S3)'], ['sftp', 'SFTP (sshd)']]) {
 }
 
 // cairn copy: Cairn only.
-const first = json('logs/copy-cairn-first.log');
-const mutated = json('logs/copy-cairn-mutated.log');
+// The log holds stderr too (the AWS SDK warns about Node versions there): the result is the last JSON line.
+const result = (f) => { try { return JSON.parse(read(f).trim().split('\n').filter((l) => l.startsWith('{')).pop()); } catch { return null; } };
+const first = result('logs/copy-cairn-first.log');
+const mutated = result('logs/copy-cairn-mutated.log');
 const reqFirst = json('requests/copy-first.json');
 const reqMut = json('requests/copy-mutated.json');
 out.push('');
