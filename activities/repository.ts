@@ -1,6 +1,6 @@
 import { ApplicationFailure } from "@temporalio/common";
 import { BackendError, type Backend } from "../backends/backend.js";
-import { openBackend } from "../backends/url.js";
+import { openBackendWith, unsealCredentials, type Credentials } from "../backends/credentials.js";
 import { IntegrityError } from "../engine/crypto.js";
 import { RepositoryNotFoundError, WrongPasswordError } from "../engine/errors.js";
 import { RepositoryLock, type LockOptions } from "../engine/locks.js";
@@ -16,13 +16,13 @@ export interface ActivityDeps {
 }
 
 /**
- * The backend a repository URL names (a path, s3:, sftp:, azure:, gs:), with
- * credentials from this worker's environment. A URL that cannot name a
- * destination fails without retry.
+ * The backend a repository URL names (a path, s3:, sftp:, azure:, gs:), with the
+ * repository's stored credentials over this worker's environment. A URL that
+ * cannot name a destination fails without retry.
  */
-export async function backendFor(url: string): Promise<Backend> {
+export async function backendFor(url: string, credentials: Credentials = {}): Promise<Backend> {
   try {
-    return await openBackend(url);
+    return await openBackendWith(url, credentials);
   } catch (err) {
     if (err instanceof BackendError && err.kind === "permanent") {
       throw ApplicationFailure.nonRetryable(err.message, PERMANENT_FAILURES.unsupportedRepository);
@@ -32,24 +32,26 @@ export async function backendFor(url: string): Promise<Backend> {
 }
 
 /**
- * Opens a target's repository with its unsealed password. Errors that no retry can
- * fix become non-retryable failures carrying the engine's message.
+ * Opens a target's repository with its unsealed password and credentials. Errors
+ * that no retry can fix become non-retryable failures carrying the engine's message.
  */
 export async function openRepository(target: RepositoryTarget, deps: ActivityDeps): Promise<Repository> {
   let password: string;
+  let credentials: Credentials;
   try {
     password = deps.secretBox.open(target.sealedPassword);
+    credentials = unsealCredentials(deps.secretBox, target.sealedCredentials);
   } catch (err) {
     if (!(err instanceof IntegrityError)) throw err;
     throw ApplicationFailure.nonRetryable(
-      `the password of repository ${target.id} cannot be unsealed: this worker's platform secret key differs from the API's; ` +
+      `the password or credentials of repository ${target.id} cannot be unsealed: this worker's platform secret key differs from the API's; ` +
         "give the API and every worker the same CAIRN_SECRET_KEY (or the same <data dir>/secret.key)",
       PERMANENT_FAILURES.secretKeyMismatch,
     );
   }
   let backend: Backend | undefined;
   try {
-    backend = await backendFor(target.url);
+    backend = await backendFor(target.url, credentials);
     return await Repository.open(backend, password, { threads: deps.threads, ownsBackend: true });
   } catch (err) {
     await backend?.close?.();

@@ -1,7 +1,8 @@
 import { readdir } from "node:fs/promises";
 import * as path from "node:path";
 import { BackendError, type Backend } from "../backends/backend.js";
-import { openBackend, parseRepositoryUrl } from "../backends/url.js";
+import { openBackendWith, type Credentials } from "../backends/credentials.js";
+import { parseRepositoryUrl } from "../backends/url.js";
 import { CairnError, RepositoryNotFoundError, WrongPasswordError } from "../engine/errors.js";
 import { Repository } from "../engine/repository.js";
 import { ApiError } from "./errors.js";
@@ -24,12 +25,13 @@ export function repositoryUrl(url: string): string | undefined {
 
 /**
  * Creates a repository at `url` when nothing is there, otherwise opens it to
- * prove the password. Returns whether it was created.
+ * prove the password (and the credentials, over the API's environment).
+ * Returns whether it was created.
  */
-export async function initOrVerify(url: string, password: string): Promise<boolean> {
+export async function initOrVerify(url: string, password: string, credentials: Credentials = {}): Promise<boolean> {
   let backend: Backend | undefined;
   try {
-    backend = await openBackend(url);
+    backend = await openBackendWith(url, credentials);
     const created = !(await backend.exists("config"));
     if (created && parseRepositoryUrl(url).type === "local" && (await holdsFiles(url))) {
       throw new ApiError(422, "Not a repository", `${url} holds files but no Cairn repository; give a new or empty directory to create one, or the path of an existing repository`);
@@ -55,12 +57,15 @@ async function holdsFiles(dir: string): Promise<boolean> {
   }
 }
 
-/** Opens a registered repository, runs `fn` and closes it; the engine's errors become problems the caller can act on. */
-export async function withRepository<T>(url: string, password: string, fn: (repo: Repository) => Promise<T>): Promise<T> {
+/**
+ * Opens a registered repository with its password and credentials, runs `fn` and
+ * closes it; the engine's errors become problems the caller can act on.
+ */
+export async function withRepository<T>(url: string, password: string, credentials: Credentials, fn: (repo: Repository) => Promise<T>): Promise<T> {
   let repo: Repository;
   let backend: Backend | undefined;
   try {
-    backend = await openBackend(url);
+    backend = await openBackendWith(url, credentials);
     repo = await Repository.open(backend, password, { threads: 0, ownsBackend: true });
   } catch (err) {
     await backend?.close?.();

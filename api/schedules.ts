@@ -1,6 +1,6 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from "@temporalio/client";
 import type { plans, repositories } from "../db/schema.js";
-import { TASK_QUEUE, WORKFLOW_TYPES, type BackupInput } from "../workflows/messages.js";
+import { TASK_QUEUE, WORKFLOW_TYPES, type BackupInput, type RepositoryTarget } from "../workflows/messages.js";
 import { searchAttributes, withTemporal } from "./temporal.js";
 
 export type PlanRow = typeof plans.$inferSelect;
@@ -11,17 +11,22 @@ export function scheduleId(planId: string): string {
   return `plan-${planId}`;
 }
 
+/** A registered repository as workflow inputs carry it: its password and credentials stay sealed. */
+export function repositoryTarget(repo: RepositoryRow): RepositoryTarget {
+  return { id: repo.id, url: repo.url, sealedPassword: repo.sealedPassword, ...(repo.sealedCredentials ? { sealedCredentials: repo.sealedCredentials } : {}) };
+}
+
 /** What backupWorkflow needs to run a plan; the passwords stay sealed. `secondaries` are the rows of the plan's secondaryRepositoryIds. */
 export function backupInput(plan: PlanRow, repo: RepositoryRow, secondaries: RepositoryRow[] = []): BackupInput {
   return {
     planId: plan.id,
     planName: plan.name,
-    repository: { id: repo.id, url: repo.url, sealedPassword: repo.sealedPassword },
+    repository: repositoryTarget(repo),
     source: plan.source,
     ...(plan.retention ? { retention: plan.retention } : {}),
     ...(plan.verifySamplePercent !== null ? { verifySamplePercent: plan.verifySamplePercent } : {}),
     tags: [`plan:${plan.name}`],
-    ...(secondaries.length ? { secondaries: secondaries.map((r) => ({ id: r.id, url: r.url, sealedPassword: r.sealedPassword })) } : {}),
+    ...(secondaries.length ? { secondaries: secondaries.map(repositoryTarget) } : {}),
   };
 }
 

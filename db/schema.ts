@@ -27,6 +27,8 @@ export const repositories = pgTable("repositories", {
   url: text("url").notNull().unique(),
   /** The repository password sealed with the platform secret key (base64). */
   sealedPassword: text("sealed_password").notNull(),
+  /** The destination's credentials (environment variables by name) as one JSON object sealed like the password; null when the environment provides them. */
+  sealedCredentials: text("sealed_credentials"),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
 });
 

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createRoute, z } from "@hono/zod-openapi";
 import { eq, or } from "drizzle-orm";
+import { CREDENTIAL_VARIABLES, credentialProblems, unsealCredentials } from "../../backends/credentials.js";
 import { repositories } from "../../db/schema.js";
 import type { AppDeps } from "../app.js";
 import { ApiError, isUniqueViolation } from "../errors.js";
@@ -14,13 +15,39 @@ const RepositoryInput = z
       .string()
       .min(1)
       .refine((url) => repositoryUrl(url) !== undefined, "give an absolute local path such as /srv/backups/repo, or s3:https://host/bucket/prefix, sftp:user@host:port/path, azure:container/prefix, gs:bucket/prefix")
-      .openapi({ example: "/srv/backups/repo", description: "An absolute local path (or local:/path), or s3:, sftp:, azure:, gs: location (credentials from the API's and workers' environment). Created when nothing is there yet." }),
+      .openapi({ example: "/srv/backups/repo", description: "An absolute local path (or local:/path), or s3:, sftp:, azure:, gs: location (credentials from `credentials`, else the API's and workers' environment). Created when nothing is there yet." }),
     password: z.string().min(1, "an empty password protects nothing; choose a password").openapi({ description: "Stored sealed with the platform secret key; never returned." }),
+    credentials: z
+      .record(z.string(), z.string().min(1, "an empty value is no credential; leave the variable out"))
+      .optional()
+      .openapi({
+        example: { AWS_ACCESS_KEY_ID: "AKIA...", AWS_SECRET_ACCESS_KEY: "..." },
+        description:
+          "Environment variables the destination's backend reads, used over the API's and workers' own: " +
+          Object.entries(CREDENTIAL_VARIABLES)
+            .filter(([, names]) => names.length > 0)
+            .map(([type, names]) => `${type}: ${names.join(", ")}`)
+            .join("; ") +
+          ". CAIRN_SFTP_KEY is the private key itself. Stored sealed with the platform secret key; only the names are ever returned.",
+      }),
+  })
+  .superRefine((input, ctx) => {
+    const url = repositoryUrl(input.url);
+    if (!url || !input.credentials) return;
+    for (const { variable, message } of credentialProblems(url, input.credentials)) {
+      ctx.addIssue({ code: "custom", path: ["credentials", variable], message });
+    }
   })
   .openapi("RepositoryInput");
 
 const Repository = z
-  .object({ id: z.string(), name: z.string(), url: z.string(), createdAt: z.string() })
+  .object({
+    id: z.string(),
+    name: z.string(),
+    url: z.string(),
+    credentials: z.array(z.string()).openapi({ description: "Names of the stored credential variables; their values are never returned." }),
+    createdAt: z.string(),
+  })
   .openapi("Repository");
 
 const Created = z.object({ id: z.string(), created: z.boolean().openapi({ description: "True when the repository was initialised by this call." }) }).openapi("RepositoryCreated");
@@ -55,10 +82,9 @@ const get = createRoute({
 });
 
 type Row = typeof repositories.$inferSelect;
-const view = (r: Row) => ({ id: r.id, name: r.name, url: r.url, createdAt: r.createdAt.toISOString() });
-
 export function repositoryRoutes(deps: AppDeps) {
   const { catalog, secretBox } = deps;
+  const view = (r: Row) => ({ id: r.id, name: r.name, url: r.url, credentials: Object.keys(unsealCredentials(secretBox, r.sealedCredentials)).sort(), createdAt: r.createdAt.toISOString() });
   return router()
     .openapi(create, async (c) => {
       const input = c.req.valid("json");
@@ -68,11 +94,17 @@ export function repositoryRoutes(deps: AppDeps) {
         const field = clash.name === input.name ? "name" : "url";
         throw new ApiError(409, "Repository already registered", `a repository with this ${field} is already registered (id ${clash.id}); use it, or choose another ${field}`);
       }
-      const created = await initOrVerify(url, input.password);
+      const created = await initOrVerify(url, input.password, input.credentials);
       const id = randomBytes(8).toString("hex");
       await catalog
         .insert(repositories)
-        .values({ id, name: input.name, url, sealedPassword: secretBox.seal(input.password) })
+        .values({
+          id,
+          name: input.name,
+          url,
+          sealedPassword: secretBox.seal(input.password),
+          sealedCredentials: input.credentials && Object.keys(input.credentials).length > 0 ? secretBox.seal(JSON.stringify(input.credentials)) : null,
+        })
         .catch((err) => Promise.reject(isUniqueViolation(err) ? new ApiError(409, "Repository already registered", "another request registered this name or location a moment ago; list them with GET /v1/repositories") : err));
       return c.json({ id, created }, 201);
     })

@@ -1,11 +1,13 @@
 import * as path from "node:path";
 import { createRoute, z } from "@hono/zod-openapi";
+import { unsealCredentials } from "../../backends/credentials.js";
 import { loadSnapshots } from "../../engine/snapshot.js";
 import { TASK_QUEUE, WORKFLOW_TYPES, type RestoreInput } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
 import { ApiError } from "../errors.js";
 import { BEARER, json, jsonBody, problems, router } from "../openapi.js";
 import { withRepository } from "../repository-access.js";
+import { repositoryTarget } from "../schedules.js";
 import { idTime, searchAttributes, withTemporal } from "../temporal.js";
 import { findRepository } from "./repositories.js";
 
@@ -41,7 +43,7 @@ export function restoreRoutes(deps: AppDeps) {
     const body = c.req.valid("json");
     const repo = await findRepository(deps, body.repositoryId, "repositoryId");
     // Resolve the snapshot now, so a typo is a 404 here rather than a failed job later.
-    const snapshots = await withRepository(repo.url, deps.secretBox.open(repo.sealedPassword), loadSnapshots);
+    const snapshots = await withRepository(repo.url, deps.secretBox.open(repo.sealedPassword), unsealCredentials(deps.secretBox, repo.sealedCredentials), loadSnapshots);
     const matching = body.snapshotId === "latest" ? snapshots.slice(-1) : snapshots.filter((s) => s.id.startsWith(body.snapshotId));
     if (matching.length === 0) {
       throw new ApiError(404, "Snapshot not found", `repository ${repo.id} has no snapshot ${body.snapshotId}; list them with GET /v1/snapshots?repositoryId=${repo.id}`, [{ in: "body", path: "snapshotId", message: "no such snapshot" }]);
@@ -50,7 +52,7 @@ export function restoreRoutes(deps: AppDeps) {
       throw new ApiError(400, "Ambiguous snapshot id", `${matching.length} snapshots start with ${body.snapshotId}; give more characters`, [{ in: "body", path: "snapshotId", message: "ambiguous prefix" }]);
     }
     const input: RestoreInput = {
-      repository: { id: repo.id, url: repo.url, sealedPassword: repo.sealedPassword },
+      repository: repositoryTarget(repo),
       snapshotId: matching[0].id,
       target: path.normalize(body.target),
       ...(body.include ? { include: body.include } : {}),

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { unsealCredentials } from "../../backends/credentials.js";
 import { loadSnapshots } from "../../engine/snapshot.js";
 import type { AppDeps } from "../app.js";
 import { BEARER, json, problems, router } from "../openapi.js";
@@ -30,7 +31,7 @@ const list = createRoute({
 export function snapshotRoutes(deps: AppDeps) {
   return router().openapi(list, async (c) => {
     const repo = await findRepository(deps, c.req.valid("query").repositoryId);
-    const snapshots = await withRepository(repo.url, deps.secretBox.open(repo.sealedPassword), loadSnapshots);
+    const snapshots = await withRepository(repo.url, deps.secretBox.open(repo.sealedPassword), unsealCredentials(deps.secretBox, repo.sealedCredentials), loadSnapshots);
     return c.json(
       {
         snapshots: snapshots.map((s) => ({

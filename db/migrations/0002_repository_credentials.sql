@@ -1,0 +1,1 @@
+ALTER TABLE "repositories" ADD COLUMN "sealed_credentials" text;
