@@ -6,6 +6,7 @@
 import { backupActivities } from "./backup.js";
 import { maintenanceActivities } from "./maintenance.js";
 import { replicationActivities } from "./replicate.js";
+import { restoreActivities } from "./restore.js";
 import type { ActivityDeps } from "./repository.js";
 
 export type { ActivityDeps } from "./repository.js";
@@ -13,7 +14,7 @@ export type { NotifyInput, NotifyResult, PrepareResult, RecordResult, RetentionI
 
 /** Every activity a Cairn worker registers, bound to the worker's secret box. */
 export function createActivities(deps: ActivityDeps) {
-  return { ...backupActivities(deps), ...maintenanceActivities(deps), ...replicationActivities(deps) };
+  return { ...backupActivities(deps), ...maintenanceActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps) };
 }
 
 export type CairnActivities = ReturnType<typeof createActivities>;

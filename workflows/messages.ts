@@ -186,13 +186,28 @@ export interface BackupResult {
   repositoryStats?: { snapshots: number; packs: number; packBytes: number };
 }
 
+/** What tells one backup apart in every repository that holds a copy of it (snapshot ids differ between repositories). */
+export interface SnapshotIdentity {
+  time: string;
+  host: string;
+  paths: string[];
+}
+
 export interface RestoreInput {
   repository: RepositoryTarget;
+  /** The snapshot's id in `repository`. */
   snapshotId: string;
   target: string;
   include?: string[];
   exclude?: string[];
   dryRun?: boolean;
+  /**
+   * Repositories that hold copies of `repository`'s snapshots, tried in order when
+   * `repository` cannot be reached; a copy is found by `snapshot`.
+   */
+  secondaries?: RepositoryTarget[];
+  /** The snapshot's time, host and paths, to find its copy in a secondary; no secondary can serve without it. */
+  snapshot?: SnapshotIdentity;
 }
 
 export interface RestoreResult {
@@ -201,6 +216,8 @@ export interface RestoreResult {
   totalBytes: number;
   dryRun: boolean;
   warnings: string[];
+  /** The repository the data came from: a secondary (`failover`) when the requested one could not be reached. */
+  servedBy: { repositoryId: string; url: string; failover: boolean };
 }
 
 export interface VerifyInput {

@@ -1,12 +1,13 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, renameSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import type { WorkflowHandle } from "@temporalio/client";
+import type { WorkflowFailedError, WorkflowHandle } from "@temporalio/client";
+import type { ApplicationFailure } from "@temporalio/common";
 import { historyToJSON } from "@temporalio/common/lib/proto-utils.js";
 import { DefaultLogger, NativeConnection, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadSecretBox } from "../../engine/secret-box.js";
 import { createCairnWorker, type CairnWorker } from "../../worker.js";
-import { statusQuery, TASK_QUEUE, type BackupResult } from "../../workflows/messages.js";
+import { statusQuery, TASK_QUEUE, type BackupResult, type RestoreInput, type RestoreResult } from "../../workflows/messages.js";
 import { ROOT, cairnOk, tempDir } from "../helpers.js";
 import { describeTree, makeOddTree } from "../tree-fixtures.js";
 import { PASSWORD, backupInput, bundle, historyPayloadSizes, initRepository, randomFiles, startTemporal } from "./helpers.js";
@@ -114,6 +115,51 @@ describe("backupWorkflow with secondary repositories", () => {
     // A third run finds nothing left to catch up.
     const again = await run("late-steady");
     expect(again.replicas!.map((r) => r.caughtUp)).toEqual([0, 0]);
+  });
+
+  it("a restore is served by a secondary when the primary cannot be reached, and by the primary when it can", async () => {
+    const box = await loadSecretBox(dataDir);
+    const { repository } = await backupInput(dataDir, primary, [src]);
+    const [latest] = (JSON.parse((await cairnOk(["-r", primary, "snapshots", "--json"])).stdout) as { id: string; time: string; host: string; paths: string[] }[]).slice(-1);
+    const input: RestoreInput = {
+      repository,
+      snapshotId: latest.id,
+      target: "",
+      snapshot: { time: latest.time, host: latest.host, paths: latest.paths },
+      secondaries: [
+        { id: "nowhere", url: path.join(tmp.dir, "never-made"), sealedPassword: box.seal(PASSWORD) },
+        { id: "offsite", url: secondary, sealedPassword: box.seal(PASSWORD) },
+      ],
+    };
+    const restore = async (name: string, extra: Partial<RestoreInput>) =>
+      env.client.workflow.execute("restoreWorkflow", { taskQueue: TASK_QUEUE, workflowId: `${name}-${Date.now()}`, args: [{ ...input, target: path.join(tmp.dir, name), ...extra }] }) as Promise<RestoreResult>;
+
+    const moved = `${primary}.unmounted`;
+    renameSync(primary, moved);
+    let failedOver: RestoreResult;
+    try {
+      failedOver = await restore("restore-failover", {});
+    } finally {
+      renameSync(moved, primary);
+    }
+    expect(failedOver.servedBy).toEqual({ repositoryId: "offsite", url: secondary, failover: true });
+    expect(failedOver.warnings).toEqual([
+      expect.stringMatching(/^restored from the snapshot's copy [0-9a-f]{8} in secondary repository offsite, because repository repo-1 could not be reached: there is no Cairn repository at /),
+      expect.stringMatching(/^secondary repository nowhere could not be reached: there is no Cairn repository at /),
+    ]);
+    expect(describeTree(path.join(tmp.dir, "restore-failover", src))).toEqual(describeTree(src));
+
+    const direct = await restore("restore-primary", {});
+    expect(direct.servedBy).toEqual({ repositoryId: "repo-1", url: primary, failover: false });
+    expect(direct.warnings).toEqual([]);
+    expect(describeTree(path.join(tmp.dir, "restore-primary", src))).toEqual(describeTree(src));
+
+    // A primary that answers decides: a snapshot it does not have, or a wrong password, is an error, not a reason to read another copy.
+    const missing = await restore("restore-missing", { snapshotId: "0123456789abcdef" }).then(() => undefined, (e: WorkflowFailedError) => e.cause?.cause as ApplicationFailure);
+    expect(missing?.type).toBe("InvalidRequestError");
+    const wrong = await restore("restore-wrong-password", { repository: { ...repository, sealedPassword: box.seal("not the password") } }).then(() => undefined, (e: WorkflowFailedError) => e.cause?.cause as ApplicationFailure);
+    expect(wrong?.type).toBe("WrongPasswordError");
+    expect(existsSync(path.join(tmp.dir, "restore-wrong-password"))).toBe(false);
   });
 
   it("records its history for the replay test", async () => {

@@ -1,0 +1,97 @@
+import { Context } from "@temporalio/activity";
+import { ApplicationFailure } from "@temporalio/common";
+import { BackendError } from "../backends/backend.js";
+import { CairnError, RepositoryNotFoundError } from "../engine/errors.js";
+import { Restorer } from "../engine/restorer.js";
+import { findSnapshot, loadSnapshots, sameSet, type SnapshotEntry } from "../engine/snapshot.js";
+import { PERMANENT_FAILURES, type RepositoryTarget, type RestoreInput, type RestoreResult, type SnapshotIdentity } from "../workflows/messages.js";
+import { briefList } from "./payload.js";
+import { ProgressReporter } from "./progress.js";
+import { withLockedRepository, type ActivityDeps } from "./repository.js";
+
+/**
+ * True for errors that mean the repository cannot be reached now (its disk is
+ * gone, its server down): a copy elsewhere may serve instead. A wrong password or
+ * a refused request is not one of them; another repository would hide the mistake.
+ */
+function unreachable(err: unknown): boolean {
+  if (err instanceof ApplicationFailure) return err.type === PERMANENT_FAILURES.repositoryNotFound;
+  if (err instanceof RepositoryNotFoundError) return true;
+  return err instanceof BackendError && (err.kind === "transient" || err.kind === "not-found");
+}
+
+function sameBackup(s: SnapshotEntry, identity: SnapshotIdentity): boolean {
+  return s.time === identity.time && s.host === identity.host && sameSet(s.paths, identity.paths);
+}
+
+/** Why a repository could not serve, in a sentence. */
+function reason(err: unknown): string {
+  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+/** Restoring a snapshot, from a secondary repository when its own repository cannot be reached. */
+export function restoreActivities(deps: ActivityDeps) {
+  return {
+    /**
+     * Restores from the requested repository; when that one cannot be reached,
+     * from the first secondary that holds a copy of the snapshot (same time, host
+     * and paths). The result names the repository that served the data. A snapshot
+     * missing from a repository that answers fails the restore: that is a wrong
+     * request, not an outage.
+     */
+    async restoreSnapshot(input: RestoreInput): Promise<RestoreResult> {
+      const reporter = new ProgressReporter(Context.current(), (p) => p);
+      const secondaries = input.snapshot ? (input.secondaries ?? []) : [];
+      const missed: string[] = [];
+      let lastError: unknown;
+      let outage = false;
+      try {
+        for (const [i, target] of [input.repository, ...secondaries].entries()) {
+          const failover = i > 0;
+          // Only failures before any file is written lead to another repository.
+          let reached = false;
+          try {
+            const result = await withLockedRepository(target, deps, { exclusive: false, operation: "restore" }, async (repo) => {
+              const snapshot = failover ? (await loadSnapshots(repo)).find((s) => sameBackup(s, input.snapshot!)) : await findSnapshot(repo, input.snapshotId).catch((err) => {
+                throw err instanceof CairnError && err.name === "CairnError" ? ApplicationFailure.nonRetryable(err.message, PERMANENT_FAILURES.invalidRequest) : err;
+              });
+              if (!snapshot) return undefined;
+              reached = true;
+              const r = await new Restorer(repo, {
+                target: input.target,
+                include: input.include,
+                exclude: input.exclude,
+                dryRun: input.dryRun,
+                onProgress: (p) => reporter.update(p),
+              }).restore(snapshot.tree);
+              // Which repository served comes first: briefList shortens long messages from their end.
+              const warnings = failover ? [`restored from the snapshot's copy ${snapshot.id.slice(0, 8)} in secondary repository ${target.id}, because ${missed[0]}`, ...missed.slice(1)] : [];
+              return {
+                files: r.files,
+                bytesWritten: r.bytesWritten,
+                totalBytes: r.totalBytes,
+                dryRun: Boolean(input.dryRun),
+                warnings: briefList([...warnings, ...r.warnings]),
+                servedBy: { repositoryId: target.id, url: target.url, failover },
+              };
+            });
+            if (result) return result;
+            missed.push(`secondary repository ${target.id} holds no copy of the snapshot`);
+          } catch (err) {
+            if (reached || !unreachable(err) || secondaries.length === 0) throw err;
+            lastError = err;
+            outage ||= !(err instanceof ApplicationFailure);
+            missed.push(`${failover ? "secondary " : ""}repository ${target.id} could not be reached: ${reason(err)}`);
+          }
+        }
+      } finally {
+        await reporter.stop();
+      }
+      const message = `no repository could serve snapshot ${input.snapshotId.slice(0, 8)}: ${missed.join("; ")}`;
+      // A repository that is down may come back: let Temporal retry. Repositories that are gone will not.
+      if (outage) throw new Error(`${message}; will try again`, { cause: lastError });
+      throw ApplicationFailure.nonRetryable(`${message}; mount or register the repositories again, or restore from another copy`, PERMANENT_FAILURES.repositoryNotFound);
+    },
+  };
+}
