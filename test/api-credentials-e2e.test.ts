@@ -1,0 +1,112 @@
+import { randomBytes } from "node:crypto";
+import * as path from "node:path";
+import { Client, Connection } from "@temporalio/client";
+import { DefaultLogger, Runtime } from "@temporalio/worker";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startApiServer, type ApiServer } from "../api/server.js";
+import { startDevServer, type DevServer } from "../scripts/temporal.js";
+import { createCairnWorker, type CairnWorker } from "../worker.js";
+import { apiClient } from "./api-client.js";
+import { PASSWORD, tempDir } from "./helpers.js";
+import { startMinio, type TestServer } from "./servers.js";
+import { describeTree, makeOddTree } from "./tree-fixtures.js";
+
+/**
+ * An s3: repository whose credentials exist only in the API's catalog: neither the
+ * API nor the worker has any AWS_* variable, so every step that reaches MinIO
+ * proves the sealed credentials travelled with the job.
+ */
+describe("repository credentials through the API (Temporal dev server + worker + MinIO)", () => {
+  const tmp = tempDir("cairn-credentials-e2e-");
+  const dataDir = path.join(tmp.dir, "data");
+  const src = path.join(tmp.dir, "src");
+  const ambient = Object.entries(process.env).filter(([name]) => name.startsWith("AWS_"));
+  let minio: TestServer & { endpoint: string; accessKeyId: string; secretAccessKey: string };
+  let temporal: DevServer;
+  let worker: CairnWorker;
+  let workerRun: Promise<void>;
+  let api: ApiServer;
+  let connection: Connection;
+  let client: Client;
+  let http: ReturnType<typeof apiClient>;
+
+  beforeAll(async () => {
+    for (const [name] of ambient) delete process.env[name];
+    Runtime.install({ logger: new DefaultLogger("WARN") });
+    makeOddTree(src);
+    minio = await startMinio();
+    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
+    worker = await createCairnWorker({ address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
+    workerRun = worker.run();
+    api = await startApiServer({ port: 0, dataDir, temporalAddress: temporal.address });
+    connection = await Connection.connect({ address: temporal.address });
+    client = new Client({ connection });
+    http = apiClient(api);
+  });
+
+  afterAll(async () => {
+    await api?.close();
+    worker?.shutdown();
+    await workerRun;
+    await connection?.close();
+    await temporal?.stop();
+    await minio?.stop();
+    for (const [name, value] of ambient) process.env[name] = value;
+    tmp.cleanup();
+  });
+
+  /** Every payload of a job's workflow history (inputs, activity arguments and results), decoded to text. */
+  async function historyText(jobId: string): Promise<string> {
+    const history = await client.workflow.getHandle(jobId).fetchHistory();
+    const payloads: string[] = [];
+    const walk = (value: unknown): void => {
+      if (value instanceof Uint8Array) payloads.push(Buffer.from(value).toString("utf8"));
+      else if (value && typeof value === "object") Object.values(value).forEach(walk);
+    };
+    walk(history);
+    return payloads.join("\n");
+  }
+
+  it("backs up to and restores from an s3: repository with stored credentials, which no history holds in clear", async () => {
+    const bucket = (name: string) => `s3:${minio.endpoint}/cairn-${name}-${randomBytes(4).toString("hex")}/repo`;
+    // Without them the API cannot reach MinIO: nothing in this process supplies credentials.
+    const bare = await http.call<{ detail: string }>("POST", "/v1/repositories", { name: "bare", url: bucket("bare"), password: PASSWORD });
+    expect(bare.status).toBe(422);
+    expect(bare.body.detail).toMatch(/credentials/);
+
+    const url = bucket("main");
+    const { id: repositoryId, created } = await http.ok<{ id: string; created: boolean }>("POST", "/v1/repositories", {
+      name: "minio",
+      url,
+      password: PASSWORD,
+      credentials: { AWS_ACCESS_KEY_ID: minio.accessKeyId, AWS_SECRET_ACCESS_KEY: minio.secretAccessKey },
+    });
+    expect(created).toBe(true);
+    const { id: planId } = await http.ok<{ id: string }>("POST", "/v1/plans", {
+      name: "to-minio",
+      repositoryId,
+      source: { type: "files", paths: [src] },
+      retention: { keepLast: 5 },
+      verifySamplePercent: 100,
+    });
+
+    const { jobId } = await http.ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
+    const backup = await http.pollJob(jobId, (j) => j.status !== "running");
+    expect(backup, JSON.stringify(backup)).toMatchObject({ kind: "backup", status: "completed", phase: "done" });
+    expect(backup.result?.warnings).toEqual([]);
+
+    const target = path.join(tmp.dir, "restore");
+    const restore = await http.ok<{ jobId: string }>("POST", "/v1/restores", { repositoryId, snapshotId: backup.snapshotId, target });
+    expect(await http.pollJob(restore.jobId, (j) => j.status !== "running")).toMatchObject({ kind: "restore", status: "completed" });
+    expect(describeTree(path.join(target, src))).toEqual(describeTree(src));
+
+    for (const id of [jobId, restore.jobId]) {
+      const text = await historyText(id);
+      // The payloads were decoded (the repository's URL and its sealed credentials are there) ...
+      expect(text).toContain(url);
+      expect(text).toMatch(/"sealedCredentials":"[A-Za-z0-9+/=]{40,}"/);
+      // ... and the secret is not.
+      expect(text).not.toContain(minio.secretAccessKey);
+    }
+  });
+});
