@@ -8,6 +8,7 @@ import { startApiServer, type ApiServer } from "../api/server.js";
 import { startDevServer, type DevServer } from "../scripts/temporal.js";
 import { createCairnWorker, type CairnWorker } from "../worker.js";
 import { SEARCH_ATTRIBUTE_KEYS } from "../workflows/messages.js";
+import { apiClient, type Job } from "./api-client.js";
 import { PASSWORD, tempDir } from "./helpers.js";
 import { describeTree, makeOddTree } from "./tree-fixtures.js";
 
@@ -27,54 +28,10 @@ describe("API end to end (Temporal dev server + worker)", () => {
   let client: Client;
   let repositoryId: string;
 
-  async function call<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
-    const res = await fetch(api.url + url, {
-      method,
-      headers: { Authorization: `Bearer ${api.token}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-  }
-
-  async function ok<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<T> {
-    const res = await call<T>(method, url, body);
-    if (res.status >= 300) throw new Error(`${method} ${url} -> ${res.status}: ${JSON.stringify(res.body)}`);
-    return res.body;
-  }
-
-  interface Job {
-    id: string;
-    kind: string;
-    status: string;
-    phase: string;
-    progress: { filesDone: number; bytesDone: number; bytesTotal: number; bytesPerSecond: number; etaSeconds: number | null };
-    snapshotId?: string;
-    error?: string;
-    planId?: string;
-    result?: Record<string, unknown>;
-  }
-
-  /** Polls a job until `until` holds; every answer seen is kept so a test can look at the running ones. */
-  async function pollJob(jobId: string, until: (job: Job) => boolean, seen: Job[] = []): Promise<Job> {
-    for (let i = 0; i < 600; i++) {
-      const job = await ok<Job>("GET", `/v1/jobs/${jobId}`);
-      seen.push(job);
-      if (until(job)) return job;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    throw new Error(`job ${jobId} never reached the expected state; last: ${JSON.stringify(seen.at(-1))}`);
-  }
-
-  /** Visibility is eventually consistent: list until the filter shows what we expect. */
-  async function listUntil(query: string, until: (jobs: Job[]) => boolean): Promise<Job[]> {
-    for (let i = 0; i < 100; i++) {
-      const { jobs } = await ok<{ jobs: Job[] }>("GET", `/v1/jobs?${query}`);
-      if (until(jobs)) return jobs;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    throw new Error(`GET /v1/jobs?${query} never showed the expected jobs`);
-  }
+  let call: ReturnType<typeof apiClient>["call"];
+  let ok: ReturnType<typeof apiClient>["ok"];
+  let pollJob: ReturnType<typeof apiClient>["pollJob"];
+  let listUntil: ReturnType<typeof apiClient>["listUntil"];
 
   beforeAll(async () => {
     Runtime.install({ logger: new DefaultLogger("WARN") });
@@ -83,6 +40,7 @@ describe("API end to end (Temporal dev server + worker)", () => {
     worker = await createCairnWorker({ address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
     workerRun = worker.run();
     api = await startApiServer({ port: 0, dataDir, temporalAddress: temporal.address });
+    ({ call, ok, pollJob, listUntil } = apiClient(api));
     connection = await Connection.connect({ address: temporal.address });
     client = new Client({ connection });
   });
