@@ -2,6 +2,7 @@ import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import { BackendError } from "../backends/backend.js";
 import { CairnError, RepositoryNotFoundError } from "../engine/errors.js";
+import type { Repository } from "../engine/repository.js";
 import { Restorer } from "../engine/restorer.js";
 import { findSnapshot, loadSnapshots, sameSet, type SnapshotEntry } from "../engine/snapshot.js";
 import { PERMANENT_FAILURES, type RepositoryTarget, type RestoreInput, type RestoreResult, type SnapshotIdentity } from "../workflows/messages.js";
@@ -22,6 +23,27 @@ function unreachable(err: unknown): boolean {
 
 function sameBackup(s: SnapshotEntry, identity: SnapshotIdentity): boolean {
   return s.time === identity.time && s.host === identity.host && sameSet(s.paths, identity.paths);
+}
+
+/** A secondary's copy of the snapshot, if it holds one. */
+async function copyOf(repo: Repository, identity: SnapshotIdentity): Promise<SnapshotEntry | undefined> {
+  return (await loadSnapshots(repo)).find((s) => sameBackup(s, identity));
+}
+
+/**
+ * The snapshot in the requested repository: by id, or by time, host and paths when
+ * the id came from a copy (the API resolved it while this repository was down).
+ * A snapshot it does not have is a request no retry can fix.
+ */
+async function requested(repo: Repository, input: RestoreInput): Promise<SnapshotEntry> {
+  try {
+    return await findSnapshot(repo, input.snapshotId);
+  } catch (err) {
+    if (!(err instanceof CairnError && err.name === "CairnError")) throw err;
+    const copy = input.snapshot && (await copyOf(repo, input.snapshot));
+    if (copy) return copy;
+    throw ApplicationFailure.nonRetryable(err.message, PERMANENT_FAILURES.invalidRequest);
+  }
 }
 
 /** Why a repository could not serve, in a sentence. */
@@ -53,9 +75,7 @@ export function restoreActivities(deps: ActivityDeps) {
           let reached = false;
           try {
             const result = await withLockedRepository(target, deps, { exclusive: false, operation: "restore" }, async (repo) => {
-              const snapshot = failover ? (await loadSnapshots(repo)).find((s) => sameBackup(s, input.snapshot!)) : await findSnapshot(repo, input.snapshotId).catch((err) => {
-                throw err instanceof CairnError && err.name === "CairnError" ? ApplicationFailure.nonRetryable(err.message, PERMANENT_FAILURES.invalidRequest) : err;
-              });
+              const snapshot = failover ? await copyOf(repo, input.snapshot!) : await requested(repo, input);
               if (!snapshot) return undefined;
               reached = true;
               const r = await new Restorer(repo, {

@@ -1,12 +1,9 @@
 import * as path from "node:path";
 import { createRoute, z } from "@hono/zod-openapi";
-import { unsealCredentials } from "../../backends/credentials.js";
-import { loadSnapshots } from "../../engine/snapshot.js";
 import { TASK_QUEUE, WORKFLOW_TYPES, type RestoreInput } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
-import { ApiError } from "../errors.js";
 import { BEARER, json, jsonBody, problems, router } from "../openapi.js";
-import { withRepository } from "../repository-access.js";
+import { fallbackRepositories, resolveSnapshot } from "../restore-sources.js";
 import { repositoryTarget } from "../schedules.js";
 import { idTime, searchAttributes, withTemporal } from "../temporal.js";
 import { findRepository } from "./repositories.js";
@@ -25,6 +22,13 @@ const RestoreRequest = z
     include: z.array(z.string().min(1)).optional().openapi({ description: "Glob patterns; only matching paths are restored (selective restore)." }),
     exclude: z.array(z.string().min(1)).optional(),
     dryRun: z.boolean().optional().openapi({ description: "Count what would be restored, write nothing." }),
+    fallbackRepositoryIds: z
+      .array(z.string().min(1))
+      .optional()
+      .openapi({
+        description:
+          "Repositories holding copies of this repository's snapshots, tried in order when it cannot be reached (before the secondaries of the plans that back up into it, which are always tried). GET /v1/jobs/{jobId} `result.servedBy` names the repository that served.",
+      }),
   })
   .openapi("RestoreRequest");
 
@@ -42,18 +46,14 @@ export function restoreRoutes(deps: AppDeps) {
   return router().openapi(start, async (c) => {
     const body = c.req.valid("json");
     const repo = await findRepository(deps, body.repositoryId, "repositoryId");
+    const fallbacks = await fallbackRepositories(deps, repo, body.fallbackRepositoryIds);
     // Resolve the snapshot now, so a typo is a 404 here rather than a failed job later.
-    const snapshots = await withRepository(repo.url, deps.secretBox.open(repo.sealedPassword), unsealCredentials(deps.secretBox, repo.sealedCredentials), loadSnapshots);
-    const matching = body.snapshotId === "latest" ? snapshots.slice(-1) : snapshots.filter((s) => s.id.startsWith(body.snapshotId));
-    if (matching.length === 0) {
-      throw new ApiError(404, "Snapshot not found", `repository ${repo.id} has no snapshot ${body.snapshotId}; list them with GET /v1/snapshots?repositoryId=${repo.id}`, [{ in: "body", path: "snapshotId", message: "no such snapshot" }]);
-    }
-    if (matching.length > 1) {
-      throw new ApiError(400, "Ambiguous snapshot id", `${matching.length} snapshots start with ${body.snapshotId}; give more characters`, [{ in: "body", path: "snapshotId", message: "ambiguous prefix" }]);
-    }
+    const snapshot = await resolveSnapshot(deps, repo, fallbacks, body.snapshotId);
     const input: RestoreInput = {
       repository: repositoryTarget(repo),
-      snapshotId: matching[0].id,
+      snapshotId: snapshot.id,
+      snapshot: { time: snapshot.time, host: snapshot.host, paths: snapshot.paths },
+      ...(fallbacks.length ? { secondaries: fallbacks.map(repositoryTarget) } : {}),
       target: path.normalize(body.target),
       ...(body.include ? { include: body.include } : {}),
       ...(body.exclude ? { exclude: body.exclude } : {}),

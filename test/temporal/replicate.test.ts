@@ -154,8 +154,13 @@ describe("backupWorkflow with secondary repositories", () => {
     expect(direct.warnings).toEqual([]);
     expect(describeTree(path.join(tmp.dir, "restore-primary", src))).toEqual(describeTree(src));
 
+    // An id from the copy (the API resolved it while the primary was down) finds the same backup in the primary by time, host and paths.
+    const [copy] = (JSON.parse((await cairnOk(["-r", secondary, "snapshots", "--json"])).stdout) as { id: string }[]).slice(-1);
+    expect(copy.id).not.toBe(latest.id);
+    expect((await restore("restore-by-copy-id", { snapshotId: copy.id })).servedBy.repositoryId).toBe("repo-1");
+
     // A primary that answers decides: a snapshot it does not have, or a wrong password, is an error, not a reason to read another copy.
-    const missing = await restore("restore-missing", { snapshotId: "0123456789abcdef" }).then(() => undefined, (e: WorkflowFailedError) => e.cause?.cause as ApplicationFailure);
+    const missing = await restore("restore-missing", { snapshotId: "0123456789abcdef", snapshot: { ...input.snapshot!, time: "2001-01-01T00:00:00Z" } }).then(() => undefined, (e: WorkflowFailedError) => e.cause?.cause as ApplicationFailure);
     expect(missing?.type).toBe("InvalidRequestError");
     const wrong = await restore("restore-wrong-password", { repository: { ...repository, sealedPassword: box.seal("not the password") } }).then(() => undefined, (e: WorkflowFailedError) => e.cause?.cause as ApplicationFailure);
     expect(wrong?.type).toBe("WrongPasswordError");

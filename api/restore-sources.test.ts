@@ -1,0 +1,99 @@
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { Client, Connection } from "@temporalio/client";
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openCatalog, type OpenCatalog } from "../db/client.js";
+import { repositories } from "../db/schema.js";
+import { SecretBox } from "../engine/secret-box.js";
+import { PASSWORD, cairnOk, tempDir } from "../test/helpers.js";
+import { createApp, type AppDeps } from "./app.js";
+import { ApiError } from "./errors.js";
+import { fallbackRepositories, resolveSnapshot } from "./restore-sources.js";
+import type { RepositoryRow } from "./schedules.js";
+
+// Nothing listens on port 1: these checks happen before a restore reaches Temporal.
+const ADMIN = "test-admin-token";
+const scratch = tempDir("cairn-api-restore-sources-");
+let catalog: OpenCatalog;
+let connection: Connection;
+let deps: AppDeps;
+let app: ReturnType<typeof createApp>;
+
+beforeAll(async () => {
+  catalog = await openCatalog({ dataDir: scratch.dir });
+  connection = Connection.lazy({ address: "127.0.0.1:1" });
+  deps = { catalog: catalog.db, temporal: new Client({ connection }), secretBox: new SecretBox(SecretBox.generateKey()), adminToken: ADMIN };
+  app = createApp(deps);
+});
+afterAll(async () => {
+  await connection?.close();
+  await catalog?.close();
+  scratch.cleanup();
+});
+
+function call(method: string, url: string, body: unknown) {
+  return app.request(url, { method, headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+}
+
+async function register(name: string): Promise<RepositoryRow> {
+  const res = await call("POST", "/v1/repositories", { name, url: path.join(scratch.dir, name), password: PASSWORD });
+  expect(res.status).toBe(201);
+  const { id } = (await res.json()) as { id: string };
+  const [row] = await catalog.db.select().from(repositories).where(eq(repositories.id, id));
+  return row;
+}
+
+async function problemOf(p: Promise<unknown>): Promise<ApiError> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(ApiError);
+  return err as ApiError;
+}
+
+describe("where a restore may be served from", () => {
+  it("tries the repositories the request names, then the secondaries of the plans that back up into the repository", async () => {
+    const primary = await register("primary");
+    const offsite = await register("offsite");
+    const extra = await register("extra");
+    const plan = await call("POST", "/v1/plans", { name: "docs", repositoryId: primary.id, source: { type: "files", paths: ["/srv/docs"] }, secondaryRepositoryIds: [offsite.id] });
+    expect(plan.status).toBe(201);
+
+    expect((await fallbackRepositories(deps, primary)).map((r) => r.id)).toEqual([offsite.id]);
+    expect((await fallbackRepositories(deps, primary, [extra.id])).map((r) => r.id)).toEqual([extra.id, offsite.id]);
+    expect((await fallbackRepositories(deps, primary, [offsite.id])).map((r) => r.id)).toEqual([offsite.id]);
+    // Nothing backs up into the secondary, so it has no fallback of its own.
+    expect(await fallbackRepositories(deps, offsite)).toEqual([]);
+    expect((await problemOf(fallbackRepositories(deps, primary, [primary.id]))).status).toBe(400);
+
+    const unknown = await call("POST", "/v1/restores", { repositoryId: primary.id, snapshotId: "latest", target: "/tmp/r", fallbackRepositoryIds: ["nope"] });
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { errors: { path: string }[] }).errors.map((e) => e.path)).toEqual(["fallbackRepositoryIds.0"]);
+  });
+
+  it("resolves the snapshot in the repository, or in the first fallback when the repository is gone, never past a wrong password", async () => {
+    const primary = await register("p2");
+    const offsite = await register("o2");
+    const src = path.join(scratch.dir, "src");
+    mkdirSync(src, { recursive: true });
+    writeFileSync(path.join(src, "a.txt"), "some data\n");
+    await cairnOk(["-r", primary.url, "backup", src]);
+    await cairnOk(["-r", offsite.url, "copy", "--from-repo", primary.url], { env: { CAIRN_FROM_PASSWORD: PASSWORD } });
+
+    const inPrimary = await resolveSnapshot(deps, primary, [offsite], "latest");
+    const moved = `${primary.url}.unmounted`;
+    renameSync(primary.url, moved);
+    try {
+      const inCopy = await resolveSnapshot(deps, primary, [offsite], "latest");
+      expect(inCopy.id).not.toBe(inPrimary.id);
+      expect({ time: inCopy.time, host: inCopy.host, paths: inCopy.paths }).toEqual({ time: inPrimary.time, host: inPrimary.host, paths: inPrimary.paths });
+      // Without a fallback the problem says what to check.
+      const gone = await problemOf(resolveSnapshot(deps, primary, [], "latest"));
+      expect(gone.title).toBe("Repository missing");
+    } finally {
+      renameSync(moved, primary.url);
+    }
+    const wrong = { ...primary, sealedPassword: deps.secretBox.seal("not the password") };
+    expect((await problemOf(resolveSnapshot(deps, wrong, [offsite], "latest"))).title).toBe("Wrong repository password");
+    expect((await problemOf(resolveSnapshot(deps, primary, [offsite], "abcdef12"))).status).toBe(404);
+  });
+});
