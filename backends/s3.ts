@@ -54,8 +54,13 @@ interface Version {
   size: number;
 }
 
-/** Objects up to this size go up in one request; larger ones as a multipart upload of such parts. */
+/** Parts of a multipart upload. */
 const PART = 16 * 1024 * 1024;
+/**
+ * Objects up to this size go up in one request. Above the default pack size
+ * (16 MiB, which a full pack slightly exceeds), so a pack is one PUT, not four requests.
+ */
+const SINGLE_PUT_MAX = 64 * 1024 * 1024;
 const PARTS_AT_ONCE = 4;
 /** S3's limit on the parts of one upload. */
 const MAX_PARTS = 10_000;
@@ -143,7 +148,7 @@ export class S3Backend implements Backend {
       const params: PutParams = { Bucket: this.bucket, Key: this.key(key), StorageClass: this.options.storageClass as StorageClass | undefined, ...retention };
       // S3 demands a checksum on writes with retention.
       const md5 = retention ? (start: number, length: number) => md5Of(parts, start, length) : () => undefined;
-      if (size <= PART) await this.client.send(new PutObjectCommand({ ...params, Body: stream(parts, 0, size), ContentLength: size, ContentMD5: md5(0, size) }));
+      if (size <= SINGLE_PUT_MAX) await this.client.send(new PutObjectCommand({ ...params, Body: stream(parts, 0, size), ContentLength: size, ContentMD5: md5(0, size) }));
       else await this.putMultipart(params, parts, size, md5);
       this.originals.delete(key);
     } catch (err) {
