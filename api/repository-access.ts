@@ -86,6 +86,9 @@ function asProblem(err: unknown, url: string): unknown {
     return new ApiError(422, "Repository missing", `there is no Cairn repository at ${url} any more; check that its disk is mounted, or register it again`);
   }
   if (err instanceof CairnError) return new ApiError(422, "Repository unusable", err.message);
-  if (err instanceof BackendError) return new ApiError(422, "Repository unusable", `cannot use ${url}: ${err.message}; check the path and its permissions`);
+  if (err instanceof BackendError) {
+    const check = parseRepositoryUrl(url).type === "local" ? "the path and its permissions" : "the location and its credentials (the repository's `credentials`, else the API's environment)";
+    return new ApiError(422, "Repository unusable", `cannot use ${url}: ${err.message}; check ${check}`);
+  }
   return err;
 }

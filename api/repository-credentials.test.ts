@@ -86,6 +86,7 @@ describe("repository credentials", () => {
     expect(res.status).toBe(422);
     const text = await res.text();
     expect(text).toContain("AWS_SECRET_ACCESS_KEY");
+    expect(text).toContain("credentials");
     expect(text).not.toContain("not-the-secret");
   });
 });
