@@ -99,10 +99,11 @@ export function restoreActivities(deps: ActivityDeps) {
             if (result) return result;
             missed.push(`secondary repository ${target.id} holds no copy of the snapshot`);
           } catch (err) {
-            if (reached || !unreachable(err) || secondaries.length === 0) throw err;
+            // The requested repository's own mistakes are reported as they are; a secondary that cannot serve only makes way for the next.
+            if (reached || (!failover && (!unreachable(err) || secondaries.length === 0))) throw err;
             lastError = err;
             outage ||= !(err instanceof ApplicationFailure);
-            missed.push(`${failover ? "secondary " : ""}repository ${target.id} could not be reached: ${reason(err)}`);
+            missed.push(`${failover ? "secondary " : ""}repository ${target.id} could not ${failover ? "serve" : "be reached"}: ${reason(err)}`);
           }
         }
       } finally {

@@ -128,6 +128,8 @@ describe("backupWorkflow with secondary repositories", () => {
       snapshot: { time: latest.time, host: latest.host, paths: latest.paths },
       secondaries: [
         { id: "nowhere", url: path.join(tmp.dir, "never-made"), sealedPassword: box.seal(PASSWORD) },
+        // Holds a copy, but its password was changed since: the next secondary serves instead.
+        { id: "late", url: path.join(tmp.dir, "late"), sealedPassword: box.seal("an old password") },
         { id: "offsite", url: secondary, sealedPassword: box.seal(PASSWORD) },
       ],
     };
@@ -145,7 +147,8 @@ describe("backupWorkflow with secondary repositories", () => {
     expect(failedOver.servedBy).toEqual({ repositoryId: "offsite", url: secondary, failover: true });
     expect(failedOver.warnings).toEqual([
       expect.stringMatching(/^restored from the snapshot's copy [0-9a-f]{8} in secondary repository offsite, because repository repo-1 could not be reached: there is no Cairn repository at /),
-      expect.stringMatching(/^secondary repository nowhere could not be reached: there is no Cairn repository at /),
+      expect.stringMatching(/^secondary repository nowhere could not serve: there is no Cairn repository at /),
+      expect.stringMatching(/^secondary repository late could not serve: wrong password/),
     ]);
     expect(describeTree(path.join(tmp.dir, "restore-failover", src))).toEqual(describeTree(src));
 
