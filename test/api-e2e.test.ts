@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, writeSync } from "node:fs";
 import * as path from "node:path";
 import { Client, Connection, ScheduleNotFoundError } from "@temporalio/client";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
@@ -9,7 +9,7 @@ import { startDevServer, type DevServer } from "../scripts/temporal.js";
 import { createCairnWorker, type CairnWorker } from "../worker.js";
 import { SEARCH_ATTRIBUTE_KEYS } from "../workflows/messages.js";
 import { apiClient, type Job } from "./api-client.js";
-import { PASSWORD, tempDir } from "./helpers.js";
+import { PASSWORD, cairnOk, tempDir } from "./helpers.js";
 import { describeTree, makeOddTree } from "./tree-fixtures.js";
 
 /**
@@ -123,6 +123,25 @@ describe("API end to end (Temporal dev server + worker)", () => {
     const missing = await call<{ errors: { path: string }[] }>("POST", "/v1/restores", { repositoryId, snapshotId: "abcdef12", target });
     expect(missing.status).toBe(404);
     expect(missing.body.errors[0].path).toBe("snapshotId");
+  });
+
+  it("restores from a copy when the repository cannot be reached, and the job says which repository served it", async () => {
+    const offsiteUrl = path.join(tmp.dir, "offsite");
+    const { id: offsiteId } = await ok<{ id: string }>("POST", "/v1/repositories", { name: "offsite", url: offsiteUrl, password: PASSWORD });
+    const repoUrl = path.join(tmp.dir, "repo");
+    await cairnOk(["-r", offsiteUrl, "copy", "--from-repo", repoUrl], { env: { CAIRN_FROM_PASSWORD: PASSWORD } });
+    const target = path.join(tmp.dir, "restore-failover");
+    renameSync(repoUrl, `${repoUrl}.unmounted`);
+    let job: Job;
+    try {
+      const started = await ok<{ jobId: string; snapshotId: string }>("POST", "/v1/restores", { repositoryId, snapshotId: "latest", target, fallbackRepositoryIds: [offsiteId] });
+      job = await pollJob(started.jobId, (j) => j.status !== "running");
+    } finally {
+      renameSync(`${repoUrl}.unmounted`, repoUrl);
+    }
+    expect(job, JSON.stringify(job)).toMatchObject({ kind: "restore", status: "completed", result: { servedBy: { repositoryId: offsiteId, url: offsiteUrl, failover: true } } });
+    expect((job.result as { warnings: string[] }).warnings[0]).toContain(`secondary repository ${offsiteId}`);
+    expect(describeTree(path.join(target, src))).toEqual(describeTree(src));
   });
 
   it("shows live progress of a long backup, and cancels it", async () => {
