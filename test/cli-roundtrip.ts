@@ -1,20 +1,10 @@
-import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { expect } from "vitest";
 import { cairnOk, tempDir } from "./helpers.js";
+import { digestTree } from "./tree-fixtures.js";
 
-function digestTree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (dir: string, rel: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(path.join(dir, e.name), `${rel}${e.name}/`);
-      else out[rel + e.name] = createHash("sha256").update(readFileSync(path.join(dir, e.name))).digest("hex");
-    }
-  };
-  walk(root, "");
-  return out;
-}
 
 /**
  * `cairn init`, `backup`, `snapshots`, `restore` and `check --read-data` against a

@@ -1,24 +1,14 @@
-import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync, closeSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, openSync, writeFileSync, writeSync, closeSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CopyResult } from "../engine/copy.js";
 import { cairn, cairnOk, tempDir } from "./helpers.js";
 import { startMinio, startSshd, type Sshd, type TestServer } from "./servers.js";
+import { digestTree } from "./tree-fixtures.js";
 
 const SOURCE_PASSWORD = "the source repository's own password";
 
-function digestTree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (dir: string, rel: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(path.join(dir, e.name), `${rel}${e.name}/`);
-      else out[rel + e.name] = createHash("sha256").update(readFileSync(path.join(dir, e.name))).digest("hex");
-    }
-  };
-  walk(root, "");
-  return out;
-}
 
 /** About 12 MiB of incompressible files plus a little text. */
 function makeSource(src: string): void {

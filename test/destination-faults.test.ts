@@ -1,5 +1,5 @@
-import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BackendError } from "../backends/backend.js";
@@ -12,23 +12,13 @@ import { Repository } from "../engine/repository.js";
 import { Restorer } from "../engine/restorer.js";
 import { loadSnapshots } from "../engine/snapshot.js";
 import { PASSWORD, tempDir } from "./helpers.js";
+import { digestTree } from "./tree-fixtures.js";
 
 const FAST_KDF = { name: "scrypt" as const, N: 1024, r: 8, p: 1 };
 /** Small chunks and packs, so a few MiB make many puts for the faults to hit. */
 const SMALL = { packSize: 256 * 1024, chunker: { minSize: 16 * 1024, avgSize: 64 * 1024, maxSize: 256 * 1024, seed: randomBytes(32).toString("hex") } };
 const QUICK_RETRIES = { attempts: 12, initialDelayMs: 2, maxDelayMs: 20 };
 
-function digestTree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (dir: string, rel: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(path.join(dir, e.name), `${rel}${e.name}/`);
-      else out[rel + e.name] = createHash("sha256").update(readFileSync(path.join(dir, e.name))).digest("hex");
-    }
-  };
-  walk(root, "");
-  return out;
-}
 
 describe("backups through an unreliable destination", () => {
   const tmp = tempDir();

@@ -72,3 +72,16 @@ export function describeTree(root: string, skipDirTimes = false): Record<string,
   walk(root, "");
   return out;
 }
+
+/** SHA-256 of every file under `root`, by relative path: equal digests mean identical contents. */
+export function digestTree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (dir: string, rel: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(path.join(dir, e.name), `${rel}${e.name}/`);
+      else out[rel + e.name] = createHash("sha256").update(readFileSync(path.join(dir, e.name))).digest("hex");
+    }
+  };
+  walk(root, "");
+  return out;
+}
