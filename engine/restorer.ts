@@ -409,9 +409,15 @@ async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
   }
 }
 
-function nsToSeconds(ns: string): number {
-  const n = BigInt(ns);
-  return Number(n / 1_000_000_000n) + Number(n % 1_000_000_000n) / 1e9;
+/**
+ * A time for fs.utimes, which takes seconds as a double: near 2026 a double
+ * resolves about 0.24 µs, so the exact nanoseconds cannot be set. Aiming at the
+ * middle of the microsecond keeps the restored time in the right microsecond
+ * (aiming at its start could round down into the one before).
+ */
+export function nsToSeconds(ns: string): number {
+  const us = BigInt(ns) / 1000n;
+  return Number(us / 1_000_000n) + (Number(us % 1_000_000n) + 0.5) / 1e6;
 }
 
 /** Keeps a bounded number of files open for writing; a handle in use is never closed under its writer. */
