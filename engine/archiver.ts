@@ -353,15 +353,19 @@ export class Archiver {
       }
       if (start === end) break;
       const cut = chunker.cut(buf, start, end, eof);
-      const chunk = Buffer.allocUnsafeSlow(cut - start);
-      buf.copy(chunk, 0, start, cut);
-      const id = this.repo.blobId(chunk);
-      const length = chunk.length; // the chunk is handed over to a worker thread by saveBlob
+      const length = cut - start;
+      // Hash in place; only a chunk the repository lacks is copied out (to be handed
+      // to a worker thread), so re-reading a changed file costs no copy of what it kept.
+      const id = this.repo.blobId(buf.subarray(start, cut));
       content.push(id.toString("hex"));
       size += length;
-      if (await this.repo.saveBlob(BlobType.data, chunk, id)) {
-        this.summary.dataBlobsAdded++;
-        this.summary.dataAdded += length;
+      if (!this.repo.hasBlob(id)) {
+        const chunk = Buffer.allocUnsafeSlow(length);
+        buf.copy(chunk, 0, start, cut);
+        if (await this.repo.saveBlob(BlobType.data, chunk, id)) {
+          this.summary.dataBlobsAdded++;
+          this.summary.dataAdded += length;
+        }
       }
       start = cut;
       this.checkAbort();
