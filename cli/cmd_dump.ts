@@ -34,6 +34,5 @@ export function register(program: Command): void {
         }
         throw new CairnError("give the path of a file inside the snapshot");
       });
-      void opts;
     });
 }

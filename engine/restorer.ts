@@ -96,7 +96,7 @@ export class Restorer {
     await this.restoreFiles();
     for (const l of this.links) await this.restoreLink(l.dest, l.node);
     if (this.options.delete) await this.deleteExtra();
-    for (const d of [...this.dirs].reverse()) await this.applyMeta(d.dest, d.node, false);
+    for (const d of [...this.dirs].reverse()) await this.applyMeta(d.dest, d.node);
     if (this.options.verify) await this.verify();
     return this.result;
   }
@@ -262,7 +262,7 @@ export class Restorer {
         job.remaining = job.writes.length;
         if (job.writes.length === 0 && st.size === size) {
           this.result.filesSkipped++;
-          await this.applyMeta(job.dest, job.node, true);
+          await this.applyMeta(job.dest, job.node);
           this.progress.filesDone++;
           return false;
         }
@@ -302,7 +302,7 @@ export class Restorer {
 
   private async finishFile(job: FileJob, handles: HandleCache): Promise<void> {
     await handles.close(job.dest);
-    await this.applyMeta(job.dest, job.node, true);
+    await this.applyMeta(job.dest, job.node);
     this.progress.filesDone++;
   }
 
@@ -317,10 +317,10 @@ export class Restorer {
       await fs.rm(dest, { force: true });
     }
     await fs.symlink(node.linktarget ?? "", dest);
-    await this.applyMeta(dest, node, false, true);
+    await this.applyMeta(dest, node, true);
   }
 
-  private async applyMeta(dest: string, node: TreeNode, isFile: boolean, isLink = false): Promise<void> {
+  private async applyMeta(dest: string, node: TreeNode, isLink = false): Promise<void> {
     const mtime = nsToSeconds(node.mtime);
     try {
       if (this.isRoot) await fs.lchown(dest, node.uid, node.gid);
@@ -333,7 +333,6 @@ export class Restorer {
     } catch (err) {
       this.result.warnings.push(`${dest}: could not set metadata (${(err as Error).message})`);
     }
-    void isFile;
   }
 
   private async deleteExtra(): Promise<void> {
