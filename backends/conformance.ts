@@ -268,3 +268,19 @@ export function runBackendConformance(name: string, makeBackend: () => Promise<B
     });
   });
 }
+
+/**
+ * The contract of a backend whose objects live in a bucket or container: a missing
+ * one reads as empty, refuses writes with a message saying what to do, and
+ * ensureContainer() creates it (and is idempotent).
+ */
+export async function expectContainerCreatedOnDemand(backend: Backend & { ensureContainer(): Promise<void> }, word: "bucket" | "container"): Promise<void> {
+  expect(await backend.exists("config")).toBe(false);
+  const err = await backend.put("config", Buffer.from("x")).catch((e: unknown) => e);
+  expect(err).toMatchObject({ kind: "permanent" });
+  expect((err as Error).message).toContain(`the ${word} does not exist; create it with "cairn init"`);
+  await backend.ensureContainer();
+  await backend.ensureContainer();
+  await backend.put("config", Buffer.from("x"));
+  expect(await backend.exists("config")).toBe(true);
+}

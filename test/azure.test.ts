@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AzureBackend } from "../backends/azure.js";
-import { runBackendConformance } from "../backends/conformance.js";
+import { expectContainerCreatedOnDemand, runBackendConformance } from "../backends/conformance.js";
 import { expectCliRoundTrip } from "./cli-roundtrip.js";
 import { startAzurite, type TestServer } from "./servers.js";
 
@@ -24,14 +24,7 @@ runBackendConformance("azure", async () => {
 describe("azure containers", () => {
   it("are created by ensureContainer, and a missing one reads as empty but refuses writes with what to do", async () => {
     const backend = new AzureBackend({ connectionString: azurite.connectionString, container: container() });
-    expect(await backend.exists("config")).toBe(false);
-    const err = await backend.put("config", Buffer.from("x")).catch((e: unknown) => e);
-    expect(err).toMatchObject({ kind: "permanent" });
-    expect((err as Error).message).toContain('the container does not exist; create it with "cairn init"');
-    await backend.ensureContainer();
-    await backend.ensureContainer();
-    await backend.put("config", Buffer.from("x"));
-    expect(await backend.exists("config")).toBe(true);
+    await expectContainerCreatedOnDemand(backend, "container");
   });
 
   it("report a wrong account key as permanent, naming the variables to check", async () => {

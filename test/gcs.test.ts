@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
-import { runBackendConformance } from "../backends/conformance.js";
+import { expectContainerCreatedOnDemand, runBackendConformance } from "../backends/conformance.js";
 import { GcsBackend, type GcsOptions } from "../backends/gcs.js";
 import { expectCliRoundTrip } from "./cli-roundtrip.js";
 import { startFakeGcs } from "./servers.js";
@@ -27,14 +27,7 @@ describe("gcs against fake-gcs-server", () => {
 
   it("creates a missing bucket on ensureContainer; before that it reads as empty and refuses writes with what to do", async () => {
     const backend = new GcsBackend(options({ prefix: "" }));
-    expect(await backend.exists("config")).toBe(false);
-    const err = await backend.put("config", Buffer.from("x")).catch((e: unknown) => e);
-    expect(err).toMatchObject({ kind: "permanent" });
-    expect((err as Error).message).toContain('the bucket does not exist; create it with "cairn init"');
-    await backend.ensureContainer();
-    await backend.ensureContainer();
-    await backend.put("config", Buffer.from("x"));
-    expect(await backend.exists("config")).toBe(true);
+    await expectContainerCreatedOnDemand(backend, "bucket");
   });
 
   it("carries cairn init (creating the bucket), backup, restore and check --read-data (CLI, gs: URL)", async () => {

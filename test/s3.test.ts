@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runBackendConformance } from "../backends/conformance.js";
+import { expectContainerCreatedOnDemand, runBackendConformance } from "../backends/conformance.js";
 import { S3Backend, type S3Options } from "../backends/s3.js";
 import { expectCliRoundTrip } from "./cli-roundtrip.js";
 import { startMinio } from "./servers.js";
@@ -29,14 +29,7 @@ describe("s3 against MinIO", () => {
 
   it("creates a missing bucket on ensureContainer; before that it reads as empty and refuses writes with what to do", async () => {
     const backend = new S3Backend(options({ prefix: "" }));
-    expect(await backend.exists("config")).toBe(false);
-    const err = await backend.put("config", Buffer.from("x")).catch((e: unknown) => e);
-    expect(err).toMatchObject({ kind: "permanent" });
-    expect((err as Error).message).toContain('the bucket does not exist; create it with "cairn init"');
-    await backend.ensureContainer();
-    await backend.ensureContainer();
-    await backend.put("config", Buffer.from("x"));
-    expect(await backend.exists("config")).toBe(true);
+    await expectContainerCreatedOnDemand(backend, "bucket");
     await backend.close();
   });
 
