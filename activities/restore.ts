@@ -84,7 +84,12 @@ export function restoreActivities(deps: ActivityDeps) {
                 exclude: input.exclude,
                 dryRun: input.dryRun,
                 onProgress: (p) => reporter.update(p),
-              }).restore(snapshot.tree);
+              })
+                .restore(snapshot.tree)
+                .catch((err: unknown) => {
+                  // The engine refuses what no retry changes: include patterns that select nothing, a target in the way.
+                  throw err instanceof CairnError && err.name === "CairnError" ? ApplicationFailure.nonRetryable(err.message, PERMANENT_FAILURES.invalidRequest) : err;
+                });
               // Which repository served comes first: briefList shortens long messages from their end.
               const warnings = failover ? [`restored from the snapshot's copy ${snapshot.id.slice(0, 8)} in secondary repository ${target.id}, because ${missed[0]}`, ...missed.slice(1)] : [];
               return {

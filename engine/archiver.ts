@@ -1,9 +1,9 @@
 import { promises as fs, type BigIntStats } from "node:fs";
 import { hostname } from "node:os";
 import * as path from "node:path";
-import picomatch from "picomatch";
 import { BlobType } from "./blob-index.js";
 import { CairnError } from "./errors.js";
+import { PathPatterns } from "./pathmatch.js";
 import type { Repository } from "./repository.js";
 import { safeUser } from "./repository.js";
 import { sameSet, loadSnapshots, type Snapshot, type SnapshotEntry, type SnapshotSummary } from "./snapshot.js";
@@ -75,9 +75,8 @@ export class Archiver {
     this.loader = new TreeLoader(repo);
     this.packedAtStart = repo.packBytesWritten;
     this.buf = Buffer.allocUnsafe(repo.chunker.maxSize * 2);
-    const patterns = options.excludes ?? [];
-    const m = patterns.length ? picomatch(patterns, { dot: true, basename: true }) : () => false;
-    this.isExcluded = (p) => m(p);
+    const excludes = new PathPatterns(options.excludes);
+    this.isExcluded = (p) => excludes.matches(p);
   }
 
   /** Backs up filesystem paths into a new snapshot. */

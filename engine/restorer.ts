@@ -1,9 +1,9 @@
 import { constants, promises as fs, type Stats } from "node:fs";
 import * as path from "node:path";
-import picomatch from "picomatch";
 import { blobId, IntegrityError } from "./crypto.js";
 import { CairnError } from "./errors.js";
 import { packKey } from "./pack.js";
+import { PathPatterns } from "./pathmatch.js";
 import { mapLimit, type Repository } from "./repository.js";
 import { isSafeName, TreeLoader, type TreeNode } from "./tree.js";
 
@@ -66,8 +66,8 @@ const FILES_AT_ONCE = 16;
 export class Restorer {
   private readonly loader: TreeLoader;
   private readonly root: string;
-  private readonly included: (p: string) => boolean;
-  private readonly excluded: (p: string) => boolean;
+  private readonly includes: PathPatterns;
+  private readonly excludes: PathPatterns;
   private readonly result: RestoreResult = { files: 0, dirs: 0, symlinks: 0, filesSkipped: 0, totalBytes: 0, bytesWritten: 0, deleted: [], verifyErrors: [], warnings: [] };
   private readonly dirs: { dest: string; node: TreeNode }[] = [];
   private readonly links: { dest: string; node: TreeNode }[] = [];
@@ -80,14 +80,13 @@ export class Restorer {
   constructor(private readonly repo: Repository, private readonly options: RestoreOptions) {
     this.loader = new TreeLoader(repo);
     this.root = path.resolve(options.target);
-    const inc = options.include?.length ? picomatch(options.include, { dot: true, basename: true }) : undefined;
-    const exc = options.exclude?.length ? picomatch(options.exclude, { dot: true, basename: true }) : undefined;
-    this.included = inc ? (p) => inc(p) : () => true;
-    this.excluded = exc ? (p) => exc(p) : () => false;
+    this.includes = new PathPatterns(options.include);
+    this.excludes = new PathPatterns(options.exclude);
   }
 
   async restore(treeId: string): Promise<RestoreResult> {
-    await this.plan(treeId, "", this.root, !this.options.include?.length);
+    await this.plan(treeId, "", this.root, this.includes.empty);
+    this.checkIncludes();
     this.progress.filesTotal = this.files.length;
     this.progress.bytesTotal = this.result.totalBytes;
     if (this.options.dryRun) return this.result;
@@ -115,8 +114,8 @@ export class Restorer {
       const p = `${snapPath}/${node.name}`;
       const dest = path.join(destDir, node.name);
       if (!dest.startsWith(this.root + path.sep)) throw new CairnError(`refusing to restore ${p}: it resolves outside the target`);
-      if (this.excluded(p)) continue;
-      const selected = whole || this.included(p);
+      if (this.excludes.matches(p)) continue;
+      const selected = whole || this.includes.matches(p);
       if (node.type === "dir") {
         if (!node.subtree) continue;
         const idx = this.dirs.length;
@@ -153,6 +152,24 @@ export class Restorer {
     }
     if (whole) this.keepNames.set(destDir, this.keepNames.get(destDir) ?? new Set());
     return any;
+  }
+
+  /**
+   * A restore whose include patterns select nothing fails instead of "restoring"
+   * zero files; one pattern among several that selects nothing is a warning.
+   */
+  private checkIncludes(): void {
+    if (this.includes.empty) return;
+    const unmatched = this.includes.unmatched();
+    const all = this.options.include!.filter((p) => p !== "");
+    if (unmatched.length === all.length) {
+      throw new CairnError(
+        `no path in the snapshot matches the include pattern${all.length === 1 ? "" : "s"} ${all.map((p) => JSON.stringify(p)).join(", ")}: ` +
+          `a pattern with a "/" matches the whole path from the snapshot's root (like /srv/www/invoices/*.txt), one without matches any name (like *.txt); ` +
+          `list the snapshot's paths with "cairn ls SNAPSHOT"`,
+      );
+    }
+    for (const p of unmatched) this.result.warnings.push(`the include pattern ${JSON.stringify(p)} matched nothing in the snapshot`);
   }
 
   private keep(dir: string, name: string): void {

@@ -112,6 +112,18 @@ describe("API end to end (Temporal dev server + worker)", () => {
     const files = Object.entries(describeTree(path.join(selTarget, src))).filter(([, f]) => f.type === "file").map(([p]) => p).sort();
     expect(files).toEqual(["naïve café ünïcødé 日本語 🙂.txt", "small.txt"]);
 
+    // A pattern with a slash is anchored on the snapshot's absolute paths, as restic reads it.
+    const anchoredTarget = path.join(tmp.dir, "restore-anchored");
+    const anchored = await ok<{ jobId: string }>("POST", "/v1/restores", { repositoryId, snapshotId: "latest", target: anchoredTarget, include: [`${src}/small.*`] });
+    expect((await pollJob(anchored.jobId, (j) => j.status !== "running")).status).toBe("completed");
+    expect(Object.keys(describeTree(path.join(anchoredTarget, src))).filter((p) => p !== "")).toEqual(["small.txt"]);
+
+    // An include that selects nothing fails the job at once (no retries) and says why.
+    const nothing = await ok<{ jobId: string }>("POST", "/v1/restores", { repositoryId, snapshotId: "latest", target: anchoredTarget, include: ["/srv/www/*.txt"] });
+    const nothingJob = await pollJob(nothing.jobId, (j) => j.status !== "running");
+    expect(nothingJob.status).toBe("failed");
+    expect(nothingJob.error).toMatch(/no path in the snapshot matches the include pattern "\/srv\/www\/\*\.txt"/);
+
     const dryTarget = path.join(tmp.dir, "restore-dry");
     const dry = await ok<{ jobId: string }>("POST", "/v1/restores", { repositoryId, snapshotId, target: dryTarget, dryRun: true });
     const dryJob = await pollJob(dry.jobId, (j) => j.status !== "running");
