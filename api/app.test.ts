@@ -238,7 +238,7 @@ describe("repositories", () => {
     const id = await registerRepository("empty");
     const res = await call("GET", `/v1/snapshots?repositoryId=${id}`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ snapshots: [] });
+    expect(await res.json()).toEqual({ snapshots: [], nextCursor: null });
     const restore = await problem(await call("POST", "/v1/restores", { repositoryId: id, snapshotId: "latest", target: "/tmp/x" }), 404);
     expect(restore.errors![0].path).toBe("snapshotId");
   });

@@ -1,15 +1,21 @@
 import type { Client } from "@temporalio/client";
 import type { Catalog } from "../db/client.js";
 import type { SecretBox } from "../engine/secret-box.js";
+import { randomUUID } from "node:crypto";
 import { bearerAuth } from "./auth.js";
+import { sourceAddress } from "./context.js";
 import { ApiError, renderProblem } from "./errors.js";
+import { DEFAULT_LOCKOUT, FailedLogins, type LockoutOptions } from "./lockout.js";
 import { router } from "./openapi.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { planRoutes } from "./routes/plans.js";
 import { repositoryRoutes } from "./routes/repositories.js";
 import { restoreRoutes } from "./routes/restores.js";
+import { securityRoutes } from "./routes/security.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
+import { tokenRoutes } from "./routes/tokens.js";
+import { raiseSecurityEvent } from "./security-events.js";
 
 /** What the API needs from the outside; tests pass real ones (PGlite, a Temporal dev server). */
 export interface AppDeps {
@@ -19,6 +25,8 @@ export interface AppDeps {
   secretBox: SecretBox;
   /** A token accepted as admin besides those in the catalog (CAIRN_API_TOKEN); kept in memory only. */
   adminToken?: string;
+  /** Failed authentications that lock an address or a token out, and for how long (5 in 10 minutes). */
+  lockout?: LockoutOptions;
 }
 
 /** Builds the Cairn HTTP API: /healthz and /readyz open, /v1 behind a bearer token, /openapi.json describing it all. */
@@ -27,15 +35,27 @@ export function createApp(deps: AppDeps) {
   app.onError(renderProblem);
   app.notFound((c) => renderProblem(new ApiError(404, "Not found", `there is no endpoint ${c.req.method} ${c.req.path}; the endpoints are listed in /openapi.json`), c));
 
+  app.use("*", async (c, next) => {
+    c.set("deps", deps);
+    c.set("requestId", randomUUID());
+    c.header("X-Request-Id", c.get("requestId"));
+    await next();
+  });
+  const failedLogins = new FailedLogins(deps.lockout ?? DEFAULT_LOCKOUT, (key, failures, c) =>
+    raiseSecurityEvent(deps.catalog, { kind: "auth-lockout", source: sourceAddress(c), blocked: true, details: { locked: key.split(":")[0], failures, requestId: c.get("requestId") } }),
+  );
+
   app.route("/", healthRoutes(deps));
-  app.use("/v1/*", bearerAuth(deps.catalog, deps.adminToken));
+  app.use("/v1/*", bearerAuth(deps.catalog, failedLogins, deps.adminToken));
   app.route("/v1", repositoryRoutes(deps));
   app.route("/v1", planRoutes(deps));
   app.route("/v1", jobRoutes(deps));
   app.route("/v1", snapshotRoutes(deps));
   app.route("/v1", restoreRoutes(deps));
+  app.route("/v1", tokenRoutes(deps));
+  app.route("/v1", securityRoutes(deps));
 
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "The admin token printed on first start, or CAIRN_API_TOKEN." });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "A token from POST /v1/tokens, the admin token printed on first start, or CAIRN_API_TOKEN. Each operation's x-cairn-permission names the permission its token's role must hold." });
   // The document describes the API, not its data, so clients may fetch it without a token.
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

@@ -17,6 +17,9 @@ export interface FieldError {
  * caller what to do next. app.ts renders it as application/problem+json (RFC 9457).
  */
 export class ApiError extends Error {
+  /** Response headers that go with the problem, such as Retry-After on a 429. */
+  headers?: Record<string, string>;
+
   constructor(
     readonly status: ContentfulStatusCode,
     readonly title: string,
@@ -66,9 +69,11 @@ export function renderProblem(err: Error, c: Context): Response {
   let title = "Internal error";
   let detail = "the server failed unexpectedly; the error is in its log. Retry, and report it if it happens again";
   let errors: FieldError[] | undefined;
+  const headers: Record<string, string> = { "Content-Type": "application/problem+json" };
   if (err instanceof ApiError) {
     ({ status, title, errors } = err);
     detail = err.message;
+    Object.assign(headers, err.headers);
   } else if (err instanceof HTTPException) {
     status = err.status as ContentfulStatusCode;
     title = err.status === 415 ? "Unsupported media type" : "Bad request";
@@ -80,7 +85,6 @@ export function renderProblem(err: Error, c: Context): Response {
     console.error(`${c.req.method} ${c.req.path} failed:`, err);
   }
   const body = { type: "about:blank", title, status, detail, ...(errors ? { errors } : {}) };
-  const headers: Record<string, string> = { "Content-Type": "application/problem+json" };
   if (status === 401) headers["WWW-Authenticate"] = "Bearer";
   return c.body(JSON.stringify(body), status, headers);
 }

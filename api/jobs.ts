@@ -1,9 +1,10 @@
-import { defaultPayloadConverter, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowExecutionStatusName } from "@temporalio/client";
+import { defaultPayloadConverter, isGrpcServiceError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowExecutionStatusName } from "@temporalio/client";
 import { eq, inArray } from "drizzle-orm";
 import type { Catalog } from "../db/client.js";
 import { jobs, type JobStatusName } from "../db/schema.js";
-import { SEARCH_ATTRIBUTE_KEYS, statusQuery, type BackupResult, type JobKind, type JobPhase, type JobProgress, type JobStatus, type RestoreResult } from "../workflows/messages.js";
+import { SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES, statusQuery, type BackupResult, type JobKind, type JobPhase, type JobProgress, type JobStatus, type RestoreResult } from "../workflows/messages.js";
 import { ApiError } from "./errors.js";
+import { badCursor } from "./pagination.js";
 import { withTemporal } from "./temporal.js";
 
 /** A job as the API shows it: a Temporal workflow with its phase and live progress. */
@@ -44,36 +45,82 @@ const STATUS_QUERY: Record<JobStatusName, string> = {
   cancelled: "ExecutionStatus = 'Canceled'",
 };
 
+/** The jobs a scoped token may see: backups of its plans, restores from its repositories (the ids the API gives them). */
+export interface JobOwners {
+  planIds: string[];
+  repositoryIds: string[];
+}
+
 /** A visibility query over Cairn's search attributes: the same filter works in the Temporal Web UI. */
-export function jobsQuery(filter: { status?: JobStatusName; planId?: string; kind?: JobKind }): string {
+export function jobsQuery(filter: { status?: JobStatusName; planId?: string; kind?: JobKind }, owners?: JobOwners): string {
   const parts = [filter.kind ? `CairnKind = '${filter.kind}'` : `CairnKind IN (${KINDS.map((k) => `'${k}'`).join(", ")})`];
   if (filter.planId) parts.push(`CairnPlan = '${filter.planId}'`);
   if (filter.status) parts.push(STATUS_QUERY[filter.status]);
+  if (owners) {
+    // Ids are hex from the catalog, never caller input, so they are safe inside the query.
+    const any = [
+      ...(owners.planIds.length ? [`CairnPlan IN (${owners.planIds.map((id) => `'${id}'`).join(", ")})`] : []),
+      ...owners.repositoryIds.map((id) => `WorkflowId STARTS_WITH 'restore-${id}-'`),
+    ];
+    parts.push(any.length ? `(${any.join(" OR ")})` : "CairnKind = 'none'");
+  }
   return parts.join(" AND ");
 }
 
-/** Lists jobs, newest first, with what the catalog mirror knows of finished ones. */
-export async function listJobs(catalog: Catalog, client: Client, filter: Parameters<typeof jobsQuery>[0], limit: number): Promise<JobSummary[]> {
-  const found: JobSummary[] = [];
-  await withTemporal(client, async () => {
-    for await (const wf of client.workflow.list({ query: jobsQuery(filter), pageSize: Math.min(limit, 100) })) {
-      found.push({
-        id: wf.workflowId,
-        kind: wf.typedSearchAttributes.get(SEARCH_ATTRIBUTE_KEYS.kind) as JobKind,
-        status: STATUS[wf.status.name] ?? "running",
-        planId: wf.typedSearchAttributes.get(SEARCH_ATTRIBUTE_KEYS.plan),
-        startedAt: wf.startTime.toISOString(),
-        finishedAt: wf.closeTime?.toISOString(),
-      });
-      if (found.length >= limit) break;
-    }
+const STATUS_CODES: Record<number, JobStatusName> = { 1: "running", 2: "completed", 3: "failed", 4: "cancelled", 5: "failed", 6: "completed", 7: "failed" };
+
+/**
+ * One page of jobs, newest first, with what the catalog mirror knows of finished
+ * ones; the cursor is Temporal's own page token.
+ */
+export async function listJobs(
+  catalog: Catalog,
+  client: Client,
+  query: string,
+  limit: number,
+  cursor?: string,
+): Promise<{ jobs: JobSummary[]; nextCursor: string | null }> {
+  const response = await withTemporal(client, () =>
+    client.workflowService.listWorkflowExecutions({
+      namespace: client.options.namespace,
+      query,
+      pageSize: limit,
+      ...(cursor ? { nextPageToken: Buffer.from(cursor, "base64url") } : {}),
+    }),
+  ).catch((err) => {
+    if (isGrpcServiceError(err) && err.code === 3 && cursor) throw badCursor(); // INVALID_ARGUMENT: a page token Temporal did not give out
+    throw err;
   });
-  if (!found.length) return found;
+  const found: JobSummary[] = (response.executions ?? []).map((wf) => ({
+    id: wf.execution!.workflowId!,
+    kind: keyword(wf.searchAttributes?.indexedFields?.[SEARCH_ATTRIBUTES.kind]) as JobKind,
+    status: STATUS_CODES[wf.status ?? 1] ?? "running",
+    planId: keyword(wf.searchAttributes?.indexedFields?.[SEARCH_ATTRIBUTES.plan]),
+    startedAt: timestamp(wf.startTime)!.toISOString(),
+    finishedAt: timestamp(wf.closeTime)?.toISOString(),
+  }));
+  const token = response.nextPageToken?.length ? Buffer.from(response.nextPageToken).toString("base64url") : null;
+  if (!found.length) return { jobs: found, nextCursor: token };
   const mirrored = new Map((await catalog.select().from(jobs).where(inArray(jobs.id, found.map((j) => j.id)))).map((row) => [row.id, row]));
-  return found.map((j) => {
-    const row = mirrored.get(j.id);
-    return row ? { ...j, snapshotId: row.snapshotId ?? undefined, error: row.error ?? undefined } : j;
-  });
+  return {
+    jobs: found.map((j) => {
+      const row = mirrored.get(j.id);
+      return row ? { ...j, snapshotId: row.snapshotId ?? undefined, error: row.error ?? undefined } : j;
+    }),
+    nextCursor: token,
+  };
+}
+
+function keyword(payload: Parameters<typeof defaultPayloadConverter.fromPayload>[0] | undefined): string | undefined {
+  if (!payload) return undefined;
+  const value = defaultPayloadConverter.fromPayload<string | string[]>(payload);
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function timestamp(ts: { seconds?: { toNumber(): number } | number | null; nanos?: number | null } | null | undefined): Date | undefined {
+  if (!ts) return undefined;
+  const seconds = typeof ts.seconds === "number" ? ts.seconds : (ts.seconds?.toNumber() ?? 0);
+  return new Date(seconds * 1000 + Math.floor((ts.nanos ?? 0) / 1e6));
 }
 
 /**

@@ -1,9 +1,40 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
+import { authorize, type ScopeRef } from "./access.js";
 import { validationHook } from "./errors.js";
+import { PERMISSIONS, PUBLIC, type Permission, type RoutePermission } from "./permissions.js";
 
-/** A router whose validation failures become problem+json with field errors. */
+/** The route fields where a route declares who may call it (also shown in /openapi.json). */
+export const PERMISSION_FIELD = "x-cairn-permission";
+export const SCOPE_FIELD = "x-cairn-scope";
+
+/**
+ * The access declaration every route spreads into its createRoute: the one
+ * permission it needs (or PUBLIC), and where it names the plans, repositories or
+ * jobs a scoped token is held to.
+ */
+export function access(permission: RoutePermission, ...scope: ScopeRef[]) {
+  return { security: permission === PUBLIC ? [] : BEARER, [PERMISSION_FIELD]: permission, ...(scope.length ? { [SCOPE_FIELD]: scope } : {}) } as const;
+}
+
+/**
+ * A router whose validation failures become problem+json with field errors, and
+ * which refuses to register a route that declares no permission: each route's
+ * permission check runs before its input is validated.
+ */
 export function router(): OpenAPIHono {
-  return new OpenAPIHono({ defaultHook: (result) => validationHook(result) });
+  const r = new OpenAPIHono({ defaultHook: (result) => validationHook(result) });
+  const register = r.openapi;
+  r.openapi = ((route, handler, hook) => {
+    const declared = (route as Record<string, unknown>)[PERMISSION_FIELD] as RoutePermission | undefined;
+    const where = `${route.method.toUpperCase()} ${route.path}`;
+    if (!declared) throw new Error(`${where} declares no permission: spread access("<permission>") into its createRoute (api/permissions.ts lists them)`);
+    if (declared === PUBLIC) return register(route, handler, hook);
+    if (!(PERMISSIONS as readonly string[]).includes(declared)) throw new Error(`${where} declares the unknown permission ${declared}; add it to api/permissions.ts`);
+    const scope = ((route as Record<string, unknown>)[SCOPE_FIELD] as ScopeRef[] | undefined) ?? [];
+    const middleware = [authorize(declared as Permission, scope), ...(route.middleware ? [route.middleware].flat() : [])];
+    return register({ ...route, middleware, responses: { ...problems(403, 429), ...route.responses } }, handler, hook);
+  }) as typeof r.openapi;
+  return r;
 }
 
 export const Problem = z
@@ -21,11 +52,14 @@ export const Problem = z
 
 const PROBLEM_TEXT: Record<number, string> = {
   400: "The input is not valid; `errors` names each field.",
-  401: "No bearer token, or one the server does not know.",
+  401: "No bearer token, or one the server does not know, or one expired or revoked.",
+  403: "The token's role lacks the route's permission (x-cairn-permission), or the resource is outside the token's scope.",
   404: "No such resource.",
   409: "The request conflicts with the current state.",
+  413: "The request body is larger than 1 MiB.",
   415: "The body is not JSON.",
   422: "The input is well-formed but cannot be used (for example a wrong repository password).",
+  429: "Too many failed authentications from this address or with this token; Retry-After says when to try again.",
   503: "Temporal or the catalog is not reachable.",
 };
 

@@ -65,7 +65,7 @@ describe("repository credentials", () => {
     // Reading snapshots opens the repository from the API with the stored credentials.
     const snapshots = await call("GET", `/v1/snapshots?repositoryId=${id}`);
     expect(snapshots.status, await snapshots.clone().text()).toBe(200);
-    expect(await snapshots.json()).toEqual({ snapshots: [] });
+    expect(await snapshots.json()).toEqual({ snapshots: [], nextCursor: null });
   });
 
   it("refuses credentials the destination does not read, naming the ones it does, and stores nothing", async () => {

@@ -6,6 +6,7 @@ import { openCatalog } from "../db/client.js";
 import { loadSecretBox } from "../engine/secret-box.js";
 import { createApp } from "./app.js";
 import { ensureAdminToken } from "./auth.js";
+import type { LockoutOptions } from "./lockout.js";
 
 export interface ApiServerOptions {
   /** CAIRN_API_PORT, default 8080; 0 picks a free port. */
@@ -22,6 +23,8 @@ export interface ApiServerOptions {
   namespace?: string;
   /** CAIRN_API_TOKEN: an admin token to accept besides the catalog's. */
   adminToken?: string;
+  /** Failed authentications that lock an address or token out (5 within 10 minutes). */
+  lockout?: LockoutOptions;
 }
 
 export interface ApiServer {
@@ -42,7 +45,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   // Lazy: the API starts (and /readyz says why it is not ready) while Temporal is still coming up.
   const connection = Connection.lazy({ address: options.temporalAddress ?? env.TEMPORAL_ADDRESS ?? "localhost:7233" });
   const temporal = new Client({ connection, namespace: options.namespace ?? env.TEMPORAL_NAMESPACE ?? "default" });
-  const app = createApp({ catalog: catalog.db, temporal, secretBox, adminToken });
+  const app = createApp({ catalog: catalog.db, temporal, secretBox, adminToken, lockout: options.lockout });
 
   const host = options.host ?? env.CAIRN_API_HOST ?? "127.0.0.1";
   const port = options.port ?? Number(env.CAIRN_API_PORT ?? 8080);

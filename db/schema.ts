@@ -3,7 +3,7 @@
  * Repository passwords are stored sealed (engine/secret-box.ts), API tokens as
  * sha256 hashes, so a copy of the catalog opens nothing on its own.
  */
-import { boolean, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
 import type { JobKind, JobPhase, JobProgress, RetentionSpec } from "../workflows/messages.js";
 
 /** Where a plan's source comes from; only files for now. */
@@ -50,14 +50,48 @@ export const plans = pgTable("plans", {
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
 
+/** The plans and repositories a token is limited to; a token without a scope reaches all of them. */
+export interface TokenScope {
+  planIds?: string[];
+  repositoryIds?: string[];
+}
+
 export const apiTokens = pgTable("api_tokens", {
   id: text("id").primaryKey(),
   name: text("name").notNull(),
   /** sha256 of the token, hex. */
   tokenHash: text("token_hash").notNull().unique(),
-  role: text("role").$type<"admin">().notNull(),
+  /** viewer, operator, admin or auditor (api/permissions.ts). */
+  role: text("role").notNull(),
+  scope: jsonb("scope").$type<TokenScope>(),
+  /** Past this time the token is refused; null never expires. */
+  expiresAt: timestamp("expires_at", { withTimezone: true }),
+  /** Updated at most once a minute per token. */
+  lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+  /** Set by DELETE /v1/tokens/{id}: the token is refused from then on; the row stays so refusals can name it. */
+  revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  /** The id of the token that created this one (null for the first-start admin token). */
+  createdBy: text("created_by"),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
 });
+
+/** Lockouts and unusual use of a token, for GET /v1/security/events. */
+export const securityEvents = pgTable(
+  "security_events",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    time: timestamp("time", { withTimezone: true }).notNull().defaultNow(),
+    /** auth-lockout, restore-volume, download-volume, read-volume. */
+    kind: text("kind").notNull(),
+    source: text("source").notNull(),
+    tokenId: text("token_id"),
+    tokenName: text("token_name"),
+    /** Whether the request that raised it was refused (blocked by policy) or only reported. */
+    blocked: boolean("blocked").notNull().default(false),
+    details: jsonb("details").$type<Record<string, unknown>>().notNull(),
+  },
+  (t) => [index("security_events_time_idx").on(t.time)],
+);
 
 /** Finished jobs, copied from Temporal when first read, so history outlives Temporal's retention. */
 export const jobs = pgTable("jobs", {
@@ -75,4 +109,44 @@ export const jobs = pgTable("jobs", {
   result: jsonb("result"),
   startedAt: timestamp("started_at", { withTimezone: true }).notNull(),
   finishedAt: timestamp("finished_at", { withTimezone: true }),
+});
+
+/**
+ * The audit log: append-only (a trigger refuses UPDATE, DELETE and TRUNCATE), each
+ * event chained to the one before by `hash = SHA-256(canonical(event) || previous hash)`
+ * (api/audit-chain.ts). Signed checkpoints of the chain head are kept outside the
+ * catalog, so rewriting or truncating the table is detected.
+ */
+export const auditEvents = pgTable(
+  "audit_events",
+  {
+    seq: bigint("seq", { mode: "number" }).primaryKey(),
+    time: timestamp("time", { withTimezone: true }).notNull(),
+    actorId: text("actor_id"),
+    actorName: text("actor_name"),
+    role: text("role"),
+    /** The route's operation id (createPlan, runPlan, ...) or an event of the platform (auth.lockout). */
+    action: text("action").notNull(),
+    /** What it acted on, such as plans/3f9a1c2b7d4e5f60. */
+    resource: text("resource").notNull(),
+    /** attempted, succeeded, failed, denied. */
+    outcome: text("outcome").notNull(),
+    source: text("source").notNull(),
+    requestId: text("request_id"),
+    /** Method, status, the validated input with secrets redacted. */
+    details: jsonb("details").$type<Record<string, unknown>>().notNull(),
+    /** hex SHA-256 over the canonical event and the previous event's hash. */
+    hash: text("hash").notNull(),
+  },
+  (t) => [index("audit_events_time_idx").on(t.time)],
+);
+
+/** Ed25519 keys that sign audit checkpoints; the private key sealed with the platform secret key. */
+export const auditSigningKeys = pgTable("audit_signing_keys", {
+  /** First 16 hex characters of the SHA-256 of the public key. */
+  id: text("id").primaryKey(),
+  /** The raw 32-byte public key, base64. */
+  publicKey: text("public_key").notNull(),
+  sealedPrivateKey: text("sealed_private_key").notNull(),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
 });

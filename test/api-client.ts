@@ -13,12 +13,12 @@ export interface Job {
   result?: Record<string, unknown>;
 }
 
-/** Calls a running API over HTTP with its admin token, as a user's script would. */
-export function apiClient(api: ApiServer) {
+/** Calls a running API over HTTP with a token (its generated admin token by default), as a user's script would. */
+export function apiClient(api: Pick<ApiServer, "url" | "token">, token = api.token) {
   async function call<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
     const res = await fetch(api.url + url, {
       method,
-      headers: { Authorization: `Bearer ${api.token}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+      headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();

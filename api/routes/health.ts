@@ -1,7 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { AppDeps } from "../app.js";
 import { pingCatalog } from "../../db/client.js";
-import { json, router } from "../openapi.js";
+import { access, json, router } from "../openapi.js";
+import { PUBLIC } from "../permissions.js";
 
 const Health = z.object({ status: z.literal("ok") }).openapi("Health");
 const Readiness = z
@@ -14,18 +15,20 @@ const Readiness = z
 const healthz = createRoute({
   method: "get",
   path: "/healthz",
+  operationId: "healthz",
   summary: "Liveness: the process answers",
   tags: ["health"],
-  security: [],
+  ...access(PUBLIC),
   responses: { 200: json(Health, "The API process is up.") },
 });
 
 const readyz = createRoute({
   method: "get",
   path: "/readyz",
+  operationId: "readyz",
   summary: "Readiness: the catalog and Temporal answer",
   tags: ["health"],
-  security: [],
+  ...access(PUBLIC),
   responses: { 200: json(Readiness, "Ready to serve."), 503: json(Readiness, "A dependency is down; `checks` says which.") },
 });
 

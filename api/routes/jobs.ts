@@ -1,9 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { WorkflowNotFoundError } from "@temporalio/client";
 import type { AppDeps } from "../app.js";
+import { scopedPlanIds } from "../access.js";
 import { ApiError } from "../errors.js";
+import { nextCursor, PageQuery } from "../pagination.js";
 import { jobsQuery, listJobs, readJob } from "../jobs.js";
-import { BEARER, IdParam, json, problems, router } from "../openapi.js";
+import { access, IdParam, json, problems, router } from "../openapi.js";
 import { withTemporal } from "../temporal.js";
 
 const Kind = z.enum(["backup", "restore", "verify", "prune"]);
@@ -46,33 +48,36 @@ const JobFilter = z.object({
     .regex(/^[A-Za-z0-9_-]{1,100}$/, "a plan id is letters, digits, - and _ (from GET /v1/plans)")
     .optional(),
   kind: Kind.optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
+  ...PageQuery.shape,
 });
 
 const list = createRoute({
   method: "get",
   path: "/jobs",
-  summary: "List jobs, newest first (a visibility query on CairnKind/CairnPlan, the same filter the Temporal Web UI takes)",
+  operationId: "listJobs",
+  summary: "List jobs, newest first, a page at a time (a visibility query on CairnKind/CairnPlan, the same filter the Temporal Web UI takes)",
   tags: ["jobs"],
-  security: BEARER,
+  ...access("jobs:read"),
   request: { query: JobFilter },
-  responses: { 200: json(z.object({ jobs: z.array(JobSummary), query: z.string() }), "Matching jobs."), ...problems(400) },
+  responses: { 200: json(z.object({ jobs: z.array(JobSummary), query: z.string(), nextCursor }), "A page of matching jobs (those of the token's scope)."), ...problems(400) },
 });
 const get = createRoute({
   method: "get",
   path: "/jobs/{id}",
+  operationId: "getJob",
   summary: "One job with its phase and live progress",
   tags: ["jobs"],
-  security: BEARER,
+  ...access("jobs:read", { resource: "job", in: "param", field: "id" }),
   request: { params: IdParam },
   responses: { 200: json(Job, "The job."), ...problems(404) },
 });
 const cancel = createRoute({
   method: "post",
   path: "/jobs/{id}/cancel",
+  operationId: "cancelJob",
   summary: "Ask a running job to stop (it cleans up and ends as cancelled)",
   tags: ["jobs"],
-  security: BEARER,
+  ...access("jobs:cancel", { resource: "job", in: "param", field: "id" }),
   request: { params: IdParam },
   responses: { 202: json(z.object({ id: z.string(), status: z.literal("cancelling") }), "Cancellation requested."), ...problems(404, 409) },
 });
@@ -81,8 +86,11 @@ export function jobRoutes(deps: AppDeps) {
   const { catalog, temporal } = deps;
   return router()
     .openapi(list, async (c) => {
-      const { limit, ...filter } = c.req.valid("query");
-      return c.json({ jobs: await listJobs(catalog, temporal, filter, limit), query: jobsQuery(filter) }, 200);
+      const { limit, cursor, ...filter } = c.req.valid("query");
+      const scope = c.get("principal").scope;
+      const owners = scope ? { planIds: await scopedPlanIds(catalog, scope), repositoryIds: scope.repositoryIds ?? [] } : undefined;
+      const query = jobsQuery(filter, owners);
+      return c.json({ ...(await listJobs(catalog, temporal, query, limit, cursor)), query }, 200);
     })
     .openapi(get, async (c) => c.json(await readJob(catalog, temporal, c.req.valid("param").id), 200))
     .openapi(cancel, async (c) => {

@@ -1,12 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { createRoute, z } from "@hono/zod-openapi";
 import { WorkflowExecutionAlreadyStartedError } from "@temporalio/client";
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { plans } from "../../db/schema.js";
 import { WORKFLOW_TYPES } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
 import { ApiError, isUniqueViolation } from "../errors.js";
-import { BEARER, IdParam, json, jsonBody, problems, router } from "../openapi.js";
+import { access, IdParam, json, jsonBody, problems, router } from "../openapi.js";
+import { plansInScope, type ScopeRef } from "../access.js";
+import { byCreation, nextCursor, PageQuery } from "../pagination.js";
+import type { Permission } from "../permissions.js";
 import { backupStart, scheduleId, syncSchedule, type PlanRow, type RepositoryRow } from "../schedules.js";
 import { idTime, withTemporal } from "../temporal.js";
 import { findRepository } from "./repositories.js";
@@ -14,30 +17,43 @@ import { Plan, PlanInput, PlanPatch } from "./plan-schemas.js";
 
 const JobStarted = z.object({ jobId: z.string().openapi({ description: "Follow it with GET /v1/jobs/{jobId}." }) }).openapi("JobStarted");
 
-const route = <M extends "get" | "post" | "patch" | "delete", P extends string>(method: M, path: P, summary: string) => ({ method, path, summary, tags: ["plans"], security: BEARER });
+const route = <M extends "get" | "post" | "patch" | "delete", P extends string>(method: M, path: P, operationId: string, summary: string, permission: Permission, ...scope: ScopeRef[]) => ({
+  method,
+  path,
+  operationId,
+  summary,
+  tags: ["plans"],
+  ...access(permission, ...scope),
+});
+const creation = byCreation(plans.createdAt, plans.id);
+const thisPlan: ScopeRef = { resource: "plan", in: "param", field: "id" };
 
 const create = createRoute({
-  ...route("post", "/plans", "Create a plan (and its Temporal Schedule when it has a schedule)"),
+  ...route("post", "/plans", "createPlan", "Create a plan (and its Temporal Schedule when it has a schedule)", "plans:write"),
   request: { body: jsonBody(PlanInput) },
   responses: { 201: json(z.object({ id: z.string() }), "Created."), ...problems(400, 404, 409, 415) },
 });
-const list = createRoute({ ...route("get", "/plans", "List plans"), responses: { 200: json(z.object({ plans: z.array(Plan) }), "All plans."), ...problems() } });
-const get = createRoute({ ...route("get", "/plans/{id}", "One plan"), request: { params: IdParam }, responses: { 200: json(Plan, "The plan."), ...problems(404) } });
+const list = createRoute({
+  ...route("get", "/plans", "listPlans", "List plans in creation order, a page at a time", "plans:read"),
+  request: { query: PageQuery },
+  responses: { 200: json(z.object({ plans: z.array(Plan), nextCursor }), "A page of plans (those of the token's scope)."), ...problems(400) },
+});
+const get = createRoute({ ...route("get", "/plans/{id}", "getPlan", "One plan", "plans:read", thisPlan), request: { params: IdParam }, responses: { 200: json(Plan, "The plan."), ...problems(404) } });
 const patch = createRoute({
-  ...route("patch", "/plans/{id}", "Change a plan; its schedule follows"),
+  ...route("patch", "/plans/{id}", "updatePlan", "Change a plan; its schedule follows", "plans:write", thisPlan),
   request: { params: IdParam, body: jsonBody(PlanPatch) },
   responses: { 200: json(Plan, "The plan as changed."), ...problems(400, 404, 409, 415) },
 });
-const remove = createRoute({ ...route("delete", "/plans/{id}", "Delete a plan and its schedule (snapshots stay)"), request: { params: IdParam }, responses: { 204: { description: "Deleted." }, ...problems(404) } });
+const remove = createRoute({ ...route("delete", "/plans/{id}", "deletePlan", "Delete a plan and its schedule (snapshots stay)", "plans:write", thisPlan), request: { params: IdParam }, responses: { 204: { description: "Deleted." }, ...problems(404) } });
 const run = createRoute({
-  ...route("post", "/plans/{id}/run", "Back up now"),
+  ...route("post", "/plans/{id}/run", "runPlan", "Back up now", "plans:run", thisPlan),
   request: { params: IdParam },
   responses: { 202: json(JobStarted, "The backup job started."), ...problems(404, 409) },
 });
-const pause = createRoute({ ...route("post", "/plans/{id}/pause", "Pause the plan's schedule"), request: { params: IdParam }, responses: { 200: json(Plan, "Paused."), ...problems(404, 409) } });
-const resume = createRoute({ ...route("post", "/plans/{id}/resume", "Resume the plan's schedule"), request: { params: IdParam }, responses: { 200: json(Plan, "Resumed."), ...problems(404, 409) } });
+const pause = createRoute({ ...route("post", "/plans/{id}/pause", "pausePlan", "Pause the plan's schedule", "plans:write", thisPlan), request: { params: IdParam }, responses: { 200: json(Plan, "Paused."), ...problems(404, 409) } });
+const resume = createRoute({ ...route("post", "/plans/{id}/resume", "resumePlan", "Resume the plan's schedule", "plans:write", thisPlan), request: { params: IdParam }, responses: { 200: json(Plan, "Resumed."), ...problems(404, 409) } });
 const trigger = createRoute({
-  ...route("post", "/plans/{id}/trigger", "Take the schedule's action now (skipped if a run is going, like a scheduled one)"),
+  ...route("post", "/plans/{id}/trigger", "triggerPlan", "Take the schedule's action now (skipped if a run is going, like a scheduled one)", "plans:run", thisPlan),
   request: { params: IdParam },
   responses: { 202: json(z.object({ scheduleId: z.string() }), "Triggered."), ...problems(404, 409) },
 });
@@ -120,7 +136,18 @@ export function planRoutes(deps: AppDeps) {
       }
       return c.json({ id }, 201);
     })
-    .openapi(list, async (c) => c.json({ plans: (await catalog.select().from(plans).orderBy(plans.createdAt)).map(view) }, 200))
+    .openapi(list, async (c) => {
+      const { limit, cursor } = c.req.valid("query");
+      const scope = c.get("principal").scope;
+      const rows = await catalog
+        .select()
+        .from(plans)
+        .where(and(creation.after(cursor), scope ? plansInScope(scope) : undefined))
+        .orderBy(...creation.orderBy)
+        .limit(limit + 1);
+      const page = creation.page(rows, limit);
+      return c.json({ plans: page.items.map(view), nextCursor: page.nextCursor }, 200);
+    })
     .openapi(get, async (c) => c.json(view(await find(c.req.valid("param").id)), 200))
     .openapi(patch, async (c) => {
       const before = await find(c.req.valid("param").id);

@@ -1,11 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { createRoute, z } from "@hono/zod-openapi";
-import { eq, or } from "drizzle-orm";
+import { and, eq, or } from "drizzle-orm";
 import { CREDENTIAL_VARIABLES, credentialProblems, unsealCredentials } from "../../backends/credentials.js";
 import { repositories } from "../../db/schema.js";
 import type { AppDeps } from "../app.js";
+import { repositoriesInScope } from "../access.js";
 import { ApiError, isUniqueViolation } from "../errors.js";
-import { BEARER, IdParam, json, jsonBody, problems, router } from "../openapi.js";
+import { byCreation, nextCursor, PageQuery } from "../pagination.js";
+import { access, IdParam, json, jsonBody, problems, router } from "../openapi.js";
 import { initOrVerify, repositoryUrl } from "../repository-access.js";
 
 const RepositoryInput = z
@@ -55,9 +57,10 @@ const Created = z.object({ id: z.string(), created: z.boolean().openapi({ descri
 const create = createRoute({
   method: "post",
   path: "/repositories",
+  operationId: "createRepository",
   summary: "Register a repository, creating it when the location is empty",
   tags: ["repositories"],
-  security: BEARER,
+  ...access("repositories:write"),
   request: { body: jsonBody(RepositoryInput) },
   responses: { 201: json(Created, "Registered."), ...problems(400, 409, 415, 422) },
 });
@@ -65,21 +68,26 @@ const create = createRoute({
 const list = createRoute({
   method: "get",
   path: "/repositories",
-  summary: "List repositories",
+  operationId: "listRepositories",
+  summary: "List repositories in registration order, a page at a time",
   tags: ["repositories"],
-  security: BEARER,
-  responses: { 200: json(z.object({ repositories: z.array(Repository) }), "All registered repositories."), ...problems() },
+  ...access("repositories:read"),
+  request: { query: PageQuery },
+  responses: { 200: json(z.object({ repositories: z.array(Repository), nextCursor }), "A page of registered repositories (those of the token's scope)."), ...problems(400) },
 });
 
 const get = createRoute({
   method: "get",
   path: "/repositories/{id}",
+  operationId: "getRepository",
   summary: "One repository",
   tags: ["repositories"],
-  security: BEARER,
+  ...access("repositories:read", { resource: "repository", in: "param", field: "id" }),
   request: { params: IdParam },
   responses: { 200: json(Repository, "The repository."), ...problems(404) },
 });
+
+const creation = byCreation(repositories.createdAt, repositories.id);
 
 type Row = typeof repositories.$inferSelect;
 export function repositoryRoutes(deps: AppDeps) {
@@ -109,8 +117,16 @@ export function repositoryRoutes(deps: AppDeps) {
       return c.json({ id, created }, 201);
     })
     .openapi(list, async (c) => {
-      const rows = await catalog.select().from(repositories).orderBy(repositories.createdAt);
-      return c.json({ repositories: rows.map(view) }, 200);
+      const { limit, cursor } = c.req.valid("query");
+      const scope = c.get("principal").scope;
+      const rows = await catalog
+        .select()
+        .from(repositories)
+        .where(and(creation.after(cursor), scope ? repositoriesInScope(scope) : undefined))
+        .orderBy(...creation.orderBy)
+        .limit(limit + 1);
+      const page = creation.page(rows, limit);
+      return c.json({ repositories: page.items.map(view), nextCursor: page.nextCursor }, 200);
     })
     .openapi(get, async (c) => c.json(view(await findRepository(deps, c.req.valid("param").id)), 200));
 }

@@ -2,7 +2,7 @@ import * as path from "node:path";
 import { createRoute, z } from "@hono/zod-openapi";
 import { TASK_QUEUE, WORKFLOW_TYPES, type RestoreInput } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
-import { BEARER, json, jsonBody, problems, router } from "../openapi.js";
+import { access, json, jsonBody, problems, router } from "../openapi.js";
 import { fallbackRepositories, resolveSnapshot } from "../restore-sources.js";
 import { repositoryTarget } from "../schedules.js";
 import { idTime, searchAttributes, withTemporal } from "../temporal.js";
@@ -35,9 +35,10 @@ const RestoreRequest = z
 const start = createRoute({
   method: "post",
   path: "/restores",
+  operationId: "createRestore",
   summary: "Restore a snapshot (whole or selected paths) into a directory",
   tags: ["restores"],
-  security: BEARER,
+  ...access("restores:create", { resource: "repository", in: "body", field: "repositoryId" }, { resource: "repository", in: "body", field: "fallbackRepositoryIds" }),
   request: { body: jsonBody(RestoreRequest) },
   responses: { 202: json(z.object({ jobId: z.string(), snapshotId: z.string() }), "The restore job started; follow it with GET /v1/jobs/{jobId}."), ...problems(400, 404, 415, 422) },
 });

@@ -1,0 +1,58 @@
+/**
+ * What a token may do: fine-grained permissions, and the built-in roles as sets
+ * of them. Every route names one permission (api/openapi.ts refuses a route
+ * that names none); a token's role decides whether it holds it.
+ */
+export const PERMISSIONS = [
+  "plans:read",
+  "plans:write",
+  "plans:run",
+  "jobs:read",
+  "jobs:cancel",
+  "restores:create",
+  "verifications:run",
+  "repositories:read",
+  "repositories:write",
+  "snapshots:read",
+  "analytics:read",
+  "tokens:manage",
+  "audit:read",
+  "audit:verify",
+  "security:read",
+  "compliance:read",
+  "policy:read",
+  "policy:write",
+  "platform:manage",
+] as const;
+
+export type Permission = (typeof PERMISSIONS)[number];
+
+/** Marks a route anyone may call without a token (health checks). */
+export const PUBLIC = "public";
+export type RoutePermission = Permission | typeof PUBLIC;
+
+export const ROLE_NAMES = ["viewer", "operator", "admin", "auditor"] as const;
+export type Role = (typeof ROLE_NAMES)[number];
+
+const VIEWER: Permission[] = ["plans:read", "jobs:read", "snapshots:read", "repositories:read", "analytics:read"];
+
+/**
+ * viewer reads plans, jobs, snapshots and analytics; operator also runs plans,
+ * cancels jobs, restores and verifies; admin does everything; auditor reads the
+ * audit log, security events and compliance reports, and nothing else.
+ */
+export const ROLES: Record<Role, ReadonlySet<Permission>> = {
+  viewer: new Set(VIEWER),
+  operator: new Set<Permission>([...VIEWER, "plans:run", "jobs:cancel", "restores:create", "verifications:run"]),
+  admin: new Set(PERMISSIONS),
+  auditor: new Set<Permission>(["audit:read", "audit:verify", "security:read", "compliance:read"]),
+};
+
+export function isRole(name: string): name is Role {
+  return (ROLE_NAMES as readonly string[]).includes(name);
+}
+
+/** The roles that hold `permission`, for refusals that say which token to ask for. */
+export function rolesWith(permission: Permission): Role[] {
+  return ROLE_NAMES.filter((role) => ROLES[role].has(permission));
+}

@@ -1,0 +1,27 @@
+import type { Catalog } from "../db/client.js";
+import { securityEvents } from "../db/schema.js";
+
+/** Kinds of security event: a lockout after failed logins, or a token used far more than usual. */
+export type SecurityEventKind = "auth-lockout" | "restore-volume" | "download-volume" | "read-volume";
+
+export interface SecurityEventInput {
+  kind: SecurityEventKind;
+  source: string;
+  tokenId?: string;
+  tokenName?: string;
+  /** True when the request was refused because of it (blocked by policy), false when only reported. */
+  blocked: boolean;
+  details: Record<string, unknown>;
+}
+
+/** Records a security event in the catalog; GET /v1/security/events lists them. */
+export async function raiseSecurityEvent(catalog: Catalog, event: SecurityEventInput): Promise<void> {
+  await catalog.insert(securityEvents).values({
+    kind: event.kind,
+    source: event.source,
+    tokenId: event.tokenId ?? null,
+    tokenName: event.tokenName ?? null,
+    blocked: event.blocked,
+    details: event.details,
+  });
+}
