@@ -6,8 +6,8 @@ import { CairnError } from "./errors.js";
 import { PathPatterns } from "./pathmatch.js";
 import type { Repository } from "./repository.js";
 import { safeUser } from "./repository.js";
-import { sameSet, loadSnapshots, type Snapshot, type SnapshotEntry, type SnapshotSummary } from "./snapshot.js";
-import { saveTree, TreeLoader, type NodeType, type Tree, type TreeNode } from "./tree.js";
+import { sameSet, loadSnapshots, type Snapshot, type SnapshotEntry, type SnapshotSource, type SnapshotSummary } from "./snapshot.js";
+import { isSafeName, saveTree, TreeLoader, type NodeType, type Tree, type TreeNode } from "./tree.js";
 
 export const PROGRAM = "cairn 0.1.0";
 
@@ -43,6 +43,38 @@ export interface BackupOptions {
   onProgress?: (p: BackupProgress) => void;
   signal?: AbortSignal;
   time?: Date;
+  /** Recorded in the snapshot as `source` (what a database source knows about its backup). */
+  source?: SnapshotSource;
+}
+
+/**
+ * One entry a source (sources/) yields: a path below the snapshot root and, for a
+ * file, its bytes. Entries may come in any order; missing parent directories are
+ * created (mode 0700).
+ */
+export interface SourceEntry {
+  /** Slash-separated path below the snapshot root, such as `pgdata/base/5/1259`. */
+  path: string;
+  type: "file" | "dir" | "symlink";
+  mode: number;
+  uid?: number;
+  gid?: number;
+  /** Modification time, milliseconds since the epoch. */
+  mtime?: number;
+  linktarget?: string;
+  /** A file's bytes, read to the end before the next entry is asked for. */
+  content?: AsyncIterable<Uint8Array>;
+  /**
+   * Cut the content at fixed offsets of this many bytes instead of content-defined
+   * boundaries: database pages change in place, so a changed page costs one block
+   * rather than the megabyte chunk around it.
+   */
+  blockSize?: number;
+}
+
+interface BuiltDir {
+  node?: TreeNode;
+  children: Map<string, BuiltDir | TreeNode>;
 }
 
 export interface BackupResult {
@@ -117,6 +149,61 @@ export class Archiver {
     return this.finish(tree, { paths: [`/${filename}`], host, started });
   }
 
+  /**
+   * Backs up the entries a source yields (a database's files, a dump's tables) into
+   * a new snapshot whose `paths` are `paths`; `options.source` describes it.
+   */
+  async backupEntries(entries: AsyncIterable<SourceEntry>, paths: string[]): Promise<BackupResult> {
+    const started = Date.now();
+    const host = this.options.host ?? hostname();
+    const root: BuiltDir = { children: new Map() };
+    for await (const e of entries) {
+      this.checkAbort();
+      const parts = e.path.split("/").filter(Boolean);
+      if (!parts.length || !parts.every(isSafeName)) throw new CairnError(`the source gave an unsafe path ${JSON.stringify(e.path)}; nothing was stored`);
+      let dir = root;
+      for (const part of parts.slice(0, -1)) {
+        let next = dir.children.get(part);
+        if (!next || !("children" in next)) dir.children.set(part, (next = { node: entryNode(part, { path: part, type: "dir", mode: 0o700 }), children: new Map() }));
+        dir = next;
+      }
+      const name = parts[parts.length - 1];
+      const node = entryNode(name, e);
+      if (e.type === "dir") {
+        const existing = dir.children.get(name);
+        if (existing && "children" in existing) existing.node = node;
+        else dir.children.set(name, { node, children: new Map() });
+        continue;
+      }
+      if (e.type === "file") {
+        this.progress.currentPath = e.path;
+        const { content, size } = await this.chunkStream(streamFill(e.content ?? emptySource()), e.blockSize);
+        node.content = content;
+        node.size = size;
+        this.summary.filesNew++;
+        this.summary.totalBytes += size;
+        this.progress.filesDone++;
+        this.report("saving");
+      } else node.linktarget = e.linktarget ?? "";
+      dir.children.set(name, node);
+    }
+    const tree = await this.saveBuilt(root);
+    return this.finish(tree, { paths, host, started });
+  }
+
+  private async saveBuilt(dir: BuiltDir): Promise<string> {
+    const nodes: TreeNode[] = [];
+    for (const child of dir.children.values()) {
+      if ("children" in child) {
+        const node = child.node!;
+        node.subtree = await this.saveBuilt(child);
+        this.summary.dirs++;
+        nodes.push(node);
+      } else nodes.push(child);
+    }
+    return this.saveTreeCounted({ nodes });
+  }
+
   private async finish(tree: string, meta: { paths: string[]; host: string; parent?: string; started: number }): Promise<BackupResult> {
     this.report("finishing", true);
     await this.repo.flush();
@@ -135,6 +222,7 @@ export class Archiver {
       ...(this.options.excludes?.length ? { excludes: this.options.excludes } : {}),
       program: PROGRAM,
       summary: this.summary,
+      ...(this.options.source ? { source: this.options.source } : {}),
     };
     const id = await this.repo.saveJSON("snapshots", snapshot);
     return { id, snapshot, errors: this.errors };
@@ -323,8 +411,8 @@ export class Archiver {
     return node;
   }
 
-  /** Cuts a byte source into content-defined chunks and stores the new ones. */
-  private async chunkStream(fill: Fill): Promise<{ content: string[]; size: number }> {
+  /** Cuts a byte source into content-defined chunks (or fixed blocks of `blockSize`) and stores the new ones. */
+  private async chunkStream(fill: Fill, blockSize?: number): Promise<{ content: string[]; size: number }> {
     const buf = this.buf;
     const chunker = this.repo.chunker;
     const content: string[] = [];
@@ -351,7 +439,7 @@ export class Archiver {
         }
       }
       if (start === end) break;
-      const cut = chunker.cut(buf, start, end, eof);
+      const cut = blockSize ? Math.min(start + blockSize, end) : chunker.cut(buf, start, end, eof);
       const length = cut - start;
       // Hash in place; only a chunk the repository lacks is copied out (to be handed
       // to a worker thread), so re-reading a changed file costs no copy of what it kept.
@@ -376,6 +464,16 @@ export class Archiver {
   private fail(p: string, err: unknown): void {
     this.errors.push({ path: p, message: (err as Error).message });
   }
+}
+
+async function* emptySource(): AsyncIterable<Uint8Array> {}
+
+function entryNode(name: string, e: SourceEntry): TreeNode {
+  const ns = (BigInt(Math.round(e.mtime ?? Date.now())) * 1_000_000n).toString();
+  return {
+    name, type: e.type, mode: e.mode & 0o7777, uid: e.uid ?? process.getuid?.() ?? 0, gid: e.gid ?? process.getgid?.() ?? 0,
+    mtime: ns, ctime: ns, inode: "0", device: "0", links: 1,
+  };
 }
 
 function isRepositoryError(err: unknown): boolean {

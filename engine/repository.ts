@@ -66,6 +66,8 @@ export interface OpenOptions {
   onIndexError?: (id: string, err: IntegrityError) => void;
   /** close() also closes the backend (its connections), for callers that opened it only for this repository. */
   ownsBackend?: boolean;
+  /** False skips reading the index files: for callers that only read and write named files (WAL archiving), so opening stays cheap as the repository grows. */
+  loadIndex?: boolean;
 }
 
 /** Directories holding write-once, content-addressed files. */
@@ -75,6 +77,7 @@ const INDEX_EVERY_PACKS = 8;
 const MAX_SEALING = 8;
 const MAX_UPLOADS = 2;
 const TREE_PACK_CACHE = 64 * 1024 * 1024;
+const MAX_NAMED_HEAD = 16 * 1024 * 1024;
 
 /**
  * An open repository: keys, config, the blob index, and the writer that groups
@@ -194,7 +197,7 @@ export class Repository {
       rings.push(JSON.parse(plain.toString("utf8")));
     }
     const repo = new Repository(backend, config, master, keyId, rings, options);
-    await repo.loadIndex(options.onIndexError);
+    if (options.loadIndex !== false) await repo.loadIndex(options.onIndexError);
     return repo;
   }
 
@@ -401,6 +404,52 @@ export class Repository {
       return unpackUnpacked(open(bytes, this.keyFor));
     } catch (err) {
       if (err instanceof IntegrityError) throw new IntegrityError(`${dir}/${id} is damaged: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /**
+   * The keyed name of a named file: an HMAC of `label` under the blob id key, so a
+   * name such as a database cluster's identifier is not readable from the storage.
+   */
+  namedId(label: string): string {
+    return blobId(this.master.idKey, Buffer.from(label, "utf8")).toString("hex").slice(0, 32);
+  }
+
+  /**
+   * Stores a file found by its name rather than by its content (a WAL segment under
+   * `wal/`): a small head (what the file is) and a body, each encrypted, the body
+   * compressed, laid out so the head reads on its own with a short ranged read. The
+   * caller keeps names write-once: it decides what an existing name means first.
+   */
+  async saveNamed(key: string, head: Buffer, body: Buffer): Promise<void> {
+    const sealedHead = seal(packUnpacked(head, false), this.currentKey, this.config.cipher);
+    const sealedBody = seal(packUnpacked(body, true), this.currentKey, this.config.cipher);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(sealedHead.length);
+    await this.backend.put(key, [len, sealedHead, sealedBody]);
+  }
+
+  /** The head of a named file; a missing file throws the backend's not-found error. */
+  async loadNamedHead(key: string): Promise<Buffer> {
+    const len = (await this.backend.get(key, { offset: 0, length: 4 })).readUInt32BE(0);
+    if (len > MAX_NAMED_HEAD) throw new IntegrityError(`${key} is damaged: its head length is unreadable`);
+    return this.openNamed(key, await this.backend.get(key, { offset: 4, length: len }));
+  }
+
+  /** The head and body of a named file. */
+  async loadNamed(key: string): Promise<{ head: Buffer; body: Buffer }> {
+    const bytes = await this.backend.get(key);
+    const len = bytes.length >= 4 ? bytes.readUInt32BE(0) : -1;
+    if (len < 0 || 4 + len > bytes.length) throw new IntegrityError(`${key} is damaged: it is shorter than its head`);
+    return { head: this.openNamed(key, bytes.subarray(4, 4 + len)), body: this.openNamed(key, bytes.subarray(4 + len)) };
+  }
+
+  private openNamed(key: string, sealed: Buffer): Buffer {
+    try {
+      return unpackUnpacked(open(sealed, this.keyFor));
+    } catch (err) {
+      if (err instanceof IntegrityError) throw new IntegrityError(`${key} is damaged: ${err.message}`);
       throw err;
     }
   }

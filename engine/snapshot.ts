@@ -13,6 +13,14 @@ export interface Snapshot {
   excludes?: string[];
   program: string;
   summary?: SnapshotSummary;
+  /** What a source other than plain files recorded about itself (a PostgreSQL base backup's LSNs, a dump's databases). */
+  source?: SnapshotSource;
+}
+
+/** A source's own description of its snapshot; `type` names the source ("postgres"). */
+export interface SnapshotSource {
+  type: string;
+  [field: string]: unknown;
 }
 
 export interface SnapshotSummary {

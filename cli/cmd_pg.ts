@@ -1,0 +1,12 @@
+import type { Command } from "commander";
+import * as backup from "./cmd_pg_backup.js";
+import * as recovery from "./cmd_pg_recovery.js";
+import * as wal from "./cmd_pg_wal.js";
+
+/** `cairn pg ...`: PostgreSQL WAL archiving, base backups, point-in-time recovery and logical dumps. */
+export function register(program: Command): void {
+  const pg = program
+    .command("pg")
+    .description("PostgreSQL: WAL archiving, base backups, point-in-time recovery");
+  for (const verbs of [wal, backup, recovery]) verbs.register(pg);
+}

@@ -1,0 +1,74 @@
+import * as path from "node:path";
+import type { Command } from "commander";
+import { CairnError } from "../engine/errors.js";
+import { clusterSystemId, WalArchive } from "../sources/postgres/archive.js";
+import { awaitSpooled, runSpoolArchiver } from "../sources/postgres/spool.js";
+import { globals, output, parseDuration, withRepository } from "./common.js";
+
+/**
+ * wal-push and wal-fetch are PostgreSQL's archive_command and restore_command: exit 0
+ * only when the file is safely stored (or written), non-zero otherwise, so PostgreSQL
+ * keeps the segment and calls again. They take no repository lock: WAL files are
+ * named objects written once, which prune never touches.
+ */
+export function register(pg: Command): void {
+  pg.command("wal-push")
+    .description("archive one WAL file (archive_command = 'cairn pg wal-push %p')")
+    .argument("<file>", "the file to archive, relative to the data directory (%p)")
+    .option("--pgdata <dir>", "the cluster's data directory (default: the current directory, where archive_command runs)")
+    .option("--spool <dir>", "when `cairn pg archiver` runs on this spool, wait for it to push the file instead of pushing it here")
+    .option("--spool-timeout <duration>", "how long to wait for the archiver before pushing directly", "60s")
+    .action(async (file: string, o: { pgdata?: string; spool?: string; spoolTimeout: string }, cmd: Command) => {
+      const opts = globals(cmd);
+      const pgdata = path.resolve(o.pgdata ?? ".");
+      if (o.spool && (await awaitSpooled(o.spool, path.basename(file), parseDuration(o.spoolTimeout)))) {
+        output(opts, { file: path.basename(file), outcome: "pushed-by-archiver" }, () => "");
+        return;
+      }
+      const r = await withRepository(opts, "none", "wal-push", (repo) => new WalArchive(repo).push(file, pgdata), { loadIndex: false });
+      output(opts, { file: r.meta.name, outcome: r.outcome, systemId: r.meta.systemId }, () => "");
+    });
+
+  pg.command("wal-fetch")
+    .description("restore one archived WAL file (restore_command = 'cairn pg wal-fetch %f %p'); exits 1 without a message when the archive does not have it")
+    .argument("<name>", "the WAL file name PostgreSQL asks for (%f)")
+    .argument("<dest>", "where to write it, relative to the data directory (%p)")
+    .option("--system-id <id>", "the cluster's database system identifier (default: read from global/pg_control in --pgdata)")
+    .option("--pgdata <dir>", "the data directory being recovered (default: the current directory, where restore_command runs)")
+    .action(async (name: string, dest: string, o: { systemId?: string; pgdata?: string }, cmd: Command) => {
+      const opts = globals(cmd);
+      const pgdata = path.resolve(o.pgdata ?? ".");
+      const systemId = o.systemId ?? (await clusterSystemId(pgdata));
+      if (!/^\d+$/.test(systemId)) throw new CairnError(`--system-id must be the number pg_controldata prints as "Database system identifier", got ${systemId}`);
+      const found = await withRepository(opts, "none", "wal-fetch", (repo) => new WalArchive(repo).fetch(systemId, name, path.resolve(pgdata, dest)), { loadIndex: false });
+      if (!found) process.exitCode = 1;
+    });
+
+  pg.command("archiver")
+    .description("push WAL files as soon as PostgreSQL marks them ready, keeping the repository open (the fast path; pair with wal-push --spool)")
+    .requiredOption("--pgdata <dir>", "the cluster's data directory")
+    .requiredOption("--spool <dir>", "directory for the marks wal-push --spool waits on (writable by the PostgreSQL user)")
+    .option("--parallel <n>", "files pushed at once", "4")
+    .action(async (o: { pgdata: string; spool: string; parallel: string }, cmd: Command) => {
+      const opts = globals(cmd);
+      const controller = new AbortController();
+      const stop = () => controller.abort();
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+      await withRepository(
+        opts,
+        "none",
+        "pg archiver",
+        (repo) =>
+          runSpoolArchiver(new WalArchive(repo), {
+            pgdata: path.resolve(o.pgdata),
+            spool: path.resolve(o.spool),
+            parallel: Math.max(1, Number(o.parallel) || 4),
+            signal: controller.signal,
+            onPushed: (name, outcome) => !opts.quiet && process.stdout.write(opts.json ? JSON.stringify({ file: name, outcome }) + "\n" : `${name} ${outcome}\n`),
+            onError: (name, err) => process.stderr.write(`cairn: ${name} not archived (PostgreSQL will retry it): ${err.message}\n`),
+          }),
+        { loadIndex: false },
+      );
+    });
+}

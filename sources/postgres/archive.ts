@@ -1,0 +1,129 @@
+import { createHash } from "node:crypto";
+import { promises as fs } from "node:fs";
+import * as path from "node:path";
+import { isNotFound } from "../../backends/backend.js";
+import { CairnError } from "../../engine/errors.js";
+import type { Repository } from "../../engine/repository.js";
+import { readSegmentHeader, summarizeSegment, systemIdFromControl, walFileKind, type SegmentSummary, type WalFileKind } from "./wal.js";
+
+/** What the repository records with each archived WAL file (before its bytes, in the same object). */
+export interface WalFileMeta {
+  name: string;
+  kind: WalFileKind;
+  systemId: string;
+  size: number;
+  sha256: string;
+  archivedAt: string;
+  segmentSize?: number;
+  summary?: SegmentSummary;
+}
+
+export type PushOutcome = "stored" | "already-archived";
+
+/**
+ * The WAL archive of the database clusters backed up into one repository. Each file
+ * is one named object, `wal/<cluster>/<file name>`, where `<cluster>` is a keyed
+ * hash of the system identifier: found by name without an index, and written once.
+ */
+export class WalArchive {
+  constructor(readonly repo: Repository) {}
+
+  prefix(systemId: string): string {
+    return `wal/${this.repo.namedId(`postgres-cluster:${systemId}`)}/`;
+  }
+
+  /**
+   * Archives one file PostgreSQL hands to archive_command. `pgdata` is the cluster's
+   * data directory (archive_command runs in it): its pg_control names the cluster, and
+   * a segment written by another cluster is refused.
+   */
+  async push(file: string, pgdata: string): Promise<{ outcome: PushOutcome; meta: WalFileMeta }> {
+    const name = path.basename(file);
+    const kind = walFileKind(name);
+    if (!kind) throw new CairnError(`${name} is not a WAL file name PostgreSQL archives (a segment, .history, .backup or .partial file); check archive_command passes %p`);
+    const systemId = await clusterSystemId(pgdata);
+    let data: Buffer;
+    try {
+      data = await fs.readFile(path.resolve(pgdata, file));
+    } catch (err) {
+      throw new CairnError(`cannot read ${file}: ${(err as Error).message}; archive_command must pass %p and run in the data directory (or give --pgdata)`);
+    }
+    const meta: WalFileMeta = { name, kind, systemId, size: data.length, sha256: createHash("sha256").update(data).digest("hex"), archivedAt: new Date().toISOString() };
+    if (kind === "segment" || kind === "partial") {
+      const header = readSegmentHeader(data, name);
+      if (header.systemId !== systemId) {
+        throw new CairnError(`${name} belongs to database system ${header.systemId}, but the cluster archiving it (${pgdata}) is system ${systemId}; refusing to archive a segment of another cluster: check archive_command and what was copied into pg_wal`);
+      }
+      meta.segmentSize = header.segmentSize;
+      meta.summary = summarizeSegment(data, header);
+    }
+    const key = this.prefix(systemId) + name;
+    const existing = await this.loadMeta(key);
+    if (existing) {
+      if (existing.sha256 === meta.sha256) return { outcome: "already-archived", meta: existing };
+      throw new CairnError(`${name} is already archived for system ${systemId} with different content; two clusters may share this repository and system identifier, or the archive holds a segment from an earlier timeline: stop and compare before removing anything`);
+    }
+    await this.repo.saveNamed(key, Buffer.from(JSON.stringify(meta)), data);
+    return { outcome: "stored", meta };
+  }
+
+  /** Writes an archived file to `dest` (atomically); false when the archive does not have it. */
+  async fetch(systemId: string, name: string, dest: string): Promise<boolean> {
+    const file = await this.load(systemId, name);
+    if (!file) return false;
+    const tmp = `${dest}.cairn-${process.pid}`;
+    await fs.writeFile(tmp, file.data);
+    await fs.rename(tmp, dest);
+    return true;
+  }
+
+  async load(systemId: string, name: string): Promise<{ meta: WalFileMeta; data: Buffer } | undefined> {
+    let file: { meta: WalFileMeta; data: Buffer };
+    try {
+      const { head, body } = await this.repo.loadNamed(this.prefix(systemId) + name);
+      file = { meta: JSON.parse(head.toString("utf8")) as WalFileMeta, data: body };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    if (file.meta.name !== name || file.meta.systemId !== systemId) throw new CairnError(`the archive object for ${name} holds ${file.meta.name} of system ${file.meta.systemId}; the repository was tampered with`);
+    if (createHash("sha256").update(file.data).digest("hex") !== file.meta.sha256) throw new CairnError(`the archived ${name} is damaged (its checksum does not match); run "cairn pg check"`);
+    return file;
+  }
+
+  /** Names (and stored sizes) of the cluster's archived files. */
+  async list(systemId: string): Promise<Map<string, number>> {
+    const prefix = this.prefix(systemId);
+    const out = new Map<string, number>();
+    for await (const o of this.repo.backend.list(prefix)) out.set(o.key.slice(prefix.length), o.size);
+    return out;
+  }
+
+  async remove(systemId: string, name: string): Promise<void> {
+    await this.repo.backend.delete(this.prefix(systemId) + name);
+  }
+
+  /** What the archive recorded about a file (without reading the file); undefined when it is not archived. */
+  async meta(systemId: string, name: string): Promise<WalFileMeta | undefined> {
+    return this.loadMeta(this.prefix(systemId) + name);
+  }
+
+  private async loadMeta(key: string): Promise<WalFileMeta | undefined> {
+    try {
+      return JSON.parse((await this.repo.loadNamedHead(key)).toString("utf8")) as WalFileMeta;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+}
+
+/** The system identifier of the cluster whose data directory is `pgdata`. */
+export async function clusterSystemId(pgdata: string): Promise<string> {
+  try {
+    return systemIdFromControl(await fs.readFile(path.join(pgdata, "global", "pg_control")));
+  } catch (err) {
+    if (err instanceof CairnError) throw err;
+    throw new CairnError(`cannot read ${path.join(pgdata, "global", "pg_control")}: ${(err as Error).message}; run this in the cluster's data directory (archive_command does) or give --pgdata`);
+  }
+}

@@ -1,0 +1,131 @@
+import { Archiver, type BackupProgress, type BackupResult, type SourceEntry } from "../../engine/archiver.js";
+import { CairnError } from "../../engine/errors.js";
+import type { Repository } from "../../engine/repository.js";
+import type { SnapshotEntry, SnapshotSource } from "../../engine/snapshot.js";
+import { readTar } from "./tar.js";
+import { query, startTool } from "./tools.js";
+import { formatLsn, parseLsn, systemIdFromControl } from "./wal.js";
+
+/** Tag every physical base backup carries. */
+export const BASE_BACKUP_TAG = "pg-base";
+/** Directory of the data files inside a base backup snapshot. */
+export const PGDATA_DIR = "pgdata";
+
+/**
+ * Relation files are stored page by page: PostgreSQL rewrites 8 KiB pages in place,
+ * and updates scattered over a table touch nearly every megabyte-sized chunk of it,
+ * so only page-sized blocks keep a second base backup down to what changed.
+ */
+export const RELATION_BLOCK = 8192;
+const RELATION_FILE = /^(global|base\/\d+|pg_tblspc\/\d+\/[^/]+\/\d+)\/\d+(_fsm|_vm|_init)?(\.\d+)?$/;
+
+/** What a physical base backup snapshot records (`snapshot.source`). */
+export interface PgBaseBackupInfo extends SnapshotSource {
+  type: "postgres";
+  mode: "physical";
+  systemId: string;
+  timeline: number;
+  startLsn: string;
+  stopLsn: string;
+  startTime: string;
+  stopTime: string;
+  /** PostgreSQL major version (PG_VERSION) and the server's full version. */
+  version: string;
+  serverVersion: string;
+  segmentSize: number;
+  /** Next transaction id when the backup ended: transactions from this one on commit after it. */
+  nextXid: string;
+  backupLabel: string;
+}
+
+export interface BaseBackupOptions {
+  url: string;
+  tags?: string[];
+  host?: string;
+  label?: string;
+  onProgress?: (p: BackupProgress) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Takes a base backup of a running cluster with pg_basebackup (tar format, streamed
+ * through this process, never written to disk) into a new snapshot: relation files in
+ * page-sized blocks, everything else content-defined. WAL needed to make it consistent
+ * is fetched into it (-X fetch), so it restores even without the archive.
+ */
+export async function takeBaseBackup(repo: Repository, o: BaseBackupOptions): Promise<BackupResult & { info: PgBaseBackupInfo }> {
+  const [[versionNum, serverVersion, segmentSize, systemId]] = await query(
+    o.url,
+    "SELECT current_setting('server_version_num'), current_setting('server_version'), setting, (SELECT system_identifier FROM pg_control_system()) FROM pg_settings WHERE name = 'wal_segment_size'",
+  );
+  if (Number(versionNum) < 100000) throw new CairnError(`the server runs PostgreSQL ${serverVersion}; Cairn's physical backups need PostgreSQL 10 or newer (use cairn pg dump)`);
+  const info = { type: "postgres", mode: "physical", systemId, serverVersion, segmentSize: Number(segmentSize) } as PgBaseBackupInfo;
+  const archiver = new Archiver(repo, { tags: [BASE_BACKUP_TAG, ...(o.tags ?? [])], host: o.host, onProgress: o.onProgress, signal: o.signal, source: info });
+  const result = await archiver.backupEntries(baseBackupEntries(o, info), [`/postgres/${systemId}/${PGDATA_DIR}`]);
+  return { ...result, info };
+}
+
+/** The members of pg_basebackup's tar stream as snapshot entries; fills `info` in as it learns it. */
+async function* baseBackupEntries(o: BaseBackupOptions, info: PgBaseBackupInfo): AsyncGenerator<SourceEntry> {
+  const { child, done } = startTool("pg_basebackup", ["-d", o.url, "-D", "-", "-F", "t", "-X", "fetch", "-c", "fast", "-v", "-l", o.label ?? "cairn base backup"]);
+  done.catch(() => undefined);
+  let control: Buffer | undefined;
+  const root = `postgres/${info.systemId}/${PGDATA_DIR}`;
+  try {
+    for await (const m of readTar(child.stdout)) {
+      const entry: SourceEntry = { path: `${root}/${m.path}`, type: m.type, mode: m.mode, uid: m.uid, gid: m.gid, mtime: m.mtime, linktarget: m.linkname };
+      if (m.type === "file") {
+        const keep = m.path === "backup_label" || m.path === "global/pg_control" || m.path === "PG_VERSION";
+        const parts: Buffer[] = [];
+        entry.content = keep ? tee(m.content, parts) : m.content;
+        if (RELATION_FILE.test(m.path)) entry.blockSize = RELATION_BLOCK;
+        yield entry;
+        if (m.path === "backup_label") info.backupLabel = Buffer.concat(parts).toString("utf8");
+        if (m.path === "global/pg_control") control = Buffer.concat(parts);
+        if (m.path === "PG_VERSION") info.version = Buffer.concat(parts).toString("utf8").trim();
+      } else yield entry;
+    }
+  } catch (err) {
+    child.kill("SIGTERM");
+    // pg_basebackup's own message says more than a cut tar stream.
+    await done;
+    throw err;
+  }
+  const stderr = await done;
+  if (!info.backupLabel || !control) throw new CairnError("pg_basebackup sent no backup_label or global/pg_control; the backup is incomplete and was not recorded");
+  if (systemIdFromControl(control) !== info.systemId) throw new CairnError(`the backed-up pg_control names system ${systemIdFromControl(control)}, but the server said ${info.systemId}; the backup was not recorded`);
+  const label = parseBackupLabel(info.backupLabel);
+  const end = /write-ahead log end point: ([0-9A-F]+\/[0-9A-F]+)/i.exec(stderr);
+  if (!end) throw new CairnError(`pg_basebackup did not report where the backup ends; the backup was not recorded:\n${stderr}`);
+  const [[nextXid]] = await query(o.url, "SELECT txid_snapshot_xmax(txid_current_snapshot())");
+  Object.assign(info, {
+    timeline: label.timeline,
+    startLsn: formatLsn(label.startLsn),
+    stopLsn: formatLsn(parseLsn(end[1])),
+    startTime: label.startTime,
+    stopTime: new Date().toISOString(),
+    nextXid,
+  });
+}
+
+async function* tee(source: AsyncIterable<Buffer>, into: Buffer[]): AsyncGenerator<Buffer> {
+  for await (const b of source) {
+    into.push(Buffer.from(b));
+    yield b;
+  }
+}
+
+/** The fields of a backup_label file that recovery and base backup selection need. */
+export function parseBackupLabel(text: string): { startLsn: bigint; timeline: number; startTime: string } {
+  const start = /START WAL LOCATION: ([0-9A-F]+\/[0-9A-F]+)/i.exec(text);
+  const tli = /START TIMELINE: (\d+)/.exec(text);
+  const time = /START TIME: (.+)/.exec(text);
+  if (!start || !tli || !time) throw new CairnError("the backup_label of this base backup cannot be read; the backup was not recorded");
+  const parsed = new Date(time[1].trim().replace(/ ([A-Z]{3,4})$/, (_, zone: string) => (zone === "UTC" || zone === "GMT" ? "Z" : ` ${zone}`)));
+  return { startLsn: parseLsn(start[1]), timeline: Number(tli[1]), startTime: Number.isNaN(parsed.getTime()) ? time[1].trim() : parsed.toISOString() };
+}
+
+/** The base backup snapshots in a repository, oldest first. */
+export function baseBackups(snapshots: SnapshotEntry[]): (SnapshotEntry & { source: PgBaseBackupInfo })[] {
+  return snapshots.filter((s): s is SnapshotEntry & { source: PgBaseBackupInfo } => s.source?.type === "postgres" && s.source.mode === "physical" && s.tags.includes(BASE_BACKUP_TAG));
+}

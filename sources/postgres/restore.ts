@@ -1,0 +1,79 @@
+import { promises as fs } from "node:fs";
+import * as path from "node:path";
+import { CairnError } from "../../engine/errors.js";
+import type { Repository } from "../../engine/repository.js";
+import { Restorer, type RestoreResult } from "../../engine/restorer.js";
+import { TreeLoader } from "../../engine/tree.js";
+import { PGDATA_DIR } from "./basebackup.js";
+import type { BaseBackup, RecoveryTarget } from "./recovery.js";
+import { formatLsn } from "./wal.js";
+
+export type TargetAction = "promote" | "pause" | "shutdown";
+
+export interface DataDirOptions {
+  targetDir: string;
+  target: RecoveryTarget;
+  /** The target as the user wrote it, passed to PostgreSQL as it is (a time keeps its microseconds and zone). */
+  targetText?: string;
+  action: TargetAction;
+  /** restore_command with %f and %p left for PostgreSQL. */
+  restoreCommand: string;
+}
+
+/**
+ * Refuses a data directory that is in use or holds anything: recovery writes a whole
+ * cluster, and must never mix it with files already there.
+ */
+export async function ensureEmptyTarget(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw new CairnError(`cannot read ${dir}: ${(err as Error).message}`);
+  }
+  if (names.includes("postmaster.pid")) throw new CairnError(`${dir} is the data directory of a running (or crashed) PostgreSQL server; stop it and restore into another, empty directory`);
+  if (names.length) throw new CairnError(`${dir} is not empty; restore into a new or empty directory (Cairn never overwrites a data directory)`);
+}
+
+/** Restores a base backup into `targetDir` and sets it up to recover to the target when started. */
+export async function writeDataDir(repo: Repository, backup: BaseBackup, o: DataDirOptions): Promise<RestoreResult> {
+  const dir = path.resolve(o.targetDir);
+  await ensureEmptyTarget(dir);
+  const loader = new TreeLoader(repo);
+  let treeId = backup.tree;
+  let owner: { uid: number; gid: number } | undefined;
+  for (const name of ["postgres", backup.source.systemId, PGDATA_DIR]) {
+    const node = (await loader.load(treeId)).nodes.find((n) => n.name === name && n.type === "dir");
+    if (!node?.subtree) throw new CairnError(`snapshot ${backup.id.slice(0, 8)} has no ${name} directory where a base backup keeps its data; it is not a base backup Cairn can restore`);
+    treeId = node.subtree;
+    owner = { uid: node.uid, gid: node.gid };
+  }
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const result = await new Restorer(repo, { target: dir }).restore(treeId);
+  await fs.chmod(dir, 0o700);
+  if (process.getuid?.() === 0 && owner) await fs.chown(dir, owner.uid, owner.gid);
+  const lines = [
+    "",
+    `# Added by cairn pg restore from base backup ${backup.id.slice(0, 8)} (${backup.source.stopTime}, LSN ${backup.source.stopLsn})`,
+    `restore_command = '${o.restoreCommand.replace(/'/g, "''")}'`,
+    "recovery_target_timeline = 'latest'",
+  ];
+  const t = o.target;
+  const quoted = (v: string) => `'${v.replace(/'/g, "''")}'`;
+  if (t.kind === "immediate") lines.push("recovery_target = 'immediate'");
+  if (t.kind === "time") lines.push(`recovery_target_time = ${quoted(o.targetText ?? t.time.toISOString())}`);
+  if (t.kind === "lsn") lines.push(`recovery_target_lsn = '${formatLsn(t.lsn)}'`);
+  if (t.kind === "xid") lines.push(`recovery_target_xid = '${t.xid}'`);
+  if (t.kind === "name") lines.push(`recovery_target_name = ${quoted(t.name)}`);
+  if (t.kind !== "latest") lines.push(`recovery_target_action = '${o.action}'`);
+  const auto = path.join(dir, "postgresql.auto.conf");
+  await fs.appendFile(auto, lines.join("\n") + "\n");
+  const signal = path.join(dir, "recovery.signal");
+  await fs.writeFile(signal, "", { mode: 0o600 });
+  if (process.getuid?.() === 0 && owner) {
+    await fs.chown(signal, owner.uid, owner.gid);
+    await fs.chown(auto, owner.uid, owner.gid);
+  }
+  return result;
+}
