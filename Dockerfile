@@ -1,5 +1,5 @@
 # One image for the API and the worker (the command differs).
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
@@ -17,7 +17,7 @@ COPY worker.ts ./
 COPY bin bin
 RUN npm ci && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production CAIRN_DATA_DIR=/data
 COPY --from=build /app /app

@@ -40,6 +40,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 1
 fi
 [ -x "$MINIO_BIN" ] || { echo "$MINIO_BIN is missing: build it with GOBIN=$(dirname "$MINIO_BIN") go install github.com/minio/minio@latest (bash .ci/run does this), or set MINIO_BIN" >&2; exit 1; }
+# The same Node as the product (22 or 24; eval "$(scripts/node.sh)" puts one first on PATH).
+bash "$CHECKOUT/scripts/node.sh" --check || exit 1
 for s in make-dataset.sh mutate-dataset.sh; do
   [ -f "$SHARED_BENCH/$s" ] || { echo "cannot find $SHARED_BENCH/$s; set SHARED_BENCH to the shared bench folder" >&2; exit 1; }
 done

@@ -44,6 +44,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install them with: $INSTALL" >&2
   exit 1
 fi
+# The same Node as the product (22 or 24; eval "$(scripts/node.sh)" puts one first on PATH).
+bash "$CHECKOUT/scripts/node.sh" --check || exit 1
 for s in make-dataset.sh mutate-dataset.sh; do
   [ -f "$SHARED_BENCH/$s" ] || { echo "cannot find $SHARED_BENCH/$s; set SHARED_BENCH to the shared bench folder" >&2; exit 1; }
 done
