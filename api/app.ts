@@ -2,9 +2,11 @@ import type { Client } from "@temporalio/client";
 import type { Catalog } from "../db/client.js";
 import type { SecretBox } from "../engine/secret-box.js";
 import { randomUUID } from "node:crypto";
+import { bodyLimit } from "hono/body-limit";
 import { bearerAuth } from "./auth.js";
 import { sourceAddress } from "./context.js";
 import { ApiError, renderProblem } from "./errors.js";
+import { LIMITS } from "./limits.js";
 import { DEFAULT_LOCKOUT, FailedLogins, type LockoutOptions } from "./lockout.js";
 import { router } from "./openapi.js";
 import { healthRoutes } from "./routes/health.js";
@@ -47,6 +49,16 @@ export function createApp(deps: AppDeps) {
 
   app.route("/", healthRoutes(deps));
   app.use("/v1/*", bearerAuth(deps.catalog, failedLogins, deps.adminToken));
+  // Past the limit the body is not read any further (a declared Content-Length is refused before reading at all).
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: LIMITS.bodyBytes,
+      onError: () => {
+        throw new ApiError(413, "Request body too large", `the request body is larger than ${LIMITS.bodyBytes} bytes; no Cairn request needs that much: check what is being sent`);
+      },
+    }),
+  );
   app.route("/v1", repositoryRoutes(deps));
   app.route("/v1", planRoutes(deps));
   app.route("/v1", jobRoutes(deps));

@@ -32,7 +32,8 @@ export function router(): OpenAPIHono {
     if (!(PERMISSIONS as readonly string[]).includes(declared)) throw new Error(`${where} declares the unknown permission ${declared}; add it to api/permissions.ts`);
     const scope = ((route as Record<string, unknown>)[SCOPE_FIELD] as ScopeRef[] | undefined) ?? [];
     const middleware = [authorize(declared as Permission, scope), ...(route.middleware ? [route.middleware].flat() : [])];
-    return register({ ...route, middleware, responses: { ...problems(403, 429), ...route.responses } }, handler, hook);
+    const refusals = route.request?.body ? problems(403, 413, 429) : problems(403, 429);
+    return register({ ...route, middleware, responses: { ...refusals, ...route.responses } }, handler, hook);
   }) as typeof r.openapi;
   return r;
 }

@@ -45,6 +45,7 @@ const JobFilter = z.object({
   status: Status.optional(),
   planId: z
     .string()
+    .max(100)
     .regex(/^[A-Za-z0-9_-]{1,100}$/, "a plan id is letters, digits, - and _ (from GET /v1/plans)")
     .optional(),
   kind: Kind.optional(),

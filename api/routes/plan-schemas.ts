@@ -2,17 +2,19 @@ import * as path from "node:path";
 import { z } from "@hono/zod-openapi";
 import { validatePolicy } from "../../engine/retention.js";
 import { cronProblem, isTimeZone } from "../cron.js";
+import { LIMITS } from "../limits.js";
 
 const absolutePath = z
   .string()
   .min(1)
+  .max(LIMITS.path)
   .refine((p) => path.isAbsolute(p), "use an absolute path: the worker that reads it may run in another directory");
 
 const Source = z
   .strictObject({
     type: z.literal("files"),
-    paths: z.array(absolutePath).min(1, "give at least one path to back up").openapi({ example: ["/var/www"] }),
-    exclude: z.array(z.string().min(1)).optional().openapi({ example: ["*.tmp", "node_modules"] }),
+    paths: z.array(absolutePath).min(1, "give at least one path to back up").max(LIMITS.paths, `give at most ${LIMITS.paths} paths; back up a common parent instead`).openapi({ example: ["/var/www"] }),
+    exclude: z.array(z.string().min(1).max(LIMITS.pattern)).max(LIMITS.patterns).optional().openapi({ example: ["*.tmp", "node_modules"] }),
   })
   .openapi("FileSource");
 
@@ -20,6 +22,7 @@ const Schedule = z
   .strictObject({
     cron: z
       .string()
+      .max(200)
       .superRefine((cron, ctx) => {
         const problem = cronProblem(cron);
         if (problem) ctx.addIssue({ code: "custom", message: problem });
@@ -27,6 +30,7 @@ const Schedule = z
       .openapi({ example: "0 3 * * *", description: "Five fields (minute hour day-of-month month day-of-week) or @hourly/@daily/@weekly/@monthly/@yearly." }),
     timezone: z
       .string()
+      .max(100)
       .default("UTC")
       .refine(isTimeZone, "use an IANA time zone name such as Europe/Paris, America/New_York or UTC")
       .openapi({ example: "Europe/Paris" }),
@@ -45,6 +49,7 @@ const Retention = z
     keepYearly: count,
     keepWithin: z
       .string()
+      .max(50)
       .refine((within) => {
         try {
           validatePolicy({ keepWithin: within });
@@ -60,7 +65,7 @@ const Retention = z
   .openapi("Retention");
 
 const secondaryRepositoryIds = z
-  .array(z.string().min(1))
+  .array(z.string().min(1).max(LIMITS.id))
   .max(8, "give at most 8 secondary repositories")
   .refine((ids) => new Set(ids).size === ids.length, "each secondary repository may be named once")
   .openapi({ description: "Repositories that get a copy of each new snapshot after it is verified; one that cannot be reached makes a warning on the job, not a failure.", example: ["3f9a0c1d2e4b5a69"] });
@@ -70,7 +75,7 @@ const verifySamplePercent = z.number().min(0).max(100).openapi({ description: "S
 export const PlanInput = z
   .strictObject({
     name: z.string().trim().min(1).max(100).openapi({ example: "www" }),
-    repositoryId: z.string().min(1),
+    repositoryId: z.string().min(1).max(LIMITS.id),
     source: Source,
     schedule: Schedule.optional(),
     retention: Retention.optional(),
@@ -82,7 +87,7 @@ export const PlanInput = z
 export const PlanPatch = z
   .strictObject({
     name: z.string().trim().min(1).max(100).optional(),
-    repositoryId: z.string().min(1).optional(),
+    repositoryId: z.string().min(1).max(LIMITS.id).optional(),
     source: Source.optional(),
     schedule: Schedule.nullable().optional().openapi({ description: "null removes the schedule (and its Temporal Schedule)." }),
     retention: Retention.nullable().optional().openapi({ description: "null removes the retention policy." }),

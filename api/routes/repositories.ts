@@ -6,6 +6,7 @@ import { repositories } from "../../db/schema.js";
 import type { AppDeps } from "../app.js";
 import { repositoriesInScope } from "../access.js";
 import { ApiError, isUniqueViolation } from "../errors.js";
+import { LIMITS } from "../limits.js";
 import { byCreation, nextCursor, PageQuery } from "../pagination.js";
 import { access, IdParam, json, jsonBody, problems, router } from "../openapi.js";
 import { initOrVerify, repositoryUrl } from "../repository-access.js";
@@ -16,14 +17,17 @@ const RepositoryInput = z
     url: z
       .string()
       .min(1)
+      .max(LIMITS.url)
       .refine((url) => repositoryUrl(url) !== undefined, "give an absolute local path such as /srv/backups/repo, or s3:https://host/bucket/prefix, sftp:user@host:port/path, azure:container/prefix, gs:bucket/prefix")
       .openapi({ example: "/srv/backups/repo", description: "An absolute local path (or local:/path), or s3:, sftp:, azure:, gs: location (credentials from `credentials`, else the API's and workers' environment). Created when nothing is there yet." }),
-    password: z.string().min(1, "an empty password protects nothing; choose a password").openapi({ description: "Stored sealed with the platform secret key; never returned." }),
+    password: z.string().min(1, "an empty password protects nothing; choose a password").max(LIMITS.secret).openapi({ description: "Stored sealed with the platform secret key; never returned." }),
     credentials: z
-      .record(z.string(), z.string().min(1, "an empty value is no credential; leave the variable out"))
+      .record(z.string().max(100), z.string().min(1, "an empty value is no credential; leave the variable out").max(LIMITS.credential))
+      .refine((vars) => Object.keys(vars).length <= 20, "give at most 20 variables")
       .optional()
       .openapi({
         example: { AWS_ACCESS_KEY_ID: "AKIA...", AWS_SECRET_ACCESS_KEY: "..." },
+        maxProperties: 20,
         description:
           "Environment variables the destination's backend reads, used over the API's and workers' own: " +
           Object.entries(CREDENTIAL_VARIABLES)

@@ -2,6 +2,7 @@ import * as path from "node:path";
 import { createRoute, z } from "@hono/zod-openapi";
 import { TASK_QUEUE, WORKFLOW_TYPES, type RestoreInput } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
+import { LIMITS } from "../limits.js";
 import { access, json, jsonBody, problems, router } from "../openapi.js";
 import { fallbackRepositories, resolveSnapshot } from "../restore-sources.js";
 import { repositoryTarget } from "../schedules.js";
@@ -10,20 +11,23 @@ import { findRepository } from "./repositories.js";
 
 const RestoreRequest = z
   .strictObject({
-    repositoryId: z.string().min(1),
+    repositoryId: z.string().min(1).max(LIMITS.id),
     snapshotId: z
       .string()
+      .max(64)
       .regex(/^(latest|[0-9a-f]{4,64})$/, 'give "latest" or at least 4 hex characters of a snapshot id from GET /v1/snapshots')
       .openapi({ example: "latest" }),
     target: z
       .string()
+      .max(LIMITS.path)
       .refine((p) => path.isAbsolute(p), "use an absolute directory: the worker that writes it may run in another directory")
       .openapi({ example: "/tmp/restore" }),
-    include: z.array(z.string().min(1)).optional().openapi({ description: "Glob patterns; only matching paths are restored (selective restore)." }),
-    exclude: z.array(z.string().min(1)).optional(),
+    include: z.array(z.string().min(1).max(LIMITS.pattern)).max(LIMITS.patterns).optional().openapi({ description: "Glob patterns; only matching paths are restored (selective restore)." }),
+    exclude: z.array(z.string().min(1).max(LIMITS.pattern)).max(LIMITS.patterns).optional(),
     dryRun: z.boolean().optional().openapi({ description: "Count what would be restored, write nothing." }),
     fallbackRepositoryIds: z
-      .array(z.string().min(1))
+      .array(z.string().min(1).max(LIMITS.id))
+      .max(8, "give at most 8 fallback repositories")
       .optional()
       .openapi({
         description:
