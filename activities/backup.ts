@@ -6,7 +6,7 @@ import { parseCompression } from "../engine/compression.js";
 import { prune } from "../engine/prune.js";
 import type { Repository } from "../engine/repository.js";
 import { applyPolicy, validatePolicy } from "../engine/retention.js";
-import { loadSnapshots } from "../engine/snapshot.js";
+import { loadSnapshots, planHost } from "../engine/snapshot.js";
 import { hasRetentionRules, PERMANENT_FAILURES, type BackupInput, type BackupResult, type JobProgress, type RepositoryTarget, type RetentionSpec, type SnapshotHeartbeat, type VerifyResult } from "../workflows/messages.js";
 import { briefList } from "./payload.js";
 import { ProgressReporter } from "./progress.js";
@@ -15,15 +15,6 @@ import { verifySnapshot } from "./verify.js";
 
 /** How long an exclusive lock is waited for before the attempt fails and Temporal retries it later. */
 const EXCLUSIVE_LOCK_WAIT_MS = 20_000;
-
-/**
- * The host recorded in a plan's snapshots. Whichever worker runs the next backup
- * finds the last one as its parent (and skips unchanged files), and retention
- * applies to this plan's snapshots only.
- */
-export function planHost(planId: string): string {
-  return `plan-${planId}`;
-}
 
 export interface PrepareResult {
   repositoryId: string;

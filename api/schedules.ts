@@ -1,5 +1,6 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from "@temporalio/client";
 import type { plans, repositories } from "../db/schema.js";
+import { planTag } from "../engine/snapshot.js";
 import { TASK_QUEUE, WORKFLOW_TYPES, type BackupInput, type RepositoryTarget } from "../workflows/messages.js";
 import { searchAttributes, withTemporal } from "./temporal.js";
 
@@ -25,7 +26,7 @@ export function backupInput(plan: PlanRow, repo: RepositoryRow, secondaries: Rep
     source: plan.source,
     ...(plan.retention ? { retention: plan.retention } : {}),
     ...(plan.verifySamplePercent !== null ? { verifySamplePercent: plan.verifySamplePercent } : {}),
-    tags: [`plan:${plan.name}`],
+    tags: [planTag(plan.name)],
     ...(secondaries.length ? { secondaries: secondaries.map(repositoryTarget) } : {}),
   };
 }

@@ -2,18 +2,19 @@ import type { Command } from "commander";
 import { CairnError } from "../engine/errors.js";
 import { findSnapshot } from "../engine/snapshot.js";
 import { TreeLoader } from "../engine/tree.js";
-import { globals, withRepository } from "./common.js";
+import { globals, PLAN_OPTION, withRepository } from "./common.js";
 
 export function register(program: Command): void {
   program
     .command("dump")
     .description("write one file of a snapshot to standard output")
     .argument("<snapshot>", 'snapshot id or "latest"')
+    .option(PLAN_OPTION[0], 'with "latest": the latest snapshot of this Cairn plan, given by id or name')
     .argument("<file>", "path of the file inside the snapshot")
-    .action(async (ref: string, file: string, _o: unknown, cmd: Command) => {
+    .action(async (ref: string, file: string, o: { plan?: string }, cmd: Command) => {
       const opts = globals(cmd);
       await withRepository(opts, "none", "dump", async (repo) => {
-        const snap = await findSnapshot(repo, ref);
+        const snap = await findSnapshot(repo, ref, { plan: o.plan });
         const loader = new TreeLoader(repo);
         const parts = file.split("/").filter(Boolean);
         let treeId = snap.tree;

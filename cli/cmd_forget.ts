@@ -4,7 +4,7 @@ import type { PruneResult } from "../engine/prune.js";
 import { applyPolicy, validatePolicy, type GroupBy, type PolicyGroup, type RetentionPolicy } from "../engine/retention.js";
 import { loadSnapshots, matches, type SnapshotEntry } from "../engine/snapshot.js";
 import { formatPrune, MAX_UNUSED_HELP, plural, runPrune } from "./cmd_prune.js";
-import { globals, output, withRepository } from "./common.js";
+import { globals, output, PLAN_OPTION, withRepository } from "./common.js";
 
 interface ForgetFlags {
   keepLast?: string;
@@ -16,6 +16,7 @@ interface ForgetFlags {
   keepWithin?: string;
   keepTag: string[];
   host?: string;
+  plan?: string;
   tag: string[];
   groupBy: string;
   dryRun?: boolean;
@@ -38,6 +39,7 @@ export function register(program: Command): void {
     .option("--keep-within <duration>", "keep every snapshot newer than the group's latest snapshot minus this: 30d, 12h, 6m (months), 1y6m")
     .option("--keep-tag <tag>", "keep every snapshot with this tag (repeatable: any of them)", collect, [])
     .option("--host <name>", "only consider snapshots of this host")
+    .option(PLAN_OPTION[0], "only consider snapshots made by this Cairn plan, given by id or name")
     .option("--tag <tag>", "only consider snapshots with this tag (repeatable: all of them)", collect, [])
     .option("--group-by <fields>", "apply the policy to each group of snapshots sharing these fields: host, paths, tags, comma-separated, or \"\" for one group", "host,paths")
     .option("-n, --dry-run", "only show what would be removed")
@@ -60,7 +62,7 @@ export function register(program: Command): void {
       validatePolicy(policy);
       const groupBy = parseGroupBy(o.groupBy);
       const result = await withRepository(opts, "exclusive", "forget", async (repo) => {
-        const all = (await loadSnapshots(repo)).filter((s) => matches(s, { host: o.host, tags: o.tag }));
+        const all = (await loadSnapshots(repo)).filter((s) => matches(s, { host: o.host, plan: o.plan, tags: o.tag }));
         const decided = applyPolicy(all, policy, groupBy);
         const chosen = decided.remove.map((s) => s.id);
         // A snapshot file under retention (S3 Object Lock) cannot be deleted yet: say until when instead of failing.

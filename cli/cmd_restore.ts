@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { CairnError } from "../engine/errors.js";
 import { Restorer, type OverwritePolicy } from "../engine/restorer.js";
-import { findSnapshot } from "../engine/snapshot.js";
-import { formatBytes, globals, output, ProgressLine, withRepository } from "./common.js";
+import { findSnapshot, loadSnapshots } from "../engine/snapshot.js";
+import { formatBytes, globals, output, PLAN_OPTION, ProgressLine, withRepository } from "./common.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -15,6 +15,7 @@ interface RestoreFlags {
   overwrite: string;
   delete?: boolean;
   host?: string;
+  plan?: string;
 }
 
 export function register(program: Command): void {
@@ -30,11 +31,21 @@ export function register(program: Command): void {
     .option("--overwrite <when>", "existing files: always, if-changed (only rewrite what differs) or never", "always")
     .option("--delete", "delete files in the target that are not in the snapshot")
     .option("--host <name>", 'with "latest": the latest snapshot of this host')
+    .option(PLAN_OPTION[0], 'with "latest": the latest snapshot of this Cairn plan, given by id or name')
     .action(async (ref: string, o: RestoreFlags, cmd: Command) => {
       const opts = globals(cmd);
       if (!["always", "if-changed", "never"].includes(o.overwrite)) throw new CairnError(`--overwrite must be always, if-changed or never, got ${o.overwrite}`);
       const { snapshot, result } = await withRepository(opts, "shared", "restore", async (repo) => {
-        const snapshot = await findSnapshot(repo, ref, { host: o.host });
+        const snapshot = await findSnapshot(repo, ref, { host: o.host, plan: o.plan });
+        if (ref === "latest" && !o.host && !o.plan) {
+          const hosts = new Set((await loadSnapshots(repo)).map((s) => s.host));
+          if (hosts.size > 1) {
+            process.stderr.write(
+              `warning: "latest" is the newest snapshot of any host or plan: ${snapshot.id.slice(0, 8)} of host ${snapshot.host}${snapshot.tags.length ? ` (${snapshot.tags.join(",")})` : ""}; ` +
+                `the repository holds snapshots of ${hosts.size} hosts, choose with --plan or --host\n`,
+            );
+          }
+        }
         const progress = new ProgressLine(opts);
         const restorer = new Restorer(repo, {
           target: o.target!,

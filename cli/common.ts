@@ -125,6 +125,17 @@ export function output(opts: GlobalOptions, json: unknown, text: () => string): 
   }
 }
 
+/** The --plan option of every command that picks snapshots: the snapshots of one plan of the Cairn API. */
+export const PLAN_OPTION = ["--plan <id-or-name>", "only snapshots made by this Cairn plan, given by id or name"] as const;
+
+/** A text table: each column as wide as its widest cell, the last one unpadded. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const width = (s: string) => [...s].length;
+  const widths = header.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ""))));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c + " ".repeat(widths[i] - width(c)))).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
 export function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;

@@ -59,6 +59,12 @@ describe("applyPolicy", () => {
     expect(() => applyPolicy([], { keepWithin: "0d" })).toThrow(/--keep-within/);
   });
 
+  it("keeps more than keepLast when another rule keeps an older snapshot too (the README's example)", () => {
+    const march = Array.from({ length: 20 }, (_, i) => snap(`m${i + 1}`, `2026-03-${String(i + 1).padStart(2, "0")}T03:00:00Z`));
+    const kept = applyPolicy(march, { keepLast: 3, keepWeekly: 2 }).keep.map((k) => [k.snapshot.id, k.reasons]);
+    expect(kept).toEqual([["m20", ["last", "weekly"]], ["m19", ["last"]], ["m18", ["last"]], ["m15", ["weekly"]]]);
+  });
+
   it("keeps everything with an unlimited count", () => {
     const list = [snap("a", "2024-01-01T00:00:00Z"), snap("b", "2024-01-02T00:00:00Z")];
     expect(applyPolicy(list, { keepLast: Infinity }).remove).toEqual([]);

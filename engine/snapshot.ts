@@ -57,7 +57,7 @@ export async function loadSnapshots(repo: Repository): Promise<SnapshotEntry[]> 
  * Resolves a snapshot reference: "latest", a full id, or a unique id prefix
  * (at least 4 hex characters), optionally filtered by host / path / tag for "latest".
  */
-export async function findSnapshot(repo: Repository, ref: string, filter: { host?: string; paths?: string[]; tags?: string[] } = {}): Promise<SnapshotEntry> {
+export async function findSnapshot(repo: Repository, ref: string, filter: SnapshotFilter = {}): Promise<SnapshotEntry> {
   const all = await loadSnapshots(repo);
   if (ref === "latest") {
     const matching = all.filter((s) => matches(s, filter));
@@ -71,8 +71,31 @@ export async function findSnapshot(repo: Repository, ref: string, filter: { host
   return found[0];
 }
 
-export function matches(s: Snapshot, filter: { host?: string; paths?: string[]; tags?: string[] }): boolean {
+/**
+ * The host recorded in the snapshots of Cairn plan `planId`. Whichever worker runs
+ * the next backup finds the last one as its parent (and skips unchanged files), and
+ * retention applies to this plan's snapshots only.
+ */
+export function planHost(planId: string): string {
+  return `plan-${planId}`;
+}
+
+/** The tag that names the plan on each snapshot it makes. */
+export function planTag(planName: string): string {
+  return `plan:${planName}`;
+}
+
+export interface SnapshotFilter {
+  host?: string;
+  paths?: string[];
+  tags?: string[];
+  /** A plan's id (its snapshots' host) or name (their tag). */
+  plan?: string;
+}
+
+export function matches(s: Snapshot, filter: SnapshotFilter): boolean {
   if (filter.host && s.host !== filter.host) return false;
+  if (filter.plan && s.host !== planHost(filter.plan) && !s.tags.includes(planTag(filter.plan))) return false;
   if (filter.paths?.length && !sameSet(s.paths, filter.paths)) return false;
   if (filter.tags?.length && !filter.tags.every((t) => s.tags.includes(t))) return false;
   return true;

@@ -96,6 +96,12 @@ describe("API end to end (Temporal dev server + worker)", () => {
     const { snapshots } = await ok<{ snapshots: { id: string; paths: string[]; tags: string[] }[] }>("GET", `/v1/snapshots?repositoryId=${repositoryId}`);
     expect(snapshots.map((s) => s.id)).toEqual([snapshotId]);
     expect(snapshots[0].paths).toEqual([src]);
+    expect(snapshots[0].tags).toEqual(["plan:odd-tree"]);
+    // The CLI finds a plan's snapshots by the plan's name (their tag) or id (their host).
+    for (const plan of ["odd-tree", planId]) {
+      const listed = JSON.parse((await cairnOk(["-r", path.join(tmp.dir, "repo"), "snapshots", "--plan", plan, "--json"])).stdout) as { id: string }[];
+      expect(listed.map((s) => s.id)).toEqual([snapshotId]);
+    }
   });
 
   it("restores the snapshot byte-identical, selectively, and as a dry run", async () => {
