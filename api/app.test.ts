@@ -124,6 +124,8 @@ describe("validation", () => {
 
     const relative = await problem(await call("POST", "/v1/plans", plan({ source: { type: "files", paths: ["var/www"] } })), 400);
     expect(relative.errors).toEqual([expect.objectContaining({ path: "source.paths.0", message: expect.stringMatching(/absolute path/) })]);
+    const pattern = await problem(await call("POST", "/v1/plans", plan({ source: { type: "files", paths: ["/var/www"], exclude: ["*.tmp", "/var/www/cache/[ab"] } })), 400);
+    expect(pattern.errors).toEqual([expect.objectContaining({ path: "source.exclude.1", message: expect.stringMatching(/a \[ is not closed/) })]);
     const otherSource = await problem(await call("POST", "/v1/plans", plan({ source: { type: "postgres", paths: ["/x"] } })), 400);
     expect(otherSource.errors![0].path).toBe("source.type");
   });
@@ -153,6 +155,8 @@ describe("validation", () => {
     expect(repo.errors!.map((e) => e.path).sort()).toEqual(["password", "url"]);
     const restore = await problem(await call("POST", "/v1/restores", { repositoryId, snapshotId: "xyz", target: "here" }), 400);
     expect(restore.errors!.map((e) => e.path).sort()).toEqual(["snapshotId", "target"]);
+    const patterns = await problem(await call("POST", "/v1/restores", { repositoryId, snapshotId: "latest", target: "/tmp/r", include: ["inv_[z-a].txt"], exclude: ["ok\\"] }), 400);
+    expect(patterns.errors!.map((e) => e.path).sort()).toEqual(["exclude.0", "include.0"]);
     const jobs = await problem(await call("GET", "/v1/jobs?status=sleeping&limit=0"), 400);
     expect(jobs.errors!.map((e) => `${e.in}:${e.path}`).sort()).toEqual(["query:limit", "query:status"]);
     const planFilter = await problem(await call("GET", "/v1/jobs?planId=x'%20OR%20'1'='1"), 400);

@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import { z } from "@hono/zod-openapi";
+import { PathPatterns } from "../../engine/pathmatch.js";
 import { validatePolicy } from "../../engine/retention.js";
 import { cronProblem, isTimeZone } from "../cron.js";
 import { LIMITS } from "../limits.js";
@@ -10,11 +11,31 @@ const absolutePath = z
   .max(LIMITS.path)
   .refine((p) => path.isAbsolute(p), "use an absolute path: the worker that reads it may run in another directory");
 
+/** Include or exclude patterns, read as the engine reads them (engine/pathmatch.ts): one it cannot read is refused now, not at the next run. */
+export const PathPatternList = z
+  .array(
+    z
+      .string()
+      .min(1)
+      .max(LIMITS.pattern)
+      .superRefine((pattern, ctx) => {
+        try {
+          new PathPatterns([pattern]);
+        } catch (err) {
+          ctx.addIssue({ code: "custom", message: (err as Error).message });
+        }
+      }),
+  )
+  .max(LIMITS.patterns);
+
 const Source = z
   .strictObject({
     type: z.literal("files"),
     paths: z.array(absolutePath).min(1, "give at least one path to back up").max(LIMITS.paths, `give at most ${LIMITS.paths} paths; back up a common parent instead`).openapi({ example: ["/var/www"] }),
-    exclude: z.array(z.string().min(1).max(LIMITS.pattern)).max(LIMITS.patterns).optional().openapi({ example: ["*.tmp", "node_modules"] }),
+    exclude: PathPatternList.optional().openapi({
+      example: ["*.tmp", "/var/www/cache/*"],
+      description: "Paths to leave out. A pattern with a / matches the absolute path from the root; one without matches any name.",
+    }),
   })
   .openapi("FileSource");
 

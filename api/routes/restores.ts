@@ -7,6 +7,7 @@ import { access, json, jsonBody, problems, router } from "../openapi.js";
 import { fallbackRepositories, resolveSnapshot } from "../restore-sources.js";
 import { repositoryTarget } from "../schedules.js";
 import { idTime, searchAttributes, withTemporal } from "../temporal.js";
+import { PathPatternList } from "./plan-schemas.js";
 import { findRepository } from "./repositories.js";
 
 const RestoreRequest = z
@@ -22,8 +23,11 @@ const RestoreRequest = z
       .max(LIMITS.path)
       .refine((p) => path.isAbsolute(p), "use an absolute directory: the worker that writes it may run in another directory")
       .openapi({ example: "/tmp/restore" }),
-    include: z.array(z.string().min(1).max(LIMITS.pattern)).max(LIMITS.patterns).optional().openapi({ description: "Glob patterns; only matching paths are restored (selective restore)." }),
-    exclude: z.array(z.string().min(1).max(LIMITS.pattern)).max(LIMITS.patterns).optional(),
+    include: PathPatternList.optional().openapi({
+      description:
+        "Only matching paths are restored (selective restore). A pattern with a / matches the absolute path from the snapshot's root; one without matches any name. A restore whose patterns select nothing fails.",
+    }),
+    exclude: PathPatternList.optional(),
     dryRun: z.boolean().optional().openapi({ description: "Count what would be restored, write nothing." }),
     fallbackRepositoryIds: z
       .array(z.string().min(1).max(LIMITS.id))
