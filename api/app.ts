@@ -3,12 +3,14 @@ import type { Catalog } from "../db/client.js";
 import type { SecretBox } from "../engine/secret-box.js";
 import { randomUUID } from "node:crypto";
 import { bodyLimit } from "hono/body-limit";
+import { auditRequests, AuditTrail } from "./audit.js";
 import { bearerAuth } from "./auth.js";
 import { sourceAddress } from "./context.js";
 import { ApiError, renderProblem } from "./errors.js";
 import { LIMITS } from "./limits.js";
 import { DEFAULT_LOCKOUT, FailedLogins, type LockoutOptions } from "./lockout.js";
 import { router } from "./openapi.js";
+import { auditRoutes } from "./routes/audit.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { planRoutes } from "./routes/plans.js";
@@ -29,6 +31,8 @@ export interface AppDeps {
   adminToken?: string;
   /** Failed authentications that lock an address or a token out, and for how long (5 in 10 minutes). */
   lockout?: LockoutOptions;
+  /** The audit log with its checkpoint signer (server.ts makes it); without one the chain is kept unsigned. */
+  audit?: AuditTrail;
 }
 
 /** Builds the Cairn HTTP API: /healthz and /readyz open, /v1 behind a bearer token, /openapi.json describing it all. */
@@ -37,17 +41,20 @@ export function createApp(deps: AppDeps) {
   app.onError(renderProblem);
   app.notFound((c) => renderProblem(new ApiError(404, "Not found", `there is no endpoint ${c.req.method} ${c.req.path}; the endpoints are listed in /openapi.json`), c));
 
+  const audit = deps.audit ?? new AuditTrail(deps.catalog, undefined);
   app.use("*", async (c, next) => {
     c.set("deps", deps);
+    c.set("audit", audit);
     c.set("requestId", randomUUID());
     c.header("X-Request-Id", c.get("requestId"));
     await next();
   });
   const failedLogins = new FailedLogins(deps.lockout ?? DEFAULT_LOCKOUT, (key, failures, c) =>
-    raiseSecurityEvent(deps.catalog, { kind: "auth-lockout", source: sourceAddress(c), blocked: true, details: { locked: key.split(":")[0], failures, requestId: c.get("requestId") } }),
+    raiseSecurityEvent(deps.catalog, audit, { kind: "auth-lockout", source: sourceAddress(c), blocked: true, details: { locked: key.split(":")[0], failures } }, c.get("requestId")),
   );
 
   app.route("/", healthRoutes(deps));
+  app.use("/v1/*", auditRequests());
   app.use("/v1/*", bearerAuth(deps.catalog, failedLogins, deps.adminToken));
   // Past the limit the body is not read any further (a declared Content-Length is refused before reading at all).
   app.use(
@@ -66,6 +73,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", restoreRoutes(deps));
   app.route("/v1", tokenRoutes(deps));
   app.route("/v1", securityRoutes(deps));
+  app.route("/v1", auditRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "A token from POST /v1/tokens, the admin token printed on first start, or CAIRN_API_TOKEN. Each operation's x-cairn-permission names the permission its token's role must hold." });
   // The document describes the API, not its data, so clients may fetch it without a token.

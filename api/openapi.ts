@@ -1,11 +1,19 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context, MiddlewareHandler } from "hono";
 import { authorize, type ScopeRef } from "./access.js";
+import { auditAttempt } from "./audit.js";
 import { validationHook } from "./errors.js";
 import { PERMISSIONS, PUBLIC, type Permission, type RoutePermission } from "./permissions.js";
 
 /** The route fields where a route declares who may call it (also shown in /openapi.json). */
 export const PERMISSION_FIELD = "x-cairn-permission";
 export const SCOPE_FIELD = "x-cairn-scope";
+/**
+ * Overrides whether a route's attempts and successes are audited (refusals always
+ * are): true for a GET that hands out data (a download), false for a POST that
+ * changes nothing (verifying the audit log). By default every method but GET is.
+ */
+export const AUDIT_FIELD = "x-cairn-audit";
 
 /**
  * The access declaration every route spreads into its createRoute: the one
@@ -18,24 +26,49 @@ export function access(permission: RoutePermission, ...scope: ScopeRef[]) {
 
 /**
  * A router whose validation failures become problem+json with field errors, and
- * which refuses to register a route that declares no permission: each route's
- * permission check runs before its input is validated.
+ * which refuses to register a route that declares no permission or no
+ * operationId. On each guarded route, in order: the route is named for the
+ * audit layer, the permission is checked, the input validated, and (for changes,
+ * restores and downloads) the attempt written to the audit log before the handler acts.
  */
 export function router(): OpenAPIHono {
   const r = new OpenAPIHono({ defaultHook: (result) => validationHook(result) });
   const register = r.openapi;
   r.openapi = ((route, handler, hook) => {
-    const declared = (route as Record<string, unknown>)[PERMISSION_FIELD] as RoutePermission | undefined;
+    const fields = route as Record<string, unknown>;
+    const declared = fields[PERMISSION_FIELD] as RoutePermission | undefined;
     const where = `${route.method.toUpperCase()} ${route.path}`;
     if (!declared) throw new Error(`${where} declares no permission: spread access("<permission>") into its createRoute (api/permissions.ts lists them)`);
+    if (!route.operationId) throw new Error(`${where} has no operationId: name it (the audit log records it as the action)`);
     if (declared === PUBLIC) return register(route, handler, hook);
     if (!(PERMISSIONS as readonly string[]).includes(declared)) throw new Error(`${where} declares the unknown permission ${declared}; add it to api/permissions.ts`);
-    const scope = ((route as Record<string, unknown>)[SCOPE_FIELD] as ScopeRef[] | undefined) ?? [];
-    const middleware = [authorize(declared as Permission, scope), ...(route.middleware ? [route.middleware].flat() : [])];
+    const audited = typeof fields[AUDIT_FIELD] === "boolean" ? (fields[AUDIT_FIELD] as boolean) : route.method !== "get";
+    const named: MiddlewareHandler = async (c, next) => {
+      c.set("auditedRoute", { operationId: route.operationId!, audited });
+      await next();
+    };
+    const scope = (fields[SCOPE_FIELD] as ScopeRef[] | undefined) ?? [];
+    const middleware = [named, authorize(declared as Permission, scope), ...(route.middleware ? [route.middleware].flat() : [])];
     const refusals = route.request?.body ? problems(403, 413, 429) : problems(403, 429);
-    return register({ ...route, middleware, responses: { ...refusals, ...route.responses } }, handler, hook);
+    const act = audited
+      ? (async (c: Context, next: () => Promise<void>) => {
+          await auditAttempt(c, validatedInput(c, route.request));
+          return (handler as (c: Context, next: () => Promise<void>) => unknown)(c, next);
+        }) as unknown as typeof handler
+      : handler;
+    return register({ ...route, middleware, responses: { ...refusals, ...route.responses } }, act, hook);
   }) as typeof r.openapi;
   return r;
+}
+
+/** The request's validated path, query and body, as the audit log records them. */
+function validatedInput(c: Context, request: { params?: unknown; query?: unknown; body?: unknown } | undefined): Record<string, unknown> {
+  const valid = (target: string) => (c.req as unknown as { valid(t: string): unknown }).valid(target);
+  return {
+    ...(request?.params ? { params: valid("param") } : {}),
+    ...(request?.query ? { query: valid("query") } : {}),
+    ...(request?.body ? { input: valid("json") } : {}),
+  };
 }
 
 export const Problem = z

@@ -7,6 +7,8 @@ import { loadSecretBox } from "../engine/secret-box.js";
 import { createApp } from "./app.js";
 import { ensureAdminToken } from "./auth.js";
 import type { LockoutOptions } from "./lockout.js";
+import { AuditTrail, DEFAULT_AUDIT, type AuditOptions } from "./audit.js";
+import { loadAuditSigner } from "../db/audit-checkpoints.js";
 
 export interface ApiServerOptions {
   /** CAIRN_API_PORT, default 8080; 0 picks a free port. */
@@ -25,6 +27,10 @@ export interface ApiServerOptions {
   adminToken?: string;
   /** Failed authentications that lock an address or token out (5 within 10 minutes). */
   lockout?: LockoutOptions;
+  /** CAIRN_AUDIT_DIR, default <dataDir>/audit: the pinned audit signing keys and the signed checkpoints. */
+  auditDir?: string;
+  /** When the audit chain's head is signed (CAIRN_AUDIT_CHECKPOINT_EVENTS, default 100; CAIRN_AUDIT_CHECKPOINT_SECONDS, default 300). */
+  audit?: Partial<AuditOptions>;
 }
 
 export interface ApiServer {
@@ -42,10 +48,16 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const catalog = await openCatalog({ dataDir, databaseUrl: options.databaseUrl ?? (env.DATABASE_URL || undefined) });
   const secretBox = await loadSecretBox(dataDir);
   const token = adminToken ? undefined : await ensureAdminToken(catalog.db);
+  const auditDir = path.resolve(options.auditDir ?? env.CAIRN_AUDIT_DIR ?? path.join(dataDir, "audit"));
+  const audit = new AuditTrail(catalog.db, await loadAuditSigner(catalog.db, secretBox, auditDir), {
+    checkpointEvery: options.audit?.checkpointEvery ?? positive(env.CAIRN_AUDIT_CHECKPOINT_EVENTS, "CAIRN_AUDIT_CHECKPOINT_EVENTS") ?? DEFAULT_AUDIT.checkpointEvery,
+    checkpointIntervalMs:
+      options.audit?.checkpointIntervalMs ?? (positive(env.CAIRN_AUDIT_CHECKPOINT_SECONDS, "CAIRN_AUDIT_CHECKPOINT_SECONDS") ?? DEFAULT_AUDIT.checkpointIntervalMs / 1000) * 1000,
+  });
   // Lazy: the API starts (and /readyz says why it is not ready) while Temporal is still coming up.
   const connection = Connection.lazy({ address: options.temporalAddress ?? env.TEMPORAL_ADDRESS ?? "localhost:7233" });
   const temporal = new Client({ connection, namespace: options.namespace ?? env.TEMPORAL_NAMESPACE ?? "default" });
-  const app = createApp({ catalog: catalog.db, temporal, secretBox, adminToken, lockout: options.lockout });
+  const app = createApp({ catalog: catalog.db, temporal, secretBox, adminToken, lockout: options.lockout, audit });
 
   const host = options.host ?? env.CAIRN_API_HOST ?? "127.0.0.1";
   const port = options.port ?? Number(env.CAIRN_API_PORT ?? 8080);
@@ -54,6 +66,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     server = serve({ fetch: app.fetch, port, hostname: host }, (info) => resolve(info.port));
     server.once("error", reject);
   }).catch(async (err) => {
+    await audit.close();
     await catalog.close();
     await connection.close();
     throw new Error(`cannot listen on ${host}:${port}: ${(err as Error).message}; choose another port with CAIRN_API_PORT`, { cause: err });
@@ -69,9 +82,18 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
         (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
       await connection.close();
+      await audit.close();
       await catalog.close();
     },
   };
+}
+
+/** A positive whole number from the environment, or undefined when unset; anything else stops the start with the variable named. */
+function positive(value: string | undefined, name: string): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a positive whole number, not "${value}"`);
+  return n;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -3,6 +3,7 @@ import { IntegrityError } from "../engine/crypto.js";
 import { CairnError } from "../engine/errors.js";
 import { BackendError } from "../backends/backend.js";
 import { PROGRAM } from "../engine/archiver.js";
+import * as audit from "./cmd_audit.js";
 import * as backup from "./cmd_backup.js";
 import * as check from "./cmd_check.js";
 import * as copy from "./cmd_copy.js";
@@ -19,7 +20,7 @@ import * as snapshots from "./cmd_snapshots.js";
 import * as stats from "./cmd_stats.js";
 
 /** Every verb, one file each (cmd_<verb>.ts). */
-const COMMANDS = [init, backup, snapshots, ls, restore, dump, key, check, stats, diff, forget, prune, copy, pg];
+const COMMANDS = [init, backup, snapshots, ls, restore, dump, key, check, stats, diff, forget, prune, copy, pg, audit];
 
 export function buildProgram(): Command {
   const program = new Command("cairn")

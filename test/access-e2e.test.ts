@@ -75,6 +75,8 @@ describe("tokens, roles and scopes", () => {
     listTokens: ["admin"],
     revokeToken: ["admin"],
     listSecurityEvents: ["admin", "auditor"],
+    listAuditEvents: ["admin", "auditor"],
+    verifyAuditLog: ["admin", "auditor"],
   };
 
   it("walks every route of /openapi.json with every role: 401 without a token, 403 without the permission, through with it", async () => {
