@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cairn runs on Node.js 22 or 24. This prints the shell lines that put such a Node first
 # on PATH, installing Node 24 (or 22) from the npm registry's node-linux-<arch> package
-# into the tool cache when the machine's Node is older; it needs only npm to do that.
+# into the tool cache (~/.cache/cairn, /opt/cairn for root) when the machine's Node is
+# older; it needs only npm to do that.
 #
 #   eval "$(scripts/node.sh)"      the machine's node when it is 22 or newer, else Node 24
 #   eval "$(scripts/node.sh 24)"   Node 24: the machine's when it is 24, else the cached one
@@ -13,7 +14,10 @@
 set -euo pipefail
 
 floor=22
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/cairn
+# Root's own cache is under /root, which other users cannot enter, yet the CLI runs as them
+# on this same node (PostgreSQL's restore_command written by `cairn pg`, tests that drop
+# privileges): root installs into /opt/cairn instead.
+if [ "$(id -u)" = 0 ]; then cache=/opt/cairn; else cache=${XDG_CACHE_HOME:-$HOME/.cache}/cairn; fi
 self=${BASH_SOURCE[0]}
 
 pinned() {
@@ -49,7 +53,7 @@ install_pinned() {
   dir=$cache/node-v$version-$arch
   if [ ! -x "$dir/bin/node" ]; then
     command -v npm >/dev/null || { echo "scripts/node.sh: npm is needed to fetch $pkg; install npm (any version) or Node.js 22+" >&2; exit 1; }
-    mkdir -p "$cache"
+    mkdir -p -m 755 "$cache"
     tmp=$(mktemp -d "$cache/.node-XXXXXX")
     trap 'rm -rf "$tmp"' EXIT
     echo "scripts/node.sh: installing Node.js $version ($pkg) into $dir" >&2
