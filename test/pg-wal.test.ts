@@ -150,4 +150,30 @@ describe("cairn pg wal-push / wal-fetch / archiver", () => {
     expect(broken.code).toBe(1);
     expect(broken.stdout).toContain(`MISSING ${victim}`);
   }, 240_000);
+
+  it("expires only the WAL that no kept base backup needs", async () => {
+    const archived = () => readdirSync(path.dirname(segmentKey("x"))).sort();
+    const startSegment = async (snapshot: { source: { startLsn: string } }) => pg.sql(`SELECT pg_walfile_name('${snapshot.source.startLsn}')`);
+    await cairnPgOk(r("pg", "backup", "--url", pg.url));
+    const bases = JSON.parse((await cairnPgOk(r("--json", "snapshots", "--tag", "pg-base"))).stdout);
+    expect(bases.length).toBe(2);
+    const [firstStart, secondStart] = [await startSegment(bases[0]), await startSegment(bases[1])];
+    const segments = (names: string[]) => names.filter((n) => /^[0-9A-F]{24}$/.test(n));
+
+    // With both base backups kept, only what came before the first one may go.
+    const dry = JSON.parse((await cairnPgOk(r("--json", "pg", "expire", "--dry-run"))).stdout).clusters[0];
+    expect(dry.expired.length).toBeGreaterThan(0);
+    expect(dry.expired.every((n: string) => n.slice(0, 24) < firstStart)).toBe(true);
+    const all = archived();
+    expect(all.filter((n) => n.slice(0, 24) < firstStart && !n.endsWith(".history"))).toEqual(dry.expired);
+
+    await cairnPgOk(r("forget", "--tag", "pg-base", "--keep-last", "1"));
+    await cairnPgOk(r("pg", "expire"));
+    const left = archived();
+    expect(segments(left).every((n) => n >= secondStart)).toBe(true);
+    expect(segments(left)).toEqual(segments(all).filter((n) => n >= secondStart));
+    expect(left).toContain("00000005.history");
+    const report = JSON.parse((await cairnPgOk(r("--json", "pg", "check"))).stdout).clusters[0];
+    expect(report.backups.map((b: { missing: string[] }) => b.missing)).toEqual([[]]);
+  }, 120_000);
 });
