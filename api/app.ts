@@ -3,6 +3,7 @@ import type { Catalog } from "../db/client.js";
 import type { SecretBox } from "../engine/secret-box.js";
 import { randomUUID } from "node:crypto";
 import { bodyLimit } from "hono/body-limit";
+import { ActivityWatch, DEFAULT_ACTIVITY_LIMITS, type ActivityLimits } from "./activity-watch.js";
 import { auditRequests, AuditTrail } from "./audit.js";
 import { bearerAuth } from "./auth.js";
 import { sourceAddress } from "./context.js";
@@ -33,6 +34,8 @@ export interface AppDeps {
   lockout?: LockoutOptions;
   /** The audit log with its checkpoint signer (server.ts makes it); without one the chain is kept unsigned. */
   audit?: AuditTrail;
+  /** Per-token restores, downloads and reads an hour past which a security event is raised (and, with block, the token refused). */
+  activityLimits?: ActivityLimits;
 }
 
 /** Builds the Cairn HTTP API: /healthz and /readyz open, /v1 behind a bearer token, /openapi.json describing it all. */
@@ -42,9 +45,11 @@ export function createApp(deps: AppDeps) {
   app.notFound((c) => renderProblem(new ApiError(404, "Not found", `there is no endpoint ${c.req.method} ${c.req.path}; the endpoints are listed in /openapi.json`), c));
 
   const audit = deps.audit ?? new AuditTrail(deps.catalog, undefined);
+  const activity = new ActivityWatch(deps.activityLimits ?? DEFAULT_ACTIVITY_LIMITS);
   app.use("*", async (c, next) => {
     c.set("deps", deps);
     c.set("audit", audit);
+    c.set("activity", activity);
     c.set("requestId", randomUUID());
     c.header("X-Request-Id", c.get("requestId"));
     await next();

@@ -1,6 +1,7 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { authorize, type ScopeRef } from "./access.js";
+import { watchActivity, type ActivityKind } from "./activity-watch.js";
 import { auditAttempt } from "./audit.js";
 import { validationHook } from "./errors.js";
 import { PERMISSIONS, PUBLIC, type Permission, type RoutePermission } from "./permissions.js";
@@ -14,6 +15,8 @@ export const SCOPE_FIELD = "x-cairn-scope";
  * changes nothing (verifying the audit log). By default every method but GET is.
  */
 export const AUDIT_FIELD = "x-cairn-audit";
+/** Marks a route that hands out data ("restore" or "download") for the per-token volume watch; other GETs count as reads. */
+export const ACTIVITY_FIELD = "x-cairn-activity";
 
 /**
  * The access declaration every route spreads into its createRoute: the one
@@ -48,7 +51,8 @@ export function router(): OpenAPIHono {
       await next();
     };
     const scope = (fields[SCOPE_FIELD] as ScopeRef[] | undefined) ?? [];
-    const middleware = [named, authorize(declared as Permission, scope), ...(route.middleware ? [route.middleware].flat() : [])];
+    const activity = (fields[ACTIVITY_FIELD] as ActivityKind | undefined) ?? (route.method === "get" ? "read" : undefined);
+    const middleware = [named, authorize(declared as Permission, scope), ...(activity ? [watchActivity(activity)] : []), ...(route.middleware ? [route.middleware].flat() : [])];
     const refusals = route.request?.body ? problems(403, 413, 429) : problems(403, 429);
     const act = audited
       ? (async (c: Context, next: () => Promise<void>) => {

@@ -7,6 +7,7 @@ import { loadSecretBox } from "../engine/secret-box.js";
 import { createApp } from "./app.js";
 import { ensureAdminToken } from "./auth.js";
 import type { LockoutOptions } from "./lockout.js";
+import { ACTIVITY_ENV, DEFAULT_ACTIVITY_LIMITS, type ActivityLimits } from "./activity-watch.js";
 import { AuditTrail, DEFAULT_AUDIT, type AuditOptions } from "./audit.js";
 import { loadAuditSigner } from "../db/audit-checkpoints.js";
 
@@ -29,6 +30,8 @@ export interface ApiServerOptions {
   lockout?: LockoutOptions;
   /** CAIRN_AUDIT_DIR, default <dataDir>/audit: the pinned audit signing keys and the signed checkpoints. */
   auditDir?: string;
+  /** Per-token volume limits (CAIRN_ALERT_* and CAIRN_BLOCK_SUSPICIOUS; see activity-watch.ts). */
+  activityLimits?: Partial<ActivityLimits>;
   /** When the audit chain's head is signed (CAIRN_AUDIT_CHECKPOINT_EVENTS, default 100; CAIRN_AUDIT_CHECKPOINT_SECONDS, default 300). */
   audit?: Partial<AuditOptions>;
 }
@@ -57,7 +60,9 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   // Lazy: the API starts (and /readyz says why it is not ready) while Temporal is still coming up.
   const connection = Connection.lazy({ address: options.temporalAddress ?? env.TEMPORAL_ADDRESS ?? "localhost:7233" });
   const temporal = new Client({ connection, namespace: options.namespace ?? env.TEMPORAL_NAMESPACE ?? "default" });
-  const app = createApp({ catalog: catalog.db, temporal, secretBox, adminToken, lockout: options.lockout, audit });
+  const activityLimits: ActivityLimits = { ...DEFAULT_ACTIVITY_LIMITS, block: env.CAIRN_BLOCK_SUSPICIOUS === "1" || env.CAIRN_BLOCK_SUSPICIOUS === "true" };
+  for (const [field, name] of Object.entries(ACTIVITY_ENV) as [keyof typeof ACTIVITY_ENV, string][]) activityLimits[field] = positive(env[name], name) ?? activityLimits[field];
+  const app = createApp({ catalog: catalog.db, temporal, secretBox, adminToken, lockout: options.lockout, audit, activityLimits: { ...activityLimits, ...options.activityLimits } });
 
   const host = options.host ?? env.CAIRN_API_HOST ?? "127.0.0.1";
   const port = options.port ?? Number(env.CAIRN_API_PORT ?? 8080);

@@ -3,7 +3,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { TASK_QUEUE, WORKFLOW_TYPES, type RestoreInput } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
 import { LIMITS } from "../limits.js";
-import { access, json, jsonBody, problems, router } from "../openapi.js";
+import { access, ACTIVITY_FIELD, json, jsonBody, problems, router } from "../openapi.js";
 import { fallbackRepositories, resolveSnapshot } from "../restore-sources.js";
 import { repositoryTarget } from "../schedules.js";
 import { idTime, searchAttributes, withTemporal } from "../temporal.js";
@@ -44,6 +44,7 @@ const start = createRoute({
   method: "post",
   path: "/restores",
   operationId: "createRestore",
+  [ACTIVITY_FIELD]: "restore",
   summary: "Restore a snapshot (whole or selected paths) into a directory",
   tags: ["restores"],
   ...access("restores:create", { resource: "repository", in: "body", field: "repositoryId" }, { resource: "repository", in: "body", field: "fallbackRepositoryIds" }),
@@ -68,6 +69,7 @@ export function restoreRoutes(deps: AppDeps) {
       ...(body.exclude ? { exclude: body.exclude } : {}),
       ...(body.dryRun ? { dryRun: true } : {}),
     };
+    c.set("transferBytes", body.dryRun ? 0 : (snapshot.summary?.totalBytes ?? 0));
     const jobId = `restore-${repo.id}-${idTime()}`;
     await withTemporal(deps.temporal, () =>
       deps.temporal.workflow.start(WORKFLOW_TYPES.restore, { workflowId: jobId, taskQueue: TASK_QUEUE, args: [input], typedSearchAttributes: searchAttributes("restore") }),

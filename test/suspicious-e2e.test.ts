@@ -1,0 +1,84 @@
+import { writeFileSync, mkdirSync } from "node:fs";
+import * as path from "node:path";
+import { DefaultLogger, Runtime } from "@temporalio/worker";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startApiServer, type ApiServer } from "../api/server.js";
+import { startDevServer, type DevServer } from "../scripts/temporal.js";
+import { apiClient } from "./api-client.js";
+import { cairnOk, PASSWORD, tempDir } from "./helpers.js";
+
+interface SecurityEvent {
+  kind: string;
+  tokenName: string | null;
+  blocked: boolean;
+  details: { lastHour: { requests: number; bytes: number }; exceeded: string };
+}
+
+/**
+ * Unusual use of a token over HTTP: an API whose policy blocks a token once it
+ * restores more than once an hour or reads more than 100 times, against a Temporal
+ * dev server (restores start workflows; no worker runs them, nothing is written).
+ */
+describe("suspicious activity", () => {
+  const tmp = tempDir("cairn-suspicious-");
+  let temporal: DevServer;
+  let api: ApiServer;
+  let admin: ReturnType<typeof apiClient>;
+  let repositoryId: string;
+
+  beforeAll(async () => {
+    Runtime.install({ logger: new DefaultLogger("WARN") });
+    const repo = path.join(tmp.dir, "repo");
+    const src = path.join(tmp.dir, "src");
+    mkdirSync(src);
+    writeFileSync(path.join(src, "ledger.csv"), "x".repeat(10_000));
+    await cairnOk(["-r", repo, "init"]);
+    await cairnOk(["-r", repo, "backup", src]);
+    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
+    api = await startApiServer({
+      port: 0,
+      dataDir: path.join(tmp.dir, "data"),
+      temporalAddress: temporal.address,
+      activityLimits: { restoresPerHour: 1, readsPerHour: 100, block: true },
+    });
+    admin = apiClient(api);
+    ({ id: repositoryId } = await admin.ok<{ id: string }>("POST", "/v1/repositories", { name: "books", url: repo, password: PASSWORD }));
+  });
+
+  afterAll(async () => {
+    await api?.close();
+    await temporal?.stop();
+    tmp.cleanup();
+  });
+
+  it("raises a security event when a token restores more than allowed, and blocks it by policy", async () => {
+    const { token } = await admin.ok<{ token: string }>("POST", "/v1/tokens", { name: "exfil", role: "operator" });
+    const operator = apiClient(api, token);
+    const restore = () => operator.call<{ detail: string }>("POST", "/v1/restores", { repositoryId, snapshotId: "latest", target: path.join(tmp.dir, "out") });
+    expect((await restore()).status).toBe(202);
+    expect((await restore()).status).toBe(202); // the one that crosses the limit still went through
+    const blocked = await restore();
+    expect(blocked.status).toBe(429);
+    expect(blocked.body.detail).toMatch(/CAIRN_BLOCK_SUSPICIOUS/);
+
+    const { events } = await admin.ok<{ events: SecurityEvent[] }>("GET", "/v1/security/events?kind=restore-volume");
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ tokenName: "exfil", blocked: true, details: { lastHour: { requests: 2, bytes: 20_000 }, exceeded: "more than 1 restores an hour" } });
+    // The same token may still read; other tokens may still restore.
+    expect((await operator.call("GET", "/v1/plans")).status).toBe(200);
+    expect((await admin.call("POST", "/v1/restores", { repositoryId, snapshotId: "latest", target: path.join(tmp.dir, "out2") })).status).toBe(202);
+    // The refusal is in the audit log like any other.
+    const { events: audited } = await admin.ok<{ events: { action: string; outcome: string; details: { status: number } }[] }>("GET", "/v1/audit?actor=exfil&action=createRestore&outcome=denied");
+    expect(audited.map((e) => e.details.status)).toEqual([429]);
+  });
+
+  it("raises one when a token reads far more than usual (more than 100 times an hour)", async () => {
+    const { token } = await admin.ok<{ token: string }>("POST", "/v1/tokens", { name: "scraper", role: "viewer" });
+    const viewer = apiClient(api, token);
+    for (let i = 0; i < 101; i++) expect((await viewer.call("GET", "/v1/plans")).status).toBe(200);
+    const refused = await viewer.call("GET", "/v1/plans");
+    expect(refused.status).toBe(429);
+    const { events } = await admin.ok<{ events: SecurityEvent[] }>("GET", "/v1/security/events?kind=read-volume");
+    expect(events.filter((e) => e.tokenName === "scraper")).toEqual([expect.objectContaining({ blocked: true, details: expect.objectContaining({ exceeded: "more than 100 reads an hour" }) })]);
+  });
+});
