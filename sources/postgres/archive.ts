@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { isNotFound } from "../../backends/backend.js";
 import { CairnError } from "../../engine/errors.js";
 import type { Repository } from "../../engine/repository.js";
-import { readSegmentHeader, summarizeSegment, systemIdFromControl, walFileKind, type SegmentSummary, type WalFileKind } from "./wal.js";
+import { readSegmentHeader, summarizeSegment, systemIdFromControl, walFileKind, type SegmentHeader, type SegmentSummary, type WalFileKind } from "./wal.js";
 
 /** What the repository records with each archived WAL file (before its bytes, in the same object). */
 export interface WalFileMeta {
@@ -55,7 +55,7 @@ export class WalArchive {
         throw new CairnError(`${name} belongs to database system ${header.systemId}, but the cluster archiving it (${pgdata}) is system ${systemId}; refusing to archive a segment of another cluster: check archive_command and what was copied into pg_wal`);
       }
       meta.segmentSize = header.segmentSize;
-      meta.summary = summarizeSegment(data, header);
+      meta.summary = summaryOf(data, header);
     }
     const key = this.prefix(systemId) + name;
     const existing = await this.loadMeta(key);
@@ -115,6 +115,15 @@ export class WalArchive {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+}
+
+/** The summary only guides restores: a segment it cannot read is archived all the same, without one. */
+function summaryOf(data: Buffer, header: SegmentHeader): SegmentSummary | undefined {
+  try {
+    return summarizeSegment(data, header);
+  } catch {
+    return undefined;
   }
 }
 

@@ -156,6 +156,7 @@ export function summarizeSegment(seg: Buffer, header: SegmentHeader): SegmentSum
   };
   let pos = 0;
   if (seg.readUInt16LE(2) & XLP_FIRST_IS_CONTRECORD) pos = seg.readUInt32LE(16);
+  let previous: bigint | undefined;
   for (;;) {
     pos = (pos + 7) & ~7;
     const head = read(pos, RECORD_HEADER);
@@ -164,6 +165,10 @@ export function summarizeSegment(seg: Buffer, header: SegmentHeader): SegmentSum
     if (total < RECORD_HEADER) break;
     const record = read(pos, total);
     if (!record) break;
+    // A record that does not point back at the one before is left over from a recycled segment: the WAL ends here.
+    const lsn = header.pageAddress + BigInt(physical(pos));
+    if (previous !== undefined && record.readBigUInt64LE(8) !== previous) break;
+    previous = lsn;
     const xid = record.readUInt32LE(4);
     const info = record[16];
     const rmid = record[17];
@@ -185,7 +190,7 @@ export function summarizeSegment(seg: Buffer, header: SegmentHeader): SegmentSum
       const end = name.indexOf(0);
       summary.restorePoints.push({
         name: name.subarray(0, end < 0 ? name.length : end).toString("utf8"),
-        lsn: formatLsn(header.pageAddress + BigInt(physical(pos))),
+        lsn: formatLsn(lsn),
         time: pgTime(main.readBigInt64LE(0)),
       });
     } else if (rmid === RM_XLOG_ID && (info & 0xf0) === XLOG_SWITCH) break;
