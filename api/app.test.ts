@@ -296,7 +296,7 @@ describe("/openapi.json", () => {
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
     for (const [p, ops] of Object.entries(doc.paths)) {
       for (const op of Object.values(ops)) {
-        if (p.startsWith("/v1/")) {
+        if (p.startsWith("/v1/") || p === "/metrics") {
           expect(op.security, p).toEqual([{ bearer: [] }]);
           expect(op.responses, p).toHaveProperty("401");
         } else expect(op.security, p).toEqual([]);

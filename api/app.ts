@@ -14,6 +14,7 @@ import { router } from "./openapi.js";
 import { auditRoutes } from "./routes/audit.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
+import { metricsRoutes } from "./routes/metrics.js";
 import { planRoutes } from "./routes/plans.js";
 import { repositoryRoutes } from "./routes/repositories.js";
 import { restoreRoutes } from "./routes/restores.js";
@@ -59,8 +60,13 @@ export function createApp(deps: AppDeps) {
   );
 
   app.route("/", healthRoutes(deps));
+  // /metrics is served like /v1: audited refusals, a bearer token, the route's permission.
+  const auth = bearerAuth(deps.catalog, failedLogins, deps.adminToken);
   app.use("/v1/*", auditRequests());
-  app.use("/v1/*", bearerAuth(deps.catalog, failedLogins, deps.adminToken));
+  app.use("/v1/*", auth);
+  app.use("/metrics", auditRequests());
+  app.use("/metrics", auth);
+  app.route("/", metricsRoutes(deps));
   // Past the limit the body is not read any further (a declared Content-Length is refused before reading at all).
   app.use(
     "/v1/*",

@@ -15,6 +15,7 @@ export const PERMISSIONS = [
   "repositories:write",
   "snapshots:read",
   "analytics:read",
+  "metrics:read",
   "tokens:manage",
   "audit:read",
   "audit:verify",
@@ -34,10 +35,10 @@ export type RoutePermission = Permission | typeof PUBLIC;
 export const ROLE_NAMES = ["viewer", "operator", "admin", "auditor"] as const;
 export type Role = (typeof ROLE_NAMES)[number];
 
-const VIEWER: Permission[] = ["plans:read", "jobs:read", "snapshots:read", "repositories:read", "analytics:read"];
+const VIEWER: Permission[] = ["plans:read", "jobs:read", "snapshots:read", "repositories:read", "analytics:read", "metrics:read"];
 
 /**
- * viewer reads plans, jobs, snapshots and analytics; operator also runs plans,
+ * viewer reads plans, jobs, snapshots, analytics and metrics; operator also runs plans,
  * cancels jobs, restores and verifies; admin does everything; auditor reads the
  * audit log, security events and compliance reports, and nothing else.
  */

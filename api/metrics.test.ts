@@ -1,0 +1,122 @@
+/**
+ * GET /metrics through the app (no port, Temporal unreachable): the permission it
+ * declares, a scoped token's narrower view, and values read from catalog rows.
+ */
+import { Client, Connection } from "@temporalio/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openCatalog, type OpenCatalog } from "../db/client.js";
+import { jobs, plans, repositories } from "../db/schema.js";
+import { SecretBox } from "../engine/secret-box.js";
+import { tempDir } from "../test/helpers.js";
+import type { BackupResult } from "../workflows/messages.js";
+import { createApp } from "./app.js";
+
+const ADMIN = "test-admin-token";
+const scratch = tempDir("cairn-metrics-");
+let catalog: OpenCatalog;
+let app: ReturnType<typeof createApp>;
+
+const backup = (planId: string, n: number, over: Partial<BackupResult> = {}): typeof jobs.$inferInsert => {
+  const result: BackupResult = {
+    snapshotId: `s${n}`,
+    filesNew: 2,
+    filesChanged: 1,
+    filesUnmodified: 7,
+    bytesProcessed: 1000,
+    bytesAdded: 100 * n,
+    bytesStored: 50 * n,
+    durationSeconds: 20 * n,
+    warnings: [],
+    snapshotsRemoved: 0,
+    repositoryStats: { snapshots: n, packs: n, packBytes: 4096 * n },
+    ...over,
+  };
+  const startedAt = new Date(Date.UTC(2026, 2, n, 3));
+  return { id: `backup-${planId}-${n}`, runId: "r", kind: "backup", planId, status: "completed", phase: "done", progress: { filesDone: 10, bytesDone: 1000, bytesTotal: 1000, bytesPerSecond: 0, etaSeconds: 0 }, snapshotId: `s${n}`, result, startedAt, finishedAt: new Date(startedAt.getTime() + 60_000) };
+};
+
+beforeAll(async () => {
+  catalog = await openCatalog({ dataDir: scratch.dir });
+  const connection = Connection.lazy({ address: "127.0.0.1:1" });
+  app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox: new SecretBox(SecretBox.generateKey()), adminToken: ADMIN });
+  await catalog.db.insert(repositories).values([
+    { id: "aa01", name: "nas", url: "/srv/nas", sealedPassword: "x" },
+    { id: "bb02", name: "cloud", url: "/srv/cloud", sealedPassword: "x" },
+  ]);
+  await catalog.db.insert(plans).values([
+    { id: "cc03", name: "www", repositoryId: "aa01", source: { type: "files", paths: ["/srv/www"] } },
+    { id: "dd04", name: "db", repositoryId: "bb02", source: { type: "files", paths: ["/srv/db"] } },
+  ]);
+  await catalog.db.insert(jobs).values([
+    backup("cc03", 1),
+    backup("cc03", 2),
+    { ...backup("cc03", 3), status: "failed", result: null, error: "the destination could not be reached" },
+    backup("dd04", 4),
+  ]);
+});
+afterAll(async () => {
+  // The connection stays open: the client's retry timer for the unreachable server
+  // would fire after close() and throw "Channel has been shut down" from that timer.
+  await catalog?.close();
+  scratch.cleanup();
+});
+
+async function tokenFor(role: string, scope?: { planIds: string[] }): Promise<string> {
+  const res = await app.request("/v1/tokens", { method: "POST", headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" }, body: JSON.stringify({ name: `${role}-${scope ? "scoped" : "all"}`, role, ...(scope ? { scope } : {}) }) });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { token: string }).token;
+}
+
+const scrape = (token?: string) => app.request("/metrics", { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+
+/** Sample lines of the exposition as "name{labels} value". */
+function samples(text: string): string[] {
+  return text.split("\n").filter((l) => l && !l.startsWith("#"));
+}
+
+describe("GET /metrics", () => {
+  it("needs a token whose role holds metrics:read", async () => {
+    expect((await scrape()).status).toBe(401);
+    const auditor = await scrape(await tokenFor("auditor"));
+    expect(auditor.status).toBe(403);
+    expect(((await auditor.json()) as { detail: string }).detail).toMatch(/metrics:read.*viewer/);
+    const doc = (await (await app.request("/openapi.json")).json()) as { paths: Record<string, Record<string, Record<string, unknown>>> };
+    expect(doc.paths["/metrics"].get["x-cairn-permission"]).toBe("metrics:read");
+  });
+
+  it("shows per plan the last success, durations, bytes added and files, job outcomes, and each repository's size, from the catalog", async () => {
+    const res = await scrape(await tokenFor("viewer"));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+    const lines = samples(await res.text());
+    const www = 'plan_id="cc03",plan="www"';
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        `cairn_backup_last_success_timestamp_seconds{${www}} ${Date.UTC(2026, 2, 2, 3, 1) / 1000}`,
+        `cairn_backup_bytes_added_total{${www}} 300`,
+        `cairn_backup_last_bytes_added{${www}} 200`,
+        `cairn_backup_last_files{${www}} 10`,
+        `cairn_backup_duration_seconds_count{${www}} 2`,
+        `cairn_backup_duration_seconds_sum{${www}} 60`,
+        `cairn_backup_duration_seconds_bucket{le="30",${www}} 1`,
+        `cairn_backup_duration_seconds_bucket{le="60",${www}} 2`,
+        `cairn_backup_duration_seconds_bucket{le="15",${www}} 0`,
+        'cairn_jobs_finished_total{kind="backup",plan_id="cc03",status="completed"} 2',
+        'cairn_jobs_finished_total{kind="backup",plan_id="cc03",status="failed"} 1',
+        'cairn_repository_size_bytes{repository_id="aa01",repository="nas"} 8192',
+        'cairn_repository_snapshots{repository_id="bb02",repository="cloud"} 4',
+        "cairn_temporal_up 0",
+      ]),
+    );
+    expect(lines.some((l) => l.startsWith("cairn_jobs_running"))).toBe(false);
+  });
+
+  it("shows a scoped token only its plans and their repositories", async () => {
+    const res = await scrape(await tokenFor("viewer", { planIds: ["dd04"] }));
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain('plan_id="dd04"');
+    expect(text).not.toContain("cc03");
+    expect(text).not.toContain('repository="nas"');
+  });
+});

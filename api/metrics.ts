@@ -1,0 +1,116 @@
+/**
+ * The Prometheus exposition of GET /metrics, built afresh on each scrape from the
+ * catalog (finished jobs, plans, repositories) and Temporal (running jobs). Values
+ * that only grow (job counts, bytes added, the duration histogram) are sums over
+ * the catalog's job history, so they behave as counters while that history is kept.
+ */
+import type { Client } from "@temporalio/client";
+import { inArray } from "drizzle-orm";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { jobRecordFromRow } from "../analytics/records.js";
+import type { Catalog } from "../db/client.js";
+import { jobs, plans, repositories, type TokenScope } from "../db/schema.js";
+import type { BackupResult, JobKind } from "../workflows/messages.js";
+import { plansInScope, repositoriesInScope } from "./access.js";
+import { jobsQuery, listJobs, readJob } from "./jobs.js";
+import { withTemporal } from "./temporal.js";
+
+type JobRow = typeof jobs.$inferSelect;
+type PlanRow = typeof plans.$inferSelect;
+type RepositoryRow = typeof repositories.$inferSelect;
+
+const KINDS: JobKind[] = ["backup", "restore", "verify", "prune"];
+/** Seconds: from a one-file backup to a day-long one. */
+const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400];
+/** Jobs that finished this recently are copied into the catalog by a scrape when nobody has read them yet. */
+const CATCH_UP_WINDOW_MS = 24 * 3600_000;
+const CATCH_UP_LIMIT = 100;
+
+export interface MetricsInput {
+  plans: PlanRow[];
+  repositories: RepositoryRow[];
+  jobs: JobRow[];
+  /** Running jobs per kind; undefined when Temporal did not answer. */
+  running?: Record<JobKind, number>;
+}
+
+/** Renders the exposition text (Prometheus text format 0.0.4). */
+export async function renderMetrics(input: MetricsInput): Promise<{ contentType: string; body: string }> {
+  const registry = new Registry();
+  const registers = [registry];
+  const planLabels = ["plan_id", "plan"] as const;
+  const repoLabels = ["repository_id", "repository"] as const;
+  const lastSuccess = new Gauge({ name: "cairn_backup_last_success_timestamp_seconds", help: "When the plan's last successful backup finished (Unix time).", labelNames: planLabels, registers });
+  const duration = new Histogram({ name: "cairn_backup_duration_seconds", help: "Time successful backups took to store their snapshot.", labelNames: planLabels, buckets: DURATION_BUCKETS, registers });
+  const bytesAdded = new Counter({ name: "cairn_backup_bytes_added_total", help: "New data (before compression) successful backups added to the repository.", labelNames: planLabels, registers });
+  const lastBytesAdded = new Gauge({ name: "cairn_backup_last_bytes_added", help: "New data (before compression) the plan's last successful backup added.", labelNames: planLabels, registers });
+  const lastFiles = new Gauge({ name: "cairn_backup_last_files", help: "Files in the plan's last successful backup.", labelNames: planLabels, registers });
+  const finished = new Counter({ name: "cairn_jobs_finished_total", help: "Finished jobs by kind, plan and outcome (completed, failed, cancelled).", labelNames: ["kind", "plan_id", "status"], registers });
+  const repoSize = new Gauge({ name: "cairn_repository_size_bytes", help: "Bytes of pack files in the repository after its last successful backup.", labelNames: repoLabels, registers });
+  const repoSnapshots = new Gauge({ name: "cairn_repository_snapshots", help: "Snapshots in the repository after its last successful backup.", labelNames: repoLabels, registers });
+  const temporalUp = new Gauge({ name: "cairn_temporal_up", help: "1 when Temporal answered this scrape (running job counts are missing otherwise).", registers });
+
+  const planById = new Map(input.plans.map((p) => [p.id, p]));
+  const repoById = new Map(input.repositories.map((r) => [r.id, r]));
+  /** Repository id -> the result of the last successful backup into it. */
+  const lastBackup = new Map<string, BackupResult>();
+  const sorted = [...input.jobs].sort((a, b) => (a.finishedAt?.getTime() ?? 0) - (b.finishedAt?.getTime() ?? 0));
+  for (const row of sorted) {
+    const record = jobRecordFromRow(row);
+    if (!record) continue;
+    finished.inc({ kind: row.kind, plan_id: row.planId ?? "", status: row.status });
+    const plan = row.planId ? planById.get(row.planId) : undefined;
+    if (row.kind !== "backup" || record.outcome !== "success" || !plan) continue;
+    const labels = { plan_id: plan.id, plan: plan.name };
+    lastSuccess.set(labels, record.finishedAt.getTime() / 1000);
+    duration.observe(labels, record.durationSeconds);
+    bytesAdded.inc(labels, record.bytesAdded ?? 0);
+    lastBytesAdded.set(labels, record.bytesAdded ?? 0);
+    lastFiles.set(labels, record.files ?? 0);
+    lastBackup.set(plan.repositoryId, row.result as BackupResult);
+  }
+  for (const [repositoryId, result] of lastBackup) {
+    const repo = repoById.get(repositoryId);
+    if (!repo || !result.repositoryStats) continue;
+    repoSize.set({ repository_id: repo.id, repository: repo.name }, result.repositoryStats.packBytes);
+    repoSnapshots.set({ repository_id: repo.id, repository: repo.name }, result.repositoryStats.snapshots);
+  }
+  temporalUp.set(input.running ? 1 : 0);
+  if (input.running) {
+    const running = new Gauge({ name: "cairn_jobs_running", help: "Jobs running now (workflows open in Temporal), by kind.", labelNames: ["kind"], registers });
+    for (const kind of KINDS) running.set({ kind }, input.running[kind]);
+  }
+  return { contentType: registry.contentType, body: await registry.metrics() };
+}
+
+/**
+ * What a scrape shows a token: everything for an unscoped one; for a scoped one only
+ * its plans and repositories and their jobs, without the platform-wide running counts.
+ */
+export async function gatherMetrics(catalog: Catalog, client: Client, scope: TokenScope | undefined, now = new Date()): Promise<MetricsInput> {
+  const running = scope ? undefined : await countRunning(client).catch(() => undefined);
+  if (running) await catchUp(catalog, client, now).catch(() => undefined);
+  const planRows = await catalog.select().from(plans).where(scope ? plansInScope(scope) : undefined);
+  const repositoryRows = await catalog.select().from(repositories).where(scope ? repositoriesInScope(scope) : undefined);
+  const planIds = planRows.map((p) => p.id);
+  const jobRows = await catalog.select().from(jobs).where(scope ? inArray(jobs.planId, planIds.length ? planIds : [""]) : undefined);
+  return { plans: planRows, repositories: repositoryRows, jobs: jobRows, running };
+}
+
+async function countRunning(client: Client): Promise<Record<JobKind, number>> {
+  const counts = await Promise.all(
+    KINDS.map((kind) =>
+      withTemporal(client, () => client.workflowService.countWorkflowExecutions({ namespace: client.options.namespace, query: jobsQuery({ kind, status: "running" }) }), 3000),
+    ),
+  );
+  return Object.fromEntries(KINDS.map((kind, i) => [kind, Number(counts[i].count ?? 0)])) as Record<JobKind, number>;
+}
+
+/** Copies jobs that finished in the last day and were never read into the catalog, so a scrape sees every outcome. */
+async function catchUp(catalog: Catalog, client: Client, now: Date): Promise<void> {
+  const since = new Date(now.getTime() - CATCH_UP_WINDOW_MS).toISOString();
+  const { jobs: closed } = await listJobs(catalog, client, `${jobsQuery({})} AND ExecutionStatus != 'Running' AND CloseTime > '${since}'`, CATCH_UP_LIMIT);
+  if (!closed.length) return;
+  const known = new Set((await catalog.select({ id: jobs.id }).from(jobs).where(inArray(jobs.id, closed.map((j) => j.id)))).map((r) => r.id));
+  for (const job of closed.filter((j) => !known.has(j.id))) await readJob(catalog, client, job.id);
+}
