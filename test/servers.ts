@@ -184,3 +184,43 @@ export async function startFakeGcs(): Promise<TestServer & { endpoint: string }>
   );
   return { ...server, endpoint };
 }
+
+/**
+ * Debian's Prometheus (.ci/run installs the package with its service kept from
+ * starting) on a free loopback port, scraping `target` every second with a bearer
+ * token read from a file, as an operator would configure it.
+ */
+export async function startPrometheus(target: { url: string; token: string }): Promise<TestServer & { url: string }> {
+  const bin = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"].find((p) => existsSync(p));
+  if (!bin) throw new Error("prometheus is not installed: apt-get install prometheus (.ci/run does it, keeping the package's own service from starting)");
+  const tmp = tempDir("cairn-prometheus-");
+  const port = await freePort();
+  const tokenFile = path.join(tmp.dir, "token");
+  writeFileSync(tokenFile, target.token, { mode: 0o600 });
+  const { host } = new URL(target.url);
+  writeFileSync(
+    path.join(tmp.dir, "prometheus.yml"),
+    [
+      "global:",
+      "  scrape_interval: 1s",
+      "  evaluation_interval: 1s",
+      "scrape_configs:",
+      "  - job_name: cairn",
+      "    metrics_path: /metrics",
+      "    authorization:",
+      "      type: Bearer",
+      `      credentials_file: ${tokenFile}`,
+      "    static_configs:",
+      `      - targets: ["${host}"]`,
+      "",
+    ].join("\n"),
+  );
+  const server = await startProcess(
+    bin,
+    [`--config.file=${path.join(tmp.dir, "prometheus.yml")}`, `--storage.tsdb.path=${path.join(tmp.dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--log.level=warn"],
+    port,
+    tmp.dir,
+    tmp.cleanup,
+  );
+  return { ...server, url: `http://127.0.0.1:${port}` };
+}

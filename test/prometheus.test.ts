@@ -1,0 +1,109 @@
+/**
+ * Prometheus scrapes Cairn's GET /metrics with a viewer token, and the values read
+ * back through Prometheus's own query API match the jobs the API reports: the
+ * platform as an operator monitors it (Temporal dev server, worker, API, Prometheus).
+ */
+import * as path from "node:path";
+import { Client, Connection } from "@temporalio/client";
+import { DefaultLogger, Runtime } from "@temporalio/worker";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startApiServer, type ApiServer } from "../api/server.js";
+import { startDevServer, type DevServer } from "../scripts/temporal.js";
+import { createCairnWorker, type CairnWorker } from "../worker.js";
+import type { BackupResult } from "../workflows/messages.js";
+import { apiClient, type Job } from "./api-client.js";
+import { PASSWORD, tempDir } from "./helpers.js";
+import { startPrometheus, type TestServer } from "./servers.js";
+import { makeOddTree } from "./tree-fixtures.js";
+
+/** A finished backup as GET /v1/jobs/{id} shows it. */
+type BackupJob = Omit<Job, "result"> & { finishedAt: string; result: BackupResult };
+
+interface Sample {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prometheus)", () => {
+  const tmp = tempDir("cairn-prometheus-e2e-");
+  const dataDir = path.join(tmp.dir, "data");
+  const src = path.join(tmp.dir, "src");
+  let temporal: DevServer;
+  let worker: CairnWorker;
+  let workerRun: Promise<void>;
+  let api: ApiServer;
+  let prometheus: TestServer & { url: string };
+  let connection: Connection;
+  let ok: ReturnType<typeof apiClient>["ok"];
+  let pollJob: ReturnType<typeof apiClient>["pollJob"];
+
+  beforeAll(async () => {
+    Runtime.install({ logger: new DefaultLogger("WARN") });
+    makeOddTree(src);
+    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
+    worker = await createCairnWorker({ address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
+    workerRun = worker.run();
+    api = await startApiServer({ port: 0, dataDir, temporalAddress: temporal.address });
+    ({ ok, pollJob } = apiClient(api));
+    connection = await Connection.connect({ address: temporal.address });
+  });
+
+  afterAll(async () => {
+    await prometheus?.stop();
+    await api?.close();
+    worker?.shutdown();
+    await workerRun;
+    await connection?.close();
+    await temporal?.stop();
+    tmp.cleanup();
+  });
+
+  /** Runs a PromQL instant query through Prometheus's HTTP API. */
+  async function query(promql: string): Promise<Sample[]> {
+    const res = await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent(promql)}`);
+    const body = (await res.json()) as { status: string; data: { result: Sample[] }; error?: string };
+    if (body.status !== "success") throw new Error(`Prometheus refused ${promql}: ${body.error}`);
+    return body.data.result;
+  }
+
+  /** The single value of a query, once Prometheus has one equal to `expected` (scrapes come every second). */
+  async function valueOnceEqual(promql: string, expected: number): Promise<number> {
+    let last: Sample[] = [];
+    for (let i = 0; i < 120; i++) {
+      last = await query(promql);
+      if (last.length === 1 && Number(last[0].value[1]) === expected) return expected;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    throw new Error(`${promql} is ${JSON.stringify(last)}, not ${expected}`);
+  }
+
+  it("reads back the last success, bytes added, files, outcomes, duration count and repository size of real backups", async () => {
+    const { id: repositoryId } = await ok<{ id: string }>("POST", "/v1/repositories", { name: "main", url: path.join(tmp.dir, "repo"), password: PASSWORD });
+    const { id: planId } = await ok<{ id: string }>("POST", "/v1/plans", { name: "odd-tree", repositoryId, source: { type: "files", paths: [src] } });
+    const first = await ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
+    expect((await pollJob(first.jobId, (j) => j.status !== "running")).status).toBe("completed");
+    // The second run is never read through the API: the scrape itself copies it into the catalog.
+    const second = await ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
+    await new Client({ connection }).workflow.getHandle(second.jobId).result();
+    const { token } = await ok<{ token: string }>("POST", "/v1/tokens", { name: "prometheus", role: "viewer" });
+
+    prometheus = await startPrometheus({ url: api.url, token });
+    const plan = `plan_id="${planId}",plan="odd-tree"`;
+    await valueOnceEqual(`cairn_jobs_finished_total{kind="backup",plan_id="${planId}",status="completed"}`, 2);
+    expect(await valueOnceEqual('up{job="cairn"}', 1)).toBe(1);
+
+    const job = await ok<BackupJob>("GET", `/v1/jobs/${second.jobId}`);
+    const result = job.result;
+    await valueOnceEqual(`cairn_backup_last_success_timestamp_seconds{${plan}}`, new Date(job.finishedAt).getTime() / 1000);
+    await valueOnceEqual(`cairn_backup_last_bytes_added{${plan}}`, result.bytesAdded);
+    await valueOnceEqual(`cairn_backup_last_files{${plan}}`, result.filesNew + result.filesChanged + result.filesUnmodified);
+    await valueOnceEqual(`cairn_backup_duration_seconds_count{${plan}}`, 2);
+    await valueOnceEqual(`cairn_repository_snapshots{repository_id="${repositoryId}",repository="main"}`, 2);
+    await valueOnceEqual(`cairn_repository_size_bytes{repository_id="${repositoryId}",repository="main"}`, result.repositoryStats!.packBytes);
+    await valueOnceEqual('cairn_jobs_running{kind="backup"}', 0);
+    await valueOnceEqual("cairn_temporal_up", 1);
+    expect(result.bytesAdded).toBe(0); // the second run found nothing new: the gauge shows the last run, not a sum
+    const firstResult = (await ok<BackupJob>("GET", `/v1/jobs/${first.jobId}`)).result;
+    await valueOnceEqual(`cairn_backup_bytes_added_total{${plan}}`, firstResult.bytesAdded);
+  });
+});
