@@ -222,5 +222,16 @@ export async function startPrometheus(target: { url: string; token: string }): P
     tmp.dir,
     tmp.cleanup,
   );
-  return { ...server, url: `http://127.0.0.1:${port}` };
+  // It listens before its storage is open; /-/ready answers 200 once queries work.
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    const ready = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    if (ready) break;
+    if (i === 300) {
+      await server.stop();
+      throw new Error("prometheus listens but is not ready after 30 s");
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { ...server, url };
 }
