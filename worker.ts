@@ -5,11 +5,14 @@
  *   TEMPORAL_ADDRESS=127.0.0.1:7233 TEMPORAL_NAMESPACE=default CAIRN_DATA_DIR=.cairn node dist/worker.js
  *
  * CAIRN_WORKER_CONCURRENCY sets how many activities run at once (default 4).
+ * CAIRN_WORKER_METRICS_ADDRESS (host:port) serves the Temporal SDK's worker metrics
+ * (task slots available and used, polls, activity latencies) for Prometheus at
+ * /metrics there, without authentication: bind it to loopback or a private network.
  */
 import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { NativeConnection, Worker, type WorkflowBundle } from "@temporalio/worker";
+import { NativeConnection, Runtime, Worker, type WorkflowBundle } from "@temporalio/worker";
 import { createActivities } from "./activities/index.js";
 import { loadSecretBox } from "./engine/secret-box.js";
 import { TASK_QUEUE } from "./workflows/messages.js";
@@ -85,6 +88,9 @@ async function main(): Promise<void> {
   const namespace = process.env.TEMPORAL_NAMESPACE || "default";
   const dataDir = process.env.CAIRN_DATA_DIR || ".cairn";
   const concurrency = Number(process.env.CAIRN_WORKER_CONCURRENCY) || undefined;
+  const metricsAddress = process.env.CAIRN_WORKER_METRICS_ADDRESS;
+  // The runtime is installed once per process, before any connection: its metrics exporter comes with it.
+  if (metricsAddress) Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress, useSecondsForDurations: true } } } });
   const cairn = await createCairnWorker({ address, namespace, dataDir, maxConcurrentActivityTaskExecutions: concurrency }).catch((err: Error) => {
     throw new Error(`cannot start the worker against Temporal at ${address} (namespace ${namespace}): ${err.message}; start Temporal (npm start) or set TEMPORAL_ADDRESS`);
   });

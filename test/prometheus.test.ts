@@ -1,19 +1,19 @@
 /**
- * Prometheus scrapes Cairn's GET /metrics with a viewer token, and the values read
- * back through Prometheus's own query API match the jobs the API reports: the
- * platform as an operator monitors it (Temporal dev server, worker, API, Prometheus).
+ * Prometheus scrapes Cairn's GET /metrics with a viewer token, and the worker
+ * process's Temporal metrics, and the values read back through Prometheus's own
+ * query API match the jobs the API reports: the platform as an operator monitors
+ * it (Temporal dev server, the worker as `node dist/worker.js`, API, Prometheus).
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import { Client, Connection } from "@temporalio/client";
-import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApiServer, type ApiServer } from "../api/server.js";
 import { startDevServer, type DevServer } from "../scripts/temporal.js";
-import { createCairnWorker, type CairnWorker } from "../worker.js";
 import type { BackupResult } from "../workflows/messages.js";
 import { apiClient, type Job } from "./api-client.js";
-import { PASSWORD, tempDir } from "./helpers.js";
-import { startPrometheus, type TestServer } from "./servers.js";
+import { PASSWORD, ROOT, tempDir } from "./helpers.js";
+import { freePort, startPrometheus, type TestServer } from "./servers.js";
 import { makeOddTree } from "./tree-fixtures.js";
 
 /** A finished backup as GET /v1/jobs/{id} shows it. */
@@ -29,8 +29,10 @@ describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prom
   const dataDir = path.join(tmp.dir, "data");
   const src = path.join(tmp.dir, "src");
   let temporal: DevServer;
-  let worker: CairnWorker;
-  let workerRun: Promise<void>;
+  let worker: ChildProcess;
+  let workerExited: Promise<void>;
+  let workerLog = "";
+  let workerMetrics: string;
   let api: ApiServer;
   let prometheus: TestServer & { url: string };
   let connection: Connection;
@@ -38,12 +40,25 @@ describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prom
   let pollJob: ReturnType<typeof apiClient>["pollJob"];
 
   beforeAll(async () => {
-    Runtime.install({ logger: new DefaultLogger("WARN") });
     makeOddTree(src);
     temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    worker = await createCairnWorker({ address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
-    workerRun = worker.run();
+    // The API first: it creates the platform secret key the worker then reads from the same data directory.
     api = await startApiServer({ port: 0, dataDir, temporalAddress: temporal.address });
+    workerMetrics = `http://127.0.0.1:${await freePort()}`;
+    worker = spawn(process.execPath, [path.join(ROOT, "dist", "worker.js")], {
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: temporal.address,
+        CAIRN_DATA_DIR: dataDir,
+        CAIRN_WORKER_CONCURRENCY: "2",
+        CAIRN_WORKER_METRICS_ADDRESS: new URL(workerMetrics).host,
+        CAIRN_THREADS: "1",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    worker.stdout!.on("data", (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-8000)));
+    worker.stderr!.on("data", (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-8000)));
+    workerExited = new Promise((resolve) => worker.once("exit", () => resolve()));
     ({ ok, pollJob } = apiClient(api));
     connection = await Connection.connect({ address: temporal.address });
   });
@@ -51,8 +66,11 @@ describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prom
   afterAll(async () => {
     await prometheus?.stop();
     await api?.close();
-    worker?.shutdown();
-    await workerRun;
+    if (worker?.pid && worker.exitCode === null && worker.signalCode === null) {
+      process.kill(worker.pid, "SIGTERM");
+      await Promise.race([workerExited, new Promise((r) => setTimeout(r, 20_000))]);
+      if (worker.exitCode === null && worker.signalCode === null) process.kill(worker.pid, "SIGKILL");
+    }
     await connection?.close();
     await temporal?.stop();
     tmp.cleanup();
@@ -87,7 +105,10 @@ describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prom
     await new Client({ connection }).workflow.getHandle(second.jobId).result();
     const { token } = await ok<{ token: string }>("POST", "/v1/tokens", { name: "prometheus", role: "viewer" });
 
-    prometheus = await startPrometheus({ url: api.url, token });
+    prometheus = await startPrometheus([
+      { job: "cairn", url: api.url, token },
+      { job: "cairn-worker", url: workerMetrics },
+    ]);
     const plan = `plan_id="${planId}",plan="odd-tree"`;
     await valueOnceEqual(`cairn_jobs_finished_total{kind="backup",plan_id="${planId}",status="completed"}`, 2);
     expect(await valueOnceEqual('up{job="cairn"}', 1)).toBe(1);
@@ -105,5 +126,11 @@ describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prom
     expect(result.bytesAdded).toBe(0); // the second run found nothing new: the gauge shows the last run, not a sum
     const firstResult = (await ok<BackupJob>("GET", `/v1/jobs/${first.jobId}`)).result;
     await valueOnceEqual(`cairn_backup_bytes_added_total{${plan}}`, firstResult.bytesAdded);
+  });
+
+  it("reads the worker's activity slots (CAIRN_WORKER_CONCURRENCY) from its own metrics endpoint", async () => {
+    expect(await valueOnceEqual('up{job="cairn-worker"}', 1), workerLog).toBe(1);
+    await valueOnceEqual('temporal_worker_task_slots_available{job="cairn-worker",worker_type="ActivityWorker",task_queue="cairn"}', 2);
+    await valueOnceEqual('temporal_worker_task_slots_used{job="cairn-worker",worker_type="ActivityWorker",task_queue="cairn"}', 0);
   });
 });

@@ -185,36 +185,34 @@ export async function startFakeGcs(): Promise<TestServer & { endpoint: string }>
   return { ...server, endpoint };
 }
 
+/** Something for Prometheus to scrape: its job name, base URL, and the bearer token it needs, if any. */
+export interface ScrapeTarget {
+  job: string;
+  url: string;
+  token?: string;
+}
+
 /**
  * Debian's Prometheus (.ci/run installs the package with its service kept from
- * starting) on a free loopback port, scraping `target` every second with a bearer
- * token read from a file, as an operator would configure it.
+ * starting) on a free loopback port, scraping each target's /metrics every second,
+ * with a bearer token read from a file where one is given, as an operator would configure it.
  */
-export async function startPrometheus(target: { url: string; token: string }): Promise<TestServer & { url: string }> {
+export async function startPrometheus(targets: ScrapeTarget[]): Promise<TestServer & { url: string }> {
   const bin = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"].find((p) => existsSync(p));
   if (!bin) throw new Error("prometheus is not installed: apt-get install prometheus (.ci/run does it, keeping the package's own service from starting)");
   const tmp = tempDir("cairn-prometheus-");
   const port = await freePort();
-  const tokenFile = path.join(tmp.dir, "token");
-  writeFileSync(tokenFile, target.token, { mode: 0o600 });
-  const { host } = new URL(target.url);
-  writeFileSync(
-    path.join(tmp.dir, "prometheus.yml"),
-    [
-      "global:",
-      "  scrape_interval: 1s",
-      "  evaluation_interval: 1s",
-      "scrape_configs:",
-      "  - job_name: cairn",
-      "    metrics_path: /metrics",
-      "    authorization:",
-      "      type: Bearer",
-      `      credentials_file: ${tokenFile}`,
-      "    static_configs:",
-      `      - targets: ["${host}"]`,
-      "",
-    ].join("\n"),
-  );
+  const jobs = targets.map((t) => {
+    const lines = [`  - job_name: ${t.job}`, "    metrics_path: /metrics"];
+    if (t.token) {
+      const tokenFile = path.join(tmp.dir, `${t.job}.token`);
+      writeFileSync(tokenFile, t.token, { mode: 0o600 });
+      lines.push("    authorization:", "      type: Bearer", `      credentials_file: ${tokenFile}`);
+    }
+    lines.push("    static_configs:", `      - targets: ["${new URL(t.url).host}"]`);
+    return lines.join("\n");
+  });
+  writeFileSync(path.join(tmp.dir, "prometheus.yml"), ["global:", "  scrape_interval: 1s", "  evaluation_interval: 1s", "scrape_configs:", ...jobs, ""].join("\n"));
   const server = await startProcess(
     bin,
     [`--config.file=${path.join(tmp.dir, "prometheus.yml")}`, `--storage.tsdb.path=${path.join(tmp.dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--log.level=warn"],
