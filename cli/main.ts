@@ -13,6 +13,7 @@ import * as forget from "./cmd_forget.js";
 import * as init from "./cmd_init.js";
 import * as key from "./cmd_key.js";
 import * as pg from "./cmd_pg.js";
+import * as platform from "./cmd_platform.js";
 import * as ls from "./cmd_ls.js";
 import * as prune from "./cmd_prune.js";
 import * as restore from "./cmd_restore.js";
@@ -20,7 +21,7 @@ import * as snapshots from "./cmd_snapshots.js";
 import * as stats from "./cmd_stats.js";
 
 /** Every verb, one file each (cmd_<verb>.ts). */
-const COMMANDS = [init, backup, snapshots, ls, restore, dump, key, check, stats, diff, forget, prune, copy, pg, audit];
+const COMMANDS = [init, backup, snapshots, ls, restore, dump, key, check, stats, diff, forget, prune, copy, pg, audit, platform];
 
 export function buildProgram(): Command {
   const program = new Command("cairn")
