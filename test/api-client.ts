@@ -22,7 +22,8 @@ export function apiClient(api: Pick<ApiServer, "url" | "token">, token = api.tok
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+    const isJson = /json/.test(res.headers.get("content-type") ?? "");
+    return { status: res.status, body: (text ? (isJson ? JSON.parse(text) : text) : undefined) as T };
   }
 
   async function ok<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<T> {
