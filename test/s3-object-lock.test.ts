@@ -130,5 +130,5 @@ describe("immutable repository on S3 Object Lock (MinIO)", () => {
       admin.destroy();
       tmp.cleanup();
     }
-  }, 60_000);
+  }, 180_000);
 });
