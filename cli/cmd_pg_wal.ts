@@ -1,8 +1,9 @@
 import * as path from "node:path";
 import type { Command } from "commander";
 import { CairnError } from "../engine/errors.js";
-import { clusterSystemId, WalArchive } from "../sources/postgres/archive.js";
+import { clusterSystemId, dropPrefetched, prefetchAfter, takePrefetched, WalArchive } from "../sources/postgres/archive.js";
 import { awaitSpooled, runSpoolArchiver } from "../sources/postgres/spool.js";
+import { walFileKind } from "../sources/postgres/wal.js";
 import { globals, output, parseDuration, withRepository } from "./common.js";
 
 /**
@@ -35,13 +36,30 @@ export function register(pg: Command): void {
     .argument("<dest>", "where to write it, relative to the data directory (%p)")
     .option("--system-id <id>", "the cluster's database system identifier (default: read from global/pg_control in --pgdata)")
     .option("--pgdata <dir>", "the data directory being recovered (default: the current directory, where restore_command runs)")
-    .action(async (name: string, dest: string, o: { systemId?: string; pgdata?: string }, cmd: Command) => {
+    .option("--prefetch <n>", "also fetch the next n segments into pg_wal/cairn-prefetch, so the next calls need no repository open", "8")
+    .action(async (name: string, dest: string, o: { systemId?: string; pgdata?: string; prefetch: string }, cmd: Command) => {
       const opts = globals(cmd);
       const pgdata = path.resolve(o.pgdata ?? ".");
+      const target = path.resolve(pgdata, dest);
+      if (await takePrefetched(pgdata, name, target)) return;
       const systemId = o.systemId ?? (await clusterSystemId(pgdata));
       if (!/^\d+$/.test(systemId)) throw new CairnError(`--system-id must be the number pg_controldata prints as "Database system identifier", got ${systemId}`);
-      const found = await withRepository(opts, "none", "wal-fetch", (repo) => new WalArchive(repo).fetch(systemId, name, path.resolve(pgdata, dest)), { loadIndex: false });
-      if (!found) process.exitCode = 1;
+      const found = await withRepository(
+        opts,
+        "none",
+        "wal-fetch",
+        async (repo) => {
+          const archive = new WalArchive(repo);
+          if (!(await archive.fetch(systemId, name, target))) return false;
+          await prefetchAfter(archive, systemId, name, pgdata, Math.max(0, Number(o.prefetch) || 0));
+          return true;
+        },
+        { loadIndex: false },
+      );
+      if (!found) {
+        if (walFileKind(name) === "history") await dropPrefetched(pgdata);
+        process.exitCode = 1;
+      }
     });
 
   pg.command("archiver")

@@ -3,27 +3,45 @@ import { IntegrityError } from "../engine/crypto.js";
 import { CairnError } from "../engine/errors.js";
 import { BackendError } from "../backends/backend.js";
 import { PROGRAM } from "../engine/archiver.js";
-import * as audit from "./cmd_audit.js";
-import * as backup from "./cmd_backup.js";
-import * as check from "./cmd_check.js";
-import * as copy from "./cmd_copy.js";
-import * as diff from "./cmd_diff.js";
-import * as dump from "./cmd_dump.js";
-import * as forget from "./cmd_forget.js";
-import * as init from "./cmd_init.js";
-import * as key from "./cmd_key.js";
-import * as pg from "./cmd_pg.js";
-import * as platform from "./cmd_platform.js";
-import * as ls from "./cmd_ls.js";
-import * as prune from "./cmd_prune.js";
-import * as restore from "./cmd_restore.js";
-import * as snapshots from "./cmd_snapshots.js";
-import * as stats from "./cmd_stats.js";
 
-/** Every verb, one file each (cmd_<verb>.ts). */
-const COMMANDS = [init, backup, snapshots, ls, restore, dump, key, check, stats, diff, forget, prune, copy, pg, audit, platform];
+/**
+ * Every verb, one file each (cmd_<verb>.ts), loaded only when used: archive_command and
+ * restore_command start one process per WAL file, which then loads just `pg`.
+ */
+const COMMANDS: Record<string, () => Promise<{ register(program: Command): void }>> = {
+  init: () => import("./cmd_init.js"),
+  backup: () => import("./cmd_backup.js"),
+  snapshots: () => import("./cmd_snapshots.js"),
+  ls: () => import("./cmd_ls.js"),
+  restore: () => import("./cmd_restore.js"),
+  dump: () => import("./cmd_dump.js"),
+  key: () => import("./cmd_key.js"),
+  check: () => import("./cmd_check.js"),
+  stats: () => import("./cmd_stats.js"),
+  diff: () => import("./cmd_diff.js"),
+  forget: () => import("./cmd_forget.js"),
+  prune: () => import("./cmd_prune.js"),
+  copy: () => import("./cmd_copy.js"),
+  pg: () => import("./cmd_pg.js"),
+  audit: () => import("./cmd_audit.js"),
+  platform: () => import("./cmd_platform.js"),
+};
 
-export function buildProgram(): Command {
+/** Global options that take a value, so the verb can be found after them. */
+const VALUE_OPTIONS = new Set(["-r", "--repo", "--password-file", "--retry-lock"]);
+
+/** The verb an argument list names, when it is one of ours. */
+function verbOf(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (VALUE_OPTIONS.has(a)) i++;
+    else if (!a.startsWith("-")) return Object.hasOwn(COMMANDS, a) ? a : undefined;
+  }
+  return undefined;
+}
+
+/** The program with every verb, or only `verb` (all of them when it is not one of ours, so help lists everything). */
+export async function buildProgram(verb?: string): Promise<Command> {
   const program = new Command("cairn")
     .description("Cairn: deduplicated, compressed, encrypted backups")
     .version(PROGRAM.split(" ")[1])
@@ -39,13 +57,13 @@ export function buildProgram(): Command {
     "after",
     "\nExit codes: 0 ok, 1 fatal error, 3 backup finished but some files could not be read,\n10 no repository at that location, 11 repository locked, 12 wrong password.",
   );
-  for (const c of COMMANDS) c.register(program);
+  for (const name of verb ? [verb] : Object.keys(COMMANDS)) (await COMMANDS[name]()).register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(verbOf(argv));
   try {
     await program.parseAsync(argv, { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : 0;

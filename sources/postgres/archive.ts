@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { isNotFound } from "../../backends/backend.js";
 import { CairnError } from "../../engine/errors.js";
 import type { Repository } from "../../engine/repository.js";
-import { readSegmentHeader, summarizeSegment, systemIdFromControl, walFileKind, type SegmentHeader, type SegmentSummary, type WalFileKind } from "./wal.js";
+import { parseSegmentName, readSegmentHeader, segmentName, summarizeSegment, systemIdFromControl, walFileKind, type SegmentHeader, type SegmentSummary, type WalFileKind } from "./wal.js";
 
 /** What the repository records with each archived WAL file (before its bytes, in the same object). */
 export interface WalFileMeta {
@@ -135,4 +135,49 @@ export async function clusterSystemId(pgdata: string): Promise<string> {
     if (err instanceof CairnError) throw err;
     throw new CairnError(`cannot read ${path.join(pgdata, "global", "pg_control")}: ${(err as Error).message}; run this in the cluster's data directory (archive_command does) or give --pgdata`);
   }
+}
+
+/** Where wal-fetch keeps the segments it fetched ahead, inside the data directory being recovered. */
+export const PREFETCH_DIR = path.join("pg_wal", "cairn-prefetch");
+
+/**
+ * Serves `name` from the segments a previous wal-fetch fetched ahead, without opening
+ * the repository; drops prefetched segments recovery has moved past. False when it
+ * was not fetched ahead.
+ */
+export async function takePrefetched(pgdata: string, name: string, dest: string): Promise<boolean> {
+  if (walFileKind(name) !== "segment") return false;
+  const dir = path.join(pgdata, PREFETCH_DIR);
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  for (const n of names) if (n.slice(0, 8) === name.slice(0, 8) && n < name) await fs.rm(path.join(dir, n), { force: true });
+  if (!names.includes(name)) return false;
+  await fs.rename(path.join(dir, name), dest);
+  return true;
+}
+
+/**
+ * Removes what was fetched ahead. Called when PostgreSQL asks for a timeline history
+ * the archive does not have, which it does as recovery ends (looking for a timeline
+ * to switch to), so a promoted cluster keeps no prefetched segments.
+ */
+export async function dropPrefetched(pgdata: string): Promise<void> {
+  await fs.rm(path.join(pgdata, PREFETCH_DIR), { recursive: true, force: true });
+}
+
+/**
+ * Fetches the segments after `name` on its timeline (up to `count`, stopping at the
+ * first the archive does not have) into the prefetch directory, so the next
+ * restore_command calls are served without a repository open each.
+ */
+export async function prefetchAfter(archive: WalArchive, systemId: string, name: string, pgdata: string, count: number): Promise<number> {
+  if (walFileKind(name) !== "segment" || count <= 0) return 0;
+  const first = await archive.meta(systemId, name);
+  if (!first?.segmentSize) return 0;
+  const dir = path.join(pgdata, PREFETCH_DIR);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const { timeline, segno } = parseSegmentName(name, first.segmentSize);
+  const wanted = Array.from({ length: count }, (_, i) => segmentName(timeline, segno + BigInt(i + 1), first.segmentSize!));
+  const got = await Promise.all(wanted.map((n) => archive.fetch(systemId, n, path.join(dir, n)).catch(() => false)));
+  const n = got.indexOf(false);
+  return n < 0 ? count : n;
 }
