@@ -171,7 +171,8 @@ describe("cairn pg wal-push / wal-fetch / archiver", () => {
     await cairnPgOk(r("pg", "expire"));
     const left = archived();
     expect(segments(left).every((n) => n >= secondStart)).toBe(true);
-    expect(segments(left)).toEqual(segments(all).filter((n) => n >= secondStart));
+    // Every segment the kept backup needs is still there (newer ones may have been archived meanwhile).
+    for (const n of segments(all).filter((x) => x >= secondStart)) expect(left).toContain(n);
     expect(left).toContain("00000005.history");
     const report = JSON.parse((await cairnPgOk(r("--json", "pg", "check"))).stdout).clusters[0];
     expect(report.backups.map((b: { missing: string[] }) => b.missing)).toEqual([[]]);
