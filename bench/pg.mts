@@ -1,0 +1,169 @@
+/**
+ * Cairn and pgBackRest side by side on one PostgreSQL 15 cluster (same machine, same
+ * run): full base backup, a second backup after 30 s of pgbench, 32 WAL segments
+ * archived, and point-in-time recovery to a time until the cluster accepts writes.
+ *
+ *   npm run build && npx tsx bench/pg.mts            # SCALE=50 by default (about 750 MB)
+ *   SCALE=5 PGBENCH_SECONDS=10 npx tsx bench/pg.mts  # a quick run
+ *
+ * Needs Debian's postgresql-15 and pgbackrest packages. Prints a Markdown table; the
+ * numbers are for this machine and this run only.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { statSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { CLI, PASSWORD } from "../test/helpers.js";
+import { asPostgres, cairnCommand, cairnPgOk, clusterAt, initCluster, PG_BIN, pgTempDir, waitFor, type PgCluster } from "../test/postgres.js";
+
+const SCALE = process.env.SCALE ?? "50";
+const PGBENCH_SECONDS = process.env.PGBENCH_SECONDS ?? "30";
+const tmp = pgTempDir("cairn-bench-pg-");
+const row: Record<string, Record<string, string>> = { cairn: {}, pgbackrest: {} };
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+async function duBytes(dir: string): Promise<number> {
+  const r = await asPostgres("du", ["-sb", dir]);
+  return Number(r.stdout.split("\t")[0]);
+}
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = Date.now();
+  await fn();
+  return Date.now() - t0;
+}
+async function must(p: Promise<{ code: number; stdout: string; stderr: string }>, what: string) {
+  const r = await p;
+  if (r.code !== 0) throw new Error(`${what} failed (${r.code}): ${r.stderr}${r.stdout}`);
+  return r;
+}
+
+async function setArchiveCommand(pg: PgCluster, command: string) {
+  await pg.sql(`ALTER SYSTEM SET archive_command = '${command.replace(/'/g, "''")}'`);
+  await pg.sql("SELECT pg_reload_conf()");
+}
+
+const archivedCount = async (pg: PgCluster) => Number(await pg.sql("SELECT archived_count FROM pg_stat_archiver"));
+
+/** Writes 32 segments' worth of WAL (one switch each) and times until PostgreSQL counts them archived. */
+async function archive32(pg: PgCluster): Promise<number> {
+  const before = await archivedCount(pg);
+  return timed(async () => {
+    for (let i = 0; i < 32; i++) await pg.sql("INSERT INTO bench_wal SELECT g, md5(g::text) FROM generate_series(1, 150000) g; SELECT pg_switch_wal()");
+    await waitFor("32 segments archived", async () => (await archivedCount(pg)) >= before + 32, 1_800_000);
+  }).finally(() => pg.sql("TRUNCATE bench_wal; CHECKPOINT"));
+}
+
+/** A time between two marker commits, with the second marker's segment archived. */
+async function pitrTarget(pg: PgCluster, tool: string): Promise<string> {
+  await pg.sql(`INSERT INTO bench_marker VALUES ('${tool}-before')`);
+  await new Promise((r) => setTimeout(r, 200));
+  const t = await pg.sql("SELECT clock_timestamp()");
+  await new Promise((r) => setTimeout(r, 200));
+  await pg.sql(`INSERT INTO bench_marker VALUES ('${tool}-after')`);
+  const before = await archivedCount(pg);
+  await pg.sql("SELECT pg_switch_wal()");
+  await waitFor("the marker segment archived", async () => (await archivedCount(pg)) > before, 600_000);
+  return t;
+}
+
+/** Starts a restored data directory and waits until it takes a write. */
+async function startAndWrite(dir: string): Promise<void> {
+  const restored = await clusterAt(dir);
+  await restored.start({ archive_mode: "off" });
+  await waitFor("promotion", async () => (await restored.sql("SELECT pg_is_in_recovery()")) === "f", 1_800_000);
+  await restored.sql("CREATE TABLE written_after_recovery (i int)");
+  const notes = await restored.sql("SELECT string_agg(note, ',') FROM bench_marker");
+  await restored.destroy();
+  if (!/before/.test(notes) || /after/.test(notes.split(",").pop() ?? "")) process.stderr.write(`warning: recovered markers ${notes}\n`);
+}
+
+async function benchCairn(pg: PgCluster) {
+  const repo = path.join(tmp.dir, "cairn-repo");
+  const spool = path.join(tmp.dir, "cairn-spool");
+  const pw = path.join(tmp.dir, "password");
+  writeFileSync(pw, PASSWORD);
+  const r = (...a: string[]) => ["-r", repo, "--password-file", pw, ...a];
+  await cairnPgOk(r("init"));
+  const { uid, gid } = statSync(tmp.dir);
+  const archiver: ChildProcess = spawn(process.execPath, [CLI, ...r("-q", "pg", "archiver", "--pgdata", pg.pgdata, "--spool", spool)], { uid, gid, stdio: "inherit" });
+  try {
+    await setArchiveCommand(pg, `${cairnCommand(repo, pw)} pg wal-push --spool ${spool} %p`);
+    const c = row.cairn;
+    c.full = seconds(await timed(() => cairnPgOk(r("pg", "backup", "--url", pg.url))));
+    const size1 = await duBytes(repo);
+    c.fullSize = mb(size1);
+    await must(asPostgres(path.join(PG_BIN, "pgbench"), ["-T", PGBENCH_SECONDS, "-c", "2", "-n", pg.url]), "pgbench");
+    c.second = seconds(await timed(() => cairnPgOk(r("pg", "backup", "--url", pg.url))));
+    c.secondGrowth = mb((await duBytes(repo)) - size1);
+    c.wal32 = seconds(await archive32(pg));
+    const t = await pitrTarget(pg, "cairn");
+    const dir = path.join(tmp.dir, "cairn-restored");
+    c.pitr = seconds(await timed(async () => {
+      await cairnPgOk(r("pg", "restore", "--target-dir", dir, "--time", t));
+      await startAndWrite(dir);
+    }));
+  } finally {
+    archiver.kill("SIGTERM");
+  }
+}
+
+async function benchPgBackRest(pg: PgCluster) {
+  const repo = path.join(tmp.dir, "pgbackrest-repo");
+  const conf = path.join(tmp.dir, "pgbackrest.conf");
+  writeFileSync(conf, [
+    "[global]", `repo1-path=${repo}`, "repo1-retention-full=2", "start-fast=y", "process-max=2",
+    `lock-path=${tmp.dir}/pgbackrest-lock`, `log-path=${tmp.dir}/pgbackrest-log`, "log-level-console=warn", "log-level-file=off",
+    "[bench]", `pg1-path=${pg.pgdata}`, `pg1-port=${pg.port}`, `pg1-socket-path=${pg.pgdata}`, "pg1-user=postgres", "",
+  ].join("\n"));
+  const pgbr = (...a: string[]) => must(asPostgres("pgbackrest", [`--config=${conf}`, "--stanza=bench", ...a]), `pgbackrest ${a[0]}`);
+  await setArchiveCommand(pg, `pgbackrest --config=${conf} --stanza=bench archive-push %p`);
+  await pgbr("stanza-create");
+  const b = row.pgbackrest;
+  b.full = seconds(await timed(() => pgbr("backup", "--type=full")));
+  const size1 = await duBytes(repo);
+  b.fullSize = mb(size1);
+  await must(asPostgres(path.join(PG_BIN, "pgbench"), ["-T", PGBENCH_SECONDS, "-c", "2", "-n", pg.url]), "pgbench");
+  b.second = seconds(await timed(() => pgbr("backup", "--type=incr")));
+  b.secondGrowth = mb((await duBytes(repo)) - size1);
+  b.wal32 = seconds(await archive32(pg));
+  const t = await pitrTarget(pg, "pgbackrest");
+  const dir = path.join(tmp.dir, "pgbackrest-restored");
+  b.pitr = seconds(await timed(async () => {
+    await pgbr("restore", `--pg1-path=${dir}`, "--type=time", `--target=${t}`, "--target-action=promote");
+    await startAndWrite(dir);
+  }));
+}
+
+// archive_command is set with ALTER SYSTEM only: a -c setting on the command line would override it.
+const pg = await initCluster(tmp.dir, { archive_mode: "on", max_wal_size: "4GB" });
+let ok = false;
+try {
+  await setArchiveCommand(pg, "/bin/true");
+  process.stderr.write(`pgbench -i -s ${SCALE}\n`);
+  await must(asPostgres(path.join(PG_BIN, "pgbench"), ["-i", "-s", SCALE, "-q", pg.url]), "pgbench -i");
+  await pg.sql("CREATE TABLE bench_wal (i int, pad text); CREATE TABLE bench_marker (note text); CHECKPOINT");
+  process.stderr.write(`database size: ${await pg.sql("SELECT pg_size_pretty(pg_database_size('postgres'))")}\n`);
+  for (const tool of (process.env.TOOLS ?? "cairn pgbackrest").split(" ")) {
+    process.stderr.write(`${tool}...\n`);
+    if (tool === "cairn") await benchCairn(pg);
+    else await benchPgBackRest(pg);
+  }
+  ok = true;
+} finally {
+  await pg.stop("immediate");
+  if (ok) tmp.cleanup();
+  else process.stderr.write(`kept ${tmp.dir} for a look\n`);
+}
+const lines = [
+  `| scale ${SCALE} | Cairn | pgBackRest |`,
+  "| --- | --- | --- |",
+  ...([
+    ["full base backup, time", "full"],
+    ["full base backup, repository size", "fullSize"],
+    [`second backup after ${PGBENCH_SECONDS} s of pgbench, time`, "second"],
+    ["second backup, repository growth", "secondGrowth"],
+    ["32 WAL segments archived, time", "wal32"],
+    ["PITR to a time until it accepts writes", "pitr"],
+  ] as const).map(([label, key]) => `| ${label} | ${row.cairn[key] ?? "not run"} | ${row.pgbackrest[key] ?? "not run"} |`),
+];
+process.stdout.write(lines.join("\n") + "\n");
