@@ -4,7 +4,7 @@ import { CairnError } from "../engine/errors.js";
 import { clusterSystemId, dropPrefetched, prefetchAfter, takePrefetched, WalArchive } from "../sources/postgres/archive.js";
 import { awaitSpooled, runSpoolArchiver } from "../sources/postgres/spool.js";
 import { walFileKind } from "../sources/postgres/wal.js";
-import { globals, output, parseDuration, withRepository } from "./common.js";
+import { globals, output, parseDuration, withRepository, type GlobalOptions } from "./common.js";
 
 /**
  * wal-push and wal-fetch are PostgreSQL's archive_command and restore_command: exit 0
@@ -31,7 +31,7 @@ export function register(pg: Command): void {
     });
 
   pg.command("wal-fetch")
-    .description("restore one archived WAL file (restore_command = 'cairn pg wal-fetch %f %p'); exits 1 without a message when the archive does not have it")
+    .description("restore one archived WAL file (restore_command = 'cairn pg wal-fetch %f %p'); exits 1 without a message when the archive does not have it, 255 on any other failure (PostgreSQL then stops recovery)")
     .argument("<name>", "the WAL file name PostgreSQL asks for (%f)")
     .argument("<dest>", "where to write it, relative to the data directory (%p)")
     .option("--system-id <id>", "the cluster's database system identifier (default: read from global/pg_control in --pgdata)")
@@ -40,22 +40,14 @@ export function register(pg: Command): void {
     .action(async (name: string, dest: string, o: { systemId?: string; pgdata?: string; prefetch: string }, cmd: Command) => {
       const opts = globals(cmd);
       const pgdata = path.resolve(o.pgdata ?? ".");
-      const target = path.resolve(pgdata, dest);
-      if (await takePrefetched(pgdata, name, target)) return;
-      const systemId = o.systemId ?? (await clusterSystemId(pgdata));
-      if (!/^\d+$/.test(systemId)) throw new CairnError(`--system-id must be the number pg_controldata prints as "Database system identifier", got ${systemId}`);
-      const found = await withRepository(
-        opts,
-        "none",
-        "wal-fetch",
-        async (repo) => {
-          const archive = new WalArchive(repo);
-          if (!(await archive.fetch(systemId, name, target))) return false;
-          await prefetchAfter(archive, systemId, name, pgdata, Math.max(0, Number(o.prefetch) || 0));
-          return true;
-        },
-        { loadIndex: false },
-      );
+      let found: boolean;
+      try {
+        found = await fetchWal(opts, name, path.resolve(pgdata, dest), pgdata, o);
+      } catch (err) {
+        // Exit 1 would tell PostgreSQL "no such file", and recovery would end early at
+        // whatever it had; an exit code over 125 makes it stop and say why instead.
+        throw new CairnError(`${(err as Error).message}\n(recovery stops here rather than end early; fix this and start the server again)`, FATAL_FOR_POSTGRES, { cause: err });
+      }
       if (!found) {
         if (walFileKind(name) === "history") await dropPrefetched(pgdata);
         process.exitCode = 1;
@@ -89,4 +81,25 @@ export function register(pg: Command): void {
         { loadIndex: false },
       );
     });
+}
+
+/** PostgreSQL treats a restore_command exit code above 125 as fatal, not as a missing file. */
+const FATAL_FOR_POSTGRES = 255;
+
+async function fetchWal(opts: GlobalOptions, name: string, target: string, pgdata: string, o: { systemId?: string; prefetch: string }): Promise<boolean> {
+  if (await takePrefetched(pgdata, name, target)) return true;
+  const systemId = o.systemId ?? (await clusterSystemId(pgdata));
+  if (!/^\d+$/.test(systemId)) throw new CairnError(`--system-id must be the number pg_controldata prints as "Database system identifier", got ${systemId}`);
+  return withRepository(
+    opts,
+    "none",
+    "wal-fetch",
+    async (repo) => {
+      const archive = new WalArchive(repo);
+      if (!(await archive.fetch(systemId, name, target))) return false;
+      await prefetchAfter(archive, systemId, name, pgdata, Math.max(0, Number(o.prefetch) || 0));
+      return true;
+    },
+    { loadIndex: false },
+  );
 }

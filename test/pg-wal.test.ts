@@ -85,10 +85,17 @@ describe("cairn pg wal-push / wal-fetch / archiver", () => {
     expect(readFileSync(history, "utf8")).toContain("0/9000000");
   });
 
-  it("wal-fetch exits non-zero without a word for a segment the archive does not have", async () => {
+  it("wal-fetch exits 1 without a word for a segment the archive does not have, and above 125 for any other failure", async () => {
     const missing = await cairnPg(r("pg", "wal-fetch", "--pgdata", pg.pgdata, "000000090000000000000001", path.join(tmp.dir, "nothing")));
     expect(missing.code).toBe(1);
     expect(missing.stderr).toBe("");
+    expect(readdirSync(tmp.dir)).not.toContain("nothing");
+
+    // Any other failure must not look like a missing file: PostgreSQL would end recovery early.
+    const seg = await lastArchived();
+    const wrongPassword = await cairnPg(["-r", repo, "pg", "wal-fetch", "--pgdata", pg.pgdata, seg, path.join(tmp.dir, "nothing")], { CAIRN_PASSWORD: "wrong" });
+    expect(wrongPassword.code).toBeGreaterThan(125);
+    expect(wrongPassword.stderr).toContain("wrong password");
     expect(readdirSync(tmp.dir)).not.toContain("nothing");
   });
 
