@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["{analytics,engine,backends,sources,cli,workflows,activities,api,db,scripts}/**/*.test.ts", "test/**/*.test.ts"],
+    include: ["{analytics,engine,backends,sources,policy,cli,workflows,activities,api,db,scripts}/**/*.test.ts", "test/**/*.test.ts"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
