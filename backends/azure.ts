@@ -43,7 +43,7 @@ export class AzureBackend implements Backend {
       const endpoint = options.endpoint ?? `https://${options.account}.blob.core.windows.net`;
       service = new BlobServiceClient(endpoint, new StorageSharedKeyCredential(options.account, options.accountKey), pipeline);
     } else {
-      throw new BackendError("permanent", `no credentials for ${this.location}: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY`);
+      throw new BackendError("permanent", `no credentials for ${this.location}: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY`, { reason: "no-credentials" });
     }
     this.container = service.getContainerClient(options.container);
   }
@@ -58,11 +58,11 @@ export class AzureBackend implements Backend {
     const e = err as Error & { statusCode?: number; code?: string };
     const where = `${what} at ${this.location}`;
     if (e.code === "ContainerNotFound" && write) {
-      return new BackendError("permanent", `${where}: the container does not exist; create it with "cairn init" or in the Azure portal`, { cause: err });
+      return new BackendError("permanent", `${where}: the container does not exist; create it with "cairn init" or in the Azure portal`, { cause: err, reason: "container-missing" });
     }
     if (e.statusCode === 404) return new BackendError("not-found", `${where}: not found`, { cause: err });
     if (e.statusCode === 403 || e.statusCode === 401) {
-      return new BackendError("permanent", `${where}: access denied (${e.code ?? e.statusCode}); check AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT / AZURE_STORAGE_KEY`, { cause: err });
+      return new BackendError("permanent", `${where}: access denied (${e.code ?? e.statusCode}); check AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT / AZURE_STORAGE_KEY`, { cause: err, reason: "access-denied" });
     }
     return new BackendError(statusKind(e.statusCode, e.code), `${where}: ${e.message}`, { cause: err });
   }

@@ -63,19 +63,28 @@ export interface ObjectLock {
 
 export type BackendErrorKind = "not-found" | "permanent" | "transient";
 
+/**
+ * What went wrong, for errors whose message the backend wrote itself (no text
+ * from the server in it), so it may be shown to whoever asked: the API shows
+ * only these, and a sentence of its own for the rest.
+ */
+export type BackendErrorReason = "access-denied" | "no-credentials" | "container-missing" | "host-key" | "configuration" | "disk-full";
+
 /** An error from a backend, classified so the layer above can decide what to retry. */
 export class BackendError extends Error {
   /** Set on a refused delete of an object under retention (kind `permanent`): when it may be deleted. */
   readonly retainedUntil?: Date;
+  readonly reason?: BackendErrorReason;
 
   constructor(
     readonly kind: BackendErrorKind,
     message: string,
-    options?: { cause?: unknown; retainedUntil?: Date },
+    options?: { cause?: unknown; retainedUntil?: Date; reason?: BackendErrorReason },
   ) {
     super(message, options);
     this.name = "BackendError";
     this.retainedUntil = options?.retainedUntil;
+    this.reason = options?.reason;
   }
 }
 

@@ -9,7 +9,11 @@ describe("credentialProblems", () => {
   it("accepts each destination's own variables and names the right ones for any other", () => {
     expect(credentialProblems("s3:https://minio:9000/b/p", { AWS_ACCESS_KEY_ID: "a", AWS_SECRET_ACCESS_KEY: "s", AWS_REGION: "eu-west-3" })).toEqual([]);
     expect(credentialProblems("azure:c/p", { AZURE_STORAGE_ACCOUNT: "a", AZURE_STORAGE_KEY: "k" })).toEqual([]);
-    expect(credentialProblems("gs:b/p", { GOOGLE_APPLICATION_CREDENTIALS: "/etc/cairn/gcs.json" })).toEqual([]);
+    expect(credentialProblems("gs:b/p", { CAIRN_GCS_KEY: "{}" })).toEqual([]);
+    // A key file names the worker's own file: only for repositories allowed the worker's environment credentials.
+    expect(credentialProblems("gs:b/p", { GOOGLE_APPLICATION_CREDENTIALS: "/etc/cairn/gcs.json" }, true)).toEqual([]);
+    expect(credentialProblems("gs:b/p", { GOOGLE_APPLICATION_CREDENTIALS: "/etc/cairn/gcs.json" })[0].message).toMatch(/names a file on the workers.*CAIRN_GCS_KEY/);
+    expect(credentialProblems("sftp:u@h:/p", { CAIRN_SFTP_KEY_FILE: "/root/.ssh/id_rsa" })[0].message).toMatch(/CAIRN_SFTP_KEY\b/);
     expect(credentialProblems("sftp:u@h:/p", { CAIRN_SFTP_KEY: "-----BEGIN", CAIRN_SFTP_KNOWN_HOSTS: "/k" })).toEqual([]);
 
     const [wrong] = credentialProblems("gs:b/p", { AWS_SECRET_ACCESS_KEY: "s" });

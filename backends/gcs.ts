@@ -14,6 +14,8 @@ export interface GcsOptions {
   projectId?: string;
   /** A service account key file; Application Default Credentials otherwise (GOOGLE_APPLICATION_CREDENTIALS). */
   keyFilename?: string;
+  /** A service account key given as text (CAIRN_GCS_KEY) instead of a file. */
+  credentials?: { client_email: string; private_key: string };
 }
 
 /** Larger objects use a resumable upload session, as Google recommends; smaller ones one request. */
@@ -34,7 +36,7 @@ export class GcsBackend implements Backend {
     this.prefix = (options.prefix ?? "").replace(/^\/+|\/+$/g, "");
     this.location = `gs:${options.bucket}${this.prefix ? `/${this.prefix}` : ""}`;
     // The RetryBackend around this one decides about retries; the client's own would multiply them.
-    this.storage = new Storage({ apiEndpoint: options.apiEndpoint, projectId: options.projectId, keyFilename: options.keyFilename, retryOptions: { autoRetry: false } });
+    this.storage = new Storage({ apiEndpoint: options.apiEndpoint, projectId: options.projectId, keyFilename: options.keyFilename, credentials: options.credentials, retryOptions: { autoRetry: false } });
     this.bucket = this.storage.bucket(options.bucket);
   }
 
@@ -49,11 +51,11 @@ export class GcsBackend implements Backend {
     const status = typeof e.code === "number" ? e.code : undefined;
     const where = `${what} at ${this.location}`;
     if (status === 404 && write) {
-      return new BackendError("permanent", `${where}: the bucket does not exist; create it with "cairn init" or in the Cloud console`, { cause: err });
+      return new BackendError("permanent", `${where}: the bucket does not exist; create it with "cairn init" or in the Cloud console`, { cause: err, reason: "container-missing" });
     }
     if (status === 404) return new BackendError("not-found", `${where}: not found`, { cause: err });
     if (status === 401 || status === 403) {
-      return new BackendError("permanent", `${where}: access denied (${e.message}); check GOOGLE_APPLICATION_CREDENTIALS and the account's roles on the bucket`, { cause: err });
+      return new BackendError("permanent", `${where}: access denied (HTTP ${status}); check GOOGLE_APPLICATION_CREDENTIALS or CAIRN_GCS_KEY and the account's roles on the bucket`, { cause: err, reason: "access-denied" });
     }
     return new BackendError(statusKind(status, typeof e.code === "string" ? e.code : undefined), `${where}: ${e.message}`, { cause: err });
   }

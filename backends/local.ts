@@ -10,7 +10,7 @@ function classify(err: unknown, what: string): BackendError {
   const code = (err as NodeJS.ErrnoException)?.code;
   if (code === "ENOENT") return new BackendError("not-found", `${what}: not found`, { cause: err });
   if (code === "ENOSPC" || code === "EDQUOT") {
-    return new BackendError("permanent", `${what}: the disk is full (${code}); free some space or use another destination`, { cause: err });
+    return new BackendError("permanent", `${what}: the disk is full (${code}); free some space or use another destination`, { cause: err, reason: "disk-full" });
   }
   const kind = code && TRANSIENT_CODES.has(code) ? "transient" : "permanent";
   return new BackendError(kind, `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });

@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import { Readable } from "node:stream";
 import {
   CreateBucketCommand,
@@ -20,6 +22,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { BackendError, bodyParts, existsByStat, type Backend, type Body, type ByteRange, type ObjectInfo, type ObjectLock } from "./backend.js";
 import { inParallel, readInto, shortRange, slicesOf, statusKind } from "./transfer.js";
+import type { LookupFunction } from "./url.js";
 
 export interface S3Options {
   bucket: string;
@@ -41,6 +44,8 @@ export interface S3Options {
    * the bucket with Object Lock; a bucket without it refuses such writes.
    */
   objectLock?: ObjectLock;
+  /** Resolves the service's host names for each connection (the execution policy's check); dns.lookup when absent. */
+  lookup?: LookupFunction;
 }
 
 /** Lock files are deleted when the operation that holds them ends, so they never get retention. */
@@ -117,6 +122,9 @@ export class S3Backend implements Backend {
       // Checksums only where S3 demands them: several S3-compatible services reject the newer trailers.
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
+      ...(options.lookup
+        ? { requestHandler: { httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 50, lookup: options.lookup }), httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 50, lookup: options.lookup }) } }
+        : {}),
     });
   }
 
@@ -131,11 +139,11 @@ export class S3Backend implements Backend {
     const status = e.$metadata?.httpStatusCode;
     const where = `${what} at ${this.location}`;
     if (e.name === "NoSuchBucket" && write) {
-      return new BackendError("permanent", `${where}: the bucket does not exist; create it with "cairn init" or in the provider's console`, { cause: err });
+      return new BackendError("permanent", `${where}: the bucket does not exist; create it with "cairn init" or in the provider's console`, { cause: err, reason: "container-missing" });
     }
     if (status === 404 || e.name === "NoSuchKey" || e.name === "NotFound") return new BackendError("not-found", `${where}: not found`, { cause: err });
     if (status === 403 || status === 401 || e.name === "InvalidAccessKeyId" || e.name === "SignatureDoesNotMatch") {
-      return new BackendError("permanent", `${where}: access denied (${e.name}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket's policy`, { cause: err });
+      return new BackendError("permanent", `${where}: access denied (${e.name}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket's policy`, { cause: err, reason: "access-denied" });
     }
     return new BackendError(statusKind(status, e.code ?? (status === undefined ? e.name : e.Code)), `${where}: ${e.message || e.name}`, { cause: err });
   }

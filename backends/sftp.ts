@@ -6,6 +6,7 @@ import { Client, type SFTPWrapper } from "ssh2";
 import { BackendError, bodyParts, existsByStat, type Backend, type Body, type ByteRange, type ObjectInfo } from "./backend.js";
 import { fingerprint, keyType, knownHostName, verifyHostKey } from "./known-hosts.js";
 import { inParallel } from "./transfer.js";
+import type { LookupFunction } from "./url.js";
 
 export interface SftpOptions {
   host: string;
@@ -18,6 +19,8 @@ export interface SftpOptions {
   password?: string;
   /** A known_hosts file; the server's key must be listed in it for this host and port. */
   knownHostsFile: string;
+  /** Resolves the server's host name (the execution policy's check); dns.lookup when absent. */
+  lookup?: LookupFunction;
 }
 
 /** SFTP status codes (draft-ietf-secsh-filexfer-02) the backend tells apart. */
@@ -77,7 +80,7 @@ export class SftpBackend implements Backend {
 
   private connect(): Promise<Session> {
     const { host, username } = this.options;
-    const sock = tcpConnect({ host, port: this.port });
+    const sock = tcpConnect({ host, port: this.port, ...(this.options.lookup ? { lookup: this.options.lookup } : {}) });
     const client = new Client();
     const session = new Promise<Session>((resolve, reject) => {
       client.once("ready", () => {
@@ -143,16 +146,16 @@ export class SftpBackend implements Backend {
       return new BackendError(
         "permanent",
         `${where}: the server refused ${this.options.username}'s credentials; check CAIRN_SFTP_KEY_FILE or CAIRN_SFTP_PASSWORD and the account's authorized_keys`,
-        { cause: err },
+        { cause: err, reason: "access-denied" },
       );
     }
     if (e.message?.startsWith("Cannot parse privateKey")) {
-      return new BackendError("permanent", `${where}: cannot read the private key (${e.message}); check CAIRN_SFTP_KEY_FILE and its passphrase`, { cause: err });
+      return new BackendError("permanent", `${where}: cannot read the private key (${e.message}); check CAIRN_SFTP_KEY_FILE and its passphrase`, { cause: err, reason: "no-credentials" });
     }
-    if (e.message?.includes("verification failed") && this.hostKeyProblem) return new BackendError("permanent", `${where}: ${this.hostKeyProblem}`, { cause: err });
+    if (e.message?.includes("verification failed") && this.hostKeyProblem) return new BackendError("permanent", `${where}: ${this.hostKeyProblem}`, { cause: err, reason: "host-key" });
     if (e.code === NO_SUCH_FILE) return new BackendError("not-found", `${where}: not found`, { cause: err });
     if (e.code === PERMISSION_DENIED) {
-      return new BackendError("permanent", `${where}: permission denied; check that ${this.options.username} may read and write ${this.root} on the server`, { cause: err });
+      return new BackendError("permanent", `${where}: permission denied; check that ${this.options.username} may read and write ${this.root} on the server`, { cause: err, reason: "access-denied" });
     }
     const transient =
       e.code === NO_CONNECTION ||

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -73,5 +73,21 @@ describe("openBackend", () => {
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
+  });
+
+  it("uses no credential the process finds on its own when told not to", async () => {
+    const home = mkdtempSync(path.join(tmpdir(), "cairn-home-"));
+    try {
+      mkdirSync(path.join(home, ".ssh"));
+      writeFileSync(path.join(home, ".ssh", "id_ed25519"), "the worker's own key");
+      expect((await openBackend("sftp:backup@nas.lan:/srv/repo", { HOME: home })).location).toBe("sftp:backup@nas.lan:22/srv/repo");
+      await expect(openBackend("sftp:backup@nas.lan:/srv/repo", { HOME: home }, { ambientCredentials: false })).rejects.toThrow(/set CAIRN_SFTP_KEY \(the private key itself\) or CAIRN_SFTP_PASSWORD/);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+    // Without keys the SDKs would look in ~/.aws, the instance role or Application Default Credentials.
+    await expect(openBackend("s3:http://127.0.0.1:9000/b/p", {}, { ambientCredentials: false })).rejects.toThrow(/no credentials for this s3: repository: give AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/);
+    await expect(openBackend("gs:b/p", {}, { ambientCredentials: false })).rejects.toThrow(/give CAIRN_GCS_KEY/);
+    expect((await openBackend("gs:b/p", { CAIRN_GCS_ENDPOINT: "http://127.0.0.1:4443" }, { ambientCredentials: false })).location).toBe("gs:b/p");
   });
 });

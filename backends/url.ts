@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import type { TcpSocketConnectOpts } from "node:net";
 import { homedir, userInfo } from "node:os";
 import * as path from "node:path";
 import { BackendError, type Backend, type ObjectLock } from "./backend.js";
@@ -6,6 +7,26 @@ import { LocalBackend } from "./local.js";
 import { RetryBackend, type RetryOptions } from "./retry.js";
 
 export type Env = Record<string, string | undefined>;
+
+/** Resolves a host name for a connection (net.connect's and http.Agent's `lookup`). */
+export type LookupFunction = NonNullable<TcpSocketConnectOpts["lookup"]>;
+
+/** How a backend may connect and authenticate, beyond its location and variables. */
+export interface ConnectOptions {
+  /** Resolves host names for S3 and SFTP connections; the execution policy uses it to refuse addresses at connect time. */
+  lookup?: LookupFunction;
+  /**
+   * Whether credentials the process finds on its own may be used: the SDKs' usual
+   * chains (~/.aws, instance roles, Application Default Credentials) and ~/.ssh keys.
+   * True for the CLI; a worker allows it only for repositories registered with
+   * useEnvironmentCredentials.
+   */
+  ambientCredentials?: boolean;
+}
+
+export interface OpenOptions extends ConnectOptions {
+  retry?: RetryOptions;
+}
 
 /** Where a repository lives, as written in -r / CAIRN_REPOSITORY (no secrets: those come from the environment). */
 export type Destination =
@@ -19,7 +40,7 @@ const FORMS =
   "use a path, local:/path, s3:https://host/bucket/prefix, sftp:user@host:port/path, azure:container/prefix or gs:bucket/prefix";
 
 function invalid(url: string, why: string): BackendError {
-  return new BackendError("permanent", `cannot read the repository location "${url}": ${why}; ${FORMS}`);
+  return new BackendError("permanent", `cannot read the repository location "${url}": ${why}; ${FORMS}`, { reason: "configuration" });
 }
 
 /** `bucket/some/prefix` or restic's `bucket:/some/prefix`. */
@@ -88,13 +109,16 @@ function sftpPath(url: string, who: { user?: string; host: string; port: number 
  * Each cloud SDK is loaded only when its destination is used: together they would
  * add a second to the start of every command.
  */
-export async function openDestination(dest: Destination, env: Env): Promise<Backend> {
+export async function openDestination(dest: Destination, env: Env, connect: ConnectOptions = {}): Promise<Backend> {
+  const ambient = connect.ambientCredentials ?? true;
   switch (dest.type) {
     case "local":
       return new LocalBackend(dest.path);
     case "s3": {
       const { S3Backend } = await import("./s3.js");
+      if (!ambient && !(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY)) throw noCredentials(dest, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
       return new S3Backend({
+        lookup: connect.lookup,
         bucket: dest.bucket,
         prefix: dest.prefix,
         endpoint: dest.endpoint,
@@ -119,6 +143,7 @@ export async function openDestination(dest: Destination, env: Env): Promise<Back
     }
     case "gs": {
       const { GcsBackend } = await import("./gcs.js");
+      if (!ambient && !env.GOOGLE_APPLICATION_CREDENTIALS && !env.CAIRN_GCS_KEY && !env.CAIRN_GCS_ENDPOINT) throw noCredentials(dest, "CAIRN_GCS_KEY (the service account key itself)");
       return new GcsBackend({
         bucket: dest.bucket,
         prefix: dest.prefix,
@@ -126,11 +151,12 @@ export async function openDestination(dest: Destination, env: Env): Promise<Back
         apiEndpoint: env.CAIRN_GCS_ENDPOINT,
         projectId: env.GOOGLE_CLOUD_PROJECT ?? env.GOOGLE_PROJECT_ID,
         keyFilename: env.GOOGLE_APPLICATION_CREDENTIALS,
+        credentials: env.CAIRN_GCS_KEY ? serviceAccountKey(env.CAIRN_GCS_KEY) : undefined,
       });
     }
     case "sftp": {
       const { SftpBackend } = await import("./sftp.js");
-      return new SftpBackend({ host: dest.host, port: dest.port, username: dest.user ?? env.USER ?? userInfo().username, path: dest.path, ...sshCredentials(env, dest) });
+      return new SftpBackend({ host: dest.host, port: dest.port, username: dest.user ?? env.USER ?? userInfo().username, path: dest.path, lookup: connect.lookup, ...sshCredentials(env, dest, ambient) });
     }
   }
 }
@@ -141,28 +167,52 @@ export function objectLockFrom(env: Env): ObjectLock | undefined {
   const mode = (env.CAIRN_S3_OBJECT_LOCK_MODE ?? "GOVERNANCE").toUpperCase();
   if (days === undefined || days === "") return undefined;
   if (!/^\d+$/.test(days) || Number(days) < 1 || Number(days) > 36500) {
-    throw new BackendError("permanent", `CAIRN_S3_OBJECT_LOCK_DAYS must be a whole number of days from 1 to 36500, got "${days}"`);
+    throw new BackendError("permanent", `CAIRN_S3_OBJECT_LOCK_DAYS must be a whole number of days from 1 to 36500, got "${days}"`, { reason: "configuration" });
   }
   if (mode !== "GOVERNANCE" && mode !== "COMPLIANCE") {
-    throw new BackendError("permanent", `CAIRN_S3_OBJECT_LOCK_MODE must be governance or compliance, got "${env.CAIRN_S3_OBJECT_LOCK_MODE}"`);
+    throw new BackendError("permanent", `CAIRN_S3_OBJECT_LOCK_MODE must be governance or compliance, got "${env.CAIRN_S3_OBJECT_LOCK_MODE}"`, { reason: "configuration" });
   }
   return { mode, days: Number(days) };
 }
 
-/** CAIRN_SFTP_KEY_FILE, CAIRN_SFTP_PASSWORD, else the usual ~/.ssh keys; CAIRN_SFTP_KNOWN_HOSTS, else ~/.ssh/known_hosts. */
-function sshCredentials(env: Env, dest: { host: string }) {
+function noCredentials(dest: Destination, what: string): BackendError {
+  return new BackendError(
+    "permanent",
+    `no credentials for this ${dest.type}: repository: give ${what} in its credentials (this process's own are used only for repositories registered with useEnvironmentCredentials)`,
+    { reason: "no-credentials" },
+  );
+}
+
+/** A service account key given as JSON text (CAIRN_GCS_KEY). */
+function serviceAccountKey(json: string): { client_email: string; private_key: string } {
+  try {
+    const key = JSON.parse(json) as { client_email?: unknown; private_key?: unknown };
+    if (typeof key.client_email === "string" && typeof key.private_key === "string") return { client_email: key.client_email, private_key: key.private_key };
+  } catch {
+    // reported below
+  }
+  throw new BackendError("permanent", "CAIRN_GCS_KEY must hold a service account key as JSON, with client_email and private_key", { reason: "configuration" });
+}
+
+/**
+ * CAIRN_SFTP_KEY_FILE, CAIRN_SFTP_PASSWORD, else (with `ambient`) the usual ~/.ssh
+ * keys; CAIRN_SFTP_KNOWN_HOSTS, else ~/.ssh/known_hosts.
+ */
+function sshCredentials(env: Env, dest: { host: string }, ambient: boolean) {
   const ssh = path.join(env.HOME ?? homedir(), ".ssh");
   const knownHostsFile = env.CAIRN_SFTP_KNOWN_HOSTS ?? path.join(ssh, "known_hosts");
-  const keyFile = env.CAIRN_SFTP_KEY_FILE ?? (env.CAIRN_SFTP_PASSWORD ? undefined : ["id_ed25519", "id_ecdsa", "id_rsa"].map((n) => path.join(ssh, n)).find(existsSync));
+  const usual = ambient && !env.CAIRN_SFTP_PASSWORD ? ["id_ed25519", "id_ecdsa", "id_rsa"].map((n) => path.join(ssh, n)).find(existsSync) : undefined;
+  const keyFile = env.CAIRN_SFTP_KEY_FILE ?? usual;
   if (!keyFile && !env.CAIRN_SFTP_PASSWORD) {
-    throw new BackendError("permanent", `no SSH credentials for ${dest.host}: set CAIRN_SFTP_KEY_FILE to a private key file or CAIRN_SFTP_PASSWORD`);
+    const files = ambient ? "CAIRN_SFTP_KEY_FILE to a private key file" : "CAIRN_SFTP_KEY (the private key itself)";
+    throw new BackendError("permanent", `no SSH credentials for ${dest.host}: set ${files} or CAIRN_SFTP_PASSWORD`, { reason: "no-credentials" });
   }
   let privateKey: Buffer | undefined;
   if (keyFile) {
     try {
       privateKey = readFileSync(keyFile);
     } catch (err) {
-      throw new BackendError("permanent", `cannot read the SSH key ${keyFile} (${(err as Error).message}); check CAIRN_SFTP_KEY_FILE`);
+      throw new BackendError("permanent", `cannot read the SSH key ${keyFile} (${(err as Error).message}); check CAIRN_SFTP_KEY_FILE`, { reason: "no-credentials" });
     }
   }
   return { privateKey, passphrase: env.CAIRN_SFTP_KEY_PASSPHRASE, password: env.CAIRN_SFTP_PASSWORD, knownHostsFile };
@@ -172,6 +222,6 @@ function sshCredentials(env: Env, dest: { host: string }) {
  * Opens the repository location given on the command line or in CAIRN_REPOSITORY,
  * with credentials from the usual environment variables, behind a RetryBackend.
  */
-export async function openBackend(url: string, env: Env = process.env, retry?: RetryOptions): Promise<Backend> {
-  return new RetryBackend(await openDestination(parseRepositoryUrl(url), env), retry);
+export async function openBackend(url: string, env: Env = process.env, options: OpenOptions = {}): Promise<Backend> {
+  return new RetryBackend(await openDestination(parseRepositoryUrl(url), env, options), options.retry);
 }
