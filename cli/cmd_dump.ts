@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { CairnError } from "../engine/errors.js";
 import { findSnapshot } from "../engine/snapshot.js";
-import { TreeLoader } from "../engine/tree.js";
+import { subtreeAt, TreeLoader } from "../engine/tree.js";
 import { globals, PLAN_OPTION, withRepository } from "./common.js";
 
 export function register(program: Command): void {
@@ -17,23 +17,15 @@ export function register(program: Command): void {
         const snap = await findSnapshot(repo, ref, { plan: o.plan });
         const loader = new TreeLoader(repo);
         const parts = file.split("/").filter(Boolean);
-        let treeId = snap.tree;
-        for (let i = 0; i < parts.length; i++) {
-          const node = (await loader.load(treeId)).nodes.find((n) => n.name === parts[i]);
-          if (!node) throw new CairnError(`${file} is not in snapshot ${snap.id.slice(0, 8)}; see "cairn ls ${snap.id.slice(0, 8)}"`);
-          if (i < parts.length - 1) {
-            if (node.type !== "dir" || !node.subtree) throw new CairnError(`${parts.slice(0, i + 1).join("/")} is not a directory in the snapshot`);
-            treeId = node.subtree;
-            continue;
-          }
-          if (node.type !== "file") throw new CairnError(`${file} is a ${node.type}, not a file; dump writes file contents`);
-          for (const id of node.content ?? []) {
-            const data = await repo.loadBlob(Buffer.from(id, "hex"));
-            if (!process.stdout.write(data)) await new Promise((r) => process.stdout.once("drain", r));
-          }
-          return;
+        if (parts.length === 0) throw new CairnError("give the path of a file inside the snapshot");
+        const dir = await subtreeAt(loader, snap.tree, parts.slice(0, -1).join("/"));
+        const node = (await loader.load(dir)).nodes.find((n) => n.name === parts[parts.length - 1]);
+        if (!node) throw new CairnError(`${file} is not in snapshot ${snap.id.slice(0, 8)}; see "cairn ls ${snap.id.slice(0, 8)}"`);
+        if (node.type !== "file") throw new CairnError(`${file} is a ${node.type}, not a file; dump writes file contents`);
+        for (const id of node.content ?? []) {
+          const data = await repo.loadBlob(Buffer.from(id, "hex"));
+          if (!process.stdout.write(data)) await new Promise((r) => process.stdout.once("drain", r));
         }
-        throw new CairnError("give the path of a file inside the snapshot");
       });
     });
 }

@@ -1,4 +1,4 @@
-import { promises as fs, type BigIntStats } from "node:fs";
+import { constants, promises as fs, type BigIntStats } from "node:fs";
 import { hostname } from "node:os";
 import * as path from "node:path";
 import { BlobType } from "./blob-index.js";
@@ -45,6 +45,14 @@ export interface BackupOptions {
   time?: Date;
   /** Recorded in the snapshot as `source` (what a database source knows about its backup). */
   source?: SnapshotSource;
+  /**
+   * Says why an entry must not be read (undefined when it may be), given the real
+   * path of each directory before it is listed and of each file once it is open
+   * (links resolved, so a directory swapped for a link is judged where it leads)
+   * and its device and inode. A refused entry is left out and reported like an
+   * unreadable one.
+   */
+  refuse?: (realPath: string, id: { dev: bigint; ino: bigint }) => string | undefined;
 }
 
 /**
@@ -327,6 +335,8 @@ export class Archiver {
       case "dir": {
         let names: string[];
         try {
+          const why = this.options.refuse?.(await fs.realpath(full), st);
+          if (why) throw new Error(why);
           names = await fs.readdir(full);
         } catch (err) {
           this.fail(full, err);
@@ -381,9 +391,15 @@ export class Archiver {
     } else {
       let handle;
       try {
-        handle = await fs.open(full, "r");
+        handle = await fs.open(full, constants.O_RDONLY | constants.O_NOFOLLOW);
       } catch (err) {
         this.fail(full, err);
+        return undefined;
+      }
+      const why = this.options.refuse && (await this.refusalOf(handle, full).catch((err: Error) => err.message));
+      if (why) {
+        await handle.close();
+        this.fail(full, new Error(why));
         return undefined;
       }
       try {
@@ -409,6 +425,12 @@ export class Archiver {
     if (unchanged) this.progress.bytesDone += node.size!;
     this.report("saving");
     return node;
+  }
+
+  /** Why the file open in `handle` must not be read (options.refuse), judged on what was really opened. */
+  private async refusalOf(handle: fs.FileHandle, full: string): Promise<string | undefined> {
+    const real = await fs.readlink(`/proc/self/fd/${handle.fd}`).catch(() => fs.realpath(full));
+    return this.options.refuse!(real, await handle.stat({ bigint: true }));
   }
 
   /** Cuts a byte source into content-defined chunks (or fixed blocks of `blockSize`) and stores the new ones. */

@@ -18,6 +18,10 @@ export interface RestoreOptions {
   overwrite?: OverwritePolicy;
   /** Remove files in the target that the snapshot does not have (only inside restored directories). */
   delete?: boolean;
+  /** Give files their recorded owner and group when running as root (default true). */
+  owners?: boolean;
+  /** Keep setuid and setgid bits (default true); without them a crafted snapshot cannot plant a setuid program. */
+  setidBits?: boolean;
   onProgress?: (p: RestoreProgress) => void;
 }
 
@@ -61,7 +65,11 @@ const FILES_AT_ONCE = 16;
 /**
  * Restores a snapshot tree into a target directory. Reads pack by pack (each pack
  * once), decrypts on the worker threads, verifies every blob against its keyed id,
- * and writes with positional writes. Never writes outside the target.
+ * and writes with positional writes. Never writes outside the target: names are
+ * checked, links in the target are replaced rather than followed, every file
+ * opened is checked to really lie inside the target, and metadata is set through
+ * handles opened without following links. Symlinks are restored as they were
+ * recorded (their target is data, never followed), after every file is written.
  */
 export class Restorer {
   private readonly loader: TreeLoader;
@@ -76,6 +84,8 @@ export class Restorer {
   private readonly progress: RestoreProgress = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 };
   private readonly isRoot = process.getuid?.() === 0;
   private readonly createdDirs = new Set<string>();
+  /** The target with its links resolved, known once it exists. */
+  private realRoot = "";
 
   constructor(private readonly repo: Repository, private readonly options: RestoreOptions) {
     this.loader = new TreeLoader(repo);
@@ -91,6 +101,7 @@ export class Restorer {
     this.progress.bytesTotal = this.result.totalBytes;
     if (this.options.dryRun) return this.result;
     await fs.mkdir(this.root, { recursive: true });
+    this.realRoot = await fs.realpath(this.root);
     for (const d of this.dirs) await this.ensureDir(d.dest);
     await this.restoreFiles();
     for (const l of this.links) await this.restoreLink(l.dest, l.node);
@@ -186,6 +197,8 @@ export class Restorer {
       await fs.rm(dest, { force: true });
     }
     await fs.mkdir(dest);
+    const real = await fs.realpath(dest);
+    if (!this.insideRoot(real)) throw new CairnError(`refusing to restore ${dest}: it leads to ${real}, outside the target (was a directory on the way replaced by a link?)`);
     this.createdDirs.add(dest);
     this.result.dirs++;
   }
@@ -193,7 +206,7 @@ export class Restorer {
   private async restoreFiles(): Promise<void> {
     const byPack = new Map<string, { loc: NonNullable<ReturnType<Repository["lookup"]>>; targets: { job: FileJob; offset: number }[] }[]>();
     const blobsInPack = new Map<string, Map<string, { loc: NonNullable<ReturnType<Repository["lookup"]>>; targets: { job: FileJob; offset: number }[] }>>();
-    const handles = new HandleCache(MAX_OPEN);
+    const handles = new HandleCache(MAX_OPEN, (h, file) => this.confine(h, file));
     // Creating thousands of files is round trips to the file system: do many at once.
     const ready = new Array<boolean>(this.files.length);
     await mapLimit(this.files, FILES_AT_ONCE, async (job, i) => {
@@ -261,7 +274,10 @@ export class Restorer {
     // In a directory this restore created, nothing can be in the way: the file is
     // created by its first write (or here, when it is empty).
     if (this.createdDirs.has(path.dirname(job.dest))) {
-      if (job.writes.length === 0) await (await fs.open(job.dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)).close();
+      if (job.writes.length === 0) {
+        const h = await fs.open(job.dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        await this.confine(h, job.dest).finally(() => h.close());
+      }
       return true;
     }
     const st = await lstatOrUndefined(job.dest);
@@ -287,13 +303,27 @@ export class Restorer {
         return true;
       }
     }
-    const h = await fs.open(job.dest, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+    // Truncated only once it is known to lie inside the target.
+    const h = await fs.open(job.dest, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     try {
+      await this.confine(h, job.dest);
+      await h.truncate(0);
       if (size > 0) await h.truncate(size);
     } finally {
       await h.close();
     }
     return true;
+  }
+
+  private insideRoot(real: string): boolean {
+    return real === this.realRoot || real.startsWith(this.realRoot + path.sep);
+  }
+
+  /** Throws unless the file open in `h` really lies inside the target (a directory on the way swapped for a link would lead elsewhere). */
+  private async confine(h: fs.FileHandle, dest: string): Promise<void> {
+    // Where /proc is missing (not Linux), the O_NOFOLLOW opens and the checks on created directories stand alone.
+    const real = await fs.readlink(`/proc/self/fd/${h.fd}`).catch(() => undefined);
+    if (real !== undefined && !this.insideRoot(real)) throw new CairnError(`refusing to write ${dest}: it leads to ${real}, outside the target (was a directory on the way replaced by a link?)`);
   }
 
   /** Blobs whose bytes differ between the target file and the snapshot (delta restore). */
@@ -337,16 +367,29 @@ export class Restorer {
     await this.applyMeta(dest, node, true);
   }
 
+  /**
+   * Owner, mode and times, never through a link: a symlink gets lchown and lutimes,
+   * anything else is opened with O_NOFOLLOW and changed through its handle (a link
+   * put in its place makes the open fail instead of changing the link's target).
+   */
   private async applyMeta(dest: string, node: TreeNode, isLink = false): Promise<void> {
     const mtime = nsToSeconds(node.mtime);
+    const chown = this.isRoot && this.options.owners !== false;
+    const mode = this.options.setidBits === false ? node.mode & ~0o6000 : node.mode;
     try {
-      if (this.isRoot) await fs.lchown(dest, node.uid, node.gid);
       if (isLink) {
+        if (chown) await fs.lchown(dest, node.uid, node.gid);
         await fs.lutimes(dest, mtime, mtime);
         return;
       }
-      await fs.chmod(dest, node.mode);
-      await fs.utimes(dest, mtime, mtime);
+      const h = await fs.open(dest, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      try {
+        if (chown) await h.chown(node.uid, node.gid);
+        await h.chmod(mode);
+        await h.utimes(mtime, mtime);
+      } finally {
+        await h.close();
+      }
     } catch (err) {
       this.result.warnings.push(`${dest}: could not set metadata (${(err as Error).message})`);
     }
@@ -440,7 +483,11 @@ export function nsToSeconds(ns: string): number {
 class HandleCache {
   private readonly open = new Map<string, { handle: Promise<fs.FileHandle>; users: number }>();
 
-  constructor(private readonly max: number) {}
+  /** `check` runs on every handle opened; when it throws, the handle is closed and the write fails. */
+  constructor(
+    private readonly max: number,
+    private readonly check: (h: fs.FileHandle, file: string) => Promise<void>,
+  ) {}
 
   /** Runs `fn` with an open handle for `file`. */
   async with<T>(file: string, fn: (h: fs.FileHandle) => Promise<T>): Promise<T> {
@@ -450,7 +497,7 @@ class HandleCache {
       this.open.set(file, entry); // most recently used last
     } else {
       // Registered before any await, so concurrent writers to the same file share one handle.
-      entry = { handle: fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600), users: 0 };
+      entry = { handle: this.openChecked(file), users: 0 };
       this.open.set(file, entry);
     }
     entry.users++;
@@ -460,6 +507,17 @@ class HandleCache {
     } finally {
       entry.users--;
     }
+  }
+
+  private async openChecked(file: string): Promise<fs.FileHandle> {
+    const h = await fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    try {
+      await this.check(h, file);
+    } catch (err) {
+      await h.close();
+      throw err;
+    }
+    return h;
   }
 
   private async evict(): Promise<void> {

@@ -1,5 +1,6 @@
 import { BlobType } from "./blob-index.js";
 import { IntegrityError } from "./crypto.js";
+import { CairnError } from "./errors.js";
 import type { Repository } from "./repository.js";
 
 export type NodeType = "file" | "dir" | "symlink" | "fifo" | "socket" | "chardev" | "blockdev";
@@ -77,6 +78,24 @@ export async function saveTree(repo: Repository, tree: Tree): Promise<{ id: stri
   const id = repo.blobId(buf);
   const added = await repo.saveBlob(BlobType.tree, buf, id);
   return { id: id.toString("hex"), added };
+}
+
+/**
+ * The tree of the directory at `dirPath` ("/srv/www", slash-separated) inside the
+ * tree `treeId`; the root tree for "/" or "". Throws a CairnError naming the part
+ * that is missing or not a directory.
+ */
+export async function subtreeAt(loader: TreeLoader, treeId: string, dirPath: string): Promise<string> {
+  const parts = dirPath.split("/").filter(Boolean);
+  let id = treeId;
+  for (const [i, part] of parts.entries()) {
+    const node = (await loader.load(id)).nodes.find((n) => n.name === part);
+    const at = `/${parts.slice(0, i + 1).join("/")}`;
+    if (!node) throw new CairnError(`${at} is not in the snapshot`);
+    if (node.type !== "dir" || !node.subtree) throw new CairnError(`${at} is a ${node.type} in the snapshot, not a directory`);
+    id = node.subtree;
+  }
+  return id;
 }
 
 /** Walks a snapshot tree depth-first, yielding every node with its slash-separated path. */
