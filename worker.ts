@@ -8,6 +8,7 @@
  * CAIRN_WORKER_METRICS_ADDRESS (host:port) serves the Temporal SDK's worker metrics
  * (task slots available and used, polls, activity latencies) for Prometheus at
  * /metrics there, without authentication: bind it to loopback or a private network.
+ * The execution policy comes from CAIRN_POLICY_FILE and the CAIRN_* policy variables.
  */
 import { existsSync } from "node:fs";
 import * as path from "node:path";
@@ -15,6 +16,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { NativeConnection, Runtime, Worker, type WorkflowBundle } from "@temporalio/worker";
 import { createActivities } from "./activities/index.js";
 import { loadSecretBox } from "./engine/secret-box.js";
+import { loadPolicy, type ExecutionPolicy } from "./policy/policy.js";
 import { TASK_QUEUE } from "./workflows/messages.js";
 
 export interface CairnWorkerOptions {
@@ -25,6 +27,8 @@ export interface CairnWorkerOptions {
   taskQueue?: string;
   /** Holds the platform secret key (`secret.key`) unless CAIRN_SECRET_KEY is set. */
   dataDir: string;
+  /** What plans may read, restores write and repositories reach; read from the environment (loadPolicy) when absent. */
+  policy?: ExecutionPolicy;
   /** Codec threads per open repository. */
   threads?: number;
   /** Activities run at once; each backup keeps its codec threads busy, so few is right for a small machine. */
@@ -54,11 +58,12 @@ export async function createCairnWorker(options: CairnWorkerOptions): Promise<Ca
   const connection = options.connection ?? owned!;
   try {
     const secretBox = await loadSecretBox(options.dataDir);
+    const policy = options.policy ?? loadPolicy({ dataDir: options.dataDir });
     const worker = await Worker.create({
       connection,
       namespace: options.namespace ?? "default",
       taskQueue: options.taskQueue ?? TASK_QUEUE,
-      activities: createActivities({ secretBox, threads: options.threads }),
+      activities: createActivities({ secretBox, policy, threads: options.threads }),
       ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: workflowsPath() }),
       maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 4,
       // Heartbeats reach the server at least this often (the SDK's default is 80% of the heartbeat
@@ -91,7 +96,8 @@ async function main(): Promise<void> {
   const metricsAddress = process.env.CAIRN_WORKER_METRICS_ADDRESS;
   // The runtime is installed once per process, before any connection: its metrics exporter comes with it.
   if (metricsAddress) Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress, useSecondsForDurations: true } } } });
-  const cairn = await createCairnWorker({ address, namespace, dataDir, maxConcurrentActivityTaskExecutions: concurrency }).catch((err: Error) => {
+  const policy = loadPolicy({ dataDir });
+  const cairn = await createCairnWorker({ address, namespace, dataDir, policy, maxConcurrentActivityTaskExecutions: concurrency }).catch((err: Error) => {
     throw new Error(`cannot start the worker against Temporal at ${address} (namespace ${namespace}): ${err.message}; start Temporal (npm start) or set TEMPORAL_ADDRESS`);
   });
   process.stderr.write(`cairn worker: polling task queue ${TASK_QUEUE} at ${address} (namespace ${namespace}) as ${cairn.worker.options.identity}\n`);

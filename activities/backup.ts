@@ -10,7 +10,9 @@ import { loadSnapshots, planHost } from "../engine/snapshot.js";
 import { hasRetentionRules, PERMANENT_FAILURES, type BackupInput, type BackupResult, type JobProgress, type RepositoryTarget, type RetentionSpec, type SnapshotHeartbeat, type VerifyResult } from "../workflows/messages.js";
 import { briefList } from "./payload.js";
 import { ProgressReporter } from "./progress.js";
-import { openRepository, permanentOrSame, withLockedRepository, type ActivityDeps } from "./repository.js";
+import { realPathRefusal, readGuard } from "../policy/paths.js";
+import { hostRefusal } from "../policy/destinations.js";
+import { openRepository, permanentOrSame, policyFailure, withLockedRepository, type ActivityDeps } from "./repository.js";
 import { verifySnapshot } from "./verify.js";
 
 /** How long an exclusive lock is waited for before the attempt fails and Temporal retries it later. */
@@ -64,6 +66,25 @@ export interface NotifyResult {
 
 /** The activities of a backup, in the order backupWorkflow runs them. */
 export function backupActivities(deps: ActivityDeps) {
+  /** Refuses, before anything is read, a source path the execution policy does not allow (links followed). */
+  const allowSources = async (input: BackupInput) => {
+    for (const p of input.source.paths) {
+      const refusal = await realPathRefusal(deps.policy, "source", p).catch((err: NodeJS.ErrnoException) => {
+        throw ApplicationFailure.nonRetryable(`cannot tell where ${p} leads (${err.code ?? err.message}); the execution policy refuses what it cannot check`, PERMANENT_FAILURES.policyRefused);
+      });
+      if (refusal) throw policyFailure(refusal);
+    }
+  };
+  /** A webhook's host is judged like a destination's: no metadata or link-local address, nor (unless allowed) a private or loopback one. */
+  const webhookRefusal = (url: string) => {
+    let host: string;
+    try {
+      host = new URL(url).hostname.replace(/^\[|\]$/g, "");
+    } catch {
+      throw ApplicationFailure.nonRetryable(`${url} is not a URL; check the plan's notify.webhookUrl`, PERMANENT_FAILURES.invalidRequest);
+    }
+    return hostRefusal(deps.policy, host);
+  };
   return {
     /** Opens the repository and checks the plan: source paths exist, the retention policy is valid. */
     async prepareBackup(input: BackupInput): Promise<PrepareResult> {
@@ -80,6 +101,7 @@ export function backupActivities(deps: ActivityDeps) {
           throw ApplicationFailure.nonRetryable(`plan ${input.planName}: ${(err as Error).message}`, PERMANENT_FAILURES.invalidRequest);
         }
       }
+      await allowSources(input);
       const repo = await openRepository(input.repository, deps);
       try {
         for (const p of input.source.paths) {
@@ -110,6 +132,8 @@ export function backupActivities(deps: ActivityDeps) {
       let currentPath: string | undefined;
       let resume: SnapshotHeartbeat["resume"] = { attempt: ctx.info.attempt, packsIndexed: before.packs, bytesIndexed: before.bytes };
       let open: Repository | undefined;
+      await allowSources(input);
+      const refuse = await readGuard(deps.policy, "source");
       const reporter = new ProgressReporter<SnapshotHeartbeat>(ctx, async (progress: JobProgress) => {
         const repo = open;
         if (repo && phase === "saving") {
@@ -130,6 +154,7 @@ export function backupActivities(deps: ActivityDeps) {
             host: planHost(input.planId),
             estimate: true,
             signal: ctx.cancellationSignal,
+            refuse,
             onProgress: (p) => {
               phase = p.phase;
               currentPath = p.currentPath;
@@ -218,6 +243,8 @@ export function backupActivities(deps: ActivityDeps) {
     /** POSTs the run's summary as JSON to the plan's webhook, when it has one. */
     async notify(input: NotifyInput): Promise<NotifyResult> {
       if (!input.webhookUrl) return { sent: false, detail: "no webhook is configured for this plan; nothing was sent" };
+      const refusal = await webhookRefusal(input.webhookUrl);
+      if (refusal) throw policyFailure(refusal);
       const ctx = Context.current();
       const response = await fetch(input.webhookUrl, {
         method: "POST",

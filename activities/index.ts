@@ -6,15 +6,16 @@
 import { backupActivities } from "./backup.js";
 import { maintenanceActivities } from "./maintenance.js";
 import { replicationActivities } from "./replicate.js";
+import { requestActivities } from "./requests.js";
 import { restoreActivities } from "./restore.js";
 import type { ActivityDeps } from "./repository.js";
 
 export type { ActivityDeps } from "./repository.js";
 export type { NotifyInput, NotifyResult, PrepareResult, RecordResult, RetentionInput, RetentionResult, SnapshotStepResult, VerifyBackupInput } from "./backup.js";
 
-/** Every activity a Cairn worker registers, bound to the worker's secret box. */
+/** Every activity a Cairn worker registers, bound to the worker's secret box and execution policy. */
 export function createActivities(deps: ActivityDeps) {
-  return { ...backupActivities(deps), ...maintenanceActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps) };
+  return { ...backupActivities(deps), ...maintenanceActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps) };
 }
 
 export type CairnActivities = ReturnType<typeof createActivities>;

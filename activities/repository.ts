@@ -1,28 +1,45 @@
 import { ApplicationFailure } from "@temporalio/common";
 import { BackendError, type Backend } from "../backends/backend.js";
-import { openBackendWith, unsealCredentials, type Credentials } from "../backends/credentials.js";
+import { credentialProblems, openBackendWith, unsealCredentials, withoutAmbientCredentials, type Credentials } from "../backends/credentials.js";
 import { IntegrityError } from "../engine/crypto.js";
 import { RepositoryNotFoundError, WrongPasswordError } from "../engine/errors.js";
 import { RepositoryLock, type LockOptions } from "../engine/locks.js";
 import { Repository } from "../engine/repository.js";
 import type { SecretBox } from "../engine/secret-box.js";
+import { destinationRefusal, policyLookup } from "../policy/destinations.js";
+import type { ExecutionPolicy, PolicyRefusal } from "../policy/policy.js";
 import { PERMANENT_FAILURES, type RepositoryTarget } from "../workflows/messages.js";
 
 /** What every activity needs from the worker process. */
 export interface ActivityDeps {
   secretBox: SecretBox;
+  /** What plans may read, restores write and repositories reach; checked before anything is touched. */
+  policy: ExecutionPolicy;
   /** Codec worker threads per open repository (default: the engine's choice). */
   threads?: number;
 }
 
+/** A refusal of the execution policy as a failure no retry changes; details[0] names the rule. */
+export function policyFailure(refusal: PolicyRefusal): ApplicationFailure {
+  return ApplicationFailure.create({ message: refusal.message, type: PERMANENT_FAILURES.policyRefused, nonRetryable: true, details: [refusal.rule] });
+}
+
 /**
- * The backend a repository URL names (a path, s3:, sftp:, azure:, gs:), with the
- * repository's stored credentials over this worker's environment. A URL that
- * cannot name a destination fails without retry.
+ * The backend a repository names (a path, s3:, sftp:, azure:, gs:), with its
+ * stored credentials, and this worker's own only when the repository was
+ * registered with useEnvironmentCredentials. The execution policy judges the
+ * location before anything is opened, and every address a connection resolves to
+ * as it connects. A location that cannot be used fails without retry.
  */
-export async function backendFor(url: string, credentials: Credentials = {}): Promise<Backend> {
+export async function backendFor(target: Pick<RepositoryTarget, "url" | "environmentCredentials">, credentials: Credentials, deps: Pick<ActivityDeps, "policy">): Promise<Backend> {
+  const ambient = target.environmentCredentials === true;
+  const problem = credentialProblems(target.url, credentials, ambient)[0];
+  if (problem) throw ApplicationFailure.nonRetryable(`credentials.${problem.variable}: ${problem.message}`, PERMANENT_FAILURES.invalidRequest);
+  const env = { ...(ambient ? process.env : withoutAmbientCredentials(process.env)), ...credentials };
+  const refusal = await destinationRefusal(deps.policy, target.url, env, { realPaths: true });
+  if (refusal) throw policyFailure(refusal);
   try {
-    return await openBackendWith(url, credentials);
+    return await openBackendWith(target.url, credentials, process.env, { ambientCredentials: ambient, lookup: policyLookup(deps.policy) });
   } catch (err) {
     if (err instanceof BackendError && err.kind === "permanent") {
       throw ApplicationFailure.nonRetryable(err.message, PERMANENT_FAILURES.unsupportedRepository);
@@ -31,16 +48,10 @@ export async function backendFor(url: string, credentials: Credentials = {}): Pr
   }
 }
 
-/**
- * Opens a target's repository with its unsealed password and credentials. Errors
- * that no retry can fix become non-retryable failures carrying the engine's message.
- */
-export async function openRepository(target: RepositoryTarget, deps: ActivityDeps): Promise<Repository> {
-  let password: string;
-  let credentials: Credentials;
+/** A target's password and credentials, unsealed; a worker whose secret key differs from the API's fails without retry. */
+export function unsealTarget(target: RepositoryTarget, deps: Pick<ActivityDeps, "secretBox">): { password: string; credentials: Credentials } {
   try {
-    password = deps.secretBox.open(target.sealedPassword);
-    credentials = unsealCredentials(deps.secretBox, target.sealedCredentials);
+    return { password: deps.secretBox.open(target.sealedPassword), credentials: unsealCredentials(deps.secretBox, target.sealedCredentials) };
   } catch (err) {
     if (!(err instanceof IntegrityError)) throw err;
     throw ApplicationFailure.nonRetryable(
@@ -49,9 +60,17 @@ export async function openRepository(target: RepositoryTarget, deps: ActivityDep
       PERMANENT_FAILURES.secretKeyMismatch,
     );
   }
+}
+
+/**
+ * Opens a target's repository with its unsealed password and credentials. Errors
+ * that no retry can fix become non-retryable failures carrying the engine's message.
+ */
+export async function openRepository(target: RepositoryTarget, deps: ActivityDeps): Promise<Repository> {
+  const { password, credentials } = unsealTarget(target, deps);
   let backend: Backend | undefined;
   try {
-    backend = await backendFor(target.url, credentials);
+    backend = await backendFor(target, credentials, deps);
     return await Repository.open(backend, password, { threads: deps.threads, ownsBackend: true });
   } catch (err) {
     await backend?.close?.();

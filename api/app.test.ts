@@ -7,6 +7,7 @@ import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { repositories } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { tempDir } from "../test/helpers.js";
+import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { createApp } from "./app.js";
 import { ensureAdminToken } from "./auth.js";
 
@@ -23,7 +24,9 @@ beforeAll(async () => {
   catalog = await openCatalog({ dataDir: scratch.dir });
   connection = Connection.lazy({ address: "127.0.0.1:1" });
   secretBox = new SecretBox(SecretBox.generateKey());
-  app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox, adminToken: ADMIN });
+  // Plans name /srv and /var/www (they need not exist): the policy allows them besides the scratch directory.
+  const policy = testPolicy(scratch.dir, path.join(scratch.dir, "data"), { CAIRN_SOURCE_ROOTS: "/srv:/var/www" });
+  app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox, adminToken: ADMIN, policy, workers: inProcessWorkers(secretBox, policy) });
 });
 afterAll(async () => {
   await connection?.close();
@@ -243,7 +246,7 @@ describe("repositories", () => {
     const res = await call("GET", `/v1/snapshots?repositoryId=${id}`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ snapshots: [], nextCursor: null });
-    const restore = await problem(await call("POST", "/v1/restores", { repositoryId: id, snapshotId: "latest", target: "/tmp/x" }), 404);
+    const restore = await problem(await call("POST", "/v1/restores", { repositoryId: id, snapshotId: "latest", target: path.join(scratch.dir, "restored") }), 404);
     expect(restore.errors![0].path).toBe("snapshotId");
   });
 });

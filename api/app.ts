@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { bodyLimit } from "hono/body-limit";
 import { ActivityWatch, DEFAULT_ACTIVITY_LIMITS, type ActivityLimits } from "./activity-watch.js";
 import { auditRequests, AuditTrail } from "./audit.js";
+import type { ExecutionPolicy } from "../policy/policy.js";
 import { bearerAuth } from "./auth.js";
 import { sourceAddress } from "./context.js";
 import { ApiError, renderProblem } from "./errors.js";
@@ -22,6 +23,7 @@ import { securityRoutes } from "./routes/security.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { raiseSecurityEvent } from "./security-events.js";
+import type { WorkerRequests } from "./worker-requests.js";
 
 /** What the API needs from the outside; tests pass real ones (PGlite, a Temporal dev server). */
 export interface AppDeps {
@@ -37,6 +39,10 @@ export interface AppDeps {
   audit?: AuditTrail;
   /** Per-token restores, downloads and reads an hour past which a security event is raised (and, with block, the token refused). */
   activityLimits?: ActivityLimits;
+  /** What plans may read, restores write and repositories reach: the API refuses what it refuses before asking a worker. */
+  policy: ExecutionPolicy;
+  /** Where repository work runs: workers reached through Temporal (temporalWorkerRequests). */
+  workers: WorkerRequests;
 }
 
 /** Builds the Cairn HTTP API: /healthz and /readyz open, /v1 behind a bearer token, /openapi.json describing it all. */

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { tempDir } from "../test/helpers.js";
+import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { createApp } from "./app.js";
 
 interface Schema {
@@ -54,7 +55,9 @@ describe("input caps", () => {
   beforeAll(async () => {
     catalog = await openCatalog({ dataDir: scratch.dir });
     connection = Connection.lazy({ address: "127.0.0.1:1" });
-    app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox: new SecretBox(SecretBox.generateKey()), adminToken: "admin" });
+    const secretBox = new SecretBox(SecretBox.generateKey());
+    const policy = testPolicy(scratch.dir, scratch.dir);
+    app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox, adminToken: "admin", policy, workers: inProcessWorkers(secretBox, policy) });
   });
   afterAll(async () => {
     await connection?.close();

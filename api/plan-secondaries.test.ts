@@ -6,6 +6,7 @@ import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { plans, repositories } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { tempDir } from "../test/helpers.js";
+import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { createApp } from "./app.js";
 import { backupInput } from "./schedules.js";
 
@@ -19,7 +20,9 @@ let app: ReturnType<typeof createApp>;
 beforeAll(async () => {
   catalog = await openCatalog({ dataDir: scratch.dir });
   connection = Connection.lazy({ address: "127.0.0.1:1" });
-  app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox: new SecretBox(SecretBox.generateKey()), adminToken: ADMIN });
+  const secretBox = new SecretBox(SecretBox.generateKey());
+  const policy = testPolicy(scratch.dir, path.join(scratch.dir, "data"), { CAIRN_SOURCE_ROOTS: "/srv" });
+  app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox, adminToken: ADMIN, policy, workers: inProcessWorkers(secretBox, policy) });
 });
 afterAll(async () => {
   await connection?.close();

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import * as path from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -6,10 +7,11 @@ import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { repositories } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { PASSWORD, tempDir } from "../test/helpers.js";
+import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { startMinio } from "../test/servers.js";
 import { createApp } from "./app.js";
 
-// Nothing listens on port 1: registering and listing repositories needs no Temporal.
+// Nothing listens on port 1: the worker requests (registering, listing) run in this process, without Temporal.
 const ADMIN = "test-admin-token";
 const scratch = tempDir("cairn-api-credentials-");
 const minio = await startMinio();
@@ -25,7 +27,8 @@ beforeAll(async () => {
   catalog = await openCatalog({ dataDir: scratch.dir });
   connection = Connection.lazy({ address: "127.0.0.1:1" });
   secretBox = new SecretBox(SecretBox.generateKey());
-  app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox, adminToken: ADMIN });
+  const policy = testPolicy(scratch.dir, path.join(scratch.dir, "data"));
+  app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox, adminToken: ADMIN, policy, workers: inProcessWorkers(secretBox, policy) });
 });
 afterAll(async () => {
   for (const [name, value] of ambient) process.env[name] = value;
@@ -62,7 +65,7 @@ describe("repository credentials", () => {
       expect(text).not.toContain(row.sealedCredentials);
       expect(JSON.parse(text)).toMatchObject(path.endsWith(id) ? { id, credentials: ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] } : { repositories: [{ id, credentials: ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] }] });
     }
-    // Reading snapshots opens the repository from the API with the stored credentials.
+    // Reading snapshots opens the repository on a worker with the stored credentials.
     const snapshots = await call("GET", `/v1/snapshots?repositoryId=${id}`);
     expect(snapshots.status, await snapshots.clone().text()).toBe(200);
     expect(await snapshots.json()).toEqual({ snapshots: [], nextCursor: null });
@@ -79,6 +82,28 @@ describe("repository credentials", () => {
     expect(local.status).toBe(400);
     expect(((await local.json()) as { errors: { message: string }[] }).errors[0].message).toMatch(/takes no credentials/);
     expect((await catalog.db.select().from(repositories)).map((r) => r.name)).toEqual(["minio"]);
+  });
+
+  it("uses the process's own credentials only when the registration asks for them", async () => {
+    process.env.AWS_ACCESS_KEY_ID = minio.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = minio.secretAccessKey;
+    try {
+      const bare = await call("POST", "/v1/repositories", { name: "bare", url: bucketUrl(), password: PASSWORD });
+      expect(bare.status).toBe(422);
+      expect(((await bare.json()) as { detail: string }).detail).toMatch(/no credentials for this s3: repository: give AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in its credentials/);
+      const ambient = await call("POST", "/v1/repositories", { name: "ambient", url: bucketUrl(), password: PASSWORD, useEnvironmentCredentials: true });
+      expect(ambient.status, await ambient.clone().text()).toBe(201);
+      const { id } = (await ambient.json()) as { id: string };
+      expect(await (await call("GET", `/v1/repositories/${id}`)).json()).toMatchObject({ credentials: [], useEnvironmentCredentials: true });
+    } finally {
+      delete process.env.AWS_ACCESS_KEY_ID;
+      delete process.env.AWS_SECRET_ACCESS_KEY;
+    }
+    const keyFile = await call("POST", "/v1/repositories", { name: "keyfile", url: "sftp:backup@127.0.0.1:22/srv/repo", password: PASSWORD, credentials: { CAIRN_SFTP_KEY_FILE: "/root/.ssh/id_ed25519" } });
+    expect(keyFile.status).toBe(400);
+    expect(((await keyFile.json()) as { errors: { path: string; message: string }[] }).errors).toEqual([
+      { in: "body", path: "credentials.CAIRN_SFTP_KEY_FILE", message: expect.stringMatching(/names a file on the workers.*CAIRN_SFTP_KEY/) },
+    ]);
   });
 
   it("reports wrong credentials as a 422 naming the variable to check", async () => {

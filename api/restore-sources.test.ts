@@ -7,12 +7,13 @@ import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { repositories } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { PASSWORD, cairnOk, tempDir } from "../test/helpers.js";
+import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { createApp, type AppDeps } from "./app.js";
 import { ApiError } from "./errors.js";
-import { fallbackRepositories, resolveSnapshot } from "./restore-sources.js";
-import type { RepositoryRow } from "./schedules.js";
+import { fallbackRepositories } from "./restore-sources.js";
+import { repositoryTarget, type RepositoryRow } from "./schedules.js";
 
-// Nothing listens on port 1: these checks happen before a restore reaches Temporal.
+// Nothing listens on port 1: these checks happen before a restore reaches Temporal (worker requests run in this process).
 const ADMIN = "test-admin-token";
 const scratch = tempDir("cairn-api-restore-sources-");
 let catalog: OpenCatalog;
@@ -23,7 +24,9 @@ let app: ReturnType<typeof createApp>;
 beforeAll(async () => {
   catalog = await openCatalog({ dataDir: scratch.dir });
   connection = Connection.lazy({ address: "127.0.0.1:1" });
-  deps = { catalog: catalog.db, temporal: new Client({ connection }), secretBox: new SecretBox(SecretBox.generateKey()), adminToken: ADMIN };
+  const secretBox = new SecretBox(SecretBox.generateKey());
+  const policy = testPolicy(scratch.dir, path.join(scratch.dir, "data"), { CAIRN_SOURCE_ROOTS: `/srv:${scratch.dir}` });
+  deps = { catalog: catalog.db, temporal: new Client({ connection }), secretBox, adminToken: ADMIN, policy, workers: inProcessWorkers(secretBox, policy) };
   app = createApp(deps);
 });
 afterAll(async () => {
@@ -65,7 +68,7 @@ describe("where a restore may be served from", () => {
     expect(await fallbackRepositories(deps, offsite)).toEqual([]);
     expect((await problemOf(fallbackRepositories(deps, primary, [primary.id]))).status).toBe(400);
 
-    const unknown = await call("POST", "/v1/restores", { repositoryId: primary.id, snapshotId: "latest", target: "/tmp/r", fallbackRepositoryIds: ["nope"] });
+    const unknown = await call("POST", "/v1/restores", { repositoryId: primary.id, snapshotId: "latest", target: path.join(scratch.dir, "r"), fallbackRepositoryIds: ["nope"] });
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { errors: { path: string }[] }).errors.map((e) => e.path)).toEqual(["fallbackRepositoryIds.0"]);
   });
@@ -79,21 +82,36 @@ describe("where a restore may be served from", () => {
     await cairnOk(["-r", primary.url, "backup", src]);
     await cairnOk(["-r", offsite.url, "copy", "--from-repo", primary.url], { env: { CAIRN_FROM_PASSWORD: PASSWORD } });
 
-    const inPrimary = await resolveSnapshot(deps, primary, [offsite], "latest");
+    const target = path.join(scratch.dir, "restored");
+    const prepare = async (repo: RepositoryRow, fallbacks: RepositoryRow[], snapshotRef = "latest") => {
+      const answer = await deps.workers.prepareRestore({ repository: repositoryTarget(repo), fallbacks: fallbacks.map(repositoryTarget), snapshotRef, target });
+      if (!answer.ok) return answer.refusal;
+      return answer.value;
+    };
+    const inPrimary = await prepare(primary, [offsite]);
+    expect(inPrimary).toMatchObject({ resolvedIn: primary.id, targetInUse: false });
     const moved = `${primary.url}.unmounted`;
     renameSync(primary.url, moved);
     try {
-      const inCopy = await resolveSnapshot(deps, primary, [offsite], "latest");
-      expect(inCopy.id).not.toBe(inPrimary.id);
-      expect({ time: inCopy.time, host: inCopy.host, paths: inCopy.paths }).toEqual({ time: inPrimary.time, host: inPrimary.host, paths: inPrimary.paths });
-      // Without a fallback the problem says what to check.
-      const gone = await problemOf(resolveSnapshot(deps, primary, [], "latest"));
-      expect(gone.title).toBe("Repository missing");
+      const inCopy = await prepare(primary, [offsite]);
+      expect(inCopy).toMatchObject({ resolvedIn: offsite.id, snapshot: (inPrimary as { snapshot: unknown }).snapshot });
+      expect((inCopy as { snapshotId: string }).snapshotId).not.toBe((inPrimary as { snapshotId: string }).snapshotId);
+      // Without a fallback the refusal says what to check.
+      expect(await prepare(primary, [])).toMatchObject({ reason: "repositoryMissing", message: expect.stringMatching(/check that its disk is mounted/) });
     } finally {
       renameSync(moved, primary.url);
     }
     const wrong = { ...primary, sealedPassword: deps.secretBox.seal("not the password") };
-    expect((await problemOf(resolveSnapshot(deps, wrong, [offsite], "latest"))).title).toBe("Wrong repository password");
-    expect((await problemOf(resolveSnapshot(deps, primary, [offsite], "abcdef12"))).status).toBe(404);
+    expect(await prepare(wrong, [offsite])).toMatchObject({ reason: "wrongPassword" });
+    expect(await prepare(primary, [offsite], "abcdef12")).toMatchObject({ reason: "snapshotNotFound", field: "snapshotId" });
+
+    // Over HTTP: the same answers, as problems.
+    const missing = await call("POST", "/v1/restores", { repositoryId: primary.id, snapshotId: "abcdef12", target });
+    expect(missing.status).toBe(404);
+    mkdirSync(target);
+    writeFileSync(path.join(target, "mine.txt"), "mine\n");
+    const busy = await call("POST", "/v1/restores", { repositoryId: primary.id, snapshotId: "latest", target });
+    expect(busy.status).toBe(409);
+    expect((await busy.json()) as object).toMatchObject({ title: "Target not empty", errors: [{ path: "overwrite" }], detail: expect.stringMatching(/overwrite "always".*"if-changed".*"never"/) });
   });
 });

@@ -14,7 +14,13 @@ export function scheduleId(planId: string): string {
 
 /** A registered repository as workflow inputs carry it: its password and credentials stay sealed. */
 export function repositoryTarget(repo: RepositoryRow): RepositoryTarget {
-  return { id: repo.id, url: repo.url, sealedPassword: repo.sealedPassword, ...(repo.sealedCredentials ? { sealedCredentials: repo.sealedCredentials } : {}) };
+  return {
+    id: repo.id,
+    url: repo.url,
+    sealedPassword: repo.sealedPassword,
+    ...(repo.sealedCredentials ? { sealedCredentials: repo.sealedCredentials } : {}),
+    ...(repo.environmentCredentials ? { environmentCredentials: true } : {}),
+  };
 }
 
 /** What backupWorkflow needs to run a plan; the passwords stay sealed. `secondaries` are the rows of the plan's secondaryRepositoryIds. */

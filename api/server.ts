@@ -4,12 +4,14 @@ import { serve, type ServerType } from "@hono/node-server";
 import { Client, Connection } from "@temporalio/client";
 import { openCatalog } from "../db/client.js";
 import { loadSecretBox } from "../engine/secret-box.js";
+import { loadPolicy, type ExecutionPolicy } from "../policy/policy.js";
 import { createApp } from "./app.js";
 import { ensureAdminToken } from "./auth.js";
 import type { LockoutOptions } from "./lockout.js";
 import { ACTIVITY_ENV, DEFAULT_ACTIVITY_LIMITS, type ActivityLimits } from "./activity-watch.js";
 import { AuditTrail, DEFAULT_AUDIT, type AuditOptions } from "./audit.js";
 import { loadAuditSigner } from "../db/audit-checkpoints.js";
+import { temporalWorkerRequests } from "./worker-requests.js";
 
 export interface ApiServerOptions {
   /** CAIRN_API_PORT, default 8080; 0 picks a free port. */
@@ -34,6 +36,8 @@ export interface ApiServerOptions {
   activityLimits?: Partial<ActivityLimits>;
   /** When the audit chain's head is signed (CAIRN_AUDIT_CHECKPOINT_EVENTS, default 100; CAIRN_AUDIT_CHECKPOINT_SECONDS, default 300). */
   audit?: Partial<AuditOptions>;
+  /** The execution policy; read from CAIRN_POLICY_FILE and the CAIRN_* policy variables when absent. */
+  policy?: ExecutionPolicy;
 }
 
 export interface ApiServer {
@@ -48,6 +52,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const env = process.env;
   const dataDir = path.resolve(options.dataDir ?? env.CAIRN_DATA_DIR ?? ".cairn");
   const adminToken = options.adminToken ?? (env.CAIRN_API_TOKEN || undefined);
+  const policy = options.policy ?? loadPolicy({ dataDir });
   const catalog = await openCatalog({ dataDir, databaseUrl: options.databaseUrl ?? (env.DATABASE_URL || undefined) });
   const secretBox = await loadSecretBox(dataDir);
   const token = adminToken ? undefined : await ensureAdminToken(catalog.db);
@@ -62,7 +67,17 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const temporal = new Client({ connection, namespace: options.namespace ?? env.TEMPORAL_NAMESPACE ?? "default" });
   const activityLimits: ActivityLimits = { ...DEFAULT_ACTIVITY_LIMITS, block: env.CAIRN_BLOCK_SUSPICIOUS === "1" || env.CAIRN_BLOCK_SUSPICIOUS === "true" };
   for (const [field, name] of Object.entries(ACTIVITY_ENV) as [keyof typeof ACTIVITY_ENV, string][]) activityLimits[field] = positive(env[name], name) ?? activityLimits[field];
-  const app = createApp({ catalog: catalog.db, temporal, secretBox, adminToken, lockout: options.lockout, audit, activityLimits: { ...activityLimits, ...options.activityLimits } });
+  const app = createApp({
+    catalog: catalog.db,
+    temporal,
+    secretBox,
+    adminToken,
+    lockout: options.lockout,
+    audit,
+    activityLimits: { ...activityLimits, ...options.activityLimits },
+    policy,
+    workers: temporalWorkerRequests(temporal),
+  });
 
   const host = options.host ?? env.CAIRN_API_HOST ?? "127.0.0.1";
   const port = options.port ?? Number(env.CAIRN_API_PORT ?? 8080);

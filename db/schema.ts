@@ -27,8 +27,10 @@ export const repositories = pgTable("repositories", {
   url: text("url").notNull().unique(),
   /** The repository password sealed with the platform secret key (base64). */
   sealedPassword: text("sealed_password").notNull(),
-  /** The destination's credentials (environment variables by name) as one JSON object sealed like the password; null when the environment provides them. */
+  /** The destination's credentials (environment variables by name) as one JSON object sealed like the password; null when none were given. */
   sealedCredentials: text("sealed_credentials"),
+  /** Workers may use their own credentials (environment, ~/.aws, instance roles, ~/.ssh keys) for it: an admin registered it so. */
+  environmentCredentials: boolean("environment_credentials").notNull().default(false),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
 });
 

@@ -207,6 +207,7 @@ function builtInProtected(dataDir: string, policyFile: string | undefined, env: 
     { path: "/proc", what: "/proc (processes' memory and environment)" },
   ];
   if (policyFile) list.push({ path: policyFile, what: "the execution policy file" });
+  if (env.CAIRN_AUDIT_DIR && path.isAbsolute(env.CAIRN_AUDIT_DIR)) list.push({ path: path.resolve(env.CAIRN_AUDIT_DIR), what: "the audit log's signing keys and checkpoints (CAIRN_AUDIT_DIR)" });
   for (const variable of ["CAIRN_SFTP_KEY_FILE", "CAIRN_SFTP_KNOWN_HOSTS", "GOOGLE_APPLICATION_CREDENTIALS", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"]) {
     const file = env[variable];
     if (file && path.isAbsolute(file)) list.push({ path: path.resolve(file), what: `the worker's own ${variable} file` });

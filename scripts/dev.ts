@@ -13,6 +13,7 @@ import { mkdirSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startApiServer } from "../api/server.js";
+import { describeSetting, loadPolicy } from "../policy/policy.js";
 import { startDevServer } from "./temporal.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -29,6 +30,9 @@ async function main(): Promise<void> {
   const apiPort = Number(process.env.CAIRN_API_PORT ?? 8080);
 
   log(`data directory: ${dataDir}`);
+  // Read before anything starts: a policy that cannot be read stops here, naming the variable.
+  const policy = loadPolicy({ dataDir });
+  for (const setting of ["sourceRoots", "restoreRoots", "repositoryRoots"] as const) log(`execution policy: ${setting} ${describeSetting(policy, setting)}`);
   const temporal = await startDevServer({ dbFile: path.join(dataDir, "temporal.db"), port: temporalPort, uiPort, log });
   const stops: (() => Promise<void>)[] = [() => temporal.stop()];
   let stopping = false;
@@ -45,7 +49,7 @@ async function main(): Promise<void> {
   try {
     const worker = startWorker(temporal.address, dataDir, () => void stopAll(1));
     stops.push(() => stopChild(worker));
-    const api = await startApiServer({ port: apiPort, dataDir, databaseUrl: process.env.DATABASE_URL, temporalAddress: temporal.address });
+    const api = await startApiServer({ port: apiPort, dataDir, policy, databaseUrl: process.env.DATABASE_URL, temporalAddress: temporal.address });
     stops.push(() => api.close());
     log(`Temporal frontend: ${temporal.address}`);
     if (temporal.uiUrl) log(`Temporal Web UI:   ${temporal.uiUrl}`);

@@ -5,8 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PERMISSIONS, ROLE_NAMES, ROLES, type Permission, type Role } from "../api/permissions.js";
 import { startApiServer, type ApiServer } from "../api/server.js";
 import { startDevServer, type DevServer } from "../scripts/temporal.js";
+import { createCairnWorker, type CairnWorker } from "../worker.js";
 import { apiClient } from "./api-client.js";
 import { PASSWORD, tempDir } from "./helpers.js";
+import { testPolicy } from "./policy-fixtures.js";
 
 interface Operation {
   operationId: string;
@@ -29,12 +31,15 @@ function requestFrom(localAddress: string, url: string, token: string): Promise<
 }
 
 /**
- * Tokens, roles and scopes over HTTP, against a real API (PGlite catalog) and a
- * Temporal dev server: every route of /openapi.json with every role.
+ * Tokens, roles and scopes over HTTP, against a real API (PGlite catalog), a
+ * Temporal dev server and a worker: every route of /openapi.json with every role.
  */
 describe("tokens, roles and scopes", () => {
   const tmp = tempDir("cairn-access-");
+  const dataDir = path.join(tmp.dir, "data");
   let temporal: DevServer;
+  let worker: CairnWorker;
+  let workerRun: Promise<void>;
   let api: ApiServer;
   let admin: ReturnType<typeof apiClient>;
   const tokens = {} as Record<Role, string>;
@@ -42,7 +47,9 @@ describe("tokens, roles and scopes", () => {
   beforeAll(async () => {
     Runtime.install({ logger: new DefaultLogger("WARN") });
     temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    api = await startApiServer({ port: 0, dataDir: path.join(tmp.dir, "data"), temporalAddress: temporal.address });
+    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
+    workerRun = worker.run();
+    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address });
     admin = apiClient(api);
     for (const role of ROLE_NAMES) {
       const created = await admin.ok<{ id: string; token: string }>("POST", "/v1/tokens", { name: `${role}-token`, role });
@@ -52,6 +59,8 @@ describe("tokens, roles and scopes", () => {
 
   afterAll(async () => {
     await api?.close();
+    worker?.shutdown();
+    await workerRun;
     await temporal?.stop();
     tmp.cleanup();
   });

@@ -4,8 +4,10 @@ import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApiServer, type ApiServer } from "../api/server.js";
 import { startDevServer, type DevServer } from "../scripts/temporal.js";
+import { createCairnWorker, type CairnWorker } from "../worker.js";
 import { apiClient } from "./api-client.js";
 import { cairnOk, PASSWORD, tempDir } from "./helpers.js";
+import { testPolicy } from "./policy-fixtures.js";
 
 interface SecurityEvent {
   kind: string;
@@ -17,11 +19,14 @@ interface SecurityEvent {
 /**
  * Unusual use of a token over HTTP: an API whose policy blocks a token once it
  * restores more than once an hour or reads more than 100 times, against a Temporal
- * dev server (restores start workflows; no worker runs them, nothing is written).
+ * dev server and a worker (which checks each restore and runs it, each into its own directory).
  */
 describe("suspicious activity", () => {
   const tmp = tempDir("cairn-suspicious-");
+  const dataDir = path.join(tmp.dir, "data");
   let temporal: DevServer;
+  let worker: CairnWorker;
+  let workerRun: Promise<void>;
   let api: ApiServer;
   let admin: ReturnType<typeof apiClient>;
   let repositoryId: string;
@@ -35,9 +40,12 @@ describe("suspicious activity", () => {
     await cairnOk(["-r", repo, "init"]);
     await cairnOk(["-r", repo, "backup", src]);
     temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
+    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
+    workerRun = worker.run();
     api = await startApiServer({
+      policy: testPolicy(tmp.dir, dataDir),
       port: 0,
-      dataDir: path.join(tmp.dir, "data"),
+      dataDir,
       temporalAddress: temporal.address,
       activityLimits: { restoresPerHour: 1, readsPerHour: 100, block: true },
     });
@@ -47,6 +55,8 @@ describe("suspicious activity", () => {
 
   afterAll(async () => {
     await api?.close();
+    worker?.shutdown();
+    await workerRun;
     await temporal?.stop();
     tmp.cleanup();
   });
@@ -54,10 +64,10 @@ describe("suspicious activity", () => {
   it("raises a security event when a token restores more than allowed, and blocks it by policy", async () => {
     const { token } = await admin.ok<{ token: string }>("POST", "/v1/tokens", { name: "exfil", role: "operator" });
     const operator = apiClient(api, token);
-    const restore = () => operator.call<{ detail: string }>("POST", "/v1/restores", { repositoryId, snapshotId: "latest", target: path.join(tmp.dir, "out") });
-    expect((await restore()).status).toBe(202);
-    expect((await restore()).status).toBe(202); // the one that crosses the limit still went through
-    const blocked = await restore();
+    const restore = (n: number) => operator.call<{ detail: string }>("POST", "/v1/restores", { repositoryId, snapshotId: "latest", target: path.join(tmp.dir, `out-${n}`) });
+    expect((await restore(1)).status).toBe(202);
+    expect((await restore(2)).status).toBe(202); // the one that crosses the limit still went through
+    const blocked = await restore(3);
     expect(blocked.status).toBe(429);
     expect(blocked.body.detail).toMatch(/CAIRN_BLOCK_SUSPICIOUS/);
 

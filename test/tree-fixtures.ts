@@ -73,6 +73,11 @@ export function describeTree(root: string, skipDirTimes = false): Record<string,
   return out;
 }
 
+/** A tree's facts as a worker restores it under the default execution policy: setuid and setgid bits dropped. */
+export function withoutSetid(tree: Record<string, EntryFacts>): Record<string, EntryFacts> {
+  return Object.fromEntries(Object.entries(tree).map(([p, f]) => [p, { ...f, mode: f.mode & ~0o6000 }]));
+}
+
 /** SHA-256 of every file under `root`, by relative path: equal digests mean identical contents. */
 export function digestTree(root: string): Record<string, string> {
   const out: Record<string, string> = {};

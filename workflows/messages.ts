@@ -76,6 +76,8 @@ export const PERMANENT_FAILURES = {
   secretKeyMismatch: "SecretKeyMismatchError",
   invalidRequest: "InvalidRequestError",
   verificationFailed: "VerificationFailedError",
+  /** The execution policy refuses a path or a destination (details[0] names the rule). */
+  policyRefused: "PolicyRefusedError",
 } as const;
 
 /** Workflow type names, as the API starts them. */
@@ -112,8 +114,14 @@ export interface RepositoryTarget {
   url: string;
   /** The repository password sealed with the platform secret key (base64). */
   sealedPassword: string;
-  /** The destination's credentials (environment variables by name, JSON) sealed the same way; absent when the worker's environment provides them. */
+  /** The destination's credentials (environment variables by name, JSON) sealed the same way. */
   sealedCredentials?: string;
+  /**
+   * The worker may use its own credentials for this repository (its environment,
+   * ~/.aws, instance roles, ~/.ssh keys): an admin asked for it when registering it.
+   * Otherwise only `sealedCredentials` are used.
+   */
+  environmentCredentials?: boolean;
 }
 
 export interface RetentionSpec {
@@ -193,11 +201,27 @@ export interface SnapshotIdentity {
   paths: string[];
 }
 
+/**
+ * What a restore does with what is already in its target: `always` replaces what
+ * the snapshot has, `if-changed` rewrites only what differs, `never` adds only what
+ * is missing. A target that holds anything needs one of them said explicitly.
+ */
+export type OverwriteMode = "always" | "if-changed" | "never";
+
 export interface RestoreInput {
   repository: RepositoryTarget;
   /** The snapshot's id in `repository`. */
   snapshotId: string;
   target: string;
+  /** Only this directory of the snapshot, its content written straight into `target` (as restic's snapshot:subfolder). */
+  path?: string;
+  /** Required when the target holds anything; absent for an empty or missing target. */
+  overwrite?: OverwriteMode;
+  /**
+   * Before anything in a non-empty target is replaced, back the target up into the
+   * repository serving the restore (default true); the result names that snapshot.
+   */
+  safetySnapshot?: boolean;
   include?: string[];
   exclude?: string[];
   dryRun?: boolean;
@@ -218,6 +242,11 @@ export interface RestoreResult {
   warnings: string[];
   /** The repository the data came from: a secondary (`failover`) when the requested one could not be reached. */
   servedBy: { repositoryId: string; url: string; failover: boolean };
+  /**
+   * The target as it was before this restore replaced anything, backed up into the
+   * serving repository: restore `snapshotId` with `path` into the same target to undo.
+   */
+  safetySnapshot?: { repositoryId: string; snapshotId: string; path: string };
 }
 
 export interface VerifyInput {
@@ -241,4 +270,99 @@ export interface PruneResult {
   packsDeleted: number;
   packsRepacked: number;
   bytesFreed: number;
+}
+
+/**
+ * Why a worker turned down a request the API made of it: an expected answer, not
+ * a failure. The API turns each reason into its HTTP status.
+ */
+export type RefusalReason =
+  | "policy"
+  | "wrongPassword"
+  | "repositoryMissing"
+  | "notRepository"
+  | "unusable"
+  | "snapshotNotFound"
+  | "snapshotAmbiguous"
+  | "targetNotEmpty";
+
+export interface Refusal {
+  reason: RefusalReason;
+  /** A sentence for the caller: what is wrong and what to do. Never a server's raw answer. */
+  message: string;
+  /** The request field it concerns, as the API names it (`target`, `source.paths.0`). */
+  field?: string;
+}
+
+/** A worker's answer to the API: a value, or a refusal the caller can act on. */
+export type Answer<T> = { ok: true; value: T } | { ok: false; refusal: Refusal };
+
+/** Workflow types the API runs and waits for, to have a worker do what the API may not (open a repository, look at a path). */
+export const REQUEST_WORKFLOW_TYPES = {
+  registerRepository: "registerRepositoryWorkflow",
+  listSnapshots: "listSnapshotsWorkflow",
+  prepareRestore: "prepareRestoreWorkflow",
+  checkSources: "checkSourcesWorkflow",
+} as const;
+
+export interface RegisterRepositoryInput {
+  repository: RepositoryTarget;
+}
+
+export interface RegisterRepositoryResult {
+  /** True when the repository was initialised by this request. */
+  created: boolean;
+}
+
+export interface ListSnapshotsInput {
+  repository: RepositoryTarget;
+  /** Start after this snapshot in (time, id) order: where the previous page ended. */
+  after?: { time: string; id: string };
+  /** Snapshots in the page at most: an answer stays small whatever the repository holds. */
+  limit: number;
+}
+
+/** Snapshots oldest first, in (time, id) order. */
+export interface SnapshotPage {
+  snapshots: SnapshotListing[];
+  /** True when more snapshots follow the last one. */
+  more: boolean;
+}
+
+/** A snapshot as listings show it. */
+export interface SnapshotListing {
+  id: string;
+  time: string;
+  host: string;
+  paths: string[];
+  tags: string[];
+  parent?: string;
+  summary?: Record<string, number>;
+}
+
+export interface PrepareRestoreInput {
+  repository: RepositoryTarget;
+  /** Tried in order when `repository` cannot be reached. */
+  fallbacks: RepositoryTarget[];
+  /** "latest" or an id prefix. */
+  snapshotRef: string;
+  target: string;
+  path?: string;
+  overwrite?: OverwriteMode;
+}
+
+export interface PreparedRestore {
+  /** The snapshot's id in the repository that answered. */
+  snapshotId: string;
+  snapshot: SnapshotIdentity;
+  /** The repository that answered: `repository`, or a fallback when it could not be reached. */
+  resolvedIn: string;
+  /** True when the target holds anything (an overwrite mode was then given). */
+  targetInUse: boolean;
+  /** The bytes of the files the snapshot holds, as its backup counted them. */
+  totalBytes?: number;
+}
+
+export interface CheckSourcesInput {
+  paths: string[];
 }

@@ -10,8 +10,10 @@ import { access, IdParam, json, jsonBody, problems, router } from "../openapi.js
 import { plansInScope, type ScopeRef } from "../access.js";
 import { byCreation, nextCursor, PageQuery } from "../pagination.js";
 import type { Permission } from "../permissions.js";
+import { checkSources } from "../policy.js";
 import { backupStart, scheduleId, syncSchedule, type PlanRow, type RepositoryRow } from "../schedules.js";
 import { idTime, withTemporal } from "../temporal.js";
+import { answered } from "../worker-requests.js";
 import { findRepository } from "./repositories.js";
 import { Plan, PlanInput, PlanPatch } from "./plan-schemas.js";
 
@@ -31,7 +33,7 @@ const thisPlan: ScopeRef = { resource: "plan", in: "param", field: "id" };
 const create = createRoute({
   ...route("post", "/plans", "createPlan", "Create a plan (and its Temporal Schedule when it has a schedule)", "plans:write"),
   request: { body: jsonBody(PlanInput) },
-  responses: { 201: json(z.object({ id: z.string() }), "Created."), ...problems(400, 404, 409, 415) },
+  responses: { 201: json(z.object({ id: z.string() }), "Created."), ...problems(400, 403, 404, 409, 415, 503) },
 });
 const list = createRoute({
   ...route("get", "/plans", "listPlans", "List plans in creation order, a page at a time", "plans:read"),
@@ -42,7 +44,7 @@ const get = createRoute({ ...route("get", "/plans/{id}", "getPlan", "One plan", 
 const patch = createRoute({
   ...route("patch", "/plans/{id}", "updatePlan", "Change a plan; its schedule follows", "plans:write", thisPlan),
   request: { params: IdParam, body: jsonBody(PlanPatch) },
-  responses: { 200: json(Plan, "The plan as changed."), ...problems(400, 404, 409, 415) },
+  responses: { 200: json(Plan, "The plan as changed."), ...problems(400, 403, 404, 409, 415, 503) },
 });
 const remove = createRoute({ ...route("delete", "/plans/{id}", "deletePlan", "Delete a plan and its schedule (snapshots stay)", "plans:write", thisPlan), request: { params: IdParam }, responses: { 204: { description: "Deleted." }, ...problems(404) } });
 const run = createRoute({
@@ -95,6 +97,11 @@ export function planRoutes(deps: AppDeps) {
     }
     return rows;
   };
+  /** The execution policy must allow every source path: as written here, then with links followed on a worker. */
+  const allowSources = async (paths: string[]) => {
+    checkSources(deps.policy, paths);
+    answered(await deps.workers.checkSources({ paths }));
+  };
   const nameTaken = (name: string) => new ApiError(409, "Plan name taken", `a plan named "${name}" exists already; choose another name or change that plan`);
   const scheduled = (plan: PlanRow) => {
     if (!plan.schedule) throw new ApiError(409, "Plan has no schedule", `plan ${plan.id} has no schedule; give it one with PATCH /v1/plans/${plan.id} {"schedule": {"cron": "0 3 * * *", "timezone": "UTC"}}, or run it now with POST /v1/plans/${plan.id}/run`);
@@ -112,6 +119,7 @@ export function planRoutes(deps: AppDeps) {
       const input = c.req.valid("json");
       const repo = await findRepository(deps, input.repositoryId, "repositoryId");
       const secondaries = await findSecondaries(input.secondaryRepositoryIds ?? [], repo.id);
+      await allowSources(input.source.paths);
       const id = randomBytes(8).toString("hex");
       const [row] = await catalog
         .insert(plans)
@@ -154,6 +162,7 @@ export function planRoutes(deps: AppDeps) {
       const change = c.req.valid("json");
       const repo = await findRepository(deps, change.repositoryId ?? before.repositoryId, change.repositoryId ? "repositoryId" : undefined);
       const secondaries = await findSecondaries(change.secondaryRepositoryIds ?? before.secondaryRepositoryIds, repo.id);
+      if (change.source) await allowSources(change.source.paths);
       const [after] = await catalog
         .update(plans)
         .set({ ...change, updatedAt: new Date() })

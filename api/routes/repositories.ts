@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, eq, or } from "drizzle-orm";
-import { CREDENTIAL_VARIABLES, credentialProblems, unsealCredentials } from "../../backends/credentials.js";
+import { CREDENTIAL_VARIABLES, credentialProblems, unsealCredentials, WORKER_FILE_VARIABLES } from "../../backends/credentials.js";
 import { repositories } from "../../db/schema.js";
 import type { AppDeps } from "../app.js";
 import { repositoriesInScope } from "../access.js";
@@ -9,7 +9,10 @@ import { ApiError, isUniqueViolation } from "../errors.js";
 import { LIMITS } from "../limits.js";
 import { byCreation, nextCursor, PageQuery } from "../pagination.js";
 import { access, IdParam, json, jsonBody, problems, router } from "../openapi.js";
-import { initOrVerify, repositoryUrl } from "../repository-access.js";
+import { checkRepositoryLocation, mayUseEnvironmentCredentials } from "../policy.js";
+import { repositoryUrl } from "../repository-url.js";
+import { repositoryTarget } from "../schedules.js";
+import { answered } from "../worker-requests.js";
 
 const RepositoryInput = z
   .strictObject({
@@ -19,7 +22,10 @@ const RepositoryInput = z
       .min(1)
       .max(LIMITS.url)
       .refine((url) => repositoryUrl(url) !== undefined, "give an absolute local path such as /srv/backups/repo, or s3:https://host/bucket/prefix, sftp:user@host:port/path, azure:container/prefix, gs:bucket/prefix")
-      .openapi({ example: "/srv/backups/repo", description: "An absolute local path (or local:/path), or s3:, sftp:, azure:, gs: location (credentials from `credentials`, else the API's and workers' environment). Created when nothing is there yet." }),
+      .openapi({
+        example: "/srv/backups/repo",
+        description: "An absolute local path (or local:/path) under the repository roots, or an s3:, sftp:, azure:, gs: location the execution policy allows. Created when nothing is there yet.",
+      }),
     password: z.string().min(1, "an empty password protects nothing; choose a password").max(LIMITS.secret).openapi({ description: "Stored sealed with the platform secret key; never returned." }),
     credentials: z
       .record(z.string().max(100), z.string().min(1, "an empty value is no credential; leave the variable out").max(LIMITS.credential))
@@ -29,18 +35,23 @@ const RepositoryInput = z
         example: { AWS_ACCESS_KEY_ID: "AKIA...", AWS_SECRET_ACCESS_KEY: "..." },
         maxProperties: 20,
         description:
-          "Environment variables the destination's backend reads, used over the API's and workers' own: " +
+          "Environment variables the destination's backend reads; the only credentials used unless useEnvironmentCredentials: " +
           Object.entries(CREDENTIAL_VARIABLES)
             .filter(([, names]) => names.length > 0)
             .map(([type, names]) => `${type}: ${names.join(", ")}`)
             .join("; ") +
-          ". CAIRN_SFTP_KEY is the private key itself. Stored sealed with the platform secret key; only the names are ever returned.",
+          `. CAIRN_SFTP_KEY and CAIRN_GCS_KEY are the keys themselves; ${WORKER_FILE_VARIABLES.join(" and ")} name files on the workers and need useEnvironmentCredentials. ` +
+          "Stored sealed with the platform secret key; only the names are ever returned.",
       }),
+    useEnvironmentCredentials: z.boolean().optional().openapi({
+      description:
+        "Let the workers use their own credentials for this repository (their environment, ~/.aws, instance roles, ~/.ssh keys) besides `credentials`. Admins only; without it a repository uses only the credentials it was given.",
+    }),
   })
   .superRefine((input, ctx) => {
     const url = repositoryUrl(input.url);
     if (!url || !input.credentials) return;
-    for (const { variable, message } of credentialProblems(url, input.credentials)) {
+    for (const { variable, message } of credentialProblems(url, input.credentials, input.useEnvironmentCredentials === true)) {
       ctx.addIssue({ code: "custom", path: ["credentials", variable], message });
     }
   })
@@ -52,6 +63,7 @@ const Repository = z
     name: z.string(),
     url: z.string(),
     credentials: z.array(z.string()).openapi({ description: "Names of the stored credential variables; their values are never returned." }),
+    useEnvironmentCredentials: z.boolean().openapi({ description: "Whether the workers may use their own credentials for it." }),
     createdAt: z.string(),
   })
   .openapi("Repository");
@@ -66,7 +78,7 @@ const create = createRoute({
   tags: ["repositories"],
   ...access("repositories:write"),
   request: { body: jsonBody(RepositoryInput) },
-  responses: { 201: json(Created, "Registered."), ...problems(400, 409, 415, 422) },
+  responses: { 201: json(Created, "Registered."), ...problems(400, 403, 409, 415, 422, 503) },
 });
 
 const list = createRoute({
@@ -96,7 +108,14 @@ const creation = byCreation(repositories.createdAt, repositories.id);
 type Row = typeof repositories.$inferSelect;
 export function repositoryRoutes(deps: AppDeps) {
   const { catalog, secretBox } = deps;
-  const view = (r: Row) => ({ id: r.id, name: r.name, url: r.url, credentials: Object.keys(unsealCredentials(secretBox, r.sealedCredentials)).sort(), createdAt: r.createdAt.toISOString() });
+  const view = (r: Row) => ({
+    id: r.id,
+    name: r.name,
+    url: r.url,
+    credentials: Object.keys(unsealCredentials(secretBox, r.sealedCredentials)).sort(),
+    useEnvironmentCredentials: r.environmentCredentials,
+    createdAt: r.createdAt.toISOString(),
+  });
   return router()
     .openapi(create, async (c) => {
       const input = c.req.valid("json");
@@ -106,17 +125,29 @@ export function repositoryRoutes(deps: AppDeps) {
         const field = clash.name === input.name ? "name" : "url";
         throw new ApiError(409, "Repository already registered", `a repository with this ${field} is already registered (id ${clash.id}); use it, or choose another ${field}`);
       }
-      const created = await initOrVerify(url, input.password, input.credentials);
-      const id = randomBytes(8).toString("hex");
+      const environment = input.useEnvironmentCredentials === true;
+      if (environment && !mayUseEnvironmentCredentials(c)) {
+        throw new ApiError(403, "Admins only", "only an admin may let a repository use the workers' own credentials; give the repository its credentials instead, or ask an admin", [
+          { in: "body", path: "useEnvironmentCredentials", message: "admins only" },
+        ]);
+      }
+      const credentials = input.credentials ?? {};
+      await checkRepositoryLocation(deps.policy, url, credentials, environment);
+      const row: Row = {
+        id: randomBytes(8).toString("hex"),
+        name: input.name,
+        url,
+        sealedPassword: secretBox.seal(input.password),
+        sealedCredentials: Object.keys(credentials).length > 0 ? secretBox.seal(JSON.stringify(credentials)) : null,
+        environmentCredentials: environment,
+        createdAt: new Date(),
+      };
+      // A worker creates or opens it: the API holds no repository open and needs no way to the destination.
+      const { created } = answered(await deps.workers.registerRepository({ repository: repositoryTarget(row) }));
+      const { id } = row;
       await catalog
         .insert(repositories)
-        .values({
-          id,
-          name: input.name,
-          url,
-          sealedPassword: secretBox.seal(input.password),
-          sealedCredentials: input.credentials && Object.keys(input.credentials).length > 0 ? secretBox.seal(JSON.stringify(input.credentials)) : null,
-        })
+        .values(row)
         .catch((err) => Promise.reject(isUniqueViolation(err) ? new ApiError(409, "Repository already registered", "another request registered this name or location a moment ago; list them with GET /v1/repositories") : err));
       return c.json({ id, created }, 201);
     })

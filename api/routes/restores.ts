@@ -4,9 +4,11 @@ import { TASK_QUEUE, WORKFLOW_TYPES, type RestoreInput } from "../../workflows/m
 import type { AppDeps } from "../app.js";
 import { LIMITS } from "../limits.js";
 import { access, ACTIVITY_FIELD, json, jsonBody, problems, router } from "../openapi.js";
-import { fallbackRepositories, resolveSnapshot } from "../restore-sources.js";
+import { checkRestoreTarget } from "../policy.js";
+import { fallbackRepositories } from "../restore-sources.js";
 import { repositoryTarget } from "../schedules.js";
 import { idTime, searchAttributes, withTemporal } from "../temporal.js";
+import { answered } from "../worker-requests.js";
 import { PathPatternList } from "./plan-schemas.js";
 import { findRepository } from "./repositories.js";
 
@@ -22,7 +24,27 @@ const RestoreRequest = z
       .string()
       .max(LIMITS.path)
       .refine((p) => path.isAbsolute(p), "use an absolute directory: the worker that writes it may run in another directory")
-      .openapi({ example: "/tmp/restore" }),
+      .openapi({ example: "/var/lib/cairn/restores/www", description: "A directory under the restore roots of the execution policy (CAIRN_RESTORE_ROOTS)." }),
+    path: z
+      .string()
+      .max(LIMITS.path)
+      .refine((p) => p.startsWith("/"), "give a directory of the snapshot as an absolute path, such as /srv/www")
+      .optional()
+      .openapi({ description: "Restore only this directory of the snapshot, its content straight into the target (as restic's snapshot:subfolder)." }),
+    overwrite: z
+      .enum(["always", "if-changed", "never"])
+      .optional()
+      .openapi({
+        description:
+          "What to do with what the target already holds; required when it holds anything. always: replace what the snapshot has; if-changed: rewrite only what differs; never: only add what is missing.",
+      }),
+    safetySnapshot: z
+      .boolean()
+      .optional()
+      .openapi({
+        description:
+          "Before replacing anything in a non-empty target, back the target up into the repository serving the restore (default true); GET /v1/jobs/{jobId} `result.safetySnapshot` names it, to restore it back.",
+      }),
     include: PathPatternList.optional().openapi({
       description:
         "Only matching paths are restored (selective restore). A pattern with a / matches the absolute path from the snapshot's root; one without matches any name. A restore whose patterns select nothing fails.",
@@ -49,27 +71,34 @@ const start = createRoute({
   tags: ["restores"],
   ...access("restores:create", { resource: "repository", in: "body", field: "repositoryId" }, { resource: "repository", in: "body", field: "fallbackRepositoryIds" }),
   request: { body: jsonBody(RestoreRequest) },
-  responses: { 202: json(z.object({ jobId: z.string(), snapshotId: z.string() }), "The restore job started; follow it with GET /v1/jobs/{jobId}."), ...problems(400, 404, 415, 422) },
+  responses: { 202: json(z.object({ jobId: z.string(), snapshotId: z.string() }), "The restore job started; follow it with GET /v1/jobs/{jobId}."), ...problems(400, 403, 404, 409, 415, 422, 503) },
 });
 
 export function restoreRoutes(deps: AppDeps) {
   return router().openapi(start, async (c) => {
     const body = c.req.valid("json");
     const repo = await findRepository(deps, body.repositoryId, "repositoryId");
-    const fallbacks = await fallbackRepositories(deps, repo, body.fallbackRepositoryIds);
-    // Resolve the snapshot now, so a typo is a 404 here rather than a failed job later.
-    const snapshot = await resolveSnapshot(deps, repo, fallbacks, body.snapshotId);
+    const fallbacks = (await fallbackRepositories(deps, repo, body.fallbackRepositoryIds)).map(repositoryTarget);
+    const target = path.normalize(body.target);
+    checkRestoreTarget(deps.policy, target);
+    // A worker checks the target and resolves the snapshot now, so a typo or a busy target is answered here rather than by a failed job later.
+    const prepared = answered(
+      await deps.workers.prepareRestore({ repository: repositoryTarget(repo), fallbacks, snapshotRef: body.snapshotId, target, path: body.path, overwrite: body.overwrite }),
+    );
     const input: RestoreInput = {
       repository: repositoryTarget(repo),
-      snapshotId: snapshot.id,
-      snapshot: { time: snapshot.time, host: snapshot.host, paths: snapshot.paths },
-      ...(fallbacks.length ? { secondaries: fallbacks.map(repositoryTarget) } : {}),
-      target: path.normalize(body.target),
+      snapshotId: prepared.snapshotId,
+      snapshot: prepared.snapshot,
+      ...(fallbacks.length ? { secondaries: fallbacks } : {}),
+      target,
+      ...(body.path ? { path: body.path } : {}),
+      ...(body.overwrite ? { overwrite: body.overwrite } : {}),
+      ...(body.safetySnapshot === false ? { safetySnapshot: false } : {}),
       ...(body.include ? { include: body.include } : {}),
       ...(body.exclude ? { exclude: body.exclude } : {}),
       ...(body.dryRun ? { dryRun: true } : {}),
     };
-    c.set("transferBytes", body.dryRun ? 0 : (snapshot.summary?.totalBytes ?? 0));
+    c.set("transferBytes", body.dryRun ? 0 : (prepared.totalBytes ?? 0));
     const jobId = `restore-${repo.id}-${idTime()}`;
     await withTemporal(deps.temporal, () =>
       deps.temporal.workflow.start(WORKFLOW_TYPES.restore, { workflowId: jobId, taskQueue: TASK_QUEUE, args: [input], typedSearchAttributes: searchAttributes("restore") }),

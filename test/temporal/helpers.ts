@@ -11,6 +11,7 @@ import { startDevServer, type DevServer } from "../../scripts/temporal.js";
 import type { BackupInput } from "../../workflows/messages.js";
 import { workflowsPath } from "../../worker.js";
 import { PASSWORD, ROOT, cairnOk } from "../helpers.js";
+import { testPolicyEnv } from "../policy-fixtures.js";
 
 export { PASSWORD };
 
@@ -40,9 +41,10 @@ export interface WorkerProcess {
   stop(): Promise<void>;
 }
 
+/** Its execution policy allows the test's temporary directory: the parent of `dataDir`. */
 export function spawnWorker(address: string, dataDir: string, env: Record<string, string> = {}): WorkerProcess {
   const child = spawn(process.execPath, [path.join(ROOT, "dist", "worker.js")], {
-    env: { ...process.env, TEMPORAL_ADDRESS: address, CAIRN_DATA_DIR: dataDir, ...env },
+    env: { ...process.env, TEMPORAL_ADDRESS: address, CAIRN_DATA_DIR: dataDir, ...testPolicyEnv(path.dirname(dataDir)), ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const output: string[] = [];

@@ -7,6 +7,7 @@ import { createCairnWorker, type CairnWorker } from "../../worker.js";
 import { SEARCH_ATTRIBUTE_KEYS, statusQuery, TASK_QUEUE, type BackupInput, type BackupResult } from "../../workflows/messages.js";
 import { cairnOk, tempDir } from "../helpers.js";
 import { backupInput, bundle, initRepository, randomFiles, startTemporal, waitFor } from "./helpers.js";
+import { testPolicy } from "../policy-fixtures.js";
 
 Runtime.install({ logger: new DefaultLogger("ERROR") });
 
@@ -28,7 +29,7 @@ describe("schedules, and a dev server restart", () => {
 
   async function startWorker(): Promise<void> {
     const connection = await NativeConnection.connect({ address: server.address });
-    const cairn = await createCairnWorker({ connection, dataDir, workflowBundle });
+    const cairn = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), connection, dataDir, workflowBundle });
     worker = { cairn, connection, running: cairn.run() };
   }
 
