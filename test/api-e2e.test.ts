@@ -126,7 +126,7 @@ describe("API end to end (Temporal dev server + worker)", () => {
     expect(Object.keys(describeTree(path.join(anchoredTarget, src))).filter((p) => p !== "")).toEqual(["small.txt"]);
 
     // An include that selects nothing fails the job at once (no retries) and says why.
-    const nothing = await ok<{ jobId: string }>("POST", "/v1/restores", { repositoryId, snapshotId: "latest", target: anchoredTarget, include: ["/srv/www/*.txt"] });
+    const nothing = await ok<{ jobId: string }>("POST", "/v1/restores", { repositoryId, snapshotId: "latest", target: path.join(tmp.dir, "restore-nothing"), include: ["/srv/www/*.txt"] });
     const nothingJob = await pollJob(nothing.jobId, (j) => j.status !== "running");
     expect(nothingJob.status).toBe("failed");
     expect(nothingJob.error).toMatch(/no path in the snapshot matches the include pattern "\/srv\/www\/\*\.txt"/);
