@@ -8,6 +8,7 @@ import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { jobs, plans, repositories } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { tempDir } from "../test/helpers.js";
+import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import type { BackupResult } from "../workflows/messages.js";
 import { createApp } from "./app.js";
 
@@ -38,7 +39,9 @@ const backup = (planId: string, n: number, over: Partial<BackupResult> = {}): ty
 beforeAll(async () => {
   catalog = await openCatalog({ dataDir: scratch.dir });
   const connection = Connection.lazy({ address: "127.0.0.1:1" });
-  app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox: new SecretBox(SecretBox.generateKey()), adminToken: ADMIN });
+  const secretBox = new SecretBox(SecretBox.generateKey());
+  const policy = testPolicy(scratch.dir, scratch.dir);
+  app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox, adminToken: ADMIN, policy, workers: inProcessWorkers(secretBox, policy) });
   await catalog.db.insert(repositories).values([
     { id: "aa01", name: "nas", url: "/srv/nas", sealedPassword: "x" },
     { id: "bb02", name: "cloud", url: "/srv/cloud", sealedPassword: "x" },

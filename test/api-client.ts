@@ -16,11 +16,15 @@ export interface Job {
 /** Calls a running API over HTTP with a token (its generated admin token by default), as a user's script would. */
 export function apiClient(api: Pick<ApiServer, "url" | "token">, token = api.token) {
   async function call<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
-    const res = await fetch(api.url + url, {
-      method,
-      headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    const send = () =>
+      fetch(api.url + url, {
+        method,
+        headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    // A kept-alive connection the server closed just as it was reused fails before any answer
+    // (an event loop busy with a restore in this process makes the race likely); a GET is sent again.
+    const res = await send().catch((err: Error & { cause?: { code?: string } }) => (method === "GET" && err.cause?.code === "ECONNRESET" ? send() : Promise.reject(err)));
     const text = await res.text();
     const isJson = /json/.test(res.headers.get("content-type") ?? "");
     return { status: res.status, body: (text ? (isJson ? JSON.parse(text) : text) : undefined) as T };

@@ -10,6 +10,7 @@ import { startDevServer, type DevServer } from "../scripts/temporal.js";
 import { createCairnWorker, type CairnWorker } from "../worker.js";
 import { apiClient } from "./api-client.js";
 import { cairn, cairnOk, PASSWORD, tempDir } from "./helpers.js";
+import { testPolicy } from "./policy-fixtures.js";
 
 /**
  * `cairn platform rotate-key` on a platform in use: the API (embedded catalog,
@@ -27,7 +28,7 @@ describe("platform key rotation", () => {
   let repositoryId: string;
 
   const start = async () => {
-    api = await startApiServer({ port: 0, dataDir, temporalAddress: temporal.address, adminToken: "rotate-admin" });
+    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, adminToken: "rotate-admin" });
     return apiClient(api, "rotate-admin");
   };
 
@@ -39,7 +40,7 @@ describe("platform key rotation", () => {
     await cairnOk(["-r", repo, "init"]);
     await cairnOk(["-r", repo, "backup", src]);
     temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    worker = await createCairnWorker({ address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
+    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
     workerRun = worker.run();
   });
 

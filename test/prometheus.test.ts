@@ -13,6 +13,7 @@ import { startDevServer, type DevServer } from "../scripts/temporal.js";
 import type { BackupResult } from "../workflows/messages.js";
 import { apiClient, type Job } from "./api-client.js";
 import { PASSWORD, ROOT, tempDir } from "./helpers.js";
+import { testPolicy, testPolicyEnv } from "./policy-fixtures.js";
 import { freePort, startPrometheus, type TestServer } from "./servers.js";
 import { makeOddTree } from "./tree-fixtures.js";
 
@@ -43,13 +44,14 @@ describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prom
     makeOddTree(src);
     temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
     // The API first: it creates the platform secret key the worker then reads from the same data directory.
-    api = await startApiServer({ port: 0, dataDir, temporalAddress: temporal.address });
+    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address });
     workerMetrics = `http://127.0.0.1:${await freePort()}`;
     worker = spawn(process.execPath, [path.join(ROOT, "dist", "worker.js")], {
       env: {
         ...process.env,
         TEMPORAL_ADDRESS: temporal.address,
         CAIRN_DATA_DIR: dataDir,
+        ...testPolicyEnv(tmp.dir),
         CAIRN_WORKER_CONCURRENCY: "2",
         CAIRN_WORKER_METRICS_ADDRESS: new URL(workerMetrics).host,
         CAIRN_THREADS: "1",
