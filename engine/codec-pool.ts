@@ -4,6 +4,8 @@ import { Codec, type CodecKeys, type CodecRequest, type OpenBatchRequest, type O
 import { IntegrityError } from "./crypto.js";
 
 const INLINE_MAX = 16 * 1024;
+/** How long close() lets a worker finish the jobs it holds before terminating it. */
+const CLOSE_GRACE_MS = 10_000;
 
 interface Pending {
   resolve(v: unknown): void;
@@ -37,12 +39,15 @@ export class CodecPool {
     const keys = this.keys;
     for (let i = 0; i < this.threads; i++) {
       const w = new Worker(file, { workerData: keys });
+      // Idle workers do not keep the process alive; a busy one does (see run()), because a
+      // thread torn down in the middle of a zstd call aborts the whole process
+      // ("terminate called after throwing an instance of 'Napi::Error'").
       w.unref();
       w.on("message", (msg: { seq: number; result?: unknown; error?: { name: string; message: string } }) => {
         const p = this.pending.get(msg.seq);
         if (!p) return;
         this.pending.delete(msg.seq);
-        this.load[i]--;
+        if (--this.load[i] === 0) w.unref();
         if (msg.error) {
           const e = msg.error.name === "IntegrityError" ? new IntegrityError(msg.error.message) : new Error(msg.error.message);
           p.reject(e);
@@ -51,6 +56,8 @@ export class CodecPool {
       w.on("error", (err) => {
         for (const p of this.pending.values()) p.reject(err);
         this.pending.clear();
+        this.load[i] = 0;
+        w.unref();
       });
       this.workers.push(w);
       this.load.push(0);
@@ -92,7 +99,7 @@ export class CodecPool {
     let best = 0;
     for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[best]) best = i;
     const seq = ++this.seq;
-    this.load[best]++;
+    if (this.load[best]++ === 0) this.workers[best].ref();
     // Structured clone copies a view's WHOLE underlying buffer (a 16 MiB pack for a
     // 1 MiB blob), so a view is first copied into a buffer of its own and moved.
     // Only a buffer the caller handed over (`transferable`) is moved without a copy.
@@ -106,9 +113,27 @@ export class CodecPool {
     });
   }
 
+  /**
+   * Stops the workers once they have answered every job already sent: each gets a close
+   * message after its queue and ends on its own. Terminating a thread in the middle of a
+   * zstd call aborts the process, so terminate() is only the fallback for a thread that
+   * does not end within CLOSE_GRACE_MS.
+   */
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
-    this.workers.length = 0;
+    const workers = this.workers.splice(0);
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            const fallback = setTimeout(() => void w.terminate(), CLOSE_GRACE_MS);
+            w.once("exit", () => {
+              clearTimeout(fallback);
+              resolve();
+            });
+            w.postMessage({ close: true });
+          }),
+      ),
+    );
   }
 }
 

@@ -15,7 +15,10 @@ function transferList(result: object): ArrayBuffer[] {
   return [...out];
 }
 
-parentPort!.on("message", (msg: { seq: number; req: CodecRequest }) => {
+parentPort!.on("message", (msg: { seq: number; req: CodecRequest } | { close: true }) => {
+  // Sent by CodecPool.close() after every job: closing the port lets this thread end
+  // between calls, never in the middle of one.
+  if ("close" in msg) return parentPort!.close();
   try {
     const result = codec.run(msg.req);
     parentPort!.postMessage({ seq: msg.seq, result }, transferList(result));
