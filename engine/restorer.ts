@@ -1,6 +1,7 @@
 import { constants, promises as fs, type Stats } from "node:fs";
 import * as path from "node:path";
 import { blobId, IntegrityError } from "./crypto.js";
+import { openPatiently } from "./descriptors.js";
 import { CairnError } from "./errors.js";
 import { packKey } from "./pack.js";
 import { PathPatterns } from "./pathmatch.js";
@@ -57,9 +58,17 @@ interface FileJob {
   remaining: number;
 }
 
-const MAX_OPEN = 128;
+/**
+ * Files kept open between the blobs written into them. With at most
+ * PACKS_AT_ONCE * WRITES_AT_ONCE in use and FILES_AT_ONCE being prepared, a restore
+ * holds fewer than 128 descriptors whatever the size of the tree (a shell's limit is
+ * often 1024, sometimes 256); an open that still meets EMFILE waits and retries.
+ */
+const MAX_OPEN = 64;
 /** Packs read at once: enough to keep every codec thread busy while files are written. */
 const PACKS_AT_ONCE = 4;
+/** Blobs of one pack range written at once. */
+const WRITES_AT_ONCE = 8;
 const FILES_AT_ONCE = 16;
 
 /**
@@ -243,20 +252,21 @@ export class Restorer {
             { buffer: bytes, items: range.blobs.map((b) => ({ offset: b.loc.offset - range.start, length: b.loc.length, compression: b.loc.compression, expectId: b.loc.id })) },
             true,
           );
-          await Promise.all(
-            range.blobs.map(async (b, i) => {
-              const { data, error } = items[i];
-              if (error !== undefined || !data) {
-                throw new IntegrityError(`pack ${packId} is damaged (${error}); ${b.targets[0].job.dest} cannot be restored from it`);
-              }
-              for (const t of b.targets) {
-                await handles.with(t.job.dest, (h) => writeAll(h, data, t.offset));
-                this.result.bytesWritten += data.length;
-                this.progress.bytesDone += data.length;
-                if (--t.job.remaining === 0) await this.finishFile(t.job, handles);
-              }
-            }),
-          );
+          for (const [i, { error, data }] of items.entries()) {
+            if (error !== undefined || !data) {
+              throw new IntegrityError(`pack ${packId} is damaged (${error}); ${range.blobs[i].targets[0].job.dest} cannot be restored from it`);
+            }
+          }
+          // A range may hold thousands of small files: a bounded number are written at once.
+          await mapLimit(range.blobs, WRITES_AT_ONCE, async (b, i) => {
+            const data = items[i].data!;
+            for (const t of b.targets) {
+              await handles.with(t.job.dest, (h) => writeAll(h, data, t.offset));
+              this.result.bytesWritten += data.length;
+              this.progress.bytesDone += data.length;
+              if (--t.job.remaining === 0) await this.finishFile(t.job, handles);
+            }
+          });
           this.options.onProgress?.({ ...this.progress });
         }
       }
@@ -275,7 +285,7 @@ export class Restorer {
     // created by its first write (or here, when it is empty).
     if (this.createdDirs.has(path.dirname(job.dest))) {
       if (job.writes.length === 0) {
-        const h = await fs.open(job.dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        const h = await openPatiently(job.dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
         await this.confine(h, job.dest).finally(() => h.close());
       }
       return true;
@@ -304,7 +314,7 @@ export class Restorer {
       }
     }
     // Truncated only once it is known to lie inside the target.
-    const h = await fs.open(job.dest, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    const h = await openPatiently(job.dest, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     try {
       await this.confine(h, job.dest);
       await h.truncate(0);
@@ -329,7 +339,7 @@ export class Restorer {
   /** Blobs whose bytes differ between the target file and the snapshot (delta restore). */
   private async changedBlobs(job: FileJob, st: Stats): Promise<FileJob["writes"]> {
     const changed: FileJob["writes"] = [];
-    const h = await fs.open(job.dest, constants.O_RDONLY | constants.O_NOFOLLOW);
+    const h = await openPatiently(job.dest, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       for (const w of job.writes) {
         const loc = this.repo.lookup(Buffer.from(w.id, "hex"))!;
@@ -347,9 +357,16 @@ export class Restorer {
     return changed;
   }
 
+  /** A file whose every blob is written: its metadata is set through the handle that wrote it, which is then closed. */
   private async finishFile(job: FileJob, handles: HandleCache): Promise<void> {
-    await handles.close(job.dest);
-    await this.applyMeta(job.dest, job.node);
+    const h = await handles.take(job.dest);
+    if (h) {
+      try {
+        await this.setMeta(h, job.dest, job.node);
+      } finally {
+        await h.close();
+      }
+    } else await this.applyMeta(job.dest, job.node);
     this.progress.filesDone++;
   }
 
@@ -373,23 +390,31 @@ export class Restorer {
    * put in its place makes the open fail instead of changing the link's target).
    */
   private async applyMeta(dest: string, node: TreeNode, isLink = false): Promise<void> {
-    const mtime = nsToSeconds(node.mtime);
-    const chown = this.isRoot && this.options.owners !== false;
-    const mode = this.options.setidBits === false ? node.mode & ~0o6000 : node.mode;
     try {
       if (isLink) {
-        if (chown) await fs.lchown(dest, node.uid, node.gid);
+        const mtime = nsToSeconds(node.mtime);
+        if (this.isRoot && this.options.owners !== false) await fs.lchown(dest, node.uid, node.gid);
         await fs.lutimes(dest, mtime, mtime);
         return;
       }
-      const h = await fs.open(dest, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      const h = await openPatiently(dest, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
       try {
-        if (chown) await h.chown(node.uid, node.gid);
-        await h.chmod(mode);
-        await h.utimes(mtime, mtime);
+        await this.setMeta(h, dest, node);
       } finally {
         await h.close();
       }
+    } catch (err) {
+      this.result.warnings.push(`${dest}: could not set metadata (${(err as Error).message})`);
+    }
+  }
+
+  /** Owner, then mode (a chown clears setuid bits), then times, through an open handle (never a link). */
+  private async setMeta(h: fs.FileHandle, dest: string, node: TreeNode): Promise<void> {
+    const mtime = nsToSeconds(node.mtime);
+    try {
+      if (this.isRoot && this.options.owners !== false) await h.chown(node.uid, node.gid);
+      await h.chmod(this.options.setidBits === false ? node.mode & ~0o6000 : node.mode);
+      await h.utimes(mtime, mtime);
     } catch (err) {
       this.result.warnings.push(`${dest}: could not set metadata (${(err as Error).message})`);
     }
@@ -510,7 +535,7 @@ class HandleCache {
   }
 
   private async openChecked(file: string): Promise<fs.FileHandle> {
-    const h = await fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    const h = await openPatiently(file, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     try {
       await this.check(h, file);
     } catch (err) {
@@ -529,11 +554,12 @@ class HandleCache {
     }
   }
 
-  async close(file: string): Promise<void> {
+  /** The handle open for `file`, no longer kept (the caller closes it), or undefined when none is. */
+  async take(file: string): Promise<fs.FileHandle | undefined> {
     const entry = this.open.get(file);
-    if (!entry) return;
+    if (!entry) return undefined;
     this.open.delete(file);
-    await (await entry.handle).close();
+    return entry.handle;
   }
 
   async closeAll(): Promise<void> {
