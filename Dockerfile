@@ -13,6 +13,7 @@ COPY activities activities
 COPY api api
 COPY db db
 COPY scripts scripts
+COPY web web
 COPY bench bench
 COPY worker.ts ./
 COPY bin bin

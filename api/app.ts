@@ -19,11 +19,13 @@ import { metricsRoutes } from "./routes/metrics.js";
 import { planRoutes } from "./routes/plans.js";
 import { repositoryRoutes } from "./routes/repositories.js";
 import { restoreRoutes } from "./routes/restores.js";
+import { sessionRoutes } from "./routes/session.js";
 import { securityRoutes } from "./routes/security.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { raiseSecurityEvent } from "./security-events.js";
 import type { WorkerRequests } from "./worker-requests.js";
+import { defaultWebDir, webRoutes } from "./web.js";
 
 /** What the API needs from the outside; tests pass real ones (PGlite, a Temporal dev server). */
 export interface AppDeps {
@@ -43,9 +45,11 @@ export interface AppDeps {
   policy: ExecutionPolicy;
   /** Where repository work runs: workers reached through Temporal (temporalWorkerRequests). */
   workers: WorkerRequests;
+  /** The built dashboard (index.html, assets/), served at /; default dist/web of this checkout. */
+  webDir?: string;
 }
 
-/** Builds the Cairn HTTP API: /healthz and /readyz open, /v1 behind a bearer token, /openapi.json describing it all. */
+/** Builds the Cairn HTTP API: /healthz and /readyz open, /v1 behind a bearer token, /openapi.json describing it all, the dashboard at /. */
 export function createApp(deps: AppDeps) {
   const app = router();
   app.onError(renderProblem);
@@ -66,6 +70,7 @@ export function createApp(deps: AppDeps) {
   );
 
   app.route("/", healthRoutes(deps));
+  app.route("/", webRoutes(deps.webDir ?? defaultWebDir()));
   // /metrics is served like /v1: audited refusals, a bearer token, the route's permission.
   const auth = bearerAuth(deps.catalog, failedLogins, deps.adminToken);
   app.use("/v1/*", auditRequests());
@@ -83,6 +88,7 @@ export function createApp(deps: AppDeps) {
       },
     }),
   );
+  app.route("/v1", sessionRoutes());
   app.route("/v1", repositoryRoutes(deps));
   app.route("/v1", planRoutes(deps));
   app.route("/v1", jobRoutes(deps));

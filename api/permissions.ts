@@ -4,6 +4,7 @@
  * that names none); a token's role decides whether it holds it.
  */
 export const PERMISSIONS = [
+  "session:read",
   "plans:read",
   "plans:write",
   "plans:run",
@@ -35,9 +36,10 @@ export type RoutePermission = Permission | typeof PUBLIC;
 export const ROLE_NAMES = ["viewer", "operator", "admin", "auditor"] as const;
 export type Role = (typeof ROLE_NAMES)[number];
 
-const VIEWER: Permission[] = ["plans:read", "jobs:read", "snapshots:read", "repositories:read", "analytics:read", "metrics:read"];
+const VIEWER: Permission[] = ["session:read", "plans:read", "jobs:read", "snapshots:read", "repositories:read", "analytics:read", "metrics:read"];
 
 /**
+ * Every role reads its own session (who it is, what it may do: GET /v1/session).
  * viewer reads plans, jobs, snapshots, analytics and metrics; operator also runs plans,
  * cancels jobs, restores and verifies; admin does everything; auditor reads the
  * audit log, security events and compliance reports, and nothing else.
@@ -46,7 +48,7 @@ export const ROLES: Record<Role, ReadonlySet<Permission>> = {
   viewer: new Set(VIEWER),
   operator: new Set<Permission>([...VIEWER, "plans:run", "jobs:cancel", "restores:create", "verifications:run"]),
   admin: new Set(PERMISSIONS),
-  auditor: new Set<Permission>(["audit:read", "audit:verify", "security:read", "compliance:read"]),
+  auditor: new Set<Permission>(["session:read", "audit:read", "audit:verify", "security:read", "compliance:read"]),
 };
 
 export function isRole(name: string): name is Role {

@@ -38,6 +38,8 @@ export interface ApiServerOptions {
   audit?: Partial<AuditOptions>;
   /** The execution policy; read from CAIRN_POLICY_FILE and the CAIRN_* policy variables when absent. */
   policy?: ExecutionPolicy;
+  /** CAIRN_WEB_DIR: the built dashboard served at / (default dist/web, written by npm run build). */
+  webDir?: string;
 }
 
 export interface ApiServer {
@@ -77,6 +79,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     activityLimits: { ...activityLimits, ...options.activityLimits },
     policy,
     workers: temporalWorkerRequests(temporal),
+    webDir: options.webDir ?? (env.CAIRN_WEB_DIR || undefined),
   });
 
   const host = options.host ?? env.CAIRN_API_HOST ?? "127.0.0.1";

@@ -67,6 +67,7 @@ describe("tokens, roles and scopes", () => {
 
   /** Which roles a route lets through, for the routes whose rule the README states. */
   const EXPECTED: Record<string, Role[]> = {
+    getSession: ["viewer", "operator", "admin", "auditor"],
     listPlans: ["viewer", "operator", "admin"],
     getPlan: ["viewer", "operator", "admin"],
     createPlan: ["admin"],
@@ -117,8 +118,8 @@ describe("tokens, roles and scopes", () => {
           }
         }
         if (EXPECTED[op.operationId]) expect(through, where).toEqual(EXPECTED[op.operationId]);
-        // The auditor reads the audit trail and nothing else.
-        if (!["audit", "security", "compliance"].some((tag) => op.tags?.includes(tag))) expect(through, where).not.toContain("auditor");
+        // The auditor reads the audit trail (and who it is) and nothing else.
+        if (!["audit", "security", "compliance", "session"].some((tag) => op.tags?.includes(tag))) expect(through, where).not.toContain("auditor");
       }
     }
     expect(walked).toBeGreaterThanOrEqual(Object.keys(EXPECTED).length);

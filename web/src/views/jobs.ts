@@ -1,0 +1,90 @@
+import { api, hasRoute } from "../api.js";
+import { h, replace } from "../dom.js";
+import { ago, between, bytes, duration, shortId, time } from "../format.js";
+import type { Job, JobSummary, Plan } from "../types.js";
+import { actionButton, missingRoute, problemText, section, statusBadge, table, type PageContext } from "../ui.js";
+
+const STATUSES = ["", "running", "completed", "failed", "cancelled"];
+
+/** Jobs newest first, filtered by status; running ones are refreshed while the page is open. */
+export async function jobsPage(root: HTMLElement, ctx: PageContext): Promise<void> {
+  const list = h("section", { id: "jobs" });
+  const filter = h("select", { id: "job-status", onchange: () => void load() }, STATUSES.map((s) => h("option", { value: s }, s || "any status")));
+  replace(root, h("div", { class: "page-head" }, h("h1", {}, "Jobs"), h("label", { for: "job-status" }, "Status "), filter), list);
+  let anyRunning = false;
+  async function load(): Promise<void> {
+    await section(list, async () => {
+      if (!(await hasRoute("GET /v1/jobs"))) return missingRoute("GET /v1/jobs", "jobs");
+      const { jobs } = await api<{ jobs: JobSummary[] }>("GET", `/v1/jobs?limit=100${filter.value ? `&status=${filter.value}` : ""}`);
+      anyRunning = jobs.some((j) => j.status === "running");
+      return table(
+        ["Job", "Kind", "Status", "Started", "Took", "Error"],
+        jobs.map((j) => [h("a", { href: `#/jobs/${encodeURIComponent(j.id)}`, class: "mono" }, j.id), j.kind, statusBadge(j.status), h("span", { title: time(j.startedAt) }, ago(j.startedAt)), between(j.startedAt, j.finishedAt), j.error ?? ""]),
+        { "aria-label": "Jobs" },
+      );
+    });
+  }
+  await load();
+  ctx.every(10_000, () => (anyRunning ? load() : undefined));
+}
+
+/** One job: phase and progress, polled while it runs; its snapshot, error and warnings; cancel. */
+export async function jobPage(root: HTMLElement, ctx: PageContext, id?: string): Promise<void> {
+  const body = h("section", { id: "job" });
+  replace(root, h("div", { class: "page-head" }, h("h1", {}, "Job ", h("span", { class: "mono" }, id ?? "")), h("a", { href: "#/jobs" }, "All jobs")), body);
+  if (!id) return;
+  let job: Job | undefined;
+  let plan: Plan | undefined;
+
+  async function load(): Promise<void> {
+    await section(body, async () => {
+      job = await api<Job>("GET", `/v1/jobs/${encodeURIComponent(id!)}`);
+      if (job.planId && !plan) plan = await api<Plan>("GET", `/v1/plans/${encodeURIComponent(job.planId)}`).catch(() => undefined);
+      return view(job);
+    });
+  }
+
+  function view(j: Job): HTMLElement {
+    const p = j.progress;
+    const running = j.status === "running";
+    const cancel = actionButton(ctx.session, "jobs:cancel", "Cancel", async (button) => {
+      button.disabled = true;
+      try {
+        await api("POST", `/v1/jobs/${encodeURIComponent(j.id)}/cancel`);
+        ctx.notify("Cancellation requested; the job stops at its next checkpoint.", "info");
+        await load();
+      } catch (err) {
+        ctx.notify(problemText(err));
+        button.disabled = false;
+      }
+    }, { id: "cancel-job" });
+    const facts: [string, Node | string][] = [
+      ["Status", h("span", { id: "job-status" }, statusBadge(j.status))],
+      ["Kind", j.kind],
+      ["Phase", h("span", { id: "job-phase" }, j.phase)],
+      ["Plan", plan ? plan.name : (j.planId ?? "–")],
+      ["Started", time(j.startedAt)],
+      ["Finished", j.finishedAt ? `${time(j.finishedAt)} (took ${between(j.startedAt, j.finishedAt)})` : "–"],
+      ["Files", String(p.filesDone)],
+      ["Bytes", p.bytesTotal ? `${bytes(p.bytesDone)} of ${bytes(p.bytesTotal)}` : bytes(p.bytesDone)],
+      ["Rate", running ? `${bytes(p.bytesPerSecond)}/s` : "–"],
+      ["ETA", running && p.etaSeconds !== null ? duration(p.etaSeconds) : "–"],
+    ];
+    if (j.snapshotId) {
+      facts.push(["Snapshot", plan ? h("a", { href: `#/snapshots/${encodeURIComponent(plan.repositoryId)}`, id: "job-snapshot", class: "mono" }, shortId(j.snapshotId)) : h("span", { id: "job-snapshot", class: "mono" }, shortId(j.snapshotId))]);
+    }
+    return h(
+      "div",
+      {},
+      running && p.bytesTotal > 0 ? h("progress", { max: p.bytesTotal, value: p.bytesDone, "aria-label": "Bytes done" }) : null,
+      h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      j.error ? h("p", { class: "problem", id: "job-error" }, j.error) : null,
+      j.warnings.length ? [h("h2", {}, "Warnings"), h("ul", {}, j.warnings.map((w) => h("li", {}, w)))] : null,
+      running ? h("div", { class: "actions" }, cancel) : null,
+    );
+  }
+
+  await load();
+  // Progress is a workflow query; two seconds keeps a one-minute backup to about thirty reads.
+  ctx.every(2000, () => (job?.status === "running" ? load() : undefined));
+}
