@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { CairnError } from "../engine/errors.js";
 import { findSnapshot } from "../engine/snapshot.js";
 import { subtreeAt, TreeLoader } from "../engine/tree.js";
-import { globals, PLAN_OPTION, withRepository } from "./common.js";
+import { globals, PLAN_OPTION, withRepository, writeStdout } from "./common.js";
 
 export function register(program: Command): void {
   program
@@ -24,7 +24,7 @@ export function register(program: Command): void {
         if (node.type !== "file") throw new CairnError(`${file} is a ${node.type}, not a file; dump writes file contents`);
         for (const id of node.content ?? []) {
           const data = await repo.loadBlob(Buffer.from(id, "hex"));
-          if (!process.stdout.write(data)) await new Promise((r) => process.stdout.once("drain", r));
+          await writeStdout(data);
         }
       });
     });

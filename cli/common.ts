@@ -116,8 +116,57 @@ export async function withRepository<T>(opts: GlobalOptions, lock: LockMode, ope
   }
 }
 
-/** Writes a result: JSON on stdout with --json, otherwise the human text. */
+/** Thrown by writeStdout once the reader of standard output has gone (`cairn ... | head`): the command ends quietly. */
+export class StdoutClosed extends Error {
+  constructor() {
+    super("standard output was closed");
+    this.name = "StdoutClosed";
+  }
+}
+
+/** What went wrong writing standard output, once something has. */
+let stdoutError: NodeJS.ErrnoException | undefined;
+
+/**
+ * Notes a failed write to standard output instead of letting it crash the process.
+ * A reader that went away (EPIPE) ends the command quietly; any other failure (a full
+ * disk under `> file`) is an error the user must see: stdoutFailure() names it.
+ */
+export function watchStdout(): void {
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    stdoutError ??= err;
+  });
+}
+
+/** The write error of standard output that is not a reader going away, if any. */
+export function stdoutFailure(): Error | undefined {
+  return stdoutError && stdoutError.code !== "EPIPE" ? stdoutError : undefined;
+}
+
+/** Writes to standard output, waiting while it is full; throws StdoutClosed (or the write error) once it fails. */
+export async function writeStdout(data: Uint8Array | string): Promise<void> {
+  const failed = () => (stdoutFailure() ? new CairnError(`cannot write to standard output: ${stdoutError!.message}`) : new StdoutClosed());
+  if (stdoutError) throw failed();
+  if (process.stdout.write(data)) return;
+  await new Promise<void>((resolve, reject) => {
+    const settle = (err?: unknown) => {
+      process.stdout.off("drain", drained);
+      process.stdout.off("error", broken);
+      process.stdout.off("close", broken);
+      if (err) reject(err);
+      else resolve();
+    };
+    const drained = () => settle();
+    const broken = () => settle(failed());
+    process.stdout.on("drain", drained);
+    process.stdout.on("error", broken);
+    process.stdout.on("close", broken);
+  });
+}
+
+/** Writes a result: JSON on stdout with --json, otherwise the human text. Nothing once standard output has failed. */
 export function output(opts: GlobalOptions, json: unknown, text: () => string): void {
+  if (stdoutError) return;
   if (opts.json) process.stdout.write(JSON.stringify(json) + "\n");
   else if (!opts.quiet) {
     const t = text();

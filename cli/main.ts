@@ -3,6 +3,8 @@ import { IntegrityError } from "../engine/crypto.js";
 import { CairnError } from "../engine/errors.js";
 import { BackendError } from "../backends/backend.js";
 import { PROGRAM } from "../engine/archiver.js";
+import { stopCodecThreads } from "../engine/codec-pool.js";
+import { StdoutClosed, stdoutFailure, watchStdout } from "./common.js";
 
 /**
  * Every verb, one file each (cmd_<verb>.ts), loaded only when used: archive_command and
@@ -62,6 +64,39 @@ export async function buildProgram(verb?: string): Promise<Command> {
   return program;
 }
 
+/** How long an ending process waits for codec threads to finish the call they are in. */
+const THREAD_PATIENCE_MS = 500;
+/** How long after the command has finished the process may take to end on its own. */
+const EXIT_PATIENCE_MS = 1000;
+
+/**
+ * The `cairn` process: runs the command, sets its exit code and lets the process end.
+ * After a failure, work still running (codec threads, writes of a restore, a backend's
+ * sockets) must not keep it alive: codec threads are stopped between calls, and if the
+ * process has not ended EXIT_PATIENCE_MS later it is ended. It ends on its own when it
+ * can because process.exit() while V8 compiles in the background can deadlock
+ * (nodejs/node#54918).
+ */
+export async function run(argv: string[]): Promise<void> {
+  watchStdout();
+  let code: number;
+  try {
+    code = await main(argv);
+  } catch (err) {
+    process.stderr.write(`cairn: ${(err as Error)?.stack ?? err}\n`);
+    code = 1;
+  }
+  const failure = stdoutFailure();
+  if (failure) {
+    process.stderr.write(`cairn: cannot write to standard output: ${failure.message}\n`);
+    code ||= 1;
+  }
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), EXIT_PATIENCE_MS).unref();
+  // A thread torn down in the middle of a zstd call aborts the process: let each end between calls.
+  await stopCodecThreads(THREAD_PATIENCE_MS);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = await buildProgram(verbOf(argv));
   try {
@@ -69,6 +104,8 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 1;
+    // The reader of standard output went away (cairn dump ... | head -c 100): it had what it wanted.
+    if (err instanceof StdoutClosed) return 0;
     const json = argv.includes("--json");
     const code = err instanceof CairnError ? err.exitCode : 1;
     const message =

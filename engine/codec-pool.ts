@@ -7,6 +7,9 @@ const INLINE_MAX = 16 * 1024;
 /** How long close() lets a worker finish the jobs it holds before terminating it. */
 const CLOSE_GRACE_MS = 10_000;
 
+/** Pools whose threads are running, for stopCodecThreads(). */
+const live = new Set<CodecPool>();
+
 interface Pending {
   resolve(v: unknown): void;
   reject(e: Error): void;
@@ -24,6 +27,8 @@ export class CodecPool {
   private readonly pending = new Map<number, Pending>();
   private readonly load: number[] = [];
   private seq = 0;
+  /** Shared with the threads: once set, they skip the jobs still queued and answer them with an error. */
+  private readonly stopping = new Int32Array(new SharedArrayBuffer(4));
   readonly threads: number;
 
   constructor(private readonly keys: CodecKeys, threads = defaultThreads()) {
@@ -36,9 +41,10 @@ export class CodecPool {
     // Run from TypeScript sources (unit tests), the worker is the compiled copy in dist/.
     const self = import.meta.url;
     const file = new URL(self.endsWith(".ts") ? "../dist/engine/codec-worker.js" : "./codec-worker.js", self);
-    const keys = this.keys;
+    const data: CodecWorkerData = { keys: this.keys, stopping: this.stopping };
+    live.add(this);
     for (let i = 0; i < this.threads; i++) {
-      const w = new Worker(file, { workerData: keys });
+      const w = new Worker(file, { workerData: data });
       // Idle workers do not keep the process alive; a busy one does (see run()), because a
       // thread torn down in the middle of a zstd call aborts the whole process
       // ("terminate called after throwing an instance of 'Napi::Error'").
@@ -95,6 +101,7 @@ export class CodecPool {
         return Promise.reject(err);
       }
     }
+    if (Atomics.load(this.stopping, 0)) return Promise.reject(new Error("the codec threads are stopping"));
     if (this.workers.length === 0) this.start();
     let best = 0;
     for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[best]) best = i;
@@ -113,6 +120,11 @@ export class CodecPool {
     });
   }
 
+  /** From now on the threads skip the jobs still queued and no new job is taken (see stopCodecThreads). */
+  skipQueued(): void {
+    Atomics.store(this.stopping, 0, 1);
+  }
+
   /**
    * Stops the workers once they have answered every job already sent: each gets a close
    * message after its queue and ends on its own. Terminating a thread in the middle of a
@@ -120,6 +132,7 @@ export class CodecPool {
    * does not end within CLOSE_GRACE_MS.
    */
   async close(): Promise<void> {
+    live.delete(this);
     const workers = this.workers.splice(0);
     await Promise.all(
       workers.map(
@@ -135,6 +148,30 @@ export class CodecPool {
       ),
     );
   }
+}
+
+/** What each codec thread is started with. */
+export interface CodecWorkerData {
+  keys: CodecKeys;
+  /** Non-zero once the pool is stopping (see stopCodecThreads). */
+  stopping: Int32Array;
+}
+
+/**
+ * Ends every codec thread of the process soon, for a process about to exit: queued
+ * jobs are skipped (answered with an error), each thread ends once the call it is in
+ * returns, never in the middle of one (that would abort the process, see close()).
+ * Resolves when they have ended or after `patienceMs`, whichever comes first.
+ */
+export async function stopCodecThreads(patienceMs: number): Promise<void> {
+  const pools = [...live];
+  for (const p of pools) p.skipQueued();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(pools.map((p) => p.close())),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, patienceMs))),
+  ]);
+  clearTimeout(timer);
 }
 
 /** A copy in a buffer of its own (Buffer#copy is a memcpy; the Uint8Array constructor is far slower). */

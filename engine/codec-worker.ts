@@ -1,7 +1,9 @@
 import { parentPort, workerData } from "node:worker_threads";
-import { Codec, type CodecKeys, type CodecRequest } from "./codec.js";
+import { Codec, type CodecRequest } from "./codec.js";
+import type { CodecWorkerData } from "./codec-pool.js";
 
-const codec = new Codec(workerData as CodecKeys);
+const { keys, stopping } = workerData as CodecWorkerData;
+const codec = new Codec(keys);
 
 /** Buffers that own their whole ArrayBuffer move back without a copy; pooled small ones are copied. */
 function transferList(result: object): ArrayBuffer[] {
@@ -19,6 +21,8 @@ parentPort!.on("message", (msg: { seq: number; req: CodecRequest } | { close: tr
   // Sent by CodecPool.close() after every job: closing the port lets this thread end
   // between calls, never in the middle of one.
   if ("close" in msg) return parentPort!.close();
+  // The process is ending (stopCodecThreads): do not start on what is still queued.
+  if (Atomics.load(stopping, 0)) return parentPort!.postMessage({ seq: msg.seq, error: { name: "Error", message: "the codec threads are stopping" } });
   try {
     const result = codec.run(msg.req);
     parentPort!.postMessage({ seq: msg.seq, result }, transferList(result));

@@ -219,7 +219,9 @@ export class Restorer {
     // Creating thousands of files is round trips to the file system: do many at once.
     const ready = new Array<boolean>(this.files.length);
     await mapLimit(this.files, FILES_AT_ONCE, async (job, i) => {
-      ready[i] = await this.prepareFile(job);
+      ready[i] = await this.prepareFile(job).catch((err: unknown) => {
+        throw cannotRestore(job.dest, err);
+      });
       if (ready[i] && job.writes.length === 0) await this.finishFile(job, handles);
     });
     for (const [i, job] of this.files.entries()) {
@@ -242,6 +244,7 @@ export class Restorer {
     const packs = [...byPack.entries()];
     let next = 0;
     const worker = async () => {
+      // After a failure no worker starts on another pack: the restore is ending.
       while (next < packs.length) {
         const [packId, blobs] = packs[next++];
         blobs.sort((a, b) => a.loc.offset - b.loc.offset);
@@ -261,7 +264,9 @@ export class Restorer {
           await mapLimit(range.blobs, WRITES_AT_ONCE, async (b, i) => {
             const data = items[i].data!;
             for (const t of b.targets) {
-              await handles.with(t.job.dest, (h) => writeAll(h, data, t.offset));
+              await handles.with(t.job.dest, (h) => writeAll(h, data, t.offset)).catch((err: unknown) => {
+                throw cannotRestore(t.job.dest, err);
+              });
               this.result.bytesWritten += data.length;
               this.progress.bytesDone += data.length;
               if (--t.job.remaining === 0) await this.finishFile(t.job, handles);
@@ -272,7 +277,14 @@ export class Restorer {
       }
     };
     try {
-      await Promise.all(Array.from({ length: PACKS_AT_ONCE }, worker));
+      await Promise.all(
+        Array.from({ length: PACKS_AT_ONCE }, () =>
+          worker().catch((err: unknown) => {
+            next = packs.length;
+            throw err;
+          }),
+        ),
+      );
     } finally {
       await handles.closeAll();
     }
@@ -482,6 +494,14 @@ async function writeAll(h: fs.FileHandle, data: Buffer, position: number): Promi
     const { bytesWritten } = await h.write(data, done, data.length - done, position + done);
     done += bytesWritten;
   }
+}
+
+/** A file system error met writing `dest`, as an error that names the file and says what to do. */
+function cannotRestore(dest: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (err instanceof CairnError || !code) return err;
+  const hint = code === "ENOSPC" || code === "EDQUOT" ? "; the target's disk is full: free some space or restore elsewhere" : "";
+  return new CairnError(`cannot restore ${dest}: ${(err as Error).message}${hint}`);
 }
 
 async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
