@@ -1,0 +1,198 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { DefaultLogger, Runtime } from "@temporalio/worker";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startApiServer, type ApiServer } from "../api/server.js";
+import { buildWeb } from "../scripts/build-web.js";
+import { startDevServer, type DevServer } from "../scripts/temporal.js";
+import { createCairnWorker, type CairnWorker } from "../worker.js";
+import { apiClient } from "./api-client.js";
+import { PASSWORD, tempDir } from "./helpers.js";
+import { testPolicy } from "./policy-fixtures.js";
+
+/** Debian's Chromium (.ci/run installs it); CAIRN_CHROMIUM names another build. */
+const CHROMIUM = process.env.CAIRN_CHROMIUM ?? "/usr/bin/chromium";
+
+/**
+ * The dashboard in a real browser against a real stack (Temporal dev server,
+ * worker, API serving the built dashboard): an admin signs in, runs a plan,
+ * watches the job finish, finds its snapshot and restores it; a viewer is not
+ * offered what its role may not do, and the API refuses it when forged.
+ */
+describe("web dashboard in Chromium", () => {
+  const tmp = tempDir("cairn-web-e2e-");
+  const dataDir = path.join(tmp.dir, "data");
+  const src = path.join(tmp.dir, "docs");
+  const shots = mkdtempSync(path.join(tmpdir(), "cairn-web-screenshots-"));
+  let temporal: DevServer;
+  let worker: CairnWorker;
+  let workerRun: Promise<void>;
+  let api: ApiServer;
+  let browser: Browser;
+  let admin: ReturnType<typeof apiClient>;
+  let planId: string;
+  let viewer: { id: string; token: string };
+
+  beforeAll(async () => {
+    Runtime.install({ logger: new DefaultLogger("WARN") });
+    mkdirSync(path.join(src, "sub"), { recursive: true });
+    writeFileSync(path.join(src, "readme.txt"), "the dashboard restored me\n");
+    writeFileSync(path.join(src, "sub", "data.bin"), Buffer.alloc(300_000, 7));
+    const webDir = await buildWeb(path.join(tmp.dir, "web"));
+    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
+    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
+    workerRun = worker.run();
+    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, webDir });
+    admin = apiClient(api);
+    const { id: repositoryId } = await admin.ok<{ id: string }>("POST", "/v1/repositories", { name: "local", url: path.join(tmp.dir, "repo"), password: PASSWORD });
+    ({ id: planId } = await admin.ok<{ id: string }>("POST", "/v1/plans", { name: "docs", repositoryId, source: { type: "files", paths: [src] } }));
+    viewer = await admin.ok<{ id: string; token: string }>("POST", "/v1/tokens", { name: "wall-screen", role: "viewer" });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+    });
+    process.stdout.write(`web-e2e screenshots: ${shots}\n`);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await api?.close();
+    worker?.shutdown();
+    await workerRun;
+    await temporal?.stop();
+    tmp.cleanup();
+  });
+
+  /** A fresh browser tab at 1280x800 that records what would show a broken page: script errors and refused loads (CSP). */
+  async function tab(): Promise<{ page: Page; problems: string[]; urls: string[] }> {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    const urls: string[] = [];
+    page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+    page.on("console", (msg) => {
+      if (msg.type() === "error" && !/Failed to load resource: the server responded with a status of (401|403|409)/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+    });
+    page.on("request", (req) => urls.push(req.url()));
+    return { page, problems, urls };
+  }
+
+  async function signIn(page: Page, token: string): Promise<void> {
+    await page.fill("#token", token);
+    await page.click("form.signin button[type=submit]");
+    await page.locator("#who").waitFor();
+  }
+
+  const shot = (page: Page, name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+
+  /** Waits for the job page to show a finished job (the page polls the API while the job runs); a screenshot shows where it stood if it never does. */
+  async function jobFinished(page: Page, name: string): Promise<string> {
+    const done = page.locator("#job-status", { hasText: /completed|failed|cancelled/ });
+    await done.waitFor({ timeout: 180_000 }).finally(() => shot(page, name));
+    return (await done.textContent()) ?? "";
+  }
+
+  it("serves the shell without a token, under a strict Content-Security-Policy", async () => {
+    const res = await fetch(`${api.url}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(res.headers.get("content-security-policy")).toMatch(/script-src 'self';/);
+    expect(await res.text()).not.toMatch(/<script>|<script [^>]*>[^<]/);
+  });
+
+  it("signs an admin in, runs the plan, follows the job to its snapshot and restores it", async () => {
+    const { page, problems, urls } = await tab();
+    await page.goto(`${api.url}/`);
+    await page.locator("#token").waitFor();
+    await shot(page, "01-sign-in");
+
+    await page.fill("#token", "cairn_not-a-real-token");
+    await page.click("form.signin button[type=submit]");
+    await page.locator("#signin-message", { hasText: "not known" }).waitFor();
+
+    await signIn(page, api.token!);
+    expect(await page.textContent("#who")).toContain("admin");
+    await page.locator("#plan-health a", { hasText: "docs" }).waitFor();
+    await page.locator("#status", { hasText: "API ready" }).waitFor();
+    await shot(page, "02-overview");
+
+    await page.click("nav >> text=Plans");
+    const run = page.locator('button.run-plan[data-plan="docs"]');
+    expect(await run.isEnabled()).toBe(true);
+    await shot(page, "03-plans");
+    await run.click();
+    await page.waitForURL(/#\/jobs\/backup-/);
+    const jobId = decodeURIComponent(new URL(page.url()).hash.replace("#/jobs/", ""));
+    expect(await jobFinished(page, "04-backup-job"), (await page.textContent("#job")) ?? "").toBe("completed");
+    const job = await admin.ok<{ snapshotId: string; planId: string }>("GET", `/v1/jobs/${jobId}`);
+    expect(job.planId).toBe(planId);
+    expect(await page.textContent("#job-snapshot")).toBe(job.snapshotId.slice(0, 8));
+
+    await page.click("#job-snapshot");
+    const row = page.locator("#snapshots tr", { has: page.locator(`.snapshot-id[title="${job.snapshotId}"]`) });
+    await row.waitFor();
+    await shot(page, "05-snapshots");
+
+    const target = path.join(tmp.dir, "restored");
+    await row.locator("button.restore-snapshot").click();
+    await page.fill("#restore-target", target);
+    await shot(page, "06-restore-form");
+    await page.click("form.restore-form button[type=submit]");
+    await page.waitForURL(/#\/jobs\/restore-/);
+    expect(await jobFinished(page, "07-restore-job"), (await page.textContent("#job")) ?? "").toBe("completed");
+    expect(readFileSync(path.join(target, src, "readme.txt"), "utf8")).toBe("the dashboard restored me\n");
+    expect(readFileSync(path.join(target, src, "sub", "data.bin"))).toEqual(Buffer.alloc(300_000, 7));
+
+    // The same target again is not empty now: the API wants an overwrite mode, and the form shows its sentence.
+    await page.click("nav >> text=Snapshots");
+    await row.locator("button.restore-snapshot").click();
+    await page.fill("#restore-target", target);
+    await page.click("form.restore-form button[type=submit]");
+    await page.locator("form.restore-form .problem", { hasText: "overwrite" }).waitFor();
+    await shot(page, "08-restore-needs-mode");
+
+    // The token lives in this tab's session storage only: no URL, cookie or local storage holds it.
+    expect(await page.evaluate(() => sessionStorage.getItem("cairn.token"))).toBe(api.token);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    expect(await page.evaluate(() => document.cookie)).toBe("");
+    expect(urls.filter((u) => u.includes(api.token!))).toEqual([]);
+    expect(problems).toEqual([]);
+    await page.context().close();
+  }, 400_000);
+
+  it("offers a viewer no Run and no Restore, refuses a forged run, and returns to sign-in once its token is revoked", async () => {
+    const { page, problems } = await tab();
+    await page.goto(`${api.url}/#/plans`);
+    await signIn(page, viewer.token);
+    expect(await page.textContent("#who")).toContain("viewer");
+    await page.locator("#plans .plan-name", { hasText: "docs" }).waitFor();
+    const run = page.locator('button.run-plan[data-plan="docs"]');
+    expect(await run.isDisabled()).toBe(true);
+    expect(await run.getAttribute("title")).toContain("plans:run");
+    await shot(page, "09-viewer-plans");
+
+    const forged = await page.evaluate(async (id) => {
+      const res = await fetch(`/v1/plans/${id}/run`, { method: "POST", headers: { Authorization: `Bearer ${sessionStorage.getItem("cairn.token")}` } });
+      return { status: res.status, body: (await res.json()) as { detail: string } };
+    }, planId);
+    expect(forged.status).toBe(403);
+    expect(forged.body.detail).toContain("plans:run");
+
+    await page.click("nav >> text=Snapshots");
+    const restore = page.locator("button.restore-snapshot").first();
+    await restore.waitFor();
+    expect(await restore.isDisabled()).toBe(true);
+    await shot(page, "10-viewer-snapshots");
+
+    expect((await admin.call("DELETE", `/v1/tokens/${viewer.id}`)).status).toBe(204);
+    await page.click("nav >> text=Jobs");
+    await page.locator("#signin-message", { hasText: "revoked" }).waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem("cairn.token"))).toBeNull();
+    await shot(page, "11-signed-out");
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+});
