@@ -133,6 +133,15 @@ describe("validation", () => {
     expect(otherSource.errors![0].path).toBe("source.type");
   });
 
+  it("refuses NUL characters, which PostgreSQL cannot store, naming the field", async () => {
+    const inName = await problem(await call("POST", "/v1/plans", plan({ name: "www\u0000x" })), 400);
+    expect(inName.errors).toEqual([{ in: "body", path: "name", message: "contains a NUL character" }]);
+    const inPath = await problem(await call("POST", "/v1/plans", plan({ source: { type: "files", paths: ["/var/www/\u0000"] } })), 400);
+    expect(inPath.errors![0].path).toBe("source.paths.0");
+    const inQuery = await problem(await call("GET", "/v1/plans?cursor=a%00b"), 400);
+    expect(inQuery.errors![0]).toMatchObject({ in: "query", path: "cursor" });
+  });
+
   it("refuses invalid cron expressions and time zones with a hint", async () => {
     for (const cron of ["61 * * * *", "0 3 * *", "every day", "0 3 * * MON-FOO", "*/0 * * * *", "5-1 * * * *"]) {
       const res = await problem(await call("POST", "/v1/plans", plan({ schedule: { cron, timezone: "UTC" } })), 400);

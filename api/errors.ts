@@ -56,11 +56,33 @@ export function fieldErrors(target: string, error: z.ZodError): FieldError[] {
  * The validation hook every router uses: a failed zod check becomes a 400
  * problem listing each field, instead of zod-openapi's default JSON dump.
  */
-export function validationHook(result: { success: boolean; error?: z.ZodError; target: string }): void {
-  if (result.success || !result.error) return;
+export function validationHook(result: { success: boolean; error?: z.ZodError; data?: unknown; target: string }): void {
+  if (result.success) {
+    const nul = nulAt(result.data, []);
+    if (nul) {
+      const where = TARGETS[result.target] ?? result.target;
+      throw new ApiError(400, "Invalid request", `the request ${where} is not valid: ${nul.join(".") || where} holds a NUL character, which no name, path or id may contain; remove it`, [
+        { in: where, path: nul.join("."), message: "contains a NUL character" },
+      ]);
+    }
+    return;
+  }
+  if (!result.error) return;
   const errors = fieldErrors(result.target, result.error);
   const summary = errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("; ");
   throw new ApiError(400, "Invalid request", `the request ${TARGETS[result.target] ?? result.target} is not valid: ${summary}`, errors);
+}
+
+/** The path of the first string (or key) holding U+0000, which PostgreSQL's text cannot store; undefined when there is none. */
+function nulAt(value: unknown, at: string[]): string[] | undefined {
+  if (typeof value === "string") return value.includes("\u0000") ? at : undefined;
+  if (!value || typeof value !== "object") return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    if (k.includes("\u0000")) return [...at, k];
+    const found = nulAt(v, [...at, k]);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /** Renders any error as application/problem+json; only unexpected ones become a 500, and those are logged. */
