@@ -71,24 +71,25 @@ const STATUS_CODES: Record<number, JobStatusName> = { 1: "running", 2: "complete
 
 /**
  * One page of jobs, newest first, with what the catalog mirror knows of finished
- * ones; the cursor is Temporal's own page token.
+ * ones; `pageToken` is Temporal's own, which callers see only wrapped (PageTokens).
  */
 export async function listJobs(
   catalog: Catalog,
   client: Client,
   query: string,
   limit: number,
-  cursor?: string,
-): Promise<{ jobs: JobSummary[]; nextCursor: string | null }> {
+  pageToken?: Uint8Array,
+): Promise<{ jobs: JobSummary[]; nextPageToken: Uint8Array | null }> {
   const response = await withTemporal(client, () =>
     client.workflowService.listWorkflowExecutions({
       namespace: client.options.namespace,
       query,
       pageSize: limit,
-      ...(cursor ? { nextPageToken: Buffer.from(cursor, "base64url") } : {}),
+      ...(pageToken ? { nextPageToken: pageToken } : {}),
     }),
   ).catch((err) => {
-    if (isGrpcServiceError(err) && err.code === 3 && cursor) throw badCursor(); // INVALID_ARGUMENT: a page token Temporal did not give out
+    // INVALID_ARGUMENT: a token we gave out that Temporal no longer takes (its visibility store was reset).
+    if (isGrpcServiceError(err) && err.code === 3 && pageToken) throw badCursor();
     throw err;
   });
   const found: JobSummary[] = (response.executions ?? []).map((wf) => ({
@@ -99,15 +100,15 @@ export async function listJobs(
     startedAt: timestamp(wf.startTime)!.toISOString(),
     finishedAt: timestamp(wf.closeTime)?.toISOString(),
   }));
-  const token = response.nextPageToken?.length ? Buffer.from(response.nextPageToken).toString("base64url") : null;
-  if (!found.length) return { jobs: found, nextCursor: token };
+  const token = response.nextPageToken?.length ? response.nextPageToken : null;
+  if (!found.length) return { jobs: found, nextPageToken: token };
   const mirrored = new Map((await catalog.select().from(jobs).where(inArray(jobs.id, found.map((j) => j.id)))).map((row) => [row.id, row]));
   return {
     jobs: found.map((j) => {
       const row = mirrored.get(j.id);
       return row ? { ...j, snapshotId: row.snapshotId ?? undefined, error: row.error ?? undefined } : j;
     }),
-    nextCursor: token,
+    nextPageToken: token,
   };
 }
 

@@ -1,6 +1,8 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { z } from "@hono/zod-openapi";
 import { sql, type SQL } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
+import type { SecretBox } from "../engine/secret-box.js";
 import { ApiError } from "./errors.js";
 
 /** Most items one page may hold. */
@@ -31,6 +33,40 @@ export function decodeCursor<T extends unknown[]>(cursor: string, shape: z.ZodTy
   const parsed = shape.safeParse(value);
   if (!parsed.success) throw badCursor();
   return parsed.data;
+}
+
+/**
+ * Cursors wrapping another system's opaque page tokens (Temporal's): each is
+ * signed with a key derived from the platform key, over the token and the query
+ * it pages, so only a token the API gave out for that same query (and so the
+ * same token scope) is passed back, and any API process of the deployment
+ * accepts what another gave out.
+ */
+export class PageTokens {
+  private readonly key: Buffer;
+
+  constructor(secretBox: SecretBox) {
+    // The oldest key: rotating the platform key does not void the cursors in use.
+    const oldest = secretBox.keyring.at(-1)!;
+    this.key = createHmac("sha256", oldest.key).update("cairn page tokens").digest();
+  }
+
+  private mac(query: string, token: Uint8Array): Buffer {
+    return createHmac("sha256", this.key).update(Buffer.from(query, "utf8").toString("base64")).update(".").update(token).digest().subarray(0, 16);
+  }
+
+  /** The cursor for `token`, the next page of `query`. */
+  wrap(query: string, token: Uint8Array): string {
+    return Buffer.concat([this.mac(query, token), token]).toString("base64url");
+  }
+
+  /** The page token inside a cursor given out for `query`; any other cursor (forged, or from another list or filter) is a 400. */
+  unwrap(query: string, cursor: string): Buffer {
+    const raw = Buffer.from(cursor, "base64url");
+    const token = raw.subarray(16);
+    if (raw.length <= 16 || !timingSafeEqual(raw.subarray(0, 16), this.mac(query, token))) throw badCursor();
+    return token;
+  }
 }
 
 export function badCursor(): ApiError {

@@ -3,7 +3,7 @@ import { WorkflowNotFoundError } from "@temporalio/client";
 import type { AppDeps } from "../app.js";
 import { scopedPlanIds } from "../access.js";
 import { ApiError } from "../errors.js";
-import { nextCursor, PageQuery } from "../pagination.js";
+import { nextCursor, PageQuery, PageTokens } from "../pagination.js";
 import { jobsQuery, listJobs, readJob } from "../jobs.js";
 import { access, IdParam, json, problems, router } from "../openapi.js";
 import { withTemporal } from "../temporal.js";
@@ -85,13 +85,15 @@ const cancel = createRoute({
 
 export function jobRoutes(deps: AppDeps) {
   const { catalog, temporal } = deps;
+  const pageTokens = new PageTokens(deps.secretBox);
   return router()
     .openapi(list, async (c) => {
       const { limit, cursor, ...filter } = c.req.valid("query");
       const scope = c.get("principal").scope;
       const owners = scope ? { planIds: await scopedPlanIds(catalog, scope), repositoryIds: scope.repositoryIds ?? [] } : undefined;
       const query = jobsQuery(filter, owners);
-      return c.json({ ...(await listJobs(catalog, temporal, query, limit, cursor)), query }, 200);
+      const { jobs, nextPageToken } = await listJobs(catalog, temporal, query, limit, cursor ? pageTokens.unwrap(query, cursor) : undefined);
+      return c.json({ jobs, nextCursor: nextPageToken ? pageTokens.wrap(query, nextPageToken) : null, query }, 200);
     })
     .openapi(get, async (c) => c.json(await readJob(catalog, temporal, c.req.valid("param").id), 200))
     .openapi(cancel, async (c) => {
