@@ -10,12 +10,14 @@ import {
   PERMANENT_FAILURES,
   type Answer,
   type CheckSourcesInput,
+  type DescribeRepositoryInput,
   type ListSnapshotsInput,
   type PreparedRestore,
   type PrepareRestoreInput,
   type RefusalReason,
   type RegisterRepositoryInput,
   type RegisterRepositoryResult,
+  type RepositoryFacts,
   type SnapshotListing,
   type SnapshotPage,
 } from "../workflows/messages.js";
@@ -116,6 +118,22 @@ export function requestActivities(deps: ActivityDeps) {
         firstProblem ??= found;
       }
       return firstProblem!;
+    },
+
+    /** What a repository is made of (cipher, Object Lock, key age), for compliance reports. */
+    async describeRepository(input: DescribeRepositoryInput): Promise<Answer<RepositoryFacts>> {
+      return answering(input.repository.url, async () => {
+        const repo = await openRepository(input.repository, deps);
+        try {
+          const { cipher, objectLock, created } = repo.config;
+          return {
+            ok: true,
+            value: { cipher, objectLock: objectLock ? { mode: objectLock.mode, days: objectLock.days } : null, keyEpoch: repo.epoch, keyCreatedAt: repo.epochCreatedAt, createdAt: created },
+          };
+        } finally {
+          await repo.close();
+        }
+      });
     },
 
     /** Checks a plan's source paths against the policy, links followed; a path that does not exist yet is judged by its nearest existing parent. */

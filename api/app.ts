@@ -13,6 +13,8 @@ import { LIMITS } from "./limits.js";
 import { DEFAULT_LOCKOUT, FailedLogins, type LockoutOptions } from "./lockout.js";
 import { router } from "./openapi.js";
 import { auditRoutes } from "./routes/audit.js";
+import { complianceRoutes } from "./routes/compliance.js";
+import type { ComplianceThresholds } from "./compliance/evidence.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { metricsRoutes } from "./routes/metrics.js";
@@ -39,6 +41,8 @@ export interface AppDeps {
   lockout?: LockoutOptions;
   /** The audit log with its checkpoint signer (server.ts makes it); without one the chain is kept unsigned. */
   audit?: AuditTrail;
+  /** How recent compliance evidence must be (CAIRN_COMPLIANCE_VERIFY_DAYS, CAIRN_COMPLIANCE_KEY_ROTATION_DAYS). */
+  compliance?: ComplianceThresholds;
   /** Per-token restores, downloads and reads an hour past which a security event is raised (and, with block, the token refused). */
   activityLimits?: ActivityLimits;
   /** What plans may read, restores write and repositories reach: the API refuses what it refuses before asking a worker. */
@@ -97,6 +101,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", tokenRoutes(deps));
   app.route("/v1", securityRoutes(deps));
   app.route("/v1", auditRoutes(deps));
+  app.route("/v1", complianceRoutes(deps, deps.compliance));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "A token from POST /v1/tokens, the admin token printed on first start, or CAIRN_API_TOKEN. Each operation's x-cairn-permission names the permission its token's role must hold." });
   // The document describes the API, not its data, so clients may fetch it without a token.

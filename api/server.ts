@@ -9,6 +9,7 @@ import { createApp } from "./app.js";
 import { ensureAdminToken } from "./auth.js";
 import type { LockoutOptions } from "./lockout.js";
 import { ACTIVITY_ENV, DEFAULT_ACTIVITY_LIMITS, type ActivityLimits } from "./activity-watch.js";
+import { DEFAULT_THRESHOLDS, type ComplianceThresholds } from "./compliance/evidence.js";
 import { AuditTrail, DEFAULT_AUDIT, type AuditOptions } from "./audit.js";
 import { loadAuditSigner } from "../db/audit-checkpoints.js";
 import { temporalWorkerRequests } from "./worker-requests.js";
@@ -32,6 +33,8 @@ export interface ApiServerOptions {
   lockout?: LockoutOptions;
   /** CAIRN_AUDIT_DIR, default <dataDir>/audit: the pinned audit signing keys and the signed checkpoints. */
   auditDir?: string;
+  /** How recent compliance evidence must be (CAIRN_COMPLIANCE_VERIFY_DAYS, default 30; CAIRN_COMPLIANCE_KEY_ROTATION_DAYS, default 365). */
+  compliance?: Partial<ComplianceThresholds>;
   /** Per-token volume limits (CAIRN_ALERT_* and CAIRN_BLOCK_SUSPICIOUS; see activity-watch.ts). */
   activityLimits?: Partial<ActivityLimits>;
   /** When the audit chain's head is signed (CAIRN_AUDIT_CHECKPOINT_EVENTS, default 100; CAIRN_AUDIT_CHECKPOINT_SECONDS, default 300). */
@@ -69,6 +72,10 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const temporal = new Client({ connection, namespace: options.namespace ?? env.TEMPORAL_NAMESPACE ?? "default" });
   const activityLimits: ActivityLimits = { ...DEFAULT_ACTIVITY_LIMITS, block: env.CAIRN_BLOCK_SUSPICIOUS === "1" || env.CAIRN_BLOCK_SUSPICIOUS === "true" };
   for (const [field, name] of Object.entries(ACTIVITY_ENV) as [keyof typeof ACTIVITY_ENV, string][]) activityLimits[field] = positive(env[name], name) ?? activityLimits[field];
+  const compliance: ComplianceThresholds = {
+    verificationDays: options.compliance?.verificationDays ?? days(env.CAIRN_COMPLIANCE_VERIFY_DAYS, "CAIRN_COMPLIANCE_VERIFY_DAYS") ?? DEFAULT_THRESHOLDS.verificationDays,
+    keyRotationDays: options.compliance?.keyRotationDays ?? days(env.CAIRN_COMPLIANCE_KEY_ROTATION_DAYS, "CAIRN_COMPLIANCE_KEY_ROTATION_DAYS") ?? DEFAULT_THRESHOLDS.keyRotationDays,
+  };
   const app = createApp({
     catalog: catalog.db,
     temporal,
@@ -76,6 +83,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     adminToken,
     lockout: options.lockout,
     audit,
+    compliance,
     activityLimits: { ...activityLimits, ...options.activityLimits },
     policy,
     workers: temporalWorkerRequests(temporal),
@@ -109,6 +117,14 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       await catalog.close();
     },
   };
+}
+
+/** A positive number of days (fractions allowed) from the environment, or undefined when unset. */
+function days(value: string | undefined, name: string): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number of days, not "${value}"`);
+  return n;
 }
 
 /** A positive whole number from the environment, or undefined when unset; anything else stops the start with the variable named. */

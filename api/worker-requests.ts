@@ -7,12 +7,14 @@ import {
   TASK_QUEUE,
   type Answer,
   type CheckSourcesInput,
+  type DescribeRepositoryInput,
   type ListSnapshotsInput,
   type PreparedRestore,
   type PrepareRestoreInput,
   type RefusalReason,
   type RegisterRepositoryInput,
   type RegisterRepositoryResult,
+  type RepositoryFacts,
   type SnapshotPage,
 } from "../workflows/messages.js";
 import { ApiError } from "./errors.js";
@@ -29,6 +31,7 @@ export interface WorkerRequests {
   listSnapshots(input: ListSnapshotsInput): Promise<Answer<SnapshotPage>>;
   prepareRestore(input: PrepareRestoreInput): Promise<Answer<PreparedRestore>>;
   checkSources(input: CheckSourcesInput): Promise<Answer<null>>;
+  describeRepository(input: DescribeRepositoryInput): Promise<Answer<RepositoryFacts>>;
 }
 
 /** How long a request waits for a worker's answer before it answers 503. */
@@ -64,6 +67,7 @@ export function temporalWorkerRequests(client: Client): WorkerRequests {
     listSnapshots: (input) => ask("listSnapshots", input),
     prepareRestore: (input) => ask("prepareRestore", input),
     checkSources: (input) => ask("checkSources", input),
+    describeRepository: (input) => ask("describeRepository", input),
   };
 }
 

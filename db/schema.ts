@@ -4,7 +4,7 @@
  * sha256 hashes, so a copy of the catalog opens nothing on its own.
  */
 import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
-import type { JobKind, JobPhase, JobProgress, RetentionSpec } from "../workflows/messages.js";
+import type { JobKind, JobPhase, JobProgress, RepositoryFacts, RetentionSpec } from "../workflows/messages.js";
 
 /** Where a plan's source comes from; only files for now. */
 export interface PlanSource {
@@ -151,4 +151,13 @@ export const auditSigningKeys = pgTable("audit_signing_keys", {
   publicKey: text("public_key").notNull(),
   sealedPrivateKey: text("sealed_private_key").notNull(),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** What a worker last reported of each repository (workflows/messages.ts RepositoryFacts), for compliance reports. */
+export const repositoryFacts = pgTable("repository_facts", {
+  repositoryId: text("repository_id")
+    .primaryKey()
+    .references(() => repositories.id, { onDelete: "cascade" }),
+  facts: jsonb("facts").$type<RepositoryFacts>().notNull(),
+  reportedAt: timestamp("reported_at", { withTimezone: true }).notNull(),
 });

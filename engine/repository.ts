@@ -141,6 +141,11 @@ export class Repository {
     return this.currentEpoch;
   }
 
+  /** When the current data key was made: at its rotation, or with the repository for the first one. */
+  get epochCreatedAt(): string {
+    return this.epochCreated.get(this.currentEpoch) ?? this.config.created;
+  }
+
   get epochs(): number[] {
     return [...this.dataKeys.keys()].sort((a, b) => a - b);
   }

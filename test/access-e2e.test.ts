@@ -87,6 +87,7 @@ describe("tokens, roles and scopes", () => {
     listSecurityEvents: ["admin", "auditor"],
     listAuditEvents: ["admin", "auditor"],
     verifyAuditLog: ["admin", "auditor"],
+    getComplianceReport: ["admin", "auditor"],
   };
 
   it("walks every route of /openapi.json with every role: 401 without a token, 403 without the permission, through with it", async () => {

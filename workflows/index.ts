@@ -5,4 +5,4 @@
  */
 export { backupWorkflow } from "./backup.js";
 export { pruneWorkflow, restoreWorkflow, verifyWorkflow } from "./maintenance.js";
-export { checkSourcesWorkflow, listSnapshotsWorkflow, prepareRestoreWorkflow, registerRepositoryWorkflow } from "./requests.js";
+export { checkSourcesWorkflow, describeRepositoryWorkflow, listSnapshotsWorkflow, prepareRestoreWorkflow, registerRepositoryWorkflow } from "./requests.js";

@@ -303,7 +303,26 @@ export const REQUEST_WORKFLOW_TYPES = {
   listSnapshots: "listSnapshotsWorkflow",
   prepareRestore: "prepareRestoreWorkflow",
   checkSources: "checkSourcesWorkflow",
+  describeRepository: "describeRepositoryWorkflow",
 } as const;
+
+export interface DescribeRepositoryInput {
+  repository: RepositoryTarget;
+}
+
+/**
+ * What a worker reports of a repository for compliance reports, read from its
+ * config and keyring (the API never opens a repository itself).
+ */
+export interface RepositoryFacts {
+  cipher: string;
+  /** The retention S3 Object Lock gives its objects; null on storage without it. */
+  objectLock: { mode: string; days: number } | null;
+  /** The current data-key epoch, and when that key was made (rotation, or creation). */
+  keyEpoch: number;
+  keyCreatedAt: string;
+  createdAt: string;
+}
 
 export interface RegisterRepositoryInput {
   repository: RepositoryTarget;
