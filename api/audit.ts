@@ -1,7 +1,9 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { AuditSigner, verifyAuditLog } from "../db/audit-checkpoints.js";
+import { eq } from "drizzle-orm";
+import { AuditSigner, readCheckpoints, verifyAuditLog } from "../db/audit-checkpoints.js";
 import { appendAuditEvent, auditHead, type AuditEventInput, type AuditEventRow, type AuditOutcome, type AuditVerification } from "../db/audit-log.js";
 import type { Catalog } from "../db/client.js";
+import { auditEvents } from "../db/schema.js";
 import type { Principal } from "./auth.js";
 import { sourceAddress } from "./context.js";
 import { ApiError } from "./errors.js";
@@ -50,6 +52,22 @@ export class AuditTrail {
     if (!head || head.seq <= this.signedSeq) return;
     await this.signer.checkpoint(head);
     this.signedSeq = head.seq;
+  }
+
+  /**
+   * Compares the newest signed checkpoint with the catalog, cheaply (one event):
+   * a sentence when the log was cut or rewritten behind the API's back, for the
+   * start-up log; the full check is verify().
+   */
+  async checkNewestCheckpoint(): Promise<string | undefined> {
+    if (!this.signer) return undefined;
+    const newest = (await readCheckpoints(this.signer.dir)).trusted.sort((a, b) => b.seq - a.seq)[0];
+    if (!newest) return undefined;
+    this.signedSeq = newest.seq;
+    const [event] = await this.catalog.select({ hash: auditEvents.hash }).from(auditEvents).where(eq(auditEvents.seq, newest.seq));
+    if (!event) return `the audit log has no event ${newest.seq}, which the checkpoint signed at ${newest.time} vouches for: events were removed from the catalog. Run cairn audit verify`;
+    if (event.hash !== newest.hash) return `audit event ${newest.seq} differs from the checkpoint signed at ${newest.time}: the catalog's audit log was rewritten. Run cairn audit verify`;
+    return undefined;
   }
 
   async verify(): Promise<AuditVerification> {

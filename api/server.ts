@@ -70,6 +70,8 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   // Lazy: the API starts (and /readyz says why it is not ready) while Temporal is still coming up.
   const connection = Connection.lazy({ address: options.temporalAddress ?? env.TEMPORAL_ADDRESS ?? "localhost:7233" });
   const temporal = new Client({ connection, namespace: options.namespace ?? env.TEMPORAL_NAMESPACE ?? "default" });
+  const tampered = await audit.checkNewestCheckpoint();
+  if (tampered) console.error(`cairn api: ${tampered}`);
   const activityLimits: ActivityLimits = { ...DEFAULT_ACTIVITY_LIMITS, block: env.CAIRN_BLOCK_SUSPICIOUS === "1" || env.CAIRN_BLOCK_SUSPICIOUS === "true" };
   for (const [field, name] of Object.entries(ACTIVITY_ENV) as [keyof typeof ACTIVITY_ENV, string][]) activityLimits[field] = positive(env[name], name) ?? activityLimits[field];
   const compliance: ComplianceThresholds = {
