@@ -1,0 +1,59 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { MemBackend } from "../backends/mem.js";
+import { tempDir } from "../test/helpers.js";
+import { Archiver } from "./archiver.js";
+import { Repository } from "./repository.js";
+import { Restorer } from "./restorer.js";
+
+const PASSWORD = "correct horse battery staple";
+const FAST_KDF = { name: "scrypt" as const, N: 1024, r: 8, p: 1 };
+
+/** Small files are read ahead, several at once: each must still be judged on what was opened, and stored whole. */
+describe("archiver with many small files", () => {
+  let tmp: ReturnType<typeof tempDir>;
+  beforeEach(() => {
+    tmp = tempDir("cairn-archiver-");
+  });
+  afterEach(() => tmp.cleanup());
+
+  it("stores every small file byte-identical and leaves out the ones the policy refuses", async () => {
+    const src = path.join(tmp.dir, "src");
+    mkdirSync(path.join(src, "d"), { recursive: true });
+    const files = new Map<string, Buffer>();
+    for (let i = 0; i < 300; i++) {
+      const name = `d/f${String(i).padStart(3, "0")}${i % 50 === 7 ? ".secret" : ""}`;
+      const data = randomBytes(i * 37);
+      writeFileSync(path.join(src, name), data);
+      files.set(name, data);
+    }
+    const repo = await Repository.init(new MemBackend(), PASSWORD, { kdf: FAST_KDF, threads: 0 });
+    try {
+      const refused: string[] = [];
+      const archiver = new Archiver(repo, {
+        refuse: (real) => {
+          if (!real.endsWith(".secret")) return undefined;
+          refused.push(real);
+          return "outside the policy";
+        },
+      });
+      const { snapshot, errors } = await archiver.backup([src]);
+      const secrets = [...files.keys()].filter((n) => n.endsWith(".secret"));
+      expect(errors.map((e) => path.relative(src, e.path)).sort()).toEqual(secrets);
+      expect(errors.every((e) => e.message === "outside the policy")).toBe(true);
+      expect(refused.sort()).toEqual(secrets.map((n) => path.join(realpathSync(src), n)));
+
+      const target = path.join(tmp.dir, "restore");
+      const result = await new Restorer(repo, { target }).restore(snapshot.tree);
+      expect(result.files).toBe(files.size - secrets.length);
+      for (const [name, data] of files) {
+        if (name.endsWith(".secret")) continue;
+        expect(readFileSync(path.join(target, src, name)).equals(data), name).toBe(true);
+      }
+    } finally {
+      await repo.close();
+    }
+  });
+});
