@@ -54,6 +54,7 @@ async function main(): Promise<void> {
     log(`Temporal frontend: ${temporal.address}`);
     if (temporal.uiUrl) log(`Temporal Web UI:   ${temporal.uiUrl}`);
     log(`API:               ${api.url}  (OpenAPI: ${api.url}/openapi.json)`);
+    log(`Dashboard:         ${api.url}/  (sign in with an API token)`);
     if (api.token) log(`admin API token (shown once; set CAIRN_API_TOKEN to choose your own): ${api.token}`);
     log("press Ctrl-C to stop");
   } catch (err) {

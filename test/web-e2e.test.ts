@@ -131,18 +131,23 @@ describe("web dashboard in Chromium", () => {
     expect(job.planId).toBe(planId);
     expect(await page.textContent("#job-snapshot")).toBe(job.snapshotId.slice(0, 8));
 
+    await page.click("nav >> text=Jobs");
+    await page.locator("#jobs a", { hasText: jobId }).waitFor();
+    await shot(page, "05-jobs");
+    await page.goBack();
+
     await page.click("#job-snapshot");
     const row = page.locator("#snapshots tr", { has: page.locator(`.snapshot-id[title="${job.snapshotId}"]`) });
     await row.waitFor();
-    await shot(page, "05-snapshots");
+    await shot(page, "06-snapshots");
 
     const target = path.join(tmp.dir, "restored");
     await row.locator("button.restore-snapshot").click();
     await page.fill("#restore-target", target);
-    await shot(page, "06-restore-form");
+    await shot(page, "07-restore-form");
     await page.click("form.restore-form button[type=submit]");
     await page.waitForURL(/#\/jobs\/restore-/);
-    expect(await jobFinished(page, "07-restore-job"), (await page.textContent("#job")) ?? "").toBe("completed");
+    expect(await jobFinished(page, "08-restore-job"), (await page.textContent("#job")) ?? "").toBe("completed");
     expect(readFileSync(path.join(target, src, "readme.txt"), "utf8")).toBe("the dashboard restored me\n");
     expect(readFileSync(path.join(target, src, "sub", "data.bin"))).toEqual(Buffer.alloc(300_000, 7));
 
@@ -152,7 +157,13 @@ describe("web dashboard in Chromium", () => {
     await page.fill("#restore-target", target);
     await page.click("form.restore-form button[type=submit]");
     await page.locator("form.restore-form .problem", { hasText: "overwrite" }).waitFor();
-    await shot(page, "08-restore-needs-mode");
+    await shot(page, "09-restore-needs-mode");
+
+    // Readable on a phone too: the overview at 390 px wide, the plan still listed.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.click("nav >> text=Overview");
+    await page.locator("#plan-health a", { hasText: "docs" }).waitFor();
+    await shot(page, "10-overview-phone");
 
     // The token lives in this tab's session storage only: no URL, cookie or local storage holds it.
     expect(await page.evaluate(() => sessionStorage.getItem("cairn.token"))).toBe(api.token);
@@ -172,7 +183,7 @@ describe("web dashboard in Chromium", () => {
     const run = page.locator('button.run-plan[data-plan="docs"]');
     expect(await run.isDisabled()).toBe(true);
     expect(await run.getAttribute("title")).toContain("plans:run");
-    await shot(page, "09-viewer-plans");
+    await shot(page, "11-viewer-plans");
 
     const forged = await page.evaluate(async (id) => {
       const res = await fetch(`/v1/plans/${id}/run`, { method: "POST", headers: { Authorization: `Bearer ${sessionStorage.getItem("cairn.token")}` } });
@@ -185,13 +196,13 @@ describe("web dashboard in Chromium", () => {
     const restore = page.locator("button.restore-snapshot").first();
     await restore.waitFor();
     expect(await restore.isDisabled()).toBe(true);
-    await shot(page, "10-viewer-snapshots");
+    await shot(page, "12-viewer-snapshots");
 
     expect((await admin.call("DELETE", `/v1/tokens/${viewer.id}`)).status).toBe(204);
     await page.click("nav >> text=Jobs");
     await page.locator("#signin-message", { hasText: "revoked" }).waitFor();
     expect(await page.evaluate(() => sessionStorage.getItem("cairn.token"))).toBeNull();
-    await shot(page, "11-signed-out");
+    await shot(page, "13-signed-out");
     expect(problems).toEqual([]);
     await page.context().close();
   });
