@@ -55,28 +55,30 @@ export class AuditTrail {
   }
 
   /**
-   * Compares the newest signed checkpoint with the catalog, cheaply (one event):
+   * Compares the newest signed checkpoint (of the directory and the repository)
+   * with the catalog, cheaply (one checkpoint read from each, one event):
    * a sentence when the log was cut or rewritten behind the API's back, for the
    * start-up log; the full check is verify().
    */
   async checkNewestCheckpoint(): Promise<string | undefined> {
     if (!this.signer) return undefined;
-    const newest = (await readCheckpoints(this.signer.dir)).trusted.sort((a, b) => b.seq - a.seq)[0];
+    const newest = (await readCheckpoints(this.signer.dir, this.signer.repository, true)).trusted.at(-1);
     if (!newest) return undefined;
     this.signedSeq = newest.seq;
     const [event] = await this.catalog.select({ hash: auditEvents.hash }).from(auditEvents).where(eq(auditEvents.seq, newest.seq));
-    if (!event) return `the audit log has no event ${newest.seq}, which the checkpoint signed at ${newest.time} vouches for: events were removed from the catalog. Run cairn audit verify`;
-    if (event.hash !== newest.hash) return `audit event ${newest.seq} differs from the checkpoint signed at ${newest.time}: the catalog's audit log was rewritten. Run cairn audit verify`;
+    if (!event) return `the audit log has no event ${newest.seq}, which the checkpoint signed at ${newest.time} (in ${newest.where}) vouches for: events were removed from the catalog. Run cairn audit verify`;
+    if (event.hash !== newest.hash) return `audit event ${newest.seq} differs from the checkpoint signed at ${newest.time} (in ${newest.where}): the catalog's audit log was rewritten. Run cairn audit verify`;
     return undefined;
   }
 
   async verify(): Promise<AuditVerification> {
-    return verifyAuditLog(this.catalog, this.signer?.dir);
+    return verifyAuditLog(this.catalog, this.signer?.dir, this.signer?.repository);
   }
 
   async close(): Promise<void> {
     clearInterval(this.timer);
     await this.checkpoint();
+    await this.signer?.repository?.close();
   }
 }
 

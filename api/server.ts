@@ -12,6 +12,9 @@ import { ACTIVITY_ENV, DEFAULT_ACTIVITY_LIMITS, type ActivityLimits } from "./ac
 import { DEFAULT_THRESHOLDS, type ComplianceThresholds } from "./compliance/evidence.js";
 import { AuditTrail, DEFAULT_AUDIT, type AuditOptions } from "./audit.js";
 import { loadAuditSigner } from "../db/audit-checkpoints.js";
+import { CheckpointRepository } from "../db/audit-repository.js";
+import { parseRepositoryUrl } from "../backends/url.js";
+import { destinationRefusal, policyLookup } from "../policy/destinations.js";
 import { temporalWorkerRequests } from "./worker-requests.js";
 
 export interface ApiServerOptions {
@@ -33,6 +36,13 @@ export interface ApiServerOptions {
   lockout?: LockoutOptions;
   /** CAIRN_AUDIT_DIR, default <dataDir>/audit: the pinned audit signing keys and the signed checkpoints. */
   auditDir?: string;
+  /**
+   * CAIRN_AUDIT_REPOSITORY: a location (repository URL syntax) that gets a write-once
+   * copy of every signed checkpoint (S3: Object Lock), with credentials from
+   * `auditRepositoryEnv` (default the process environment).
+   */
+  auditRepository?: string;
+  auditRepositoryEnv?: Record<string, string | undefined>;
   /** How recent compliance evidence must be (CAIRN_COMPLIANCE_VERIFY_DAYS, default 30; CAIRN_COMPLIANCE_KEY_ROTATION_DAYS, default 365). */
   compliance?: Partial<ComplianceThresholds>;
   /** Per-token volume limits (CAIRN_ALERT_* and CAIRN_BLOCK_SUSPICIOUS; see activity-watch.ts). */
@@ -62,7 +72,9 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const secretBox = await loadSecretBox(dataDir);
   const token = adminToken ? undefined : await ensureAdminToken(catalog.db);
   const auditDir = path.resolve(options.auditDir ?? env.CAIRN_AUDIT_DIR ?? path.join(dataDir, "audit"));
-  const audit = new AuditTrail(catalog.db, await loadAuditSigner(catalog.db, secretBox, auditDir), {
+  const auditRepositoryUrl = options.auditRepository ?? (env.CAIRN_AUDIT_REPOSITORY || undefined);
+  const auditRepository = auditRepositoryUrl ? await openCheckpointRepository(auditRepositoryUrl, options.auditRepositoryEnv ?? env, policy) : undefined;
+  const audit = new AuditTrail(catalog.db, await loadAuditSigner(catalog.db, secretBox, auditDir, auditRepository), {
     checkpointEvery: options.audit?.checkpointEvery ?? positive(env.CAIRN_AUDIT_CHECKPOINT_EVENTS, "CAIRN_AUDIT_CHECKPOINT_EVENTS") ?? DEFAULT_AUDIT.checkpointEvery,
     checkpointIntervalMs:
       options.audit?.checkpointIntervalMs ?? (positive(env.CAIRN_AUDIT_CHECKPOINT_SECONDS, "CAIRN_AUDIT_CHECKPOINT_SECONDS") ?? DEFAULT_AUDIT.checkpointIntervalMs / 1000) * 1000,
@@ -119,6 +131,24 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       await catalog.close();
     },
   };
+}
+
+/**
+ * The checkpoint repository, opened at start so a mistake stops the start with
+ * what to change: a remote location must pass the execution policy (kinds, hosts,
+ * addresses, also at connect time); a local one is the deployer's own, like CAIRN_AUDIT_DIR.
+ */
+async function openCheckpointRepository(url: string, env: Record<string, string | undefined>, policy: ExecutionPolicy): Promise<CheckpointRepository> {
+  const where = `CAIRN_AUDIT_REPOSITORY (${url})`;
+  try {
+    if (parseRepositoryUrl(url).type !== "local") {
+      const refusal = await destinationRefusal(policy, url, env, { realPaths: false });
+      if (refusal) throw refusal;
+    }
+    return await CheckpointRepository.open(url, env, { lookup: policyLookup(policy) });
+  } catch (err) {
+    throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** A positive number of days (fractions allowed) from the environment, or undefined when unset. */

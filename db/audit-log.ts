@@ -106,6 +106,8 @@ export interface TrustedCheckpoint {
   seq: number;
   hash: string;
   time: string;
+  /** Where it was read (the checkpoint directory, or the checkpoint repository's URL), for messages. */
+  where?: string;
 }
 
 export interface AuditVerification {
@@ -115,10 +117,12 @@ export interface AuditVerification {
   /** The first sequence number that is missing, changed, or not what a signed checkpoint says. */
   firstBrokenSeq?: number;
   reason?: string;
-  /** Signed checkpoints the chain was compared with, and the newest one's sequence number. */
+  /** Signed checkpoints the chain was compared with (one per sequence number), and the newest one's sequence number. */
   checkpoints: number;
   lastCheckpointSeq?: number;
 }
+
+const located = (c: TrustedCheckpoint) => (c.where ? ` (in ${c.where})` : "");
 
 /**
  * Walks the whole chain in order and compares it with the checkpoints (whose
@@ -154,7 +158,7 @@ export async function verifyAuditChain(catalog: Catalog, checkpoints: TrustedChe
       const checkpoint = wanted.get(row.seq);
       if (checkpoint) {
         if (checkpoint.hash !== hash) {
-          firstProblem = { seq: lastAgreed + 1, reason: `the chain disagrees with the checkpoint signed at ${checkpoint.time} for event ${row.seq}: events after ${lastAgreed} were rewritten` };
+          firstProblem = { seq: lastAgreed + 1, reason: `the chain disagrees with the checkpoint signed at ${checkpoint.time}${located(checkpoint)} for event ${row.seq}: events after ${lastAgreed} were rewritten` };
           continue;
         }
         lastAgreed = row.seq;
@@ -165,7 +169,7 @@ export async function verifyAuditChain(catalog: Catalog, checkpoints: TrustedChe
   }
   if (!firstProblem) {
     const beyond = byCheckpoint.find((c) => c.seq >= expected);
-    if (beyond) firstProblem = { seq: expected, reason: `the log ends at event ${expected - 1}, but a checkpoint signed at ${beyond.time} shows event ${beyond.seq} existed: events from ${expected} on were removed` };
+    if (beyond) firstProblem = { seq: expected, reason: `the log ends at event ${expected - 1}, but a checkpoint signed at ${beyond.time}${located(beyond)} shows event ${beyond.seq} existed: events from ${expected} on were removed` };
   }
   return firstProblem ? { ok: false, events, firstBrokenSeq: firstProblem.seq, reason: firstProblem.reason, ...summary } : { ok: true, events, ...summary };
 }
