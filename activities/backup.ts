@@ -1,7 +1,7 @@
 import { promises as fs } from "node:fs";
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
-import { Archiver } from "../engine/archiver.js";
+import { Archiver, type BackupProgress } from "../engine/archiver.js";
 import { parseCompression } from "../engine/compression.js";
 import { prune } from "../engine/prune.js";
 import type { Repository } from "../engine/repository.js";
@@ -14,6 +14,7 @@ import { realPathRefusal, readGuard } from "../policy/paths.js";
 import { hostRefusal } from "../policy/destinations.js";
 import { openRepository, permanentOrSame, policyFailure, withLockedRepository, type ActivityDeps } from "./repository.js";
 import { verifySnapshot } from "./verify.js";
+import { checkPostgresSource, snapshotPostgres } from "./postgres.js";
 
 /** How long an exclusive lock is waited for before the attempt fails and Temporal retries it later. */
 const EXCLUSIVE_LOCK_WAIT_MS = 20_000;
@@ -68,6 +69,7 @@ export interface NotifyResult {
 export function backupActivities(deps: ActivityDeps) {
   /** Refuses, before anything is read, a source path the execution policy does not allow (links followed). */
   const allowSources = async (input: BackupInput) => {
+    if (input.source.type !== "files") return;
     for (const p of input.source.paths) {
       const refusal = await realPathRefusal(deps.policy, "source", p).catch((err: NodeJS.ErrnoException) => {
         throw ApplicationFailure.nonRetryable(`cannot tell where ${p} leads (${err.code ?? err.message}); the execution policy refuses what it cannot check`, PERMANENT_FAILURES.policyRefused);
@@ -88,7 +90,7 @@ export function backupActivities(deps: ActivityDeps) {
   return {
     /** Opens the repository and checks the plan: source paths exist, the retention policy is valid. */
     async prepareBackup(input: BackupInput): Promise<PrepareResult> {
-      if (!input.source.paths.length) throw ApplicationFailure.nonRetryable(`plan ${input.planName} names no source path; add at least one`, PERMANENT_FAILURES.invalidRequest);
+      if (input.source.type === "files" && !input.source.paths.length) throw ApplicationFailure.nonRetryable(`plan ${input.planName} names no source path; add at least one`, PERMANENT_FAILURES.invalidRequest);
       try {
         if (input.compression) parseCompression(input.compression);
       } catch (err) {
@@ -102,9 +104,10 @@ export function backupActivities(deps: ActivityDeps) {
         }
       }
       await allowSources(input);
+      if (input.source.type === "postgres") await checkPostgresSource(input.source, deps, input.planName);
       const repo = await openRepository(input.repository, deps);
       try {
-        for (const p of input.source.paths) {
+        for (const p of input.source.type === "files" ? input.source.paths : []) {
           await fs.lstat(p).catch((err: Error) => {
             throw ApplicationFailure.nonRetryable(
               `cannot back up ${p}: ${err.message}; fix the plan's paths, or make the source readable on every worker`,
@@ -148,21 +151,27 @@ export function backupActivities(deps: ActivityDeps) {
         return await withLockedRepository(input.repository, deps, { exclusive: false, operation: `backup of plan ${input.planName}` }, async (repo) => {
           open = repo;
           if (input.compression) repo.compression = parseCompression(input.compression);
-          const archiver = new Archiver(repo, {
-            excludes: input.source.exclude,
-            tags: input.tags,
-            host: planHost(input.planId),
-            estimate: true,
-            signal: ctx.cancellationSignal,
-            refuse,
-            onProgress: (p) => {
-              phase = p.phase;
-              currentPath = p.currentPath;
-              reporter.update({ filesDone: p.filesDone, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
-            },
-          });
-          // No checkpoint may start once the repository closes, so reporting stops first.
-          const result = await archiver.backup(input.source.paths).finally(() => reporter.stop());
+          const source = input.source;
+          const onProgress = (p: BackupProgress) => {
+            phase = p.phase;
+            currentPath = p.currentPath;
+            reporter.update({ filesDone: p.filesDone, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
+          };
+          const result =
+            source.type === "postgres"
+              ? await snapshotPostgres(repo, source, deps, input.planName, { host: planHost(input.planId), tags: input.tags, signal: ctx.cancellationSignal, onProgress }).finally(() => reporter.stop())
+              : await new Archiver(repo, {
+                  excludes: source.exclude,
+                  tags: input.tags,
+                  host: planHost(input.planId),
+                  estimate: true,
+                  signal: ctx.cancellationSignal,
+                  refuse,
+                  onProgress,
+                })
+                  // No checkpoint may start once the repository closes, so reporting stops first.
+                  .backup(source.paths)
+                  .finally(() => reporter.stop());
           const s = result.snapshot.summary!;
           return {
             snapshotId: result.id,

@@ -7,6 +7,7 @@ import { backupActivities } from "./backup.js";
 import { maintenanceActivities } from "./maintenance.js";
 import { replicationActivities } from "./replicate.js";
 import { requestActivities } from "./requests.js";
+import { recoveryActivities } from "./recovery.js";
 import { restoreActivities } from "./restore.js";
 import type { ActivityDeps } from "./repository.js";
 
@@ -15,7 +16,7 @@ export type { NotifyInput, NotifyResult, PrepareResult, RecordResult, RetentionI
 
 /** Every activity a Cairn worker registers, bound to the worker's secret box and execution policy. */
 export function createActivities(deps: ActivityDeps) {
-  return { ...backupActivities(deps), ...maintenanceActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps) };
+  return { ...backupActivities(deps), ...maintenanceActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...recoveryActivities(deps) };
 }
 
 export type CairnActivities = ReturnType<typeof createActivities>;

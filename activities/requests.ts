@@ -15,6 +15,8 @@ import {
   type PreparedRestore,
   type PrepareRestoreInput,
   type RefusalReason,
+  type RecoveryWindow,
+  type RecoveryWindowInput,
   type RegisterRepositoryInput,
   type RegisterRepositoryResult,
   type RepositoryFacts,
@@ -23,6 +25,7 @@ import {
 } from "../workflows/messages.js";
 import { backendFor, openRepository, unsealTarget, type ActivityDeps } from "./repository.js";
 import { holdsFiles } from "./restore.js";
+import { recoveryWindowOf } from "./recovery.js";
 
 const refuse = (reason: RefusalReason, message: string, field?: string): Answer<never> => ({ ok: false, refusal: { reason, message, ...(field ? { field } : {}) } });
 
@@ -134,6 +137,11 @@ export function requestActivities(deps: ActivityDeps) {
           await repo.close();
         }
       });
+    },
+
+    /** What a physical plan's repository can recover (its base backups and archived WAL). */
+    async recoveryWindow(input: RecoveryWindowInput): Promise<Answer<RecoveryWindow>> {
+      return answering(input.repository.url, () => withSnapshots(input.repository, deps, async (all, repo) => ({ ok: true as const, value: await recoveryWindowOf(repo, all, input.planId) })));
     },
 
     /** Checks a plan's source paths against the policy, links followed; a path that does not exist yet is judged by its nearest existing parent. */

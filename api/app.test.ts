@@ -129,8 +129,10 @@ describe("validation", () => {
     expect(relative.errors).toEqual([expect.objectContaining({ path: "source.paths.0", message: expect.stringMatching(/absolute path/) })]);
     const pattern = await problem(await call("POST", "/v1/plans", plan({ source: { type: "files", paths: ["/var/www"], exclude: ["*.tmp", "/var/www/cache/[ab"] } })), 400);
     expect(pattern.errors).toEqual([expect.objectContaining({ path: "source.exclude.1", message: expect.stringMatching(/a \[ is not closed/) })]);
-    const otherSource = await problem(await call("POST", "/v1/plans", plan({ source: { type: "postgres", paths: ["/x"] } })), 400);
+    const otherSource = await problem(await call("POST", "/v1/plans", plan({ source: { type: "ftp", paths: ["/x"] } })), 400);
     expect(otherSource.errors![0].path).toBe("source.type");
+    const noMode = await problem(await call("POST", "/v1/plans", plan({ source: { type: "postgres", paths: ["/x"] } })), 400);
+    expect(noMode.errors![0].path).toBe("source.mode");
   });
 
   it("refuses NUL characters, which PostgreSQL cannot store, naming the field", async () => {

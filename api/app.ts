@@ -19,6 +19,7 @@ import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import { planRoutes } from "./routes/plans.js";
+import { recoveryRoutes } from "./routes/recoveries.js";
 import { repositoryRoutes } from "./routes/repositories.js";
 import { restoreRoutes } from "./routes/restores.js";
 import { sessionRoutes } from "./routes/session.js";
@@ -98,6 +99,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", jobRoutes(deps));
   app.route("/v1", snapshotRoutes(deps));
   app.route("/v1", restoreRoutes(deps));
+  app.route("/v1", recoveryRoutes(deps));
   app.route("/v1", tokenRoutes(deps));
   app.route("/v1", securityRoutes(deps));
   app.route("/v1", auditRoutes(deps));

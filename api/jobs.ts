@@ -26,7 +26,7 @@ export interface JobView {
 export type JobSummary = Pick<JobView, "id" | "kind" | "status" | "planId" | "snapshotId" | "error" | "startedAt" | "finishedAt">;
 
 const NO_PROGRESS: JobProgress = { filesDone: 0, bytesDone: 0, bytesTotal: 0, bytesPerSecond: 0, etaSeconds: null };
-const KINDS: JobKind[] = ["backup", "restore", "verify", "prune"];
+const KINDS: JobKind[] = ["backup", "restore", "verify", "prune", "recovery"];
 
 const STATUS: Partial<Record<WorkflowExecutionStatusName, JobStatusName>> = {
   COMPLETED: "completed",

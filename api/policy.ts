@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { withoutAmbientCredentials, type Credentials } from "../backends/credentials.js";
-import { destinationRefusal } from "../policy/destinations.js";
+import { destinationRefusal, hostRefusal } from "../policy/destinations.js";
 import { pathRefusal } from "../policy/paths.js";
 import type { ExecutionPolicy, PolicyRefusal } from "../policy/policy.js";
 import { ApiError } from "./errors.js";
@@ -42,6 +42,16 @@ export async function checkRepositoryLocation(policy: ExecutionPolicy, url: stri
   const env = { ...(environmentCredentials ? process.env : withoutAmbientCredentials(process.env)), ...credentials };
   const refusal: PolicyRefusal | undefined = await destinationRefusal(policy, url, env, { realPaths: false });
   if (refusal) throw policyProblem(refusal, "url");
+}
+
+/**
+ * Throws a 403 when the policy refuses connections to a database server's host
+ * (judged like a repository's host: every address it resolves to). Workers judge
+ * it again when they connect, and connect to the address they judged.
+ */
+export async function checkDatabaseHost(policy: ExecutionPolicy, host: string): Promise<void> {
+  const refusal = await hostRefusal(policy, host);
+  if (refusal) throw policyProblem(refusal, "source.url");
 }
 
 /**

@@ -11,6 +11,8 @@ import {
   type ListSnapshotsInput,
   type PreparedRestore,
   type PrepareRestoreInput,
+  type RecoveryWindow,
+  type RecoveryWindowInput,
   type RefusalReason,
   type RegisterRepositoryInput,
   type RegisterRepositoryResult,
@@ -32,6 +34,7 @@ export interface WorkerRequests {
   prepareRestore(input: PrepareRestoreInput): Promise<Answer<PreparedRestore>>;
   checkSources(input: CheckSourcesInput): Promise<Answer<null>>;
   describeRepository(input: DescribeRepositoryInput): Promise<Answer<RepositoryFacts>>;
+  recoveryWindow(input: RecoveryWindowInput): Promise<Answer<RecoveryWindow>>;
 }
 
 /** How long a request waits for a worker's answer before it answers 503. */
@@ -68,6 +71,7 @@ export function temporalWorkerRequests(client: Client): WorkerRequests {
     prepareRestore: (input) => ask("prepareRestore", input),
     checkSources: (input) => ask("checkSources", input),
     describeRepository: (input) => ask("describeRepository", input),
+    recoveryWindow: (input) => ask("recoveryWindow", input),
   };
 }
 

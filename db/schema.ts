@@ -4,14 +4,10 @@
  * sha256 hashes, so a copy of the catalog opens nothing on its own.
  */
 import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
-import type { JobKind, JobPhase, JobProgress, RepositoryFacts, RetentionSpec } from "../workflows/messages.js";
+import type { JobKind, JobPhase, JobProgress, PlanSourceSpec, RepositoryFacts, RetentionSpec } from "../workflows/messages.js";
 
-/** Where a plan's source comes from; only files for now. */
-export interface PlanSource {
-  type: "files";
-  paths: string[];
-  exclude?: string[];
-}
+/** Where a plan's source comes from: files, or a PostgreSQL server (its password sealed). */
+export type PlanSource = PlanSourceSpec;
 
 /** When a plan runs: a cron expression read in an IANA time zone. */
 export interface PlanSchedule {

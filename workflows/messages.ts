@@ -23,7 +23,7 @@ export const SEARCH_ATTRIBUTE_KEYS = {
   kind: defineSearchAttributeKey(SEARCH_ATTRIBUTES.kind, SearchAttributeType.KEYWORD),
 } as const;
 
-export type JobKind = "backup" | "restore" | "verify" | "prune";
+export type JobKind = "backup" | "restore" | "verify" | "prune" | "recovery";
 
 export type JobPhase =
   | "queued"
@@ -37,6 +37,9 @@ export type JobPhase =
   | "restore"
   | "check"
   | "prune"
+  | "validate"
+  | "recover"
+  | "promote"
   | "done";
 
 export interface JobProgress {
@@ -86,6 +89,7 @@ export const WORKFLOW_TYPES = {
   restore: "restoreWorkflow",
   verify: "verifyWorkflow",
   prune: "pruneWorkflow",
+  recovery: "recoveryWorkflow",
 } as const satisfies Record<JobKind, string>;
 
 /**
@@ -135,11 +139,40 @@ export interface RetentionSpec {
   keepWithin?: string;
 }
 
+/** A plan's files: paths on the worker, with exclude patterns. */
+export interface FileSource {
+  type: "files";
+  paths: string[];
+  exclude?: string[];
+}
+
+/**
+ * A plan's PostgreSQL server: logical (pg_dump of each database and the globals)
+ * or physical (a base backup, the start of point-in-time recovery). The URL
+ * carries no password; the password travels sealed like a repository's.
+ */
+export interface PostgresSource {
+  type: "postgres";
+  mode: "logical" | "physical";
+  /** postgresql://user@host:port/database, without password. */
+  url: string;
+  /** The password sealed with the platform secret key (base64); absent when the server needs none. */
+  sealedPassword?: string;
+  /** Logical only: the databases to dump (default: every database that accepts connections). */
+  databases?: string[];
+  /** Logical only: pg_dump -t / -T / -n patterns. */
+  includeTables?: string[];
+  excludeTables?: string[];
+  includeSchemas?: string[];
+}
+
+export type PlanSourceSpec = FileSource | PostgresSource;
+
 export interface BackupInput {
   planId: string;
   planName: string;
   repository: RepositoryTarget;
-  source: { type: "files"; paths: string[]; exclude?: string[] };
+  source: PlanSourceSpec;
   /** Compression for data this plan adds: "zstd[:level]", "gzip[:1-9]", "brotli[:level]", "none"; the repository's default when absent. */
   compression?: string;
   retention?: RetentionSpec;
@@ -304,6 +337,7 @@ export const REQUEST_WORKFLOW_TYPES = {
   prepareRestore: "prepareRestoreWorkflow",
   checkSources: "checkSourcesWorkflow",
   describeRepository: "describeRepositoryWorkflow",
+  recoveryWindow: "recoveryWindowWorkflow",
 } as const;
 
 export interface DescribeRepositoryInput {
@@ -384,4 +418,67 @@ export interface PreparedRestore {
 
 export interface CheckSourcesInput {
   paths: string[];
+}
+
+/** Where a point-in-time recovery stops: one of these, as the API takes it. */
+export type RecoveryTargetSpec = { time: string } | { lsn: string } | { xid: string } | { name: string } | { latest: true };
+
+/** Data directories a recovery writes: absolute, and no character a shell or a configuration file would read specially. */
+export const SAFE_DATA_DIR = /^\/[A-Za-z0-9._/-]+$/;
+
+export interface RecoveryInput {
+  planId: string;
+  planName: string;
+  repository: RepositoryTarget;
+  /** The plan's server: its user and sealed password sign in to the recovered copy (it has the same roles). */
+  source: PostgresSource;
+  target: RecoveryTargetSpec;
+  /** A new or empty directory under the restore roots, and the loopback port the recovered server listens on. */
+  into: { dataDir: string; port: number };
+  /** Queries run on the recovered server before it is promoted; one that fails stops the recovery unpromoted. */
+  verify?: { sql: string[] };
+}
+
+/** What the validate step chose: the base backup and the WAL to replay. */
+export interface RecoveryChoice {
+  systemId: string;
+  snapshotId: string;
+  stopTime: string;
+  stopLsn: string;
+  segmentsToReplay: number;
+  reason: string;
+  /** When validation began (ISO), to measure the time until the server accepts connections. */
+  startedAt: string;
+}
+
+/** Where the recovered server stands once it is paused at the target (or, for latest, promoted). */
+export interface RecoveryLanding {
+  lsn: string;
+  /** The time of the last transaction replayed, when there was one. */
+  time?: string;
+}
+
+export interface RecoveryResult {
+  lsn: string;
+  time?: string;
+  /** The timeline the server continues on after promotion. */
+  timeline: number;
+  baseBackup: { snapshotId: string; stopTime: string; stopLsn: string };
+  secondsToAcceptingConnections: number;
+  dataDir: string;
+  port: number;
+  /** Each verification query with the first rows it returned. */
+  verified: { sql: string; rows: string[] }[];
+}
+
+export interface RecoveryWindowInput {
+  repository: RepositoryTarget;
+  planId: string;
+}
+
+export interface RecoveryWindow {
+  systemId?: string;
+  baseBackups: number;
+  earliest?: { time: string; lsn: string; snapshotId: string };
+  latest?: { time?: string; lsn: string; timeline: number };
 }

@@ -8,7 +8,7 @@ import { jobsQuery, listJobs, readJob } from "../jobs.js";
 import { access, IdParam, json, problems, router } from "../openapi.js";
 import { withTemporal } from "../temporal.js";
 
-const Kind = z.enum(["backup", "restore", "verify", "prune"]);
+const Kind = z.enum(["backup", "restore", "verify", "prune", "recovery"]);
 const Status = z.enum(["running", "completed", "failed", "cancelled"]);
 
 const Progress = z

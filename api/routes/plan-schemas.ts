@@ -4,6 +4,7 @@ import { PathPatterns } from "../../engine/pathmatch.js";
 import { validatePolicy } from "../../engine/retention.js";
 import { cronProblem, isTimeZone } from "../cron.js";
 import { LIMITS } from "../limits.js";
+import { parseConnectionUrl } from "../../sources/postgres/connection.js";
 
 const absolutePath = z
   .string()
@@ -28,7 +29,7 @@ export const PathPatternList = z
   )
   .max(LIMITS.patterns);
 
-const Source = z
+const FileSource = z
   .strictObject({
     type: z.literal("files"),
     paths: z.array(absolutePath).min(1, "give at least one path to back up").max(LIMITS.paths, `give at most ${LIMITS.paths} paths; back up a common parent instead`).openapi({ example: ["/var/www"] }),
@@ -38,6 +39,64 @@ const Source = z
     }),
   })
   .openapi("FileSource");
+
+const connectionUrl = z
+  .string()
+  .max(LIMITS.url)
+  .superRefine((url, ctx) => {
+    try {
+      if (parseConnectionUrl(url).password !== undefined) {
+        ctx.addIssue({ code: "custom", message: "give the password in the password field, not in the URL: the URL is shown back and recorded in the audit log, the password field is sealed" });
+      }
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: (err as Error).message });
+    }
+  })
+  .openapi({
+    example: "postgresql://backup@db.internal:5432/postgres",
+    description: "The server, as libpq reads a URL, without a password (sslmode, connect_timeout and application_name are the only parameters accepted).",
+  });
+const connectionPassword = z.string().min(1).max(LIMITS.secret).optional().openapi({ description: "The user's password. Stored sealed with the platform secret key; never returned." });
+const pgNames = (what: string) =>
+  z
+    .array(z.string().min(1).max(200))
+    .max(100, `give at most 100 ${what}`)
+    .optional();
+
+const PostgresLogicalSource = z
+  .strictObject({
+    type: z.literal("postgres"),
+    mode: z.literal("logical"),
+    url: connectionUrl,
+    password: connectionPassword,
+    databases: pgNames("databases").openapi({ description: "Databases to dump (default: every database that accepts connections). Roles and tablespaces (pg_dumpall --globals-only) always come along." }),
+    includeTables: pgNames("table patterns").openapi({ description: "Only these tables (pg_dump -t patterns)." }),
+    excludeTables: pgNames("table patterns").openapi({ description: "Leave these tables out (pg_dump -T patterns)." }),
+    includeSchemas: pgNames("schema patterns").openapi({ description: "Only these schemas (pg_dump -n patterns)." }),
+  })
+  .openapi("PostgresLogicalSource");
+
+const PostgresPhysicalSource = z
+  .strictObject({
+    type: z.literal("postgres"),
+    mode: z.literal("physical"),
+    url: connectionUrl.openapi({ description: "The server; the user needs the REPLICATION attribute (pg_basebackup). Point-in-time recovery also needs its archive_command to push WAL into the plan's repository (cairn pg wal-push)." }),
+    password: connectionPassword,
+  })
+  .openapi("PostgresPhysicalSource");
+
+// Discriminated by type, then mode, so a wrong field is named as precisely as for one schema.
+const Source = z.discriminatedUnion("type", [FileSource, z.discriminatedUnion("mode", [PostgresLogicalSource, PostgresPhysicalSource])]);
+export type SourceInput = z.infer<typeof Source>;
+
+/** A plan's source as the API returns it: a PostgreSQL password is never shown, only whether one is stored. */
+const SourceView = z.discriminatedUnion("type", [
+  FileSource,
+  z.discriminatedUnion("mode", [
+    PostgresLogicalSource.omit({ password: true }).extend({ passwordStored: z.boolean() }).openapi("PostgresLogicalSourceView"),
+    PostgresPhysicalSource.omit({ password: true }).extend({ passwordStored: z.boolean() }).openapi("PostgresPhysicalSourceView"),
+  ]),
+]);
 
 const Schedule = z
   .strictObject({
@@ -122,7 +181,7 @@ export const Plan = z
     id: z.string(),
     name: z.string(),
     repositoryId: z.string(),
-    source: Source,
+    source: SourceView,
     schedule: Schedule.nullable(),
     retention: Retention.nullable(),
     verifySamplePercent: z.number().nullable(),

@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { createRoute, z } from "@hono/zod-openapi";
 import { WorkflowExecutionAlreadyStartedError } from "@temporalio/client";
 import { and, eq } from "drizzle-orm";
-import { plans } from "../../db/schema.js";
+import { plans, type PlanSource } from "../../db/schema.js";
+import { parseConnectionUrl } from "../../sources/postgres/connection.js";
 import { WORKFLOW_TYPES } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
 import { ApiError, isUniqueViolation } from "../errors.js";
@@ -10,12 +11,12 @@ import { access, IdParam, json, jsonBody, problems, router } from "../openapi.js
 import { plansInScope, type ScopeRef } from "../access.js";
 import { byCreation, nextCursor, PageQuery } from "../pagination.js";
 import type { Permission } from "../permissions.js";
-import { checkSources } from "../policy.js";
+import { checkDatabaseHost, checkSources } from "../policy.js";
 import { backupStart, scheduleId, syncSchedule, type PlanRow, type RepositoryRow } from "../schedules.js";
 import { idTime, withTemporal } from "../temporal.js";
 import { answered } from "../worker-requests.js";
 import { findRepository } from "./repositories.js";
-import { Plan, PlanInput, PlanPatch } from "./plan-schemas.js";
+import { Plan, PlanInput, PlanPatch, type SourceInput } from "./plan-schemas.js";
 
 const JobStarted = z.object({ jobId: z.string().openapi({ description: "Follow it with GET /v1/jobs/{jobId}." }) }).openapi("JobStarted");
 
@@ -60,12 +61,19 @@ const trigger = createRoute({
   responses: { 202: json(z.object({ scheduleId: z.string() }), "Triggered."), ...problems(404, 409) },
 });
 
+/** A plan's source as the API shows it: a sealed password is never returned, only whether there is one. */
+function sourceView(source: PlanSource) {
+  if (source.type === "files") return source;
+  const { sealedPassword, ...rest } = source;
+  return { ...rest, passwordStored: sealedPassword !== undefined };
+}
+
 function view(p: PlanRow) {
   return {
     id: p.id,
     name: p.name,
     repositoryId: p.repositoryId,
-    source: p.source,
+    source: sourceView(p.source),
     schedule: p.schedule,
     retention: p.retention,
     verifySamplePercent: p.verifySamplePercent,
@@ -97,10 +105,25 @@ export function planRoutes(deps: AppDeps) {
     }
     return rows;
   };
-  /** The execution policy must allow every source path: as written here, then with links followed on a worker. */
-  const allowSources = async (paths: string[]) => {
-    checkSources(deps.policy, paths);
-    answered(await deps.workers.checkSources({ paths }));
+  /**
+   * The source as the catalog keeps it, once the execution policy allows it: every
+   * source path as written here, then with links followed on a worker; a database
+   * server's host here, and again by the worker when it connects. A database
+   * password is sealed; a changed source without one keeps the sealed password of
+   * the same server and user.
+   */
+  const allowSource = async (source: SourceInput, before?: PlanSource): Promise<PlanSource> => {
+    if (source.type === "files") {
+      checkSources(deps.policy, source.paths);
+      answered(await deps.workers.checkSources({ paths: source.paths }));
+      return source;
+    }
+    const { password: given, url: written, ...rest } = source;
+    const connection = parseConnectionUrl(written);
+    await checkDatabaseHost(deps.policy, connection.host);
+    const kept = before?.type === "postgres" && before.url === connection.url ? before.sealedPassword : undefined;
+    const sealedPassword = given !== undefined ? deps.secretBox.seal(given) : kept;
+    return { ...rest, url: connection.url, ...(sealedPassword ? { sealedPassword } : {}) };
   };
   const nameTaken = (name: string) => new ApiError(409, "Plan name taken", `a plan named "${name}" exists already; choose another name or change that plan`);
   const scheduled = (plan: PlanRow) => {
@@ -119,7 +142,7 @@ export function planRoutes(deps: AppDeps) {
       const input = c.req.valid("json");
       const repo = await findRepository(deps, input.repositoryId, "repositoryId");
       const secondaries = await findSecondaries(input.secondaryRepositoryIds ?? [], repo.id);
-      await allowSources(input.source.paths);
+      const source = await allowSource(input.source);
       const id = randomBytes(8).toString("hex");
       const [row] = await catalog
         .insert(plans)
@@ -127,7 +150,7 @@ export function planRoutes(deps: AppDeps) {
           id,
           name: input.name,
           repositoryId: repo.id,
-          source: input.source,
+          source,
           schedule: input.schedule ?? null,
           retention: input.retention ?? null,
           verifySamplePercent: input.verifySamplePercent ?? null,
@@ -162,10 +185,10 @@ export function planRoutes(deps: AppDeps) {
       const change = c.req.valid("json");
       const repo = await findRepository(deps, change.repositoryId ?? before.repositoryId, change.repositoryId ? "repositoryId" : undefined);
       const secondaries = await findSecondaries(change.secondaryRepositoryIds ?? before.secondaryRepositoryIds, repo.id);
-      if (change.source) await allowSources(change.source.paths);
+      const source = change.source ? await allowSource(change.source, before.source) : undefined;
       const [after] = await catalog
         .update(plans)
-        .set({ ...change, updatedAt: new Date() })
+        .set({ ...change, ...(source ? { source } : {}), updatedAt: new Date() })
         .where(eq(plans.id, before.id))
         .returning()
         .catch((err) => Promise.reject(isUniqueViolation(err) && change.name ? nameTaken(change.name) : err));

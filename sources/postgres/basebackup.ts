@@ -45,6 +45,8 @@ export interface BaseBackupOptions {
   label?: string;
   onProgress?: (p: BackupProgress) => void;
   signal?: AbortSignal;
+  /** Environment of the PostgreSQL programs (PGPASSWORD when the password is not in the URL); the process's own by default. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -57,6 +59,7 @@ export async function takeBaseBackup(repo: Repository, o: BaseBackupOptions): Pr
   const [[versionNum, serverVersion, segmentSize, systemId]] = await query(
     o.url,
     "SELECT current_setting('server_version_num'), current_setting('server_version'), setting, (SELECT system_identifier FROM pg_control_system()) FROM pg_settings WHERE name = 'wal_segment_size'",
+    o.env,
   );
   if (Number(versionNum) < 100000) throw new CairnError(`the server runs PostgreSQL ${serverVersion}; Cairn's physical backups need PostgreSQL 10 or newer (use cairn pg dump)`);
   const info = { type: "postgres", mode: "physical", systemId, serverVersion, segmentSize: Number(segmentSize) } as PgBaseBackupInfo;
@@ -67,7 +70,7 @@ export async function takeBaseBackup(repo: Repository, o: BaseBackupOptions): Pr
 
 /** The members of pg_basebackup's tar stream as snapshot entries; fills `info` in as it learns it. */
 async function* baseBackupEntries(o: BaseBackupOptions, info: PgBaseBackupInfo): AsyncGenerator<SourceEntry> {
-  const { child, done } = startTool("pg_basebackup", ["-d", o.url, "-D", "-", "-F", "t", "-X", "fetch", "-c", "fast", "-v", "-l", o.label ?? "cairn base backup"]);
+  const { child, done } = startTool("pg_basebackup", ["-d", o.url, "-D", "-", "-F", "t", "-X", "fetch", "-c", "fast", "-v", "-l", o.label ?? "cairn base backup"], o.env);
   done.catch(() => undefined);
   let control: Buffer | undefined;
   const root = `postgres/${info.systemId}/${PGDATA_DIR}`;
@@ -97,7 +100,7 @@ async function* baseBackupEntries(o: BaseBackupOptions, info: PgBaseBackupInfo):
   const label = parseBackupLabel(info.backupLabel);
   const end = /write-ahead log end point: ([0-9A-F]+\/[0-9A-F]+)/i.exec(stderr);
   if (!end) throw new CairnError(`pg_basebackup did not report where the backup ends; the backup was not recorded:\n${stderr}`);
-  const [[nextXid]] = await query(o.url, "SELECT txid_snapshot_xmax(txid_current_snapshot())");
+  const [[nextXid]] = await query(o.url, "SELECT txid_snapshot_xmax(txid_current_snapshot())", o.env);
   Object.assign(info, {
     timeline: label.timeline,
     startLsn: formatLsn(label.startLsn),

@@ -1,7 +1,7 @@
 import { createReadStream, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { Archiver, type BackupResult, type SourceEntry } from "../../engine/archiver.js";
+import { Archiver, type BackupProgress, type BackupResult, type SourceEntry } from "../../engine/archiver.js";
 import { CairnError } from "../../engine/errors.js";
 import type { Repository } from "../../engine/repository.js";
 import { Restorer } from "../../engine/restorer.js";
@@ -31,6 +31,10 @@ export interface DumpOptions {
   jobs?: number;
   tags?: string[];
   host?: string;
+  /** Environment of the PostgreSQL programs (PGPASSWORD when the password is not in the URL); the process's own by default. */
+  env?: NodeJS.ProcessEnv;
+  onProgress?: (p: BackupProgress) => void;
+  signal?: AbortSignal;
 }
 
 /** A database name as one safe path component (names may hold `/`). */
@@ -51,14 +55,14 @@ export function withDatabase(url: string, db: string): string {
  * to a temporary folder (CAIRN_TMPDIR or the system's) and removed afterwards.
  */
 export async function takeLogicalDump(repo: Repository, o: DumpOptions): Promise<BackupResult & { info: PgLogicalInfo }> {
-  const [[serverVersion]] = await query(o.url, "SELECT current_setting('server_version')");
+  const [[serverVersion]] = await query(o.url, "SELECT current_setting('server_version')", o.env);
   const databases = o.databases?.length
     ? o.databases
-    : (await query(o.url, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname")).map((r) => r[0]);
+    : (await query(o.url, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname", o.env)).map((r) => r[0]);
   const work = await fs.mkdtemp(path.join(process.env.CAIRN_TMPDIR ?? tmpdir(), "cairn-pgdump-"));
   const info: PgLogicalInfo = { type: "postgres", mode: "logical", serverVersion, databases: [], globals: true };
   try {
-    await fs.writeFile(path.join(work, "globals.sql"), await runTool("pg_dumpall", ["--globals-only", "-d", o.url]));
+    await fs.writeFile(path.join(work, "globals.sql"), await runTool("pg_dumpall", ["--globals-only", "-d", o.url], o.env));
     for (const db of databases) {
       const out = path.join(work, "databases", dirName(db));
       await fs.mkdir(path.dirname(out), { recursive: true });
@@ -66,10 +70,10 @@ export async function takeLogicalDump(repo: Repository, o: DumpOptions): Promise
       for (const t of o.tables ?? []) args.push("-t", t);
       for (const t of o.excludeTables ?? []) args.push("-T", t);
       for (const s of o.schemas ?? []) args.push("-n", s);
-      await runTool("pg_dump", args);
+      await runTool("pg_dump", args, o.env);
       info.databases.push({ name: db, entries: (await fs.readdir(out)).length });
     }
-    const archiver = new Archiver(repo, { tags: [LOGICAL_TAG, ...(o.tags ?? [])], host: o.host, source: info });
+    const archiver = new Archiver(repo, { tags: [LOGICAL_TAG, ...(o.tags ?? [])], host: o.host, source: info, onProgress: o.onProgress, signal: o.signal });
     return { ...(await archiver.backupEntries(dumpEntries(work), [`/${DUMP_DIR}`])), info };
   } finally {
     await fs.rm(work, { recursive: true, force: true });

@@ -50,8 +50,8 @@ export async function runTool(name: string, args: string[], env?: NodeJS.Process
 }
 
 /** Runs one SQL query with psql; returns the rows, columns separated by `|`. */
-export async function query(url: string, sql: string): Promise<string[][]> {
-  const out = await runTool("psql", ["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql]);
+export async function query(url: string, sql: string, env?: NodeJS.ProcessEnv): Promise<string[][]> {
+  const out = await runTool("psql", ["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql], env);
   return out.split("\n").filter((l) => l !== "").map((l) => l.split("|"));
 }
 

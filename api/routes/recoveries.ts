@@ -1,0 +1,128 @@
+import * as path from "node:path";
+import { createRoute, z } from "@hono/zod-openapi";
+import { eq } from "drizzle-orm";
+import { plans, type PlanSource } from "../../db/schema.js";
+import { pathRefusal } from "../../policy/paths.js";
+import { SAFE_DATA_DIR, TASK_QUEUE, WORKFLOW_TYPES, type PostgresSource, type RecoveryInput, type RecoveryTargetSpec } from "../../workflows/messages.js";
+import type { AppDeps } from "../app.js";
+import { ApiError } from "../errors.js";
+import { LIMITS } from "../limits.js";
+import { access, IdParam, json, jsonBody, problems, router } from "../openapi.js";
+import { policyProblem } from "../policy.js";
+import { repositoryTarget, type PlanRow } from "../schedules.js";
+import { idTime, searchAttributes, withTemporal } from "../temporal.js";
+import { answered } from "../worker-requests.js";
+import { findRepository } from "./repositories.js";
+
+const Target = z
+  .union([
+    z.strictObject({ time: z.string().max(64).refine((t) => !Number.isNaN(Date.parse(t)), "write the time as ISO 8601 with its zone, such as 2026-11-30T10:15:00.250Z") }),
+    z.strictObject({ lsn: z.string().max(20).regex(/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/, "write the LSN as PostgreSQL prints it, such as 0/3000060") }),
+    z.strictObject({ xid: z.string().max(20).regex(/^\d{1,20}$/, "give the transaction id as a number (SELECT pg_current_xact_id() in that transaction)") }),
+    z.strictObject({ name: z.string().min(1).max(63).openapi({ description: "A restore point made with pg_create_restore_point(name)." }) }),
+    z.strictObject({ latest: z.literal(true) }),
+  ])
+  .openapi("RecoveryTarget", { description: "Exactly one of time, lsn, xid, name (a restore point) or latest: true." });
+
+const RecoveryRequest = z
+  .strictObject({
+    planId: z.string().min(1).max(LIMITS.id),
+    target: Target,
+    into: z.strictObject({
+      dataDir: z
+        .string()
+        .max(LIMITS.path)
+        .regex(SAFE_DATA_DIR, 'use an absolute path of letters, digits, ".", "_", "-" and "/"')
+        .openapi({ example: "/var/lib/cairn/restores/pg-recovered", description: "A new or empty directory under the restore roots (CAIRN_RESTORE_ROOTS); never a running cluster's." }),
+      port: z.number().int().min(1024).max(65535).openapi({ example: 5499, description: "The port the recovered server listens on, on the worker's 127.0.0.1." }),
+    }),
+    verify: z
+      .strictObject({ sql: z.array(z.string().min(1).max(10_000)).min(1).max(20) })
+      .optional()
+      .openapi({ description: "Queries run on the recovered server while it is paused at the target; one that fails stops the recovery before promotion." }),
+  })
+  .openapi("RecoveryRequest");
+
+const Window = z
+  .object({
+    systemId: z.string().optional(),
+    baseBackups: z.number(),
+    earliest: z.object({ time: z.string(), lsn: z.string(), snapshotId: z.string() }).optional(),
+    latest: z.object({ time: z.string().optional(), lsn: z.string(), timeline: z.number() }).optional(),
+  })
+  .openapi("RecoveryWindow");
+
+const thisPlan = { resource: "plan", in: "param", field: "id" } as const;
+
+const start = createRoute({
+  method: "post",
+  path: "/recoveries",
+  operationId: "createRecovery",
+  summary: "Recover a physical plan's cluster to a point in time into a new data directory, and start it there",
+  tags: ["recoveries"],
+  ...access("restores:create", { resource: "plan", in: "body", field: "planId" }),
+  request: { body: jsonBody(RecoveryRequest) },
+  responses: {
+    202: json(z.object({ jobId: z.string().openapi({ description: "Follow it with GET /v1/jobs/{jobId}: phase validate, prepare, restore, recover, verify, promote, done; the result says where it landed." }) }), "The recovery started."),
+    ...problems(400, 403, 404, 409, 415, 503),
+  },
+});
+
+const window = createRoute({
+  method: "get",
+  path: "/plans/{id}/recovery-window",
+  operationId: "getRecoveryWindow",
+  summary: "What a physical plan can recover: from the end of its oldest base backup to the last archived commit",
+  tags: ["recoveries"],
+  ...access("plans:read", thisPlan),
+  request: { params: IdParam },
+  responses: { 200: json(Window, "The window (baseBackups 0 and no ends when the plan has no base backup yet)."), ...problems(404, 409, 422, 503) },
+});
+
+function physicalSource(plan: PlanRow): PostgresSource {
+  const source: PlanSource = plan.source;
+  if (source.type !== "postgres" || source.mode !== "physical") {
+    throw new ApiError(409, "Not a physical PostgreSQL plan", `plan ${plan.id} backs up ${source.type === "postgres" ? "logical dumps" : "files"}; point-in-time recovery needs a plan with source {"type": "postgres", "mode": "physical"}`);
+  }
+  return source;
+}
+
+export function recoveryRoutes(deps: AppDeps) {
+  const findPlan = async (id: string, field?: string): Promise<PlanRow> => {
+    const [row] = await deps.catalog.select().from(plans).where(eq(plans.id, id));
+    if (row) return row;
+    const { title, message } = ApiError.notFound("plan", id, "list plans with GET /v1/plans");
+    throw new ApiError(404, title, message, field ? [{ in: "body", path: field, message: "no such plan" }] : undefined);
+  };
+
+  return router()
+    .openapi(start, async (c) => {
+      const body = c.req.valid("json");
+      const plan = await findPlan(body.planId, "planId");
+      const source = physicalSource(plan);
+      const repo = await findRepository(deps, plan.repositoryId);
+      const dataDir = path.normalize(body.into.dataDir);
+      const refusal = pathRefusal(deps.policy, "restore", dataDir);
+      if (refusal) throw policyProblem(refusal, "into.dataDir");
+      const input: RecoveryInput = {
+        planId: plan.id,
+        planName: plan.name,
+        repository: repositoryTarget(repo),
+        source,
+        target: body.target as RecoveryTargetSpec,
+        into: { dataDir, port: body.into.port },
+        ...(body.verify ? { verify: body.verify } : {}),
+      };
+      const jobId = `recovery-${plan.id}-${idTime()}`;
+      await withTemporal(deps.temporal, () =>
+        deps.temporal.workflow.start(WORKFLOW_TYPES.recovery, { workflowId: jobId, taskQueue: TASK_QUEUE, args: [input], typedSearchAttributes: searchAttributes("recovery", plan.id, "postgres") }),
+      );
+      return c.json({ jobId }, 202);
+    })
+    .openapi(window, async (c) => {
+      const plan = await findPlan(c.req.valid("param").id);
+      physicalSource(plan);
+      const repo = await findRepository(deps, plan.repositoryId);
+      return c.json(answered(await deps.workers.recoveryWindow({ repository: repositoryTarget(repo), planId: plan.id })), 200);
+    });
+}
