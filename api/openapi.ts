@@ -15,8 +15,15 @@ export const SCOPE_FIELD = "x-cairn-scope";
  * changes nothing (verifying the audit log). By default every method but GET is.
  */
 export const AUDIT_FIELD = "x-cairn-audit";
-/** Marks a route that hands out data ("restore" or "download") for the per-token volume watch; other GETs count as reads. */
+/** Marks a route that hands out data ("restore" or "download") for the per-token volume watch; other GETs count as reads unless they only show status. */
 export const ACTIVITY_FIELD = "x-cairn-activity";
+/**
+ * Tags of GET routes that only show the platform's state (job progress, plans,
+ * queue, trends, who am I): a dashboard or a monitor polls them all day, so they
+ * are not counted by the read watch, which looks for a token reading far more of
+ * what the repositories and the security records hold than usual.
+ */
+export const STATUS_TAGS: ReadonlySet<string> = new Set(["jobs", "plans", "session", "health", "metrics", "queue", "analytics", "alerts"]);
 
 /**
  * The access declaration every route spreads into its createRoute: the one
@@ -51,7 +58,7 @@ export function router(): OpenAPIHono {
       await next();
     };
     const scope = (fields[SCOPE_FIELD] as ScopeRef[] | undefined) ?? [];
-    const activity = (fields[ACTIVITY_FIELD] as ActivityKind | undefined) ?? (route.method === "get" ? "read" : undefined);
+    const activity = (fields[ACTIVITY_FIELD] as ActivityKind | undefined) ?? (route.method === "get" && !route.tags?.some((t) => STATUS_TAGS.has(t)) ? "read" : undefined);
     const middleware = [named, authorize(declared as Permission, scope), ...(activity ? [watchActivity(activity)] : []), ...(route.middleware ? [route.middleware].flat() : [])];
     const refusals = route.request?.body ? problems(403, 413, 429) : problems(403, 429);
     const act = audited
