@@ -5,6 +5,7 @@
  */
 import { backupActivities } from "./backup.js";
 import { maintenanceActivities } from "./maintenance.js";
+import { notifyActivities } from "./notify.js";
 import { replicationActivities } from "./replicate.js";
 import { requestActivities } from "./requests.js";
 import { recoveryActivities } from "./recovery.js";
@@ -16,7 +17,7 @@ export type { NotifyInput, NotifyResult, PrepareResult, RecordResult, RetentionI
 
 /** Every activity a Cairn worker registers, bound to the worker's secret box and execution policy. */
 export function createActivities(deps: ActivityDeps) {
-  return { ...backupActivities(deps), ...maintenanceActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...recoveryActivities(deps) };
+  return { ...backupActivities(deps), ...maintenanceActivities(deps), ...notifyActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...recoveryActivities(deps) };
 }
 
 export type CairnActivities = ReturnType<typeof createActivities>;

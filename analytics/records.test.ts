@@ -15,6 +15,9 @@ const row = (over: Partial<JobRow>): JobRow => ({
   result: null,
   startedAt: new Date("2026-03-01T02:00:00Z"),
   finishedAt: new Date("2026-03-01T02:10:00Z"),
+  steps: null,
+  log: null,
+  attempts: null,
   ...over,
 });
 

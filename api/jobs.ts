@@ -1,11 +1,13 @@
 import { defaultPayloadConverter, isGrpcServiceError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowExecutionStatusName } from "@temporalio/client";
 import { eq, inArray } from "drizzle-orm";
 import type { Catalog } from "../db/client.js";
-import { jobs, type JobStatusName } from "../db/schema.js";
+import { jobs, type JobStatusName, type JobStepRecord } from "../db/schema.js";
 import { SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES, statusQuery, type BackupResult, type JobKind, type JobPhase, type JobProgress, type JobStatus, type RestoreResult } from "../workflows/messages.js";
 import { ApiError } from "./errors.js";
+import { fetchJobHistory } from "./history.js";
 import { badCursor } from "./pagination.js";
-import { withTemporal } from "./temporal.js";
+import { TASK_QUEUE } from "../workflows/messages.js";
+import { idTime, searchAttributes, withTemporal } from "./temporal.js";
 
 /** A job as the API shows it: a Temporal workflow with its phase and live progress. */
 export interface JobView {
@@ -21,9 +23,13 @@ export interface JobView {
   startedAt: string;
   finishedAt?: string;
   result?: unknown;
+  /** Finished jobs: each step's timing and attempts, from the Temporal history. */
+  steps?: JobStepRecord[];
+  /** Finished jobs: the most attempts any step took. */
+  attempts?: number;
 }
 
-export type JobSummary = Pick<JobView, "id" | "kind" | "status" | "planId" | "snapshotId" | "error" | "startedAt" | "finishedAt">;
+export type JobSummary = Pick<JobView, "id" | "kind" | "status" | "planId" | "snapshotId" | "error" | "startedAt" | "finishedAt" | "attempts">;
 
 const NO_PROGRESS: JobProgress = { filesDone: 0, bytesDone: 0, bytesTotal: 0, bytesPerSecond: 0, etaSeconds: null };
 const KINDS: JobKind[] = ["backup", "restore", "verify", "prune", "recovery"];
@@ -106,7 +112,7 @@ export async function listJobs(
   return {
     jobs: found.map((j) => {
       const row = mirrored.get(j.id);
-      return row ? { ...j, snapshotId: row.snapshotId ?? undefined, error: row.error ?? undefined } : j;
+      return row ? { ...j, snapshotId: row.snapshotId ?? undefined, error: row.error ?? undefined, attempts: row.attempts ?? undefined } : j;
     }),
     nextPageToken: token,
   };
@@ -127,7 +133,8 @@ function timestamp(ts: { seconds?: { toNumber(): number } | number | null; nanos
 /**
  * One job: from the catalog mirror when it finished earlier, otherwise from
  * Temporal (status query for phase and warnings, the running activity's
- * heartbeat for live byte counts). Finished jobs are mirrored on first read.
+ * heartbeat for live byte counts). A finished job the recorder (api/recorder.ts)
+ * has not written yet is recorded now, with its steps and log.
  */
 export async function readJob(catalog: Catalog, client: Client, id: string): Promise<JobView> {
   const [row] = await catalog.select().from(jobs).where(eq(jobs.id, id));
@@ -145,6 +152,8 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
       startedAt: row.startedAt.toISOString(),
       finishedAt: row.finishedAt?.toISOString(),
       result: row.result ?? undefined,
+      steps: row.steps ?? undefined,
+      attempts: row.attempts ?? undefined,
     };
   }
   const handle = client.workflow.getHandle(id);
@@ -174,6 +183,11 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
     return view;
   }
   await settle(client, id, view);
+  const history = await fetchJobHistory(client, id);
+  view.steps = history.steps;
+  view.attempts = history.attempts;
+  view.snapshotId ??= history.snapshotId;
+  if (view.status !== "completed" && history.steps.length) view.phase = lastPhase(history.steps, view.phase);
   await catalog
     .insert(jobs)
     .values({
@@ -189,9 +203,18 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
       result: view.result ?? null,
       startedAt: desc.startTime,
       finishedAt: desc.closeTime ?? new Date(),
+      steps: history.steps,
+      log: history.log,
+      attempts: history.attempts,
     })
     .onConflictDoNothing();
   return view;
+}
+
+/** The step a job that did not complete stopped in: the status query's phase when a worker answered, else its last step. */
+function lastPhase(steps: JobStepRecord[], reported: JobPhase): JobPhase {
+  if (reported !== "queued") return reported;
+  return (steps.at(-1)!.name as JobPhase) ?? reported;
 }
 
 /** Fills a finished job's outcome: the result of a completed one, the reason and last phase of a failed one. */
@@ -264,4 +287,35 @@ function innermostMessage(err: unknown): string {
 
 function notFound(id: string): ApiError {
   return ApiError.notFound("job", id, "list jobs with GET /v1/jobs");
+}
+
+/**
+ * Starts a failed or cancelled job again with the same input (read from the first
+ * event of its history: repository passwords stay sealed), the same search
+ * attributes and priority; the new job's memo names the one it retries.
+ */
+export async function retryJob(catalog: Catalog, client: Client, id: string, now = new Date()): Promise<{ jobId: string; retryOf: string }> {
+  const job = await readJob(catalog, client, id);
+  if (job.status !== "failed" && job.status !== "cancelled") {
+    throw new ApiError(409, "Job not failed", `job ${id} is ${job.status}; only a failed or cancelled job can be retried (run the plan again with POST /v1/plans/{id}/run)`);
+  }
+  const history = await withTemporal(client, () => client.workflow.getHandle(id).fetchHistory());
+  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+  if (!started?.workflowType?.name) throw new ApiError(409, "Job cannot be retried", `Temporal no longer holds the input of job ${id} (its history is past the namespace's retention); start the work again from its plan`);
+  const args = (started.input?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p));
+  const owner = /^(backup|restore)-([0-9a-f]+)-/.exec(id);
+  const jobId = owner ? `${owner[1]}-${owner[2]}-${idTime(now)}` : `${job.kind}-${idTime(now)}`;
+  const source = (args[0] as { source?: { type?: string } } | undefined)?.source?.type;
+  await withTemporal(client, () =>
+    client.workflow.start(started.workflowType!.name!, {
+      workflowId: jobId,
+      taskQueue: started.taskQueue?.name ?? TASK_QUEUE,
+      args,
+      typedSearchAttributes: searchAttributes(job.kind, job.planId, source),
+      memo: { retryOf: id },
+      ...(started.priority?.priorityKey ? { priority: { priorityKey: started.priority.priorityKey } } : {}),
+      ...(started.workflowExecutionTimeout?.seconds ? { workflowExecutionTimeout: Number(started.workflowExecutionTimeout.seconds) * 1000 } : {}),
+    }),
+  );
+  return { jobId, retryOf: id };
 }

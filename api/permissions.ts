@@ -10,6 +10,7 @@ export const PERMISSIONS = [
   "plans:run",
   "jobs:read",
   "jobs:cancel",
+  "jobs:retry",
   "restores:create",
   "verifications:run",
   "repositories:read",
@@ -41,12 +42,12 @@ const VIEWER: Permission[] = ["session:read", "plans:read", "jobs:read", "snapsh
 /**
  * Every role reads its own session (who it is, what it may do: GET /v1/session).
  * viewer reads plans, jobs, snapshots, analytics and metrics; operator also runs plans,
- * cancels jobs, restores and verifies; admin does everything; auditor reads the
+ * cancels and retries jobs, restores and verifies; admin does everything; auditor reads the
  * audit log, security events and compliance reports, and nothing else.
  */
 export const ROLES: Record<Role, ReadonlySet<Permission>> = {
   viewer: new Set(VIEWER),
-  operator: new Set<Permission>([...VIEWER, "plans:run", "jobs:cancel", "restores:create", "verifications:run"]),
+  operator: new Set<Permission>([...VIEWER, "plans:run", "jobs:cancel", "jobs:retry", "restores:create", "verifications:run"]),
   admin: new Set(PERMISSIONS),
   auditor: new Set<Permission>(["session:read", "audit:read", "audit:verify", "security:read", "compliance:read"]),
 };

@@ -2,6 +2,7 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type Schedul
 import type { plans, repositories } from "../db/schema.js";
 import { planTag } from "../engine/snapshot.js";
 import { TASK_QUEUE, WORKFLOW_TYPES, type BackupInput, type RepositoryTarget } from "../workflows/messages.js";
+import { PRIORITY_KEYS } from "./queue.js";
 import { searchAttributes, withTemporal } from "./temporal.js";
 
 export type PlanRow = typeof plans.$inferSelect;
@@ -34,7 +35,16 @@ export function backupInput(plan: PlanRow, repo: RepositoryRow, secondaries: Rep
     ...(plan.verifySamplePercent !== null ? { verifySamplePercent: plan.verifySamplePercent } : {}),
     tags: [planTag(plan.name)],
     ...(secondaries.length ? { secondaries: secondaries.map(repositoryTarget) } : {}),
+    ...(retryOf(plan) ? { retry: retryOf(plan) } : {}),
+    ...(plan.notifications?.length ? { notifications: plan.notifications } : {}),
   };
+}
+
+/** The plan's retry policy for its steps, when it sets one. */
+function retryOf(plan: PlanRow): BackupInput["retry"] {
+  const { maxAttempts, initialIntervalSeconds, backoffCoefficient } = plan.queue ?? {};
+  if (maxAttempts === undefined && initialIntervalSeconds === undefined && backoffCoefficient === undefined) return undefined;
+  return { maxAttempts, initialIntervalSeconds, backoffCoefficient };
 }
 
 /** Options for starting a backup of `plan`, the same from a schedule and from "run now". */
@@ -43,6 +53,8 @@ export function backupStart(plan: PlanRow, repo: RepositoryRow, secondaries: Rep
     taskQueue: TASK_QUEUE,
     args: [backupInput(plan, repo, secondaries)] as [BackupInput],
     typedSearchAttributes: searchAttributes("backup", plan.id, plan.source.type),
+    priority: { priorityKey: PRIORITY_KEYS[plan.queue?.priority ?? "normal"] },
+    ...(plan.queue?.timeoutMinutes ? { workflowExecutionTimeout: plan.queue.timeoutMinutes * 60_000 } : {}),
   };
 }
 

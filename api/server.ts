@@ -15,6 +15,7 @@ import { loadAuditSigner } from "../db/audit-checkpoints.js";
 import { CheckpointRepository } from "../db/audit-repository.js";
 import { parseRepositoryUrl } from "../backends/url.js";
 import { destinationRefusal, policyLookup } from "../policy/destinations.js";
+import { JobRecorder } from "./recorder.js";
 import { temporalWorkerRequests } from "./worker-requests.js";
 
 export interface ApiServerOptions {
@@ -53,6 +54,8 @@ export interface ApiServerOptions {
   policy?: ExecutionPolicy;
   /** CAIRN_WEB_DIR: the built dashboard served at / (default dist/web, written by npm run build). */
   webDir?: string;
+  /** How often finished jobs are looked for and written to the catalog (CAIRN_HISTORY_INTERVAL_MS, default 2000). */
+  historyIntervalMs?: number;
 }
 
 export interface ApiServer {
@@ -104,6 +107,11 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     webDir: options.webDir ?? (env.CAIRN_WEB_DIR || undefined),
   });
 
+  const recorder = new JobRecorder(catalog.db, temporal, {
+    intervalMs: options.historyIntervalMs ?? positive(env.CAIRN_HISTORY_INTERVAL_MS, "CAIRN_HISTORY_INTERVAL_MS") ?? 2000,
+    warn: (message) => process.stderr.write(`cairn api: ${message}\n`),
+  });
+
   const host = options.host ?? env.CAIRN_API_HOST ?? "127.0.0.1";
   const port = options.port ?? Number(env.CAIRN_API_PORT ?? 8080);
   let server: ServerType;
@@ -117,6 +125,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     throw new Error(`cannot listen on ${host}:${port}: ${(err as Error).message}; choose another port with CAIRN_API_PORT`, { cause: err });
   });
 
+  recorder.start();
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${listening}`,
     token,
@@ -126,6 +135,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
         // Keep-alive connections would hold close() open until they time out.
         (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
+      await recorder.stop();
       await connection.close();
       await audit.close();
       await catalog.close();

@@ -4,7 +4,7 @@
  * sha256 hashes, so a copy of the catalog opens nothing on its own.
  */
 import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
-import type { JobKind, JobPhase, JobProgress, PlanSourceSpec, RepositoryFacts, RetentionSpec } from "../workflows/messages.js";
+import type { JobKind, JobPhase, JobProgress, NotificationChannel, PlanSourceSpec, RepositoryFacts, RetentionSpec } from "../workflows/messages.js";
 
 /** Where a plan's source comes from: files, or a PostgreSQL server (its password sealed). */
 export type PlanSource = PlanSourceSpec;
@@ -13,6 +13,16 @@ export type PlanSource = PlanSourceSpec;
 export interface PlanSchedule {
   cron: string;
   timezone: string;
+}
+
+/** How a plan's jobs are queued and retried (api/queue.ts): Temporal task priority, the steps' retry policy, a timeout for the whole job. */
+export interface PlanQueue {
+  priority: "high" | "normal" | "low";
+  maxAttempts?: number;
+  initialIntervalSeconds?: number;
+  backoffCoefficient?: number;
+  /** The job fails (timed out) when it has not finished this many minutes after it started. */
+  timeoutMinutes?: number;
 }
 
 export type JobStatusName = "running" | "completed" | "failed" | "cancelled";
@@ -42,6 +52,10 @@ export const plans = pgTable("plans", {
   verifySamplePercent: integer("verify_sample_percent"),
   /** Repositories that get a copy of each new snapshot (ids of rows in `repositories`). */
   secondaryRepositoryIds: jsonb("secondary_repository_ids").$type<string[]>().notNull().default([]),
+  /** Priority, retries and timeout of the plan's jobs; null is normal priority with each step's own retries. */
+  queue: jsonb("queue").$type<PlanQueue>(),
+  /** Where the plan's outcomes are sent; secrets (webhook signing secrets, Slack URLs) sealed with the platform secret key. */
+  notifications: jsonb("notifications").$type<NotificationChannel[]>(),
   /** Mirrors the Temporal Schedule's paused state, so listing plans needs no Temporal call. */
   paused: boolean("paused").notNull().default(false),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
@@ -91,7 +105,28 @@ export const securityEvents = pgTable(
   (t) => [index("security_events_time_idx").on(t.time)],
 );
 
-/** Finished jobs, copied from Temporal when first read, so history outlives Temporal's retention. */
+/** One step of a finished job, read from its Temporal history (api/history.ts). */
+export interface JobStepRecord {
+  /** prepare, snapshot, verify, replicate, retention, record, notify, restore, check, prune (or the activity's name). */
+  name: string;
+  startedAt: string;
+  finishedAt: string;
+  /** From the step's scheduling to its end: waiting for a worker and every retry included. */
+  durationSeconds: number;
+  /** Attempts the step took (1 when it succeeded first time). */
+  attempts: number;
+  outcome: "completed" | "failed" | "timed-out" | "cancelled";
+  error?: string;
+}
+
+/** A line of a job's log, made from its Temporal history when it finished. */
+export interface JobLogLine {
+  time: string;
+  level: "info" | "warn" | "error";
+  message: string;
+}
+
+/** Finished jobs, recorded by the API's job recorder as soon as Temporal shows them closed, so history outlives Temporal's retention. */
 export const jobs = pgTable("jobs", {
   /** The Temporal workflow id. */
   id: text("id").primaryKey(),
@@ -107,6 +142,11 @@ export const jobs = pgTable("jobs", {
   result: jsonb("result"),
   startedAt: timestamp("started_at", { withTimezone: true }).notNull(),
   finishedAt: timestamp("finished_at", { withTimezone: true }),
+  /** Per-step timings and attempts; null for jobs recorded before they were kept. */
+  steps: jsonb("steps").$type<JobStepRecord[]>(),
+  log: jsonb("log").$type<JobLogLine[]>(),
+  /** The most attempts any step took: 1 when nothing was retried. */
+  attempts: integer("attempts"),
 });
 
 /**

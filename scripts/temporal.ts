@@ -171,6 +171,8 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     uiUrl = `http://${ip}:${uiPort}`;
   }
   for (const name of Object.values(SEARCH_ATTRIBUTES)) args.push("--search-attribute", `${name}=Keyword`);
+  // Task priority (a plan's high/normal/low) is served by the priority matcher, which Server 1.29 turns on by this setting.
+  args.push("--dynamic-config-value", "matching.useNewMatcher=true");
 
   log(`starting ${cli} ${args.join(" ")}`);
   const child = spawn(cli, args, { stdio: ["ignore", "pipe", "pipe"] });

@@ -1,57 +1,78 @@
-import { ActivityCancellationType, allHandlersFinished, condition, isCancellation, proxyActivities, type ActivityOptions } from "@temporalio/workflow";
+import { ActivityCancellationType, allHandlersFinished, condition, isCancellation, proxyActivities, workflowInfo, type ActivityOptions } from "@temporalio/workflow";
 import type { CairnActivities } from "../activities/index.js";
-import { hasRetentionRules, PERMANENT_FAILURES, type BackupInput, type BackupResult, type ReplicaRecord } from "./messages.js";
+import { hasRetentionRules, PERMANENT_FAILURES, type BackupInput, type BackupResult, type JobStatus, type NotificationEvent, type NotifyOn, type ReplicaRecord, type StepRetry } from "./messages.js";
 import { ensureSearchAttributes, trackStatus } from "./status.js";
 
 const nonRetryableErrorTypes = Object.values(PERMANENT_FAILURES);
 
-/** Steps that only read or compare: quick, and retried a few times. */
-const quick: ActivityOptions = {
-  startToCloseTimeout: "2 minutes",
-  retry: { initialInterval: "2s", maximumAttempts: 5, nonRetryableErrorTypes },
-};
-
-const { prepareBackup, recordRun } = proxyActivities<CairnActivities>(quick);
-
 /**
- * The snapshot may run for hours. A worker that dies stops heartbeating, so after
- * the heartbeat timeout the next attempt starts elsewhere and resumes from the
- * last checkpoint. A cancellation waits for the activity to stop and clean up.
+ * The steps' activities with their timeouts and retries; a plan's own retry
+ * policy (attempts, first interval, backoff) replaces each step's when given.
  */
-const { snapshotBackup } = proxyActivities<CairnActivities>({
-  startToCloseTimeout: "24 hours",
-  heartbeatTimeout: "30 seconds",
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: "5s", backoffCoefficient: 2, maximumInterval: "5 minutes", maximumAttempts: 10, nonRetryableErrorTypes },
-});
+function stepActivities(plan?: StepRetry) {
+  const retry = (own: ActivityOptions["retry"]): ActivityOptions["retry"] =>
+    plan
+      ? {
+          ...own,
+          ...(plan.maxAttempts !== undefined ? { maximumAttempts: plan.maxAttempts } : {}),
+          // The step's own ceiling may be below the plan's first interval: Temporal's default (100 times the first) applies then.
+          ...(plan.initialIntervalSeconds !== undefined ? { initialInterval: `${plan.initialIntervalSeconds}s`, maximumInterval: undefined } : {}),
+          ...(plan.backoffCoefficient !== undefined ? { backoffCoefficient: plan.backoffCoefficient } : {}),
+        }
+      : own;
+  const proxy = (options: ActivityOptions) => proxyActivities<CairnActivities>({ ...options, retry: retry(options.retry) });
+  /** Steps that only read or compare: quick, and retried a few times. */
+  const quick: ActivityOptions = {
+    startToCloseTimeout: "2 minutes",
+    retry: { initialInterval: "2s", maximumAttempts: 5, nonRetryableErrorTypes },
+  };
 
-const { verifyBackup } = proxyActivities<CairnActivities>({
-  startToCloseTimeout: "6 hours",
-  heartbeatTimeout: "1 minute",
-  retry: { initialInterval: "10s", maximumAttempts: 3, nonRetryableErrorTypes },
-});
+  const { prepareBackup, recordRun } = proxy(quick);
 
-/**
- * A copy to a secondary may send a whole snapshot over a slow link. Each secondary
- * has its own activity and retries, so one that is down delays only itself.
- */
-const { replicateSnapshot } = proxyActivities<CairnActivities>({
-  startToCloseTimeout: "24 hours",
-  heartbeatTimeout: "1 minute",
-  retry: { initialInterval: "30s", backoffCoefficient: 2, maximumInterval: "10 minutes", maximumAttempts: 5, nonRetryableErrorTypes },
-});
+  /**
+   * The snapshot may run for hours. A worker that dies stops heartbeating, so after
+   * the heartbeat timeout the next attempt starts elsewhere and resumes from the
+   * last checkpoint. A cancellation waits for the activity to stop and clean up.
+   */
+  const { snapshotBackup } = proxy({
+    startToCloseTimeout: "24 hours",
+    heartbeatTimeout: "30 seconds",
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: "5s", backoffCoefficient: 2, maximumInterval: "5 minutes", maximumAttempts: 10, nonRetryableErrorTypes },
+  });
 
-/** Retention needs the exclusive lock: other plans' backups may hold the repository for a while. */
-const { applyRetention } = proxyActivities<CairnActivities>({
-  startToCloseTimeout: "6 hours",
-  heartbeatTimeout: "1 minute",
-  retry: { initialInterval: "30s", backoffCoefficient: 2, maximumInterval: "10 minutes", maximumAttempts: 10, nonRetryableErrorTypes },
-});
+  const { verifyBackup } = proxy({
+    startToCloseTimeout: "6 hours",
+    heartbeatTimeout: "1 minute",
+    retry: { initialInterval: "10s", maximumAttempts: 3, nonRetryableErrorTypes },
+  });
 
-const { notify } = proxyActivities<CairnActivities>({
-  startToCloseTimeout: "1 minute",
-  retry: { initialInterval: "5s", maximumAttempts: 4, nonRetryableErrorTypes },
-});
+  /**
+   * A copy to a secondary may send a whole snapshot over a slow link. Each secondary
+   * has its own activity and retries, so one that is down delays only itself.
+   */
+  const { replicateSnapshot } = proxy({
+    startToCloseTimeout: "24 hours",
+    heartbeatTimeout: "1 minute",
+    retry: { initialInterval: "30s", backoffCoefficient: 2, maximumInterval: "10 minutes", maximumAttempts: 5, nonRetryableErrorTypes },
+  });
+
+  /** Retention needs the exclusive lock: other plans' backups may hold the repository for a while. */
+  const { applyRetention } = proxy({
+    startToCloseTimeout: "6 hours",
+    heartbeatTimeout: "1 minute",
+    retry: { initialInterval: "30s", backoffCoefficient: 2, maximumInterval: "10 minutes", maximumAttempts: 10, nonRetryableErrorTypes },
+  });
+
+  const { notify, sendNotification } = proxy({
+    startToCloseTimeout: "1 minute",
+    retry: { initialInterval: "5s", maximumAttempts: 4, nonRetryableErrorTypes },
+  });
+
+  return { prepareBackup, recordRun, snapshotBackup, verifyBackup, replicateSnapshot, applyRetention, notify, sendNotification };
+}
+
+const BUILT_IN = stepActivities();
 
 /**
  * One run of a backup plan: prepare -> snapshot -> verify -> replicate (to each
@@ -59,8 +80,41 @@ const { notify } = proxyActivities<CairnActivities>({
  * counts and ids only; the data stays in the repository.
  */
 export async function backupWorkflow(input: BackupInput): Promise<BackupResult> {
+  const steps = input.retry ? stepActivities(input.retry) : BUILT_IN;
   const status = trackStatus("backup");
   ensureSearchAttributes({ plan: input.planId, source: input.source.type });
+  try {
+    return await runBackup(input, steps, status);
+  } catch (err) {
+    // The plan's failure channels hear of it; the job fails with its own cause whatever they answer.
+    if (!isCancellation(err)) await notifyChannels(steps, input, "failure", { status: "failed", snapshotId: status.snapshotId, error: innermostMessage(err) }).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Sends the event to each channel of the plan that asked for `on`, in parallel; returns why each one that could not be reached failed. */
+async function notifyChannels(steps: typeof BUILT_IN, input: BackupInput, on: NotifyOn, what: Omit<NotificationEvent, "planId" | "planName" | "jobId" | "at">): Promise<string[]> {
+  const channels = (input.notifications ?? []).filter((c) => c.on.includes(on));
+  if (!channels.length) return [];
+  const event: NotificationEvent = { planId: input.planId, planName: input.planName, jobId: workflowInfo().workflowId, at: new Date().toISOString(), ...what };
+  const outcomes = await Promise.allSettled(channels.map((channel) => steps.sendNotification({ channel, event })));
+  const problems: string[] = [];
+  for (const [i, outcome] of outcomes.entries()) {
+    if (outcome.status === "fulfilled") continue;
+    if (isCancellation(outcome.reason)) throw outcome.reason;
+    problems.push(`the ${channels[i].type} notification could not be sent: ${innermostMessage(outcome.reason)}`);
+  }
+  return problems;
+}
+
+function innermostMessage(err: unknown): string {
+  let e = err as Error | undefined;
+  while (e && e.cause instanceof Error) e = e.cause;
+  return e?.message ?? String(err);
+}
+
+async function runBackup(input: BackupInput, steps: typeof BUILT_IN, status: JobStatus): Promise<BackupResult> {
+  const { prepareBackup, recordRun, snapshotBackup, verifyBackup, replicateSnapshot, applyRetention, notify } = steps;
 
   status.phase = "prepare";
   await prepareBackup(input);
@@ -116,6 +170,16 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
     const cause = (err as Error).cause;
     status.warnings.push(`the notification could not be sent: ${cause instanceof Error ? cause.message : (err as Error).message}`);
   }
+  status.warnings.push(
+    ...(await notifyChannels(steps, input, "success", {
+      status: "succeeded",
+      snapshotId: result.snapshotId,
+      filesTotal: result.filesNew + result.filesChanged + result.filesUnmodified,
+      bytesAdded: result.bytesAdded,
+      durationSeconds: result.durationSeconds,
+      warnings: status.warnings.length,
+    })),
+  );
 
   status.phase = "done";
   await condition(allHandlersFinished);

@@ -183,6 +183,41 @@ export interface BackupInput {
   notify?: { webhookUrl?: string };
   /** Repositories that get a copy of each new snapshot; one that cannot be reached makes a warning, not a failed backup. */
   secondaries?: RepositoryTarget[];
+  /** The plan's retry policy for every step, in place of each step's own; absent keeps the built-in ones. */
+  retry?: StepRetry;
+  /** Where the outcome is sent (secrets sealed); each channel is one notify step, retried on its own. */
+  notifications?: NotificationChannel[];
+}
+
+/** A plan's notification channel as the catalog keeps it and workflows carry it: secrets sealed with the platform secret key. */
+export type NotificationChannel =
+  | { type: "webhook"; url: string; sealedSecret?: string; on: NotifyOn[] }
+  | { type: "slack"; sealedUrl: string; host: string; on: NotifyOn[] }
+  | { type: "email"; to: string[]; on: NotifyOn[] };
+
+export type NotifyOn = "success" | "failure";
+
+/** What a notification says: the job's outcome and figures, never a secret. */
+export interface NotificationEvent {
+  status: "succeeded" | "failed";
+  planId: string;
+  planName: string;
+  jobId: string;
+  at: string;
+  snapshotId?: string;
+  /** The innermost cause of a failure. */
+  error?: string;
+  filesTotal?: number;
+  bytesAdded?: number;
+  durationSeconds?: number;
+  warnings?: number;
+}
+
+/** How a plan's steps are retried: attempts in all (1 = never retried), the first wait and how it grows. */
+export interface StepRetry {
+  maxAttempts?: number;
+  initialIntervalSeconds?: number;
+  backoffCoefficient?: number;
 }
 
 export interface ReplicateInput {

@@ -4,7 +4,11 @@ import type { AppDeps } from "../app.js";
 import { scopedPlanIds } from "../access.js";
 import { ApiError } from "../errors.js";
 import { nextCursor, PageQuery, PageTokens } from "../pagination.js";
-import { jobsQuery, listJobs, readJob } from "../jobs.js";
+import { jobs } from "../../db/schema.js";
+import { eq } from "drizzle-orm";
+import { fetchJobHistory } from "../history.js";
+import { jobsQuery, listJobs, readJob, retryJob } from "../jobs.js";
+import { queueView } from "../queue.js";
 import { access, IdParam, json, problems, router } from "../openapi.js";
 import { withTemporal } from "../temporal.js";
 
@@ -28,17 +32,33 @@ const JobSummary = z
     status: Status,
     planId: z.string().optional(),
     snapshotId: z.string().optional(),
-    error: z.string().optional(),
+    error: z.string().optional().openapi({ description: "Why a failed job failed: the innermost cause, as the failing step reported it." }),
+    attempts: z.number().int().optional().openapi({ description: "Finished jobs: the most attempts any step took (1 when nothing was retried)." }),
     startedAt: z.string(),
     finishedAt: z.string().optional(),
   })
   .openapi("JobSummary");
+
+const Step = z
+  .object({
+    name: z.string().openapi({ example: "snapshot" }),
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    durationSeconds: z.number().openapi({ description: "From the step's scheduling to its end: waiting for a worker and retries included." }),
+    attempts: z.number().int(),
+    outcome: z.enum(["completed", "failed", "timed-out", "cancelled"]),
+    error: z.string().optional(),
+  })
+  .openapi("JobStep");
+
+const LogLine = z.object({ time: z.string(), level: z.enum(["info", "warn", "error"]), message: z.string() }).openapi("JobLogLine");
 
 const Job = JobSummary.extend({
   phase: z.string().openapi({ example: "snapshot", description: "queued, prepare, snapshot, verify, replicate, retention, record, notify, restore, check, prune or done." }),
   progress: Progress,
   warnings: z.array(z.string()),
   result: z.unknown().optional().openapi({ description: "The workflow's result once it completed (BackupResult, RestoreResult, ...)." }),
+  steps: z.array(Step).optional().openapi({ description: "Finished jobs: each step with its duration and attempts." }),
 }).openapi("Job");
 
 const JobFilter = z.object({
@@ -72,6 +92,52 @@ const get = createRoute({
   request: { params: IdParam },
   responses: { 200: json(Job, "The job."), ...problems(404) },
 });
+const logs = createRoute({
+  method: "get",
+  path: "/jobs/{id}/logs",
+  operationId: "getJobLogs",
+  summary: "A job's log: each step scheduled, retried, completed or failed, warnings and the outcome (kept in the catalog once the job finished)",
+  tags: ["jobs"],
+  ...access("jobs:read", { resource: "job", in: "param", field: "id" }),
+  request: { params: IdParam },
+  responses: { 200: json(z.object({ id: z.string(), status: Status, lines: z.array(LogLine) }), "The job's log, oldest line first."), ...problems(404) },
+});
+const retry = createRoute({
+  method: "post",
+  path: "/jobs/{id}/retry",
+  operationId: "retryJob",
+  summary: "Run a failed or cancelled job again with the same input (a new job; its memo names the one it retries)",
+  tags: ["jobs"],
+  ...access("jobs:retry", { resource: "job", in: "param", field: "id" }),
+  request: { params: IdParam },
+  responses: { 202: json(z.object({ jobId: z.string(), retryOf: z.string() }), "The new job started."), ...problems(404, 409) },
+});
+const queue = createRoute({
+  method: "get",
+  path: "/queue",
+  operationId: "getQueue",
+  summary: "The job queue: tasks waiting for a worker (per priority), running jobs, and the jobs finished in the window with their mean duration and success rate",
+  tags: ["jobs"],
+  ...access("jobs:read"),
+  request: { query: z.object({ windowHours: z.coerce.number().positive().max(24 * 366).default(24).openapi({ description: "Finished jobs counted over this many hours (default 24)." }) }) },
+  responses: {
+    200: json(
+      z.object({
+        pending: z.number().int().openapi({ description: "Workflow and activity tasks waiting for a worker slot (Temporal's approximate backlog of the cairn task queue; 0 for a scoped token)." }),
+        pendingByPriority: z.object({ high: z.number().int(), normal: z.number().int(), low: z.number().int() }),
+        running: z.number().int(),
+        completed: z.number().int(),
+        failed: z.number().int(),
+        cancelled: z.number().int(),
+        averageDuration: z.number().nullable().openapi({ description: "Mean seconds of the window's completed jobs." }),
+        successRate: z.number().nullable().openapi({ description: "completed / (completed + failed) over the window." }),
+        windowHours: z.number(),
+      }),
+      "The queue now.",
+    ),
+    ...problems(400),
+  },
+});
 const cancel = createRoute({
   method: "post",
   path: "/jobs/{id}/cancel",
@@ -96,6 +162,22 @@ export function jobRoutes(deps: AppDeps) {
       return c.json({ jobs, nextCursor: nextPageToken ? pageTokens.wrap(query, nextPageToken) : null, query }, 200);
     })
     .openapi(get, async (c) => c.json(await readJob(catalog, temporal, c.req.valid("param").id), 200))
+    .openapi(logs, async (c) => {
+      const job = await readJob(catalog, temporal, c.req.valid("param").id);
+      let lines = job.status === "running" ? (await fetchJobHistory(temporal, job.id)).log : undefined;
+      if (!lines) {
+        const [row] = await catalog.select({ log: jobs.log }).from(jobs).where(eq(jobs.id, job.id));
+        // Jobs recorded before logs were kept have none stored; Temporal may still hold their history.
+        lines = row?.log ?? (await fetchJobHistory(temporal, job.id).catch(() => ({ log: [] }))).log;
+      }
+      return c.json({ id: job.id, status: job.status, lines }, 200);
+    })
+    .openapi(retry, async (c) => c.json(await retryJob(catalog, temporal, c.req.valid("param").id), 202))
+    .openapi(queue, async (c) => {
+      const scope = c.get("principal").scope;
+      const owners = scope ? { planIds: await scopedPlanIds(catalog, scope), repositoryIds: scope.repositoryIds ?? [] } : undefined;
+      return c.json(await queueView(catalog, temporal, c.req.valid("query").windowHours, owners), 200);
+    })
     .openapi(cancel, async (c) => {
       const job = await readJob(catalog, temporal, c.req.valid("param").id);
       if (job.status !== "running") throw new ApiError(409, "Job already finished", `job ${job.id} is ${job.status}; there is nothing to cancel`);

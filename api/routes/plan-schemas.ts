@@ -152,6 +152,59 @@ const secondaryRepositoryIds = z
 
 const verifySamplePercent = z.number().min(0).max(100).openapi({ description: "Share of the new snapshot's packs read back after each backup (0-100).", example: 10 });
 
+const Queue = z
+  .strictObject({
+    priority: z.enum(["high", "normal", "low"]).default("normal").openapi({ description: "Waiting work of a high-priority plan is served before normal, normal before low (Temporal task priority)." }),
+    maxAttempts: z.number().int().min(1).max(100).optional().openapi({ description: "Attempts of each step in all (1 = no retry); each step's own policy when absent." }),
+    initialIntervalSeconds: z.number().int().min(1).max(3600).optional().openapi({ description: "Wait before a step's first retry." }),
+    backoffCoefficient: z.number().min(1).max(10).optional().openapi({ description: "How much each wait grows over the one before." }),
+    timeoutMinutes: z.number().int().min(1).max(7 * 24 * 60).optional().openapi({ description: "The job fails as timed out when not finished this long after it started (waiting included)." }),
+  })
+  .openapi("PlanQueue");
+
+const On = z
+  .array(z.enum(["success", "failure"]))
+  .min(1)
+  .max(2)
+  .default(["failure"])
+  .openapi({ description: "Which outcomes are sent (default: failures only)." });
+const httpUrl = (what: string) =>
+  z
+    .string()
+    .max(LIMITS.path)
+    .refine((u) => {
+      try {
+        return ["http:", "https:"].includes(new URL(u).protocol);
+      } catch {
+        return false;
+      }
+    }, `give the ${what} as an http:// or https:// URL`);
+
+/** Where a plan's outcomes are sent. Secrets (a webhook's signing secret, a Slack URL) are stored sealed and never shown again. */
+export const NotificationInput = z
+  .discriminatedUnion("type", [
+    z.strictObject({
+      type: z.literal("webhook"),
+      url: httpUrl("webhook"),
+      secret: z.string().min(16, "use a signing secret of at least 16 characters (openssl rand -hex 32)").max(200).optional().openapi({ description: "Signs each body: header X-Cairn-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">." }),
+      on: On,
+    }),
+    z.strictObject({ type: z.literal("slack"), url: httpUrl("Slack incoming webhook").openapi({ description: "The incoming-webhook URL (a secret: stored sealed, shown only by host)." }), on: On }),
+    z.strictObject({ type: z.literal("email"), to: z.array(z.email("give each recipient as an email address").max(254)).min(1).max(10), on: On }),
+  ])
+  .openapi("NotificationInput");
+
+const Notification = z
+  .object({
+    type: z.enum(["webhook", "slack", "email"]),
+    on: z.array(z.enum(["success", "failure"])),
+    url: z.string().optional().openapi({ description: "Webhooks only." }),
+    signed: z.boolean().optional().openapi({ description: "Webhooks: whether bodies are signed." }),
+    host: z.string().optional().openapi({ description: "Slack: the webhook's host (the URL itself is a secret)." }),
+    to: z.array(z.string()).optional(),
+  })
+  .openapi("Notification");
+
 export const PlanInput = z
   .strictObject({
     name: z.string().trim().min(1).max(100).openapi({ example: "www" }),
@@ -161,6 +214,8 @@ export const PlanInput = z
     retention: Retention.optional(),
     verifySamplePercent: verifySamplePercent.optional(),
     secondaryRepositoryIds: secondaryRepositoryIds.optional(),
+    queue: Queue.optional(),
+    notifications: z.array(NotificationInput).max(5).optional(),
   })
   .openapi("PlanInput");
 
@@ -173,6 +228,8 @@ export const PlanPatch = z
     retention: Retention.nullable().optional().openapi({ description: "null removes the retention policy." }),
     verifySamplePercent: verifySamplePercent.nullable().optional(),
     secondaryRepositoryIds: secondaryRepositoryIds.optional().openapi({ description: "Replaces the list; [] removes every secondary." }),
+    queue: Queue.nullable().optional().openapi({ description: "null returns to normal priority and each step's own retries." }),
+    notifications: z.array(NotificationInput).max(5).optional().openapi({ description: "Replaces the list (secrets must be given again); [] sends nothing." }),
   })
   .openapi("PlanPatch");
 
@@ -186,6 +243,8 @@ export const Plan = z
     retention: Retention.nullable(),
     verifySamplePercent: z.number().nullable(),
     secondaryRepositoryIds: z.array(z.string()),
+    queue: Queue.nullable(),
+    notifications: z.array(Notification),
     paused: z.boolean(),
     scheduleId: z.string().nullable().openapi({ description: "The Temporal Schedule id, when the plan has a schedule." }),
     createdAt: z.string(),

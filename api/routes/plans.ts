@@ -16,6 +16,7 @@ import { backupStart, scheduleId, syncSchedule, type PlanRow, type RepositoryRow
 import { idTime, withTemporal } from "../temporal.js";
 import { answered } from "../worker-requests.js";
 import { findRepository } from "./repositories.js";
+import { sealNotifications, showNotifications } from "../notifications.js";
 import { Plan, PlanInput, PlanPatch, type SourceInput } from "./plan-schemas.js";
 
 const JobStarted = z.object({ jobId: z.string().openapi({ description: "Follow it with GET /v1/jobs/{jobId}." }) }).openapi("JobStarted");
@@ -78,6 +79,8 @@ function view(p: PlanRow) {
     retention: p.retention,
     verifySamplePercent: p.verifySamplePercent,
     secondaryRepositoryIds: p.secondaryRepositoryIds,
+    queue: p.queue,
+    notifications: showNotifications(p.notifications),
     paused: p.paused,
     scheduleId: p.schedule ? scheduleId(p.id) : null,
     createdAt: p.createdAt.toISOString(),
@@ -155,6 +158,8 @@ export function planRoutes(deps: AppDeps) {
           retention: input.retention ?? null,
           verifySamplePercent: input.verifySamplePercent ?? null,
           secondaryRepositoryIds: secondaries.map((r) => r.id),
+          queue: input.queue ?? null,
+          notifications: input.notifications ? sealNotifications(deps.secretBox, input.notifications) : null,
         })
         .returning()
         .catch((err) => Promise.reject(isUniqueViolation(err) ? nameTaken(input.name) : err));
@@ -188,7 +193,7 @@ export function planRoutes(deps: AppDeps) {
       const source = change.source ? await allowSource(change.source, before.source) : undefined;
       const [after] = await catalog
         .update(plans)
-        .set({ ...change, ...(source ? { source } : {}), updatedAt: new Date() })
+        .set({ ...change, ...(source ? { source } : {}), notifications: change.notifications ? sealNotifications(deps.secretBox, change.notifications) : undefined, updatedAt: new Date() })
         .where(eq(plans.id, before.id))
         .returning()
         .catch((err) => Promise.reject(isUniqueViolation(err) && change.name ? nameTaken(change.name) : err));

@@ -1,0 +1,105 @@
+/**
+ * The analytics' input gathered from the catalog: a plan's finished jobs (its
+ * backups, the restores from its repository), its repository's usage after each
+ * backup, and its destinations' health as its last runs showed it. The analytics
+ * themselves are the pure functions of analytics/.
+ */
+import { eq, inArray, or } from "drizzle-orm";
+import { analyzeOverall, analyzePlan, type OverallAnalytics, type PlanAnalytics } from "../analytics/plan.js";
+import { jobRecordFromRow } from "../analytics/records.js";
+import type { DestinationHealth, JobRecord, UsageSample } from "../analytics/types.js";
+import type { Catalog } from "../db/client.js";
+import { jobs, plans, repositories, type TokenScope } from "../db/schema.js";
+import type { BackupResult } from "../workflows/messages.js";
+import { jobOwner, plansInScope } from "./access.js";
+
+type PlanRow = typeof plans.$inferSelect;
+type JobRow = typeof jobs.$inferSelect;
+
+/** The recovery point objective when the request names none: a daily backup, with two hours to finish. */
+export const DEFAULT_RPO_SECONDS = 26 * 3600;
+
+export interface AnalyticsOptions {
+  now?: Date;
+  rpoSeconds?: number;
+  /** Data size to estimate a backup's duration for (the last backup's size otherwise). */
+  estimateBytes?: number;
+}
+
+/** Everything analytics/ says about the plans a token sees, and about each of them. */
+export async function gatherAnalytics(catalog: Catalog, scope: TokenScope | undefined, options: AnalyticsOptions = {}): Promise<{ overall: OverallAnalytics; plans: PlanAnalytics[] }> {
+  const now = options.now ?? new Date();
+  const planRows = await catalog.select().from(plans).where(scope ? plansInScope(scope) : undefined);
+  const data = await catalogData(catalog, planRows);
+  const perPlan = planRows.map((plan) => analyzePlan(planInput(plan, data, now, options)));
+  const backups = data.records.filter((r) => r.kind === "backup" && planRows.some((p) => p.id === r.planId));
+  return { overall: analyzeOverall(now, backups, perPlan), plans: perPlan };
+}
+
+export async function planAnalytics(catalog: Catalog, plan: PlanRow, options: AnalyticsOptions = {}): Promise<PlanAnalytics> {
+  const now = options.now ?? new Date();
+  return analyzePlan(planInput(plan, await catalogData(catalog, [plan]), now, options));
+}
+
+interface CatalogData {
+  rows: JobRow[];
+  records: JobRecord[];
+  repositoryNames: Map<string, string>;
+  /** Plan id -> the repository it backs up into, for every plan writing into the repositories at hand. */
+  planRepositories: Map<string, string>;
+}
+
+async function catalogData(catalog: Catalog, planRows: PlanRow[]): Promise<CatalogData> {
+  const repositoryIds = [...new Set(planRows.flatMap((p) => [p.repositoryId, ...p.secondaryRepositoryIds]))];
+  const repos = repositoryIds.length ? await catalog.select({ id: repositories.id, name: repositories.name }).from(repositories).where(inArray(repositories.id, repositoryIds)) : [];
+  // Backups of every plan writing into these repositories (their usage figures), and the restores from them.
+  const writers = repositoryIds.length ? await catalog.select({ id: plans.id, repositoryId: plans.repositoryId }).from(plans).where(inArray(plans.repositoryId, repositoryIds)) : [];
+  const planIds = writers.map((p) => p.id);
+  const rows = (await catalog.select().from(jobs).where(or(eq(jobs.kind, "restore"), inArray(jobs.planId, planIds.length ? planIds : [""])))).filter((row) => (row.planId && planIds.includes(row.planId)) || (row.kind === "restore" && repositoryIds.includes(jobOwner(row.id)?.id ?? "")));
+  const records = rows.map(jobRecordFromRow).filter((r): r is JobRecord => r !== undefined);
+  return { rows, records, repositoryNames: new Map(repos.map((r) => [r.id, r.name])), planRepositories: new Map(writers.map((w) => [w.id, w.repositoryId])) };
+}
+
+function planInput(plan: PlanRow, data: CatalogData, now: Date, options: AnalyticsOptions) {
+  const own = data.rows.filter((row) => row.planId === plan.id).sort((a, b) => (a.finishedAt?.getTime() ?? 0) - (b.finishedAt?.getTime() ?? 0));
+  const jobIds = new Set([...own.map((r) => r.id), ...data.rows.filter((r) => r.kind === "restore" && jobOwner(r.id)?.id === plan.repositoryId).map((r) => r.id)]);
+  // The repository's size after each successful backup into it, whichever plan made it.
+  const usage: UsageSample[] = data.rows
+    .filter((r) => r.kind === "backup" && r.status === "completed" && r.finishedAt && (r.result as BackupResult | null)?.repositoryStats && planRepository(data, r) === plan.repositoryId)
+    .map((r) => ({ at: r.finishedAt!, bytes: (r.result as BackupResult).repositoryStats!.packBytes }));
+  return {
+    now,
+    plan: { id: plan.id, name: plan.name, rpoSeconds: options.rpoSeconds ?? DEFAULT_RPO_SECONDS },
+    jobs: data.records.filter((r) => jobIds.has(r.id)),
+    usage,
+    destinations: destinations(plan, own, data.repositoryNames),
+    estimateBytes: options.estimateBytes,
+  };
+}
+
+/** The repository a backup row wrote into: its plan's, as the catalog says now. */
+function planRepository(data: CatalogData, row: JobRow): string | undefined {
+  return data.planRepositories.get(row.planId ?? "");
+}
+
+/**
+ * The plan's destinations as its last finished backup left them: the primary
+ * fails when that backup failed; a secondary fails when that backup could not copy to it.
+ */
+function destinations(plan: PlanRow, own: JobRow[], names: Map<string, string>): DestinationHealth[] {
+  const last = own.filter((r) => r.kind === "backup" && r.status !== "cancelled" && r.status !== "running").at(-1);
+  const warnings = ((last?.result as BackupResult | null)?.warnings ?? []).join("\n");
+  return [
+    {
+      repositoryId: plan.repositoryId,
+      name: names.get(plan.repositoryId) ?? plan.repositoryId,
+      primary: true,
+      healthy: last?.status !== "failed",
+      ...(last?.status === "failed" ? { detail: `the last backup failed: ${last.error ?? "no reason recorded"}` } : {}),
+    },
+    ...plan.secondaryRepositoryIds.map((id) => {
+      const failed = warnings.includes(`secondary repository ${id}:`);
+      return { repositoryId: id, name: names.get(id) ?? id, primary: false, healthy: !failed, ...(failed ? { detail: "the last backup could not copy its snapshot to it" } : {}) };
+    }),
+  ];
+}

@@ -1,0 +1,124 @@
+import * as path from "node:path";
+import { Client, Connection } from "@temporalio/client";
+import { DefaultLogger, Runtime, type WorkflowBundle } from "@temporalio/worker";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startApiServer, type ApiServer } from "../api/server.js";
+import { startDevServer, type DevServer } from "../scripts/temporal.js";
+import { createCairnWorker, type CairnWorker } from "../worker.js";
+import { apiClient } from "./api-client.js";
+import { PASSWORD, tempDir } from "./helpers.js";
+import { testPolicy } from "./policy-fixtures.js";
+import { bundle } from "./temporal/helpers.js";
+import { makeOddTree } from "./tree-fixtures.js";
+
+interface Queue {
+  pending: number;
+  pendingByPriority: { high: number; normal: number; low: number };
+  running: number;
+  completed: number;
+  failed: number;
+  averageDuration: number | null;
+  successRate: number | null;
+}
+
+/**
+ * The job queue on Temporal's task priority (dev server with the priority
+ * matcher): jobs wait in the task queue while no worker polls, GET /v1/queue
+ * counts them per priority, and a worker with one activity slot serves the
+ * high-priority job before low ones that were queued earlier.
+ */
+describe("job queue (Temporal dev server + worker + API)", () => {
+  const tmp = tempDir("cairn-queue-e2e-");
+  const dataDir = path.join(tmp.dir, "data");
+  const src = path.join(tmp.dir, "src");
+  let temporal: DevServer;
+  let workflows: WorkflowBundle;
+  let worker: CairnWorker | undefined;
+  let workerRun: Promise<void> | undefined;
+  let api: ApiServer;
+  let client: ReturnType<typeof apiClient>;
+  let connection: Connection;
+
+  const startWorker = async (slots: number) => {
+    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: slots, workflowBundle: workflows });
+    workerRun = worker.run();
+  };
+  const stopWorker = async () => {
+    worker?.shutdown();
+    await workerRun;
+    worker = undefined;
+  };
+
+  beforeAll(async () => {
+    Runtime.install({ logger: new DefaultLogger("WARN") });
+    makeOddTree(src);
+    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
+    workflows = await bundle();
+    await startWorker(2);
+    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, historyIntervalMs: 300 });
+    client = apiClient(api);
+    connection = await Connection.connect({ address: temporal.address });
+  }, 600_000);
+
+  afterAll(async () => {
+    await api?.close();
+    await stopWorker();
+    await connection?.close();
+    await temporal?.stop();
+    tmp.cleanup();
+  }, 600_000);
+
+  it("serves a high-priority job before low-priority ones queued earlier, and counts the waiting work per priority", async () => {
+    const { id: repositoryId } = await client.ok<{ id: string }>("POST", "/v1/repositories", { name: "main", url: path.join(tmp.dir, "repo"), password: PASSWORD });
+    const plan = async (name: string, priority: string) =>
+      (await client.ok<{ id: string }>("POST", "/v1/plans", { name, repositoryId, source: { type: "files", paths: [src] }, queue: { priority, maxAttempts: 3, initialIntervalSeconds: 2, timeoutMinutes: 60 } })).id;
+    const low = await plan("low", "low");
+    const high = await plan("high", "high");
+    expect((await client.ok<{ queue: unknown }>("GET", `/v1/plans/${high}`)).queue).toEqual({ priority: "high", maxAttempts: 3, initialIntervalSeconds: 2, timeoutMinutes: 60 });
+
+    await stopWorker();
+    const lows: string[] = [];
+    for (let i = 0; i < 3; i++) lows.push((await client.ok<{ jobId: string }>("POST", `/v1/plans/${low}/run`)).jobId);
+    const highJob = (await client.ok<{ jobId: string }>("POST", `/v1/plans/${high}/run`)).jobId;
+
+    // Nobody polls: each job's first workflow task waits in the task queue, at its priority.
+    let queue: Queue | undefined;
+    for (let i = 0; i < 150; i++) {
+      queue = await client.ok<Queue>("GET", "/v1/queue");
+      if (queue.pendingByPriority.high === 1 && queue.pendingByPriority.low === 3) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(queue).toMatchObject({ pending: 4, pendingByPriority: { high: 1, normal: 0, low: 3 }, running: 4 });
+
+    // One activity slot: every step of every job waits its turn, and the high job's steps go first.
+    await startWorker(1);
+    const finished = new Map<string, number>();
+    for (const id of [...lows, highJob]) {
+      const job = await client.pollJob(id, (j) => j.status !== "running");
+      expect(job.status, JSON.stringify(job)).toBe("completed");
+      finished.set(id, Date.parse((job as unknown as { finishedAt: string }).finishedAt));
+    }
+    for (const id of lows) expect(finished.get(highJob)!, `high ${highJob} finished before low ${id}`).toBeLessThan(finished.get(id)!);
+
+    // The plan's retry policy and timeout reached Temporal.
+    const history = await new Client({ connection }).workflow.getHandle(highJob).fetchHistory();
+    const started = history.events![0].workflowExecutionStartedEventAttributes!;
+    expect(started.priority?.priorityKey).toBe(1);
+    expect(Number(started.workflowExecutionTimeout?.seconds)).toBe(3600);
+    const scheduled = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.retryPolicy!);
+    expect(scheduled.length).toBeGreaterThanOrEqual(4);
+    for (const retry of scheduled) {
+      expect(retry.maximumAttempts).toBe(3);
+      expect(Number(retry.initialInterval?.seconds)).toBe(2);
+    }
+
+    let after: Queue | undefined;
+    for (let i = 0; i < 150; i++) {
+      after = await client.ok<Queue>("GET", "/v1/queue");
+      if (after.completed === 4 && after.running === 0) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(after).toMatchObject({ pending: 0, running: 0, completed: 4, failed: 0, successRate: 1 });
+    expect(after!.averageDuration).toBeGreaterThan(0);
+  });
+});
