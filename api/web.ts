@@ -41,6 +41,9 @@ export function defaultWebDir(): string {
  * the files found in the build at start are served, looked up by name in a table,
  * so no request path ever reaches the file system.
  */
+/** The dashboard's static shell: public, read-only, not part of the API (so not in /openapi.json). */
+export const WEB_SHELL_PATHS = ["/", "/assets/:name"] as const;
+
 export function webRoutes(webDir: string) {
   const files = new Map<string, { body: Uint8Array; type: string }>();
   const index = path.join(webDir, "index.html");
@@ -55,7 +58,7 @@ export function webRoutes(webDir: string) {
   }
 
   const app = new Hono();
-  app.on(["GET", "HEAD"], ["/", "/assets/:name"], (c) => {
+  app.on(["GET", "HEAD"], [...WEB_SHELL_PATHS], (c) => {
     const file = files.get(c.req.path);
     if (!file) {
       if (c.req.path === "/") {
