@@ -8,6 +8,7 @@ import { maintenanceActivities } from "./maintenance.js";
 import { notifyActivities } from "./notify.js";
 import { replicationActivities } from "./replicate.js";
 import { requestActivities } from "./requests.js";
+import { logicalRestoreActivities } from "./postgres.js";
 import { recoveryActivities } from "./recovery.js";
 import { restoreActivities } from "./restore.js";
 import type { ActivityDeps } from "./repository.js";
@@ -17,7 +18,7 @@ export type { NotifyInput, NotifyResult, PrepareResult, RecordResult, RetentionI
 
 /** Every activity a Cairn worker registers, bound to the worker's secret box and execution policy. */
 export function createActivities(deps: ActivityDeps) {
-  return { ...backupActivities(deps), ...maintenanceActivities(deps), ...notifyActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...recoveryActivities(deps) };
+  return { ...backupActivities(deps), ...maintenanceActivities(deps), ...notifyActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...recoveryActivities(deps), ...logicalRestoreActivities(deps) };
 }
 
 export type CairnActivities = ReturnType<typeof createActivities>;

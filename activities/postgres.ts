@@ -7,10 +7,11 @@ import type { Repository } from "../engine/repository.js";
 import { addressRefusal } from "../policy/destinations.js";
 import { takeBaseBackup } from "../sources/postgres/basebackup.js";
 import { connectionEnv, parseConnectionUrl, pinnedUrl } from "../sources/postgres/connection.js";
-import { takeLogicalDump } from "../sources/postgres/logical.js";
+import { logicalDumps, restoreLogical, takeLogicalDump } from "../sources/postgres/logical.js";
+import { loadSnapshots, planHost } from "../engine/snapshot.js";
 import { query } from "../sources/postgres/tools.js";
-import { PERMANENT_FAILURES, type PostgresSource } from "../workflows/messages.js";
-import { policyFailure, type ActivityDeps } from "./repository.js";
+import { PERMANENT_FAILURES, type LogicalRestoreInput, type LogicalRestoreJobResult, type PostgresSource } from "../workflows/messages.js";
+import { policyFailure, withLockedRepository, type ActivityDeps } from "./repository.js";
 import { IntegrityError } from "../engine/crypto.js";
 
 /** A plan's database connection on this worker: the URL pinned to the address the policy allowed, the password in the environment. */
@@ -103,4 +104,35 @@ export async function snapshotPostgres(repo: Repository, source: PostgresSource,
   } catch (err) {
     throw postgresFailure(err, planName);
   }
+}
+
+/** The activity of a logical plan's restore: one of its dumps, one database, into the plan's server. */
+export function logicalRestoreActivities(deps: ActivityDeps) {
+  return {
+    /**
+     * Restores a database of one of the plan's dumps: whole into a database that does
+     * not exist yet, or chosen tables into an existing one; nothing is dropped unless
+     * `clean`. An object that exists fails the restore without retry.
+     */
+    async restoreLogicalDump(input: LogicalRestoreInput): Promise<LogicalRestoreJobResult> {
+      const conn = await openConnection(input.source, deps);
+      return withLockedRepository(input.repository, deps, { exclusive: false, operation: `logical restore of plan ${input.planName}` }, async (repo) => {
+        const dumps = logicalDumps(await loadSnapshots(repo)).filter((d) => d.host === planHost(input.planId));
+        const matching = input.snapshotRef === "latest" ? dumps.slice(-1) : dumps.filter((d) => d.id.startsWith(input.snapshotRef));
+        if (matching.length !== 1) {
+          throw ApplicationFailure.nonRetryable(
+            matching.length ? `${matching.length} dumps of plan ${input.planName} start with ${input.snapshotRef}; give more characters` : `plan ${input.planName} has no dump ${input.snapshotRef}; list them with GET /v1/snapshots`,
+            PERMANENT_FAILURES.invalidRequest,
+          );
+        }
+        try {
+          const r = await restoreLogical(repo, matching[0], { url: conn.url, env: conn.env, database: input.database, into: input.into, tables: input.tables, clean: input.clean });
+          return { snapshotId: matching[0].id, database: r.database, into: r.into, created: r.created, items: r.items.length };
+        } catch (err) {
+          if (err instanceof CairnError) throw ApplicationFailure.nonRetryable(err.message, PERMANENT_FAILURES.invalidRequest);
+          throw err;
+        }
+      });
+    },
+  };
 }

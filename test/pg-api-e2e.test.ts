@@ -106,6 +106,18 @@ describe("PostgreSQL plans through the API (Temporal dev server + worker + initd
     // The dump is a real one: the CLI restores it into a new database with every row.
     await cairnPgOk(["-r", repo, "--password-file", passwordFile, "pg", "restore-logical", job.snapshotId!, "--url", pg.url, "--database", "shop", "--into", "shop_copy"]);
     expect(await pg.sql("SELECT count(*), sum(id) FROM items", "shop_copy")).toBe("1000|500500");
+
+    // The same through the API: a new database, then refused into one that exists (nothing dropped without clean).
+    const restore = await ok<{ jobId: string }>("POST", "/v1/restores/logical", { planId, snapshotId: "latest", database: "shop", into: "shop_api" });
+    const restored = await pollJob(restore.jobId, (j) => j.status !== "running");
+    expect(restored, JSON.stringify(restored) + workerLog).toMatchObject({ kind: "restore", status: "completed", result: { database: "shop", into: "shop_api", created: true } });
+    expect(await pg.sql("SELECT count(*), sum(id) FROM items", "shop_api")).toBe("1000|500500");
+    await pg.sql("DELETE FROM items WHERE id > 10", "shop_api");
+    const again = await ok<{ jobId: string }>("POST", "/v1/restores/logical", { planId, snapshotId: "latest", database: "shop", into: "shop_api" });
+    const refused = await pollJob(again.jobId, (j) => j.status !== "running");
+    expect(refused.status).toBe("failed");
+    expect(refused.error).toContain('database "shop_api" exists');
+    expect(await pg.sql("SELECT count(*) FROM items", "shop_api")).toBe("10");
   });
 
   it("fails a run with a wrong database password at once, saying what to check", async () => {

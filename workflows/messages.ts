@@ -517,3 +517,30 @@ export interface RecoveryWindow {
   earliest?: { time: string; lsn: string; snapshotId: string };
   latest?: { time?: string; lsn: string; timeline: number };
 }
+
+/** The workflow type of a logical plan's restore (a job of kind restore). */
+export const LOGICAL_RESTORE_WORKFLOW = "logicalRestoreWorkflow";
+
+export interface LogicalRestoreInput {
+  planId: string;
+  planName: string;
+  repository: RepositoryTarget;
+  /** The plan's server: the dump is restored into it, with the plan's user and sealed password. */
+  source: PostgresSource;
+  /** "latest" or an id prefix of one of the plan's dumps. */
+  snapshotRef: string;
+  database: string;
+  /** The database to restore into (default: the dumped one's name). */
+  into?: string;
+  tables?: string[];
+  clean?: boolean;
+}
+
+export interface LogicalRestoreJobResult {
+  snapshotId: string;
+  database: string;
+  into: string;
+  created: boolean;
+  /** Entries of the dump's table of contents restored. */
+  items: number;
+}

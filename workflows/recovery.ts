@@ -1,6 +1,6 @@
 import { allHandlersFinished, CancellationScope, condition, isCancellation, proxyActivities } from "@temporalio/workflow";
 import type { CairnActivities } from "../activities/index.js";
-import { PERMANENT_FAILURES, type RecoveryInput, type RecoveryResult, type RecoveryWindow, type RecoveryWindowInput, type Answer } from "./messages.js";
+import { PERMANENT_FAILURES, type LogicalRestoreInput, type LogicalRestoreJobResult, type RecoveryInput, type RecoveryResult, type RecoveryWindow, type RecoveryWindowInput, type Answer } from "./messages.js";
 import { ensureSearchAttributes, trackStatus } from "./status.js";
 
 const nonRetryableErrorTypes = Object.values(PERMANENT_FAILURES);
@@ -92,4 +92,21 @@ const { recoveryWindow } = proxyActivities<CairnActivities>({ startToCloseTimeou
 /** The API's request for a plan's recovery window (it never opens a repository itself). */
 export async function recoveryWindowWorkflow(input: RecoveryWindowInput): Promise<Answer<RecoveryWindow>> {
   return recoveryWindow(input);
+}
+
+const { restoreLogicalDump } = proxyActivities<CairnActivities>({
+  startToCloseTimeout: "12 hours",
+  retry: { initialInterval: "10s", maximumAttempts: 3, nonRetryableErrorTypes },
+});
+
+/** A logical plan's restore: one database of one dump (whole into a new database, or chosen tables), a job of kind restore. */
+export async function logicalRestoreWorkflow(input: LogicalRestoreInput): Promise<LogicalRestoreJobResult> {
+  const status = trackStatus("restore");
+  ensureSearchAttributes({ plan: input.planId, source: "postgres" });
+  status.phase = "restore";
+  const result = await restoreLogicalDump(input);
+  status.snapshotId = result.snapshotId;
+  status.phase = "done";
+  await condition(allHandlersFinished);
+  return result;
 }

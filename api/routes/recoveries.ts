@@ -3,7 +3,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { plans, type PlanSource } from "../../db/schema.js";
 import { pathRefusal } from "../../policy/paths.js";
-import { SAFE_DATA_DIR, TASK_QUEUE, WORKFLOW_TYPES, type PostgresSource, type RecoveryInput, type RecoveryTargetSpec } from "../../workflows/messages.js";
+import { LOGICAL_RESTORE_WORKFLOW, SAFE_DATA_DIR, TASK_QUEUE, WORKFLOW_TYPES, type LogicalRestoreInput, type PostgresSource, type RecoveryInput, type RecoveryTargetSpec } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
 import { ApiError } from "../errors.js";
 import { LIMITS } from "../limits.js";
@@ -53,6 +53,33 @@ const Window = z
   .openapi("RecoveryWindow");
 
 const thisPlan = { resource: "plan", in: "param", field: "id" } as const;
+
+const pgName = z.string().min(1).max(63);
+const LogicalRestoreRequest = z
+  .strictObject({
+    planId: z.string().min(1).max(LIMITS.id),
+    snapshotId: z
+      .string()
+      .max(64)
+      .regex(/^(latest|[0-9a-f]{4,64})$/, 'give "latest" or at least 4 hex characters of one of the plan\'s dump snapshots')
+      .openapi({ example: "latest" }),
+    database: pgName.openapi({ description: "The dumped database to restore." }),
+    into: pgName.optional().openapi({ description: "The database to restore into, on the plan's server (default: the dumped one's name). Without tables it must not exist yet: it is created." }),
+    tables: z.array(z.string().min(1).max(200)).max(100).optional().openapi({ description: "Only these tables (name or schema.name), with their data, constraints, indexes and owned sequences, into the existing database." }),
+    clean: z.boolean().optional().openapi({ description: "Drop the dump's objects before recreating them; without it nothing is dropped and an object that exists fails the restore." }),
+  })
+  .openapi("LogicalRestoreRequest");
+
+const logicalRestore = createRoute({
+  method: "post",
+  path: "/restores/logical",
+  operationId: "createLogicalRestore",
+  summary: "Restore a database of a logical PostgreSQL plan's dump into the plan's server (a new database, or chosen tables)",
+  tags: ["restores"],
+  ...access("restores:create", { resource: "plan", in: "body", field: "planId" }),
+  request: { body: jsonBody(LogicalRestoreRequest) },
+  responses: { 202: json(z.object({ jobId: z.string() }), "The restore job started; follow it with GET /v1/jobs/{jobId}."), ...problems(400, 403, 404, 409, 415, 503) },
+});
 
 const start = createRoute({
   method: "post",
@@ -116,6 +143,31 @@ export function recoveryRoutes(deps: AppDeps) {
       const jobId = `recovery-${plan.id}-${idTime()}`;
       await withTemporal(deps.temporal, () =>
         deps.temporal.workflow.start(WORKFLOW_TYPES.recovery, { workflowId: jobId, taskQueue: TASK_QUEUE, args: [input], typedSearchAttributes: searchAttributes("recovery", plan.id, "postgres") }),
+      );
+      return c.json({ jobId }, 202);
+    })
+    .openapi(logicalRestore, async (c) => {
+      const body = c.req.valid("json");
+      const plan = await findPlan(body.planId, "planId");
+      const source: PlanSource = plan.source;
+      if (source.type !== "postgres" || source.mode !== "logical") {
+        throw new ApiError(409, "Not a logical PostgreSQL plan", `plan ${plan.id} does not take logical dumps; restore files with POST /v1/restores, or recover a physical plan with POST /v1/recoveries`);
+      }
+      const repo = await findRepository(deps, plan.repositoryId);
+      const input: LogicalRestoreInput = {
+        planId: plan.id,
+        planName: plan.name,
+        repository: repositoryTarget(repo),
+        source,
+        snapshotRef: body.snapshotId,
+        database: body.database,
+        ...(body.into ? { into: body.into } : {}),
+        ...(body.tables?.length ? { tables: body.tables } : {}),
+        ...(body.clean ? { clean: true } : {}),
+      };
+      const jobId = `restore-${repo.id}-${idTime()}`;
+      await withTemporal(deps.temporal, () =>
+        deps.temporal.workflow.start(LOGICAL_RESTORE_WORKFLOW, { workflowId: jobId, taskQueue: TASK_QUEUE, args: [input], typedSearchAttributes: searchAttributes("restore", plan.id, "postgres") }),
       );
       return c.json({ jobId }, 202);
     })

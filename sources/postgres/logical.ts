@@ -108,6 +108,8 @@ export interface LogicalRestoreOptions {
   clean?: boolean;
   preview?: boolean;
   jobs?: number;
+  /** Environment of the PostgreSQL programs (PGPASSWORD); the process's own by default. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface LogicalRestoreResult {
@@ -139,21 +141,21 @@ export async function restoreLogical(repo: Repository, snapshot: SnapshotEntry &
     }
     const dir = path.join(work, "dump");
     await new Restorer(repo, { target: dir }).restore(treeId);
-    const toc = (await runTool("pg_restore", ["-l", dir])).split("\n").filter((l) => l && !l.startsWith(";"));
+    const toc = (await runTool("pg_restore", ["-l", dir], o.env)).split("\n").filter((l) => l && !l.startsWith(";"));
     let items = toc;
     if (o.tables?.length) {
-      const schemaSql = await runTool("pg_restore", ["--schema-only", "-f", "-", dir]);
+      const schemaSql = await runTool("pg_restore", ["--schema-only", "-f", "-", dir], o.env);
       const missing = o.tables.filter((t) => !toc.some((l) => tableItem(l, [t], "")));
       if (missing.length) throw new CairnError(`the dump of "${o.database}" has no table ${missing.join(", ")}; list its contents with --preview`);
       items = toc.filter((l) => tableItem(l, o.tables!, schemaSql));
     }
     if (o.preview) return { database: o.database, into, created: false, items };
-    const exists = (await query(o.url, `SELECT 1 FROM pg_database WHERE datname = '${into.replace(/'/g, "''")}'`)).length > 0;
+    const exists = (await query(o.url, `SELECT 1 FROM pg_database WHERE datname = '${into.replace(/'/g, "''")}'`, o.env)).length > 0;
     let created = false;
     if (!o.tables?.length) {
       if (exists && !o.clean) throw new CairnError(`database "${into}" exists; restore into a new one with --into NAME, or add --clean to drop and recreate the objects of the dump in it`);
       if (!exists) {
-        await query(o.url, `CREATE DATABASE "${into.replace(/"/g, '""')}"`);
+        await query(o.url, `CREATE DATABASE "${into.replace(/"/g, '""')}"`, o.env);
         created = true;
       }
     } else if (!exists) throw new CairnError(`database "${into}" does not exist; tables are restored into an existing database (restore the whole database with no --table to create it)`);
@@ -165,7 +167,7 @@ export async function restoreLogical(repo: Repository, snapshot: SnapshotEntry &
       args.push("-L", list);
     } else args.push("-j", String(o.jobs ?? 2));
     try {
-      await runTool("pg_restore", [...args, dir]);
+      await runTool("pg_restore", [...args, dir], o.env);
     } catch (err) {
       if (/already exists/.test((err as Error).message)) {
         throw new CairnError(`${(err as Error).message}\nan object of the dump already exists in "${into}" and nothing is dropped without --clean; add --clean to replace it, or restore into a new database with --into NAME`);
