@@ -1,3 +1,4 @@
+import { request as httpRequest } from "node:http";
 import type { ApiServer } from "../api/server.js";
 
 /** A job as GET /v1/jobs/{id} answers. */
@@ -16,17 +17,30 @@ export interface Job {
 /** Calls a running API over HTTP with a token (its generated admin token by default), as a user's script would. */
 export function apiClient(api: Pick<ApiServer, "url" | "token">, token = api.token) {
   async function call<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
-    const send = () =>
-      fetch(api.url + url, {
-        method,
-        headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    // A kept-alive connection the server closed just as it was reused fails before any answer
-    // (an event loop busy with a restore in this process makes the race likely); a GET is sent again.
-    const res = await send().catch((err: Error & { cause?: { code?: string } }) => (method === "GET" && err.cause?.code === "ECONNRESET" ? send() : Promise.reject(err)));
-    const text = await res.text();
-    const isJson = /json/.test(res.headers.get("content-type") ?? "");
+    // One connection per request (agent: false sends Connection: close): a kept-alive
+    // connection the server closes just as it is reused fails before any answer, which an
+    // event loop busy with a restore in this process made likely, and a POST cannot be resent.
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const res = await new Promise<{ status: number; type: string; text: string }>((resolve, reject) => {
+      const req = httpRequest(
+        api.url + url,
+        {
+          method,
+          agent: false,
+          headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(payload ? { "Content-Type": "application/json", "Content-Length": payload.length } : {}) },
+        },
+        (answer) => {
+          const chunks: Buffer[] = [];
+          answer.on("data", (c: Buffer) => chunks.push(c));
+          answer.on("end", () => resolve({ status: answer.statusCode ?? 0, type: String(answer.headers["content-type"] ?? ""), text: Buffer.concat(chunks).toString("utf8") }));
+          answer.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(payload);
+    });
+    const text = res.text;
+    const isJson = /json/.test(res.type);
     return { status: res.status, body: (text ? (isJson ? JSON.parse(text) : text) : undefined) as T };
   }
 
