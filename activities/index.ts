@@ -3,6 +3,7 @@
  * the repository named in its input (workers need no database), reports progress
  * by heartbeat, and turns errors no retry can fix into non-retryable failures.
  */
+import { speakingForBackends } from "./backend-errors.js";
 import { backupActivities } from "./backup.js";
 import { maintenanceActivities } from "./maintenance.js";
 import { notifyActivities } from "./notify.js";
@@ -18,7 +19,7 @@ export type { NotifyInput, NotifyResult, PrepareResult, RecordResult, RetentionI
 
 /** Every activity a Cairn worker registers, bound to the worker's secret box and execution policy. */
 export function createActivities(deps: ActivityDeps) {
-  return { ...backupActivities(deps), ...maintenanceActivities(deps), ...notifyActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...recoveryActivities(deps), ...logicalRestoreActivities(deps) };
+  return speakingForBackends({ ...backupActivities(deps), ...maintenanceActivities(deps), ...notifyActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...recoveryActivities(deps), ...logicalRestoreActivities(deps) });
 }
 
 export type CairnActivities = ReturnType<typeof createActivities>;

@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import * as http_ from "node:http";
+import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
@@ -108,6 +110,52 @@ describe("repository credentials through the API (Temporal dev server + worker +
       expect(text).toMatch(/"sealedCredentials":"[A-Za-z0-9+/=]{40,}"/);
       // ... and the secret is not.
       expect(text).not.toContain(minio.secretAccessKey);
+    }
+  });
+
+  it("a job failed by a destination's raw answer says which kind of destination failed, and not its host or answer", async () => {
+    // A loopback proxy in front of MinIO: it forwards while the repository is
+    // registered, then answers every request with an S3 error of its own words.
+    const SENTINEL = "garbage from internal-storage.corp.example:9443";
+    let garbage = false;
+    const proxy = http_.createServer((req, res) => {
+      if (garbage) {
+        req.resume();
+        res.writeHead(400, { "content-type": "application/xml" }).end(`<?xml version="1.0"?><Error><Code>OddFailure</Code><Message>${SENTINEL}</Message></Error>`);
+        return;
+      }
+      const upstream = http_.request(`${minio.endpoint}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.on("error", () => res.destroy());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const hostPort = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    try {
+      const { id: repositoryId } = await http.ok<{ id: string }>("POST", "/v1/repositories", {
+        name: "proxied",
+        url: `s3:http://${hostPort}/cairn-proxied-${randomBytes(4).toString("hex")}/repo`,
+        password: PASSWORD,
+        credentials: { AWS_ACCESS_KEY_ID: minio.accessKeyId, AWS_SECRET_ACCESS_KEY: minio.secretAccessKey },
+      });
+      const { id: planId } = await http.ok<{ id: string }>("POST", "/v1/plans", { name: "via-proxy", repositoryId, source: { type: "files", paths: [src] }, retention: { keepLast: 5 } });
+      garbage = true;
+      const { jobId } = await http.ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
+      const job = await http.pollJob(jobId, (j) => j.status !== "running");
+      expect(job, JSON.stringify(job)).toMatchObject({ kind: "backup", status: "failed" });
+      const listed = (await http.listUntil(`planId=${planId}`, (jobs) => jobs.some((j) => j.id === jobId && j.status === "failed"))).find((j) => j.id === jobId);
+      for (const error of [job.error, listed?.error]) {
+        expect(error).toMatch(/the S3 destination refused the request.*worker's log/);
+        expect(error).not.toContain(hostPort);
+        expect(error).not.toMatch(/internal-storage|OddFailure|127\.0\.0\.1/);
+      }
+      // Nor does the workflow's history hold the destination's answer.
+      expect(await historyText(jobId)).not.toContain("internal-storage");
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
     }
   });
 });
