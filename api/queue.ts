@@ -4,7 +4,7 @@
  * finished ones come from the catalog the recorder keeps.
  */
 import type { Client } from "@temporalio/client";
-import { temporal } from "@temporalio/proto";
+import proto from "@temporalio/proto";
 import { and, gte, inArray, isNotNull, sql } from "drizzle-orm";
 import type { Catalog } from "../db/client.js";
 import { jobs } from "../db/schema.js";
@@ -68,7 +68,9 @@ export async function queueView(catalog: Catalog, client: Client, windowHours: n
 /** The backlog of the Cairn task queue (workflow and activity tasks), per priority. */
 async function backlogByPriority(client: Client): Promise<Record<PriorityName, number>> {
   const counts: Record<PriorityName, number> = { high: 0, normal: 0, low: 0 };
-  const types = [temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY];
+  // @temporalio/proto is CommonJS: Node's ESM loader gives only its default export (vitest is laxer).
+  const { TaskQueueType } = proto.temporal.api.enums.v1;
+  const types = [TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY];
   for (const taskQueueType of types) {
     const response = await withTemporal(client, () =>
       client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: TASK_QUEUE }, taskQueueType, reportStats: true }),
