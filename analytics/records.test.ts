@@ -5,6 +5,7 @@ import { jobRecordFromRow, type JobRow } from "./records.js";
 const row = (over: Partial<JobRow>): JobRow => ({
   id: "backup-1",
   runId: "run",
+  alertsEvaluatedAt: null,
   kind: "backup",
   planId: "p1",
   status: "completed",

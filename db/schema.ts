@@ -3,8 +3,9 @@
  * Repository passwords are stored sealed (engine/secret-box.ts), API tokens as
  * sha256 hashes, so a copy of the catalog opens nothing on its own.
  */
-import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
-import type { JobKind, JobPhase, JobProgress, NotificationChannel, PlanSourceSpec, RepositoryFacts, RetentionSpec } from "../workflows/messages.js";
+import { sql } from "drizzle-orm";
+import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import type { AlertKind, AlertSeverity, JobKind, JobPhase, JobProgress, NotificationChannel, PlanSourceSpec, RepositoryFacts, RetentionSpec } from "../workflows/messages.js";
 
 /** Where a plan's source comes from: files, or a PostgreSQL server (its password sealed). */
 export type PlanSource = PlanSourceSpec;
@@ -37,6 +38,8 @@ export const repositories = pgTable("repositories", {
   sealedCredentials: text("sealed_credentials"),
   /** Workers may use their own credentials (environment, ~/.aws, instance roles, ~/.ssh keys) for it: an admin registered it so. */
   environmentCredentials: boolean("environment_credentials").notNull().default(false),
+  /** The most the repository's packs may take; a backup that would pass it fails before uploading, 80% of it raises an alert. Null: no quota. */
+  quotaBytes: bigint("quota_bytes", { mode: "number" }),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
 });
 
@@ -58,6 +61,8 @@ export const plans = pgTable("plans", {
   notifications: jsonb("notifications").$type<NotificationChannel[]>(),
   /** Mirrors the Temporal Schedule's paused state, so listing plans needs no Temporal call. */
   paused: boolean("paused").notNull().default(false),
+  /** The recovery point objective: a "backup overdue" alert when the last good backup is older. Null: derived from the schedule (api/alerts.ts). */
+  rpoMinutes: integer("rpo_minutes"),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
@@ -147,6 +152,8 @@ export const jobs = pgTable("jobs", {
   log: jsonb("log").$type<JobLogLine[]>(),
   /** The most attempts any step took: 1 when nothing was retried. */
   attempts: integer("attempts"),
+  /** When the alert evaluation (api/alerts.ts) looked at the finished job; null until it has. */
+  alertsEvaluatedAt: timestamp("alerts_evaluated_at", { withTimezone: true }),
 });
 
 /**
@@ -197,3 +204,57 @@ export const repositoryFacts = pgTable("repository_facts", {
   facts: jsonb("facts").$type<RepositoryFacts>().notNull(),
   reportedAt: timestamp("reported_at", { withTimezone: true }).notNull(),
 });
+
+/** A repository's size (its packs' bytes) at one moment, kept after every backup into it for quota alerts and the storage forecast. */
+export const repositoryUsage = pgTable(
+  "repository_usage",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    repositoryId: text("repository_id")
+      .notNull()
+      .references(() => repositories.id, { onDelete: "cascade" }),
+    at: timestamp("at", { withTimezone: true }).notNull(),
+    bytes: bigint("bytes", { mode: "number" }).notNull(),
+    snapshots: integer("snapshots"),
+    /** The job that reported it. */
+    jobId: text("job_id"),
+  },
+  (t) => [index("repository_usage_repository_at_idx").on(t.repositoryId, t.at)],
+);
+
+export type { AlertKind, AlertSeverity };
+export type AlertState = "open" | "acknowledged" | "resolved";
+
+/**
+ * Conditions that need someone: at most one alert per dedupe key is not resolved
+ * (a unique partial index), so a condition seen again counts an occurrence
+ * instead of opening a second alert. Resolved when the condition clears.
+ */
+export const alerts = pgTable(
+  "alerts",
+  {
+    id: text("id").primaryKey(),
+    kind: text("kind").$type<AlertKind>().notNull(),
+    severity: text("severity").$type<AlertSeverity>().notNull(),
+    state: text("state").$type<AlertState>().notNull().default("open"),
+    planId: text("plan_id"),
+    repositoryId: text("repository_id"),
+    title: text("title").notNull(),
+    detail: text("detail").notNull(),
+    dedupeKey: text("dedupe_key").notNull(),
+    occurrences: integer("occurrences").notNull().default(1),
+    openedAt: timestamp("opened_at", { withTimezone: true }).notNull(),
+    lastSeenAt: timestamp("last_seen_at", { withTimezone: true }).notNull(),
+    acknowledgedAt: timestamp("acknowledged_at", { withTimezone: true }),
+    /** The token that acknowledged it (id and name). */
+    acknowledgedBy: text("acknowledged_by"),
+    resolvedAt: timestamp("resolved_at", { withTimezone: true }),
+    /** Why it was resolved, in words. */
+    resolution: text("resolution"),
+    /** When its opening was handed to the notification workflows; null while that is still to do. */
+    notifiedAt: timestamp("notified_at", { withTimezone: true }),
+    /** When its resolution was handed to them. */
+    resolvedNotifiedAt: timestamp("resolved_notified_at", { withTimezone: true }),
+  },
+  (t) => [uniqueIndex("alerts_dedupe_key_unresolved_idx").on(t.dedupeKey).where(sql`state <> 'resolved'`), index("alerts_state_idx").on(t.state, t.openedAt)],
+);

@@ -195,7 +195,31 @@ export type NotificationChannel =
   | { type: "slack"; sealedUrl: string; host: string; on: NotifyOn[] }
   | { type: "email"; to: string[]; on: NotifyOn[] };
 
-export type NotifyOn = "success" | "failure";
+/**
+ * What an alert is about (api/alerts.ts). A channel whose `on` names a kind is sent
+ * that kind's alerts when they open and when they resolve.
+ */
+export const ALERT_KINDS = ["backup_failed", "backup_overdue", "storage_nearly_full", "verification_failed", "anomaly", "drill_failed"] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+export type AlertSeverity = "info" | "warning" | "critical";
+
+/** A job outcome (success, failure) or an alert kind. */
+export type NotifyOn = "success" | "failure" | AlertKind;
+
+/** What an alert's notification says: its kind, title and detail, never a secret. */
+export interface AlertNotificationEvent {
+  type: "alert";
+  alertId: string;
+  kind: AlertKind;
+  severity: AlertSeverity;
+  /** "opened" when it is raised, "resolved" when its condition cleared. */
+  state: "opened" | "resolved";
+  title: string;
+  detail: string;
+  planId?: string;
+  repositoryId?: string;
+  at: string;
+}
 
 /** What a notification says: the job's outcome and figures, never a secret. */
 export interface NotificationEvent {

@@ -3,6 +3,7 @@ import { z } from "@hono/zod-openapi";
 import { PathPatterns } from "../../engine/pathmatch.js";
 import { validatePolicy } from "../../engine/retention.js";
 import { cronProblem, isTimeZone } from "../cron.js";
+import { ALERT_KINDS } from "../../workflows/messages.js";
 import { LIMITS } from "../limits.js";
 import { parseConnectionUrl } from "../../sources/postgres/connection.js";
 
@@ -162,12 +163,15 @@ const Queue = z
   })
   .openapi("PlanQueue");
 
+const NOTIFY_ON = ["success", "failure", ...ALERT_KINDS] as const;
 const On = z
-  .array(z.enum(["success", "failure"]))
+  .array(z.enum(NOTIFY_ON))
   .min(1)
-  .max(2)
+  .max(NOTIFY_ON.length)
   .default(["failure"])
-  .openapi({ description: "Which outcomes are sent (default: failures only)." });
+  .openapi({
+    description: `Which job outcomes (success, failure) and which alert kinds (${ALERT_KINDS.join(", ")}) are sent; an alert is sent when it opens and when it resolves (default: failures only).`,
+  });
 const httpUrl = (what: string) =>
   z
     .string()
@@ -197,13 +201,20 @@ export const NotificationInput = z
 const Notification = z
   .object({
     type: z.enum(["webhook", "slack", "email"]),
-    on: z.array(z.enum(["success", "failure"])),
+    on: z.array(z.enum(NOTIFY_ON)),
     url: z.string().optional().openapi({ description: "Webhooks only." }),
     signed: z.boolean().optional().openapi({ description: "Webhooks: whether bodies are signed." }),
     host: z.string().optional().openapi({ description: "Slack: the webhook's host (the URL itself is a secret)." }),
     to: z.array(z.string()).optional(),
   })
   .openapi("Notification");
+
+const rpoMinutes = z
+  .number()
+  .int()
+  .min(5)
+  .max(366 * 24 * 60)
+  .openapi({ description: "Recovery point objective: a backup_overdue alert opens when the last successful backup is older. Default: the longest wait between scheduled runs plus a twelfth of it (at least 30 min), e.g. 26 h for a daily plan; none for a plan without a schedule.", example: 1560 });
 
 export const PlanInput = z
   .strictObject({
@@ -216,6 +227,7 @@ export const PlanInput = z
     secondaryRepositoryIds: secondaryRepositoryIds.optional(),
     queue: Queue.optional(),
     notifications: z.array(NotificationInput).max(5).optional(),
+    rpoMinutes: rpoMinutes.optional(),
   })
   .openapi("PlanInput");
 
@@ -230,6 +242,7 @@ export const PlanPatch = z
     secondaryRepositoryIds: secondaryRepositoryIds.optional().openapi({ description: "Replaces the list; [] removes every secondary." }),
     queue: Queue.nullable().optional().openapi({ description: "null returns to normal priority and each step's own retries." }),
     notifications: z.array(NotificationInput).max(5).optional().openapi({ description: "Replaces the list (secrets must be given again); [] sends nothing." }),
+    rpoMinutes: rpoMinutes.nullable().optional().openapi({ description: "null returns to the RPO derived from the schedule." }),
   })
   .openapi("PlanPatch");
 
@@ -245,6 +258,8 @@ export const Plan = z
     secondaryRepositoryIds: z.array(z.string()),
     queue: Queue.nullable(),
     notifications: z.array(Notification),
+    rpoMinutes: z.number().nullable().openapi({ description: "The plan's own RPO; null when derived from the schedule (see effectiveRpoMinutes)." }),
+    effectiveRpoMinutes: z.number().nullable().openapi({ description: "The RPO the backup_overdue alert uses (null: none, the plan has neither an RPO nor an active schedule)." }),
     paused: z.boolean(),
     scheduleId: z.string().nullable().openapi({ description: "The Temporal Schedule id, when the plan has a schedule." }),
     createdAt: z.string(),

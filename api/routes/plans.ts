@@ -17,6 +17,7 @@ import { idTime, withTemporal } from "../temporal.js";
 import { answered } from "../worker-requests.js";
 import { findRepository } from "./repositories.js";
 import { sealNotifications, showNotifications } from "../notifications.js";
+import { planRpoMinutes } from "../../analytics/alerts.js";
 import { Plan, PlanInput, PlanPatch, type SourceInput } from "./plan-schemas.js";
 
 const JobStarted = z.object({ jobId: z.string().openapi({ description: "Follow it with GET /v1/jobs/{jobId}." }) }).openapi("JobStarted");
@@ -81,6 +82,8 @@ function view(p: PlanRow) {
     secondaryRepositoryIds: p.secondaryRepositoryIds,
     queue: p.queue,
     notifications: showNotifications(p.notifications),
+    rpoMinutes: p.rpoMinutes,
+    effectiveRpoMinutes: planRpoMinutes(p) ?? null,
     paused: p.paused,
     scheduleId: p.schedule ? scheduleId(p.id) : null,
     createdAt: p.createdAt.toISOString(),
@@ -160,6 +163,7 @@ export function planRoutes(deps: AppDeps) {
           secondaryRepositoryIds: secondaries.map((r) => r.id),
           queue: input.queue ?? null,
           notifications: input.notifications ? sealNotifications(deps.secretBox, input.notifications) : null,
+          rpoMinutes: input.rpoMinutes ?? null,
         })
         .returning()
         .catch((err) => Promise.reject(isUniqueViolation(err) ? nameTaken(input.name) : err));

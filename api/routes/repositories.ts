@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, eq, or } from "drizzle-orm";
+import { and, eq, inArray, or } from "drizzle-orm";
 import { CREDENTIAL_VARIABLES, credentialProblems, unsealCredentials, WORKER_FILE_VARIABLES } from "../../backends/credentials.js";
-import { repositories } from "../../db/schema.js";
+import { plans, repositories } from "../../db/schema.js";
+import { latestUsage } from "../alerts.js";
 import type { AppDeps } from "../app.js";
 import { repositoriesInScope } from "../access.js";
 import { ApiError, isUniqueViolation } from "../errors.js";
@@ -11,8 +12,19 @@ import { byCreation, nextCursor, PageQuery } from "../pagination.js";
 import { access, IdParam, json, jsonBody, problems, router } from "../openapi.js";
 import { checkRepositoryLocation, mayUseEnvironmentCredentials } from "../policy.js";
 import { repositoryUrl } from "../repository-url.js";
-import { repositoryTarget } from "../schedules.js";
+import { repositoryTarget, syncSchedule } from "../schedules.js";
 import { answered } from "../worker-requests.js";
+
+const QuotaBytes = z
+  .number()
+  .int()
+  .min(1)
+  .max(Number.MAX_SAFE_INTEGER)
+  .openapi({
+    description:
+      "The most the repository's packs may take, in bytes. A storage_nearly_full alert opens at 80%; a backup that would pass it (the repository's size plus the backup's estimate) fails before uploading anything.",
+    example: 500 * 2 ** 30,
+  });
 
 const RepositoryInput = z
   .strictObject({
@@ -43,6 +55,7 @@ const RepositoryInput = z
           `. CAIRN_SFTP_KEY and CAIRN_GCS_KEY are the keys themselves; ${WORKER_FILE_VARIABLES.join(" and ")} name files on the workers and need useEnvironmentCredentials. ` +
           "Stored sealed with the platform secret key; only the names are ever returned.",
       }),
+    quotaBytes: QuotaBytes.optional(),
     useEnvironmentCredentials: z.boolean().optional().openapi({
       description:
         "Let the workers use their own credentials for this repository (their environment, ~/.aws, instance roles, ~/.ssh keys) besides `credentials`. Admins only; without it a repository uses only the credentials it was given.",
@@ -64,9 +77,18 @@ const Repository = z
     url: z.string(),
     credentials: z.array(z.string()).openapi({ description: "Names of the stored credential variables; their values are never returned." }),
     useEnvironmentCredentials: z.boolean().openapi({ description: "Whether the workers may use their own credentials for it." }),
+    quotaBytes: z.number().nullable().openapi({ description: "The quota in bytes; null: none." }),
+    usage: z
+      .object({ bytes: z.number(), at: z.string() })
+      .nullable()
+      .openapi({ description: "The repository's size (its packs) as the last backup into it measured it; null before the first." }),
     createdAt: z.string(),
   })
   .openapi("Repository");
+
+const RepositoryPatch = z
+  .strictObject({ quotaBytes: QuotaBytes.nullable().openapi({ description: "The new quota in bytes; null removes it." }) })
+  .openapi("RepositoryPatch");
 
 const Created = z.object({ id: z.string(), created: z.boolean().openapi({ description: "True when the repository was initialised by this call." }) }).openapi("RepositoryCreated");
 
@@ -103,19 +125,35 @@ const get = createRoute({
   responses: { 200: json(Repository, "The repository."), ...problems(404) },
 });
 
+const patch = createRoute({
+  method: "patch",
+  path: "/repositories/{id}",
+  operationId: "updateRepository",
+  summary: "Change a repository's quota",
+  tags: ["repositories"],
+  ...access("repositories:write", { resource: "repository", in: "param", field: "id" }),
+  request: { params: IdParam, body: jsonBody(RepositoryPatch) },
+  responses: { 200: json(Repository, "The repository as changed; the schedules of the plans writing into it carry the new quota."), ...problems(400, 404, 415) },
+});
+
 const creation = byCreation(repositories.createdAt, repositories.id);
 
 type Row = typeof repositories.$inferSelect;
 export function repositoryRoutes(deps: AppDeps) {
   const { catalog, secretBox } = deps;
-  const view = (r: Row) => ({
-    id: r.id,
-    name: r.name,
-    url: r.url,
-    credentials: Object.keys(unsealCredentials(secretBox, r.sealedCredentials)).sort(),
-    useEnvironmentCredentials: r.environmentCredentials,
-    createdAt: r.createdAt.toISOString(),
-  });
+  const view = (r: Row, usage: Map<string, { bytes: number; at: Date }>) => {
+    const used = usage.get(r.id);
+    return {
+      id: r.id,
+      name: r.name,
+      url: r.url,
+      credentials: Object.keys(unsealCredentials(secretBox, r.sealedCredentials)).sort(),
+      useEnvironmentCredentials: r.environmentCredentials,
+      quotaBytes: r.quotaBytes,
+      usage: used ? { bytes: used.bytes, at: used.at.toISOString() } : null,
+      createdAt: r.createdAt.toISOString(),
+    };
+  };
   return router()
     .openapi(create, async (c) => {
       const input = c.req.valid("json");
@@ -140,6 +178,7 @@ export function repositoryRoutes(deps: AppDeps) {
         sealedPassword: secretBox.seal(input.password),
         sealedCredentials: Object.keys(credentials).length > 0 ? secretBox.seal(JSON.stringify(credentials)) : null,
         environmentCredentials: environment,
+        quotaBytes: input.quotaBytes ?? null,
         createdAt: new Date(),
       };
       // A worker creates or opens it: the API holds no repository open and needs no way to the destination.
@@ -161,9 +200,30 @@ export function repositoryRoutes(deps: AppDeps) {
         .orderBy(...creation.orderBy)
         .limit(limit + 1);
       const page = creation.page(rows, limit);
-      return c.json({ repositories: page.items.map(view), nextCursor: page.nextCursor }, 200);
+      const usage = await latestUsage(catalog, page.items.map((r) => r.id));
+      return c.json({ repositories: page.items.map((r) => view(r, usage)), nextCursor: page.nextCursor }, 200);
     })
-    .openapi(get, async (c) => c.json(view(await findRepository(deps, c.req.valid("param").id)), 200));
+    .openapi(get, async (c) => {
+      const row = await findRepository(deps, c.req.valid("param").id);
+      return c.json(view(row, await latestUsage(catalog, [row.id])), 200);
+    })
+    .openapi(patch, async (c) => {
+      const before = await findRepository(deps, c.req.valid("param").id);
+      const { quotaBytes } = c.req.valid("json");
+      const [after] = await catalog.update(repositories).set({ quotaBytes }).where(eq(repositories.id, before.id)).returning();
+      // Scheduled runs carry the quota in their input: each schedule of a plan writing here is brought up to date.
+      try {
+        for (const plan of await catalog.select().from(plans).where(eq(plans.repositoryId, after.id))) {
+          if (!plan.schedule) continue;
+          const secondaries = plan.secondaryRepositoryIds.length ? await catalog.select().from(repositories).where(inArray(repositories.id, plan.secondaryRepositoryIds)) : [];
+          await syncSchedule(deps.temporal, plan, plan, after, secondaries);
+        }
+      } catch (err) {
+        await catalog.update(repositories).set({ quotaBytes: before.quotaBytes }).where(eq(repositories.id, before.id));
+        throw err;
+      }
+      return c.json(view(after, await latestUsage(catalog, [after.id])), 200);
+    });
 }
 
 /** The catalog row of a repository, or a 404 that says where to look (naming the body `field` that referred to it). */
