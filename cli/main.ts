@@ -25,6 +25,7 @@ const COMMANDS: Record<string, () => Promise<{ register(program: Command): void 
   prune: () => import("./cmd_prune.js"),
   copy: () => import("./cmd_copy.js"),
   pg: () => import("./cmd_pg.js"),
+  mysql: () => import("./cmd_mysql.js"),
   audit: () => import("./cmd_audit.js"),
   platform: () => import("./cmd_platform.js"),
 };
