@@ -13,6 +13,7 @@ import { ProgressReporter } from "./progress.js";
 import { realPathRefusal, readGuard } from "../policy/paths.js";
 import { hostRefusal } from "../policy/destinations.js";
 import { openRepository, permanentOrSame, policyFailure, withLockedRepository, type ActivityDeps } from "./repository.js";
+import { checkQuota } from "./quota.js";
 import { verifySnapshot } from "./verify.js";
 import { checkPostgresSource, snapshotPostgres } from "./postgres.js";
 
@@ -115,6 +116,7 @@ export function backupActivities(deps: ActivityDeps) {
             );
           });
         }
+        await checkQuota(repo, input);
         return { repositoryId: repo.config.id, snapshots: (await repo.listIds("snapshots")).length };
       } finally {
         await repo.close();
@@ -238,12 +240,12 @@ export function backupActivities(deps: ActivityDeps) {
       const repo = await openRepository(input.repository, deps);
       try {
         let packs = 0;
-        let packBytes = 0;
+        let bytes = 0;
         for await (const obj of repo.backend.list("data/")) {
           packs++;
-          packBytes += obj.size;
+          bytes += obj.size;
         }
-        return { snapshots: (await repo.listIds("snapshots")).length, packs, packBytes };
+        return { snapshots: (await repo.listIds("snapshots")).length, packs, packBytes: bytes };
       } finally {
         await repo.close();
       }

@@ -9,12 +9,13 @@ import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import nodemailer from "nodemailer";
 import { hostRefusal } from "../policy/destinations.js";
-import { PERMANENT_FAILURES, type NotificationChannel, type NotificationEvent } from "../workflows/messages.js";
+import { PERMANENT_FAILURES, type AlertNotificationEvent, type NotificationChannel, type NotificationEvent } from "../workflows/messages.js";
 import { policyFailure, type ActivityDeps } from "./repository.js";
 
 export interface SendNotificationInput {
   channel: NotificationChannel;
-  event: NotificationEvent;
+  /** A job's outcome (backupWorkflow) or an alert opening or resolving (alertNotificationWorkflow). */
+  event: NotificationEvent | AlertNotificationEvent;
 }
 
 export interface SendNotificationResult {
@@ -31,8 +32,13 @@ export function signBody(secret: string, body: string, unixSeconds: number): str
   return `t=${unixSeconds},v1=${createHmac("sha256", secret).update(`${unixSeconds}.${body}`).digest("hex")}`;
 }
 
+function isAlert(event: NotificationEvent | AlertNotificationEvent): event is AlertNotificationEvent {
+  return "type" in event && event.type === "alert";
+}
+
 /** One line for people: what happened to which plan. */
-export function headline(event: NotificationEvent): string {
+export function headline(event: NotificationEvent | AlertNotificationEvent): string {
+  if (isAlert(event)) return `Cairn alert${event.state === "resolved" ? " resolved" : ""} [${event.severity}]: ${event.title}`;
   return event.status === "succeeded"
     ? `Cairn: backup of plan ${event.planName} succeeded (snapshot ${event.snapshotId?.slice(0, 8) ?? "?"}, ${event.filesTotal ?? 0} files, ${formatBytes(event.bytesAdded ?? 0)} added in ${(event.durationSeconds ?? 0).toFixed(1)} s)`
     : `Cairn: backup of plan ${event.planName} FAILED: ${event.error ?? "no reason given"}`;
@@ -82,14 +88,16 @@ export function notifyActivities(deps: ActivityDeps) {
     async sendNotification({ channel, event }: SendNotificationInput): Promise<SendNotificationResult> {
       if (channel.type === "webhook") {
         const body = JSON.stringify(event);
-        const headers: Record<string, string> = { "x-cairn-event": `backup.${event.status}` };
+        const headers: Record<string, string> = { "x-cairn-event": isAlert(event) ? `alert.${event.kind}.${event.state}` : `backup.${event.status}` };
         if (channel.sealedSecret) headers[SIGNATURE_HEADER] = signBody(deps.secretBox.open(channel.sealedSecret), body, Math.floor(Date.now() / 1000));
         await post(channel.url, body, headers, "webhook");
         return { sent: true, to: new URL(channel.url).host };
       }
       if (channel.type === "slack") {
         const url = deps.secretBox.open(channel.sealedUrl);
-        const text = headline(event) + (event.warnings ? `\n${event.warnings} warning${event.warnings === 1 ? "" : "s"}: see job ${event.jobId}` : "");
+        const text = isAlert(event)
+          ? `${headline(event)}\n${event.detail}`
+          : headline(event) + (event.warnings ? `\n${event.warnings} warning${event.warnings === 1 ? "" : "s"}: see job ${event.jobId}` : "");
         await post(url, JSON.stringify({ text, blocks: [{ type: "section", text: { type: "mrkdwn", text } }] }), {}, "Slack webhook");
         return { sent: true, to: new URL(url).host };
       }
@@ -107,8 +115,15 @@ export function notifyActivities(deps: ActivityDeps) {
         await transport.sendMail({
           from: process.env.CAIRN_SMTP_FROM ?? "cairn@localhost",
           to: channel.to,
-          subject: event.status === "succeeded" ? `[Cairn] backup of ${event.planName} succeeded` : `[Cairn] backup of ${event.planName} FAILED`,
-          text: `${headline(event)}\n\nplan: ${event.planName} (${event.planId})\njob: ${event.jobId}\nat: ${event.at}\n${event.warnings ? `warnings: ${event.warnings}\n` : ""}`,
+          ...(isAlert(event)
+            ? {
+                subject: `[Cairn] ${event.state === "resolved" ? "resolved: " : ""}${event.title}`,
+                text: `${headline(event)}\n\n${event.detail}\n\nalert: ${event.alertId} (${event.kind})\n${event.planId ? `plan: ${event.planId}\n` : ""}${event.repositoryId ? `repository: ${event.repositoryId}\n` : ""}at: ${event.at}\n`,
+              }
+            : {
+                subject: event.status === "succeeded" ? `[Cairn] backup of ${event.planName} succeeded` : `[Cairn] backup of ${event.planName} FAILED`,
+                text: `${headline(event)}\n\nplan: ${event.planName} (${event.planId})\njob: ${event.jobId}\nat: ${event.at}\n${event.warnings ? `warnings: ${event.warnings}\n` : ""}`,
+              }),
         });
       } catch (err) {
         const e = err as Error & { responseCode?: number; code?: string };

@@ -9,7 +9,9 @@ import { analyzeOverall, analyzePlan, type OverallAnalytics, type PlanAnalytics 
 import { jobRecordFromRow } from "../analytics/records.js";
 import type { DestinationHealth, JobRecord, UsageSample } from "../analytics/types.js";
 import type { Catalog } from "../db/client.js";
-import { jobs, plans, repositories, type TokenScope } from "../db/schema.js";
+import { jobs, plans, repositories, repositoryUsage, type TokenScope } from "../db/schema.js";
+import { planRpoMinutes } from "../analytics/alerts.js";
+import { forecastStorage, type StorageForecast } from "../analytics/storage.js";
 import type { BackupResult } from "../workflows/messages.js";
 import { jobOwner, plansInScope } from "./access.js";
 
@@ -27,13 +29,42 @@ export interface AnalyticsOptions {
 }
 
 /** Everything analytics/ says about the plans a token sees, and about each of them. */
-export async function gatherAnalytics(catalog: Catalog, scope: TokenScope | undefined, options: AnalyticsOptions = {}): Promise<{ overall: OverallAnalytics; plans: PlanAnalytics[] }> {
+/** A repository's quota and when it fills, in GET /v1/analytics. */
+export interface QuotaForecast {
+  repositoryId: string;
+  name: string;
+  quotaBytes: number;
+  usedBytes: number | null;
+  usedFraction: number | null;
+  growthBytesPerDay: number | null;
+  /** When the quota fills at the current growth (null: not growing, or fewer than 3 usage samples). */
+  fillsAt: string | null;
+  daysUntilFull: number | null;
+}
+
+export async function gatherAnalytics(catalog: Catalog, scope: TokenScope | undefined, options: AnalyticsOptions = {}): Promise<{ overall: OverallAnalytics & { storage: QuotaForecast[] }; plans: PlanAnalytics[] }> {
   const now = options.now ?? new Date();
   const planRows = await catalog.select().from(plans).where(scope ? plansInScope(scope) : undefined);
   const data = await catalogData(catalog, planRows);
   const perPlan = planRows.map((plan) => analyzePlan(planInput(plan, data, now, options)));
   const backups = data.records.filter((r) => r.kind === "backup" && planRows.some((p) => p.id === r.planId));
-  return { overall: analyzeOverall(now, backups, perPlan), plans: perPlan };
+  // Each repository with a quota: its usage, and the date its quota fills at the current growth.
+  const storage = [...data.quotas].map(([repositoryId, quotaBytes]) => {
+    const samples = usageOf(data, repositoryId);
+    const forecast: StorageForecast | undefined = forecastStorage(samples, now, { quotaBytes });
+    const latest = samples.sort((a, b) => a.at.getTime() - b.at.getTime()).at(-1);
+    return {
+      repositoryId,
+      name: data.repositoryNames.get(repositoryId) ?? repositoryId,
+      quotaBytes,
+      usedBytes: latest?.bytes ?? null,
+      usedFraction: latest ? Math.round((latest.bytes / quotaBytes) * 1000) / 1000 : null,
+      growthBytesPerDay: forecast?.growthBytesPerDay ?? null,
+      fillsAt: forecast?.fillsAt ?? (latest && latest.bytes >= quotaBytes ? latest.at.toISOString() : null),
+      daysUntilFull: forecast?.daysUntilFull ?? null,
+    };
+  });
+  return { overall: { ...analyzeOverall(now, backups, perPlan), storage }, plans: perPlan };
 }
 
 export async function planAnalytics(catalog: Catalog, plan: PlanRow, options: AnalyticsOptions = {}): Promise<PlanAnalytics> {
@@ -47,34 +78,61 @@ interface CatalogData {
   repositoryNames: Map<string, string>;
   /** Plan id -> the repository it backs up into, for every plan writing into the repositories at hand. */
   planRepositories: Map<string, string>;
+  /** Repository id -> its quota, for those that have one. */
+  quotas: Map<string, number>;
+  /** The usage history kept after each backup (repository_usage). */
+  usage: { repositoryId: string; at: Date; bytes: number; jobId: string | null }[];
 }
 
 async function catalogData(catalog: Catalog, planRows: PlanRow[]): Promise<CatalogData> {
   const repositoryIds = [...new Set(planRows.flatMap((p) => [p.repositoryId, ...p.secondaryRepositoryIds]))];
-  const repos = repositoryIds.length ? await catalog.select({ id: repositories.id, name: repositories.name }).from(repositories).where(inArray(repositories.id, repositoryIds)) : [];
+  const repos = repositoryIds.length ? await catalog.select({ id: repositories.id, name: repositories.name, quotaBytes: repositories.quotaBytes }).from(repositories).where(inArray(repositories.id, repositoryIds)) : [];
+  const primaries = [...new Set(planRows.map((p) => p.repositoryId))];
+  const usage = primaries.length
+    ? await catalog.select({ repositoryId: repositoryUsage.repositoryId, at: repositoryUsage.at, bytes: repositoryUsage.bytes, jobId: repositoryUsage.jobId }).from(repositoryUsage).where(inArray(repositoryUsage.repositoryId, primaries))
+    : [];
   // Backups of every plan writing into these repositories (their usage figures), and the restores from them.
   const writers = repositoryIds.length ? await catalog.select({ id: plans.id, repositoryId: plans.repositoryId }).from(plans).where(inArray(plans.repositoryId, repositoryIds)) : [];
   const planIds = writers.map((p) => p.id);
   const rows = (await catalog.select().from(jobs).where(or(eq(jobs.kind, "restore"), inArray(jobs.planId, planIds.length ? planIds : [""])))).filter((row) => (row.planId && planIds.includes(row.planId)) || (row.kind === "restore" && repositoryIds.includes(jobOwner(row.id)?.id ?? "")));
   const records = rows.map(jobRecordFromRow).filter((r): r is JobRecord => r !== undefined);
-  return { rows, records, repositoryNames: new Map(repos.map((r) => [r.id, r.name])), planRepositories: new Map(writers.map((w) => [w.id, w.repositoryId])) };
+  return {
+    rows,
+    records,
+    repositoryNames: new Map(repos.map((r) => [r.id, r.name])),
+    planRepositories: new Map(writers.map((w) => [w.id, w.repositoryId])),
+    quotas: new Map(repos.filter((r) => r.quotaBytes && primaries.includes(r.id)).map((r) => [r.id, r.quotaBytes!])),
+    usage,
+  };
 }
 
 function planInput(plan: PlanRow, data: CatalogData, now: Date, options: AnalyticsOptions) {
   const own = data.rows.filter((row) => row.planId === plan.id).sort((a, b) => (a.finishedAt?.getTime() ?? 0) - (b.finishedAt?.getTime() ?? 0));
   const jobIds = new Set([...own.map((r) => r.id), ...data.rows.filter((r) => r.kind === "restore" && jobOwner(r.id)?.id === plan.repositoryId).map((r) => r.id)]);
-  // The repository's size after each successful backup into it, whichever plan made it.
-  const usage: UsageSample[] = data.rows
-    .filter((r) => r.kind === "backup" && r.status === "completed" && r.finishedAt && (r.result as BackupResult | null)?.repositoryStats && planRepository(data, r) === plan.repositoryId)
-    .map((r) => ({ at: r.finishedAt!, bytes: (r.result as BackupResult).repositoryStats!.packBytes }));
+  const rpoMinutes = planRpoMinutes(plan);
+  const quotaBytes = data.quotas.get(plan.repositoryId);
   return {
     now,
-    plan: { id: plan.id, name: plan.name, rpoSeconds: options.rpoSeconds ?? DEFAULT_RPO_SECONDS },
+    plan: { id: plan.id, name: plan.name, rpoSeconds: options.rpoSeconds ?? (rpoMinutes ? rpoMinutes * 60 : DEFAULT_RPO_SECONDS) },
     jobs: data.records.filter((r) => jobIds.has(r.id)),
-    usage,
+    usage: usageOf(data, plan.repositoryId),
+    ...(quotaBytes ? { quotaBytes } : {}),
     destinations: destinations(plan, own, data.repositoryNames),
     estimateBytes: options.estimateBytes,
   };
+}
+
+/**
+ * The repository's size after each successful backup into it, whichever plan made
+ * it: the usage history kept, and the recorded backups it does not have yet.
+ */
+function usageOf(data: CatalogData, repositoryId: string): UsageSample[] {
+  const kept = data.usage.filter((u) => u.repositoryId === repositoryId);
+  const seen = new Set(kept.map((u) => u.jobId));
+  const recorded = data.rows
+    .filter((r) => !seen.has(r.id) && r.kind === "backup" && r.status === "completed" && r.finishedAt && (r.result as BackupResult | null)?.repositoryStats && planRepository(data, r) === repositoryId)
+    .map((r) => ({ at: r.finishedAt!, bytes: (r.result as BackupResult).repositoryStats!.packBytes }));
+  return [...kept.map((u) => ({ at: u.at, bytes: u.bytes })), ...recorded];
 }
 
 /** The repository a backup row wrote into: its plan's, as the catalog says now. */

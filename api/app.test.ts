@@ -8,6 +8,7 @@ import { repositories } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { tempDir } from "../test/helpers.js";
 import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
+import { raiseAlert, resolveAlert } from "./alerts.js";
 import { createApp } from "./app.js";
 import { ensureAdminToken } from "./auth.js";
 import { WEB_SHELL_PATHS } from "./web.js";
@@ -287,6 +288,31 @@ describe("plans without a schedule", () => {
 
     expect((await call("DELETE", `/v1/plans/${id}`)).status).toBe(204);
     await problem(await call("GET", `/v1/plans/${id}`), 404);
+  });
+});
+
+describe("alerts and quotas", () => {
+  it("lists alerts by state, acknowledges an open one once, and refuses a resolved or unknown one", async () => {
+    const { alert } = await raiseAlert(catalog.db, { kind: "drill_failed", severity: "critical", title: "Drill failed", detail: "the restore did not verify", dedupeKey: "drill_failed:app-test" });
+    const open = (await (await call("GET", "/v1/alerts?state=open")).json()) as { alerts: { id: string; state: string }[] };
+    expect(open.alerts).toContainEqual(expect.objectContaining({ id: alert.id, state: "open" }));
+    const acked = await call("POST", `/v1/alerts/${alert.id}/ack`);
+    expect(acked.status).toBe(200);
+    expect(await acked.json()).toMatchObject({ id: alert.id, state: "acknowledged", acknowledgedBy: expect.stringContaining("CAIRN_API_TOKEN") });
+    expect((await problem(await call("POST", `/v1/alerts/${alert.id}/ack`), 409)).detail).toContain("already acknowledged");
+    await resolveAlert(catalog.db, "drill_failed:app-test", "the next drill passed");
+    expect((await problem(await call("POST", `/v1/alerts/${alert.id}/ack`), 409)).detail).toContain("the next drill passed");
+    await problem(await call("POST", "/v1/alerts/0123456789abcdef/ack"), 404);
+    await problem(await call("GET", "/v1/alerts?state=closed"), 400);
+  });
+
+  it("sets, shows and removes a repository's quota; refuses a quota that is not a positive whole number", async () => {
+    const id = await registerRepository("quota");
+    const set = await call("PATCH", `/v1/repositories/${id}`, { quotaBytes: 1 << 30 });
+    expect(set.status).toBe(200);
+    expect(await set.json()).toMatchObject({ id, quotaBytes: 1 << 30, usage: null });
+    expect((await problem(await call("PATCH", `/v1/repositories/${id}`, { quotaBytes: -5 }), 400)).errors?.[0].path).toBe("quotaBytes");
+    expect(await (await call("PATCH", `/v1/repositories/${id}`, { quotaBytes: null })).json()).toMatchObject({ quotaBytes: null });
   });
 });
 

@@ -12,6 +12,7 @@ import { ApiError, renderProblem } from "./errors.js";
 import { LIMITS } from "./limits.js";
 import { DEFAULT_LOCKOUT, FailedLogins, type LockoutOptions } from "./lockout.js";
 import { router } from "./openapi.js";
+import { alertRoutes } from "./routes/alerts.js";
 import { analyticsRoutes } from "./routes/analytics.js";
 import { auditRoutes } from "./routes/audit.js";
 import { complianceRoutes } from "./routes/compliance.js";
@@ -106,6 +107,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", auditRoutes(deps));
   app.route("/v1", complianceRoutes(deps, deps.compliance));
   app.route("/v1", analyticsRoutes(deps));
+  app.route("/v1", alertRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "A token from POST /v1/tokens, the admin token printed on first start, or CAIRN_API_TOKEN. Each operation's x-cairn-permission names the permission its token's role must hold." });
   // The document describes the API, not its data, so clients may fetch it without a token.

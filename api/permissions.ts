@@ -18,6 +18,8 @@ export const PERMISSIONS = [
   "snapshots:read",
   "analytics:read",
   "metrics:read",
+  "alerts:read",
+  "alerts:ack",
   "tokens:manage",
   "audit:read",
   "audit:verify",
@@ -37,19 +39,20 @@ export type RoutePermission = Permission | typeof PUBLIC;
 export const ROLE_NAMES = ["viewer", "operator", "admin", "auditor"] as const;
 export type Role = (typeof ROLE_NAMES)[number];
 
-const VIEWER: Permission[] = ["session:read", "plans:read", "jobs:read", "snapshots:read", "repositories:read", "analytics:read", "metrics:read"];
+const VIEWER: Permission[] = ["session:read", "plans:read", "jobs:read", "snapshots:read", "repositories:read", "analytics:read", "metrics:read", "alerts:read"];
 
 /**
  * Every role reads its own session (who it is, what it may do: GET /v1/session).
- * viewer reads plans, jobs, snapshots, analytics and metrics; operator also runs plans,
- * cancels and retries jobs, restores and verifies; admin does everything; auditor reads the
- * audit log, security events and compliance reports, and nothing else.
+ * viewer reads plans, jobs, snapshots, analytics, metrics and alerts; operator also runs plans,
+ * cancels and retries jobs, restores, verifies and acknowledges alerts; admin does everything;
+ * auditor reads the audit log, security events, compliance reports and alerts (whether
+ * failures were seen and handled is evidence), and nothing else.
  */
 export const ROLES: Record<Role, ReadonlySet<Permission>> = {
   viewer: new Set(VIEWER),
-  operator: new Set<Permission>([...VIEWER, "plans:run", "jobs:cancel", "jobs:retry", "restores:create", "verifications:run"]),
+  operator: new Set<Permission>([...VIEWER, "plans:run", "jobs:cancel", "jobs:retry", "restores:create", "verifications:run", "alerts:ack"]),
   admin: new Set(PERMISSIONS),
-  auditor: new Set<Permission>(["session:read", "audit:read", "audit:verify", "security:read", "compliance:read"]),
+  auditor: new Set<Permission>(["session:read", "audit:read", "audit:verify", "security:read", "compliance:read", "alerts:read"]),
 };
 
 export function isRole(name: string): name is Role {

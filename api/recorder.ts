@@ -2,6 +2,7 @@ import type { Client } from "@temporalio/client";
 import { inArray, max } from "drizzle-orm";
 import type { Catalog } from "../db/client.js";
 import { jobs } from "../db/schema.js";
+import { deliverAlertNotifications, evaluateFinishedJobs, evaluatePeriodic } from "./alerts.js";
 import { jobsQuery, listJobs, readJob } from "./jobs.js";
 
 export interface JobRecorderOptions {
@@ -9,6 +10,8 @@ export interface JobRecorderOptions {
   intervalMs?: number;
   /** Where a sweep that failed says why (once per distinct reason); silent by default. */
   warn?: (message: string) => void;
+  /** How often overdue plans and quotas are checked for alerts (default 60 s); finished jobs are evaluated on every sweep. */
+  periodicAlertsMs?: number;
 }
 
 /** Closed jobs are looked for this far before the newest one recorded: visibility is eventually consistent. */
@@ -26,6 +29,8 @@ export class JobRecorder {
   private running?: Promise<unknown>;
   private stopped = false;
   private lastWarning?: string;
+  private lastAlertWarning?: string;
+  private lastPeriodic = 0;
 
   constructor(
     private readonly catalog: Catalog,
@@ -41,6 +46,13 @@ export class JobRecorder {
           const message = `the job recorder could not read finished jobs from Temporal: ${(err as Error).message}; it tries again`;
           if (message !== this.lastWarning) this.options.warn?.(message);
           this.lastWarning = message;
+        })
+        // Alerts are evaluated even when Temporal does not answer: an overdue plan matters most then.
+        .then(() => this.evaluateAlerts())
+        .catch((err) => {
+          const message = `the alert evaluation failed: ${(err as Error).message}; it tries again`;
+          if (message !== this.lastAlertWarning) this.options.warn?.(message);
+          this.lastAlertWarning = message;
         })
         .finally(() => {
           if (!this.stopped) this.timer = setTimeout(tick, this.options.intervalMs ?? 2000).unref();
@@ -70,6 +82,21 @@ export class JobRecorder {
       pageToken = page.nextPageToken ?? undefined;
     } while (pageToken && !this.stopped);
     return recorded;
+  }
+
+  /**
+   * Raises and resolves alerts for the jobs recorded since the last time, checks
+   * overdue plans and quotas every `periodicAlertsMs`, and hands alerts that opened
+   * or resolved to their notification channels.
+   */
+  async evaluateAlerts(now = new Date()): Promise<void> {
+    if (this.stopped) return;
+    await evaluateFinishedJobs(this.catalog, now);
+    if (now.getTime() - this.lastPeriodic >= (this.options.periodicAlertsMs ?? 60_000)) {
+      this.lastPeriodic = now.getTime();
+      await evaluatePeriodic(this.catalog, now);
+    }
+    if (!this.stopped) await deliverAlertNotifications(this.catalog, this.client);
   }
 
   async stop(): Promise<void> {

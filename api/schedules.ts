@@ -37,6 +37,7 @@ export function backupInput(plan: PlanRow, repo: RepositoryRow, secondaries: Rep
     ...(secondaries.length ? { secondaries: secondaries.map(repositoryTarget) } : {}),
     ...(retryOf(plan) ? { retry: retryOf(plan) } : {}),
     ...(plan.notifications?.length ? { notifications: plan.notifications } : {}),
+    ...(repo.quotaBytes ? { quotaBytes: repo.quotaBytes } : {}),
   };
 }
 

@@ -56,6 +56,8 @@ export interface ApiServerOptions {
   webDir?: string;
   /** How often finished jobs are looked for and written to the catalog (CAIRN_HISTORY_INTERVAL_MS, default 2000). */
   historyIntervalMs?: number;
+  /** How often overdue plans and quotas are checked for alerts (CAIRN_ALERT_INTERVAL_MS, default 60000). */
+  alertIntervalMs?: number;
 }
 
 export interface ApiServer {
@@ -110,6 +112,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const recorder = new JobRecorder(catalog.db, temporal, {
     intervalMs: options.historyIntervalMs ?? positive(env.CAIRN_HISTORY_INTERVAL_MS, "CAIRN_HISTORY_INTERVAL_MS") ?? 2000,
     warn: (message) => process.stderr.write(`cairn api: ${message}\n`),
+    periodicAlertsMs: options.alertIntervalMs ?? positive(env.CAIRN_ALERT_INTERVAL_MS, "CAIRN_ALERT_INTERVAL_MS") ?? 60_000,
   });
 
   const host = options.host ?? env.CAIRN_API_HOST ?? "127.0.0.1";

@@ -7,3 +7,4 @@ export { backupWorkflow } from "./backup.js";
 export { pruneWorkflow, restoreWorkflow, verifyWorkflow } from "./maintenance.js";
 export { checkSourcesWorkflow, describeRepositoryWorkflow, listSnapshotsWorkflow, prepareRestoreWorkflow, registerRepositoryWorkflow } from "./requests.js";
 export { logicalRestoreWorkflow, recoveryWindowWorkflow, recoveryWorkflow } from "./recovery.js";
+export { alertNotificationWorkflow } from "./notifications.js";

@@ -81,6 +81,8 @@ export const PERMANENT_FAILURES = {
   verificationFailed: "VerificationFailedError",
   /** The execution policy refuses a path or a destination (details[0] names the rule). */
   policyRefused: "PolicyRefusedError",
+  /** The backup would pass the repository's quota (checked before anything is uploaded). */
+  quotaExceeded: "QuotaExceededError",
 } as const;
 
 /** Workflow type names, as the API starts them. */
@@ -187,6 +189,8 @@ export interface BackupInput {
   retry?: StepRetry;
   /** Where the outcome is sent (secrets sealed); each channel is one notify step, retried on its own. */
   notifications?: NotificationChannel[];
+  /** The repository's quota in bytes: the prepare step fails the backup, before anything is uploaded, when it would pass it. */
+  quotaBytes?: number;
 }
 
 /** A plan's notification channel as the catalog keeps it and workflows carry it: secrets sealed with the platform secret key. */

@@ -56,6 +56,20 @@ const Overall = z
     risk: z.array(z.object({ planId: z.string(), score: z.number(), level: z.string() })),
     anomalies: z.number(),
     recommendations: z.array(Recommendation.extend({ planId: z.string() })),
+    storage: z
+      .array(
+        z.object({
+          repositoryId: z.string(),
+          name: z.string(),
+          quotaBytes: z.number(),
+          usedBytes: z.number().nullable(),
+          usedFraction: z.number().nullable(),
+          growthBytesPerDay: z.number().nullable(),
+          fillsAt: z.string().nullable().openapi({ description: "When the quota fills at the current growth (a line through the usage after each backup; null with fewer than 3 samples or no growth)." }),
+          daysUntilFull: z.number().nullable(),
+        }),
+      )
+      .openapi({ description: "Each repository with a quota (PATCH /v1/repositories/{id} quotaBytes) that the token's plans write into: its usage and the date its quota fills." }),
   })
   .openapi("OverallAnalytics");
 
