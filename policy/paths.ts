@@ -2,19 +2,26 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { describeSetting, PolicyRefusal, within, type ExecutionPolicy, type PolicySetting, type ProtectedPath } from "./policy.js";
 
-/** What a path is for: a plan reads a source; a restore writes its target; a local repository is written and read. */
-export type PathUse = "source" | "restore" | "repository";
+/** What a path is for: a plan reads a source; a restore writes its target; a local repository is written and read; a recovery drill writes its scratch copy. */
+export type PathUse = "source" | "restore" | "repository" | "drill";
 
-const ROOTS: Record<PathUse, Extract<PolicySetting, "sourceRoots" | "restoreRoots" | "repositoryRoots">> = {
+const ROOTS: Record<PathUse, Extract<PolicySetting, "sourceRoots" | "restoreRoots" | "repositoryRoots" | "drillDir">> = {
   source: "sourceRoots",
   restore: "restoreRoots",
   repository: "repositoryRoots",
+  drill: "drillDir",
 };
+
+/** The directories a use is allowed in. */
+function rootsOf(policy: ExecutionPolicy, use: PathUse): string[] {
+  return use === "drill" ? [policy.drillDir] : policy[ROOTS[use] as Exclude<PolicySetting, "drillDir">] as string[];
+}
 
 const NAMES: Record<PathUse, { what: string; roots: string; fix: string }> = {
   source: { what: "source", roots: "source roots", fix: "add it there to allow it" },
   restore: { what: "restore target", roots: "restore roots", fix: "restore under one of them, or add the directory there" },
   repository: { what: "local repository", roots: "repository roots", fix: "put the repository under one of them, or add the directory there" },
+  drill: { what: "drill scratch directory", roots: "drill directory", fix: "drills write only there; set CAIRN_DRILL_DIR to move it" },
 };
 
 /**
@@ -24,7 +31,7 @@ const NAMES: Record<PathUse, { what: string; roots: string; fix: string }> = {
  */
 export function pathRefusal(policy: ExecutionPolicy, use: PathUse, p: string): PolicyRefusal | undefined {
   const resolved = path.resolve(p);
-  return protectionRefusal(use, resolved, p, policy.protectedPaths) ?? rootRefusal(policy, use, resolved, p, policy[ROOTS[use]]);
+  return protectionRefusal(use, resolved, p, policy.protectedPaths) ?? rootRefusal(policy, use, resolved, p, rootsOf(policy, use));
 }
 
 /**
@@ -39,7 +46,7 @@ export async function realPathRefusal(policy: ExecutionPolicy, use: PathUse, p: 
   const real = await realPath(path.resolve(p));
   const protectedPaths = await realProtected(policy.protectedPaths);
   const shown = real === path.resolve(p) ? p : `${p} (really ${real})`;
-  return protectionRefusal(use, real, shown, protectedPaths) ?? rootRefusal(policy, use, real, shown, await Promise.all(policy[ROOTS[use]].map(realPath)));
+  return protectionRefusal(use, real, shown, protectedPaths) ?? rootRefusal(policy, use, real, shown, await Promise.all(rootsOf(policy, use).map(realPath)));
 }
 
 function protectionRefusal(use: PathUse, resolved: string, shown: string, protectedPaths: ProtectedPath[]): PolicyRefusal | undefined {
@@ -100,7 +107,7 @@ export interface FileIdentity {
  */
 export async function readGuard(policy: ExecutionPolicy, use: "source" | "restore"): Promise<(realPath: string, id: FileIdentity) => string | undefined> {
   const protectedPaths = await realProtected(policy.protectedPaths);
-  const roots = [...new Set([...policy[ROOTS[use]], ...(await Promise.all(policy[ROOTS[use]].map((r) => realPath(r).catch(() => r))))])];
+  const roots = [...new Set([...rootsOf(policy, use), ...(await Promise.all(rootsOf(policy, use).map((r) => realPath(r).catch(() => r))))])];
   const identities = new Map<string, ProtectedPath>();
   for (const guarded of protectedPaths) {
     const st = await fs.stat(guarded.path, { bigint: true }).catch(() => undefined);

@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { tempDir } from "../test/helpers.js";
+import { pathRefusal } from "./paths.js";
 import { describeSetting, loadPolicy } from "./policy.js";
 
 const scratch = tempDir("cairn-policy-");
@@ -53,5 +54,17 @@ describe("loadPolicy", () => {
     writeFileSync(file, JSON.stringify({ sourceRoot: ["/srv"] }));
     expect(() => loadPolicy({ env: { CAIRN_POLICY_FILE: file }, dataDir })).toThrow(/unknown keys sourceRoot/);
     expect(() => loadPolicy({ env: { CAIRN_POLICY_FILE: path.join(scratch.dir, "missing.json") }, dataDir })).toThrow(/cannot read the policy file/);
+  });
+
+  it("gives recovery drills one scratch directory, <data dir>/drills unless CAIRN_DRILL_DIR moves it, and lets them write nowhere else", () => {
+    const policy = loadPolicy({ env: {}, dataDir });
+    expect(policy.drillDir).toBe(path.join(dataDir, "drills"));
+    expect(pathRefusal(policy, "drill", path.join(dataDir, "drills", "drill-1"))).toBeUndefined();
+    const outside = pathRefusal(policy, "drill", "/var/lib/postgresql/15/main");
+    expect(outside?.rule).toBe("drillDir");
+    expect(outside?.message).toContain(`CAIRN_DRILL_DIR unset: ${path.join(dataDir, "drills")}`);
+    expect(pathRefusal(policy, "drill", dataDir)?.rule).toBe("never");
+    expect(loadPolicy({ env: { CAIRN_DRILL_DIR: "/scratch/drills" }, dataDir }).drillDir).toBe("/scratch/drills");
+    expect(() => loadPolicy({ env: { CAIRN_DRILL_DIR: "/a:/b" }, dataDir })).toThrow("CAIRN_DRILL_DIR must name one directory");
   });
 });

@@ -22,7 +22,7 @@ export interface ProtectedPath {
   path: string;
   /** What it is, for messages: "the platform secret key". */
   what: string;
-  /** True for the data directory: restores and repositories may write inside it (its restores/ and repositories/ folders), never over it. */
+  /** True for the data directory: restores, repositories and drills may write inside it (its restores/, repositories/ and drills/ folders), never over it. */
   writableInside?: boolean;
 }
 
@@ -33,6 +33,8 @@ export interface ExecutionPolicy {
   restoreRoots: string[];
   /** Directories local repositories may live in. */
   repositoryRoots: string[];
+  /** Where recovery drills make their scratch copies (a fresh directory each, removed after): the only place a drill writes. */
+  drillDir: string;
   /** The worker's own secrets and state, and /proc; never readable by a plan. */
   protectedPaths: ProtectedPath[];
   destinationKinds: DestinationKind[];
@@ -53,6 +55,7 @@ export type PolicySetting =
   | "sourceRoots"
   | "restoreRoots"
   | "repositoryRoots"
+  | "drillDir"
   | "protectedPaths"
   | "destinationKinds"
   | "destinationHosts"
@@ -66,6 +69,7 @@ export const POLICY_VARIABLES: Record<PolicySetting, string> = {
   sourceRoots: "CAIRN_SOURCE_ROOTS",
   restoreRoots: "CAIRN_RESTORE_ROOTS",
   repositoryRoots: "CAIRN_REPOSITORY_ROOTS",
+  drillDir: "CAIRN_DRILL_DIR",
   protectedPaths: "CAIRN_PROTECTED_PATHS",
   destinationKinds: "CAIRN_DESTINATION_KINDS",
   destinationHosts: "CAIRN_DESTINATION_HOSTS",
@@ -135,6 +139,11 @@ export function loadPolicy({ env = process.env, dataDir }: PolicyContext): Execu
     if (relative) throw new Error(`${where(setting)}: "${relative}" is not an absolute directory; give absolute paths such as /srv`);
     return [...new Set(kept.map((d) => path.resolve(d)))];
   };
+  const oneDir = (setting: PolicySetting, fallback: string): string => {
+    const list = dirs(setting, [fallback]);
+    if (list.length !== 1) throw new Error(`${where(setting)} must name one directory`);
+    return list[0];
+  };
   const words = (setting: PolicySetting, fallback: string[]): string[] => {
     const raw = pick(setting);
     if (!raw) return fallback;
@@ -169,6 +178,7 @@ export function loadPolicy({ env = process.env, dataDir }: PolicyContext): Execu
     sourceRoots: dirs("sourceRoots", defaultSources),
     restoreRoots: dirs("restoreRoots", [path.join(data, "restores")]),
     repositoryRoots: dirs("repositoryRoots", ["/srv/backups", "/var/backups", "/mnt", "/media", path.join(data, "repositories")]),
+    drillDir: oneDir("drillDir", path.join(data, "drills")),
     protectedPaths: [...builtInProtected(data, fileName, env, home), ...dirs("protectedPaths", []).map((p) => ({ path: p, what: `a path protected by ${where("protectedPaths")}` }))],
     destinationKinds: destinationKinds as DestinationKind[],
     destinationHosts,
@@ -243,6 +253,8 @@ export function describeSetting(policy: ExecutionPolicy, setting: PolicySetting)
       case "restoreRoots":
       case "repositoryRoots":
         return policy[setting].join(":") || "(none)";
+      case "drillDir":
+        return policy.drillDir;
       case "destinationKinds":
       case "destinationHosts":
         return policy[setting].join(",") || "(none)";
