@@ -62,7 +62,7 @@ export async function recoveryWindowOf(repo: Repository, snapshots: SnapshotEntr
 }
 
 /** The recovered server as the plan's user reaches it: same roles and passwords as the server it was copied from. */
-function recoveredConnection(input: RecoveryInput, deps: ActivityDeps): { url: string; env: NodeJS.ProcessEnv } {
+export function recoveredConnection(input: RecoveryInput, deps: ActivityDeps): { url: string; env: NodeJS.ProcessEnv } {
   const c = parseConnectionUrl(input.source.url);
   const u = new URL(c.url);
   u.hostname = "127.0.0.1";
@@ -80,7 +80,7 @@ async function serverUser(dir: string): Promise<{ uid: number; gid: number } | u
 }
 
 /** The postmaster's pid from postmaster.pid, when that process is alive. */
-async function runningServer(dir: string): Promise<number | undefined> {
+export async function runningServer(dir: string): Promise<number | undefined> {
   const text = await fs.readFile(path.join(dir, "postmaster.pid"), "utf8").catch(() => undefined);
   const pid = Number(text?.split("\n")[0]);
   if (!pid) return undefined;
@@ -113,9 +113,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * starts over in the directory it owns, start finds a server already running.
  */
 export function recoveryActivities(deps: ActivityDeps) {
-  const allowDataDir = async (dir: string) => {
+  /** The recovery's data directory, allowed by the policy: under the restore roots, or for a drill under the drill directory. */
+  const allowDataDir = async (input: RecoveryInput) => {
+    const dir = input.into.dataDir;
     if (!SAFE_DATA_DIR.test(dir)) throw invalid(`into.dataDir ${dir}: use an absolute path of letters, digits, ".", "_", "-" and "/" (PostgreSQL passes it to shell commands)`);
-    const refusal = await realPathRefusal(deps.policy, "restore", dir).catch((err: NodeJS.ErrnoException) => {
+    const refusal = await realPathRefusal(deps.policy, input.drill ? "drill" : "restore", dir).catch((err: NodeJS.ErrnoException) => {
       throw ApplicationFailure.nonRetryable(`cannot tell where ${dir} leads (${err.code ?? err.message}); the execution policy refuses what it cannot check`, PERMANENT_FAILURES.policyRefused);
     });
     if (refusal) throw policyFailure(refusal);
@@ -126,7 +128,7 @@ export function recoveryActivities(deps: ActivityDeps) {
     async validateRecovery(input: RecoveryInput): Promise<RecoveryChoice> {
       const startedAt = new Date().toISOString();
       const dir = input.into.dataDir;
-      await allowDataDir(dir);
+      await allowDataDir(input);
       await ensureEmptyTarget(dir).catch((err: Error) => {
         throw invalid(`into.dataDir: ${err.message}`);
       });
@@ -149,7 +151,7 @@ export function recoveryActivities(deps: ActivityDeps) {
 
     /** Makes the empty data directory (mode 0700, as PostgreSQL requires). */
     async prepareRecovery(input: RecoveryInput): Promise<void> {
-      await allowDataDir(input.into.dataDir);
+      await allowDataDir(input);
       await fs.mkdir(input.into.dataDir, { recursive: true, mode: 0o700 });
     },
 
@@ -161,7 +163,7 @@ export function recoveryActivities(deps: ActivityDeps) {
     async restoreRecovery(input: RecoveryInput, choice: RecoveryChoice): Promise<{ files: number; bytes: number; walFiles: number }> {
       const ctx = Context.current();
       const dir = input.into.dataDir;
-      await allowDataDir(dir);
+      await allowDataDir(input);
       if (ctx.info.attempt > 1 && !(await runningServer(dir))) {
         for (const name of await fs.readdir(dir).catch(() => [])) await fs.rm(path.join(dir, name), { recursive: true, force: true });
       }
@@ -202,7 +204,7 @@ export function recoveryActivities(deps: ActivityDeps) {
     async startRecovery(input: RecoveryInput): Promise<RecoveryLanding> {
       const ctx = Context.current();
       const dir = input.into.dataDir;
-      await allowDataDir(dir);
+      await allowDataDir(input);
       // The server this attempt starts is watched as a child (it writes postmaster.pid only once it runs); one found running, by its pid file.
       let stopped: (() => boolean) | undefined;
       if (!(await runningServer(dir))) {

@@ -8,3 +8,4 @@ export { pruneWorkflow, restoreWorkflow, verifyWorkflow } from "./maintenance.js
 export { checkSourcesWorkflow, describeRepositoryWorkflow, listSnapshotsWorkflow, prepareRestoreWorkflow, registerRepositoryWorkflow } from "./requests.js";
 export { logicalRestoreWorkflow, recoveryWindowWorkflow, recoveryWorkflow } from "./recovery.js";
 export { alertNotificationWorkflow } from "./notifications.js";
+export { drillWorkflow } from "./drill.js";

@@ -23,7 +23,7 @@ export const SEARCH_ATTRIBUTE_KEYS = {
   kind: defineSearchAttributeKey(SEARCH_ATTRIBUTES.kind, SearchAttributeType.KEYWORD),
 } as const;
 
-export type JobKind = "backup" | "restore" | "verify" | "prune" | "recovery";
+export type JobKind = "backup" | "restore" | "verify" | "prune" | "recovery" | "drill";
 
 export type JobPhase =
   | "queued"
@@ -40,6 +40,7 @@ export type JobPhase =
   | "validate"
   | "recover"
   | "promote"
+  | "discard"
   | "done";
 
 export interface JobProgress {
@@ -92,6 +93,7 @@ export const WORKFLOW_TYPES = {
   verify: "verifyWorkflow",
   prune: "pruneWorkflow",
   recovery: "recoveryWorkflow",
+  drill: "drillWorkflow",
 } as const satisfies Record<JobKind, string>;
 
 /**
@@ -500,6 +502,8 @@ export interface RecoveryInput {
   into: { dataDir: string; port: number };
   /** Queries run on the recovered server before it is promoted; one that fails stops the recovery unpromoted. */
   verify?: { sql: string[] };
+  /** A recovery drill's throwaway copy: `into.dataDir` lies under the worker's drill directory (CAIRN_DRILL_DIR), not the restore roots. */
+  drill?: boolean;
 }
 
 /** What the validate step chose: the base backup and the WAL to replay. */
@@ -572,3 +576,45 @@ export interface LogicalRestoreJobResult {
   /** Entries of the dump's table of contents restored. */
   items: number;
 }
+
+/**
+ * A recovery drill of a plan: its latest backup restored into a scratch place
+ * on the worker (under CAIRN_DRILL_DIR), verified, timed and thrown away. Files:
+ * every file's content re-read and compared with the snapshot's content ids.
+ * PostgreSQL physical: the latest base backup and its WAL recovered into a
+ * scratch data directory, started on a free loopback port, the check SQL run.
+ */
+export interface DrillInput {
+  planId: string;
+  planName: string;
+  repository: RepositoryTarget;
+  source: PlanSourceSpec;
+  /** PostgreSQL: the query that must succeed on the restored server (default SELECT 1). */
+  checkSql?: string;
+}
+
+/** Where a drill works: a fresh directory under the drill directory, and for a database a free loopback port. */
+export interface DrillScratch {
+  dir: string;
+  port?: number;
+}
+
+/** What a drill measured; a drill that failed fails its job with the cause and leaves these in the job's status. */
+export interface DrillResult {
+  planId: string;
+  outcome: "passed";
+  snapshotId: string;
+  /** When the restore began (ISO). */
+  startedAt: string;
+  /** From the restore's start to the restored copy verified: the recovery time the plan's owner can expect. */
+  rtoSeconds: number;
+  /** Files whose content was read back and matched (files plans); files of the data directory written (PostgreSQL). */
+  filesVerified: number;
+  bytes: number;
+  /** PostgreSQL: the check query and its first rows. */
+  check?: { sql: string; rows: string[] };
+  warnings: string[];
+}
+
+/** The failure type of a drill whose backup did not restore or verify: the job fails, no retry. */
+export const DRILL_FAILED = "DrillFailedError";
