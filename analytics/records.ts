@@ -1,6 +1,6 @@
 /** Catalog rows to analytics input. */
 import type { jobs } from "../db/schema.js";
-import type { BackupResult, VerifyResult } from "../workflows/messages.js";
+import type { BackupResult, DrillResult, VerifyResult } from "../workflows/messages.js";
 import type { JobRecord, Outcome } from "./types.js";
 
 export type JobRow = typeof jobs.$inferSelect;
@@ -42,5 +42,6 @@ export function jobRecordFromRow(row: JobRow): JobRecord | undefined {
   if (row.kind === "verify" && outcome === "success") {
     record.verified = ((row.result as VerifyResult | null)?.errors ?? []).length === 0;
   }
+  if (row.kind === "drill" && outcome === "success" && row.result) record.rtoSeconds = (row.result as DrillResult).rtoSeconds;
   return record;
 }

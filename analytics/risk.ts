@@ -99,14 +99,21 @@ function anomalies(input: RiskInput): RiskFactor {
   return factor("anomalies", points, words.join("; "));
 }
 
-/** 15 points without any successful restore, 10 when the last one is older than restoreTestMaxAgeDays (30). */
+/**
+ * 15 points when the plan's last recovery drill failed, or without any successful
+ * restore or drill; 10 when the last one is older than restoreTestMaxAgeDays (30).
+ * A drill that passed says its measured RTO.
+ */
 function restoreTest(input: RiskInput, jobs: JobRecord[]): RiskFactor {
   const maxAge = input.restoreTestMaxAgeDays ?? 30;
-  const last = jobs.filter((j) => j.kind === "restore" && j.outcome === "success").at(-1);
+  const lastDrill = jobs.filter((j) => j.kind === "drill" && j.outcome !== "cancelled").at(-1);
+  if (lastDrill?.outcome === "failure") return factor("restore-test", 15, `the last recovery drill (${lastDrill.finishedAt.toISOString().slice(0, 10)}) failed: ${lastDrill.error ?? "no reason recorded"}`);
+  const last = jobs.filter((j) => (j.kind === "restore" || j.kind === "drill") && j.outcome === "success").at(-1);
   if (!last) return factor("restore-test", 15, "no restore has ever been tested");
   const ageDays = (input.now.getTime() - last.finishedAt.getTime()) / DAY_MS;
-  if (ageDays > maxAge) return factor("restore-test", 10, `last restore test ${round(ageDays, 1)} days ago (more than ${maxAge})`);
-  return factor("restore-test", 0, `last restore test ${round(ageDays, 1)} days ago`);
+  const what = last.kind === "drill" ? `last recovery drill passed${last.rtoSeconds !== undefined ? ` (RTO ${round(last.rtoSeconds, 1)} s)` : ""}` : "last restore test";
+  if (ageDays > maxAge) return factor("restore-test", 10, `${what} ${round(ageDays, 1)} days ago (more than ${maxAge})`);
+  return factor("restore-test", 0, `${what} ${round(ageDays, 1)} days ago`);
 }
 
 /** 20 points for a full repository, 10 from 80%; 15 when it fills within a week at its growth, 5 within a month. */

@@ -27,6 +27,8 @@ export interface JobRecord {
   /** Backups: the new snapshot passed its verification step. Verify jobs: the repository check found no error. */
   verified?: boolean;
   error?: string | null;
+  /** Recovery drills that passed: restore start to verified. */
+  rtoSeconds?: number;
 }
 
 /** The bytes a repository used at one moment (its packs' size), kept for forecasting. */

@@ -16,6 +16,7 @@ import { alertRoutes } from "./routes/alerts.js";
 import { analyticsRoutes } from "./routes/analytics.js";
 import { auditRoutes } from "./routes/audit.js";
 import { complianceRoutes } from "./routes/compliance.js";
+import { drillRoutes } from "./routes/drills.js";
 import type { ComplianceThresholds } from "./compliance/evidence.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
@@ -102,6 +103,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", snapshotRoutes(deps));
   app.route("/v1", restoreRoutes(deps));
   app.route("/v1", recoveryRoutes(deps));
+  app.route("/v1", drillRoutes(deps));
   app.route("/v1", tokenRoutes(deps));
   app.route("/v1", securityRoutes(deps));
   app.route("/v1", auditRoutes(deps));

@@ -26,12 +26,12 @@ describe("live progress from heartbeats", () => {
 
 describe("visibility queries", () => {
   it("filter on Cairn's search attributes as the Web UI would", () => {
-    expect(jobsQuery({})).toBe("CairnKind IN ('backup', 'restore', 'verify', 'prune', 'recovery')");
+    expect(jobsQuery({})).toBe("CairnKind IN ('backup', 'restore', 'verify', 'prune', 'recovery', 'drill')");
     expect(jobsQuery({ planId: "p1", status: "failed", kind: "backup" })).toBe("CairnKind = 'backup' AND CairnPlan = 'p1' AND ExecutionStatus IN ('Failed', 'TimedOut', 'Terminated')");
   });
 
   it("hold a scoped token to the backups of its plans and the restores of its repositories", () => {
     expect(jobsQuery({ kind: "backup" }, { planIds: ["a1", "b2"], repositoryIds: ["c3"] })).toBe("CairnKind = 'backup' AND (CairnPlan IN ('a1', 'b2') OR WorkflowId STARTS_WITH 'restore-c3-')");
-    expect(jobsQuery({}, { planIds: [], repositoryIds: [] })).toBe("CairnKind IN ('backup', 'restore', 'verify', 'prune', 'recovery') AND CairnKind = 'none'");
+    expect(jobsQuery({}, { planIds: [], repositoryIds: [] })).toBe("CairnKind IN ('backup', 'restore', 'verify', 'prune', 'recovery', 'drill') AND CairnKind = 'none'");
   });
 });

@@ -2,7 +2,8 @@ import { defaultPayloadConverter, isGrpcServiceError, WorkflowNotFoundError, typ
 import { eq, inArray } from "drizzle-orm";
 import type { Catalog } from "../db/client.js";
 import { jobs, type JobStatusName, type JobStepRecord } from "../db/schema.js";
-import { SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES, statusQuery, type BackupResult, type JobKind, type JobPhase, type JobProgress, type JobStatus, type RestoreResult } from "../workflows/messages.js";
+import { SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES, statusQuery, type BackupResult, type DrillResult, type JobKind, type JobPhase, type JobProgress, type JobStatus, type RestoreResult } from "../workflows/messages.js";
+import { drillAlert } from "./drills.js";
 import { ApiError } from "./errors.js";
 import { fetchJobHistory } from "./history.js";
 import { badCursor } from "./pagination.js";
@@ -32,7 +33,7 @@ export interface JobView {
 export type JobSummary = Pick<JobView, "id" | "kind" | "status" | "planId" | "snapshotId" | "error" | "startedAt" | "finishedAt" | "attempts">;
 
 const NO_PROGRESS: JobProgress = { filesDone: 0, bytesDone: 0, bytesTotal: 0, bytesPerSecond: 0, etaSeconds: null };
-const KINDS: JobKind[] = ["backup", "restore", "verify", "prune", "recovery"];
+const KINDS: JobKind[] = ["backup", "restore", "verify", "prune", "recovery", "drill"];
 
 const STATUS: Partial<Record<WorkflowExecutionStatusName, JobStatusName>> = {
   COMPLETED: "completed",
@@ -188,7 +189,7 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
   view.attempts = history.attempts;
   view.snapshotId ??= history.snapshotId;
   if (view.status !== "completed" && history.steps.length) view.phase = lastPhase(history.steps, view.phase);
-  await catalog
+  const recorded = await catalog
     .insert(jobs)
     .values({
       id,
@@ -207,7 +208,10 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
       log: history.log,
       attempts: history.attempts,
     })
-    .onConflictDoNothing();
+    .onConflictDoNothing()
+    .returning({ id: jobs.id });
+  // Recorded by this call, not an earlier one: a drill's outcome opens or clears its plan's alert once.
+  if (recorded.length && kind === "drill" && view.planId) await drillAlert(catalog, { ...view, planId: view.planId });
   return view;
 }
 
@@ -242,6 +246,10 @@ function outcome(kind: JobKind, result: unknown): Partial<JobView> {
   if (kind === "restore") {
     const r = result as RestoreResult;
     return { warnings: r.warnings, progress: { filesDone: r.files, bytesDone: r.bytesWritten, bytesTotal: r.totalBytes, bytesPerSecond: 0, etaSeconds: 0 } };
+  }
+  if (kind === "drill") {
+    const r = result as DrillResult;
+    return { snapshotId: r.snapshotId, warnings: r.warnings, progress: { filesDone: r.filesVerified, bytesDone: r.bytes, bytesTotal: r.bytes, bytesPerSecond: 0, etaSeconds: 0 } };
   }
   const warnings = (result as { warnings?: string[] } | null)?.warnings;
   return warnings ? { warnings } : {};
@@ -303,7 +311,7 @@ export async function retryJob(catalog: Catalog, client: Client, id: string, now
   const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
   if (!started?.workflowType?.name) throw new ApiError(409, "Job cannot be retried", `Temporal no longer holds the input of job ${id} (its history is past the namespace's retention); start the work again from its plan`);
   const args = (started.input?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p));
-  const owner = /^(backup|restore)-([0-9a-f]+)-/.exec(id);
+  const owner = /^(backup|restore|drill)-([0-9a-f]+)-/.exec(id);
   const jobId = owner ? `${owner[1]}-${owner[2]}-${idTime(now)}` : `${job.kind}-${idTime(now)}`;
   const source = (args[0] as { source?: { type?: string } } | undefined)?.source?.type;
   await withTemporal(client, () =>

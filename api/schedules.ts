@@ -1,7 +1,7 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from "@temporalio/client";
 import type { plans, repositories } from "../db/schema.js";
 import { planTag } from "../engine/snapshot.js";
-import { TASK_QUEUE, WORKFLOW_TYPES, type BackupInput, type RepositoryTarget } from "../workflows/messages.js";
+import { TASK_QUEUE, WORKFLOW_TYPES, type BackupInput, type DrillInput, type RepositoryTarget } from "../workflows/messages.js";
 import { PRIORITY_KEYS } from "./queue.js";
 import { searchAttributes, withTemporal } from "./temporal.js";
 
@@ -93,6 +93,64 @@ export async function syncSchedule(client: Client, before: PlanRow | undefined, 
     } catch (err) {
       if (!(err instanceof ScheduleNotFoundError)) throw err;
       await client.schedule.create({ scheduleId: scheduleId(planId), ...options });
+    }
+  });
+}
+
+/** The Temporal Schedule of a plan's recovery drills. */
+export function drillScheduleId(planId: string): string {
+  return `drill-${planId}`;
+}
+
+/** What drillWorkflow needs to drill a plan; the passwords stay sealed. */
+export function drillInput(plan: PlanRow, repo: RepositoryRow): DrillInput {
+  return {
+    planId: plan.id,
+    planName: plan.name,
+    repository: repositoryTarget(repo),
+    source: plan.source,
+    ...(plan.drill?.checkSql ? { checkSql: plan.drill.checkSql } : {}),
+  };
+}
+
+/** Options for starting a drill of `plan`, the same from its schedule and from POST /v1/plans/{id}/drills. */
+export function drillStart(plan: PlanRow, repo: RepositoryRow) {
+  return {
+    taskQueue: TASK_QUEUE,
+    args: [drillInput(plan, repo)] as [DrillInput],
+    typedSearchAttributes: searchAttributes("drill", plan.id, plan.source.type),
+    priority: { priorityKey: PRIORITY_KEYS.low },
+  };
+}
+
+/**
+ * Makes the plan's drill schedule match its `drill.cron`: created, updated (the
+ * plan's source and repository travel in its action), or deleted. It pauses
+ * with the plan.
+ */
+export async function syncDrillSchedule(client: Client, before: PlanRow | undefined, after: PlanRow | undefined, repo: RepositoryRow | undefined): Promise<void> {
+  const planId = (after ?? before)?.id;
+  if (!planId || (!before?.drill?.cron && !after?.drill?.cron)) return;
+  const handle = client.schedule.getHandle(drillScheduleId(planId));
+  await withTemporal(client, async () => {
+    if (!after?.drill?.cron || !repo) {
+      await handle.delete().catch((err) => {
+        if (!(err instanceof ScheduleNotFoundError)) throw err;
+      });
+      return;
+    }
+    const note = after.paused ? "paused with its plan through the Cairn API" : undefined;
+    const options: Omit<ScheduleOptions, "scheduleId"> = {
+      spec: { cronExpressions: [after.drill.cron], timezone: after.drill.timezone },
+      action: { type: "startWorkflow", workflowType: WORKFLOW_TYPES.drill, workflowId: `drill-${after.id}`, ...drillStart(after, repo) },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP },
+      state: { paused: after.paused, note },
+    };
+    try {
+      await handle.update(() => ({ ...options, state: { paused: after.paused, note } }));
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+      await client.schedule.create({ scheduleId: drillScheduleId(planId), ...options });
     }
   });
 }

@@ -26,6 +26,13 @@ export interface PlanQueue {
   timeoutMinutes?: number;
 }
 
+/** A plan's recovery drills: when they run (a cron expression in a time zone; none for drills run by hand) and, for a database, the query the restored copy must answer. */
+export interface PlanDrill {
+  cron?: string;
+  timezone: string;
+  checkSql?: string;
+}
+
 export type JobStatusName = "running" | "completed" | "failed" | "cancelled";
 
 export const repositories = pgTable("repositories", {
@@ -59,6 +66,8 @@ export const plans = pgTable("plans", {
   queue: jsonb("queue").$type<PlanQueue>(),
   /** Where the plan's outcomes are sent; secrets (webhook signing secrets, Slack URLs) sealed with the platform secret key. */
   notifications: jsonb("notifications").$type<NotificationChannel[]>(),
+  /** Recovery drills of the plan (api/drills.ts); null when none is scheduled or set up. */
+  drill: jsonb("drill").$type<PlanDrill>(),
   /** Mirrors the Temporal Schedule's paused state, so listing plans needs no Temporal call. */
   paused: boolean("paused").notNull().default(false),
   /** The recovery point objective: a "backup overdue" alert when the last good backup is older. Null: derived from the schedule (api/alerts.ts). */

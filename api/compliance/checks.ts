@@ -96,12 +96,23 @@ export function runChecks(e: Evidence): CheckResult[] {
     const failures: string[] = [];
     const evidence: string[] = [];
     const planned = new Set(e.plans.map((p) => p.repositoryId));
+    const since = e.now.getTime() - e.thresholds.verificationDays * DAY_MS;
+    // A recovery drill that passed in the window verifies its plan's repository; the last drill of a plan failing is a failure whatever else passed.
+    const drilled = new Map<string, string>();
+    for (const p of e.plans) {
+      const d = e.drills.get(p.id);
+      if (!d) continue;
+      const when = d.finishedAt ?? d.startedAt;
+      if (d.outcome === "failed") failures.push(`plan ${p.name}: the last recovery drill (job ${d.jobId}, ${when}) failed: ${d.error ?? "no reason recorded"}`);
+      else if (Date.parse(when) >= since) drilled.set(p.repositoryId, `plan ${p.name}: recovery drill job ${d.jobId} passed ${when}, RTO ${d.rtoSeconds} s, ${d.filesVerified} files verified`);
+    }
     for (const r of e.repositories.filter((r) => planned.has(r.row.id))) {
       if (r.lastVerification) evidence.push(`repository ${r.row.name}: ${r.lastVerification.kind} job ${r.lastVerification.jobId} succeeded ${r.lastVerification.finishedAt.toISOString()}`);
-      else failures.push(`repository ${r.row.name}: no successful restore (other than a dry run) or verification in the last ${e.thresholds.verificationDays} days`);
+      if (drilled.has(r.row.id)) evidence.push(`repository ${r.row.name}: ${drilled.get(r.row.id)}`);
+      if (!r.lastVerification && !drilled.has(r.row.id)) failures.push(`repository ${r.row.name}: no successful restore (other than a dry run), verification or recovery drill in the last ${e.thresholds.verificationDays} days`);
     }
     if (!planned.size) failures.push("no plan backs anything up, so nothing was verified");
-    results.push(check("restore-verification", `A successful restore verification within ${e.thresholds.verificationDays} days`, failures, evidence, "restore a snapshot of each repository to a scratch directory (POST /v1/restores) and check it, at least as often as the window"));
+    results.push(check("restore-verification", `A successful restore verification within ${e.thresholds.verificationDays} days`, failures, evidence, "drill each plan (POST /v1/plans/<id>/drills, or schedule it with the plan's drill.cron) or restore a snapshot of each repository to a scratch directory (POST /v1/restores), at least as often as the window; fix what a failed drill names"));
   }
   {
     const a = e.audit;

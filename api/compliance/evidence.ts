@@ -4,6 +4,7 @@ import { type RepositoryFacts, type RestoreResult, type VerifyResult } from "../
 import { jobOwner } from "../access.js";
 import type { AppDeps } from "../app.js";
 import type { AuditTrail } from "../audit.js";
+import { lastDrills, type DrillView } from "../drills.js";
 import { readJob } from "../jobs.js";
 import { repositoryTarget, type PlanRow, type RepositoryRow } from "../schedules.js";
 import { ApiError } from "../errors.js";
@@ -36,6 +37,8 @@ export interface Evidence {
   thresholds: ComplianceThresholds;
   repositories: RepositoryEvidence[];
   plans: PlanRow[];
+  /** The last finished recovery drill of each plan that had one. */
+  drills: Map<string, DrillView>;
   adminTokens: { id: string; name: string; expiresAt: Date | null }[];
   /** CAIRN_API_TOKEN is set: an admin token without expiry. */
   environmentAdminToken: boolean;
@@ -70,6 +73,7 @@ export async function gatherEvidence(deps: AppDeps, audit: AuditTrail, threshold
       }
     }
   }
+  const planRows = await deps.catalog.select().from(plans).orderBy(plans.createdAt);
   return {
     now,
     thresholds,
@@ -80,7 +84,8 @@ export async function gatherEvidence(deps: AppDeps, audit: AuditTrail, threshold
       factsProblem: problems.get(row.id),
       lastVerification: verified.get(row.id),
     })),
-    plans: await deps.catalog.select().from(plans).orderBy(plans.createdAt),
+    plans: planRows,
+    drills: await lastDrills(deps.catalog, planRows.map((p) => p.id)),
     adminTokens: await deps.catalog
       .select({ id: apiTokens.id, name: apiTokens.name, expiresAt: apiTokens.expiresAt })
       .from(apiTokens)

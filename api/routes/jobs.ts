@@ -12,7 +12,7 @@ import { queueView } from "../queue.js";
 import { access, IdParam, json, problems, router } from "../openapi.js";
 import { withTemporal } from "../temporal.js";
 
-const Kind = z.enum(["backup", "restore", "verify", "prune", "recovery"]);
+const Kind = z.enum(["backup", "restore", "verify", "prune", "recovery", "drill"]);
 const Status = z.enum(["running", "completed", "failed", "cancelled"]);
 
 const Progress = z

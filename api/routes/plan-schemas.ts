@@ -118,6 +118,15 @@ const Schedule = z
   })
   .openapi("Schedule");
 
+/** A plan's recovery drills: a schedule (optional: drills can be run by hand) and, for a database, the query the restored copy must answer. */
+const Drill = z
+  .strictObject({
+    cron: Schedule.shape.cron.optional().openapi({ example: "0 5 * * 0", description: "When drills run (five fields or @daily...); without it drills run only by hand (POST /v1/plans/{id}/drills)." }),
+    timezone: Schedule.shape.timezone,
+    checkSql: z.string().trim().min(1).max(10_000).optional().openapi({ example: "SELECT count(*) FROM orders", description: "PostgreSQL plans: run on the restored copy as the plan's user; it must succeed (default SELECT 1)." }),
+  })
+  .openapi("Drill");
+
 const count = z.number().int("use a whole number").min(0).optional();
 
 const Retention = z
@@ -228,6 +237,7 @@ export const PlanInput = z
     queue: Queue.optional(),
     notifications: z.array(NotificationInput).max(5).optional(),
     rpoMinutes: rpoMinutes.optional(),
+    drill: Drill.optional(),
   })
   .openapi("PlanInput");
 
@@ -243,6 +253,7 @@ export const PlanPatch = z
     queue: Queue.nullable().optional().openapi({ description: "null returns to normal priority and each step's own retries." }),
     notifications: z.array(NotificationInput).max(5).optional().openapi({ description: "Replaces the list (secrets must be given again); [] sends nothing." }),
     rpoMinutes: rpoMinutes.nullable().optional().openapi({ description: "null returns to the RPO derived from the schedule." }),
+    drill: Drill.nullable().optional().openapi({ description: "null removes the drill settings and their schedule." }),
   })
   .openapi("PlanPatch");
 
@@ -262,6 +273,8 @@ export const Plan = z
     effectiveRpoMinutes: z.number().nullable().openapi({ description: "The RPO the backup_overdue alert uses (null: none, the plan has neither an RPO nor an active schedule)." }),
     paused: z.boolean(),
     scheduleId: z.string().nullable().openapi({ description: "The Temporal Schedule id, when the plan has a schedule." }),
+    drill: Drill.nullable(),
+    drillScheduleId: z.string().nullable().openapi({ description: "The Temporal Schedule id of its recovery drills, when they have a cron." }),
     createdAt: z.string(),
     updatedAt: z.string(),
   })

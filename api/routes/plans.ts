@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { createRoute, z } from "@hono/zod-openapi";
 import { WorkflowExecutionAlreadyStartedError } from "@temporalio/client";
 import { and, eq } from "drizzle-orm";
-import { plans, type PlanSource } from "../../db/schema.js";
+import { plans, type PlanDrill, type PlanSource } from "../../db/schema.js";
 import { parseConnectionUrl } from "../../sources/postgres/connection.js";
 import { WORKFLOW_TYPES } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
@@ -12,7 +12,7 @@ import { plansInScope, type ScopeRef } from "../access.js";
 import { byCreation, nextCursor, PageQuery } from "../pagination.js";
 import type { Permission } from "../permissions.js";
 import { checkDatabaseHost, checkSources } from "../policy.js";
-import { backupStart, scheduleId, syncSchedule, type PlanRow, type RepositoryRow } from "../schedules.js";
+import { backupStart, drillScheduleId, scheduleId, syncDrillSchedule, syncSchedule, type PlanRow, type RepositoryRow } from "../schedules.js";
 import { idTime, withTemporal } from "../temporal.js";
 import { answered } from "../worker-requests.js";
 import { findRepository } from "./repositories.js";
@@ -70,6 +70,18 @@ function sourceView(source: PlanSource) {
   return { ...rest, passwordStored: sealedPassword !== undefined };
 }
 
+/** Drills restore files and physical PostgreSQL plans; a check query only means something for a database. */
+export function drillProblem(source: PlanSource, drill: PlanDrill | null | undefined): ApiError | undefined {
+  if (!drill) return undefined;
+  if (source.type === "postgres" && source.mode === "logical") {
+    return new ApiError(400, "Drills of logical plans are not supported", "recovery drills restore files plans and physical PostgreSQL plans; drill a logical plan's dump by hand with POST /v1/restores/logical into a scratch database, or back the cluster up physically", [{ in: "body", path: "drill", message: "a logical plan" }]);
+  }
+  if (source.type === "files" && drill.checkSql) {
+    return new ApiError(400, "No check query for files", "a files plan's drill verifies every file's content against the snapshot; drill.checkSql is for PostgreSQL plans, remove it", [{ in: "body", path: "drill.checkSql", message: "files plans take none" }]);
+  }
+  return undefined;
+}
+
 function view(p: PlanRow) {
   return {
     id: p.id,
@@ -86,6 +98,8 @@ function view(p: PlanRow) {
     effectiveRpoMinutes: planRpoMinutes(p) ?? null,
     paused: p.paused,
     scheduleId: p.schedule ? scheduleId(p.id) : null,
+    drill: p.drill,
+    drillScheduleId: p.drill?.cron ? drillScheduleId(p.id) : null,
     createdAt: p.createdAt.toISOString(),
     updatedAt: p.updatedAt.toISOString(),
   };
@@ -140,6 +154,7 @@ export function planRoutes(deps: AppDeps) {
     const handle = scheduled(plan);
     await withTemporal(temporal, () => (paused ? handle.pause("paused through the Cairn API") : handle.unpause("resumed through the Cairn API")));
     const [row] = await catalog.update(plans).set({ paused, updatedAt: new Date() }).where(eq(plans.id, plan.id)).returning();
+    if (row.drill?.cron) await syncDrillSchedule(temporal, plan, row, await findRepository(deps, row.repositoryId));
     return row;
   };
 
@@ -149,6 +164,8 @@ export function planRoutes(deps: AppDeps) {
       const repo = await findRepository(deps, input.repositoryId, "repositoryId");
       const secondaries = await findSecondaries(input.secondaryRepositoryIds ?? [], repo.id);
       const source = await allowSource(input.source);
+      const badDrill = drillProblem(source, input.drill);
+      if (badDrill) throw badDrill;
       const id = randomBytes(8).toString("hex");
       const [row] = await catalog
         .insert(plans)
@@ -164,11 +181,16 @@ export function planRoutes(deps: AppDeps) {
           queue: input.queue ?? null,
           notifications: input.notifications ? sealNotifications(deps.secretBox, input.notifications) : null,
           rpoMinutes: input.rpoMinutes ?? null,
+          drill: input.drill ?? null,
         })
         .returning()
         .catch((err) => Promise.reject(isUniqueViolation(err) ? nameTaken(input.name) : err));
       try {
         await syncSchedule(temporal, undefined, row, repo, secondaries);
+        await syncDrillSchedule(temporal, undefined, row, repo).catch(async (err) => {
+          await syncSchedule(temporal, row, undefined, undefined).catch(() => undefined);
+          throw err;
+        });
       } catch (err) {
         // A plan whose schedule could not be made would silently never run: undo it.
         await catalog.delete(plans).where(eq(plans.id, id));
@@ -195,6 +217,8 @@ export function planRoutes(deps: AppDeps) {
       const repo = await findRepository(deps, change.repositoryId ?? before.repositoryId, change.repositoryId ? "repositoryId" : undefined);
       const secondaries = await findSecondaries(change.secondaryRepositoryIds ?? before.secondaryRepositoryIds, repo.id);
       const source = change.source ? await allowSource(change.source, before.source) : undefined;
+      const badDrill = drillProblem(source ?? before.source, change.drill === undefined ? before.drill : change.drill);
+      if (badDrill) throw badDrill;
       const [after] = await catalog
         .update(plans)
         .set({ ...change, ...(source ? { source } : {}), notifications: change.notifications ? sealNotifications(deps.secretBox, change.notifications) : undefined, updatedAt: new Date() })
@@ -203,6 +227,7 @@ export function planRoutes(deps: AppDeps) {
         .catch((err) => Promise.reject(isUniqueViolation(err) && change.name ? nameTaken(change.name) : err));
       try {
         await syncSchedule(temporal, before, after, repo, secondaries);
+        await syncDrillSchedule(temporal, before, after, repo);
       } catch (err) {
         const { id, ...previous } = before;
         await catalog.update(plans).set(previous).where(eq(plans.id, id));
@@ -213,6 +238,7 @@ export function planRoutes(deps: AppDeps) {
     .openapi(remove, async (c) => {
       const plan = await find(c.req.valid("param").id);
       await syncSchedule(temporal, plan, undefined, undefined);
+      await syncDrillSchedule(temporal, plan, undefined, undefined);
       await catalog.delete(plans).where(eq(plans.id, plan.id));
       return c.body(null, 204);
     })
