@@ -23,6 +23,7 @@ describe("cairn mysql backup --physical / binlog-archive / restore --target-dir"
   let atBackup: Record<string, string> = {};
   let atTarget: Record<string, string> = {};
   let target = "";
+  let position = "";
 
   async function restored(dir: string, check: (s: MariaDb) => Promise<void>): Promise<void> {
     const s = await mariaDbAt(dir);
@@ -53,6 +54,7 @@ describe("cairn mysql backup --physical / binlog-archive / restore --target-dir"
     // Writes after the backup, a first marker, the target time, then a second marker.
     await db.sql("UPDATE items SET qty = qty + 1 WHERE id % 7 = 0; DELETE FROM items WHERE id > 19000", "app");
     await db.sql("INSERT INTO markers VALUES ('before', NOW(6))", "app");
+    position = (await db.sql("SHOW MASTER STATUS")).split("\t").slice(0, 2).join(":");
     await sleep(1500);
     target = new Date().toISOString();
     atTarget = await checksums(db, "app", tables);
@@ -82,6 +84,15 @@ describe("cairn mysql backup --physical / binlog-archive / restore --target-dir"
     const dir = path.join(tmp.dir, "pitr");
     const out = JSON.parse((await cairnOk(r("--json", "mysql", "restore", "--target-dir", dir, "--time", target))).stdout);
     expect(out).toMatchObject({ snapshot: backupId, binlogs: ["binlog.000001"] });
+    await restored(dir, async (s) => {
+      expect(await s.sql("SELECT name FROM markers ORDER BY name", "app")).toBe("before");
+      expect(await checksums(s, "app", tables)).toEqual(atTarget);
+    });
+  }, 180_000);
+
+  it("recovers to a binary log position", async () => {
+    const dir = path.join(tmp.dir, "pitr-position");
+    await cairnOk(r("mysql", "restore", "--target-dir", dir, "--position", position));
     await restored(dir, async (s) => {
       expect(await s.sql("SELECT name FROM markers ORDER BY name", "app")).toBe("before");
       expect(await checksums(s, "app", tables)).toEqual(atTarget);
