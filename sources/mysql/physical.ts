@@ -5,13 +5,17 @@ import { Archiver, type BackupProgress, type BackupResult, type SourceEntry } fr
 import { CairnError } from "../../engine/errors.js";
 import type { Repository } from "../../engine/repository.js";
 import type { SnapshotEntry, SnapshotSource } from "../../engine/snapshot.js";
+import { Restorer } from "../../engine/restorer.js";
 import { subtreeAt, TreeLoader } from "../../engine/tree.js";
 import { query, runTool, startTool } from "./tools.js";
+import { readXbstream } from "./xbstream.js";
 
 /** Tag every MySQL / MariaDB physical backup carries. */
 export const MYSQL_PHYSICAL_TAG = "mysql-physical";
-/** The one entry of a physical backup: mariadb-backup's xbstream, as it streamed. */
-export const STREAM_FILE = "backup.xbstream";
+/** Directory of the backed-up data files inside a physical backup snapshot. */
+export const DATADIR_DIR = "datadir";
+/** InnoDB's files: pages change in place, so they are stored page by page. */
+const INNODB_FILE = /(\.ibd|^ibdata\d+|^undo\d+)$/;
 
 /** What a physical backup snapshot records (`snapshot.source`). */
 export interface MysqlPhysicalInfo extends SnapshotSource {
@@ -29,9 +33,9 @@ export interface MysqlPhysicalInfo extends SnapshotSource {
 }
 
 /** A server's name in the repository: its host name and port, as it reports them. */
-export async function serverName(optionFile: string): Promise<{ server: string; serverVersion: string; datadir: string }> {
-  const [[host, port, serverVersion, datadir]] = await query(optionFile, "SELECT @@hostname, @@port, VERSION(), @@datadir");
-  return { server: `${host}:${port}`, serverVersion, datadir };
+export async function serverName(optionFile: string): Promise<{ server: string; serverVersion: string; datadir: string; pageSize: number }> {
+  const [[host, port, serverVersion, datadir, pageSize]] = await query(optionFile, "SELECT @@hostname, @@port, VERSION(), @@datadir, @@innodb_page_size");
+  return { server: `${host}:${port}`, serverVersion, datadir, pageSize: Number(pageSize) };
 }
 
 /** The directory of one server's files in a snapshot. */
@@ -47,29 +51,34 @@ export interface MysqlPhysicalOptions {
 
 /**
  * Takes a physical backup with `mariadb-backup --backup --stream=xbstream`, streamed
- * through this process into the repository (never written to disk here). mariadb-backup
+ * through this process into the repository (never written to disk here), file by
+ * file: InnoDB files in page-sized blocks, so a second backup after scattered updates
+ * stores about the pages that changed, everything else content-defined. mariadb-backup
  * reads the server's data files, so it runs on the database host with read access to
  * its data directory; it connects with the login for the locks and binary log position.
  */
 export async function takeMysqlPhysical(repo: Repository, o: MysqlPhysicalOptions): Promise<BackupResult & { info: MysqlPhysicalInfo }> {
-  const { server, serverVersion, datadir } = await serverName(o.optionFile);
+  const { server, serverVersion, datadir, pageSize } = await serverName(o.optionFile);
   if (!existsSync(datadir)) throw new CairnError(`the server's data directory ${datadir} is not on this machine: mariadb-backup reads the data files, so run the physical backup on the database host (or use a logical dump)`);
   const info: MysqlPhysicalInfo = { type: "mysql", mode: "physical", server, serverVersion, startTime: new Date().toISOString(), stopTime: "" };
   const scratch = await fs.mkdtemp(path.join(process.env.CAIRN_TMPDIR ?? tmpdir(), "cairn-mariabackup-"));
   try {
     const archiver = new Archiver(repo, { tags: [MYSQL_PHYSICAL_TAG, ...(o.tags ?? [])], host: o.host, onProgress: o.onProgress, signal: o.signal, source: info });
-    const result = await archiver.backupEntries(streamEntries(o.optionFile, datadir, scratch, server, info), [`/${serverDir(server)}`]);
+    const result = await archiver.backupEntries(streamEntries(o.optionFile, datadir, scratch, pageSize, info), [`/${serverDir(server)}`]);
     return { ...result, info };
   } finally {
     await fs.rm(scratch, { recursive: true, force: true });
   }
 }
 
-async function* streamEntries(optionFile: string, datadir: string, scratch: string, server: string, info: MysqlPhysicalInfo): AsyncGenerator<SourceEntry> {
-  const { child, done } = startTool("mariadb-backup", ["--backup", "--stream=xbstream", `--target-dir=${scratch}`, `--datadir=${datadir}`], { optionFile });
+async function* streamEntries(optionFile: string, datadir: string, scratch: string, pageSize: number, info: MysqlPhysicalInfo): AsyncGenerator<SourceEntry> {
+  const { child, done } = startTool("mariadb-backup", ["--backup", "--stream=xbstream", "--parallel=1", `--target-dir=${scratch}`, `--datadir=${datadir}`], { optionFile });
   done.catch(() => undefined);
+  const root = `${serverDir(info.server)}/${DATADIR_DIR}`;
   try {
-    yield { path: `${serverDir(server)}/${STREAM_FILE}`, type: "file", mode: 0o600, mtime: Date.now(), content: child.stdout };
+    for await (const m of readXbstream(child.stdout)) {
+      yield { path: `${root}/${m.path}`, type: "file", mode: 0o640, mtime: Date.now(), content: m.content, blockSize: INNODB_FILE.test(m.path) ? pageSize : undefined };
+    }
   } catch (err) {
     child.kill("SIGTERM");
     await done;
@@ -100,22 +109,21 @@ export async function ensureEmptyDir(dir: string): Promise<void> {
 }
 
 /**
- * Restores a physical backup into `targetDir` (new or empty): the stream is unpacked
- * with mbstream as it is read from the repository, then `mariadb-backup --prepare`
- * makes the files consistent. The directory is then a data directory a server can
- * start on, at the moment the backup ended.
+ * Restores a physical backup into `targetDir` (new or empty), then
+ * `mariadb-backup --prepare` makes the files consistent. The directory is then a data
+ * directory a server can start on, at the moment the backup ended.
  */
-export async function restoreMysqlPhysical(repo: Repository, backup: SnapshotEntry & { source: MysqlPhysicalInfo }, targetDir: string): Promise<{ bytes: number }> {
+export async function restoreMysqlPhysical(repo: Repository, backup: SnapshotEntry & { source: MysqlPhysicalInfo }, targetDir: string): Promise<{ bytes: number; files: number }> {
   const dir = path.resolve(targetDir);
   await ensureEmptyDir(dir);
   const loader = new TreeLoader(repo);
-  const nodes = (await loader.load(await subtreeAt(loader, backup.tree, serverDir(backup.source.server)))).nodes;
-  const stream = nodes.find((n) => n.name === STREAM_FILE && n.type === "file");
-  if (!stream) throw new CairnError(`snapshot ${backup.id.slice(0, 8)} has no ${STREAM_FILE}; it is not a physical backup Cairn can restore`);
+  const tree = await subtreeAt(loader, backup.tree, `${serverDir(backup.source.server)}/${DATADIR_DIR}`).catch(() => {
+    throw new CairnError(`snapshot ${backup.id.slice(0, 8)} has no ${DATADIR_DIR} directory; it is not a physical backup Cairn can restore`);
+  });
   await fs.mkdir(dir, { recursive: true, mode: 0o750 });
-  await startTool("mbstream", ["-x", "-C", dir], { input: blobs(repo, stream.content ?? []) }).done;
+  const result = await new Restorer(repo, { target: dir, owners: false }).restore(tree);
   await runTool("mariadb-backup", ["--prepare", `--target-dir=${dir}`]);
-  return { bytes: stream.size ?? 0 };
+  return { bytes: result.totalBytes, files: result.files };
 }
 
 export async function* blobs(repo: Repository, ids: string[]): AsyncGenerator<Buffer> {

@@ -9,7 +9,6 @@ const NAMES: Record<string, string[]> = {
   "mariadb-dump": ["mariadb-dump", "mysqldump"],
   "mariadb-backup": ["mariadb-backup", "mariabackup"],
   "mariadb-binlog": ["mariadb-binlog", "mysqlbinlog"],
-  mbstream: ["mbstream"],
   mariadbd: ["mariadbd", "mysqld"],
 };
 
@@ -22,7 +21,7 @@ export function mysqlTool(name: string): string {
       if (existsSync(p)) return p;
     }
   }
-  const pkg = name === "mariadb-backup" || name === "mbstream" ? "mariadb-backup" : name === "mariadbd" ? "mariadb-server" : "mariadb-client";
+  const pkg = name === "mariadb-backup" ? "mariadb-backup" : name === "mariadbd" ? "mariadb-server" : "mariadb-client";
   throw new CairnError(`${name} was not found: install it (Debian: apt-get install ${pkg}) or point CAIRN_MYSQL_BIN at its directory`);
 }
 
@@ -43,7 +42,7 @@ export interface ToolOptions {
 
 /** Starts a MariaDB program; its stderr is kept for the error message. */
 export function startTool(name: string, args: string[], o: ToolOptions = {}): { child: ChildProcessWithoutNullStreams; done: Promise<string> } {
-  const full = o.optionFile ? [`--defaults-file=${o.optionFile}`, ...args] : name === "mbstream" ? args : ["--no-defaults", ...args];
+  const full = o.optionFile ? [`--defaults-file=${o.optionFile}`, ...args] : ["--no-defaults", ...args];
   const child = spawn(mysqlTool(name), full, { env: toolEnv(o.env), stdio: ["pipe", "pipe", "pipe"] });
   const err: Buffer[] = [];
   child.stderr.on("data", (d: Buffer) => err.push(d));

@@ -15,7 +15,7 @@ export interface TarMember {
 }
 
 /** Pulls exact byte counts out of a stream of buffers. */
-class ByteReader {
+export class ByteReader {
   private pending: Buffer = Buffer.alloc(0);
   private readonly it: AsyncIterator<Buffer>;
 
