@@ -5,6 +5,9 @@
  *   TEMPORAL_ADDRESS=127.0.0.1:7233 TEMPORAL_NAMESPACE=default CAIRN_DATA_DIR=.cairn node dist/worker.js
  *
  * CAIRN_WORKER_CONCURRENCY sets how many activities run at once (default 4).
+ * CAIRN_MAX_JOBS limits how many jobs (backups, restores, checks, prunes, copies,
+ * verifications) work at once across all workers; the others wait for a slot. Give
+ * every worker the same value.
  * CAIRN_WORKER_METRICS_ADDRESS (host:port) serves the Temporal SDK's worker metrics
  * (task slots available and used, polls, activity latencies) for Prometheus at
  * /metrics there, without authentication: bind it to loopback or a private network.
@@ -36,6 +39,8 @@ export interface CairnWorkerOptions {
   /** A pre-built bundle (bundleWorkflowCode); the workflows are bundled at start otherwise. */
   workflowBundle?: WorkflowBundle;
   identity?: string;
+  /** Jobs working at once across all workers; CAIRN_MAX_JOBS when absent, no limit when neither is set. */
+  maxJobs?: number;
 }
 
 export interface CairnWorker {
@@ -43,6 +48,15 @@ export interface CairnWorker {
   /** Runs until shutdown() or a shutdown signal; then closes the connection if this worker opened it. */
   run(): Promise<void>;
   shutdown(): void;
+}
+
+/** CAIRN_MAX_JOBS as a number of jobs; absent or empty means no global limit. */
+export function maxJobsFromEnvironment(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const text = env.CAIRN_MAX_JOBS?.trim();
+  if (!text) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`CAIRN_MAX_JOBS=${text} is not a number of jobs: give a whole number of 1 or more, or leave it unset for no global limit`);
+  return n;
 }
 
 /** The workflows' entry: the compiled module under dist/, or the TypeScript source when run from sources (vitest). */
@@ -63,7 +77,7 @@ export async function createCairnWorker(options: CairnWorkerOptions): Promise<Ca
       connection,
       namespace: options.namespace ?? "default",
       taskQueue: options.taskQueue ?? TASK_QUEUE,
-      activities: createActivities({ secretBox, policy, threads: options.threads }),
+      activities: createActivities({ secretBox, policy, threads: options.threads, maxJobs: options.maxJobs ?? maxJobsFromEnvironment() }),
       ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: workflowsPath() }),
       maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 4,
       // Heartbeats reach the server at least this often (the SDK's default is 80% of the heartbeat

@@ -13,6 +13,7 @@ import { requestActivities } from "./requests.js";
 import { logicalRestoreActivities } from "./postgres.js";
 import { recoveryActivities } from "./recovery.js";
 import { restoreActivities } from "./restore.js";
+import { slotActivities } from "./slots.js";
 import type { ActivityDeps } from "./repository.js";
 
 export type { ActivityDeps } from "./repository.js";
@@ -20,7 +21,7 @@ export type { NotifyInput, NotifyResult, PrepareResult, RecordResult, RetentionI
 
 /** Every activity a Cairn worker registers, bound to the worker's secret box and execution policy. */
 export function createActivities(deps: ActivityDeps) {
-  return speakingForBackends({ ...backupActivities(deps), ...maintenanceActivities(deps), ...notifyActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...recoveryActivities(deps), ...logicalRestoreActivities(deps), ...drillActivities(deps) });
+  return speakingForBackends({ ...backupActivities(deps), ...maintenanceActivities(deps), ...notifyActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...recoveryActivities(deps), ...logicalRestoreActivities(deps), ...drillActivities(deps), ...slotActivities(deps) });
 }
 
 export type CairnActivities = ReturnType<typeof createActivities>;

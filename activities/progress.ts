@@ -50,11 +50,17 @@ export class ProgressReporter<D> {
     return { filesDone, bytesDone, bytesTotal, bytesPerSecond, etaSeconds };
   }
 
-  /** Stops reporting; waits for a heartbeat in progress so none is sent after the activity returns. */
+  /**
+   * Stops reporting; waits for a heartbeat in progress so none is sent after the
+   * activity returns. A cancelled step sends its workflow its last progress, so the
+   * cancelled job shows how far it got.
+   */
   async stop(): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.timer);
     await this.running;
+    if (this.ctx.cancellationSignal.aborted) await this.signal(this.progress());
   }
 
   private async tick(): Promise<void> {

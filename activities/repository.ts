@@ -17,6 +17,8 @@ export interface ActivityDeps {
   policy: ExecutionPolicy;
   /** Codec worker threads per open repository (default: the engine's choice). */
   threads?: number;
+  /** Jobs that may work at once across all workers (CAIRN_MAX_JOBS); no global limit when absent. Give every worker the same. */
+  maxJobs?: number;
 }
 
 /** A refusal of the execution policy as a failure no retry changes; details[0] names the rule. */

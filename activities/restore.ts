@@ -135,6 +135,7 @@ export function restoreActivities(deps: ActivityDeps) {
                 owners: deps.policy.restoreOwners,
                 setidBits: deps.policy.restoreSetid,
                 onProgress: (p) => reporter.update(p),
+                signal: ctx.cancellationSignal,
               })
                 .restore(tree)
                 // The engine refuses what no retry changes: include patterns that select nothing, a target in the way.
@@ -161,6 +162,10 @@ export function restoreActivities(deps: ActivityDeps) {
             missed.push(`${failover ? "secondary " : ""}repository ${target.id} could not ${failover ? "serve" : "be reached"}: ${reason(err)}`);
           }
         }
+      } catch (err) {
+        // The restorer stops between files once the signal fires; the lock is released by now.
+        if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+        throw err;
       } finally {
         await reporter.stop();
       }

@@ -1,6 +1,7 @@
 import type { BlobLocation } from "../engine/blob-index.js";
 import { selectSubset } from "../engine/checker.js";
 import { sha256Hex } from "../engine/crypto.js";
+import { stopIfAborted } from "../engine/errors.js";
 import { packKey } from "../engine/pack.js";
 import { mapLimit, type Repository } from "../engine/repository.js";
 import type { Snapshot } from "../engine/snapshot.js";
@@ -25,6 +26,7 @@ export async function verifySnapshot(
   snapshotId: string,
   samplePercent: number,
   onProgress?: (p: SnapshotCheckProgress) => void,
+  signal?: AbortSignal,
 ): Promise<VerifyResult> {
   const result: VerifyResult = { errors: [], warnings: [], packsRead: 0 };
   const snapshot = await repo.loadJSON<Snapshot>("snapshots", snapshotId);
@@ -33,6 +35,7 @@ export async function verifySnapshot(
   const packEnd = (id: string) => Math.max(...[...packs.get(id)!.values()].map((b) => b.offset + b.length));
   const progress = { packsDone: 0, packsTotal: chosen.length, bytesDone: 0, bytesTotal: chosen.reduce((n, id) => n + packEnd(id), 0) };
   await mapLimit(chosen, 2, async (packId) => {
+    stopIfAborted(signal, `verification cancelled after ${progress.packsDone} of ${progress.packsTotal} packs were read; it changed nothing`);
     const bytes = await repo.backend.get(packKey(packId));
     result.packsRead++;
     if (sha256Hex(bytes) !== packId) result.errors.push(`pack ${packKey(packId)} is damaged: its content no longer matches its name`);

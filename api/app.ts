@@ -25,6 +25,7 @@ import { planRoutes } from "./routes/plans.js";
 import { recoveryRoutes } from "./routes/recoveries.js";
 import { repositoryRoutes } from "./routes/repositories.js";
 import { restoreRoutes } from "./routes/restores.js";
+import { maintenanceRoutes } from "./routes/maintenance.js";
 import { sessionRoutes } from "./routes/session.js";
 import { securityRoutes } from "./routes/security.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
@@ -102,6 +103,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", jobRoutes(deps));
   app.route("/v1", snapshotRoutes(deps));
   app.route("/v1", restoreRoutes(deps));
+  app.route("/v1", maintenanceRoutes(deps));
   app.route("/v1", recoveryRoutes(deps));
   app.route("/v1", drillRoutes(deps));
   app.route("/v1", tokenRoutes(deps));

@@ -25,7 +25,12 @@ const STEP_NAMES: Record<string, string> = {
   restoreSnapshot: "restore",
   checkRepository: "check",
   pruneRepository: "prune",
+  verifySnapshotRef: "verify",
+  copySnapshot: "copy",
 };
+
+/** Bookkeeping activities that are not steps of the job: asking for a concurrency slot (workflows/slots.ts). */
+const NOT_STEPS = new Set(["requestJobSlot"]);
 
 export interface JobHistory {
   steps: JobStepRecord[];
@@ -53,7 +58,7 @@ export function readHistory(events: readonly HistoryEvent[]): JobHistory {
     } else if (a.activityTaskScheduledEventAttributes) {
       const name = a.activityTaskScheduledEventAttributes.activityType?.name ?? "activity";
       scheduled.set(String(event.eventId), { name, at, attempt: 1 });
-      say(at, "info", `step ${STEP_NAMES[name] ?? name} scheduled`);
+      if (!NOT_STEPS.has(name)) say(at, "info", `step ${STEP_NAMES[name] ?? name} scheduled`);
     } else if (a.activityTaskStartedEventAttributes) {
       // Written once per step, when it ends, carrying the last attempt's number.
       const s = a.activityTaskStartedEventAttributes;
@@ -70,6 +75,7 @@ export function readHistory(events: readonly HistoryEvent[]): JobHistory {
         const step = scheduled.get(String(closing.id));
         if (!step) continue;
         scheduled.delete(String(closing.id));
+        if (NOT_STEPS.has(step.name)) continue;
         const name = STEP_NAMES[step.name] ?? step.name;
         const durationSeconds = Math.max(0, (at.getTime() - step.at.getTime()) / 1000);
         const error = "failure" in closing && closing.failure ? innermost(closing.failure) : undefined;
@@ -80,6 +86,11 @@ export function readHistory(events: readonly HistoryEvent[]): JobHistory {
           if (step.name === "snapshotBackup") snapshotId = payloadField(closing.result?.payloads?.[0], "snapshotId") ?? snapshotId;
         } else if (closing.outcome === "cancelled") say(at, "warn", `step ${name} cancelled after ${durationSeconds.toFixed(1)} s`);
         else say(at, "error", `step ${name} ${closing.outcome === "failed" ? "failed" : "timed out"}${tries}: ${error ?? "no reason given"}`);
+        continue;
+      }
+      if (a.workflowExecutionSignaledEventAttributes?.signalName === "slotGranted") {
+        const payload = a.workflowExecutionSignaledEventAttributes.input?.payloads?.[0];
+        say(at, "info", `got a slot of ${payload ? defaultPayloadConverter.fromPayload<string>(payload) : "a concurrency limit"}`);
         continue;
       }
       if (a.workflowExecutionCompletedEventAttributes) {

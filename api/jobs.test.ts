@@ -26,12 +26,14 @@ describe("live progress from heartbeats", () => {
 
 describe("visibility queries", () => {
   it("filter on Cairn's search attributes as the Web UI would", () => {
-    expect(jobsQuery({})).toBe("CairnKind IN ('backup', 'restore', 'verify', 'prune', 'recovery', 'drill')");
+    expect(jobsQuery({})).toBe("CairnKind IN ('backup', 'restore', 'verify', 'check', 'prune', 'copy', 'recovery', 'drill')");
     expect(jobsQuery({ planId: "p1", status: "failed", kind: "backup" })).toBe("CairnKind = 'backup' AND CairnPlan = 'p1' AND ExecutionStatus IN ('Failed', 'TimedOut', 'Terminated')");
   });
 
-  it("hold a scoped token to the backups of its plans and the restores of its repositories", () => {
-    expect(jobsQuery({ kind: "backup" }, { planIds: ["a1", "b2"], repositoryIds: ["c3"] })).toBe("CairnKind = 'backup' AND (CairnPlan IN ('a1', 'b2') OR WorkflowId STARTS_WITH 'restore-c3-')");
-    expect(jobsQuery({}, { planIds: [], repositoryIds: [] })).toBe("CairnKind IN ('backup', 'restore', 'verify', 'prune', 'recovery', 'drill') AND CairnKind = 'none'");
+  it("hold a scoped token to the backups of its plans and the restores, checks, prunes and copies of its repositories", () => {
+    expect(jobsQuery({ kind: "backup" }, { planIds: ["a1", "b2"], repositoryIds: ["c3"] })).toBe(
+      "CairnKind = 'backup' AND (CairnPlan IN ('a1', 'b2') OR WorkflowId STARTS_WITH 'restore-c3-' OR WorkflowId STARTS_WITH 'verify-c3-' OR WorkflowId STARTS_WITH 'check-c3-' OR WorkflowId STARTS_WITH 'prune-c3-' OR WorkflowId STARTS_WITH 'copy-c3-')",
+    );
+    expect(jobsQuery({}, { planIds: [], repositoryIds: [] })).toBe("CairnKind IN ('backup', 'restore', 'verify', 'check', 'prune', 'copy', 'recovery', 'drill') AND CairnKind = 'none'");
   });
 });

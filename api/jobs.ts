@@ -21,6 +21,8 @@ export interface JobView {
   snapshotId?: string;
   error?: string;
   warnings: string[];
+  /** While the phase is "waiting": the concurrency slot the job waits for. */
+  waitingFor?: string;
   startedAt: string;
   finishedAt?: string;
   result?: unknown;
@@ -33,7 +35,9 @@ export interface JobView {
 export type JobSummary = Pick<JobView, "id" | "kind" | "status" | "planId" | "snapshotId" | "error" | "startedAt" | "finishedAt" | "attempts">;
 
 const NO_PROGRESS: JobProgress = { filesDone: 0, bytesDone: 0, bytesTotal: 0, bytesPerSecond: 0, etaSeconds: null };
-const KINDS: JobKind[] = ["backup", "restore", "verify", "prune", "recovery", "drill"];
+const KINDS: JobKind[] = ["backup", "restore", "verify", "check", "prune", "copy", "recovery", "drill"];
+/** Jobs on a repository the API starts are named `<kind>-<repository id>-<time>`: a scoped token sees those of its repositories. */
+export const REPOSITORY_JOB_PREFIXES = ["restore", "verify", "check", "prune", "copy"] as const;
 
 const STATUS: Partial<Record<WorkflowExecutionStatusName, JobStatusName>> = {
   COMPLETED: "completed",
@@ -52,7 +56,7 @@ const STATUS_QUERY: Record<JobStatusName, string> = {
   cancelled: "ExecutionStatus = 'Canceled'",
 };
 
-/** The jobs a scoped token may see: backups of its plans, restores from its repositories (the ids the API gives them). */
+/** The jobs a scoped token may see: backups of its plans, restores, checks, prunes and copies of its repositories (the ids the API gives them). */
 export interface JobOwners {
   planIds: string[];
   repositoryIds: string[];
@@ -67,7 +71,7 @@ export function jobsQuery(filter: { status?: JobStatusName; planId?: string; kin
     // Ids are hex from the catalog, never caller input, so they are safe inside the query.
     const any = [
       ...(owners.planIds.length ? [`CairnPlan IN (${owners.planIds.map((id) => `'${id}'`).join(", ")})`] : []),
-      ...owners.repositoryIds.map((id) => `WorkflowId STARTS_WITH 'restore-${id}-'`),
+      ...owners.repositoryIds.flatMap((id) => REPOSITORY_JOB_PREFIXES.map((kind) => `WorkflowId STARTS_WITH '${kind}-${id}-'`)),
     ];
     parts.push(any.length ? `(${any.join(" OR ")})` : "CairnKind = 'none'");
   }
@@ -178,7 +182,7 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
   };
   if (status === "running") {
     const reported = await queryStatus(client, id);
-    if (reported) Object.assign(view, { phase: reported.phase, progress: reported.progress, snapshotId: reported.snapshotId, warnings: reported.warnings });
+    if (reported) Object.assign(view, { phase: reported.phase, progress: reported.progress, snapshotId: reported.snapshotId, warnings: reported.warnings, ...(reported.waitingFor ? { waitingFor: reported.waitingFor } : {}) });
     const live = heartbeatProgress(desc);
     if (live) view.progress = live;
     return view;
@@ -311,7 +315,7 @@ export async function retryJob(catalog: Catalog, client: Client, id: string, now
   const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
   if (!started?.workflowType?.name) throw new ApiError(409, "Job cannot be retried", `Temporal no longer holds the input of job ${id} (its history is past the namespace's retention); start the work again from its plan`);
   const args = (started.input?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p));
-  const owner = /^(backup|restore|drill)-([0-9a-f]+)-/.exec(id);
+  const owner = /^(backup|restore|verify|check|prune|copy|drill)-([0-9a-f]+)-/.exec(id);
   const jobId = owner ? `${owner[1]}-${owner[2]}-${idTime(now)}` : `${job.kind}-${idTime(now)}`;
   const source = (args[0] as { source?: { type?: string } } | undefined)?.source?.type;
   await withTemporal(client, () =>

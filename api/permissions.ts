@@ -16,6 +16,7 @@ export const PERMISSIONS = [
   "drills:run",
   "repositories:read",
   "repositories:write",
+  "repositories:maintain",
   "snapshots:read",
   "analytics:read",
   "metrics:read",
@@ -45,13 +46,14 @@ const VIEWER: Permission[] = ["session:read", "plans:read", "jobs:read", "snapsh
 /**
  * Every role reads its own session (who it is, what it may do: GET /v1/session).
  * viewer reads plans, jobs, snapshots, analytics, metrics and alerts; operator also runs plans,
- * cancels and retries jobs, restores, verifies, runs recovery drills and acknowledges alerts;
+ * cancels and retries jobs, restores, verifies and checks, prunes and copies snapshots between
+ * repositories, runs recovery drills and acknowledges alerts;
  * admin does everything; auditor reads the audit log, security events, compliance reports and
  * alerts (whether failures were seen and handled is evidence), and nothing else.
  */
 export const ROLES: Record<Role, ReadonlySet<Permission>> = {
   viewer: new Set(VIEWER),
-  operator: new Set<Permission>([...VIEWER, "plans:run", "jobs:cancel", "jobs:retry", "restores:create", "verifications:run", "drills:run", "alerts:ack"]),
+  operator: new Set<Permission>([...VIEWER, "plans:run", "jobs:cancel", "jobs:retry", "restores:create", "verifications:run", "repositories:maintain", "drills:run", "alerts:ack"]),
   admin: new Set(PERMISSIONS),
   auditor: new Set<Permission>(["session:read", "audit:read", "audit:verify", "security:read", "compliance:read", "alerts:read"]),
 };

@@ -8,7 +8,7 @@ import proto from "@temporalio/proto";
 import { and, gte, inArray, isNotNull, sql } from "drizzle-orm";
 import type { Catalog } from "../db/client.js";
 import { jobs } from "../db/schema.js";
-import { TASK_QUEUE } from "../workflows/messages.js";
+import { JOB_SLOTS_WORKFLOW, slotsQuery, TASK_QUEUE } from "../workflows/messages.js";
 import { jobsQuery, type JobOwners } from "./jobs.js";
 import { withTemporal } from "./temporal.js";
 
@@ -20,6 +20,8 @@ export interface QueueView {
   /** Tasks waiting for a worker slot (workflow and activity tasks of the Cairn task queue, Temporal's approximate backlog). */
   pending: number;
   pendingByPriority: Record<PriorityName, number>;
+  /** Jobs waiting for a concurrency slot (counted in `pending`). */
+  waitingForSlot: number;
   /** Jobs whose workflow is open. */
   running: number;
   /** Finished jobs of the window, from the catalog. */
@@ -38,6 +40,7 @@ export async function queueView(catalog: Catalog, client: Client, windowHours: n
   const since = new Date(now.getTime() - windowHours * 3600_000);
   const running = await withTemporal(client, () => client.workflowService.countWorkflowExecutions({ namespace: client.options.namespace, query: jobsQuery({ status: "running" }, owners) }));
   const backlog = owners ? undefined : await backlogByPriority(client);
+  const waitingForSlot = owners ? 0 : await jobsWaitingForSlots(client);
   const scoped = owners ? inArray(jobs.planId, owners.planIds.length ? owners.planIds : [""]) : undefined;
   const rows = await catalog
     .select({
@@ -53,7 +56,8 @@ export async function queueView(catalog: Catalog, client: Client, windowHours: n
   const failed = count("failed");
   const average = rows.find((r) => r.status === "completed")?.seconds;
   return {
-    pending: backlog ? backlog.high + backlog.normal + backlog.low : 0,
+    pending: backlog ? backlog.high + backlog.normal + backlog.low + waitingForSlot : 0,
+    waitingForSlot,
     pendingByPriority: backlog ?? { high: 0, normal: 0, low: 0 },
     running: Number(running.count ?? 0),
     completed,
@@ -63,6 +67,18 @@ export async function queueView(catalog: Catalog, client: Client, windowHours: n
     successRate: completed + failed ? Math.round((completed / (completed + failed)) * 10000) / 10000 : null,
     windowHours,
   };
+}
+
+/** Jobs waiting for a concurrency slot: the waiting lists of the slots workflows (workflows/slots.ts), each job counted once. */
+async function jobsWaitingForSlots(client: Client): Promise<number> {
+  const waiting = new Set<string>();
+  const query = `WorkflowType = '${JOB_SLOTS_WORKFLOW}' AND ExecutionStatus = 'Running'`;
+  const listed = await withTemporal(client, () => client.workflowService.listWorkflowExecutions({ namespace: client.options.namespace, query, pageSize: 100 }));
+  for (const wf of listed.executions ?? []) {
+    const state = await withTemporal(client, () => client.workflow.getHandle(wf.execution!.workflowId!).query(slotsQuery), 3000).catch(() => undefined);
+    for (const id of state?.waiting ?? []) waiting.add(id);
+  }
+  return waiting.size;
 }
 
 /** The backlog of the Cairn task queue (workflow and activity tasks), per priority. */

@@ -21,6 +21,7 @@ export function repositoryTarget(repo: RepositoryRow): RepositoryTarget {
     sealedPassword: repo.sealedPassword,
     ...(repo.sealedCredentials ? { sealedCredentials: repo.sealedCredentials } : {}),
     ...(repo.environmentCredentials ? { environmentCredentials: true } : {}),
+    ...(repo.maxConcurrentJobs ? { maxConcurrentJobs: repo.maxConcurrentJobs } : {}),
   };
 }
 

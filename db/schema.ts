@@ -47,6 +47,8 @@ export const repositories = pgTable("repositories", {
   environmentCredentials: boolean("environment_credentials").notNull().default(false),
   /** The most the repository's packs may take; a backup that would pass it fails before uploading, 80% of it raises an alert. Null: no quota. */
   quotaBytes: bigint("quota_bytes", { mode: "number" }),
+  /** Jobs that may work on the repository at once (backups, restores, checks, prunes, copies); null: no limit of its own. */
+  maxConcurrentJobs: integer("max_concurrent_jobs"),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
 });
 

@@ -1,7 +1,7 @@
 import { isNotFound } from "../backends/backend.js";
 import { BlobType, type BlobLocation } from "./blob-index.js";
 import { sha256Hex } from "./crypto.js";
-import { CairnError } from "./errors.js";
+import { CairnError, stopIfAborted } from "./errors.js";
 import { decodeIndex, type IndexFile } from "./index-file.js";
 import { packKey, readPackHeader, type PackEntry } from "./pack.js";
 import { mapLimit, type Repository } from "./repository.js";
@@ -23,6 +23,8 @@ export interface CheckOptions {
   /** Read only some packs: "10%" or "0.1" (a random sample), or "n/m" (the n-th of m groups, by pack id order). Implies readData. */
   subset?: string;
   onProgress?: (p: CheckProgress) => void;
+  /** Stops the check between trees and between packs; it has changed nothing. */
+  signal?: AbortSignal;
 }
 
 export interface CheckProgress {
@@ -43,6 +45,7 @@ export interface CheckReport {
 }
 
 const PACKS_AT_ONCE = 2;
+const CHECK_STOPPED = "check cancelled; it changed nothing in the repository";
 
 type Fail = (kind: CheckErrorKind, object: string, message: string) => void;
 
@@ -60,12 +63,12 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
   report.packs = packs.size;
   const present = await checkPackFiles(repo, packs, fail, report.warnings);
   await checkKeys(repo, fail);
-  await checkSnapshots(repo, report, fail);
+  await checkSnapshots(repo, report, fail, options.signal);
 
   if (options.readData || options.subset !== undefined) {
     const readable = [...packs.keys()].filter((id) => present.has(id)).sort();
     const chosen = options.subset === undefined ? readable : selectSubset(readable, options.subset);
-    await readPacks(repo, chosen.map((id) => ({ id, blobs: packs.get(id)! })), report, fail, options.onProgress);
+    await readPacks(repo, chosen.map((id) => ({ id, blobs: packs.get(id)! })), report, fail, options.onProgress, options.signal);
   }
   return report;
 }
@@ -127,7 +130,7 @@ async function checkKeys(repo: Repository, fail: Fail): Promise<void> {
 }
 
 /** Loads every snapshot and walks every tree reachable from it, each tree once. */
-async function checkSnapshots(repo: Repository, report: CheckReport, fail: Fail): Promise<void> {
+async function checkSnapshots(repo: Repository, report: CheckReport, fail: Fail, signal?: AbortSignal): Promise<void> {
   const seenTrees = new Set<string>();
   const missingBlobs = new Set<string>();
   for (const id of await repo.listIds("snapshots")) {
@@ -141,6 +144,7 @@ async function checkSnapshots(repo: Repository, report: CheckReport, fail: Fail)
     }
     const pending: { tree: string; path: string }[] = [{ tree: snapshot.tree, path: "/" }];
     while (pending.length) {
+      stopIfAborted(signal, CHECK_STOPPED);
       const { tree: treeId, path } = pending.pop()!;
       if (seenTrees.has(treeId)) continue;
       seenTrees.add(treeId);
@@ -208,10 +212,12 @@ async function readPacks(
   report: CheckReport,
   fail: Fail,
   onProgress?: (p: CheckProgress) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
   const progress: CheckProgress = { packsDone: 0, packsTotal: packs.length, bytesDone: 0, bytesTotal: 0 };
   for (const p of packs) progress.bytesTotal += packEnd(p.blobs);
   await mapLimit(packs, PACKS_AT_ONCE, async ({ id, blobs }) => {
+    stopIfAborted(signal, `${CHECK_STOPPED} after ${progress.packsDone} of ${progress.packsTotal} packs were read`);
     let bytes: Buffer;
     try {
       bytes = await repo.backend.get(packKey(id));

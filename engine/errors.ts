@@ -9,6 +9,15 @@ export class CairnError extends Error {
   }
 }
 
+/**
+ * Stops work whose caller gave up (a cancelled job): called between packs, files
+ * or trees, so the work ends at a point where `state` holds. Cancellation is the
+ * caller's doing, so the message only says what was left behind.
+ */
+export function stopIfAborted(signal: AbortSignal | undefined, state: string): void {
+  if (signal?.aborted) throw new CairnError(state);
+}
+
 export class RepositoryNotFoundError extends CairnError {
   constructor(location: string) {
     super(`there is no Cairn repository at ${location}: check the path (-r / CAIRN_REPOSITORY) or create one with "cairn init"`, 10);

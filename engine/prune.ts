@@ -1,4 +1,4 @@
-import { CairnError } from "./errors.js";
+import { CairnError, stopIfAborted } from "./errors.js";
 import type { IndexFile } from "./index-file.js";
 import { packKey, type PackEntry } from "./pack.js";
 import { mapLimit, type Repository } from "./repository.js";
@@ -17,6 +17,13 @@ export interface PruneOptions {
   /** With dryRun only: snapshot ids to count as already removed (a dry-run forget previews its prune with them). */
   forgotten?: ReadonlySet<string>;
   onProgress?: (p: PruneProgress) => void;
+  /**
+   * Stops prune while it finds used blobs or repacks, before the new index is
+   * written and anything deleted: the repository stays as it was, at most with
+   * new packs holding copies of blobs, which the next prune removes. Once the
+   * new index is written prune finishes the deletions, which are quick.
+   */
+  signal?: AbortSignal;
 }
 
 export interface PruneProgress {
@@ -96,7 +103,7 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
   const leftovers = (await repo.listIds("index")).filter((id) => !repo.indexFiles.has(id));
   const forgotten = options.dryRun ? options.forgotten : undefined;
   const snapshots = (await loadSnapshots(repo)).filter((s) => !forgotten?.has(s.id));
-  const used = await findUsedBlobs(repo, snapshots.map((s) => s.tree), progress);
+  const used = await findUsedBlobs(repo, snapshots.map((s) => s.tree), progress, options.signal);
 
   const stored = new Map<string, number>();
   for await (const obj of repo.backend.list("data/")) stored.set(obj.key.slice(obj.key.lastIndexOf("/") + 1), obj.size);
@@ -166,8 +173,9 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
   for (const id of removed) repo.packsBeingRemoved.add(id);
   try {
     const stayingIds = new Set(staying.map((p) => p.id));
-    await repackBlobs(repo, repack, stayingIds, progress, (n) => (result.bytes.repacked += n));
+    await repackBlobs(repo, repack, stayingIds, progress, (n) => (result.bytes.repacked += n), options.signal);
     await repo.flush();
+    stopIfAborted(options.signal, pruneStopped());
     // Index files written during the repack are folded into the final one too, so exactly one remains.
     const written = [...repo.indexFiles].filter(([id]) => !oldIndexFiles.has(id));
     const finalPacks: IndexFile["packs"] = [...staying.map((p) => ({ id: p.id, blobs: p.blobs })), ...written.flatMap(([, f]) => f.packs)];
@@ -227,7 +235,7 @@ function latest(dates: Iterable<Date>, since?: string): string | undefined {
 }
 
 /** Walks every snapshot's trees; returns the ids (hex) of every tree and data blob in use. */
-async function findUsedBlobs(repo: Repository, roots: string[], progress: (p: PruneProgress) => void): Promise<Set<string>> {
+async function findUsedBlobs(repo: Repository, roots: string[], progress: (p: PruneProgress) => void, signal?: AbortSignal): Promise<Set<string>> {
   const used = new Set<string>();
   let frontier = [...new Set(roots)];
   let done = 0;
@@ -236,6 +244,7 @@ async function findUsedBlobs(repo: Repository, roots: string[], progress: (p: Pr
     for (const id of frontier) used.add(id);
     const next: string[] = [];
     await mapLimit(frontier, 8, async (treeId) => {
+      stopIfAborted(signal, pruneStopped());
       if (!repo.lookup(Buffer.from(treeId, "hex"))) throw missing(treeId, "tree");
       const tree = decodeTree(await repo.loadBlob(Buffer.from(treeId, "hex")), treeId);
       for (const node of tree.nodes) {
@@ -285,13 +294,21 @@ function claimUsedCopies(packs: PackInfo[], used: Set<string>): number {
 }
 
 /** Copies the used blobs of `packs` into new packs, unless a pack that stays holds a copy already. */
-async function repackBlobs(repo: Repository, packs: PackInfo[], staying: Set<string>, progress: (p: PruneProgress) => void, counted: (bytes: number) => void): Promise<void> {
+async function repackBlobs(
+  repo: Repository,
+  packs: PackInfo[],
+  staying: Set<string>,
+  progress: (p: PruneProgress) => void,
+  counted: (bytes: number) => void,
+  signal?: AbortSignal,
+): Promise<void> {
   const elsewhere = new Set<string>();
   for (const file of repo.indexFiles.values()) {
     for (const p of file.packs) if (staying.has(p.id)) for (const b of p.blobs) elsewhere.add(b.id.toString("hex"));
   }
   let done = 0;
   for (const pack of packs) {
+    stopIfAborted(signal, pruneStopped(`${done} of ${packs.length} packs were repacked`));
     progress({ phase: "repacking", done, total: packs.length });
     const bytes = await repo.backend.get(packKey(pack.id));
     const copy = pack.used.filter((b) => !elsewhere.has(b.id.toString("hex")));
@@ -304,6 +321,11 @@ async function repackBlobs(repo: Repository, packs: PackInfo[], staying: Set<str
     done++;
   }
   progress({ phase: "repacking", done, total: packs.length });
+}
+
+/** Why a cancelled prune stopped: before its new index, so nothing was deleted. */
+function pruneStopped(done?: string): string {
+  return `prune cancelled${done ? ` after ${done}` : ""}, before it wrote a new index or deleted anything; the repository is complete, and the next prune removes what this one copied`;
 }
 
 function missing(id: string, what: "tree" | "blob", count = 1): CairnError {

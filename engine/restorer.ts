@@ -2,7 +2,7 @@ import { constants, promises as fs, type Stats } from "node:fs";
 import * as path from "node:path";
 import { blobId, IntegrityError } from "./crypto.js";
 import { openPatiently } from "./descriptors.js";
-import { CairnError } from "./errors.js";
+import { CairnError, stopIfAborted } from "./errors.js";
 import { packKey } from "./pack.js";
 import { PathPatterns } from "./pathmatch.js";
 import { mapLimit, type Repository } from "./repository.js";
@@ -24,6 +24,8 @@ export interface RestoreOptions {
   /** Keep setuid and setgid bits (default true); without them a crafted snapshot cannot plant a setuid program. */
   setidBits?: boolean;
   onProgress?: (p: RestoreProgress) => void;
+  /** Stops the restore between files and between pack ranges; what was written stays. */
+  signal?: AbortSignal;
 }
 
 export interface RestoreProgress {
@@ -219,6 +221,7 @@ export class Restorer {
     // Creating thousands of files is round trips to the file system: do many at once.
     const ready = new Array<boolean>(this.files.length);
     await mapLimit(this.files, FILES_AT_ONCE, async (job, i) => {
+      this.stopIfCancelled();
       ready[i] = await this.prepareFile(job).catch((err: unknown) => {
         throw cannotRestore(job.dest, err);
       });
@@ -249,6 +252,7 @@ export class Restorer {
         const [packId, blobs] = packs[next++];
         blobs.sort((a, b) => a.loc.offset - b.loc.offset);
         for (const range of coalesce(blobs)) {
+          this.stopIfCancelled();
           const bytes = await this.repo.backend.get(packKey(packId), { offset: range.start, length: range.end - range.start });
           // One job decrypts and verifies the whole range on a worker thread.
           const { items } = await this.repo.pool.openBatch(
@@ -288,6 +292,10 @@ export class Restorer {
     } finally {
       await handles.closeAll();
     }
+  }
+
+  private stopIfCancelled(): void {
+    stopIfAborted(this.options.signal, `restore cancelled after ${this.progress.filesDone} of ${this.progress.filesTotal} files; the files written so far stay in ${this.root}`);
   }
 
   /** Decides how to write one file; returns false when it is skipped. Creates (or truncates) it. */

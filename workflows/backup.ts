@@ -1,6 +1,7 @@
 import { ActivityCancellationType, allHandlersFinished, condition, isCancellation, proxyActivities, workflowInfo, type ActivityOptions } from "@temporalio/workflow";
 import type { CairnActivities } from "../activities/index.js";
 import { hasRetentionRules, PERMANENT_FAILURES, type BackupInput, type BackupResult, type JobStatus, type NotificationEvent, type NotifyOn, type ReplicaRecord, type StepRetry } from "./messages.js";
+import { inJobSlots } from "./slots.js";
 import { ensureSearchAttributes, trackStatus } from "./status.js";
 
 const nonRetryableErrorTypes = Object.values(PERMANENT_FAILURES);
@@ -84,7 +85,7 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
   const status = trackStatus("backup");
   ensureSearchAttributes({ plan: input.planId, source: input.source.type });
   try {
-    return await runBackup(input, steps, status);
+    return await inJobSlots(input.repository, status, () => runBackup(input, steps, status));
   } catch (err) {
     // The plan's failure channels hear of it; the job fails with its own cause whatever they answer.
     if (!isCancellation(err)) await notifyChannels(steps, input, "failure", { status: "failed", snapshotId: status.snapshotId, error: innermostMessage(err) }).catch(() => undefined);

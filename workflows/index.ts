@@ -4,7 +4,8 @@
  * siblings, and know activities by type alone.
  */
 export { backupWorkflow } from "./backup.js";
-export { pruneWorkflow, restoreWorkflow, verifyWorkflow } from "./maintenance.js";
+export { jobSlotsWorkflow } from "./slots.js";
+export { copyWorkflow, pruneWorkflow, restoreWorkflow, verifySnapshotWorkflow, verifyWorkflow } from "./maintenance.js";
 export { checkSourcesWorkflow, describeRepositoryWorkflow, listSnapshotsWorkflow, prepareRestoreWorkflow, registerRepositoryWorkflow } from "./requests.js";
 export { logicalRestoreWorkflow, recoveryWindowWorkflow, recoveryWorkflow } from "./recovery.js";
 export { alertNotificationWorkflow } from "./notifications.js";

@@ -23,7 +23,11 @@ export const SEARCH_ATTRIBUTE_KEYS = {
   kind: defineSearchAttributeKey(SEARCH_ATTRIBUTES.kind, SearchAttributeType.KEYWORD),
 } as const;
 
-export type JobKind = "backup" | "restore" | "verify" | "prune" | "recovery" | "drill";
+/**
+ * verify: one snapshot's trees and a sample of its data; check: the whole repository
+ * (verifyWorkflow), with a share of its data read back; copy: a snapshot into another repository.
+ */
+export type JobKind = "backup" | "restore" | "verify" | "check" | "prune" | "copy" | "recovery" | "drill";
 
 export type JobPhase =
   | "queued"
@@ -37,6 +41,8 @@ export type JobPhase =
   | "restore"
   | "check"
   | "prune"
+  | "copy"
+  | "waiting"
   | "validate"
   | "recover"
   | "promote"
@@ -58,6 +64,8 @@ export interface JobStatus {
   progress: JobProgress;
   snapshotId?: string;
   warnings: string[];
+  /** While the phase is "waiting": the concurrency slot the job waits for. */
+  waitingFor?: string;
 }
 
 export const statusQuery = defineQuery<JobStatus>("status");
@@ -90,8 +98,11 @@ export const PERMANENT_FAILURES = {
 export const WORKFLOW_TYPES = {
   backup: "backupWorkflow",
   restore: "restoreWorkflow",
-  verify: "verifyWorkflow",
+  verify: "verifySnapshotWorkflow",
+  /** verifyWorkflow checks a whole repository (its name predates the snapshot verify). */
+  check: "verifyWorkflow",
   prune: "pruneWorkflow",
+  copy: "copyWorkflow",
   recovery: "recoveryWorkflow",
   drill: "drillWorkflow",
 } as const satisfies Record<JobKind, string>;
@@ -130,6 +141,41 @@ export interface RepositoryTarget {
    * Otherwise only `sealedCredentials` are used.
    */
   environmentCredentials?: boolean;
+  /** Jobs that may work on this repository at once; the others wait for a slot (no limit when absent). */
+  maxConcurrentJobs?: number;
+}
+
+/**
+ * Concurrency slots, on Temporal's mutex pattern: a long-lived slots workflow per
+ * limit (one per repository with maxConcurrentJobs, one global for the workers'
+ * CAIRN_MAX_JOBS) takes requests by signal-with-start, grants a slot by signalling
+ * the job, and takes it back when the job signals that it is done.
+ */
+export const JOB_SLOTS_WORKFLOW = "jobSlotsWorkflow";
+
+/** The slots workflow's state: also its query's answer and its continue-as-new input. */
+export interface JobSlotsState {
+  /** Its workflow id: cairn-slots-global, or cairn-slots-repository-<id>. */
+  key: string;
+  limit: number;
+  /** Jobs (workflow ids) holding a slot, and those waiting, first come first served. */
+  holders: string[];
+  waiting: string[];
+}
+
+export const requestSlotSignal = defineSignal<[{ workflowId: string; limit: number }]>("requestSlot");
+export const releaseSlotSignal = defineSignal<[string]>("releaseSlot");
+/** Sent to a job: it holds a slot of the slots workflow named. */
+export const slotGrantedSignal = defineSignal<[string]>("slotGranted");
+export const slotsQuery = defineQuery<JobSlotsState>("slots");
+
+export interface SlotRequest {
+  scope: "repository" | "global";
+  repositoryId?: string;
+  /** The repository's limit (scope repository); the global one is the worker's CAIRN_MAX_JOBS. */
+  limit?: number;
+  /** The job asking. */
+  workflowId: string;
 }
 
 export interface RetentionSpec {
@@ -362,12 +408,47 @@ export interface VerifyResult {
 export interface PruneInput {
   repository: RepositoryTarget;
   maxUnused?: string;
+  /** Forget first: the snapshots of this host (a plan's, `plan-<id>`) the retention does not keep are removed, then prune runs. */
+  forget?: { host: string; retention: RetentionSpec };
 }
 
 export interface PruneResult {
   packsDeleted: number;
   packsRepacked: number;
   bytesFreed: number;
+  /** Snapshots the retention removed (with `forget`). */
+  snapshotsRemoved?: number;
+}
+
+/** Verifies one snapshot: every tree it needs, and a share of the packs holding its data read back. */
+export interface VerifySnapshotInput {
+  repository: RepositoryTarget;
+  /** "latest" or an id prefix. */
+  snapshotRef: string;
+  /** Packs to read back, as a share of the snapshot's data packs (0-100). */
+  samplePercent: number;
+}
+
+export interface VerifySnapshotResult extends VerifyResult {
+  snapshotId: string;
+}
+
+/** Copies one snapshot (and the blobs it needs that the destination lacks) into another repository. */
+export interface CopyInput {
+  from: RepositoryTarget;
+  to: RepositoryTarget;
+  /** "latest" or an id prefix, in `from`. */
+  snapshotRef: string;
+}
+
+export interface CopyResult {
+  /** The snapshot's id in `from`, and in `to` (ids differ between repositories). */
+  snapshotId: string;
+  copiedSnapshotId: string;
+  /** False when `to` had the snapshot already: nothing was written. */
+  copied: boolean;
+  blobsSent: number;
+  bytesSent: number;
 }
 
 /**

@@ -12,7 +12,7 @@ import { queueView } from "../queue.js";
 import { access, IdParam, json, problems, router } from "../openapi.js";
 import { withTemporal } from "../temporal.js";
 
-const Kind = z.enum(["backup", "restore", "verify", "prune", "recovery", "drill"]);
+const Kind = z.enum(["backup", "restore", "verify", "check", "prune", "copy", "recovery", "drill"]);
 const Status = z.enum(["running", "completed", "failed", "cancelled"]);
 
 const Progress = z
@@ -54,7 +54,11 @@ const Step = z
 const LogLine = z.object({ time: z.string(), level: z.enum(["info", "warn", "error"]), message: z.string() }).openapi("JobLogLine");
 
 const Job = JobSummary.extend({
-  phase: z.string().openapi({ example: "snapshot", description: "queued, prepare, snapshot, verify, replicate, retention, record, notify, restore, check, prune or done." }),
+  phase: z.string().openapi({
+    example: "snapshot",
+    description: "queued, waiting (for a concurrency slot: see waitingFor), prepare, snapshot, verify, replicate, retention, record, notify, restore, check, prune, copy or done.",
+  }),
+  waitingFor: z.string().optional().openapi({ description: "While the phase is waiting: the slot the job waits for (its repository's maxConcurrentJobs, or the global CAIRN_MAX_JOBS)." }),
   progress: Progress,
   warnings: z.array(z.string()),
   result: z.unknown().optional().openapi({ description: "The workflow's result once it completed (BackupResult, RestoreResult, ...)." }),
@@ -123,7 +127,11 @@ const queue = createRoute({
   responses: {
     200: json(
       z.object({
-        pending: z.number().int().openapi({ description: "Workflow and activity tasks waiting for a worker slot (Temporal's approximate backlog of the cairn task queue; 0 for a scoped token)." }),
+        pending: z
+          .number()
+          .int()
+          .openapi({ description: "Work waiting: tasks waiting for a worker (Temporal's approximate backlog of the cairn task queue) plus jobs waiting for a concurrency slot; 0 for a scoped token." }),
+        waitingForSlot: z.number().int().openapi({ description: "Jobs waiting for a concurrency slot (a repository's maxConcurrentJobs or the global CAIRN_MAX_JOBS); counted in pending." }),
         pendingByPriority: z.object({ high: z.number().int(), normal: z.number().int(), low: z.number().int() }),
         running: z.number().int(),
         completed: z.number().int(),

@@ -129,7 +129,7 @@ const Drill = z
 
 const count = z.number().int("use a whole number").min(0).optional();
 
-const Retention = z
+export const Retention = z
   .strictObject({
     keepLast: count,
     keepHourly: count,

@@ -15,6 +15,17 @@ import { repositoryUrl } from "../repository-url.js";
 import { repositoryTarget, syncSchedule } from "../schedules.js";
 import { answered } from "../worker-requests.js";
 
+const MaxConcurrentJobs = z
+  .number()
+  .int("use a whole number of jobs")
+  .min(1, "at least 1 job must be able to run; leave the field out (or null) for no limit")
+  .max(1000)
+  .openapi({
+    example: 1,
+    description:
+      "Jobs (backups, restores, checks, prunes, copies, verifications) that may work on this repository at once; the others wait for a slot, shown as phase `waiting` in GET /v1/jobs/{id}. No limit of its own when absent.",
+  });
+
 const QuotaBytes = z
   .number()
   .int()
@@ -56,6 +67,7 @@ const RepositoryInput = z
           "Stored sealed with the platform secret key; only the names are ever returned.",
       }),
     quotaBytes: QuotaBytes.optional(),
+    maxConcurrentJobs: MaxConcurrentJobs.optional(),
     useEnvironmentCredentials: z.boolean().optional().openapi({
       description:
         "Let the workers use their own credentials for this repository (their environment, ~/.aws, instance roles, ~/.ssh keys) besides `credentials`. Admins only; without it a repository uses only the credentials it was given.",
@@ -78,6 +90,7 @@ const Repository = z
     credentials: z.array(z.string()).openapi({ description: "Names of the stored credential variables; their values are never returned." }),
     useEnvironmentCredentials: z.boolean().openapi({ description: "Whether the workers may use their own credentials for it." }),
     quotaBytes: z.number().nullable().openapi({ description: "The quota in bytes; null: none." }),
+    maxConcurrentJobs: z.number().nullable().openapi({ description: "Jobs that may work on it at once; null: no limit of its own." }),
     usage: z
       .object({ bytes: z.number(), at: z.string() })
       .nullable()
@@ -87,7 +100,11 @@ const Repository = z
   .openapi("Repository");
 
 const RepositoryPatch = z
-  .strictObject({ quotaBytes: QuotaBytes.nullable().openapi({ description: "The new quota in bytes; null removes it." }) })
+  .strictObject({
+    quotaBytes: QuotaBytes.nullable().optional().openapi({ description: "The new quota in bytes; null removes it." }),
+    maxConcurrentJobs: MaxConcurrentJobs.nullable().optional().openapi({ description: "The new limit of jobs working at once; null removes it." }),
+  })
+  .refine((p) => p.quotaBytes !== undefined || p.maxConcurrentJobs !== undefined, "give quotaBytes or maxConcurrentJobs (or both) to change")
   .openapi("RepositoryPatch");
 
 const Created = z.object({ id: z.string(), created: z.boolean().openapi({ description: "True when the repository was initialised by this call." }) }).openapi("RepositoryCreated");
@@ -129,11 +146,11 @@ const patch = createRoute({
   method: "patch",
   path: "/repositories/{id}",
   operationId: "updateRepository",
-  summary: "Change a repository's quota",
+  summary: "Change a repository's quota or its limit of jobs working at once",
   tags: ["repositories"],
   ...access("repositories:write", { resource: "repository", in: "param", field: "id" }),
   request: { params: IdParam, body: jsonBody(RepositoryPatch) },
-  responses: { 200: json(Repository, "The repository as changed; the schedules of the plans writing into it carry the new quota."), ...problems(400, 404, 415) },
+  responses: { 200: json(Repository, "The repository as changed; the schedules of the plans writing into it carry the new quota and limit."), ...problems(400, 404, 415) },
 });
 
 const creation = byCreation(repositories.createdAt, repositories.id);
@@ -150,6 +167,7 @@ export function repositoryRoutes(deps: AppDeps) {
       credentials: Object.keys(unsealCredentials(secretBox, r.sealedCredentials)).sort(),
       useEnvironmentCredentials: r.environmentCredentials,
       quotaBytes: r.quotaBytes,
+      maxConcurrentJobs: r.maxConcurrentJobs,
       usage: used ? { bytes: used.bytes, at: used.at.toISOString() } : null,
       createdAt: r.createdAt.toISOString(),
     };
@@ -179,6 +197,7 @@ export function repositoryRoutes(deps: AppDeps) {
         sealedCredentials: Object.keys(credentials).length > 0 ? secretBox.seal(JSON.stringify(credentials)) : null,
         environmentCredentials: environment,
         quotaBytes: input.quotaBytes ?? null,
+        maxConcurrentJobs: input.maxConcurrentJobs ?? null,
         createdAt: new Date(),
       };
       // A worker creates or opens it: the API holds no repository open and needs no way to the destination.
@@ -209,9 +228,13 @@ export function repositoryRoutes(deps: AppDeps) {
     })
     .openapi(patch, async (c) => {
       const before = await findRepository(deps, c.req.valid("param").id);
-      const { quotaBytes } = c.req.valid("json");
-      const [after] = await catalog.update(repositories).set({ quotaBytes }).where(eq(repositories.id, before.id)).returning();
-      // Scheduled runs carry the quota in their input: each schedule of a plan writing here is brought up to date.
+      const { quotaBytes, maxConcurrentJobs } = c.req.valid("json");
+      const [after] = await catalog
+        .update(repositories)
+        .set({ ...(quotaBytes !== undefined ? { quotaBytes } : {}), ...(maxConcurrentJobs !== undefined ? { maxConcurrentJobs } : {}) })
+        .where(eq(repositories.id, before.id))
+        .returning();
+      // Scheduled runs carry the quota and the limit in their input: each schedule of a plan writing here is brought up to date.
       try {
         for (const plan of await catalog.select().from(plans).where(eq(plans.repositoryId, after.id))) {
           if (!plan.schedule) continue;
@@ -219,7 +242,7 @@ export function repositoryRoutes(deps: AppDeps) {
           await syncSchedule(deps.temporal, plan, plan, after, secondaries);
         }
       } catch (err) {
-        await catalog.update(repositories).set({ quotaBytes: before.quotaBytes }).where(eq(repositories.id, before.id));
+        await catalog.update(repositories).set({ quotaBytes: before.quotaBytes, maxConcurrentJobs: before.maxConcurrentJobs }).where(eq(repositories.id, before.id));
         throw err;
       }
       return c.json(view(after, await latestUsage(catalog, [after.id])), 200);

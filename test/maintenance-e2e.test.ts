@@ -1,0 +1,176 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { DefaultLogger, Runtime, type WorkflowBundle } from "@temporalio/worker";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startApiServer, type ApiServer } from "../api/server.js";
+import { LocalBackend } from "../backends/local.js";
+import { Archiver } from "../engine/archiver.js";
+import { RepositoryLock } from "../engine/locks.js";
+import { Repository } from "../engine/repository.js";
+import { startDevServer, type DevServer } from "../scripts/temporal.js";
+import { createCairnWorker, type CairnWorker } from "../worker.js";
+import { apiClient, type Job } from "./api-client.js";
+import { cairnOk, PASSWORD, tempDir } from "./helpers.js";
+import { testPolicy } from "./policy-fixtures.js";
+import { bundle } from "./temporal/helpers.js";
+
+/** Files in the big repository: one small pack each, so a check or prune has many steps to stop between. */
+const FILES = 5000;
+
+/**
+ * Maintenance jobs through the API on a real Temporal dev server and worker:
+ * check, verify, prune and copy started as jobs, and a cancelled check or
+ * prune that stops mid-way and leaves a repository `cairn check` passes; and a
+ * repository's concurrency limit that makes a second job wait for a slot.
+ */
+describe("maintenance jobs (Temporal dev server + worker + API)", () => {
+  const tmp = tempDir("cairn-maintenance-e2e-");
+  const dataDir = path.join(tmp.dir, "data");
+  const src = path.join(tmp.dir, "src");
+  const bigRepo = path.join(tmp.dir, "big");
+  let temporal: DevServer;
+  let workflows: WorkflowBundle;
+  let worker: CairnWorker;
+  let workerRun: Promise<void>;
+  let api: ApiServer;
+  let client: ReturnType<typeof apiClient>;
+  let bigId: string;
+
+  const packs = () => readdirSync(path.join(bigRepo, "data")).flatMap((d) => readdirSync(path.join(bigRepo, "data", d)));
+  const finished = (jobId: string) => client.pollJob(jobId, (j) => j.status !== "running");
+  /** Waits until the job's step has reported some of its work done, then cancels it and waits for it to end. */
+  const cancelMidway = async (jobId: string): Promise<Job> => {
+    const seen = await client.pollJob(jobId, (j) => j.status !== "running" || j.progress.filesDone > 0);
+    expect(seen.status, JSON.stringify(seen)).toBe("running");
+    expect((await client.call("POST", `/v1/jobs/${jobId}/cancel`)).status).toBe(202);
+    return finished(jobId);
+  };
+
+  beforeAll(async () => {
+    Runtime.install({ logger: new DefaultLogger("WARN") });
+    for (let d = 0; d < FILES / 100; d++) {
+      mkdirSync(path.join(src, `d${d}`), { recursive: true });
+      for (let i = 0; i < 100; i++) writeFileSync(path.join(src, `d${d}`, `f${i}`), randomBytes(1024));
+    }
+    // Tiny packs (compression off, two files each): thousands of packs in a few megabytes.
+    const backend = new LocalBackend(bigRepo, { fsync: false });
+    const repo = await Repository.init(backend, PASSWORD, { kdf: { name: "scrypt", N: 1024, r: 8, p: 1 }, threads: 1, packSize: 2048, compression: "none" });
+    await new Archiver(repo, { host: "box" }).backup([src]);
+    // The second snapshot lacks every other file: once the first is forgotten each pack is half used.
+    for (let d = 0; d < FILES / 100; d++) for (let i = 0; i < 100; i += 2) rmSync(path.join(src, `d${d}`, `f${i}`));
+    await new Archiver(repo, { host: "box" }).backup([src]);
+    await repo.close();
+
+    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
+    workflows = await bundle();
+    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, workflowBundle: workflows });
+    workerRun = worker.run();
+    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, historyIntervalMs: 300 });
+    client = apiClient(api);
+    bigId = (await client.ok<{ id: string; created: boolean }>("POST", "/v1/repositories", { name: "big", url: bigRepo, password: PASSWORD })).id;
+  }, 600_000);
+
+  afterAll(async () => {
+    await api?.close();
+    worker?.shutdown();
+    await workerRun;
+    await temporal?.stop();
+    tmp.cleanup();
+  }, 600_000);
+
+  it("a cancelled check stops between packs, reads fewer than all, and ends as cancelled", async () => {
+    const { jobId } = await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigId}/check`, { readData: true });
+    expect(jobId).toMatch(new RegExp(`^check-${bigId}-`));
+    const job = await cancelMidway(jobId);
+    expect(job, JSON.stringify(job)).toMatchObject({ status: "cancelled", kind: "check" });
+    expect(job.progress.bytesTotal).toBeGreaterThan(0);
+    expect(job.progress.bytesDone, JSON.stringify(job.progress)).toBeLessThan(job.progress.bytesTotal);
+    expect(job.progress.filesDone).toBeLessThan(packs().length);
+    await cairnOk(["check", "-r", bigRepo]);
+  }, 300_000);
+
+  it("a cancelled prune stops before deleting anything and leaves a repository that checks clean; a prune let run repacks", async () => {
+    await cairnOk(["forget", "-r", bigRepo, "--keep-last", "1"]);
+    const before = packs();
+    const { jobId } = await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigId}/prune`, { maxUnused: "0%" });
+    const job = await cancelMidway(jobId);
+    expect(job, JSON.stringify(job)).toMatchObject({ status: "cancelled", kind: "prune" });
+    const after = new Set(packs());
+    expect(before.filter((p) => !after.has(p))).toEqual([]);
+    await cairnOk(["check", "-r", bigRepo]);
+
+    const full = await finished((await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigId}/prune`, { maxUnused: "0%" })).jobId);
+    expect(full, JSON.stringify(full)).toMatchObject({ status: "completed", kind: "prune" });
+    expect((full.result as { packsRepacked: number }).packsRepacked).toBeGreaterThan(before.length / 2);
+    await cairnOk(["check", "-r", bigRepo, "--read-data"]);
+  }, 600_000);
+
+  it("checks a share of the data, verifies a snapshot and copies it into another repository, each a job listed with its kind", async () => {
+    const check = await finished((await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigId}/check`, { readDataSubset: "1/5" })).jobId);
+    expect(check, JSON.stringify(check)).toMatchObject({ status: "completed", kind: "check", result: { errors: [] } });
+    const read = (check.result as { packsRead: number }).packsRead;
+    expect(read).toBeGreaterThan(0);
+    expect(read).toBeLessThan(packs().length / 4);
+
+    const verify = await finished((await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigId}/verify`, { snapshotId: "latest", samplePercent: 10 })).jobId);
+    expect(verify, JSON.stringify(verify)).toMatchObject({ status: "completed", kind: "verify", result: { errors: [] } });
+
+    const { id: copyId } = await client.ok<{ id: string }>("POST", "/v1/repositories", { name: "copies", url: path.join(tmp.dir, "copies"), password: "another password" });
+    const copy = await finished((await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigId}/copy`, { snapshotId: "latest", toRepositoryId: copyId })).jobId);
+    expect(copy, JSON.stringify(copy)).toMatchObject({ status: "completed", kind: "copy", result: { copied: true } });
+    const copied = await client.ok<{ snapshots: { id: string }[] }>("GET", `/v1/snapshots?repositoryId=${copyId}`);
+    expect(copied.snapshots.map((s) => s.id)).toEqual([(copy.result as { copiedSnapshotId: string }).copiedSnapshotId]);
+
+    const same = await client.call<{ detail: string }>("POST", `/v1/repositories/${bigId}/copy`, { snapshotId: "latest", toRepositoryId: bigId });
+    expect(same.status).toBe(422);
+    const { token } = await client.ok<{ token: string }>("POST", "/v1/tokens", { name: "watcher", role: "viewer" });
+    expect((await apiClient(api, token).call("POST", `/v1/repositories/${bigId}/prune`, {})).status).toBe(403);
+
+    for (const kind of ["check", "verify", "prune", "copy"]) {
+      const jobs = await client.listUntil(`kind=${kind}`, (list) => list.length > 0);
+      expect(jobs.every((j) => j.kind === kind)).toBe(true);
+    }
+  }, 300_000);
+
+  it("with maxConcurrentJobs 1, a second job on the repository waits for a slot, visibly, and runs once the first is done", async () => {
+    const limitedRepo = path.join(tmp.dir, "limited");
+    const { id: limitedId } = await client.ok<{ id: string }>("POST", "/v1/repositories", { name: "limited", url: limitedRepo, password: PASSWORD, maxConcurrentJobs: 1 });
+    expect(await client.ok("GET", `/v1/repositories/${limitedId}`)).toMatchObject({ maxConcurrentJobs: 1 });
+    const small = path.join(tmp.dir, "small");
+    mkdirSync(small);
+    writeFileSync(path.join(small, "a.txt"), "a small file");
+    const { id: planId } = await client.ok<{ id: string }>("POST", "/v1/plans", { name: "small", repositoryId: limitedId, source: { type: "files", paths: [small] } });
+
+    // The first job takes the slot, then waits for the repository's lock, which this test holds.
+    const repo = await Repository.open(new LocalBackend(limitedRepo, { fsync: false }), PASSWORD, { threads: 0 });
+    const lock = await RepositoryLock.acquire(repo, { exclusive: false, operation: "test holding the repository" });
+    let first: string;
+    let second: string;
+    try {
+      first = (await client.ok<{ jobId: string }>("POST", `/v1/repositories/${limitedId}/prune`, {})).jobId;
+      await client.pollJob(first, (j) => j.phase === "prune");
+      second = (await client.ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`)).jobId;
+      const waiting = await client.pollJob(second, (j) => j.phase === "waiting" || j.status !== "running");
+      expect(waiting, JSON.stringify(waiting)).toMatchObject({ status: "running", phase: "waiting" });
+      expect((waiting as Job & { waitingFor?: string }).waitingFor).toContain(limitedId);
+      const queue = await client.ok<{ pending: number; waitingForSlot: number }>("GET", "/v1/queue");
+      expect(queue.waitingForSlot).toBe(1);
+      expect(queue.pending).toBeGreaterThanOrEqual(1);
+      expect((await client.ok<Job>("GET", `/v1/jobs/${first}`)).status).toBe("running");
+    } finally {
+      await lock.release();
+      await repo.close();
+    }
+    const a = await finished(first!);
+    const b = await finished(second!);
+    expect(a.status, JSON.stringify(a)).toBe("completed");
+    expect(b.status, JSON.stringify(b)).toBe("completed");
+    // The backup's first step was scheduled only after the prune's step had ended.
+    type Steps = Job & { steps: { name: string; startedAt: string; finishedAt: string }[] };
+    const pruned = (a as Steps).steps.find((s) => s.name === "prune")!;
+    const prepared = (b as Steps).steps.find((s) => s.name === "prepare")!;
+    expect(Date.parse(prepared.startedAt)).toBeGreaterThanOrEqual(Date.parse(pruned.finishedAt));
+    expect((await client.ok<{ lines: { message: string }[] }>("GET", `/v1/jobs/${second!}/logs`)).lines.map((l) => l.message)).toContain(`got a slot of cairn-slots-repository-${limitedId}`);
+  }, 300_000);
+});
