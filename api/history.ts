@@ -29,9 +29,6 @@ const STEP_NAMES: Record<string, string> = {
   copySnapshot: "copy",
 };
 
-/** Bookkeeping activities that are not steps of the job: asking for a concurrency slot (workflows/slots.ts). */
-const NOT_STEPS = new Set(["requestJobSlot"]);
-
 export interface JobHistory {
   steps: JobStepRecord[];
   log: JobLogLine[];
@@ -58,7 +55,7 @@ export function readHistory(events: readonly HistoryEvent[]): JobHistory {
     } else if (a.activityTaskScheduledEventAttributes) {
       const name = a.activityTaskScheduledEventAttributes.activityType?.name ?? "activity";
       scheduled.set(String(event.eventId), { name, at, attempt: 1 });
-      if (!NOT_STEPS.has(name)) say(at, "info", `step ${STEP_NAMES[name] ?? name} scheduled`);
+      say(at, "info", `step ${STEP_NAMES[name] ?? name} scheduled`);
     } else if (a.activityTaskStartedEventAttributes) {
       // Written once per step, when it ends, carrying the last attempt's number.
       const s = a.activityTaskStartedEventAttributes;
@@ -75,7 +72,6 @@ export function readHistory(events: readonly HistoryEvent[]): JobHistory {
         const step = scheduled.get(String(closing.id));
         if (!step) continue;
         scheduled.delete(String(closing.id));
-        if (NOT_STEPS.has(step.name)) continue;
         const name = STEP_NAMES[step.name] ?? step.name;
         const durationSeconds = Math.max(0, (at.getTime() - step.at.getTime()) / 1000);
         const error = "failure" in closing && closing.failure ? innermost(closing.failure) : undefined;

@@ -5,14 +5,15 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   patched,
-  proxyActivities,
+  proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from "@temporalio/workflow";
 import type { CairnActivities } from "../activities/index.js";
 import { releaseSlotSignal, requestSlotSignal, slotGrantedSignal, slotsQuery, type JobSlotsState, type JobStatus, type RepositoryTarget } from "./messages.js";
 
-const { requestJobSlot, runningJobs } = proxyActivities<CairnActivities>({
+/** Local activities (as in Temporal's mutex samples): quick calls to Temporal itself, not steps of the job. */
+const { requestJobSlot, runningJobs } = proxyLocalActivities<CairnActivities>({
   startToCloseTimeout: "1 minute",
   retry: { initialInterval: "2s", maximumAttempts: 10 },
 });
