@@ -27,8 +27,8 @@ export async function packBytes(repo: Repository): Promise<number> {
 export async function estimateAddedBytes(repo: Repository, input: BackupInput, enough: number): Promise<{ bytes: number; basis: string }> {
   const host = planHost(input.planId);
   const last = (await loadSnapshots(repo)).filter((s) => s.host === host && s.summary).at(-1);
-  if (last?.summary) return { bytes: last.summary.dataAddedPacked, basis: `what the plan's last backup stored (snapshot ${last.time})` };
-  if (input.source.type !== "files") return { bytes: 0, basis: "no earlier backup of the plan to go by" };
+  if (last?.summary) return { bytes: last.summary.dataAddedPacked, basis: `going by what the plan's last backup stored (its snapshot of ${last.time})` };
+  if (input.source.type !== "files") return { bytes: 0, basis: "with no earlier backup of the plan to go by" };
   let total = 0;
   const walk = async (p: string): Promise<void> => {
     if (total > enough) return;
@@ -41,7 +41,7 @@ export async function estimateAddedBytes(repo: Repository, input: BackupInput, e
     }
   };
   for (const p of input.source.paths) await walk(p);
-  return { bytes: total, basis: total > enough ? "the source's size on disk (counted until it passed the quota)" : "the source's size on disk, before compression (the plan's first backup)" };
+  return { bytes: total, basis: total > enough ? "going by the source's size on disk, counted until it passed the quota" : "going by the source's size on disk before compression, this being the plan's first backup" };
 }
 
 /** Fails the backup, permanently and before anything is uploaded, when the repository's size plus the estimate passes the quota. */
@@ -53,7 +53,7 @@ export async function checkQuota(repo: Repository, input: BackupInput): Promise<
   if (used + estimate.bytes <= quota) return;
   throw ApplicationFailure.nonRetryable(
     `the backup of plan ${input.planName} would pass repository ${input.repository.id}'s quota of ${formatBytes(quota)}: ` +
-      `the repository holds ${formatBytes(used)}, ${Math.round((used / quota) * 100)}% of it, and this backup is expected to add ${formatBytes(estimate.bytes)} (${estimate.basis}). ` +
+      `the repository holds ${formatBytes(used)}, ${Math.round((used / quota) * 100)}% of it, and this backup is expected to add ${formatBytes(estimate.bytes)}, ${estimate.basis}. ` +
       `Nothing was uploaded. Raise the quota (PATCH /v1/repositories/${input.repository.id} with {"quotaBytes": ...}) or free space (tighten the plans' retention, forget old snapshots and prune)`,
     PERMANENT_FAILURES.quotaExceeded,
   );
@@ -67,5 +67,5 @@ export function formatBytes(n: number): string {
     v /= 1024;
     i++;
   }
-  return `${i ? v.toFixed(1) : v} ${units[i]} (${n} bytes)`;
+  return `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[i]} (${n} bytes)`;
 }

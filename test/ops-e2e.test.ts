@@ -23,6 +23,20 @@ interface Summary {
   attempts?: number;
 }
 
+interface Alert {
+  id: string;
+  kind: string;
+  severity: string;
+  state: string;
+  title: string;
+  detail: string;
+  planId: string | null;
+  repositoryId: string | null;
+  occurrences: number;
+  acknowledgedBy: string | null;
+  resolution: string | null;
+}
+
 interface Step {
   name: string;
   durationSeconds: number;
@@ -33,7 +47,8 @@ interface Step {
 
 /**
  * Operating the platform over HTTP (Temporal dev server, a worker, the API with
- * its PGlite catalog): job history recorded when jobs finish, with steps and logs.
+ * its PGlite catalog): job history recorded when jobs finish, with steps and logs;
+ * alerts raised, sent, acknowledged and resolved; repository quotas.
  */
 describe("operations (Temporal dev server + worker + API)", () => {
   const tmp = tempDir("cairn-ops-e2e-");
@@ -52,7 +67,7 @@ describe("operations (Temporal dev server + worker + API)", () => {
     temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
     worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
     workerRun = worker.run();
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, historyIntervalMs: 300 });
+    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, historyIntervalMs: 300, alertIntervalMs: 500 });
     client = apiClient(api);
     ({ id: repositoryId } = await client.ok<{ id: string }>("POST", "/v1/repositories", { name: "main", url: path.join(tmp.dir, "repo"), password: PASSWORD }));
   }, 600_000); // bundling the workflows takes minutes on a loaded 2-core machine
@@ -265,5 +280,149 @@ describe("operations (Temporal dev server + worker + API)", () => {
       http.closeAllConnections();
       await new Promise((r) => http.close(r));
     }
+  });
+
+  /** Reads GET /v1/alerts?query until one alert satisfies `until`. */
+  async function alertUntil(query: string, until: (alert: Alert) => boolean): Promise<Alert> {
+    for (let i = 0; i < 300; i++) {
+      const { alerts } = await client.ok<{ alerts: Alert[] }>("GET", `/v1/alerts?${query}`);
+      const found = alerts.find(until);
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`GET /v1/alerts?${query} never showed the expected alert`);
+  }
+
+  it("raises a backup_failed alert, sends it to the plan's signed webhook, lets an operator acknowledge it, and resolves it on the next good backup", async () => {
+    const secret = "whsec-alerts-0123456789abcdef";
+    const received: { event: string; body: Record<string, any> }[] = [];
+    const refused: string[] = [];
+    const http = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (d: Buffer) => chunks.push(d));
+      req.on("end", () => {
+        const body = Buffer.concat(chunks).toString();
+        const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(String(req.headers["x-cairn-signature"]));
+        // The receiver trusts only bodies signed with the shared secret.
+        if (!m || m[2] !== createHmac("sha256", secret).update(`${m[1]}.${body}`).digest("hex")) {
+          refused.push(body);
+          return res.writeHead(401).end();
+        }
+        received.push({ event: String(req.headers["x-cairn-event"]), body: JSON.parse(body) });
+        res.writeHead(200).end("ok");
+      });
+    });
+    await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
+    const hook = `http://127.0.0.1:${(http.address() as AddressInfo).port}/alerts`;
+    const waitFor = async (what: string, until: () => boolean) => {
+      for (let i = 0; i < 300 && !until(); i++) await new Promise((r) => setTimeout(r, 200));
+      expect(until(), what).toBe(true);
+    };
+    try {
+      const source = path.join(tmp.dir, "alerting");
+      const { id: planId } = await client.ok<{ id: string }>("POST", "/v1/plans", {
+        name: "alerting",
+        repositoryId,
+        source: { type: "files", paths: [source] },
+        notifications: [{ type: "webhook", url: hook, secret, on: ["backup_failed"] }],
+      });
+      const { jobId: failedJob } = await client.ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
+      expect((await client.pollJob(failedJob, (j) => j.status !== "running")).status).toBe("failed");
+
+      const open = await alertUntil("state=open&kind=backup_failed", (a) => a.planId === planId);
+      expect(open).toMatchObject({ kind: "backup_failed", severity: "critical", title: "Backup of plan alerting failed", occurrences: 1 });
+      expect(open.detail).toContain(failedJob);
+      expect(open.detail).toContain(source);
+
+      await waitFor("the webhook received the alert", () => received.some((r) => r.body.alertId === open.id));
+      const sent = received.find((r) => r.body.alertId === open.id)!;
+      expect(sent.event).toBe("alert.backup_failed.opened");
+      expect(sent.body).toMatchObject({ type: "alert", kind: "backup_failed", state: "opened", planId, title: open.title });
+      expect(refused).toEqual([]);
+
+      // A second failure counts on the same alert instead of opening another.
+      const { jobId: again } = await client.ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
+      await client.pollJob(again, (j) => j.status !== "running");
+      expect((await alertUntil("state=open&kind=backup_failed", (a) => a.planId === planId && a.occurrences === 2)).id).toBe(open.id);
+
+      // Viewers and auditors read alerts; only an operator (or admin) acknowledges, and the acknowledgement is audited.
+      const viewer = apiClient(api, (await client.ok<{ token: string }>("POST", "/v1/tokens", { name: "alert-viewer", role: "viewer" })).token);
+      const auditor = apiClient(api, (await client.ok<{ token: string }>("POST", "/v1/tokens", { name: "alert-auditor", role: "auditor" })).token);
+      const operator = apiClient(api, (await client.ok<{ token: string }>("POST", "/v1/tokens", { name: "alert-operator", role: "operator" })).token);
+      expect((await viewer.ok<{ alerts: Alert[] }>("GET", "/v1/alerts?state=open")).alerts.map((a) => a.id)).toContain(open.id);
+      expect((await auditor.call("GET", "/v1/alerts")).status).toBe(200);
+      expect((await viewer.call("POST", `/v1/alerts/${open.id}/ack`)).status).toBe(403);
+      const acked = await operator.ok<Alert>("POST", `/v1/alerts/${open.id}/ack`);
+      expect(acked).toMatchObject({ id: open.id, state: "acknowledged" });
+      expect(acked.acknowledgedBy).toContain("alert-operator");
+      expect((await operator.call("POST", `/v1/alerts/${open.id}/ack`)).status).toBe(409);
+      expect((await client.ok<{ alerts: Alert[] }>("GET", "/v1/alerts?state=acknowledged")).alerts.map((a) => a.id)).toContain(open.id);
+      const { events } = await client.ok<{ events: { action: string; outcome: string; actorName: string }[] }>("GET", "/v1/audit?action=acknowledgeAlert");
+      expect(events).toContainEqual(expect.objectContaining({ action: "acknowledgeAlert", outcome: "succeeded", actorName: "alert-operator" }));
+
+      // The cause fixed, the next backup succeeds: the alert resolves, and the webhook hears of it.
+      makeOddTree(source);
+      const { jobId: goodJob } = await client.ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
+      expect((await client.pollJob(goodJob, (j) => j.status !== "running")).status).toBe("completed");
+      const resolved = await alertUntil("state=resolved&kind=backup_failed", (a) => a.id === open.id);
+      expect(resolved.resolution).toBe(`backup job ${goodJob} succeeded`);
+      expect((await client.ok<{ alerts: Alert[] }>("GET", "/v1/alerts?state=open")).alerts.filter((a) => a.planId === planId)).toEqual([]);
+      await waitFor("the webhook received the resolution", () => received.some((r) => r.body.alertId === open.id && r.body.state === "resolved"));
+      expect(received.find((r) => r.body.state === "resolved")!.event).toBe("alert.backup_failed.resolved");
+      expect(JSON.stringify(received)).not.toContain(secret);
+      expect(JSON.stringify(received)).not.toContain(PASSWORD);
+    } finally {
+      http.closeAllConnections();
+      await new Promise((r) => http.close(r));
+    }
+  });
+
+  it("fails a backup that would pass its repository's quota before uploading anything, and warns when the repository is nearly full", async () => {
+    const quotaRepo = path.join(tmp.dir, "quota-repo");
+    const { id: quotaRepositoryId } = await client.ok<{ id: string }>("POST", "/v1/repositories", { name: "small", url: quotaRepo, password: PASSWORD, quotaBytes: 1024 });
+    expect(await client.ok("GET", `/v1/repositories/${quotaRepositoryId}`)).toMatchObject({ quotaBytes: 1024, usage: null });
+    const source = path.join(tmp.dir, "quota-src");
+    makeOddTree(source);
+    const { id: planId } = await client.ok<{ id: string }>("POST", "/v1/plans", { name: "quota", repositoryId: quotaRepositoryId, source: { type: "files", paths: [source] } });
+
+    const { jobId } = await client.ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
+    const job = await client.pollJob(jobId, (j) => j.status !== "running");
+    expect(job.status).toBe("failed");
+    expect(job.phase).toBe("prepare");
+    expect(job.error).toContain(`would pass repository ${quotaRepositoryId}'s quota of 1 KiB (1024 bytes)`);
+    expect(job.error).toContain("the repository holds 0 B (0 bytes)");
+    expect(job.error).toMatch(/Nothing was uploaded\. Raise the quota \(PATCH \/v1\/repositories\/[0-9a-f]+ .*\) or free space \(.*prune\)/);
+    const { snapshots } = await client.ok<{ snapshots: unknown[] }>("GET", `/v1/snapshots?repositoryId=${quotaRepositoryId}`);
+    expect(snapshots).toEqual([]);
+    // The quota failure is a failed backup: it raises that alert, with the quota's words.
+    expect((await alertUntil("state=open&kind=backup_failed", (a) => a.planId === planId)).detail).toContain("quota");
+
+    // Without the quota the backup runs; the repository's usage is kept; a quota at that usage opens storage_nearly_full.
+    const viewer = apiClient(api, (await client.ok<{ token: string }>("POST", "/v1/tokens", { name: "quota-viewer", role: "viewer" })).token);
+    expect((await viewer.call("PATCH", `/v1/repositories/${quotaRepositoryId}`, { quotaBytes: null })).status).toBe(403);
+    expect(await client.ok("PATCH", `/v1/repositories/${quotaRepositoryId}`, { quotaBytes: null })).toMatchObject({ quotaBytes: null });
+    const { jobId: good } = await client.ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
+    expect((await client.pollJob(good, (j) => j.status !== "running")).status).toBe("completed");
+    await alertUntil("state=resolved&kind=backup_failed", (a) => a.planId === planId);
+    let usage: { bytes: number } | null = null;
+    for (let i = 0; i < 300 && !usage; i++) {
+      ({ usage } = await client.ok<{ usage: { bytes: number } | null }>("GET", `/v1/repositories/${quotaRepositoryId}`));
+      if (!usage) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(usage!.bytes).toBeGreaterThan(0);
+    await client.ok("PATCH", `/v1/repositories/${quotaRepositoryId}`, { quotaBytes: Math.ceil(usage!.bytes / 0.9) });
+    const full = await alertUntil("state=open&kind=storage_nearly_full", (a) => a.repositoryId === quotaRepositoryId);
+    expect(full.severity).toBe("warning");
+    expect(full.title).toBe("Repository small is nearly full (90% of its quota)");
+    const overall = await viewer.ok<{ storage: { repositoryId: string; quotaBytes: number; usedBytes: number }[] }>("GET", "/v1/analytics");
+    expect(overall.storage).toContainEqual(expect.objectContaining({ repositoryId: quotaRepositoryId, quotaBytes: Math.ceil(usage!.bytes / 0.9), usedBytes: usage!.bytes }));
+
+    // The next backup adds about what the last one stored, which no longer fits: it fails before uploading, and leaves the snapshot count as it was.
+    const before = (await client.ok<{ snapshots: unknown[] }>("GET", `/v1/snapshots?repositoryId=${quotaRepositoryId}`)).snapshots.length;
+    const { jobId: over } = await client.ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
+    const overJob = await client.pollJob(over, (j) => j.status !== "running");
+    expect(overJob.status).toBe("failed");
+    expect(overJob.error).toContain("what the plan's last backup stored");
+    expect((await client.ok<{ snapshots: unknown[] }>("GET", `/v1/snapshots?repositoryId=${quotaRepositoryId}`)).snapshots).toHaveLength(before);
   });
 });

@@ -238,7 +238,8 @@ export function repositoryRoutes(deps: AppDeps) {
       try {
         for (const plan of await catalog.select().from(plans).where(eq(plans.repositoryId, after.id))) {
           if (!plan.schedule) continue;
-          const secondaries = plan.secondaryRepositoryIds.length ? await catalog.select().from(repositories).where(inArray(repositories.id, plan.secondaryRepositoryIds)) : [];
+          const rows = plan.secondaryRepositoryIds.length ? await catalog.select().from(repositories).where(inArray(repositories.id, plan.secondaryRepositoryIds)) : [];
+          const secondaries = plan.secondaryRepositoryIds.flatMap((id) => rows.filter((r) => r.id === id));
           await syncSchedule(deps.temporal, plan, plan, after, secondaries);
         }
       } catch (err) {
