@@ -18,6 +18,7 @@ import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { NativeConnection, Runtime, Worker, type WorkflowBundle } from "@temporalio/worker";
 import { createActivities } from "./activities/index.js";
+import { maxJobsFromEnvironment } from "./activities/slots.js";
 import { loadSecretBox } from "./engine/secret-box.js";
 import { loadPolicy, type ExecutionPolicy } from "./policy/policy.js";
 import { TASK_QUEUE } from "./workflows/messages.js";
@@ -48,15 +49,6 @@ export interface CairnWorker {
   /** Runs until shutdown() or a shutdown signal; then closes the connection if this worker opened it. */
   run(): Promise<void>;
   shutdown(): void;
-}
-
-/** CAIRN_MAX_JOBS as a number of jobs; absent or empty means no global limit. */
-export function maxJobsFromEnvironment(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const text = env.CAIRN_MAX_JOBS?.trim();
-  if (!text) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`CAIRN_MAX_JOBS=${text} is not a number of jobs: give a whole number of 1 or more, or leave it unset for no global limit`);
-  return n;
 }
 
 /** The workflows' entry: the compiled module under dist/, or the TypeScript source when run from sources (vitest). */

@@ -3,6 +3,15 @@ import { WorkflowNotFoundError } from "@temporalio/client";
 import { JOB_SLOTS_WORKFLOW, requestSlotSignal, type JobSlotsState, type SlotRequest } from "../workflows/messages.js";
 import type { ActivityDeps } from "./repository.js";
 
+/** CAIRN_MAX_JOBS as a number of jobs; absent or empty means no global limit. */
+export function maxJobsFromEnvironment(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const text = env.CAIRN_MAX_JOBS?.trim();
+  if (!text) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`CAIRN_MAX_JOBS=${text} is not a number of jobs: give a whole number of 1 or more, or leave it unset for no global limit`);
+  return n;
+}
+
 /** The slots workflow of a limit: one global, one per repository. */
 export function slotsWorkflowId(scope: SlotRequest["scope"], repositoryId?: string): string {
   return scope === "global" ? "cairn-slots-global" : `cairn-slots-repository-${repositoryId}`;
