@@ -340,7 +340,7 @@ describe("/openapi.json", () => {
     for (const [p, ops] of Object.entries(doc.paths)) {
       for (const op of Object.values(ops)) {
         if (p.startsWith("/v1/") || p === "/metrics") {
-          expect(op.security, p).toEqual([{ bearer: [] }]);
+          expect(op.security, p).toEqual([{ bearer: [] }, { session: [] }]);
           expect(op.responses, p).toHaveProperty("401");
         } else expect(op.security, p).toEqual([]);
       }

@@ -27,6 +27,7 @@ import { repositoryRoutes } from "./routes/repositories.js";
 import { restoreRoutes } from "./routes/restores.js";
 import { maintenanceRoutes } from "./routes/maintenance.js";
 import { sessionRoutes } from "./routes/session.js";
+import { CSRF_HEADER, DEFAULT_SESSIONS, SESSION_COOKIE, Sessions, type SessionOptions } from "./sessions.js";
 import { securityRoutes } from "./routes/security.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
 import { tokenRoutes } from "./routes/tokens.js";
@@ -54,6 +55,8 @@ export interface AppDeps {
   policy: ExecutionPolicy;
   /** Where repository work runs: workers reached through Temporal (temporalWorkerRequests). */
   workers: WorkerRequests;
+  /** How long a dashboard session lasts unused and at most (30 minutes, 8 hours). */
+  sessions?: Partial<SessionOptions>;
   /** The built dashboard (index.html, assets/), served at /; default dist/web of this checkout. */
   webDir?: string;
 }
@@ -81,7 +84,7 @@ export function createApp(deps: AppDeps) {
   app.route("/", healthRoutes(deps));
   app.route("/", webRoutes(deps.webDir ?? defaultWebDir()));
   // /metrics is served like /v1: audited refusals, a bearer token, the route's permission.
-  const auth = bearerAuth(deps.catalog, failedLogins, deps.adminToken);
+  const auth = bearerAuth(deps.catalog, failedLogins, deps.adminToken, new Sessions({ ...DEFAULT_SESSIONS, ...deps.sessions }));
   app.use("/v1/*", auditRequests());
   app.use("/v1/*", auth);
   app.use("/metrics", auditRequests());
@@ -114,6 +117,12 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", alertRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "A token from POST /v1/tokens, the admin token printed on first start, or CAIRN_API_TOKEN. Each operation's x-cairn-permission names the permission its token's role must hold." });
+  app.openAPIRegistry.registerComponent("securitySchemes", "session", {
+    type: "apiKey",
+    in: "cookie",
+    name: SESSION_COOKIE,
+    description: `The dashboard's session cookie (POST /v1/session exchanges a token for it), accepted wherever the bearer token is; changes made with it must carry the header ${CSRF_HEADER}: 1 and come from the dashboard's own origin.`,
+  });
   // The document describes the API, not its data, so clients may fetch it without a token.
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import type { AppDeps } from "./app.js";
 import type { Principal } from "./auth.js";
+import type { SessionRecord, Sessions } from "./sessions.js";
 
 /** What the central layers put on each request's context for the ones after them. */
 declare module "hono" {
@@ -10,6 +11,12 @@ declare module "hono" {
     principal: Principal;
     /** A fresh id per request, answered in X-Request-Id and recorded in the audit log. */
     requestId: string;
+    /** The dashboard's sessions (api/sessions.ts). */
+    sessions: Sessions;
+    /** Set when the session cookie authenticated the request. */
+    session: { id: string; record: SessionRecord };
+    /** On POST /v1/session: the hash of the token the body presented, which the new session keeps. */
+    signInTokenHash: string;
   }
 }
 

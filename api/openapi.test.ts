@@ -27,7 +27,7 @@ describe("router", () => {
       .openapi(createRoute({ method: "get", path: "/guarded", operationId: "guarded", responses, ...access("plans:read") }), (c) => c.json({}, 200));
     const doc = app.getOpenAPI31Document({ openapi: "3.1.0", info: { title: "t", version: "1" } });
     expect(doc.paths!["/open"].get).toMatchObject({ security: [], "x-cairn-permission": "public" });
-    expect(doc.paths!["/guarded"].get).toMatchObject({ security: [{ bearer: [] }], "x-cairn-permission": "plans:read" });
+    expect(doc.paths!["/guarded"].get).toMatchObject({ security: [{ bearer: [] }, { session: [] }], "x-cairn-permission": "plans:read" });
     expect(Object.keys(doc.paths!["/guarded"].get!.responses!)).toContain("403");
   });
 });

@@ -128,4 +128,5 @@ export function jsonBody<T extends z.ZodType>(schema: T) {
 /** Path parameter `id`. */
 export const IdParam = z.object({ id: z.string().min(1).max(200).openapi({ param: { name: "id", in: "path" }, example: "3f9a1c2b7d4e5f60" }) });
 
-export const BEARER = [{ bearer: [] }];
+/** A bearer token, or the dashboard's session cookie (either one). */
+export const BEARER: Record<string, string[]>[] = [{ bearer: [] }, { session: [] }];

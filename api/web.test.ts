@@ -10,6 +10,7 @@ import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { createApp } from "./app.js";
 import { hashToken } from "./auth.js";
 import { ROLES } from "./permissions.js";
+import { Sessions } from "./sessions.js";
 import { DASHBOARD_CSP } from "./web.js";
 
 // Nothing listens on port 1: the dashboard's files and GET /v1/session need no Temporal.
@@ -94,5 +95,87 @@ describe("GET /v1/session", () => {
       expect(body).toMatchObject({ name: `${role}-token`, role, scope: role === "viewer" ? { planIds: ["p1"] } : null });
       expect(body.permissions.sort()).toEqual([...ROLES[role]].sort());
     }
+  });
+});
+
+describe("dashboard sessions (POST/DELETE /v1/session)", () => {
+  const signIn = (a: ReturnType<typeof app>, token: string, headers: Record<string, string> = {}) =>
+    a.request("/v1/session", { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify({ token }) });
+  const cookieOf = (res: Response) => /^cairn_session=([^;]+)/.exec(res.headers.get("set-cookie") ?? "")?.[1];
+
+  it("exchanges a token for an HttpOnly, SameSite=Strict cookie that is not the token, Secure over https", async () => {
+    const a = app();
+    const res = await signIn(a, ADMIN);
+    expect(res.status).toBe(200);
+    const set = res.headers.get("set-cookie")!;
+    expect(set).toMatch(/^cairn_session=[\w-]{40,}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=28800$/);
+    expect(set).not.toContain(ADMIN);
+    expect(set).not.toContain(hashToken(ADMIN));
+    const body = (await res.json()) as { role: string; session: { idleExpiresAt: string; expiresAt: string } };
+    expect(body.role).toBe("admin");
+    expect(Date.parse(body.session.expiresAt) - Date.parse(body.session.idleExpiresAt)).toBeGreaterThan(7 * 3600_000);
+    // Over https (directly or through a proxy that says so) the cookie is Secure too.
+    expect((await a.request("https://cairn.example/v1/session", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: ADMIN }) })).headers.get("set-cookie")).toMatch(/; Secure$/);
+    expect((await signIn(a, ADMIN, { "X-Forwarded-Proto": "https" })).headers.get("set-cookie")).toMatch(/; Secure$/);
+    // A wrong token gets no cookie, and the audit log keeps no token.
+    const wrong = await signIn(a, "cairn_wrong");
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get("set-cookie")).toBeNull();
+  });
+
+  it("authenticates requests by the cookie, wants the CSRF header and the same origin on changes, and ends on sign-out", async () => {
+    const a = app();
+    const cookie = `cairn_session=${cookieOf(await signIn(a, ADMIN))}`;
+    const me = await a.request("/v1/session", { headers: { Cookie: cookie } });
+    expect(me.status).toBe(200);
+    expect(((await me.json()) as { session: unknown }).session).not.toBeNull();
+    // A change without X-Cairn-CSRF, or from another origin, is refused before it runs.
+    const noHeader = await a.request("/v1/tokens", { method: "POST", headers: { Cookie: cookie, "Content-Type": "application/json" }, body: JSON.stringify({ name: "x", role: "viewer" }) });
+    expect(noHeader.status).toBe(403);
+    expect(((await noHeader.json()) as { detail: string }).detail).toContain("X-Cairn-CSRF");
+    const crossSite = await a.request("http://localhost/v1/tokens", { method: "POST", headers: { Cookie: cookie, Host: "localhost", Origin: "https://evil.example", "X-Cairn-CSRF": "1", "Content-Type": "application/json" }, body: JSON.stringify({ name: "x", role: "viewer" }) });
+    expect(crossSite.status).toBe(403);
+    const sameSite = await a.request("http://localhost/v1/tokens", { method: "POST", headers: { Cookie: cookie, Host: "localhost", Origin: "http://localhost", "X-Cairn-CSRF": "1", "Content-Type": "application/json" }, body: JSON.stringify({ name: "made-by-cookie", role: "viewer" }) });
+    expect(sameSite.status).toBe(201);
+    // A bearer token needs neither (other clients are unchanged).
+    expect((await a.request("/v1/tokens", { method: "POST", headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" }, body: JSON.stringify({ name: "y", role: "viewer" }) })).status).toBe(201);
+
+    const out = await a.request("/v1/session", { method: "DELETE", headers: { Cookie: cookie, "X-Cairn-CSRF": "1" } });
+    expect(out.status).toBe(204);
+    expect(out.headers.get("set-cookie")).toMatch(/^cairn_session=; Path=\/; HttpOnly; SameSite=Strict; Max-Age=0/);
+    const after = await a.request("/v1/session", { headers: { Cookie: cookie } });
+    expect(after.status).toBe(401);
+    expect(((await after.json()) as { detail: string }).detail).toMatch(/session ended/);
+    // Signing out needs a session: a bearer token is not one.
+    expect((await a.request("/v1/session", { method: "DELETE", headers: { Authorization: `Bearer ${ADMIN}` } })).status).toBe(409);
+  });
+
+  it("ends the sessions of a revoked token, and a session idle too long or too old", async () => {
+    const a = app();
+    const secret = "token-of-a-revoked-operator";
+    await catalog.db.insert(apiTokens).values({ id: "id-revoked", name: "soon-revoked", tokenHash: hashToken(secret), role: "operator" });
+    const cookie = `cairn_session=${cookieOf(await signIn(a, secret))}`;
+    expect((await a.request("/v1/plans", { headers: { Cookie: cookie } })).status).toBe(200);
+    expect((await a.request("/v1/tokens/id-revoked", { method: "DELETE", headers: { Authorization: `Bearer ${ADMIN}` } })).status).toBe(204);
+    const refused = await a.request("/v1/plans", { headers: { Cookie: cookie } });
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { detail: string }).detail).toContain("revoked");
+
+    let now = 1_000_000;
+    const sessions = new Sessions({ idleMs: 1000, maxMs: 5000, maxSessions: 2 }, () => now);
+    const s1 = sessions.create("h1");
+    now += 999;
+    expect(sessions.touch(s1)).toBeDefined();
+    now += 1000;
+    expect(sessions.touch(s1)).toBeUndefined(); // idle 1000 ms
+    const s2 = sessions.create("h2");
+    for (let i = 0; i < 5; i++) {
+      now += 900;
+      expect(sessions.touch(s2), `after ${(i + 1) * 900} ms`).toBeDefined();
+    }
+    now += 500;
+    expect(sessions.touch(s2)).toBeUndefined(); // 5000 ms since sign-in, however busy
+    const [x, y, z] = [sessions.create("a"), sessions.create("b"), sessions.create("c")];
+    expect([sessions.touch(x), sessions.touch(y), sessions.touch(z)].map(Boolean)).toEqual([false, true, true]); // at most 2 kept
   });
 });

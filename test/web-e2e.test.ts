@@ -17,9 +17,10 @@ const CHROMIUM = process.env.CAIRN_CHROMIUM ?? "/usr/bin/chromium";
 
 /**
  * The dashboard in a real browser against a real stack (Temporal dev server,
- * worker, API serving the built dashboard): an admin signs in, runs a plan,
- * watches the job finish, finds its snapshot and restores it; a viewer is not
- * offered what its role may not do, and the API refuses it when forged.
+ * worker, API serving the built dashboard): an admin signs in (a session cookie,
+ * no token kept in the browser), runs a plan, watches the job finish, finds its
+ * snapshot and restores it, signs out; a viewer is not offered what its role may
+ * not do, and the API refuses it when forged.
  */
 describe("web dashboard in Chromium", () => {
   const tmp = tempDir("cairn-web-e2e-");
@@ -165,11 +166,23 @@ describe("web dashboard in Chromium", () => {
     await page.locator("#plan-health a", { hasText: "docs" }).waitFor();
     await shot(page, "10-overview-phone");
 
-    // The token lives in this tab's session storage only: no URL, cookie or local storage holds it.
-    expect(await page.evaluate(() => sessionStorage.getItem("cairn.token"))).toBe(api.token);
-    expect(await page.evaluate(() => localStorage.length)).toBe(0);
-    expect(await page.evaluate(() => document.cookie)).toBe("");
+    // The token was exchanged for a session cookie: HttpOnly (no script reads it), SameSite=Strict, path /, not
+    // Secure over plain http, holding a random id and not the token; no storage or URL holds the token.
+    const [cookie, ...others] = await page.context().cookies();
+    expect(others).toEqual([]);
+    expect(cookie).toMatchObject({ name: "cairn_session", httpOnly: true, sameSite: "Strict", secure: false, path: "/" });
+    expect(cookie.value).not.toContain(api.token!);
+    expect(cookie.expires * 1000 - Date.now()).toBeLessThanOrEqual(8 * 3600_000);
+    expect(await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie])).toEqual([0, 0, ""]);
     expect(urls.filter((u) => u.includes(api.token!))).toEqual([]);
+
+    // Signing out ends the session on the server: the same cookie, replayed, is refused.
+    await page.click("#sign-out");
+    await page.locator("#signin-message", { hasText: "Signed out" }).waitFor();
+    const replay = await fetch(`${api.url}/v1/session`, { headers: { Cookie: `cairn_session=${cookie.value}` } });
+    expect(replay.status).toBe(401);
+    await page.reload();
+    await page.locator("#token").waitFor();
     expect(problems).toEqual([]);
     await page.context().close();
   }, 400_000);
@@ -185,12 +198,18 @@ describe("web dashboard in Chromium", () => {
     expect(await run.getAttribute("title")).toContain("plans:run");
     await shot(page, "11-viewer-plans");
 
+    // Forged from the page with the session cookie: refused for the role; without the CSRF header refused before that.
     const forged = await page.evaluate(async (id) => {
-      const res = await fetch(`/v1/plans/${id}/run`, { method: "POST", headers: { Authorization: `Bearer ${sessionStorage.getItem("cairn.token")}` } });
-      return { status: res.status, body: (await res.json()) as { detail: string } };
+      const run = async (headers: Record<string, string>) => {
+        const res = await fetch(`/v1/plans/${id}/run`, { method: "POST", headers });
+        return { status: res.status, body: (await res.json()) as { detail: string } };
+      };
+      return [await run({ "X-Cairn-CSRF": "1" }), await run({})];
     }, planId);
-    expect(forged.status).toBe(403);
-    expect(forged.body.detail).toContain("plans:run");
+    expect(forged[0].status).toBe(403);
+    expect(forged[0].body.detail).toContain("plans:run");
+    expect(forged[1].status).toBe(403);
+    expect(forged[1].body.detail).toContain("X-Cairn-CSRF");
 
     await page.click("nav >> text=Snapshots");
     const restore = page.locator("button.restore-snapshot").first();
@@ -201,7 +220,7 @@ describe("web dashboard in Chromium", () => {
     expect((await admin.call("DELETE", `/v1/tokens/${viewer.id}`)).status).toBe(204);
     await page.click("nav >> text=Jobs");
     await page.locator("#signin-message", { hasText: "revoked" }).waitFor();
-    expect(await page.evaluate(() => sessionStorage.getItem("cairn.token"))).toBeNull();
+    expect(await page.evaluate(() => [localStorage.length, sessionStorage.length])).toEqual([0, 0]);
     await shot(page, "13-signed-out");
     expect(problems).toEqual([]);
     await page.context().close();

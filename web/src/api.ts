@@ -1,7 +1,9 @@
 /**
- * The dashboard's only way to the API: the same /v1 routes, bearer token and
- * permission checks as every other client. The token lives in sessionStorage
- * (gone when the tab closes; never in a URL, a cookie or localStorage).
+ * The dashboard's only way to the API: the same /v1 routes and permission checks
+ * as every other client. Signing in exchanges the API token for a session cookie
+ * (POST /v1/session; HttpOnly, so no script of the page can read it); the token
+ * itself is kept nowhere in the browser. Every request carries X-Cairn-CSRF,
+ * which the API wants on changes made with the cookie.
  */
 
 export interface FieldError {
@@ -22,31 +24,22 @@ export class ApiProblem extends Error {
   }
 }
 
-const TOKEN_KEY = "cairn.token";
-
-export const token = {
-  get: (): string | null => sessionStorage.getItem(TOKEN_KEY),
-  set: (value: string): void => sessionStorage.setItem(TOKEN_KEY, value),
-  clear: (): void => sessionStorage.removeItem(TOKEN_KEY),
-};
-
 let unauthorized: (detail: string) => void = () => undefined;
 
-/** What to do when the API refuses the token (401): main.ts goes back to sign-in. */
+/** What to do when the API refuses the session (401): main.ts goes back to sign-in. */
 export function onUnauthorized(handler: (detail: string) => void): void {
   unauthorized = handler;
 }
 
 /** Calls the API; answers the JSON body, or throws an ApiProblem (after handing a 401 to onUnauthorized). */
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const bearer = token.get();
   let res: Response;
   try {
     res = await fetch(path, {
       method,
-      headers: { Accept: "application/json", ...(bearer ? { Authorization: `Bearer ${bearer}` } : {}), ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+      headers: { Accept: "application/json", "X-Cairn-CSRF": "1", ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
       body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "omit",
+      credentials: "same-origin",
       cache: "no-store",
     });
   } catch (err) {
@@ -62,7 +55,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   if (res.ok) return parsed as T;
   const p = (parsed ?? {}) as { title?: string; detail?: string; errors?: FieldError[] };
   const problem = new ApiProblem(res.status, p.title ?? res.statusText, p.detail ?? `the API answered ${res.status} ${res.statusText}`, p.errors ?? []);
-  if (res.status === 401) unauthorized(problem.detail);
+  if (res.status === 401 && !(method === "POST" && path === "/v1/session")) unauthorized(problem.detail);
   return Promise.reject(problem);
 }
 

@@ -1,4 +1,4 @@
-import { api, ApiProblem, hasRoute, onUnauthorized, token } from "./api.js";
+import { api, ApiProblem, onUnauthorized } from "./api.js";
 import { h, replace } from "./dom.js";
 import type { Session } from "./types.js";
 import type { PageContext } from "./ui.js";
@@ -26,7 +26,6 @@ onUnauthorized((detail) => signIn(`Signed out: ${detail}`));
 
 function signIn(message?: string): void {
   stopPage();
-  token.clear();
   session = undefined;
   document.title = "Sign in · Cairn";
   const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true, spellcheck: "false", placeholder: "cairn_…" });
@@ -37,7 +36,7 @@ function signIn(message?: string): void {
       class: "signin",
       onsubmit: (e: Event) => {
         e.preventDefault();
-        void start(input.value.trim(), note);
+        void start(input, note);
       },
     },
     h("h1", {}, "Cairn"),
@@ -45,33 +44,37 @@ function signIn(message?: string): void {
     input,
     h("button", { type: "submit" }, "Sign in"),
     note,
-    h("p", { class: "hint" }, "The token stays in this tab only (session storage) and is sent as a bearer token to the API; closing the tab or signing out forgets it. An admin creates tokens with POST /v1/tokens; the server prints its first admin token when it starts."),
+    h(
+      "p",
+      { class: "hint" },
+      "The token is exchanged for a session cookie that scripts cannot read; the browser keeps no copy of the token. The session ends after 30 minutes unused, after 8 hours, or when you sign out. An admin creates tokens on the Security page or with POST /v1/tokens; the server prints its first admin token when it starts.",
+    ),
   );
   replace(app, h("main", { class: "signin-page" }, form));
   input.focus();
 }
 
-async function start(value: string, note: HTMLElement): Promise<void> {
+async function start(input: HTMLInputElement, note: HTMLElement): Promise<void> {
+  const value = input.value.trim();
   if (!value) return;
-  token.set(value);
   try {
-    session = await loadSession();
+    session = await api<Session>("POST", "/v1/session", { token: value });
   } catch (err) {
-    if (err instanceof ApiProblem && err.status === 401) return; // onUnauthorized showed the form again with the reason
-    token.clear();
     replace(note, (err as Error).message);
     note.className = "problem";
     return;
+  } finally {
+    input.value = "";
   }
   if (!location.hash || location.hash === "#") location.hash = "#/";
   render();
 }
 
-/** Who the token is; a server without GET /v1/session is asked for plans to prove the token, and every action is offered. */
-async function loadSession(): Promise<Session> {
-  if (await hasRoute("GET /v1/session")) return api<Session>("GET", "/v1/session");
-  await api("GET", "/v1/plans?limit=1");
-  return { tokenId: "", name: "token", role: "unknown role", permissions: null, expiresAt: null };
+async function signOut(): Promise<void> {
+  stopPage();
+  // The session ends on the server; a 401 (already ended) or an unreachable API leaves the sign-in page all the same.
+  await api("DELETE", "/v1/session").catch(() => undefined);
+  signIn("Signed out.");
 }
 
 function render(): void {
@@ -87,8 +90,8 @@ function render(): void {
     PAGES.filter((p) => p.nav).map((p) => h("a", { href: p.nav!, ...(match?.p.nav === p.nav || (match?.p.title === "Job" && p.nav === "#/jobs") ? { "aria-current": "page" } : {}) }, p.title)),
   );
   const who = h("span", { class: "who", id: "who" }, `${session.name} · ${session.role}`);
-  const signOut = h("button", { type: "button", class: "link", onclick: () => signIn("Signed out.") }, "Sign out");
-  replace(app, h("header", {}, h("a", { href: "#/", class: "brand" }, "Cairn"), nav, h("div", { class: "account" }, who, signOut)), notices, root);
+  const signOutButton = h("button", { type: "button", class: "link", id: "sign-out", onclick: () => void signOut() }, "Sign out");
+  replace(app, h("header", {}, h("a", { href: "#/", class: "brand" }, "Cairn"), nav, h("div", { class: "account" }, who, signOutButton)), notices, root);
 
   const timers: number[] = [];
   let left = false;
@@ -122,14 +125,13 @@ function render(): void {
 
 window.addEventListener("hashchange", render);
 
-if (token.get()) {
-  loadSession().then(
-    (s) => {
-      session = s;
-      render();
-    },
-    (err) => {
-      if (!(err instanceof ApiProblem && err.status === 401)) signIn((err as Error).message);
-    },
-  );
-} else signIn();
+// A session cookie from before (this tab or another) may still be good: ask who it is; no session shows the sign-in form.
+fetch("/v1/session", { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" }).then(
+  async (res) => {
+    if (res.status === 401) return signIn();
+    if (!res.ok) return signIn(`The API answered ${res.status} ${res.statusText}; sign in again`);
+    session = (await res.json()) as Session;
+    render();
+  },
+  (err: Error) => signIn(`The Cairn API did not answer (${err.message}); check that it is running, then reload`),
+);

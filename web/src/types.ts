@@ -7,6 +7,8 @@ export interface Session {
   /** null when the server has no GET /v1/session: then every action is offered and the API's 403 says what is refused. */
   permissions: string[] | null;
   expiresAt: string | null;
+  /** The dashboard session (cookie): when it ends if unused, and at the latest. */
+  session?: { idleExpiresAt: string; expiresAt: string } | null;
 }
 
 export interface Plan {
