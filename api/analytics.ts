@@ -67,9 +67,28 @@ export async function gatherAnalytics(catalog: Catalog, scope: TokenScope | unde
   return { overall: { ...analyzeOverall(now, backups, perPlan), storage }, plans: perPlan };
 }
 
-export async function planAnalytics(catalog: Catalog, plan: PlanRow, options: AnalyticsOptions = {}): Promise<PlanAnalytics> {
+/** The points the analytics were computed from, for charts: each finished backup, and the repository's size after each. */
+export interface PlanSeries {
+  backups: { jobId: string; at: string; outcome: JobRecord["outcome"]; durationSeconds: number; bytesAdded: number | null }[];
+  usage: { at: string; bytes: number }[];
+}
+
+/** Points a series holds at most (the most recent). */
+const SERIES_POINTS = 500;
+
+export async function planAnalytics(catalog: Catalog, plan: PlanRow, options: AnalyticsOptions = {}): Promise<PlanAnalytics & { series: PlanSeries }> {
   const now = options.now ?? new Date();
-  return analyzePlan(planInput(plan, await catalogData(catalog, [plan]), now, options));
+  const input = planInput(plan, await catalogData(catalog, [plan]), now, options);
+  const backups = input.jobs
+    .filter((j) => j.kind === "backup" && j.planId === plan.id)
+    .sort((a, b) => a.finishedAt.getTime() - b.finishedAt.getTime())
+    .slice(-SERIES_POINTS)
+    .map((j) => ({ jobId: j.id, at: j.finishedAt.toISOString(), outcome: j.outcome, durationSeconds: j.durationSeconds, bytesAdded: j.bytesAdded ?? null }));
+  const usage = [...input.usage]
+    .sort((a, b) => a.at.getTime() - b.at.getTime())
+    .slice(-SERIES_POINTS)
+    .map((u) => ({ at: u.at.toISOString(), bytes: u.bytes }));
+  return { ...analyzePlan(input), series: { backups, usage } };
 }
 
 interface CatalogData {

@@ -122,7 +122,7 @@ export function bearerAuth(catalog: Catalog, failures: FailedLogins, adminToken:
       throw unauthorized(
         signIn
           ? 'signing in needs an API token: send {"token": "<token>"} (the server prints the admin token on its first start, or set CAIRN_API_TOKEN)'
-          : "this endpoint needs a bearer token: send the header Authorization: Bearer <token> (the server prints the admin token on its first start, or set CAIRN_API_TOKEN)",
+          : "this endpoint needs a bearer token: send the header Authorization: Bearer <token> (the server prints the admin token on its first start, or set CAIRN_API_TOKEN); the dashboard signs in at / instead",
       );
     }
     const who = await resolve(hash);

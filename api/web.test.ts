@@ -1,10 +1,11 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { apiTokens } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
+import { WEB_TYPES_FILE, webTypes } from "../scripts/web-types.js";
 import { tempDir } from "../test/helpers.js";
 import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { createApp } from "./app.js";
@@ -77,6 +78,13 @@ describe("the dashboard's static files", () => {
     expect(res.status).toBe(503);
     expect(((await res.json()) as { detail: string }).detail).toMatch(/npm run build/);
     expect((await a.request("/healthz")).status).toBe(200);
+  });
+});
+
+describe("the dashboard's API types", () => {
+  it("are generated from this API's OpenAPI document and current (refresh: npm run build && node dist/scripts/web-types.js)", async () => {
+    const doc = await (await app().request("/openapi.json")).json();
+    expect(readFileSync(WEB_TYPES_FILE, "utf8")).toBe(webTypes(doc as Parameters<typeof webTypes>[0]));
   });
 });
 

@@ -120,6 +120,10 @@ describe("web dashboard in Chromium", () => {
     await page.locator("#status", { hasText: "API ready" }).waitFor();
     await shot(page, "02-overview");
 
+    // Analytics before any backup: the duration chart has no point yet.
+    await page.click("nav >> text=Analytics");
+    await page.locator("p#chart-duration", { hasText: "no data yet" }).waitFor();
+
     await page.click("nav >> text=Plans");
     const run = page.locator('button.run-plan[data-plan="docs"]');
     expect(await run.isEnabled()).toBe(true);
@@ -160,11 +164,45 @@ describe("web dashboard in Chromium", () => {
     await page.locator("form.restore-form .problem", { hasText: "overwrite" }).waitFor();
     await shot(page, "09-restore-needs-mode");
 
+    // The duration chart gained the backup's point; recommendations and risk are listed.
+    await page.click("nav >> text=Analytics");
+    await page.locator("svg#chart-duration circle").first().waitFor();
+    expect(await page.locator("svg#chart-duration circle").count()).toBe(1);
+    expect(await page.locator("svg#chart-duration").getAttribute("aria-label")).toMatch(/^Duration per backup: 1 points/);
+    await page.locator("#plan-risk").waitFor();
+    await shot(page, "10-analytics");
+
+    // Security: create a token (shown once), find it in the audit log, revoke it, verify the chain, read a compliance report.
+    await page.click("nav >> text=Security");
+    await page.fill("#token-name", "ci-reader");
+    await page.selectOption("#token-role", "viewer");
+    await page.click("#token-form button[type=submit]");
+    const secret = await page.locator("#new-token").inputValue();
+    expect(secret).toMatch(/^cairn_/);
+    const reader = await fetch(`${api.url}/v1/session`, { headers: { Authorization: `Bearer ${secret}` } });
+    expect(((await reader.json()) as { role: string }).role).toBe("viewer");
+    await shot(page, "11-security-token-created");
+    page.once("dialog", (d) => void d.accept());
+    await page.click('button.revoke-token[data-token="ci-reader"]');
+    await page.locator("#token-list tr", { hasText: "ci-reader" }).locator("text=revoked").waitFor();
+    expect((await fetch(`${api.url}/v1/session`, { headers: { Authorization: `Bearer ${secret}` } })).status).toBe(401);
+    await page.fill("#audit-action", "revokeToken");
+    await page.click("#audit-filters button[type=submit]");
+    await page.locator("#audit-events td", { hasText: "revokeToken" }).first().waitFor();
+    expect(await page.locator("#audit-events tbody tr").count()).toBe(2); // attempted, succeeded
+    await page.click("#audit-verify");
+    await page.locator("#audit-verdict", { hasText: "Chain intact" }).waitFor();
+    await page.locator("#compliance-status").waitFor({ timeout: 60_000 });
+    await shot(page, "12-security");
+
     // Readable on a phone too: the overview at 390 px wide, the plan still listed.
     await page.setViewportSize({ width: 390, height: 844 });
     await page.click("nav >> text=Overview");
     await page.locator("#plan-health a", { hasText: "docs" }).waitFor();
-    await shot(page, "10-overview-phone");
+    await shot(page, "13-overview-phone");
+    await page.click("nav >> text=Analytics");
+    await page.locator("svg#chart-duration circle").first().waitFor();
+    await shot(page, "14-analytics-phone");
 
     // The token was exchanged for a session cookie: HttpOnly (no script reads it), SameSite=Strict, path /, not
     // Secure over plain http, holding a random id and not the token; no storage or URL holds the token.
@@ -192,11 +230,12 @@ describe("web dashboard in Chromium", () => {
     await page.goto(`${api.url}/#/plans`);
     await signIn(page, viewer.token);
     expect(await page.textContent("#who")).toContain("viewer");
+    expect(await page.locator("nav[aria-label=Sections] a").allTextContents()).toEqual(["Overview", "Jobs", "Plans", "Snapshots", "Analytics"]);
     await page.locator("#plans .plan-name", { hasText: "docs" }).waitFor();
     const run = page.locator('button.run-plan[data-plan="docs"]');
     expect(await run.isDisabled()).toBe(true);
     expect(await run.getAttribute("title")).toContain("plans:run");
-    await shot(page, "11-viewer-plans");
+    await shot(page, "15-viewer-plans");
 
     // Forged from the page with the session cookie: refused for the role; without the CSRF header refused before that.
     const forged = await page.evaluate(async (id) => {
@@ -215,13 +254,25 @@ describe("web dashboard in Chromium", () => {
     const restore = page.locator("button.restore-snapshot").first();
     await restore.waitFor();
     expect(await restore.isDisabled()).toBe(true);
-    await shot(page, "12-viewer-snapshots");
+    await shot(page, "16-viewer-snapshots");
+
+    // An auditor is offered the security pages only, and no token management.
+    const auditor = await admin.ok<{ token: string }>("POST", "/v1/tokens", { name: "inspector", role: "auditor" });
+    const second = await tab();
+    await second.page.goto(`${api.url}/`);
+    await signIn(second.page, auditor.token);
+    expect(await second.page.locator("nav[aria-label=Sections] a").allTextContents()).toEqual(["Security"]);
+    await second.page.locator("#audit-events tbody tr").first().waitFor();
+    expect(await second.page.locator("#tokens, #token-form").count()).toBe(0);
+    await shot(second.page, "17-auditor-security");
+    expect(second.problems).toEqual([]);
+    await second.page.context().close();
 
     expect((await admin.call("DELETE", `/v1/tokens/${viewer.id}`)).status).toBe(204);
     await page.click("nav >> text=Jobs");
     await page.locator("#signin-message", { hasText: "revoked" }).waitFor();
     expect(await page.evaluate(() => [localStorage.length, sessionStorage.length])).toEqual([0, 0]);
-    await shot(page, "13-signed-out");
+    await shot(page, "18-signed-out");
     expect(problems).toEqual([]);
     await page.context().close();
   });

@@ -33,17 +33,70 @@ const Forecast = z.object({
   confidence: z.number(),
 });
 
+const DurationEstimate = z.object({
+  bytes: z.number(),
+  seconds: z.number(),
+  interval: z.array(z.number()).nullable().openapi({ description: "About-95% range; null when the estimate comes from throughput alone." }),
+  method: z.enum(["regression", "throughput"]),
+  throughputBytesPerSecond: z.number(),
+  fixedSeconds: z.number().nullable(),
+  rSquared: z.number().nullable(),
+  samples: z.number(),
+});
+const StorageForecast = z.object({
+  samples: z.number(),
+  currentBytes: z.number(),
+  measuredAt: z.string(),
+  growthBytesPerDay: z.number(),
+  rSquared: z.number(),
+  horizonDays: z.number(),
+  projectedBytes: z.number().openapi({ description: "currentBytes grown at growthBytesPerDay until horizonDays from now." }),
+  quotaBytes: z.number().nullable(),
+  usedFraction: z.number().nullable(),
+  status: z.enum(["ok", "warning", "full"]),
+  fillsAt: z.string().nullable(),
+  daysUntilFull: z.number().nullable(),
+});
+const Anomaly = z.union([
+  z.object({
+    kind: z.literal("metric"),
+    metric: z.enum(["durationSeconds", "bytesAdded", "files", "compressionRatio"]),
+    jobId: z.string(),
+    at: z.string(),
+    value: z.number(),
+    mean: z.number(),
+    stdDev: z.number(),
+    sigmas: z.number(),
+    direction: z.enum(["high", "low"]),
+  }),
+  z.object({ kind: z.literal("failure-rate"), at: z.string(), windowDays: z.number(), runs: z.number(), failures: z.number(), rate: z.number() }),
+]);
+
 const PlanAnalytics = z
   .object({
     planId: z.string(),
     at: z.string(),
     successRate: SuccessRate.openapi({ description: "Backups of the last 7 days." }),
     forecast: Forecast.openapi({ description: "The success rate expected 7 days from now, from a line through the daily rates." }),
-    duration: z.record(z.string(), z.unknown()).nullable().openapi({ description: "How long a backup of `bytes` takes, from a regression of duration on bytes over past runs (null with fewer than 3)." }),
-    storage: z.record(z.string(), z.unknown()).nullable().openapi({ description: "The repository's growth per day and projected size, from its size after each backup (null with fewer than 3 samples)." }),
-    anomalies: z.array(z.record(z.string(), z.unknown())).openapi({ description: "3-sigma outliers on duration, bytes added, files and compression ratio; a failure rate over 20%." }),
+    duration: DurationEstimate.nullable().openapi({ description: "How long a backup of `bytes` takes, from a regression of duration on bytes over past runs (null with fewer than 3)." }),
+    storage: StorageForecast.nullable().openapi({ description: "The repository's growth per day and projected size, from its size after each backup (null with fewer than 3 samples)." }),
+    anomalies: z.array(Anomaly).openapi({ description: "3-sigma outliers on duration, bytes added, files and compression ratio; a failure rate over 20%." }),
     risk: Risk,
     recommendations: z.array(Recommendation),
+    series: z
+      .object({
+        backups: z.array(
+          z.object({
+            jobId: z.string(),
+            at: z.string().openapi({ description: "When the backup finished." }),
+            outcome: z.enum(["success", "failure", "cancelled"]),
+            durationSeconds: z.number(),
+            bytesAdded: z.number().nullable().openapi({ description: "New data before compression (null when the job recorded none)." }),
+          }),
+        ),
+        usage: z.array(z.object({ at: z.string(), bytes: z.number().openapi({ description: "The repository's size (its packs) after a backup into it." }) })),
+      })
+      .openapi({ description: "The points the figures were computed from (the latest 500 of each), for charts: the plan's finished backups, and its repository's size after each backup into it." }),
   })
   .openapi("PlanAnalytics");
 

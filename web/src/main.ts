@@ -1,21 +1,26 @@
 import { api, ApiProblem, onUnauthorized } from "./api.js";
 import { h, replace } from "./dom.js";
 import type { Session } from "./types.js";
-import type { PageContext } from "./ui.js";
+import { can, type PageContext } from "./ui.js";
+import { analyticsPage } from "./views/analytics.js";
 import { jobPage, jobsPage } from "./views/jobs.js";
 import { overviewPage } from "./views/overview.js";
 import { plansPage } from "./views/plans.js";
+import { SECURITY_PERMISSIONS, securityPage } from "./views/security.js";
 import { snapshotsPage } from "./views/snapshots.js";
 
 /** The dashboard: hash routes (#/jobs/ID), so the API serves one page and nothing of it lands in a server log but "/". */
 type Page = (root: HTMLElement, ctx: PageContext, param?: string) => Promise<void> | void;
 
-const PAGES: { path: RegExp; nav?: string; title: string; page: Page }[] = [
-  { path: /^\/?$/, nav: "#/", title: "Overview", page: overviewPage },
-  { path: /^\/jobs$/, nav: "#/jobs", title: "Jobs", page: jobsPage },
-  { path: /^\/jobs\/([^/]+)$/, title: "Job", page: jobPage },
-  { path: /^\/plans$/, nav: "#/plans", title: "Plans", page: plansPage },
-  { path: /^\/snapshots(?:\/([^/]+))?$/, nav: "#/snapshots", title: "Snapshots", page: snapshotsPage },
+/** Each page names the permissions that let a role read it (any of them): a role holding none is not offered the page. */
+const PAGES: { path: RegExp; nav?: string; title: string; page: Page; needs: string[] }[] = [
+  { path: /^\/?$/, nav: "#/", title: "Overview", page: overviewPage, needs: ["plans:read"] },
+  { path: /^\/jobs$/, nav: "#/jobs", title: "Jobs", page: jobsPage, needs: ["jobs:read"] },
+  { path: /^\/jobs\/([^/]+)$/, title: "Job", page: jobPage, needs: ["jobs:read"] },
+  { path: /^\/plans$/, nav: "#/plans", title: "Plans", page: plansPage, needs: ["plans:read"] },
+  { path: /^\/snapshots(?:\/([^/]+))?$/, nav: "#/snapshots", title: "Snapshots", page: snapshotsPage, needs: ["snapshots:read"] },
+  { path: /^\/analytics(?:\/([^/]+))?$/, nav: "#/analytics", title: "Analytics", page: analyticsPage, needs: ["analytics:read"] },
+  { path: /^\/security$/, nav: "#/security", title: "Security", page: securityPage, needs: SECURITY_PERMISSIONS },
 ];
 
 const app = document.getElementById("app")!;
@@ -81,13 +86,19 @@ function render(): void {
   stopPage();
   if (!session) return signIn();
   const route = location.hash.replace(/^#/, "").split("?")[0];
+  const allowed = PAGES.filter((p) => p.needs.some((permission) => can(session!, permission)));
   const match = PAGES.map((p) => ({ p, m: p.path.exec(route) })).find((x) => x.m);
+  // The overview is where sign-in lands; a role that may not read it (auditor) lands on its first page instead.
+  if (match && !allowed.includes(match.p) && (route === "" || route === "/") && allowed.some((p) => p.nav)) {
+    location.replace(allowed.find((p) => p.nav)!.nav!);
+    return;
+  }
   const notices = h("div", { class: "notices", "aria-live": "polite" });
   const root = h("main", { id: "page" });
   const nav = h(
     "nav",
     { "aria-label": "Sections" },
-    PAGES.filter((p) => p.nav).map((p) => h("a", { href: p.nav!, ...(match?.p.nav === p.nav || (match?.p.title === "Job" && p.nav === "#/jobs") ? { "aria-current": "page" } : {}) }, p.title)),
+    allowed.filter((p) => p.nav).map((p) => h("a", { href: p.nav!, ...(match?.p.nav === p.nav || (match?.p.title === "Job" && p.nav === "#/jobs") ? { "aria-current": "page" } : {}) }, p.title)),
   );
   const who = h("span", { class: "who", id: "who" }, `${session.name} · ${session.role}`);
   const signOutButton = h("button", { type: "button", class: "link", id: "sign-out", onclick: () => void signOut() }, "Sign out");
@@ -120,6 +131,10 @@ function render(): void {
     return;
   }
   document.title = `${match.p.title} · Cairn`;
+  if (!allowed.includes(match.p)) {
+    replace(root, h("h1", {}, match.p.title), h("p", { class: "problem", role: "alert" }, `The role ${session.role} may not see this page: it needs ${match.p.needs.join(" or ")}. Ask an admin for a token with another role.`));
+    return;
+  }
   void match.p.page(root, ctx, match.m![1] ? decodeURIComponent(match.m![1]) : undefined);
 }
 

@@ -11,9 +11,9 @@ export interface PageContext {
   every(ms: number, fn: () => Promise<void> | void): void;
 }
 
-/** Whether the signed-in role holds `permission` (unknown permissions: offered, and the API decides). */
+/** Whether the signed-in role holds `permission` (GET /v1/session lists them); the API checks again. */
 export function can(session: Session, permission: string): boolean {
-  return session.permissions === null || session.permissions.includes(permission);
+  return session.permissions.includes(permission);
 }
 
 /**
