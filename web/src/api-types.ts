@@ -4,6 +4,29 @@
  */
 /* eslint-disable */
 
+export type Alert = {
+  id: string;
+  kind: "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed";
+  severity: "info" | "warning" | "critical";
+  state: "open" | "acknowledged" | "resolved";
+  title: string;
+  /** What happened and what to do. */
+  detail: string;
+  planId: string | null;
+  repositoryId: string | null;
+  /** The condition it stands for: while it is not resolved, the same condition seen again counts an occurrence instead of opening another alert. */
+  dedupeKey: string;
+  occurrences: number;
+  openedAt: string;
+  lastSeenAt: string;
+  acknowledgedAt: string | null;
+  /** The token that acknowledged it. */
+  acknowledgedBy: string | null;
+  resolvedAt: string | null;
+  /** Why it was resolved (the condition cleared: a later successful backup, usage under 80%, ...). */
+  resolution: string | null;
+};
+
 export type AuditEvent = {
   seq: number;
   time: string;
@@ -63,6 +86,36 @@ export type ComplianceReport = {
   }[];
 };
 
+export type Drill = {
+  /** When drills run (five fields or @daily...); without it drills run only by hand (POST /v1/plans/{id}/drills). */
+  cron?: string;
+  timezone?: string;
+  /** PostgreSQL plans: run on the restored copy as the plan's user; it must succeed (default SELECT 1). */
+  checkSql?: string;
+};
+
+export type DrillRecord = {
+  /** The drill's job: GET /v1/jobs/{jobId} shows its steps and log. */
+  jobId: string;
+  startedAt: string;
+  finishedAt: string | null;
+  outcome: "passed" | "failed" | "cancelled";
+  /** The snapshot (files) or base backup (PostgreSQL) restored. */
+  snapshotId: string | null;
+  /** From the restore's start to the copy verified; null when the drill failed before. */
+  rtoSeconds: number | null;
+  /** Files read back and matched against the snapshot (files plans); files of the data directory written (PostgreSQL). */
+  filesVerified: number;
+  bytes: number;
+  /** Why a failed drill failed. */
+  error: string | null;
+  /** PostgreSQL: the check query and its first rows. */
+  check?: {
+    sql: string;
+    rows: string[];
+  };
+};
+
 export type FileSource = {
   type: "files";
   paths: string[];
@@ -118,7 +171,7 @@ export type JobStep = {
 
 export type JobSummary = {
   id: string;
-  kind: "backup" | "restore" | "verify" | "prune" | "recovery";
+  kind: "backup" | "restore" | "verify" | "prune" | "recovery" | "drill";
   status: "running" | "completed" | "failed" | "cancelled";
   planId?: string;
   snapshotId?: string;
@@ -145,7 +198,7 @@ export type LogicalRestoreRequest = {
 
 export type Notification = {
   type: "webhook" | "slack" | "email";
-  on: ("success" | "failure")[];
+  on: ("success" | "failure" | "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed")[];
   /** Webhooks only. */
   url?: string;
   /** Webhooks: whether bodies are signed. */
@@ -160,19 +213,19 @@ export type NotificationInput = {
   url: string;
   /** Signs each body: header X-Cairn-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">. */
   secret?: string;
-  /** Which outcomes are sent (default: failures only). */
-  on?: ("success" | "failure")[];
+  /** Which job outcomes (success, failure) and which alert kinds (backup_failed, backup_overdue, storage_nearly_full, verification_failed, anomaly, drill_failed) are sent; an alert is sent when it opens and when it resolves (default: failures only). */
+  on?: ("success" | "failure" | "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed")[];
 } | {
   type: "slack";
   /** The incoming-webhook URL (a secret: stored sealed, shown only by host). */
   url: string;
-  /** Which outcomes are sent (default: failures only). */
-  on?: ("success" | "failure")[];
+  /** Which job outcomes (success, failure) and which alert kinds (backup_failed, backup_overdue, storage_nearly_full, verification_failed, anomaly, drill_failed) are sent; an alert is sent when it opens and when it resolves (default: failures only). */
+  on?: ("success" | "failure" | "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed")[];
 } | {
   type: "email";
   to: string[];
-  /** Which outcomes are sent (default: failures only). */
-  on?: ("success" | "failure")[];
+  /** Which job outcomes (success, failure) and which alert kinds (backup_failed, backup_overdue, storage_nearly_full, verification_failed, anomaly, drill_failed) are sent; an alert is sent when it opens and when it resolves (default: failures only). */
+  on?: ("success" | "failure" | "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed")[];
 };
 
 export type OverallAnalytics = {
@@ -208,6 +261,18 @@ export type OverallAnalytics = {
     impact: string;
     planId: string;
   }[];
+  /** Each repository with a quota (PATCH /v1/repositories/{id} quotaBytes) that the token's plans write into: its usage and the date its quota fills. */
+  storage: {
+    repositoryId: string;
+    name: string;
+    quotaBytes: number;
+    usedBytes: number | null;
+    usedFraction: number | null;
+    growthBytesPerDay: number | null;
+    /** When the quota fills at the current growth (a line through the usage after each backup; null with fewer than 3 samples or no growth). */
+    fillsAt: string | null;
+    daysUntilFull: number | null;
+  }[];
 };
 
 export type Plan = {
@@ -221,9 +286,16 @@ export type Plan = {
   secondaryRepositoryIds: string[];
   queue: PlanQueue | null;
   notifications: Notification[];
+  /** The plan's own RPO; null when derived from the schedule (see effectiveRpoMinutes). */
+  rpoMinutes: number | null;
+  /** The RPO the backup_overdue alert uses (null: none, the plan has neither an RPO nor an active schedule). */
+  effectiveRpoMinutes: number | null;
   paused: boolean;
   /** The Temporal Schedule id, when the plan has a schedule. */
   scheduleId: string | null;
+  drill: Drill | null;
+  /** The Temporal Schedule id of its recovery drills, when they have a cron. */
+  drillScheduleId: string | null;
   createdAt: string;
   updatedAt: string;
 };
@@ -345,6 +417,9 @@ export type PlanInput = {
   secondaryRepositoryIds?: string[];
   queue?: PlanQueue;
   notifications?: NotificationInput[];
+  /** Recovery point objective: a backup_overdue alert opens when the last successful backup is older. Default: the longest wait between scheduled runs plus a twelfth of it (at least 30 min), e.g. 26 h for a daily plan; none for a plan without a schedule. */
+  rpoMinutes?: number;
+  drill?: Drill;
 };
 
 export type PlanPatch = {
@@ -386,6 +461,16 @@ export type PlanPatch = {
   } | null;
   /** Replaces the list (secrets must be given again); [] sends nothing. */
   notifications?: NotificationInput[];
+  /** null returns to the RPO derived from the schedule. */
+  rpoMinutes?: number | null;
+  /** null removes the drill settings and their schedule. */
+  drill?: {
+    /** When drills run (five fields or @daily...); without it drills run only by hand (POST /v1/plans/{id}/drills). */
+    cron?: string;
+    timezone?: string;
+    /** PostgreSQL plans: run on the restored copy as the plan's user; it must succeed (default SELECT 1). */
+    checkSql?: string;
+  } | null;
 };
 
 export type PlanQueue = {
@@ -526,6 +611,13 @@ export type Repository = {
   credentials: string[];
   /** Whether the workers may use their own credentials for it. */
   useEnvironmentCredentials: boolean;
+  /** The quota in bytes; null: none. */
+  quotaBytes: number | null;
+  /** The repository's size (its packs) as the last backup into it measured it; null before the first. */
+  usage: {
+    bytes: number;
+    at: string;
+  } | null;
   createdAt: string;
 };
 
@@ -543,8 +635,15 @@ export type RepositoryInput = {
   password: string;
   /** Environment variables the destination's backend reads; the only credentials used unless useEnvironmentCredentials: s3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_SESSION_TOKEN, CAIRN_S3_STORAGE_CLASS; azure: AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT, AZURE_STORAGE_KEY; gs: GOOGLE_APPLICATION_CREDENTIALS, CAIRN_GCS_KEY, CAIRN_GCS_ENDPOINT; sftp: CAIRN_SFTP_PASSWORD, CAIRN_SFTP_KEY, CAIRN_SFTP_KEY_FILE, CAIRN_SFTP_KNOWN_HOSTS. CAIRN_SFTP_KEY and CAIRN_GCS_KEY are the keys themselves; CAIRN_SFTP_KEY_FILE and GOOGLE_APPLICATION_CREDENTIALS name files on the workers and need useEnvironmentCredentials. Stored sealed with the platform secret key; only the names are ever returned. */
   credentials?: Record<string, string>;
+  /** The most the repository's packs may take, in bytes. A storage_nearly_full alert opens at 80%; a backup that would pass it (the repository's size plus the backup's estimate) fails before uploading anything. */
+  quotaBytes?: number;
   /** Let the workers use their own credentials for this repository (their environment, ~/.aws, instance roles, ~/.ssh keys) besides `credentials`. Admins only; without it a repository uses only the credentials it was given. */
   useEnvironmentCredentials?: boolean;
+};
+
+export type RepositoryPatch = {
+  /** The new quota in bytes; null removes it. */
+  quotaBytes: number | null;
 };
 
 export type RestoreRequest = {
@@ -666,6 +765,8 @@ export type TokenScope = {
   repositoryIds?: string[];
 };
 
+export type acknowledgeAlertResponse = Alert;
+
 export type cancelJobResponse = {
   id: string;
   status: "cancelling";
@@ -752,10 +853,20 @@ export type getSessionResponse = Session;
 
 export type healthzResponse = Health;
 
+export type listAlertsResponse = {
+  alerts: Alert[];
+  /** Pass it as ?cursor= for the next page; null on the last page. */
+  nextCursor: string | null;
+};
+
 export type listAuditEventsResponse = {
   events: AuditEvent[];
   /** Pass it as ?cursor= for the next page; null on the last page. */
   nextCursor: string | null;
+};
+
+export type listDrillsResponse = {
+  drills: DrillRecord[];
 };
 
 export type listJobsResponse = {
@@ -806,6 +917,11 @@ export type retryJobResponse = {
   retryOf: string;
 };
 
+export type runDrillResponse = {
+  /** Follow it with GET /v1/jobs/{jobId}; its result lands in GET /v1/plans/{id}/drills when it ends. */
+  jobId: string;
+};
+
 export type runPlanResponse = JobStarted;
 
 export type signInBody = SignIn;
@@ -819,5 +935,9 @@ export type triggerPlanResponse = {
 export type updatePlanBody = PlanPatch;
 
 export type updatePlanResponse = Plan;
+
+export type updateRepositoryBody = RepositoryPatch;
+
+export type updateRepositoryResponse = Repository;
 
 export type verifyAuditLogResponse = AuditVerification;
