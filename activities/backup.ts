@@ -15,6 +15,7 @@ import { hostRefusal } from "../policy/destinations.js";
 import { openRepository, permanentOrSame, policyFailure, withLockedRepository, type ActivityDeps } from "./repository.js";
 import { checkQuota } from "./quota.js";
 import { verifySnapshot } from "./verify.js";
+import { checkMysqlSource, snapshotMysql } from "./mysql.js";
 import { checkPostgresSource, snapshotPostgres } from "./postgres.js";
 
 /** How long an exclusive lock is waited for before the attempt fails and Temporal retries it later. */
@@ -106,6 +107,7 @@ export function backupActivities(deps: ActivityDeps) {
       }
       await allowSources(input);
       if (input.source.type === "postgres") await checkPostgresSource(input.source, deps, input.planName);
+      if (input.source.type === "mysql") await checkMysqlSource(input.source, deps, input.planName);
       const repo = await openRepository(input.repository, deps);
       try {
         for (const p of input.source.type === "files" ? input.source.paths : []) {
@@ -162,7 +164,9 @@ export function backupActivities(deps: ActivityDeps) {
           const result =
             source.type === "postgres"
               ? await snapshotPostgres(repo, source, deps, input.planName, { host: planHost(input.planId), tags: input.tags, signal: ctx.cancellationSignal, onProgress }).finally(() => reporter.stop())
-              : await new Archiver(repo, {
+              : source.type === "mysql"
+                ? await snapshotMysql(repo, source, deps, input.planName, { host: planHost(input.planId), tags: input.tags, signal: ctx.cancellationSignal, onProgress }).finally(() => reporter.stop())
+                : await new Archiver(repo, {
                   excludes: source.exclude,
                   tags: input.tags,
                   host: planHost(input.planId),

@@ -27,9 +27,20 @@ export interface OpenConnection {
  * name that resolves elsewhere a moment later is not followed.
  */
 export async function openConnection(source: PostgresSource, deps: Pick<ActivityDeps, "policy" | "secretBox">): Promise<OpenConnection> {
-  let password: string | undefined;
+  const password = unsealPassword(source.sealedPassword, deps);
+  let connection;
   try {
-    password = source.sealedPassword ? deps.secretBox.open(source.sealedPassword) : undefined;
+    connection = parseConnectionUrl(source.url);
+  } catch (err) {
+    throw ApplicationFailure.nonRetryable(`${(err as Error).message}; change the plan's source.url`, PERMANENT_FAILURES.invalidRequest);
+  }
+  return { url: pinnedUrl(connection.url, await allowedAddress(connection.host, deps)), env: connectionEnv(password) };
+}
+
+/** A plan's sealed database password, opened; a worker whose secret key differs fails without retry. */
+export function unsealPassword(sealed: string | undefined, deps: Pick<ActivityDeps, "secretBox">): string | undefined {
+  try {
+    return sealed ? deps.secretBox.open(sealed) : undefined;
   } catch (err) {
     if (!(err instanceof IntegrityError)) throw err;
     throw ApplicationFailure.nonRetryable(
@@ -37,19 +48,21 @@ export async function openConnection(source: PostgresSource, deps: Pick<Activity
       PERMANENT_FAILURES.secretKeyMismatch,
     );
   }
-  let connection;
-  try {
-    connection = parseConnectionUrl(source.url);
-  } catch (err) {
-    throw ApplicationFailure.nonRetryable(`${(err as Error).message}; change the plan's source.url`, PERMANENT_FAILURES.invalidRequest);
-  }
-  const addresses = isIP(connection.host) ? [connection.host] : (await dns.lookup(connection.host, { all: true, verbatim: true })).map((a) => a.address);
-  if (!addresses.length) throw new Error(`${connection.host} does not resolve; will try again`);
+}
+
+/**
+ * Judges a database server's host by the execution policy here, on the worker: every
+ * address the name resolves to now. Returns the address to connect to, so a name
+ * that resolves elsewhere a moment later is not followed.
+ */
+export async function allowedAddress(host: string, deps: Pick<ActivityDeps, "policy">): Promise<string> {
+  const addresses = isIP(host) ? [host] : (await dns.lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+  if (!addresses.length) throw new Error(`${host} does not resolve; will try again`);
   for (const address of addresses) {
-    const refusal = addressRefusal(deps.policy, connection.host, address);
+    const refusal = addressRefusal(deps.policy, host, address);
     if (refusal) throw policyFailure(refusal);
   }
-  return { url: pinnedUrl(connection.url, addresses[0]), env: connectionEnv(password) };
+  return addresses[0];
 }
 
 /** Errors of PostgreSQL's programs that no retry fixes (wrong credentials, a database that does not exist, a missing program) fail without retry. */

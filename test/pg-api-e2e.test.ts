@@ -11,6 +11,7 @@ import { PASSWORD, ROOT } from "./helpers.js";
 import { testPolicy, testPolicyEnv } from "./policy-fixtures.js";
 import { asPostgres, cairnCommand, cairnPgOk, initCluster, PG_BIN, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
 import { freePort } from "./servers.js";
+import { BACKUP_PASSWORD, checksums, initMariaDb, type MariaDb } from "./mysql.js";
 
 /**
  * PostgreSQL plans driven through the API as a user would: a real HTTP server, a
@@ -35,6 +36,7 @@ describe("PostgreSQL plans through the API (Temporal dev server + worker + initd
   let connection: Connection;
   let client: Client;
   let pg: PgCluster;
+  let maria: MariaDb | undefined;
   let repositoryId: string;
   let call: ReturnType<typeof apiClient>["call"];
   let ok: ReturnType<typeof apiClient>["ok"];
@@ -79,6 +81,7 @@ describe("PostgreSQL plans through the API (Temporal dev server + worker + initd
     await connection?.close();
     await temporal?.stop();
     await pg?.destroy();
+    await maria?.destroy();
     if (previousKey === undefined) delete process.env.CAIRN_SECRET_KEY;
     else process.env.CAIRN_SECRET_KEY = previousKey;
     tmp.cleanup();
@@ -226,4 +229,36 @@ describe("PostgreSQL plans through the API (Temporal dev server + worker + initd
     expect(wrongKind.status).toBe(409);
     expect((wrongKind.body as { detail: string }).detail).toContain('"mode": "physical"');
   });
+
+  it("backs up a logical MariaDB plan with a sealed password; the dump restores with identical checksums, and bad input is refused", async () => {
+    maria = await initMariaDb(tmp.dir);
+    await maria.sql("CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(50)); INSERT INTO shop.items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_1000");
+    const { id: planId } = await ok<{ id: string }>("POST", "/v1/plans", {
+      name: "maria-logical",
+      repositoryId,
+      source: { type: "mysql", mode: "logical", url: maria.url, password: BACKUP_PASSWORD, databases: ["shop"] },
+    });
+    const plan = await ok<{ source: Record<string, unknown> }>("GET", `/v1/plans/${planId}`);
+    expect(plan.source).toEqual({ type: "mysql", mode: "logical", url: maria.url, databases: ["shop"], passwordStored: true });
+    expect(JSON.stringify(plan)).not.toContain(BACKUP_PASSWORD);
+
+    const { jobId } = await ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
+    const job = await pollJob(jobId, (j) => j.status !== "running");
+    expect(job, JSON.stringify(job) + workerLog).toMatchObject({ status: "completed", kind: "backup", planId });
+    expect(JSON.stringify(await client.workflow.getHandle(jobId).fetchHistory())).not.toContain(BACKUP_PASSWORD);
+    await cairnPgOk(["-r", repo, "--password-file", passwordFile, "mysql", "restore", job.snapshotId!, "--url", maria.url, "--database", "shop", "--into", "shop_copy"], { MYSQL_PWD: BACKUP_PASSWORD });
+    expect(await checksums(maria, "shop_copy", ["items"])).toEqual(await checksums(maria, "shop", ["items"]));
+
+    const { id: wrongId } = await ok<{ id: string }>("POST", "/v1/plans", { name: "maria-wrong", repositoryId, source: { type: "mysql", mode: "logical", url: maria.url, password: "not-the-password" } });
+    const wrong = await pollJob((await ok<{ jobId: string }>("POST", `/v1/plans/${wrongId}/run`)).jobId, (j) => j.status !== "running");
+    expect(wrong.status).toBe("failed");
+    expect(wrong.error).toContain("Access denied");
+    expect(wrong.error).toContain("check the user and password");
+
+    const metadata = await call("POST", "/v1/plans", { name: "maria-meta", repositoryId, source: { type: "mysql", mode: "physical", url: "mysql://root@169.254.169.254:3306" } });
+    expect(metadata.status).toBe(403);
+    const inUrl = await call("POST", "/v1/plans", { name: "maria-in-url", repositoryId, source: { type: "mysql", mode: "logical", url: `mysql://cairn_backup:${encodeURIComponent(BACKUP_PASSWORD)}@127.0.0.1:${maria.port}` } });
+    expect(inUrl.status).toBe(400);
+    expect(JSON.stringify(inUrl.body)).toContain("password field");
+  }, 180_000);
 });

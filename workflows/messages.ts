@@ -216,7 +216,25 @@ export interface PostgresSource {
   includeSchemas?: string[];
 }
 
-export type PlanSourceSpec = FileSource | PostgresSource;
+/**
+ * A plan's MySQL / MariaDB server: logical (mariadb-dump --single-transaction, one
+ * entry per table) or physical (mariadb-backup, on the database host). The URL carries
+ * no password; the password travels sealed.
+ */
+export interface MysqlSource {
+  type: "mysql";
+  mode: "logical" | "physical";
+  /** mysql://user@host:port, without password. */
+  url: string;
+  /** The password sealed with the platform secret key (base64); absent when the server needs none. */
+  sealedPassword?: string;
+  /** Logical only: the databases to dump (default: every database but the system ones). */
+  databases?: string[];
+  /** Logical only: only these tables, as TABLE or DATABASE.TABLE. */
+  includeTables?: string[];
+}
+
+export type PlanSourceSpec = FileSource | PostgresSource | MysqlSource;
 
 export interface BackupInput {
   planId: string;

@@ -5,6 +5,7 @@ import { validatePolicy } from "../../engine/retention.js";
 import { cronProblem, isTimeZone } from "../cron.js";
 import { ALERT_KINDS } from "../../workflows/messages.js";
 import { LIMITS } from "../limits.js";
+import { parseMysqlUrl } from "../../sources/mysql/connection.js";
 import { parseConnectionUrl } from "../../sources/postgres/connection.js";
 
 const absolutePath = z
@@ -86,16 +87,58 @@ const PostgresPhysicalSource = z
   })
   .openapi("PostgresPhysicalSource");
 
+const mysqlUrl = z
+  .string()
+  .max(LIMITS.url)
+  .superRefine((url, ctx) => {
+    try {
+      if (parseMysqlUrl(url).password !== undefined) {
+        ctx.addIssue({ code: "custom", message: "give the password in the password field, not in the URL: the URL is shown back and recorded in the audit log, the password field is sealed" });
+      }
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: (err as Error).message });
+    }
+  })
+  .openapi({ example: "mysql://backup@db.internal:3306", description: "The server, as mysql://user@host:port (or mariadb://), without a password or parameters." });
+
+const MysqlLogicalSource = z
+  .strictObject({
+    type: z.literal("mysql"),
+    mode: z.literal("logical"),
+    url: mysqlUrl,
+    password: connectionPassword,
+    databases: pgNames("databases").openapi({ description: "Databases to dump (default: every database but information_schema, performance_schema, sys and mysql)." }),
+    includeTables: pgNames("tables").openapi({ description: "Only these tables, as TABLE (in every dumped database) or DATABASE.TABLE." }),
+  })
+  .openapi("MysqlLogicalSource");
+
+const MysqlPhysicalSource = z
+  .strictObject({
+    type: z.literal("mysql"),
+    mode: z.literal("physical"),
+    url: mysqlUrl.openapi({ description: "The server; mariadb-backup reads its data files, so the plan's workers must run on the database host with read access to the data directory. Binary logs for point-in-time recovery are archived with cairn mysql binlog-archive." }),
+    password: connectionPassword,
+  })
+  .openapi("MysqlPhysicalSource");
+
 // Discriminated by type, then mode, so a wrong field is named as precisely as for one schema.
-const Source = z.discriminatedUnion("type", [FileSource, z.discriminatedUnion("mode", [PostgresLogicalSource, PostgresPhysicalSource])]);
+const Source = z.discriminatedUnion("type", [
+  FileSource,
+  z.discriminatedUnion("mode", [PostgresLogicalSource, PostgresPhysicalSource]),
+  z.discriminatedUnion("mode", [MysqlLogicalSource, MysqlPhysicalSource]),
+]);
 export type SourceInput = z.infer<typeof Source>;
 
-/** A plan's source as the API returns it: a PostgreSQL password is never shown, only whether one is stored. */
+/** A plan's source as the API returns it: a database password is never shown, only whether one is stored. */
 const SourceView = z.discriminatedUnion("type", [
   FileSource,
   z.discriminatedUnion("mode", [
     PostgresLogicalSource.omit({ password: true }).extend({ passwordStored: z.boolean() }).openapi("PostgresLogicalSourceView"),
     PostgresPhysicalSource.omit({ password: true }).extend({ passwordStored: z.boolean() }).openapi("PostgresPhysicalSourceView"),
+  ]),
+  z.discriminatedUnion("mode", [
+    MysqlLogicalSource.omit({ password: true }).extend({ passwordStored: z.boolean() }).openapi("MysqlLogicalSourceView"),
+    MysqlPhysicalSource.omit({ password: true }).extend({ passwordStored: z.boolean() }).openapi("MysqlPhysicalSourceView"),
   ]),
 ]);
 

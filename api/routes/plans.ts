@@ -3,6 +3,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { WorkflowExecutionAlreadyStartedError } from "@temporalio/client";
 import { and, eq } from "drizzle-orm";
 import { plans, type PlanDrill, type PlanSource } from "../../db/schema.js";
+import { parseMysqlUrl } from "../../sources/mysql/connection.js";
 import { parseConnectionUrl } from "../../sources/postgres/connection.js";
 import { WORKFLOW_TYPES } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
@@ -139,9 +140,9 @@ export function planRoutes(deps: AppDeps) {
       return source;
     }
     const { password: given, url: written, ...rest } = source;
-    const connection = parseConnectionUrl(written);
+    const connection = source.type === "mysql" ? parseMysqlUrl(written) : parseConnectionUrl(written);
     await checkDatabaseHost(deps.policy, connection.host);
-    const kept = before?.type === "postgres" && before.url === connection.url ? before.sealedPassword : undefined;
+    const kept = before?.type === source.type && before.url === connection.url ? before.sealedPassword : undefined;
     const sealedPassword = given !== undefined ? deps.secretBox.seal(given) : kept;
     return { ...rest, url: connection.url, ...(sealedPassword ? { sealedPassword } : {}) };
   };
