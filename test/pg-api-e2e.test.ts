@@ -232,7 +232,8 @@ describe("PostgreSQL plans through the API (Temporal dev server + worker + initd
 
   it("backs up a logical MariaDB plan with a sealed password; the dump restores with identical checksums, and bad input is refused", async () => {
     maria = await initMariaDb(tmp.dir);
-    await maria.sql("CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(50)); INSERT INTO shop.items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_1000");
+    await maria.sql("CREATE DATABASE shop");
+    await maria.sql("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(50)); INSERT INTO items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_1000", "shop");
     const { id: planId } = await ok<{ id: string }>("POST", "/v1/plans", {
       name: "maria-logical",
       repositoryId,
