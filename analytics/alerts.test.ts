@@ -27,7 +27,7 @@ describe("alertsForFinishedJob", () => {
     const bad = alertsForFinishedJob({ id: "verify-r1-1", kind: "verify", status: "completed", repositoryId: "r1", verifyErrors: ["pack 12 missing"] });
     expect(bad.raise[0]).toMatchObject({ kind: "verification_failed", repositoryId: "r1", dedupeKey: alertKeys.verificationOfRepository("r1") });
     expect(bad.raise[0].detail).toContain("pack 12 missing");
-    const good = alertsForFinishedJob({ id: "verify-r1-2", kind: "verify", status: "completed", repositoryId: "r1", verifyErrors: [] });
+    const good = alertsForFinishedJob({ id: "check-r1-2", kind: "check", status: "completed", repositoryId: "r1", verifyErrors: [] });
     expect(good.raise).toEqual([]);
     expect(keys(good.resolve)).toEqual([alertKeys.verificationOfRepository("r1")]);
   });

@@ -55,7 +55,7 @@ const METRIC_WORDS: Record<AnomalyMetric, string> = { durationSeconds: "duration
 /**
  * What a job that just finished opens and clears: a failed backup opens
  * "backup failed" (and "verification failed" when its verify step failed), a
- * successful one clears both and "backup overdue"; a verify job opens or clears
+ * successful one clears both and "backup overdue"; a verify or check job opens or clears
  * its repository's "verification failed"; the plan's anomalies after a backup
  * (`anomalies`, as analytics/anomalies.ts finds them with this job included)
  * open those this job shows and clear the metrics it shows normal again.
@@ -124,7 +124,7 @@ export function alertsForFinishedJob(job: FinishedJob, anomalies: readonly Anoma
       decision.resolve.push({ dedupeKey: alertKeys.anomaly(job.planId, "failure-rate"), resolution: "the plan's failure rate is back under the threshold" });
     }
   }
-  if (job.kind === "verify" && job.repositoryId) {
+  if ((job.kind === "verify" || job.kind === "check") && job.repositoryId) {
     const errors = job.verifyErrors ?? [];
     if (job.status === "failed" || errors.length) {
       const why = job.status === "failed" ? (job.error ?? "no reason recorded") : `${errors.length} error${errors.length === 1 ? "" : "s"}, the first: ${errors[0]}`;
@@ -132,12 +132,12 @@ export function alertsForFinishedJob(job: FinishedJob, anomalies: readonly Anoma
         kind: "verification_failed",
         severity: "critical",
         title: `Verification of repository ${job.repositoryId} failed`,
-        detail: `verify job ${job.id}: ${why}. See GET /v1/jobs/${job.id}; repair or restore what is damaged, then verify again.`,
+        detail: `${job.kind} job ${job.id}: ${why}. See GET /v1/jobs/${job.id}; repair or restore what is damaged, then verify again.`,
         dedupeKey: alertKeys.verificationOfRepository(job.repositoryId),
         repositoryId: job.repositoryId,
       });
     } else {
-      decision.resolve.push({ dedupeKey: alertKeys.verificationOfRepository(job.repositoryId), resolution: `verify job ${job.id} found no error` });
+      decision.resolve.push({ dedupeKey: alertKeys.verificationOfRepository(job.repositoryId), resolution: `${job.kind} job ${job.id} found no error` });
     }
   }
   return decision;

@@ -130,7 +130,7 @@ export async function evaluateFinishedJobs(catalog: Catalog, now = new Date()): 
         repositoryId: checkedRepository(row.id),
         error: row.error,
         failedSteps: (row.steps ?? []).filter((s) => s.outcome !== "completed").map((s) => s.name),
-        verifyErrors: row.kind === "verify" ? (result?.errors ?? []) : undefined,
+        verifyErrors: row.kind === "verify" || row.kind === "check" ? (result?.errors ?? []) : undefined,
       },
       anomalies,
     );
