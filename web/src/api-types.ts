@@ -57,6 +57,13 @@ export type AuditVerification = {
   lastCheckpointSeq?: number;
 };
 
+export type CheckRequest = {
+  /** Read every pack back and verify every blob in it (restic's --read-data). */
+  readData?: boolean;
+  /** Read back only a share of the packs: "10%" (chosen at random) or "n/m" (the n-th of m groups, so m checks read every pack once). */
+  readDataSubset?: string;
+};
+
 export type ComplianceCheck = {
   id: string;
   title: string;
@@ -84,6 +91,12 @@ export type ComplianceReport = {
     check: string;
     remediation: string;
   }[];
+};
+
+export type CopyRequest = {
+  snapshotId: string;
+  /** A registered repository (a plan's secondary, or any other) that gets the copy. */
+  toRepositoryId: string;
 };
 
 export type Drill = {
@@ -128,8 +141,10 @@ export type Health = {
 };
 
 export type Job = JobSummary & {
-  /** queued, prepare, snapshot, verify, replicate, retention, record, notify, restore, check, prune or done. */
+  /** queued, waiting (for a concurrency slot: see waitingFor), prepare, snapshot, verify, replicate, retention, record, notify, restore, check, prune, copy or done. */
   phase: string;
+  /** While the phase is waiting: the slot the job waits for (its repository's maxConcurrentJobs, or the global CAIRN_MAX_JOBS). */
+  waitingFor?: string;
   progress: JobProgress;
   warnings: string[];
   /** The workflow's result once it completed (BackupResult, RestoreResult, ...). */
@@ -171,7 +186,7 @@ export type JobStep = {
 
 export type JobSummary = {
   id: string;
-  kind: "backup" | "restore" | "verify" | "prune" | "recovery" | "drill";
+  kind: "backup" | "restore" | "verify" | "check" | "prune" | "copy" | "recovery" | "drill";
   status: "running" | "completed" | "failed" | "cancelled";
   planId?: string;
   snapshotId?: string;
@@ -194,6 +209,10 @@ export type LogicalRestoreRequest = {
   tables?: string[];
   /** Drop the dump's objects before recreating them; without it nothing is dropped and an object that exists fails the restore. */
   clean?: boolean;
+};
+
+export type MaintenanceJobStarted = {
+  jobId: string;
 };
 
 export type Notification = {
@@ -550,6 +569,14 @@ export type Problem = {
   }[];
 };
 
+export type PruneRequest = {
+  /** Unused space tolerated in partly used packs before they are repacked (default 5%). */
+  maxUnused?: string;
+  /** Forget first: remove the snapshots of this plan its retention (or `keep`) does not keep, then prune. */
+  planId?: string;
+  keep?: Retention;
+};
+
 export type Readiness = {
   status: "ready" | "not ready";
   /** "ok", or why the part is not usable */
@@ -613,6 +640,8 @@ export type Repository = {
   useEnvironmentCredentials: boolean;
   /** The quota in bytes; null: none. */
   quotaBytes: number | null;
+  /** Jobs that may work on it at once; null: no limit of its own. */
+  maxConcurrentJobs: number | null;
   /** The repository's size (its packs) as the last backup into it measured it; null before the first. */
   usage: {
     bytes: number;
@@ -637,13 +666,17 @@ export type RepositoryInput = {
   credentials?: Record<string, string>;
   /** The most the repository's packs may take, in bytes. A storage_nearly_full alert opens at 80%; a backup that would pass it (the repository's size plus the backup's estimate) fails before uploading anything. */
   quotaBytes?: number;
+  /** Jobs (backups, restores, checks, prunes, copies, verifications) that may work on this repository at once; the others wait for a slot, shown as phase `waiting` in GET /v1/jobs/{id}. No limit of its own when absent. */
+  maxConcurrentJobs?: number;
   /** Let the workers use their own credentials for this repository (their environment, ~/.aws, instance roles, ~/.ssh keys) besides `credentials`. Admins only; without it a repository uses only the credentials it was given. */
   useEnvironmentCredentials?: boolean;
 };
 
 export type RepositoryPatch = {
   /** The new quota in bytes; null removes it. */
-  quotaBytes: number | null;
+  quotaBytes?: number | null;
+  /** The new limit of jobs working at once; null removes it. */
+  maxConcurrentJobs?: number | null;
 };
 
 export type RestoreRequest = {
@@ -765,12 +798,26 @@ export type TokenScope = {
   repositoryIds?: string[];
 };
 
+export type VerifyRequest = {
+  snapshotId: string;
+  /** Share of the packs holding the snapshot's data to read back (default 100). */
+  samplePercent?: number;
+};
+
 export type acknowledgeAlertResponse = Alert;
 
 export type cancelJobResponse = {
   id: string;
   status: "cancelling";
 };
+
+export type checkRepositoryBody = CheckRequest;
+
+export type checkRepositoryResponse = MaintenanceJobStarted;
+
+export type copySnapshotBody = CopyRequest;
+
+export type copySnapshotResponse = MaintenanceJobStarted;
 
 export type createLogicalRestoreBody = LogicalRestoreRequest;
 
@@ -827,8 +874,10 @@ export type getPlanResponse = Plan;
 export type getPlanAnalyticsResponse = PlanAnalytics;
 
 export type getQueueResponse = {
-  /** Workflow and activity tasks waiting for a worker slot (Temporal's approximate backlog of the cairn task queue; 0 for a scoped token). */
+  /** Work waiting: tasks waiting for a worker (Temporal's approximate backlog of the cairn task queue) plus jobs waiting for a concurrency slot; 0 for a scoped token. */
   pending: number;
+  /** Jobs waiting for a concurrency slot (a repository's maxConcurrentJobs or the global CAIRN_MAX_JOBS); counted in pending. */
+  waitingForSlot: number;
   pendingByPriority: {
     high: number;
     normal: number;
@@ -908,6 +957,10 @@ export type listTokensResponse = {
 
 export type pausePlanResponse = Plan;
 
+export type pruneRepositoryBody = PruneRequest;
+
+export type pruneRepositoryResponse = MaintenanceJobStarted;
+
 export type readyzResponse = Readiness;
 
 export type resumePlanResponse = Plan;
@@ -941,3 +994,7 @@ export type updateRepositoryBody = RepositoryPatch;
 export type updateRepositoryResponse = Repository;
 
 export type verifyAuditLogResponse = AuditVerification;
+
+export type verifySnapshotBody = VerifyRequest;
+
+export type verifySnapshotResponse = MaintenanceJobStarted;
