@@ -95,7 +95,8 @@ export function drillActivities(deps: ActivityDeps) {
             result = await new Restorer(repo, { target: dir, verify: true, onProgress: (p) => reporter.update(p) }).restore(latest.tree);
           } catch (err) {
             if (err instanceof IntegrityError || (err instanceof CairnError && !(err instanceof LockedError))) {
-              throw drillFailure(`snapshot ${latest.id.slice(0, 8)} of plan ${input.planName} could not be restored: ${err.message}`);
+              // Paths as the plan knows them: the scratch directory is the drill's business, not the reader's.
+              throw drillFailure(`snapshot ${latest.id.slice(0, 8)} of plan ${input.planName} could not be restored: ${err.message.split(dir).join("")}`);
             }
             throw err;
           }

@@ -138,7 +138,8 @@ describe("recovery drills (Temporal dev server + worker + API + PostgreSQL)", ()
 
     const { job, drill } = await drillOf(planId);
     expect(job.status, JSON.stringify(job) + workerLog).toBe("failed");
-    expect(job.error).toMatch(/^recovery drill of plan damaged failed: .*damaged/);
+    expect(job.error).toMatch(/^recovery drill of plan damaged failed: snapshot [0-9a-f]{8} of plan damaged could not be restored: pack [0-9a-f]{64} is damaged/);
+    expect(job.error).toContain(` ${path.join(tmp.dir, "src-damaged", "big.bin")} cannot be restored`);
     expect(drill).toMatchObject({ outcome: "failed", rtoSeconds: null, filesVerified: 0, error: job.error });
     expect(readdirSync(drillDir)).toEqual([]);
     const analytics = await client.ok<{ risk: { factors: { kind: string; points: number; detail: string }[] } }>("GET", `/v1/analytics/plans/${planId}`);
