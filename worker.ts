@@ -13,10 +13,10 @@
  * /metrics there, without authentication: bind it to loopback or a private network.
  * The execution policy comes from CAIRN_POLICY_FILE and the CAIRN_* policy variables.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { NativeConnection, Runtime, Worker, type WorkflowBundle } from "@temporalio/worker";
+import { NativeConnection, Runtime, Worker, type WorkflowBundleOption } from "@temporalio/worker";
 import { createActivities } from "./activities/index.js";
 import { maxJobsFromEnvironment } from "./activities/slots.js";
 import { loadSecretBox } from "./engine/secret-box.js";
@@ -37,8 +37,8 @@ export interface CairnWorkerOptions {
   threads?: number;
   /** Activities run at once; each backup keeps its codec threads busy, so few is right for a small machine. */
   maxConcurrentActivityTaskExecutions?: number;
-  /** A pre-built bundle (bundleWorkflowCode); the workflows are bundled at start otherwise. */
-  workflowBundle?: WorkflowBundle;
+  /** A bundle (bundleWorkflowCode, or { codePath }); otherwise the one `npm run build` wrote when it is fresh (prebuiltWorkflowBundle), else the workflows are bundled at start. */
+  workflowBundle?: WorkflowBundleOption;
   identity?: string;
   /** Jobs working at once across all workers; CAIRN_MAX_JOBS when absent, no limit when neither is set. */
   maxJobs?: number;
@@ -58,6 +58,30 @@ export function workflowsPath(): string {
   return existsSync(compiled) ? compiled : path.join(here, "workflows", "index.ts");
 }
 
+/** The file `npm run build` writes the workflow bundle to (scripts/bundle-workflows.ts), under dist/. */
+export const WORKFLOW_BUNDLE_FILE = "workflow-bundle.js";
+
+/** dist/ of this checkout, whether this module runs compiled (from dist/) or from its sources (vitest). */
+export function distDir(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return existsSync(path.join(here, "workflows", "index.js")) ? here : path.join(here, "dist");
+}
+
+/**
+ * The workflow bundle `npm run build` wrote, when it is there and not older than
+ * any module of the workflows this worker would otherwise bundle (the compiled ones,
+ * or the sources when running from them); otherwise why it cannot be used.
+ */
+export function prebuiltWorkflowBundle(): { codePath: string } | { stale: string } {
+  const codePath = path.join(distDir(), WORKFLOW_BUNDLE_FILE);
+  if (!existsSync(codePath)) return { stale: `${codePath} does not exist` };
+  const built = statSync(codePath).mtimeMs;
+  const dir = path.dirname(workflowsPath());
+  const newer = readdirSync(dir).filter((f) => /\.(js|ts)$/.test(f) && !f.endsWith(".test.ts") && !f.endsWith(".d.ts") && statSync(path.join(dir, f)).mtimeMs > built);
+  if (newer.length) return { stale: `${codePath} is older than ${path.join(dir, newer[0])}` };
+  return { codePath };
+}
+
 /** Builds a Worker for Cairn's task queue. Workers need no database: each activity's input names all it needs. */
 export async function createCairnWorker(options: CairnWorkerOptions): Promise<CairnWorker> {
   const owned = options.connection ? undefined : await NativeConnection.connect({ address: options.address ?? "127.0.0.1:7233" });
@@ -65,12 +89,13 @@ export async function createCairnWorker(options: CairnWorkerOptions): Promise<Ca
   try {
     const secretBox = await loadSecretBox(options.dataDir);
     const policy = options.policy ?? loadPolicy({ dataDir: options.dataDir });
+    const workflows = workflowCode(options.workflowBundle);
     const worker = await Worker.create({
       connection,
       namespace: options.namespace ?? "default",
       taskQueue: options.taskQueue ?? TASK_QUEUE,
       activities: createActivities({ secretBox, policy, threads: options.threads, maxJobs: options.maxJobs ?? maxJobsFromEnvironment() }),
-      ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: workflowsPath() }),
+      ...workflows,
       maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 4,
       // Heartbeats reach the server at least this often (the SDK's default is 80% of the heartbeat
       // timeout): a cancellation arrives with a heartbeat's answer, and describe() shows fresh progress.
@@ -92,6 +117,19 @@ export async function createCairnWorker(options: CairnWorkerOptions): Promise<Ca
     await owned?.close();
     throw err;
   }
+}
+
+/** The given bundle, the prebuilt one, or the workflows' path to bundle at start (tens of seconds to minutes), saying which in the log. */
+function workflowCode(given: WorkflowBundleOption | undefined): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string } {
+  if (given) return { workflowBundle: given };
+  const logger = Runtime.instance().logger;
+  const prebuilt = prebuiltWorkflowBundle();
+  if ("codePath" in prebuilt) {
+    logger.info(`cairn worker: loading the workflow bundle ${prebuilt.codePath}`);
+    return { workflowBundle: prebuilt };
+  }
+  logger.warn(`cairn worker: bundling the workflows at start (${prebuilt.stale}; \`npm run build\` writes it)`);
+  return { workflowsPath: workflowsPath() };
 }
 
 async function main(): Promise<void> {

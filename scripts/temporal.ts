@@ -47,22 +47,9 @@ function onPath(name: string): string | undefined {
  * @temporalio/testing). Each step says what it does through `log`.
  */
 export async function findTemporalCli(log: Log = stderrLog): Promise<string> {
-  const fromEnv = process.env.TEMPORAL_CLI_PATH;
-  if (fromEnv) {
-    if (!isExecutable(fromEnv)) throw new Error(`TEMPORAL_CLI_PATH=${fromEnv} is not an executable file; fix the path or unset it to let Cairn find or build the CLI`);
-    log(`using TEMPORAL_CLI_PATH=${fromEnv}`);
-    return fromEnv;
-  }
-  const found = onPath("temporal");
-  if (found) {
-    log(`using ${found} (on PATH)`);
-    return found;
-  }
+  const installed = installedTemporalCli(log);
+  if (installed) return installed;
   const cached = path.join(cacheBinDir(), "temporal");
-  if (isExecutable(cached)) {
-    log(`using the cached build ${cached}`);
-    return cached;
-  }
   const go = onPath("go") ?? (isExecutable("/usr/local/go/bin/go") ? "/usr/local/go/bin/go" : undefined);
   if (go) {
     log(`building ${TEMPORAL_CLI_MODULE} with ${go} into ${cacheBinDir()} (a few minutes, once)`);
@@ -80,6 +67,27 @@ export async function findTemporalCli(log: Log = stderrLog): Promise<string> {
     "no Temporal CLI found: install Go (https://go.dev/dl/) so Cairn can build it, install the CLI (https://temporal.download/cli.sh), " +
       "or set TEMPORAL_CLI_PATH to a `temporal` binary",
   );
+}
+
+/** The CLI from TEMPORAL_CLI_PATH, PATH or the cached build, without building or downloading one. */
+export function installedTemporalCli(log: Log = stderrLog): string | undefined {
+  const fromEnv = process.env.TEMPORAL_CLI_PATH;
+  if (fromEnv) {
+    if (!isExecutable(fromEnv)) throw new Error(`TEMPORAL_CLI_PATH=${fromEnv} is not an executable file; fix the path or unset it to let Cairn find or build the CLI`);
+    log(`using TEMPORAL_CLI_PATH=${fromEnv}`);
+    return fromEnv;
+  }
+  const found = onPath("temporal");
+  if (found) {
+    log(`using ${found} (on PATH)`);
+    return found;
+  }
+  const cached = path.join(cacheBinDir(), "temporal");
+  if (isExecutable(cached)) {
+    log(`using the cached build ${cached}`);
+    return cached;
+  }
+  return undefined;
 }
 
 /**
