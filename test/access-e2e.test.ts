@@ -3,12 +3,11 @@ import * as path from "node:path";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PERMISSIONS, ROLE_NAMES, ROLES, type Permission, type Role } from "../api/permissions.js";
-import { startApiServer, type ApiServer } from "../api/server.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
-import { createCairnWorker, type CairnWorker } from "../worker.js";
+import type { ApiServer } from "../api/server.js";
 import { apiClient } from "./api-client.js";
 import { PASSWORD, tempDir } from "./helpers.js";
 import { testPolicy } from "./policy-fixtures.js";
+import { startStack, type Stack } from "./stack.js";
 
 interface Operation {
   operationId: string;
@@ -37,19 +36,15 @@ function requestFrom(localAddress: string, url: string, token: string): Promise<
 describe("tokens, roles and scopes", () => {
   const tmp = tempDir("cairn-access-");
   const dataDir = path.join(tmp.dir, "data");
-  let temporal: DevServer;
-  let worker: CairnWorker;
-  let workerRun: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
   let admin: ReturnType<typeof apiClient>;
   const tokens = {} as Record<Role, string>;
 
   beforeAll(async () => {
     Runtime.install({ logger: new DefaultLogger("WARN") });
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
-    workerRun = worker.run();
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address });
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir });
+    api = stack.api;
     admin = apiClient(api);
     for (const role of ROLE_NAMES) {
       const created = await admin.ok<{ id: string; token: string }>("POST", "/v1/tokens", { name: `${role}-token`, role });
@@ -58,10 +53,7 @@ describe("tokens, roles and scopes", () => {
   });
 
   afterAll(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await workerRun;
-    await temporal?.stop();
+    await stack?.close();
     tmp.cleanup();
   });
 

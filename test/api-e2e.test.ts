@@ -4,14 +4,13 @@ import { Client, Connection, ScheduleNotFoundError } from "@temporalio/client";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import type { TypedSearchAttributes } from "@temporalio/common";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
-import { createCairnWorker, type CairnWorker } from "../worker.js";
+import type { ApiServer } from "../api/server.js";
 import { SEARCH_ATTRIBUTE_KEYS } from "../workflows/messages.js";
 import { apiClient, type Job } from "./api-client.js";
 import { PASSWORD, cairnOk, tempDir } from "./helpers.js";
 import { describeTree, makeOddTree, withoutSetid } from "./tree-fixtures.js";
 import { testPolicy } from "./policy-fixtures.js";
+import { startStack, type Stack } from "./stack.js";
 
 /**
  * The platform as a user drives it: the API (real HTTP server, PGlite catalog),
@@ -21,9 +20,7 @@ describe("API end to end (Temporal dev server + worker)", () => {
   const tmp = tempDir("cairn-api-e2e-");
   const dataDir = path.join(tmp.dir, "data");
   const src = path.join(tmp.dir, "src");
-  let temporal: DevServer;
-  let worker: CairnWorker;
-  let workerRun: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
   let connection: Connection;
   let client: Client;
@@ -37,21 +34,14 @@ describe("API end to end (Temporal dev server + worker)", () => {
   beforeAll(async () => {
     Runtime.install({ logger: new DefaultLogger("WARN") });
     makeOddTree(src);
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
-    workerRun = worker.run();
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address });
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir });
+    api = stack.api;
     ({ call, ok, pollJob, listUntil } = apiClient(api));
-    connection = await Connection.connect({ address: temporal.address });
-    client = new Client({ connection });
+    ({ connection, client } = stack);
   });
 
   afterAll(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await workerRun;
-    await connection?.close();
-    await temporal?.stop();
+    await stack?.close();
     tmp.cleanup();
   });
 

@@ -141,7 +141,8 @@ async function connectWhenUp(address: string, timeoutMs = 120_000): Promise<Conn
 
 /** Registers the namespace with Cairn's search attributes and waits until both are visible, as startDevServer does for its own. */
 async function registerNamespace(connection: Connection, namespace: string, timeoutMs = 60_000): Promise<void> {
-  await connection.workflowService.registerNamespace({ namespace });
+  // A day is plenty: the server lives for one run.
+  await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: proto.google.protobuf.Duration.fromObject({ seconds: 24 * 3600 }) });
   const deadline = Date.now() + timeoutMs;
   let added = false;
   let last: unknown;
