@@ -215,6 +215,48 @@ export type MaintenanceJobStarted = {
   jobId: string;
 };
 
+export type MysqlLogicalSource = {
+  type: "mysql";
+  mode: "logical";
+  /** The server, as mysql://user@host:port (or mariadb://), without a password or parameters. */
+  url: string;
+  /** The user's password. Stored sealed with the platform secret key; never returned. */
+  password?: string;
+  /** Databases to dump (default: every database but information_schema, performance_schema, sys and mysql). */
+  databases?: string[];
+  /** Only these tables, as TABLE (in every dumped database) or DATABASE.TABLE. */
+  includeTables?: string[];
+};
+
+export type MysqlLogicalSourceView = {
+  type: "mysql";
+  mode: "logical";
+  /** The server, as mysql://user@host:port (or mariadb://), without a password or parameters. */
+  url: string;
+  /** Databases to dump (default: every database but information_schema, performance_schema, sys and mysql). */
+  databases?: string[];
+  /** Only these tables, as TABLE (in every dumped database) or DATABASE.TABLE. */
+  includeTables?: string[];
+  passwordStored: boolean;
+};
+
+export type MysqlPhysicalSource = {
+  type: "mysql";
+  mode: "physical";
+  /** The server; mariadb-backup reads its data files, so the plan's workers must run on the database host with read access to the data directory. Binary logs for point-in-time recovery are archived with cairn mysql binlog-archive. */
+  url: string;
+  /** The user's password. Stored sealed with the platform secret key; never returned. */
+  password?: string;
+};
+
+export type MysqlPhysicalSourceView = {
+  type: "mysql";
+  mode: "physical";
+  /** The server; mariadb-backup reads its data files, so the plan's workers must run on the database host with read access to the data directory. Binary logs for point-in-time recovery are archived with cairn mysql binlog-archive. */
+  url: string;
+  passwordStored: boolean;
+};
+
 export type Notification = {
   type: "webhook" | "slack" | "email";
   on: ("success" | "failure" | "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed")[];
@@ -298,7 +340,7 @@ export type Plan = {
   id: string;
   name: string;
   repositoryId: string;
-  source: FileSource | (PostgresLogicalSourceView | PostgresPhysicalSourceView);
+  source: FileSource | (PostgresLogicalSourceView | PostgresPhysicalSourceView) | (MysqlLogicalSourceView | MysqlPhysicalSourceView);
   schedule: Schedule | null;
   retention: Retention | null;
   verifySamplePercent: number | null;
@@ -427,7 +469,7 @@ export type PlanAnalytics = {
 export type PlanInput = {
   name: string;
   repositoryId: string;
-  source: FileSource | (PostgresLogicalSource | PostgresPhysicalSource);
+  source: FileSource | (PostgresLogicalSource | PostgresPhysicalSource) | (MysqlLogicalSource | MysqlPhysicalSource);
   schedule?: Schedule;
   retention?: Retention;
   /** Share of the new snapshot's packs read back after each backup (0-100). */
@@ -444,7 +486,7 @@ export type PlanInput = {
 export type PlanPatch = {
   name?: string;
   repositoryId?: string;
-  source?: FileSource | (PostgresLogicalSource | PostgresPhysicalSource);
+  source?: FileSource | (PostgresLogicalSource | PostgresPhysicalSource) | (MysqlLogicalSource | MysqlPhysicalSource);
   /** null removes the schedule (and its Temporal Schedule). */
   schedule?: {
     /** Five fields (minute hour day-of-month month day-of-week) or @hourly/@daily/@weekly/@monthly/@yearly. */
