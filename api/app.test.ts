@@ -4,11 +4,11 @@ import { Client, Connection } from "@temporalio/client";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openCatalog, type OpenCatalog } from "../db/client.js";
-import { repositories } from "../db/schema.js";
+import { alerts, jobs, plans, repositories, repositoryUsage } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { tempDir } from "../test/helpers.js";
 import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
-import { raiseAlert, resolveAlert } from "./alerts.js";
+import { acknowledgeAlert, evaluateFinishedJobs, evaluatePeriodic, raiseAlert, resolveAlert } from "./alerts.js";
 import { createApp } from "./app.js";
 import { ensureAdminToken } from "./auth.js";
 import { WEB_SHELL_PATHS } from "./web.js";
@@ -292,6 +292,71 @@ describe("plans without a schedule", () => {
 });
 
 describe("alerts and quotas", () => {
+  const spec = { kind: "drill_failed" as const, severity: "critical" as const, title: "Drill of plan www failed", detail: "restore did not start", dedupeKey: "drill_failed:plan:p0", planId: "p0" };
+
+  it("deduplicates while unresolved, counts occurrences, and opens a new alert after resolution", async () => {
+    const first = await raiseAlert(catalog.db, spec);
+    expect(first.opened).toBe(true);
+    const again = await raiseAlert(catalog.db, { ...spec, detail: "restore timed out" });
+    expect(again.opened).toBe(false);
+    expect(again.alert.id).toBe(first.alert.id);
+    expect(again.alert.occurrences).toBe(2);
+    expect(again.alert.detail).toBe("restore timed out");
+
+    expect((await acknowledgeAlert(catalog.db, first.alert.id, "t1 (ops)"))?.state).toBe("acknowledged");
+    expect(await acknowledgeAlert(catalog.db, first.alert.id, "t1 (ops)")).toBeUndefined();
+    expect((await raiseAlert(catalog.db, spec)).alert.id).toBe(first.alert.id);
+
+    expect(await resolveAlert(catalog.db, spec.dedupeKey, "drill passed")).toBe(true);
+    expect(await resolveAlert(catalog.db, spec.dedupeKey, "drill passed")).toBe(false);
+    const next = await raiseAlert(catalog.db, spec);
+    expect(next.opened).toBe(true);
+    expect(next.alert.id).not.toBe(first.alert.id);
+  });
+
+  it("evaluates each finished job once, in order: a failure opens backup_failed, a later success resolves it and keeps the usage", async () => {
+    const db = catalog.db;
+    await db.insert(repositories).values({ id: "alerts-r1", name: "alerts-main", url: "/srv/alerts-r1", sealedPassword: "x", quotaBytes: 1000 });
+    await db.insert(plans).values({ id: "alerts-p1", name: "alerts-www", repositoryId: "alerts-r1", source: { type: "files", paths: ["/srv/www"] } });
+    const job = (id: string, status: "failed" | "completed", at: string) => ({
+      id,
+      runId: "r",
+      kind: "backup" as const,
+      planId: "alerts-p1",
+      status,
+      phase: "done" as const,
+      progress: { filesDone: 0, bytesDone: 0, bytesTotal: 0, bytesPerSecond: 0, etaSeconds: null },
+      startedAt: new Date(at),
+      finishedAt: new Date(at),
+      error: status === "failed" ? "source unreadable" : null,
+      result:
+        status === "completed"
+          ? { snapshotId: "s", filesNew: 1, filesChanged: 0, filesUnmodified: 0, bytesProcessed: 10, bytesAdded: 10, bytesStored: 10, durationSeconds: 1, warnings: [], snapshotsRemoved: 0, repositoryStats: { snapshots: 1, packs: 1, packBytes: 850 } }
+          : null,
+    });
+    await db.insert(jobs).values(job("backup-alerts-p1-1", "failed", "2026-01-01T00:00:00Z"));
+    expect(await evaluateFinishedJobs(db)).toBe(1);
+    expect(await evaluateFinishedJobs(db)).toBe(0);
+    const [failed] = await db.select().from(alerts).where(eq(alerts.dedupeKey, "backup_failed:plan:alerts-p1"));
+    expect(failed).toMatchObject({ state: "open", kind: "backup_failed", planId: "alerts-p1" });
+    expect(failed.detail).toContain("source unreadable");
+
+    await db.insert(jobs).values(job("backup-alerts-p1-2", "completed", "2026-01-02T00:00:00Z"));
+    expect(await evaluateFinishedJobs(db)).toBe(1);
+    const [after] = await db.select().from(alerts).where(eq(alerts.id, failed.id));
+    expect(after.state).toBe("resolved");
+    expect(after.resolution).toContain("backup-alerts-p1-2");
+    expect(await db.select({ bytes: repositoryUsage.bytes }).from(repositoryUsage).where(eq(repositoryUsage.repositoryId, "alerts-r1"))).toEqual([{ bytes: 850 }]);
+
+    // 850 of 1000 bytes: nearly full; the quota raised to 2000: cleared.
+    await evaluatePeriodic(db, new Date("2026-01-02T01:00:00Z"));
+    const [full] = await db.select().from(alerts).where(eq(alerts.dedupeKey, "storage_nearly_full:repository:alerts-r1"));
+    expect(full).toMatchObject({ state: "open", severity: "warning", repositoryId: "alerts-r1" });
+    await db.update(repositories).set({ quotaBytes: 2000 }).where(eq(repositories.id, "alerts-r1"));
+    await evaluatePeriodic(db, new Date("2026-01-02T01:00:00Z"));
+    expect((await db.select().from(alerts).where(eq(alerts.id, full.id)))[0].state).toBe("resolved");
+  });
+
   it("lists alerts by state, acknowledges an open one once, and refuses a resolved or unknown one", async () => {
     const { alert } = await raiseAlert(catalog.db, { kind: "drill_failed", severity: "critical", title: "Drill failed", detail: "the restore did not verify", dedupeKey: "drill_failed:app-test" });
     const open = (await (await call("GET", "/v1/alerts?state=open")).json()) as { alerts: { id: string; state: string }[] };
