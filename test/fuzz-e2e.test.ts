@@ -2,12 +2,11 @@ import * as path from "node:path";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
-import { createCairnWorker, type CairnWorker } from "../worker.js";
+import type { ApiServer } from "../api/server.js";
 import { apiClient } from "./api-client.js";
 import { tempDir } from "./helpers.js";
 import { testPolicy } from "./policy-fixtures.js";
+import { startStack, type Stack } from "./stack.js";
 import { arbitraryFor, type Schema } from "./openapi-arbitrary.js";
 
 interface Operation {
@@ -42,27 +41,20 @@ const FEWER: Record<string, number> = { verifyAuditLog: 20 };
 describe("fuzzing every route", () => {
   const tmp = tempDir("cairn-fuzz-");
   const dataDir = path.join(tmp.dir, "data");
-  let temporal: DevServer;
-  let worker: CairnWorker;
-  let workerRun: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
   let viewerToken: string;
 
   beforeAll(async () => {
     Runtime.install({ logger: new DefaultLogger("WARN") });
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
-    workerRun = worker.run();
     // Bad tokens are part of the fuzz: a lockout would turn the rest into 429s and hide what the routes do.
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, lockout: { maxFailures: Number.MAX_SAFE_INTEGER, windowMs: 1 } });
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, api: { lockout: { maxFailures: Number.MAX_SAFE_INTEGER, windowMs: 1 } } });
+    api = stack.api;
     ({ token: viewerToken } = await apiClient(api).ok<{ token: string }>("POST", "/v1/tokens", { name: "fuzz-viewer", role: "viewer" }));
   });
 
   afterAll(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await workerRun;
-    await temporal?.stop();
+    await stack?.close();
     tmp.cleanup();
   });
 

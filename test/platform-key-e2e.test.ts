@@ -2,15 +2,14 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
+import type { ApiServer } from "../api/server.js";
 import { openCatalog } from "../db/client.js";
 import { auditSigningKeys, repositories } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
-import { createCairnWorker, type CairnWorker } from "../worker.js";
 import { apiClient } from "./api-client.js";
 import { cairn, cairnOk, PASSWORD, tempDir } from "./helpers.js";
 import { testPolicy } from "./policy-fixtures.js";
+import { startStack, type Stack } from "./stack.js";
 
 /**
  * `cairn platform rotate-key` on a platform in use: the API (embedded catalog,
@@ -21,14 +20,12 @@ describe("platform key rotation", () => {
   const tmp = tempDir("cairn-rotate-");
   const dataDir = path.join(tmp.dir, "data");
   const repo = path.join(tmp.dir, "repo");
-  let temporal: DevServer;
-  let worker: CairnWorker;
-  let workerRun: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
   let repositoryId: string;
 
   const start = async () => {
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, adminToken: "rotate-admin" });
+    api = await stack.startApi({ adminToken: "rotate-admin" });
     return apiClient(api, "rotate-admin");
   };
 
@@ -39,16 +36,11 @@ describe("platform key rotation", () => {
     writeFileSync(path.join(src, "notes.txt"), "kept across the rotation");
     await cairnOk(["-r", repo, "init"]);
     await cairnOk(["-r", repo, "backup", src]);
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
-    workerRun = worker.run();
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, api: false });
   });
 
   afterAll(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await workerRun;
-    await temporal?.stop();
+    await stack?.close();
     tmp.cleanup();
   });
 

@@ -1,14 +1,11 @@
 import * as path from "node:path";
-import { Client, Connection } from "@temporalio/client";
-import { DefaultLogger, Runtime, type WorkflowBundle } from "@temporalio/worker";
+import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
-import { createCairnWorker, type CairnWorker } from "../worker.js";
+import type { ApiServer } from "../api/server.js";
 import { apiClient } from "./api-client.js";
 import { PASSWORD, tempDir } from "./helpers.js";
 import { testPolicy } from "./policy-fixtures.js";
-import { bundle } from "./temporal/helpers.js";
+import { startStack, type Stack } from "./stack.js";
 import { makeOddTree } from "./tree-fixtures.js";
 
 interface Queue {
@@ -31,40 +28,25 @@ describe("job queue (Temporal dev server + worker + API)", () => {
   const tmp = tempDir("cairn-queue-e2e-");
   const dataDir = path.join(tmp.dir, "data");
   const src = path.join(tmp.dir, "src");
-  let temporal: DevServer;
-  let workflows: WorkflowBundle;
-  let worker: CairnWorker | undefined;
-  let workerRun: Promise<void> | undefined;
+  let stack: Stack;
   let api: ApiServer;
   let client: ReturnType<typeof apiClient>;
-  let connection: Connection;
 
   const startWorker = async (slots: number) => {
-    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: slots, workflowBundle: workflows });
-    workerRun = worker.run();
+    await stack.startWorker({ maxConcurrentActivityTaskExecutions: slots });
   };
-  const stopWorker = async () => {
-    worker?.shutdown();
-    await workerRun;
-    worker = undefined;
-  };
+  const stopWorker = () => stack.stopWorker();
 
   beforeAll(async () => {
     Runtime.install({ logger: new DefaultLogger("WARN") });
     makeOddTree(src);
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    workflows = await bundle();
-    await startWorker(2);
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, historyIntervalMs: 300 });
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, api: { historyIntervalMs: 300 } });
+    api = stack.api;
     client = apiClient(api);
-    connection = await Connection.connect({ address: temporal.address });
   }, 600_000);
 
   afterAll(async () => {
-    await api?.close();
-    await stopWorker();
-    await connection?.close();
-    await temporal?.stop();
+    await stack?.close();
     tmp.cleanup();
   }, 600_000);
 
@@ -101,7 +83,7 @@ describe("job queue (Temporal dev server + worker + API)", () => {
     for (const id of lows) expect(finished.get(highJob)!, `high ${highJob} finished before low ${id}`).toBeLessThan(finished.get(id)!);
 
     // The plan's retry policy and timeout reached Temporal.
-    const history = await new Client({ connection }).workflow.getHandle(highJob).fetchHistory();
+    const history = await stack.client.workflow.getHandle(highJob).fetchHistory();
     const started = history.events![0].workflowExecutionStartedEventAttributes!;
     expect(started.priority?.priorityKey).toBe(1);
     expect(Number(started.workflowExecutionTimeout?.seconds)).toBe(3600);

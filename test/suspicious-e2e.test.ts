@@ -2,12 +2,11 @@ import { writeFileSync, mkdirSync } from "node:fs";
 import * as path from "node:path";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
-import { createCairnWorker, type CairnWorker } from "../worker.js";
+import type { ApiServer } from "../api/server.js";
 import { apiClient } from "./api-client.js";
 import { cairnOk, PASSWORD, tempDir } from "./helpers.js";
 import { testPolicy } from "./policy-fixtures.js";
+import { startStack, type Stack } from "./stack.js";
 
 interface SecurityEvent {
   kind: string;
@@ -24,9 +23,7 @@ interface SecurityEvent {
 describe("suspicious activity", () => {
   const tmp = tempDir("cairn-suspicious-");
   const dataDir = path.join(tmp.dir, "data");
-  let temporal: DevServer;
-  let worker: CairnWorker;
-  let workerRun: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
   let admin: ReturnType<typeof apiClient>;
   let repositoryId: string;
@@ -39,25 +36,14 @@ describe("suspicious activity", () => {
     writeFileSync(path.join(src, "ledger.csv"), "x".repeat(10_000));
     await cairnOk(["-r", repo, "init"]);
     await cairnOk(["-r", repo, "backup", src]);
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
-    workerRun = worker.run();
-    api = await startApiServer({
-      policy: testPolicy(tmp.dir, dataDir),
-      port: 0,
-      dataDir,
-      temporalAddress: temporal.address,
-      activityLimits: { restoresPerHour: 1, readsPerHour: 100, block: true },
-    });
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, api: { activityLimits: { restoresPerHour: 1, readsPerHour: 100, block: true } } });
+    api = stack.api;
     admin = apiClient(api);
     ({ id: repositoryId } = await admin.ok<{ id: string }>("POST", "/v1/repositories", { name: "books", url: repo, password: PASSWORD }));
   });
 
   afterAll(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await workerRun;
-    await temporal?.stop();
+    await stack?.close();
     tmp.cleanup();
   });
 
