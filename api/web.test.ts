@@ -82,7 +82,7 @@ describe("the dashboard's static files", () => {
 });
 
 describe("the dashboard's API types", () => {
-  it("are generated from this API's OpenAPI document and current (refresh: npm run build && node dist/scripts/web-types.js)", async () => {
+  it("are generated from this API's OpenAPI document and current (npm run build refreshes them; commit web/src/api-types.ts)", async () => {
     const doc = await (await app().request("/openapi.json")).json();
     expect(readFileSync(WEB_TYPES_FILE, "utf8")).toBe(webTypes(doc as Parameters<typeof webTypes>[0]));
   });

@@ -4,7 +4,7 @@
  * app.css and icon.svg. Everything the page loads comes from the API's origin
  * (no CDN, no external font), so it works offline.
  */
-import { copyFileSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
@@ -38,11 +38,22 @@ export async function buildWeb(outDir = path.join(checkoutRoot(), "dist", "web")
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  buildWeb().then(
-    (dir) => process.stdout.write(`dashboard built into ${dir}\n`),
-    (err) => {
-      process.stderr.write(`build-web: ${(err as Error).message}\n`);
-      process.exit(1);
-    },
-  );
+  // npm run build first refreshes the dashboard's API types from the API just compiled, so a route's
+  // schema changed anywhere reaches web/src/api-types.ts (commit it; api/web.test.ts checks it is current).
+  import("./web-types.js")
+    .then(async ({ apiDocument, webTypes, WEB_TYPES_FILE }) => {
+      const text = webTypes(await apiDocument());
+      if (!existsSync(WEB_TYPES_FILE) || readFileSync(WEB_TYPES_FILE, "utf8") !== text) {
+        writeFileSync(WEB_TYPES_FILE, text);
+        process.stdout.write(`dashboard API types refreshed: ${WEB_TYPES_FILE}\n`);
+      }
+    })
+    .then(() => buildWeb())
+    .then(
+      (dir) => process.stdout.write(`dashboard built into ${dir}\n`),
+      (err) => {
+        process.stderr.write(`build-web: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
 }
