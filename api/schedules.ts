@@ -1,5 +1,6 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from "@temporalio/client";
-import type { plans, repositories } from "../db/schema.js";
+import type { plans, repositories, ScheduleOverlap } from "../db/schema.js";
+import { blackoutCalendars } from "./blackouts.js";
 import { planTag } from "../engine/snapshot.js";
 import { TASK_QUEUE, WORKFLOW_TYPES, type BackupInput, type DrillInput, type RepositoryTarget } from "../workflows/messages.js";
 import { PRIORITY_KEYS } from "./queue.js";
@@ -60,13 +61,24 @@ export function backupStart(plan: PlanRow, repo: RepositoryRow, secondaries: Rep
   };
 }
 
+/** Temporal's overlap policy for ours (the same names, lower case). */
+export const OVERLAP_POLICIES: Record<ScheduleOverlap, ScheduleOverlapPolicy> = {
+  skip: ScheduleOverlapPolicy.SKIP,
+  buffer_one: ScheduleOverlapPolicy.BUFFER_ONE,
+  buffer_all: ScheduleOverlapPolicy.BUFFER_ALL,
+  cancel_other: ScheduleOverlapPolicy.CANCEL_OTHER,
+  terminate_other: ScheduleOverlapPolicy.TERMINATE_OTHER,
+  allow_all: ScheduleOverlapPolicy.ALLOW_ALL,
+};
+
 function scheduleOptions(plan: PlanRow, repo: RepositoryRow, secondaries: RepositoryRow[]): Omit<ScheduleOptions, "scheduleId"> {
-  const { cron, timezone } = plan.schedule!;
+  const { cron, timezone, overlap, blackouts } = plan.schedule!;
   return {
-    spec: { cronExpressions: [cron], timezone },
+    // Blackout windows are Temporal's skip calendars: the server never takes an action in them, and leaves them out of the next runs it lists.
+    spec: { cronExpressions: [cron], timezone, ...(blackouts?.length ? { skip: blackoutCalendars(blackouts) } : {}) },
     // Temporal appends the scheduled time to this id, so every run is backup-<plan>-<time> like run-now's.
     action: { type: "startWorkflow", workflowType: WORKFLOW_TYPES.backup, workflowId: `backup-${plan.id}`, ...backupStart(plan, repo, secondaries) },
-    policies: { overlap: ScheduleOverlapPolicy.SKIP },
+    policies: { overlap: OVERLAP_POLICIES[overlap ?? "skip"] },
     state: { paused: plan.paused, note: plan.paused ? "paused through the Cairn API" : undefined },
   };
 }

@@ -14,7 +14,13 @@ export type PlanSource = PlanSourceSpec;
 export interface PlanSchedule {
   cron: string;
   timezone: string;
+  /** What a run that comes due while the last one is still going does (Temporal's overlap policy); "skip" when absent. */
+  overlap?: ScheduleOverlap;
+  /** Times of the week in which no run starts (api/blackouts.ts), in `timezone`. */
+  blackouts?: { days?: ("sun" | "mon" | "tue" | "wed" | "thu" | "fri" | "sat")[]; from: string; to: string }[];
 }
+
+export type ScheduleOverlap = "skip" | "buffer_one" | "buffer_all" | "cancel_other" | "terminate_other" | "allow_all";
 
 /** How a plan's jobs are queued and retried (api/queue.ts): Temporal task priority, the steps' retry policy, a timeout for the whole job. */
 export interface PlanQueue {

@@ -11,6 +11,7 @@ import { PASSWORD, cairnOk, tempDir } from "./helpers.js";
 import { describeTree, makeOddTree, withoutSetid } from "./tree-fixtures.js";
 import { testPolicy } from "./policy-fixtures.js";
 import { startStack, type Stack } from "./stack.js";
+import { inBlackout, WEEK } from "../api/blackouts.js";
 
 /**
  * The platform as a user drives it: the API (real HTTP server, PGlite catalog),
@@ -221,5 +222,57 @@ describe("API end to end (Temporal dev server + worker)", () => {
     expect((await call("DELETE", `/v1/plans/${id}`)).status).toBe(204);
     await expect(handle.describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
     expect((await call("GET", `/v1/plans/${id}`)).status).toBe(404);
+  });
+  it("keeps blackout windows and an overlap policy, lists the next runs, backfills a missed period and runs once at a given time", async () => {
+    // A window over the next two whole hours (UTC, every day, past midnight when it comes to that): the hourly runs due then are left out.
+    const first = (new Date().getUTCHours() + 1) % 24;
+    const hh = (h: number) => `${String(h % 24).padStart(2, "0")}:00`;
+    const blackouts = [{ from: hh(first), to: hh(first + 2) }];
+    const { id } = await ok<{ id: string }>("POST", "/v1/plans", {
+      name: "business-hours",
+      repositoryId,
+      source: { type: "files", paths: [src] },
+      schedule: { cron: "0 * * * *", timezone: "UTC", overlap: "buffer_one", blackouts },
+    });
+    const handle = client.schedule.getHandle(`plan-${id}`);
+    const desc = await handle.describe();
+    expect(desc.policies.overlap).toBe("BUFFER_ONE");
+    expect(desc.spec.skip?.length).toBeGreaterThan(0);
+
+    // Temporal's own list of next runs, through the API: hourly, except in the window.
+    const state = await ok<{ nextRuns: string[]; paused: boolean; recentRuns: unknown[] }>("GET", `/v1/plans/${id}/schedule`);
+    expect(state.paused).toBe(false);
+    expect(state.nextRuns.length).toBeGreaterThan(3);
+    const hours = state.nextRuns.map((t) => new Date(t).getUTCHours());
+    for (const t of state.nextRuns.map((r) => new Date(r))) expect(inBlackout(blackouts, WEEK[t.getUTCDay()], t.getUTCHours() * 60 + t.getUTCMinutes())).toBe(false);
+    expect(hours).not.toContain(first);
+    expect(hours).not.toContain((first + 1) % 24);
+    expect(hours).toContain((first + 2) % 24);
+
+    // Bad input says what to write, and changes nothing.
+    const badWindow = await call<{ detail: string; errors: { path: string }[] }>("PATCH", `/v1/plans/${id}`, { schedule: { cron: "0 * * * *", timezone: "UTC", blackouts: [{ from: "8:00", to: "18:00" }] } });
+    expect(badWindow.status).toBe(400);
+    expect(JSON.stringify(badWindow.body)).toContain("HH:MM");
+    expect((await handle.describe()).policies.overlap).toBe("BUFFER_ONE");
+    expect((await call("POST", `/v1/plans/${id}/run`, { at: "2020-01-01T00:00:00Z" })).status).toBe(400);
+    const future = new Date(Date.now() + 3_600_000).toISOString();
+    expect((await call("POST", `/v1/plans/${id}/backfill`, { from: new Date().toISOString(), to: future })).status).toBe(400);
+
+    // Backfill of the past three hours with the default overlap (skip): one catch-up run, listed among the plan's jobs.
+    const now = Date.now();
+    expect(await ok("POST", `/v1/plans/${id}/backfill`, { from: new Date(now - 3 * 3_600_000).toISOString(), to: new Date(now - 60_000).toISOString() })).toEqual({ scheduleId: `plan-${id}` });
+    const [caughtUp] = await listUntil(`planId=${id}`, (jobs) => jobs.length > 0);
+    expect((await pollJob(caughtUp.id, (j) => j.status !== "running")).status).toBe("completed");
+
+    // A one-time run at a given time: listed at once, and its work starts no earlier than asked.
+    const at = new Date(Date.now() + 4000).toISOString();
+    const { jobId } = await ok<{ jobId: string }>("POST", `/v1/plans/${id}/run`, { at });
+    expect((await ok<Job>("GET", `/v1/jobs/${jobId}`)).status).toBe("running");
+    expect((await pollJob(jobId, (j) => j.status !== "running")).status).toBe("completed");
+    const history = await client.workflow.getHandle(jobId).fetchHistory();
+    const firstTask = history.events!.find((e) => e.workflowTaskScheduledEventAttributes)!;
+    const firstTaskMs = Number(firstTask.eventTime!.seconds) * 1000 + Math.floor((firstTask.eventTime!.nanos ?? 0) / 1e6);
+    expect(firstTaskMs).toBeGreaterThanOrEqual(Date.parse(at) - 1000);
+    expect((await call("DELETE", `/v1/plans/${id}`)).status).toBe(204);
   });
 });

@@ -2,6 +2,7 @@ import * as path from "node:path";
 import { z } from "@hono/zod-openapi";
 import { PathPatterns } from "../../engine/pathmatch.js";
 import { validatePolicy } from "../../engine/retention.js";
+import { blackoutProblem, WEEK } from "../blackouts.js";
 import { cronProblem, isTimeZone } from "../cron.js";
 import { ALERT_KINDS } from "../../workflows/messages.js";
 import { LIMITS } from "../limits.js";
@@ -142,6 +143,20 @@ const SourceView = z.discriminatedUnion("type", [
   ]),
 ]);
 
+const OVERLAPS = ["skip", "buffer_one", "buffer_all", "cancel_other", "terminate_other", "allow_all"] as const;
+
+const Blackout = z
+  .strictObject({
+    days: z.array(z.enum(WEEK)).min(1).max(7).optional().openapi({ description: "Days the window starts on; every day when absent." }),
+    from: z.string().max(5).openapi({ example: "08:00", description: "Start, HH:MM (inclusive)." }),
+    to: z.string().max(5).openapi({ example: "18:00", description: "End, HH:MM (exclusive); earlier than from for a window past midnight, 24:00 for the end of the day." }),
+  })
+  .superRefine((window, ctx) => {
+    const problem = blackoutProblem(window);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
+  .openapi("BlackoutWindow");
+
 const Schedule = z
   .strictObject({
     cron: z
@@ -158,6 +173,15 @@ const Schedule = z
       .default("UTC")
       .refine(isTimeZone, "use an IANA time zone name such as Europe/Paris, America/New_York or UTC")
       .openapi({ example: "Europe/Paris" }),
+    overlap: z.enum(OVERLAPS).optional().openapi({
+      description:
+        "What a run that comes due while the plan's last run is still going does: skip it (the default), buffer_one (run it after, at most one waiting), buffer_all, cancel_other (cancel the running one), terminate_other, or allow_all (run both at once).",
+    }),
+    blackouts: z
+      .array(Blackout)
+      .max(20)
+      .optional()
+      .openapi({ description: "Times of the week, in the schedule's time zone, in which no scheduled run starts (a run due then is skipped, not postponed)." }),
   })
   .openapi("Schedule");
 

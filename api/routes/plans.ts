@@ -13,7 +13,7 @@ import { plansInScope, type ScopeRef } from "../access.js";
 import { byCreation, nextCursor, PageQuery } from "../pagination.js";
 import type { Permission } from "../permissions.js";
 import { checkDatabaseHost, checkSources } from "../policy.js";
-import { backupStart, drillScheduleId, scheduleId, syncDrillSchedule, syncSchedule, type PlanRow, type RepositoryRow } from "../schedules.js";
+import { backupStart, drillScheduleId, OVERLAP_POLICIES, scheduleId, syncDrillSchedule, syncSchedule, type PlanRow, type RepositoryRow } from "../schedules.js";
 import { idTime, withTemporal } from "../temporal.js";
 import { answered } from "../worker-requests.js";
 import { findRepository } from "./repositories.js";
@@ -51,10 +51,49 @@ const patch = createRoute({
   responses: { 200: json(Plan, "The plan as changed."), ...problems(400, 403, 404, 409, 415, 503) },
 });
 const remove = createRoute({ ...route("delete", "/plans/{id}", "deletePlan", "Delete a plan and its schedule (snapshots stay)", "plans:write", thisPlan), request: { params: IdParam }, responses: { 204: { description: "Deleted." }, ...problems(404) } });
+const RunInput = z
+  .strictObject({
+    at: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .openapi({ example: "2026-12-24T23:30:00Z", description: "Run once at this time instead of now (at most a year ahead); the job is listed at once and starts then." }),
+  })
+  .openapi("RunPlanInput");
 const run = createRoute({
-  ...route("post", "/plans/{id}/run", "runPlan", "Back up now", "plans:run", thisPlan),
+  ...route("post", "/plans/{id}/run", "runPlan", "Back up now, or once at a given time", "plans:run", thisPlan),
+  request: { params: IdParam, body: { ...jsonBody(RunInput), required: false } },
+  responses: { 202: json(JobStarted, "The backup job started (or waits for its time)."), ...problems(400, 404, 409) },
+});
+const ScheduleState = z
+  .object({
+    scheduleId: z.string(),
+    paused: z.boolean(),
+    nextRuns: z.array(z.string()).openapi({ description: "The next times Temporal will start a run (blackout windows left out), in UTC." }),
+    recentRuns: z.array(z.object({ scheduledAt: z.string(), startedAt: z.string(), jobId: z.string() })),
+    runningJobIds: z.array(z.string()),
+    skippedForOverlap: z.number().int().openapi({ description: "Runs skipped because the previous run was still going (overlap policy skip)." }),
+    missedCatchupWindow: z.number().int().openapi({ description: "Runs missed while the platform was down for longer than the catch-up window; POST .../backfill runs them." }),
+  })
+  .openapi("PlanScheduleState");
+const scheduleState = createRoute({
+  ...route("get", "/plans/{id}/schedule", "getPlanSchedule", "The plan's schedule as Temporal runs it: next runs, recent and running ones", "plans:read", thisPlan),
   request: { params: IdParam },
-  responses: { 202: json(JobStarted, "The backup job started."), ...problems(404, 409) },
+  responses: { 200: json(ScheduleState, "The schedule's state."), ...problems(404, 409, 503) },
+});
+const BackfillInput = z
+  .strictObject({
+    from: z.iso.datetime({ offset: true }).openapi({ example: "2026-11-28T00:00:00Z" }),
+    to: z.iso.datetime({ offset: true }).openapi({ example: "2026-11-30T00:00:00Z" }),
+    overlap: z
+      .enum(["skip", "buffer_one", "buffer_all", "allow_all"])
+      .optional()
+      .openapi({ description: "How the period's runs overlap: skip (the default) takes one catch-up run, buffer_all every missed run one after the other." }),
+  })
+  .openapi("BackfillInput");
+const backfill = createRoute({
+  ...route("post", "/plans/{id}/backfill", "backfillPlan", "Take the runs a past period's schedule would have taken (Temporal schedule backfill)", "plans:run", thisPlan),
+  request: { params: IdParam, body: jsonBody(BackfillInput) },
+  responses: { 202: json(z.object({ scheduleId: z.string() }), "Backfill requested; its jobs appear in GET /v1/jobs."), ...problems(400, 404, 409) },
 });
 const pause = createRoute({ ...route("post", "/plans/{id}/pause", "pausePlan", "Pause the plan's schedule", "plans:write", thisPlan), request: { params: IdParam }, responses: { 200: json(Plan, "Paused."), ...problems(404, 409) } });
 const resume = createRoute({ ...route("post", "/plans/{id}/resume", "resumePlan", "Resume the plan's schedule", "plans:write", thisPlan), request: { params: IdParam }, responses: { 200: json(Plan, "Resumed."), ...problems(404, 409) } });
@@ -245,10 +284,18 @@ export function planRoutes(deps: AppDeps) {
     })
     .openapi(run, async (c) => {
       const plan = await find(c.req.valid("param").id);
+      const at = (c.req.valid("json") as z.infer<typeof RunInput> | undefined)?.at;
+      const delay = at ? Date.parse(at) - Date.now() : 0;
+      if (at && (delay <= 0 || delay > 366 * 86_400_000)) {
+        const why = delay <= 0 ? "is not in the future" : "is more than a year ahead";
+        throw new ApiError(400, "Run time out of range", `at ${at} ${why}; give a time within the next year, or leave at out to run now`, [{ in: "body", path: "at", message: why }]);
+      }
       const repo = await findRepository(deps, plan.repositoryId);
       const secondaries = await findSecondaries(plan.secondaryRepositoryIds, plan.repositoryId);
       const jobId = `backup-${plan.id}-${idTime()}`;
-      await withTemporal(temporal, () => temporal.workflow.start(WORKFLOW_TYPES.backup, { workflowId: jobId, ...backupStart(plan, repo, secondaries) })).catch((err) => {
+      // A one-time run is a workflow whose first task waits (Temporal's start delay): it is listed, and cancellable, until it starts.
+      const start = { workflowId: jobId, ...backupStart(plan, repo, secondaries), ...(delay > 0 ? { startDelay: delay } : {}) };
+      await withTemporal(temporal, () => temporal.workflow.start(WORKFLOW_TYPES.backup, start)).catch((err) => {
         if (err instanceof WorkflowExecutionAlreadyStartedError) throw new ApiError(409, "Backup already starting", `a backup of plan ${plan.id} was started this same millisecond; follow it with GET /v1/jobs/${jobId}`);
         throw err;
       });
@@ -256,6 +303,33 @@ export function planRoutes(deps: AppDeps) {
     })
     .openapi(pause, async (c) => c.json(view(await setPaused(await find(c.req.valid("param").id), true)), 200))
     .openapi(resume, async (c) => c.json(view(await setPaused(await find(c.req.valid("param").id), false)), 200))
+    .openapi(scheduleState, async (c) => {
+      const plan = await find(c.req.valid("param").id);
+      const handle = scheduled(plan);
+      const { info, state } = await withTemporal(temporal, () => handle.describe());
+      return c.json(
+        {
+          scheduleId: handle.scheduleId,
+          paused: state.paused,
+          nextRuns: info.nextActionTimes.map((t) => t.toISOString()),
+          recentRuns: info.recentActions.map((a) => ({ scheduledAt: a.scheduledAt.toISOString(), startedAt: a.takenAt.toISOString(), jobId: a.action.workflow.workflowId })),
+          runningJobIds: info.runningActions.map((a) => a.workflow.workflowId),
+          skippedForOverlap: info.numActionsSkippedOverlap,
+          missedCatchupWindow: info.numActionsMissedCatchupWindow,
+        },
+        200,
+      );
+    })
+    .openapi(backfill, async (c) => {
+      const plan = await find(c.req.valid("param").id);
+      const { from, to, overlap } = c.req.valid("json");
+      const [start, end] = [new Date(from), new Date(to)];
+      if (end <= start) throw new ApiError(400, "Empty period", `to (${to}) is not after from (${from}); give the period whose runs were missed`, [{ in: "body", path: "to", message: "not after from" }]);
+      if (end.getTime() > Date.now()) throw new ApiError(400, "Period in the future", `to (${to}) is in the future: backfill takes runs that were missed; runs to come are taken by the schedule`, [{ in: "body", path: "to", message: "in the future" }]);
+      const handle = scheduled(plan);
+      await withTemporal(temporal, () => handle.backfill({ start, end, overlap: OVERLAP_POLICIES[overlap ?? "skip"] }));
+      return c.json({ scheduleId: handle.scheduleId }, 202);
+    })
     .openapi(trigger, async (c) => {
       const plan = await find(c.req.valid("param").id);
       const handle = scheduled(plan);
