@@ -6,7 +6,11 @@
  * - the API on :8080 with its catalog in embedded PGlite under `<dataDir>/catalog`
  *   (PostgreSQL when DATABASE_URL is set).
  *
- * Ctrl-C stops all three; starting again finds the same jobs and schedules.
+ * Ctrl-C stops all three; so does any single SIGINT, SIGTERM or SIGHUP a supervisor sends to
+ * `npm start` (its script execs this process, so npm's forwarded signal reaches it), and so does
+ * the death of whatever started it (a parent killed with SIGKILL cannot forward anything: this
+ * process notices it was orphaned and stops the dev server and the worker it started).
+ * Starting again finds the same jobs and schedules.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -43,8 +47,15 @@ async function main(): Promise<void> {
     for (const stop of stops.reverse()) await stop().catch((err: Error) => log(`while stopping: ${err.message}`));
     process.exit(code);
   };
-  process.on("SIGINT", () => void stopAll(0));
-  process.on("SIGTERM", () => void stopAll(0));
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void stopAll(0));
+  // Orphaned (the parent died without passing a signal on): nothing would ever stop the stack.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) {
+      log(`the process that started this one (pid ${parent}) is gone`);
+      void stopAll(0);
+    }
+  }, 1000).unref();
 
   try {
     const worker = startWorker(temporal.address, dataDir, () => void stopAll(1));
