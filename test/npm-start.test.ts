@@ -46,10 +46,11 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 90_000): Promise<void> {
+/** Waits for `check`; `what` is read when giving up, so it can describe the state then. */
+async function until(what: () => string, check: () => boolean | Promise<boolean>, timeoutMs = 180_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
+    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what()}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -94,12 +95,12 @@ describe("npm start under a supervisor", () => {
     let output = "";
     npm.stdout!.on("data", (d: Buffer) => (output += d.toString()));
     npm.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-    await until(`the API answering on :${api} (output so far: ${output.slice(-2000)})`, async () => {
+    await until(() => `the API answering on :${api} (output so far: ${output.slice(-2000)})`, async () => {
       if (npm.exitCode !== null) throw new Error(`npm run serve exited (${npm.exitCode}): ${output.slice(-2000)}`);
       return listening(api);
     });
     // The dev server, the worker and the API's process are all below npm by now.
-    await until("the worker process to start", () => descendants(npm.pid!).length >= 3);
+    await until(() => "the worker process to start", () => descendants(npm.pid!).length >= 3);
     const pids = descendants(npm.pid!);
     seen.push(...pids);
     return { npm, pids, ports: [temporal, api], output: () => output };
@@ -109,18 +110,18 @@ describe("npm start under a supervisor", () => {
     const { npm, pids, ports, output } = await serve();
     const exited = new Promise<number | null>((resolve) => npm.once("exit", (code) => resolve(code)));
     npm.kill("SIGTERM");
-    await until(`every process npm started to exit (left: ${pids.filter(alive).join(", ")}; output: ${output().slice(-1500)})`, () => pids.every((pid) => !alive(pid)));
+    await until(() => `every process npm started to exit (left: ${pids.filter(alive).join(", ")}; output: ${output().slice(-1500)})`, () => pids.every((pid) => !alive(pid)));
     await exited;
     for (const port of ports) expect(await listening(port), `port ${port} still answers`).toBe(false);
     expect(output()).toContain("stopping");
-  }, 240_000);
+  }, 420_000);
 
   it("stops them too when npm itself is killed and cannot pass a signal on", async () => {
     const { npm, pids, ports, output } = await serve();
     npm.kill("SIGKILL");
-    await until(`every orphaned process to exit (left: ${pids.filter(alive).join(", ")}; output: ${output().slice(-1500)})`, () => pids.every((pid) => !alive(pid)));
+    await until(() => `every orphaned process to exit (left: ${pids.filter(alive).join(", ")}; output: ${output().slice(-1500)})`, () => pids.every((pid) => !alive(pid)));
     for (const port of ports) expect(await listening(port), `port ${port} still answers`).toBe(false);
-  }, 240_000);
+  }, 420_000);
 
   it("npm start runs the same line after its build", () => {
     const scripts = JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8")).scripts as Record<string, string>;
