@@ -57,6 +57,22 @@ export type AuditVerification = {
   lastCheckpointSeq?: number;
 };
 
+export type BackfillInput = {
+  from: string;
+  to: string;
+  /** How the period's runs overlap: skip (the default) takes one catch-up run, buffer_all every missed run one after the other. */
+  overlap?: "skip" | "buffer_one" | "buffer_all" | "allow_all";
+};
+
+export type BlackoutWindow = {
+  /** Days the window starts on; every day when absent. */
+  days?: ("sun" | "mon" | "tue" | "wed" | "thu" | "fri" | "sat")[];
+  /** Start, HH:MM (inclusive). */
+  from: string;
+  /** End, HH:MM (exclusive); earlier than from for a window past midnight, 24:00 for the end of the day. */
+  to: string;
+};
+
 export type CheckRequest = {
   /** Read every pack back and verify every blob in it (restic's --read-data). */
   readData?: boolean;
@@ -492,6 +508,10 @@ export type PlanPatch = {
     /** Five fields (minute hour day-of-month month day-of-week) or @hourly/@daily/@weekly/@monthly/@yearly. */
     cron: string;
     timezone?: string;
+    /** What a run that comes due while the plan's last run is still going does: skip it (the default), buffer_one (run it after, at most one waiting), buffer_all, cancel_other (cancel the running one), terminate_other, or allow_all (run both at once). */
+    overlap?: "skip" | "buffer_one" | "buffer_all" | "cancel_other" | "terminate_other" | "allow_all";
+    /** Times of the week, in the schedule's time zone, in which no scheduled run starts (a run due then is skipped, not postponed). */
+    blackouts?: BlackoutWindow[];
   } | null;
   /** null removes the retention policy. */
   retention?: {
@@ -545,6 +565,23 @@ export type PlanQueue = {
   backoffCoefficient?: number;
   /** The job fails as timed out when not finished this long after it started (waiting included). */
   timeoutMinutes?: number;
+};
+
+export type PlanScheduleState = {
+  scheduleId: string;
+  paused: boolean;
+  /** The next times Temporal will start a run (blackout windows left out), in UTC. */
+  nextRuns: string[];
+  recentRuns: {
+    scheduledAt: string;
+    startedAt: string;
+    jobId: string;
+  }[];
+  runningJobIds: string[];
+  /** Runs skipped because the previous run was still going (overlap policy skip). */
+  skippedForOverlap: number;
+  /** Runs missed while the platform was down for longer than the catch-up window; POST .../backfill runs them. */
+  missedCatchupWindow: number;
 };
 
 export type PostgresLogicalSource = {
@@ -751,10 +788,19 @@ export type Retention = {
   keepWithin?: string;
 };
 
+export type RunPlanInput = {
+  /** Run once at this time instead of now (at most a year ahead); the job is listed at once and starts then. */
+  at?: string;
+};
+
 export type Schedule = {
   /** Five fields (minute hour day-of-month month day-of-week) or @hourly/@daily/@weekly/@monthly/@yearly. */
   cron: string;
   timezone?: string;
+  /** What a run that comes due while the plan's last run is still going does: skip it (the default), buffer_one (run it after, at most one waiting), buffer_all, cancel_other (cancel the running one), terminate_other, or allow_all (run both at once). */
+  overlap?: "skip" | "buffer_one" | "buffer_all" | "cancel_other" | "terminate_other" | "allow_all";
+  /** Times of the week, in the schedule's time zone, in which no scheduled run starts (a run due then is skipped, not postponed). */
+  blackouts?: BlackoutWindow[];
 };
 
 export type SecurityEvent = {
@@ -848,6 +894,12 @@ export type VerifyRequest = {
 
 export type acknowledgeAlertResponse = Alert;
 
+export type backfillPlanBody = BackfillInput;
+
+export type backfillPlanResponse = {
+  scheduleId: string;
+};
+
 export type cancelJobResponse = {
   id: string;
   status: "cancelling";
@@ -914,6 +966,8 @@ export type getJobLogsResponse = {
 export type getPlanResponse = Plan;
 
 export type getPlanAnalyticsResponse = PlanAnalytics;
+
+export type getPlanScheduleResponse = PlanScheduleState;
 
 export type getQueueResponse = {
   /** Work waiting: tasks waiting for a worker (Temporal's approximate backlog of the cairn task queue) plus jobs waiting for a concurrency slot; 0 for a scoped token. */
@@ -1016,6 +1070,8 @@ export type runDrillResponse = {
   /** Follow it with GET /v1/jobs/{jobId}; its result lands in GET /v1/plans/{id}/drills when it ends. */
   jobId: string;
 };
+
+export type runPlanBody = RunPlanInput;
 
 export type runPlanResponse = JobStarted;
 
