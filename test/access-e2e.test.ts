@@ -89,6 +89,9 @@ describe("tokens, roles and scopes", () => {
     listAuditEvents: ["admin", "auditor"],
     verifyAuditLog: ["admin", "auditor"],
     getComplianceReport: ["admin", "auditor"],
+    // Open and past alerts are evidence of monitoring (SOC 2 CC7, ISO 27001 A.8.16): auditors read them; only operators and admins acknowledge.
+    listAlerts: ["viewer", "operator", "admin", "auditor"],
+    acknowledgeAlert: ["operator", "admin"],
   };
 
   it("walks every route of /openapi.json with every role: 401 without a token, 403 without the permission, through with it", async () => {
@@ -120,8 +123,8 @@ describe("tokens, roles and scopes", () => {
           }
         }
         if (EXPECTED[op.operationId]) expect(through, where).toEqual(EXPECTED[op.operationId]);
-        // The auditor reads the audit trail (and who it is) and nothing else.
-        if (!["audit", "security", "compliance", "session"].some((tag) => op.tags?.includes(tag))) expect(through, where).not.toContain("auditor");
+        // The auditor reads the audit trail, the alerts (and who it is) and nothing else.
+        if (!["audit", "security", "compliance", "session", "alerts"].some((tag) => op.tags?.includes(tag))) expect(through, where).not.toContain("auditor");
       }
     }
     expect(walked).toBeGreaterThanOrEqual(Object.keys(EXPECTED).length);
