@@ -7,6 +7,7 @@ import type { Client } from "@temporalio/client";
 import { defaultPayloadConverter } from "@temporalio/common";
 import type { temporal } from "@temporalio/proto";
 import type { JobLogLine, JobStepRecord } from "../db/schema.js";
+import type { JobProgress } from "../workflows/messages.js";
 import { withTemporal } from "./temporal.js";
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -36,6 +37,8 @@ export interface JobHistory {
   attempts: number;
   /** The snapshot a backup's snapshot step made (also known when a later step failed). */
   snapshotId?: string;
+  /** The last progress a step signalled (a cancelled step signals how far it got before it ends). */
+  lastProgress?: JobProgress;
 }
 
 /** Steps, log and attempts from a workflow's event history (a pure function of the events). */
@@ -44,6 +47,7 @@ export function readHistory(events: readonly HistoryEvent[]): JobHistory {
   const log: JobLogLine[] = [];
   const scheduled = new Map<string, { name: string; at: Date; attempt: number }>();
   let snapshotId: string | undefined;
+  let lastProgress: JobProgress | undefined;
   const say = (at: Date, level: JobLogLine["level"], message: string) => log.push({ time: at.toISOString(), level, message });
 
   for (const event of events) {
@@ -84,6 +88,15 @@ export function readHistory(events: readonly HistoryEvent[]): JobHistory {
         else say(at, "error", `step ${name} ${closing.outcome === "failed" ? "failed" : "timed out"}${tries}: ${error ?? "no reason given"}`);
         continue;
       }
+      if (a.workflowExecutionSignaledEventAttributes?.signalName === "progress") {
+        const payload = a.workflowExecutionSignaledEventAttributes.input?.payloads?.[0];
+        try {
+          if (payload) lastProgress = defaultPayloadConverter.fromPayload<JobProgress>(payload);
+        } catch {
+          // not ours to read: keep the previous one
+        }
+        continue;
+      }
       if (a.workflowExecutionSignaledEventAttributes?.signalName === "slotGranted") {
         const payload = a.workflowExecutionSignaledEventAttributes.input?.payloads?.[0];
         say(at, "info", `got a slot of ${payload ? defaultPayloadConverter.fromPayload<string>(payload) : "a concurrency limit"}`);
@@ -100,7 +113,7 @@ export function readHistory(events: readonly HistoryEvent[]): JobHistory {
       else if (a.workflowExecutionContinuedAsNewEventAttributes) say(at, "info", "job continued as a new run");
     }
   }
-  return { steps, log, attempts: steps.reduce((m, s) => Math.max(m, s.attempts), 0), ...(snapshotId ? { snapshotId } : {}) };
+  return { steps, log, attempts: steps.reduce((m, s) => Math.max(m, s.attempts), 0), ...(snapshotId ? { snapshotId } : {}), ...(lastProgress ? { lastProgress } : {}) };
 }
 
 /** The job's history as recorded (finished jobs) or as it stands (running ones). */

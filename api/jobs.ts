@@ -192,6 +192,8 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
   view.steps = history.steps;
   view.attempts = history.attempts;
   view.snapshotId ??= history.snapshotId;
+  // A job that did not complete keeps how far it got: its status query when a worker answered it, else the last progress its step signalled.
+  if (view.status !== "completed" && view.progress === NO_PROGRESS && history.lastProgress) view.progress = history.lastProgress;
   if (view.status !== "completed" && history.steps.length) view.phase = lastPhase(history.steps, view.phase);
   const recorded = await catalog
     .insert(jobs)
