@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { DefaultLogger, Runtime, type WorkflowBundle } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -38,6 +38,7 @@ describe("maintenance jobs (Temporal dev server + worker + API)", () => {
   let bigId: string;
 
   const packs = () => readdirSync(path.join(bigRepo, "data")).flatMap((d) => readdirSync(path.join(bigRepo, "data", d)));
+  const packBytes = () => readdirSync(path.join(bigRepo, "data")).reduce((sum, d) => sum + readdirSync(path.join(bigRepo, "data", d)).reduce((s, p) => s + statSync(path.join(bigRepo, "data", d, p)).size, 0), 0);
   const finished = (jobId: string) => client.pollJob(jobId, (j) => j.status !== "running");
   /** Waits until the job's step has reported some of its work done, then cancels it and waits for it to end. */
   const cancelMidway = async (jobId: string): Promise<Job> => {
@@ -79,20 +80,23 @@ describe("maintenance jobs (Temporal dev server + worker + API)", () => {
     tmp.cleanup();
   }, 600_000);
 
-  it("a cancelled check stops between packs, reads fewer than all, and ends as cancelled", async () => {
+  // Where a check stops is proven without races in engine/cancel.test.ts (between packs, fewer read than all): on a quiet
+  // machine this repository's whole check takes under two seconds, about what a cancellation needs to reach a step
+  // through its heartbeat, so here it may end just before or just after its last pack. The prune case below runs long
+  // enough to be stopped mid-step through the API every time.
+  it("a cancelled check job ends as cancelled and leaves a repository that checks clean", async () => {
     const { jobId } = await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigId}/check`, { readData: true });
     expect(jobId).toMatch(new RegExp(`^check-${bigId}-`));
     const job = await cancelMidway(jobId);
     expect(job, JSON.stringify(job)).toMatchObject({ status: "cancelled", kind: "check" });
-    expect(job.progress.bytesTotal).toBeGreaterThan(0);
-    expect(job.progress.bytesDone, JSON.stringify(job.progress)).toBeLessThan(job.progress.bytesTotal);
-    expect(job.progress.filesDone).toBeLessThan(packs().length);
+    expect((job as Job & { steps?: { name: string }[] }).steps?.map((s) => s.name)).toEqual(["check"]);
     await cairnOk(["check", "-r", bigRepo]);
   }, 300_000);
 
   it("a cancelled prune stops before deleting anything and leaves a repository that checks clean; a prune let run repacks", async () => {
     await cairnOk(["forget", "-r", bigRepo, "--keep-last", "1"]);
     const before = packs();
+    const bytesBefore = packBytes();
     const { jobId } = await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigId}/prune`, { maxUnused: "0%" });
     const job = await cancelMidway(jobId);
     expect(job, JSON.stringify(job)).toMatchObject({ status: "cancelled", kind: "prune" });
@@ -102,7 +106,11 @@ describe("maintenance jobs (Temporal dev server + worker + API)", () => {
 
     const full = await finished((await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigId}/prune`, { maxUnused: "0%" })).jobId);
     expect(full, JSON.stringify(full)).toMatchObject({ status: "completed", kind: "prune" });
-    expect((full.result as { packsRepacked: number }).packsRepacked).toBeGreaterThan(before.length / 2);
+    // Half of the file data was forgotten: how it is freed (packs repacked, or deleted whole) depends on how the
+    // backup laid blobs into packs and on how far the cancelled prune got, but the repository must shrink by it.
+    const { packsRepacked, packsDeleted } = full.result as { packsRepacked: number; packsDeleted: number };
+    expect(packsRepacked + packsDeleted).toBeGreaterThan(0);
+    expect(packBytes()).toBeLessThan(bytesBefore * 0.75);
     await cairnOk(["check", "-r", bigRepo, "--read-data"]);
   }, 600_000);
 
