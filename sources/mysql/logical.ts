@@ -1,7 +1,8 @@
-import { createReadStream, promises as fs } from "node:fs";
+import { promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { Archiver, type BackupProgress, type BackupResult, type SourceEntry } from "../../engine/archiver.js";
+import { Archiver, type BackupProgress, type BackupResult } from "../../engine/archiver.js";
+import { dumpDirEntries } from "../dump-dir.js";
 import { CairnError } from "../../engine/errors.js";
 import type { Repository } from "../../engine/repository.js";
 import type { SnapshotEntry, SnapshotSource } from "../../engine/snapshot.js";
@@ -69,7 +70,7 @@ export async function takeMysqlDump(repo: Repository, o: MysqlDumpOptions): Prom
     }
     if (!info.databases.length) throw new CairnError(`no table matches ${o.tables!.join(", ")} in ${names.join(", ")}; name tables as TABLE or DATABASE.TABLE`);
     const archiver = new Archiver(repo, { tags: [MYSQL_LOGICAL_TAG, ...(o.tags ?? [])], host: o.host, source: info, onProgress: o.onProgress, signal: o.signal });
-    return { ...(await archiver.backupEntries(dumpEntries(work), [`/${DUMP_DIR}`])), info };
+    return { ...(await archiver.backupEntries(dumpDirEntries(work, DUMP_DIR), [`/${DUMP_DIR}`])), info };
   } finally {
     await fs.rm(work, { recursive: true, force: true });
   }
@@ -155,21 +156,6 @@ class SectionWriter {
     await this.handle?.close();
     this.handle = undefined;
   }
-}
-
-async function* dumpEntries(work: string): AsyncGenerator<SourceEntry> {
-  const walk = async function* (dir: string, rel: string): AsyncGenerator<SourceEntry> {
-    for (const name of (await fs.readdir(dir)).sort()) {
-      const full = path.join(dir, name);
-      const st = await fs.stat(full);
-      const p = `${rel}/${name}`;
-      if (st.isDirectory()) {
-        yield { path: p, type: "dir", mode: 0o700, mtime: st.mtimeMs };
-        yield* walk(full, p);
-      } else yield { path: p, type: "file", mode: 0o600, mtime: st.mtimeMs, content: createReadStream(full) };
-    }
-  };
-  yield* walk(work, DUMP_DIR);
 }
 
 /** The MySQL / MariaDB logical dumps among the snapshots, oldest first. */

@@ -1,7 +1,8 @@
-import { createReadStream, promises as fs } from "node:fs";
+import { promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { Archiver, type BackupProgress, type BackupResult, type SourceEntry } from "../../engine/archiver.js";
+import { Archiver, type BackupProgress, type BackupResult } from "../../engine/archiver.js";
+import { dumpDirEntries } from "../dump-dir.js";
 import { CairnError } from "../../engine/errors.js";
 import type { Repository } from "../../engine/repository.js";
 import { Restorer } from "../../engine/restorer.js";
@@ -74,25 +75,10 @@ export async function takeLogicalDump(repo: Repository, o: DumpOptions): Promise
       info.databases.push({ name: db, entries: (await fs.readdir(out)).length });
     }
     const archiver = new Archiver(repo, { tags: [LOGICAL_TAG, ...(o.tags ?? [])], host: o.host, source: info, onProgress: o.onProgress, signal: o.signal });
-    return { ...(await archiver.backupEntries(dumpEntries(work), [`/${DUMP_DIR}`])), info };
+    return { ...(await archiver.backupEntries(dumpDirEntries(work, DUMP_DIR), [`/${DUMP_DIR}`])), info };
   } finally {
     await fs.rm(work, { recursive: true, force: true });
   }
-}
-
-async function* dumpEntries(work: string): AsyncGenerator<SourceEntry> {
-  const walk = async function* (dir: string, rel: string): AsyncGenerator<SourceEntry> {
-    for (const name of (await fs.readdir(dir)).sort()) {
-      const full = path.join(dir, name);
-      const st = await fs.stat(full);
-      const p = `${rel}/${name}`;
-      if (st.isDirectory()) {
-        yield { path: p, type: "dir", mode: 0o700, mtime: st.mtimeMs };
-        yield* walk(full, p);
-      } else yield { path: p, type: "file", mode: 0o600, mtime: st.mtimeMs, content: createReadStream(full) };
-    }
-  };
-  yield* walk(work, DUMP_DIR);
 }
 
 export function logicalDumps(snapshots: SnapshotEntry[]): (SnapshotEntry & { source: PgLogicalInfo })[] {
