@@ -38,6 +38,15 @@ function jump(e: Event, id: string): void {
   heading?.focus();
 }
 
+/** A one-line form whose submit runs `onSubmit` in place of a page load. */
+function inlineForm(attrs: Record<string, string>, onSubmit: () => unknown, ...children: Child[]): HTMLFormElement {
+  const submit = (e: Event) => {
+    e.preventDefault();
+    void onSubmit();
+  };
+  return h("form", { class: "inline-form", ...attrs, onsubmit: submit }, ...children);
+}
+
 function field(label: string, input: HTMLElement): HTMLElement {
   return h("label", { class: "field" }, h("span", {}, label), input);
 }
@@ -62,37 +71,32 @@ async function tokensPart(el: HTMLElement, ctx: PageContext): Promise<void> {
   const role = select("token-role", ROLES.map((r) => [r, r]), "viewer");
   const expires = h("input", { id: "token-expires", name: "expiresAt", type: "datetime-local" });
   const problem = h("p", { class: "problem", role: "alert" });
-  const form = h(
-    "form",
-    {
-      class: "inline-form",
-      id: "token-form",
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
-        replace(problem);
-        try {
-          const expiresAt = isoOf(expires.value);
-          const answer = await api<{ id: string; token: string }>("POST", "/v1/tokens", { name: name.value.trim(), role: role.value, ...(expiresAt ? { expiresAt } : {}) });
-          const secret = h("input", { id: "new-token", class: "mono", readonly: true, value: answer.token, "aria-label": `The new token ${name.value.trim()}`, size: 50 });
-          replace(
-            created,
-            h(
-              "div",
-              { class: "once" },
-              h("p", {}, h("strong", {}, "Copy this token now: it is shown this once. "), "Cairn keeps only its hash; a lost token is revoked and replaced."),
-              secret,
-              " ",
-              h("button", { type: "button", class: "link", onclick: () => replace(created) }, "I copied it, hide it"),
-            ),
-          );
-          secret.focus();
-          secret.select();
-          form.reset();
-          await load();
-        } catch (err) {
-          replace(problem, problemText(err));
-        }
-      },
+  const form = inlineForm(
+    { id: "token-form" },
+    async () => {
+      replace(problem);
+      try {
+        const expiresAt = isoOf(expires.value);
+        const answer = await api<{ id: string; token: string }>("POST", "/v1/tokens", { name: name.value.trim(), role: role.value, ...(expiresAt ? { expiresAt } : {}) });
+        const secret = h("input", { id: "new-token", class: "mono", readonly: true, value: answer.token, "aria-label": `The new token ${name.value.trim()}`, size: 50 });
+        replace(
+          created,
+          h(
+            "div",
+            { class: "once" },
+            h("p", {}, h("strong", {}, "Copy this token now: it is shown this once. "), "Cairn keeps only its hash; a lost token is revoked and replaced."),
+            secret,
+            " ",
+            h("button", { type: "button", class: "link", onclick: () => replace(created) }, "I copied it, hide it"),
+          ),
+        );
+        secret.focus();
+        secret.select();
+        form.reset();
+        await load();
+      } catch (err) {
+        replace(problem, problemText(err));
+      }
     },
     field("Name", name),
     field("Role", role),
@@ -226,16 +230,9 @@ async function auditPart(el: HTMLElement, ctx: PageContext): Promise<void> {
     });
   }
 
-  const filters = h(
-    "form",
-    {
-      class: "inline-form",
-      id: "audit-filters",
-      onsubmit: (e: Event) => {
-        e.preventDefault();
-        void load(true);
-      },
-    },
+  const filters = inlineForm(
+    { id: "audit-filters" },
+    () => load(true),
     field("Actor", actor),
     field("Action", action),
     field("Resource", resource),
@@ -272,15 +269,9 @@ async function eventsPart(el: HTMLElement): Promise<void> {
     });
   replace(
     el,
-    h(
-      "form",
-      {
-        class: "inline-form",
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          void load();
-        },
-      },
+    inlineForm(
+      {},
+      () => load(),
       field("Kind", kind),
       h("button", { type: "submit" }, "Show"),
     ),
@@ -320,15 +311,9 @@ async function compliancePart(el: HTMLElement): Promise<void> {
   };
   replace(
     el,
-    h(
-      "form",
-      {
-        class: "inline-form",
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          void load();
-        },
-      },
+    inlineForm(
+      {},
+      () => load(),
       field("Framework", framework),
       h("button", { type: "submit" }, "Check"),
       printable,
