@@ -61,7 +61,7 @@ export async function takeMysqlPhysical(repo: Repository, o: MysqlPhysicalOption
   const { server, serverVersion, datadir, pageSize } = await serverName(o.optionFile);
   if (!existsSync(datadir)) throw new CairnError(`the server's data directory ${datadir} is not on this machine: mariadb-backup reads the data files, so run the physical backup on the database host (or use a logical dump)`);
   const info: MysqlPhysicalInfo = { type: "mysql", mode: "physical", server, serverVersion, startTime: new Date().toISOString(), stopTime: "" };
-  const scratch = await fs.mkdtemp(path.join(process.env.CAIRN_TMPDIR ?? tmpdir(), "cairn-mariabackup-"));
+  const scratch = await fs.mkdtemp(path.join(process.env.CAIRN_TMPDIR ?? tmpdir(), "cairn-mariadb-backup-"));
   try {
     const archiver = new Archiver(repo, { tags: [MYSQL_PHYSICAL_TAG, ...(o.tags ?? [])], host: o.host, onProgress: o.onProgress, signal: o.signal, source: info });
     const result = await archiver.backupEntries(streamEntries(o.optionFile, datadir, scratch, pageSize, info), [`/${serverDir(server)}`]);
