@@ -23,6 +23,14 @@ describe("alertsForFinishedJob", () => {
     expect(alertsForFinishedJob({ id: "c", kind: "backup", status: "cancelled", planId: "p1" })).toEqual({ raise: [], resolve: [] });
   });
 
+  it("a failed drill opens its plan's critical drill_failed with the cause; a drill that passes clears it", () => {
+    const failed = alertsForFinishedJob({ id: "drill-p1-1", kind: "drill", status: "failed", planId: "p1", planName: "www", error: "pack abc is damaged" });
+    expect(failed.raise).toEqual([expect.objectContaining({ kind: "drill_failed", severity: "critical", planId: "p1", dedupeKey: alertKeys.drillFailed("p1"), title: "Recovery drill of plan www failed" })]);
+    expect(failed.raise[0].detail).toContain("pack abc is damaged");
+    const passed = alertsForFinishedJob({ id: "drill-p1-2", kind: "drill", status: "completed", planId: "p1" });
+    expect(passed).toEqual({ raise: [], resolve: [{ dedupeKey: alertKeys.drillFailed("p1"), resolution: "drill job drill-p1-2 passed" }] });
+  });
+
   it("a verify job with errors opens its repository's verification_failed; a clean one clears it", () => {
     const bad = alertsForFinishedJob({ id: "verify-r1-1", kind: "verify", status: "completed", repositoryId: "r1", verifyErrors: ["pack 12 missing"] });
     expect(bad.raise[0]).toMatchObject({ kind: "verification_failed", repositoryId: "r1", dedupeKey: alertKeys.verificationOfRepository("r1") });

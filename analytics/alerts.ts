@@ -32,6 +32,7 @@ export const alertKeys = {
   verificationOfPlan: (planId: string) => `verification_failed:plan:${planId}`,
   verificationOfRepository: (repositoryId: string) => `verification_failed:repository:${repositoryId}`,
   anomaly: (planId: string, what: AnomalyMetric | "failure-rate") => `anomaly:plan:${planId}:${what}`,
+  drillFailed: (planId: string) => `drill_failed:plan:${planId}`,
 };
 
 /** A finished job as the evaluation needs it (a `jobs` row, its plan's name, the repository a verify job checked). */
@@ -123,6 +124,18 @@ export function alertsForFinishedJob(job: FinishedJob, anomalies: readonly Anoma
     } else {
       decision.resolve.push({ dedupeKey: alertKeys.anomaly(job.planId, "failure-rate"), resolution: "the plan's failure rate is back under the threshold" });
     }
+  }
+  if (job.kind === "drill" && job.planId) {
+    if (job.status === "failed") {
+      decision.raise.push({
+        kind: "drill_failed",
+        severity: "critical",
+        title: `Recovery drill of ${plan} failed`,
+        detail: `drill job ${job.id}: ${job.error ?? "no reason recorded"}. The plan's latest backup did not restore or verify: see GET /v1/jobs/${job.id}, fix what it names, and drill again (POST /v1/plans/${job.planId}/drills); a drill that passes resolves this alert.`,
+        dedupeKey: alertKeys.drillFailed(job.planId),
+        planId: job.planId,
+      });
+    } else decision.resolve.push({ dedupeKey: alertKeys.drillFailed(job.planId), resolution: `drill job ${job.id} passed` });
   }
   if ((job.kind === "verify" || job.kind === "check") && job.repositoryId) {
     const errors = job.verifyErrors ?? [];

@@ -5,9 +5,8 @@
  */
 import { and, desc, eq, inArray } from "drizzle-orm";
 import type { Catalog } from "../db/client.js";
-import { jobs, plans } from "../db/schema.js";
+import { jobs } from "../db/schema.js";
 import type { DrillResult } from "../workflows/messages.js";
-import { raiseAlert, resolveAlert } from "./alerts.js";
 
 type JobRow = typeof jobs.$inferSelect;
 
@@ -53,31 +52,6 @@ export async function planDrills(catalog: Catalog, planId: string, limit: number
     .orderBy(desc(jobs.startedAt))
     .limit(limit);
   return rows.map(drillView);
-}
-
-/** The one unresolved "drill failed" alert of a plan. */
-export function drillAlertKey(planId: string): string {
-  return `drill_failed:plan:${planId}`;
-}
-
-/**
- * A finished drill job, recorded once: a failed one opens (or counts again) its
- * plan's critical drill_failed alert with the cause; one that passed resolves it.
- */
-export async function drillAlert(catalog: Catalog, job: { id: string; planId: string; status: string; error?: string }): Promise<void> {
-  if (job.status === "failed") {
-    const [plan] = await catalog.select({ name: plans.name }).from(plans).where(eq(plans.id, job.planId));
-    await raiseAlert(catalog, {
-      kind: "drill_failed",
-      severity: "critical",
-      title: `Recovery drill of plan ${plan?.name ?? job.planId} failed`,
-      detail: `drill job ${job.id}: ${job.error ?? "no reason recorded"}. The plan's latest backup did not restore or verify: see GET /v1/jobs/${job.id}, fix what it names, and drill again (POST /v1/plans/${job.planId}/drills); a drill that passes resolves this alert.`,
-      dedupeKey: drillAlertKey(job.planId),
-      planId: job.planId,
-    });
-  } else if (job.status === "completed") {
-    await resolveAlert(catalog, drillAlertKey(job.planId), `drill job ${job.id} passed`);
-  }
 }
 
 /** The last finished drill (not cancelled) of each of these plans. */

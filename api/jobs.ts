@@ -3,7 +3,6 @@ import { eq, inArray } from "drizzle-orm";
 import type { Catalog } from "../db/client.js";
 import { jobs, type JobStatusName, type JobStepRecord } from "../db/schema.js";
 import { SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES, statusQuery, type BackupResult, type DrillResult, type JobKind, type JobPhase, type JobProgress, type JobStatus, type RestoreResult } from "../workflows/messages.js";
-import { drillAlert } from "./drills.js";
 import { ApiError } from "./errors.js";
 import { fetchJobHistory } from "./history.js";
 import { badCursor } from "./pagination.js";
@@ -195,7 +194,7 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
   // A job that did not complete keeps how far it got: its status query when a worker answered it, else the last progress its step signalled.
   if (view.status !== "completed" && view.progress === NO_PROGRESS && history.lastProgress) view.progress = history.lastProgress;
   if (view.status !== "completed" && history.steps.length) view.phase = lastPhase(history.steps, view.phase);
-  const recorded = await catalog
+  await catalog
     .insert(jobs)
     .values({
       id,
@@ -214,10 +213,7 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
       log: history.log,
       attempts: history.attempts,
     })
-    .onConflictDoNothing()
-    .returning({ id: jobs.id });
-  // Recorded by this call, not an earlier one: a drill's outcome opens or clears its plan's alert once.
-  if (recorded.length && kind === "drill" && view.planId) await drillAlert(catalog, { ...view, planId: view.planId });
+    .onConflictDoNothing();
   return view;
 }
 

@@ -145,8 +145,12 @@ describe("recovery drills (Temporal dev server + worker + API + PostgreSQL)", ()
     const analytics = await client.ok<{ risk: { factors: { kind: string; points: number; detail: string }[] } }>("GET", `/v1/analytics/plans/${planId}`);
     expect(analytics.risk.factors.find((f) => f.kind === "restore-test")).toMatchObject({ points: 15, detail: expect.stringContaining("failed: recovery drill of plan damaged failed") });
 
-    // It raised the plan's drill_failed alert, with the cause.
-    const { alerts } = await client.ok<{ alerts: { kind: string; severity: string; state: string; planId: string; detail: string }[] }>("GET", "/v1/alerts?kind=drill_failed");
+    // It raised the plan's drill_failed alert, with the cause (the job recorder's loop evaluates each finished job once).
+    let alerts: { kind: string; severity: string; state: string; planId: string; detail: string }[] = [];
+    for (let i = 0; i < 150 && !alerts.length; i++) {
+      if (i) await new Promise((r) => setTimeout(r, 200));
+      ({ alerts } = await client.ok<{ alerts: typeof alerts }>("GET", "/v1/alerts?kind=drill_failed"));
+    }
     expect(alerts).toEqual([expect.objectContaining({ kind: "drill_failed", severity: "critical", state: "open", planId, detail: expect.stringContaining(job.error!) })]);
   });
 
