@@ -3,6 +3,8 @@ import { CairnError } from "../engine/errors.js";
 import type { PruneResult } from "../engine/prune.js";
 import { applyPolicy, validatePolicy, type GroupBy, type PolicyGroup, type RetentionPolicy } from "../engine/retention.js";
 import { loadSnapshots, matches, type SnapshotEntry } from "../engine/snapshot.js";
+import { expireWal, clustersOf, type WalExpiry } from "../sources/postgres/expire.js";
+import { describeExpiry } from "./cmd_pg_expire.js";
 import { formatPrune, MAX_UNUSED_HELP, plural, runPrune } from "./cmd_prune.js";
 import { globals, output, PLAN_OPTION, withRepository } from "./common.js";
 
@@ -73,8 +75,12 @@ export function register(program: Command): void {
           else if (!o.dryRun) await repo.backend.delete(`snapshots/${id}`);
         }
         const removed = chosen.filter((id) => !locked[id]);
+        // Forgetting base backups frees the archived WAL only they needed (pgBackRest's expire does both too).
+        const gone = new Set(removed);
+        const clusters = clustersOf(all.filter((s) => gone.has(s.id)));
+        const wal = clusters.length ? await expireWal(repo, (await loadSnapshots(repo)).filter((s) => !gone.has(s.id)), clusters, { dryRun: o.dryRun }) : [];
         const pruned = o.prune ? await runPrune(repo, opts, { maxUnused: o.maxUnused, dryRun: o.dryRun, forgotten: new Set(removed) }) : undefined;
-        return { decided, removed, locked, pruned };
+        return { decided, removed, locked, pruned, wal };
       });
       const json = {
         dryRun: Boolean(o.dryRun),
@@ -85,9 +91,10 @@ export function register(program: Command): void {
         })),
         removed: result.removed,
         lockedUntil: result.locked,
+        ...(result.wal.length ? { walExpired: result.wal } : {}),
         ...(result.pruned ? { prune: result.pruned } : {}),
       };
-      output(opts, json, () => report(result.decided.groups, result.removed.length, Boolean(o.dryRun), result.locked, result.pruned));
+      output(opts, json, () => report(result.decided.groups, result.removed.length, Boolean(o.dryRun), result.locked, result.pruned, result.wal));
     });
 }
 
@@ -122,7 +129,7 @@ function brief(s: SnapshotEntry) {
   return { id: s.id, time: s.time, host: s.host, paths: s.paths, tags: s.tags };
 }
 
-function report(groups: PolicyGroup<SnapshotEntry>[], removed: number, dryRun: boolean, locked: Record<string, string>, pruned?: PruneResult): string {
+function report(groups: PolicyGroup<SnapshotEntry>[], removed: number, dryRun: boolean, locked: Record<string, string>, pruned: PruneResult | undefined, wal: WalExpiry[]): string {
   const row = (s: SnapshotEntry, extra: string) => `  ${s.id.slice(0, 8)}  ${s.time.replace("T", " ").slice(0, 19)}  ${s.tags.join(",").padEnd(10)}  ${extra}`.trimEnd();
   const lines: string[] = [];
   for (const g of groups) {
@@ -137,6 +144,7 @@ function report(groups: PolicyGroup<SnapshotEntry>[], removed: number, dryRun: b
   for (const [id, until] of Object.entries(locked)) {
     lines.push(`snapshot ${id.slice(0, 8)} cannot be removed until ${until}: object lock retains it; run forget again after that`);
   }
+  for (const c of wal) lines.push(describeExpiry(c, dryRun));
   if (pruned) lines.push("", formatPrune(pruned));
   return lines.join("\n");
 }

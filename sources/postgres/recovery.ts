@@ -123,25 +123,6 @@ export class ClusterArchive {
     return { backup: b, timeline: path[path.length - 1].timeline, reachSegno: reach ?? newest, missing, segments };
   }
 
-  /**
-   * Archived files no kept base backup needs: segments, `.backup` and `.partial` files
-   * before the segment where the oldest base backup starts (recovery never reads
-   * WAL from before its base backup). Timeline history files are always kept. With no
-   * base backup left, nothing is expirable: the WAL may be all there is.
-   */
-  expirable(): string[] {
-    if (!this.backups.length) return [];
-    const size = this.backups[0].source.segmentSize;
-    const oldest = this.backups.reduce((min, b) => {
-      const s = segnoOf(parseLsn(b.source.startLsn), size);
-      return s < min ? s : min;
-    }, segnoOf(parseLsn(this.backups[0].source.startLsn), size));
-    return [...this.files.keys()].filter((name) => {
-      const kind = walFileKind(name);
-      return kind !== undefined && kind !== "history" && parseSegmentName(name, size).segno < oldest;
-    }).sort();
-  }
-
   /** Earliest and latest points this cluster can be recovered to. */
   async window(): Promise<{ earliest?: { time: string; lsn: string; backup: string }; latest?: { time?: string; lsn: string; timeline: number }; backups: number }> {
     if (!this.backups.length) return { backups: 0 };
@@ -233,7 +214,11 @@ export class ClusterArchive {
     if (point.segment) needSeg = parseSegmentName(point.segment, b.source.segmentSize).segno;
     if (point.time) {
       const seg = await this.firstCommitAfter(c, point.time);
-      if (seg === undefined) return { ...base, usable: false, reason: `its WAL has no commit after the target (WAL reaches segment ${segmentName(c.timeline, c.reachSegno, b.source.segmentSize)})` };
+      if (seg === undefined) {
+        // A commit after the target may be in WAL the chain cannot reach: name the gap rather than blame the target.
+        if (c.missing.length) return { ...base, usable: false, reason: `its WAL chain breaks at missing segment ${c.missing[0]}` };
+        return { ...base, usable: false, reason: `its WAL has no commit after the target (WAL reaches segment ${segmentName(c.timeline, c.reachSegno, b.source.segmentSize)})` };
+      }
       needSeg = seg;
     }
     if (needSeg > c.reachSegno) {
