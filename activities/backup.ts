@@ -17,6 +17,7 @@ import { checkQuota } from "./quota.js";
 import { verifySnapshot } from "./verify.js";
 import { checkMysqlSource, snapshotMysql } from "./mysql.js";
 import { checkPostgresSource, snapshotPostgres } from "./postgres.js";
+import { clustersOf, expireWal } from "../sources/postgres/expire.js";
 
 /** How long an exclusive lock is waited for before the attempt fails and Temporal retries it later. */
 const EXCLUSIVE_LOCK_WAIT_MS = 20_000;
@@ -47,6 +48,8 @@ export interface RetentionInput {
 
 export interface RetentionResult {
   snapshotsRemoved: number;
+  /** Archived WAL files deleted because no kept base backup of their cluster needs them. */
+  walFilesExpired?: number;
   packsDeleted: number;
   bytesFreed: number;
 }
@@ -228,11 +231,16 @@ export function backupActivities(deps: ActivityDeps) {
       try {
         return await withLockedRepository(input.repository, deps, { exclusive: true, operation: "retention", retryFor: EXCLUSIVE_LOCK_WAIT_MS }, async (repo) => {
           const host = planHost(input.planId);
-          const decided = applyPolicy((await loadSnapshots(repo)).filter((s) => s.host === host), input.retention);
+          const all = await loadSnapshots(repo);
+          const decided = applyPolicy(all.filter((s) => s.host === host), input.retention);
           if (decided.remove.length === 0) return { snapshotsRemoved: 0, packsDeleted: 0, bytesFreed: 0 };
           for (const s of decided.remove) await repo.backend.delete(`snapshots/${s.id}`);
+          // A physical PostgreSQL plan's forgotten base backups take the archived WAL only they needed with them.
+          const gone = new Set(decided.remove.map((s) => s.id));
+          const wal = await expireWal(repo, all.filter((s) => !gone.has(s.id)), clustersOf(decided.remove));
+          const walFilesExpired = wal.reduce((n, c) => n + c.expired.length, 0);
           const pruned = await prune(repo, { onProgress: (p) => reporter.update({ filesDone: p.done, bytesDone: 0, bytesTotal: 0 }) });
-          return { snapshotsRemoved: decided.remove.length, packsDeleted: pruned.packs.unused + pruned.packs.unreferenced, bytesFreed: pruned.bytes.freed };
+          return { snapshotsRemoved: decided.remove.length, ...(walFilesExpired ? { walFilesExpired } : {}), packsDeleted: pruned.packs.unused + pruned.packs.unreferenced, bytesFreed: pruned.bytes.freed };
         });
       } finally {
         await reporter.stop();

@@ -17,6 +17,7 @@ import {
   type VerifySnapshotInput,
   type VerifySnapshotResult,
 } from "../workflows/messages.js";
+import { clustersOf, expireWal } from "../sources/postgres/expire.js";
 import { briefList } from "./payload.js";
 import { ProgressReporter } from "./progress.js";
 import { withLockedRepository, type ActivityDeps } from "./repository.js";
@@ -67,16 +68,20 @@ export function maintenanceActivities(deps: ActivityDeps) {
       try {
         return await withLockedRepository(input.repository, deps, { exclusive: true, operation: "prune", retryFor: 20_000 }, async (repo) => {
           let snapshotsRemoved: number | undefined;
+          let walFilesExpired = 0;
           if (input.forget) {
             const host = input.forget.host;
-            const decided = applyPolicy((await loadSnapshots(repo)).filter((s) => s.host === host), input.forget.retention);
+            const all = await loadSnapshots(repo);
+            const decided = applyPolicy(all.filter((s) => s.host === host), input.forget.retention);
             for (const s of decided.remove) await repo.backend.delete(`snapshots/${s.id}`);
             snapshotsRemoved = decided.remove.length;
+            const gone = new Set(decided.remove.map((s) => s.id));
+            for (const c of await expireWal(repo, all.filter((s) => !gone.has(s.id)), clustersOf(decided.remove))) walFilesExpired += c.expired.length;
           }
           const r = await prune(repo, { maxUnused: input.maxUnused, signal: ctx.cancellationSignal, onProgress: (p) => reporter.update({ filesDone: p.done, bytesDone: 0, bytesTotal: 0 }) }).catch((err) => {
             throw refused(err);
           });
-          return { packsDeleted: r.packs.unused + r.packs.unreferenced, packsRepacked: r.packs.repacked, bytesFreed: r.bytes.freed, ...(snapshotsRemoved !== undefined ? { snapshotsRemoved } : {}) };
+          return { packsDeleted: r.packs.unused + r.packs.unreferenced, packsRepacked: r.packs.repacked, bytesFreed: r.bytes.freed, ...(snapshotsRemoved !== undefined ? { snapshotsRemoved } : {}), ...(walFilesExpired ? { walFilesExpired } : {}) };
         });
       } catch (err) {
         // The engine stops between packs once the signal fires; the lock is released by now.

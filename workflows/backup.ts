@@ -151,16 +151,17 @@ async function runBackup(input: BackupInput, steps: typeof BUILT_IN, status: Job
   }
 
   let snapshotsRemoved = 0;
+  let walFilesExpired: number | undefined;
   if (hasRetentionRules(input.retention)) {
     status.phase = "retention";
-    snapshotsRemoved = (await applyRetention({ repository: input.repository, planId: input.planId, retention: input.retention })).snapshotsRemoved;
+    ({ snapshotsRemoved, walFilesExpired } = await applyRetention({ repository: input.repository, planId: input.planId, retention: input.retention }));
   }
 
   status.phase = "record";
   const repositoryStats = await recordRun({ repository: input.repository });
 
   const { resumedFrom: _, ...counts } = snapshot;
-  const result: BackupResult = { ...counts, warnings: status.warnings, snapshotsRemoved, ...(replicas ? { replicas } : {}), repositoryStats };
+  const result: BackupResult = { ...counts, warnings: status.warnings, snapshotsRemoved, ...(walFilesExpired ? { walFilesExpired } : {}), ...(replicas ? { replicas } : {}), repositoryStats };
 
   status.phase = "notify";
   try {

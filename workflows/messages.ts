@@ -350,6 +350,8 @@ export interface BackupResult {
   /** Problems that did not fail the job: unreadable files, a skipped step. */
   warnings: string[];
   snapshotsRemoved: number;
+  /** Archived WAL files the retention step deleted with the base backups it forgot (physical PostgreSQL plans). */
+  walFilesExpired?: number;
   /** Copies of the snapshot in the plan's secondary repositories; a secondary missing here is named in `warnings`. */
   replicas?: ReplicaRecord[];
   /** The repository after the run, for the catalog's record. */
@@ -436,6 +438,8 @@ export interface PruneResult {
   bytesFreed: number;
   /** Snapshots the retention removed (with `forget`). */
   snapshotsRemoved?: number;
+  /** Archived WAL files deleted with the base backups the retention removed. */
+  walFilesExpired?: number;
 }
 
 /** Verifies one snapshot: every tree it needs, and a share of the packs holding its data read back. */
