@@ -102,7 +102,12 @@ export function register(program: Command): void {
       );
       output(opts, result, () =>
         o.preview
-          ? [`would restore into "${result.into}":`, ...result.tables.map((t) => `  table ${t}`)].join("\n")
+          ? [
+              `would restore into "${result.into}"${result.preview!.intoExists ? "" : " (created)"}:`,
+              ...result.tables.map((t) => `  table ${t}${result.preview!.existing.includes(t) ? " (exists)" : ""}`),
+              ...result.preview!.drops.map((d) => `  drop first: ${d}`),
+              ...(result.preview!.refusal ? [`it would be refused: ${result.preview!.refusal}`] : []),
+            ].join("\n")
           : `restored ${o.table.length ? `${o.table.join(", ")} of ` : ""}"${result.database}" into "${result.into}"${result.created ? " (created)" : ""}: ${result.tables.length} tables`,
       );
     });

@@ -132,16 +132,25 @@ export interface PointInTimeOptions {
 
 /**
  * Point-in-time recovery into a new data directory: restores and prepares the chosen
- * physical backup, then starts a private server on it (no network, a socket inside
- * the directory, no binary log of its own) and replays the archived binary logs from
- * the backup's position up to the target, then stops it. The directory is left ready
- * for the DBA's own server.
+ * physical backup, then replays the archived binary logs up to the target
+ * (replayBinlogs). The directory is left ready for the DBA's own server.
  */
 export async function recoverToPoint(repo: Repository, snapshots: SnapshotEntry[], o: PointInTimeOptions): Promise<MysqlRecoveryPlan & { replayed: number }> {
   const plan = planRecovery(snapshots, o.target, o.server);
   const dir = path.resolve(o.targetDir);
   await restoreMysqlPhysical(repo, plan.backup, dir);
-  if (!plan.binlogs.length) return { ...plan, replayed: 0 };
+  return { ...plan, replayed: await replayBinlogs(repo, snapshots, plan, dir, o.target) };
+}
+
+/**
+ * Brings a restored, prepared data directory from its backup's binary log position to
+ * the target: starts a private server on it (no network, a socket inside the
+ * directory, no binary log of its own), pipes the plan's archived binary logs through
+ * mariadb-binlog into it, then stops it. Not idempotent: events replayed twice are
+ * applied twice, so a failed replay means restoring again. Returns the logs replayed.
+ */
+export async function replayBinlogs(repo: Repository, snapshots: SnapshotEntry[], plan: MysqlRecoveryPlan, dir: string, target: MysqlTarget): Promise<number> {
+  if (!plan.binlogs.length) return 0;
   const work = await fs.mkdtemp(path.join(process.env.CAIRN_TMPDIR ?? tmpdir(), "cairn-binlog-"));
   try {
     const files: string[] = [];
@@ -151,17 +160,62 @@ export async function recoverToPoint(repo: Repository, snapshots: SnapshotEntry[
       files.push(file);
     }
     const args = ["--disable-log-bin", `--start-position=${plan.backup.source.binlogPosition}`];
-    if (o.target.kind === "time") args.push(`--stop-datetime=${binlogTime(o.target.time)}`);
-    if (o.target.kind === "position") args.push(`--stop-position=${o.target.position}`);
+    if (target.kind === "time") args.push(`--stop-datetime=${binlogTime(target.time)}`);
+    if (target.kind === "position") args.push(`--stop-position=${target.position}`);
     await withPrivateServer(dir, async (socket) => {
       const reader = startTool("mariadb-binlog", [...args, ...files], { env: { TZ: "UTC" } });
       const applying = startTool("mariadb", [`--socket=${socket}`, "--protocol=socket", "--user=root", "--binary-mode"], { input: withPreamble("FLUSH PRIVILEGES;\n", reader.child.stdout) });
       await Promise.all([reader.done, applying.done]);
     });
-    return { ...plan, replayed: files.length };
+    return files.length;
   } finally {
     await fs.rm(work, { recursive: true, force: true });
   }
+}
+
+/** What a server's repository can recover to: from the end of its oldest physical backup to the end of the archived binary logs that follow its newest. */
+export interface MysqlWindow {
+  server?: string;
+  physicalBackups: number;
+  /** Binary logs of the server in the repository. */
+  archivedBinlogs: number;
+  earliest?: { time: string; snapshotId: string; binlogFile?: string; binlogPosition?: number };
+  /** The end of the archived chain from the newest backup: its last log, and when it was archived (every event in it is older). */
+  latest?: { time: string; binlogFile?: string };
+  /** A binary log missing from the archive after the newest backup: recovery cannot pass it. */
+  missing?: string;
+}
+
+/** The recovery window of `server` (default: the one with the newest physical backup) from these snapshots. */
+export function recoveryWindow(snapshots: SnapshotEntry[], server?: string): MysqlWindow {
+  const all = mysqlPhysicalBackups(snapshots);
+  const name = server ?? all[all.length - 1]?.source.server;
+  const backups = all.filter((b) => b.source.server === name);
+  if (!name || !backups.length) return { physicalBackups: 0, archivedBinlogs: 0 };
+  const archives = binlogArchives(snapshots, name);
+  const archivedAt = new Map<string, string>();
+  for (const a of archives) for (const f of a.source.files) if (!archivedAt.has(f.name)) archivedAt.set(f.name, a.time);
+  const oldest = backups[0];
+  const newest = backups[backups.length - 1];
+  const window: MysqlWindow = {
+    server: name,
+    physicalBackups: backups.length,
+    archivedBinlogs: archivedAt.size,
+    earliest: { time: oldest.source.stopTime, snapshotId: oldest.id, ...(oldest.source.binlogFile ? { binlogFile: oldest.source.binlogFile, binlogPosition: oldest.source.binlogPosition } : {}) },
+    latest: { time: newest.source.stopTime, ...(newest.source.binlogFile ? { binlogFile: newest.source.binlogFile } : {}) },
+  };
+  const start = newest.source.binlogFile;
+  if (!start) return window;
+  const base = start.replace(/\.\d+$/, "");
+  const width = /\.(\d+)$/.exec(start)![1].length;
+  const last = Math.max(...[...archivedAt.keys()].map(sequence));
+  for (let n = sequence(start); n <= last; n++) {
+    const file = `${base}.${String(n).padStart(width, "0")}`;
+    const at = archivedAt.get(file);
+    if (!at) return { ...window, missing: file };
+    window.latest = { time: at > newest.source.stopTime ? at : newest.source.stopTime, binlogFile: file };
+  }
+  return window;
 }
 
 /**

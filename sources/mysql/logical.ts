@@ -180,13 +180,28 @@ export interface MysqlLogicalRestoreResult {
   created: boolean;
   /** The tables restored (or, with preview, that would be). */
   tables: string[];
+  /** With preview: what the restore would find and do on the server, and why it would stop (nothing changed). */
+  preview?: MysqlRestorePreview;
+}
+
+export interface MysqlRestorePreview {
+  /** Whether the database to restore into exists. */
+  intoExists: boolean;
+  /** The restored tables that exist there already. */
+  existing: string[];
+  /** What would be dropped first (only with clean). */
+  drops: string[];
+  /** Why the restore would be refused, as it would say; absent when it would run. */
+  refusal?: string;
 }
 
 /**
  * Restores one database of a dump with the mariadb client, streaming the sections
  * from the repository: whole into a database that does not exist yet (created here),
  * or chosen tables into an existing one. Nothing is dropped unless `clean`: without
- * it, a chosen table that exists stops the restore before anything is changed.
+ * it, a chosen table that exists stops the restore before anything is changed. With
+ * `preview`, the server is only read: the result says what would be restored,
+ * dropped, or refused.
  */
 export async function restoreMysqlDump(repo: Repository, snapshot: SnapshotEntry & { source: MysqlLogicalInfo }, o: MysqlLogicalRestoreOptions): Promise<MysqlLogicalRestoreResult> {
   const dumped = snapshot.source.databases.find((d) => d.name === o.database);
@@ -195,7 +210,26 @@ export async function restoreMysqlDump(repo: Repository, snapshot: SnapshotEntry
   const missing = (o.tables ?? []).filter((t) => !dumped.tables.includes(t));
   if (missing.length) throw new CairnError(`the dump of "${o.database}" has no table ${missing.join(", ")}; it has: ${dumped.tables.join(", ")}`);
   const tables = o.tables?.length ? o.tables : dumped.tables;
-  if (o.preview) return { database: o.database, into, created: false, tables };
+
+  const exists = (await query(o.optionFile, `SELECT 1 FROM information_schema.schemata WHERE schema_name = ${literal(into)}`)).length > 0;
+  const present = exists ? (await query(o.optionFile, `SELECT table_name FROM information_schema.tables WHERE table_schema = ${literal(into)}`)).map((r) => r[0]) : [];
+  const whole = !o.tables?.length;
+  const clash = tables.filter((t) => present.includes(t));
+  const drops = !o.clean || !exists ? [] : whole ? await cleanStatements(o.optionFile, into, dumped) : clash.map((t) => `DROP TABLE IF EXISTS ${ident(t)};\n`);
+  const refusal = whole
+    ? exists && !o.clean
+      ? `database "${into}" exists; restore into a new one with --into NAME, or add --clean to drop and recreate the dump's tables, views and routines in it`
+      : undefined
+    : !exists
+      ? `database "${into}" does not exist; tables are restored into an existing database (restore the whole database with no --table to create it)`
+      : clash.length && !o.clean
+        ? `table ${clash.join(", ")} exists in "${into}" and nothing is dropped without --clean; add --clean to replace it, or restore into another database with --into NAME`
+        : undefined;
+  if (o.preview) {
+    const dropped = drops.filter((d) => d.startsWith("DROP")).map((d) => d.replace(/^DROP (\w+) IF EXISTS (.*);\n$/, "$1 $2"));
+    return { database: o.database, into, created: false, tables, preview: { intoExists: exists, existing: clash, drops: dropped, ...(refusal ? { refusal } : {}) } };
+  }
+  if (refusal) throw new CairnError(refusal);
 
   const loader = new TreeLoader(repo);
   const dirId = await subtreeAt(loader, snapshot.tree, `${DUMP_DIR}/${fileName(o.database)}`).catch(() => {
@@ -205,21 +239,15 @@ export async function restoreMysqlDump(repo: Repository, snapshot: SnapshotEntry
   const tableNodes = (await loader.load(nodes.find((n) => n.name === "tables")?.subtree ?? (await throwNotDump(snapshot)))).nodes;
   const file = (list: TreeNode[], name: string) => list.find((n) => n.name === name && n.type === "file") ?? throwNotDump(snapshot);
 
-  const exists = (await query(o.optionFile, `SELECT 1 FROM information_schema.schemata WHERE schema_name = ${literal(into)}`)).length > 0;
-  const present = exists ? (await query(o.optionFile, `SELECT table_name FROM information_schema.tables WHERE table_schema = ${literal(into)}`)).map((r) => r[0]) : [];
   let created = false;
   const parts: (TreeNode | string)[] = [file(nodes, "prologue.sql")];
-  if (!o.tables?.length) {
-    if (exists && !o.clean) throw new CairnError(`database "${into}" exists; restore into a new one with --into NAME, or add --clean to drop and recreate the dump's tables, views and routines in it`);
+  if (whole) {
     if (!exists) {
       await query(o.optionFile, `CREATE DATABASE ${ident(into)}`);
       created = true;
-    } else parts.push(...(await cleanStatements(o.optionFile, into, dumped)));
+    } else parts.push(...drops);
     parts.push(...dumped.tables.map((t) => file(tableNodes, `${fileName(t)}.sql`)), file(nodes, "objects.sql"));
   } else {
-    if (!exists) throw new CairnError(`database "${into}" does not exist; tables are restored into an existing database (restore the whole database with no --table to create it)`);
-    const clash = tables.filter((t) => present.includes(t));
-    if (clash.length && !o.clean) throw new CairnError(`table ${clash.join(", ")} exists in "${into}" and nothing is dropped without --clean; add --clean to replace it, or restore into another database with --into NAME`);
     for (const t of tables) {
       if (o.clean) parts.push(`DROP TABLE IF EXISTS ${ident(t)};\n`);
       parts.push(file(tableNodes, `${fileName(t)}.sql`));
