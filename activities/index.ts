@@ -7,6 +7,8 @@ import { speakingForBackends } from "./backend-errors.js";
 import { backupActivities } from "./backup.js";
 import { drillActivities } from "./drill.js";
 import { maintenanceActivities } from "./maintenance.js";
+import { mysqlActivities } from "./mysql.js";
+import { mysqlRecoveryActivities } from "./mysql-recovery.js";
 import { notifyActivities } from "./notify.js";
 import { replicationActivities } from "./replicate.js";
 import { requestActivities } from "./requests.js";
@@ -21,7 +23,7 @@ export type { NotifyInput, NotifyResult, PrepareResult, RecordResult, RetentionI
 
 /** Every activity a Cairn worker registers, bound to the worker's secret box and execution policy. */
 export function createActivities(deps: ActivityDeps) {
-  return speakingForBackends({ ...backupActivities(deps), ...maintenanceActivities(deps), ...notifyActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...recoveryActivities(deps), ...logicalRestoreActivities(deps), ...drillActivities(deps), ...slotActivities(deps) });
+  return speakingForBackends({ ...backupActivities(deps), ...maintenanceActivities(deps), ...notifyActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...recoveryActivities(deps), ...logicalRestoreActivities(deps), ...drillActivities(deps), ...slotActivities(deps), ...mysqlActivities(deps), ...mysqlRecoveryActivities(deps) });
 }
 
 export type CairnActivities = ReturnType<typeof createActivities>;

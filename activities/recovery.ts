@@ -92,7 +92,7 @@ export async function runningServer(dir: string): Promise<number | undefined> {
   }
 }
 
-async function portInUse(port: number): Promise<boolean> {
+export async function portInUse(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createServer();
     s.once("error", () => resolve(true));

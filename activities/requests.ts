@@ -12,6 +12,10 @@ import {
   type CheckSourcesInput,
   type DescribeRepositoryInput,
   type ListSnapshotsInput,
+  type MysqlRecoveryWindow,
+  type MysqlRecoveryWindowInput,
+  type MysqlRestoreInput,
+  type MysqlRestorePreview,
   type PreparedRestore,
   type PrepareRestoreInput,
   type RefusalReason,
@@ -26,6 +30,7 @@ import {
 import { backendFor, openRepository, unsealTarget, type ActivityDeps } from "./repository.js";
 import { holdsFiles } from "./restore.js";
 import { recoveryWindowOf } from "./recovery.js";
+import { mysqlRecoveryWindowOf, previewMysqlRestore } from "./mysql.js";
 
 const refuse = (reason: RefusalReason, message: string, field?: string): Answer<never> => ({ ok: false, refusal: { reason, message, ...(field ? { field } : {}) } });
 
@@ -142,6 +147,16 @@ export function requestActivities(deps: ActivityDeps) {
     /** What a physical plan's repository can recover (its base backups and archived WAL). */
     async recoveryWindow(input: RecoveryWindowInput): Promise<Answer<RecoveryWindow>> {
       return answering(input.repository.url, () => withSnapshots(input.repository, deps, async (all, repo) => ({ ok: true as const, value: await recoveryWindowOf(repo, all, input.planId) })));
+    },
+
+    /** What a physical MySQL / MariaDB plan's repository can recover (its backups and archived binary logs). */
+    async mysqlRecoveryWindow(input: MysqlRecoveryWindowInput): Promise<Answer<MysqlRecoveryWindow>> {
+      return answering(input.repository.url, async () => ({ ok: true as const, value: await mysqlRecoveryWindowOf(input, deps) }));
+    },
+
+    /** What a MySQL / MariaDB logical restore would restore, drop or be refused for, read from the dump and the plan's server. */
+    async previewMysqlRestore(input: MysqlRestoreInput): Promise<Answer<MysqlRestorePreview>> {
+      return answering(input.repository.url, () => previewMysqlRestore(input, deps));
     },
 
     /** Checks a plan's source paths against the policy, links followed; a path that does not exist yet is judged by its nearest existing parent. */

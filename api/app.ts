@@ -23,6 +23,7 @@ import { jobRoutes } from "./routes/jobs.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import { planRoutes } from "./routes/plans.js";
 import { recoveryRoutes } from "./routes/recoveries.js";
+import { mysqlRoutes } from "./routes/mysql.js";
 import { repositoryRoutes } from "./routes/repositories.js";
 import { restoreRoutes } from "./routes/restores.js";
 import { maintenanceRoutes } from "./routes/maintenance.js";
@@ -108,6 +109,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", restoreRoutes(deps));
   app.route("/v1", maintenanceRoutes(deps));
   app.route("/v1", recoveryRoutes(deps));
+  app.route("/v1", mysqlRoutes(deps));
   app.route("/v1", drillRoutes(deps));
   app.route("/v1", tokenRoutes(deps));
   app.route("/v1", securityRoutes(deps));

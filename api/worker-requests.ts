@@ -9,6 +9,10 @@ import {
   type CheckSourcesInput,
   type DescribeRepositoryInput,
   type ListSnapshotsInput,
+  type MysqlRecoveryWindow,
+  type MysqlRecoveryWindowInput,
+  type MysqlRestoreInput,
+  type MysqlRestorePreview,
   type PreparedRestore,
   type PrepareRestoreInput,
   type RecoveryWindow,
@@ -35,6 +39,8 @@ export interface WorkerRequests {
   checkSources(input: CheckSourcesInput): Promise<Answer<null>>;
   describeRepository(input: DescribeRepositoryInput): Promise<Answer<RepositoryFacts>>;
   recoveryWindow(input: RecoveryWindowInput): Promise<Answer<RecoveryWindow>>;
+  mysqlRecoveryWindow(input: MysqlRecoveryWindowInput): Promise<Answer<MysqlRecoveryWindow>>;
+  previewMysqlRestore(input: MysqlRestoreInput): Promise<Answer<MysqlRestorePreview>>;
 }
 
 /** How long a request waits for a worker's answer before it answers 503. */
@@ -72,6 +78,8 @@ export function temporalWorkerRequests(client: Client): WorkerRequests {
     checkSources: (input) => ask("checkSources", input),
     describeRepository: (input) => ask("describeRepository", input),
     recoveryWindow: (input) => ask("recoveryWindow", input),
+    mysqlRecoveryWindow: (input) => ask("mysqlRecoveryWindow", input),
+    previewMysqlRestore: (input) => ask("previewMysqlRestore", input),
   };
 }
 
@@ -94,6 +102,7 @@ const STATUS: Record<RefusalReason, { status: ContentfulStatusCode; title: strin
   snapshotNotFound: { status: 404, title: "Snapshot not found" },
   snapshotAmbiguous: { status: 400, title: "Ambiguous snapshot id" },
   targetNotEmpty: { status: 409, title: "Target not empty" },
+  invalid: { status: 400, title: "Cannot be done as asked" },
 };
 
 /** The value of a worker's answer, or its refusal as the problem the caller gets. */

@@ -48,6 +48,13 @@ function stepActivities(plan?: StepRetry) {
     retry: { initialInterval: "10s", maximumAttempts: 3, nonRetryableErrorTypes },
   });
 
+  /** Archiving binary logs reads them over the replication protocol; idempotent, so retried like a snapshot. */
+  const { archivePlanBinlogs } = proxy({
+    startToCloseTimeout: "6 hours",
+    heartbeatTimeout: "1 minute",
+    retry: { initialInterval: "10s", backoffCoefficient: 2, maximumInterval: "5 minutes", maximumAttempts: 5, nonRetryableErrorTypes },
+  });
+
   /**
    * A copy to a secondary may send a whole snapshot over a slow link. Each secondary
    * has its own activity and retries, so one that is down delays only itself.
@@ -70,13 +77,13 @@ function stepActivities(plan?: StepRetry) {
     retry: { initialInterval: "5s", maximumAttempts: 4, nonRetryableErrorTypes },
   });
 
-  return { prepareBackup, recordRun, snapshotBackup, verifyBackup, replicateSnapshot, applyRetention, notify, sendNotification };
+  return { prepareBackup, recordRun, snapshotBackup, verifyBackup, archivePlanBinlogs, replicateSnapshot, applyRetention, notify, sendNotification };
 }
 
 const BUILT_IN = stepActivities();
 
 /**
- * One run of a backup plan: prepare -> snapshot -> verify -> replicate (to each
+ * One run of a backup plan: prepare -> snapshot -> verify -> binlogs (a physical MySQL plan that archives them) -> replicate (to each
  * secondary, in parallel) -> retention -> record -> notify, each step an activity with its own timeouts and retries. Returns
  * counts and ids only; the data stays in the repository.
  */
@@ -115,7 +122,7 @@ function innermostMessage(err: unknown): string {
 }
 
 async function runBackup(input: BackupInput, steps: typeof BUILT_IN, status: JobStatus): Promise<BackupResult> {
-  const { prepareBackup, recordRun, snapshotBackup, verifyBackup, replicateSnapshot, applyRetention, notify } = steps;
+  const { prepareBackup, recordRun, snapshotBackup, verifyBackup, archivePlanBinlogs, replicateSnapshot, applyRetention, notify } = steps;
 
   status.phase = "prepare";
   await prepareBackup(input);
@@ -131,6 +138,13 @@ async function runBackup(input: BackupInput, steps: typeof BUILT_IN, status: Job
 
   status.phase = "verify";
   await verifyBackup({ repository: input.repository, snapshotId: snapshot.snapshotId, samplePercent: input.verifySamplePercent ?? 10 });
+
+  // A physical MySQL / MariaDB plan with binlogs: the logs since the last archive, so recovery reaches this run and past it.
+  let binlogs: string[] | undefined;
+  if (input.source.type === "mysql" && input.source.mode === "physical" && input.source.binlogs) {
+    status.phase = "binlogs";
+    binlogs = (await archivePlanBinlogs(input)).files;
+  }
 
   let replicas: ReplicaRecord[] | undefined;
   if (input.secondaries?.length) {
@@ -161,7 +175,7 @@ async function runBackup(input: BackupInput, steps: typeof BUILT_IN, status: Job
   const repositoryStats = await recordRun({ repository: input.repository });
 
   const { resumedFrom: _, ...counts } = snapshot;
-  const result: BackupResult = { ...counts, warnings: status.warnings, snapshotsRemoved, ...(walFilesExpired ? { walFilesExpired } : {}), ...(replicas ? { replicas } : {}), repositoryStats };
+  const result: BackupResult = { ...counts, warnings: status.warnings, snapshotsRemoved, ...(walFilesExpired ? { walFilesExpired } : {}), ...(replicas ? { replicas } : {}), ...(binlogs ? { binlogs } : {}), repositoryStats };
 
   status.phase = "notify";
   try {

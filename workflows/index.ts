@@ -10,3 +10,4 @@ export { checkSourcesWorkflow, describeRepositoryWorkflow, listSnapshotsWorkflow
 export { logicalRestoreWorkflow, recoveryWindowWorkflow, recoveryWorkflow } from "./recovery.js";
 export { alertNotificationWorkflow } from "./notifications.js";
 export { drillWorkflow } from "./drill.js";
+export { mysqlRecoveryWindowWorkflow, mysqlRecoveryWorkflow, mysqlRestoreWorkflow, previewMysqlRestoreWorkflow } from "./mysql.js";

@@ -47,6 +47,9 @@ export type JobPhase =
   | "recover"
   | "promote"
   | "discard"
+  | "binlogs"
+  | "replay"
+  | "start"
   | "done";
 
 export interface JobProgress {
@@ -232,6 +235,8 @@ export interface MysqlSource {
   databases?: string[];
   /** Logical only: only these tables, as TABLE or DATABASE.TABLE. */
   includeTables?: string[];
+  /** Physical only: each run also archives the server's closed binary logs (after FLUSH BINARY LOGS), for point-in-time recovery. */
+  binlogs?: boolean;
 }
 
 export type PlanSourceSpec = FileSource | PostgresSource | MysqlSource;
@@ -356,6 +361,8 @@ export interface BackupResult {
   replicas?: ReplicaRecord[];
   /** The repository after the run, for the catalog's record. */
   repositoryStats?: { snapshots: number; packs: number; packBytes: number };
+  /** A physical MySQL / MariaDB plan with binlogs: the binary logs this run archived (none new: empty). */
+  binlogs?: string[];
 }
 
 /** What tells one backup apart in every repository that holds a copy of it (snapshot ids differ between repositories). */
@@ -485,7 +492,9 @@ export type RefusalReason =
   | "unusable"
   | "snapshotNotFound"
   | "snapshotAmbiguous"
-  | "targetNotEmpty";
+  | "targetNotEmpty"
+  /** The request cannot be done as asked (a table the dump lacks); the message says what to change. */
+  | "invalid";
 
 export interface Refusal {
   reason: RefusalReason;
@@ -506,6 +515,8 @@ export const REQUEST_WORKFLOW_TYPES = {
   checkSources: "checkSourcesWorkflow",
   describeRepository: "describeRepositoryWorkflow",
   recoveryWindow: "recoveryWindowWorkflow",
+  mysqlRecoveryWindow: "mysqlRecoveryWindowWorkflow",
+  previewMysqlRestore: "previewMysqlRestoreWorkflow",
 } as const;
 
 export interface DescribeRepositoryInput {
@@ -721,3 +732,106 @@ export interface DrillResult {
 
 /** The failure type of a drill whose backup did not restore or verify: the job fails, no retry. */
 export const DRILL_FAILED = "DrillFailedError";
+
+/** Where a MySQL / MariaDB point-in-time recovery stops, as the API takes it: a time, a binary log position (FILE:OFFSET), or the end of the archive. */
+export type MysqlRecoveryTargetSpec = { time: string } | { position: string } | { latest: true };
+
+/** The workflow types of a MySQL / MariaDB plan's point-in-time recovery (kind recovery) and of a logical plan's restore (kind restore). */
+export const MYSQL_RECOVERY_WORKFLOW = "mysqlRecoveryWorkflow";
+export const MYSQL_RESTORE_WORKFLOW = "mysqlRestoreWorkflow";
+
+export interface MysqlRecoveryInput {
+  planId: string;
+  planName: string;
+  repository: RepositoryTarget;
+  /** The plan's server: its user and sealed password sign in to the recovered copy (it has the same grants). */
+  source: MysqlSource;
+  target: MysqlRecoveryTargetSpec;
+  /** A new or empty directory under the restore roots, and the loopback port the recovered server listens on. */
+  into: { dataDir: string; port: number };
+  /** Queries run on the recovered server; one that fails fails the recovery (and stops the server). */
+  verify?: { sql: string[] };
+}
+
+/** What the validate step chose: the physical backup and the archived binary logs to replay from its position. */
+export interface MysqlRecoveryChoice {
+  server: string;
+  snapshotId: string;
+  stopTime: string;
+  binlogFile?: string;
+  binlogPosition?: number;
+  binlogs: string[];
+  /** When validation began (ISO), to measure the time until the server accepts connections. */
+  startedAt: string;
+}
+
+export interface MysqlRecoveryResult {
+  server: string;
+  backup: { snapshotId: string; stopTime: string; binlogFile?: string; binlogPosition?: number };
+  /** The archived binary logs replayed up to the target, in order. */
+  binlogsReplayed: string[];
+  target: MysqlRecoveryTargetSpec;
+  dataDir: string;
+  port: number;
+  /** The recovered server's process id (also in <dataDir>/cairn-recovered.pid); it runs on after the job. */
+  pid: number;
+  secondsToAcceptingConnections: number;
+  /** Each verification query with the first rows it returned. */
+  verified: { sql: string; rows: string[] }[];
+}
+
+export interface MysqlRecoveryWindowInput {
+  repository: RepositoryTarget;
+  planId: string;
+}
+
+/** What a physical MySQL / MariaDB plan can recover: from the end of its oldest backup to the end of the archived binary logs after its newest. */
+export interface MysqlRecoveryWindow {
+  server?: string;
+  physicalBackups: number;
+  archivedBinlogs: number;
+  earliest?: { time: string; snapshotId: string; binlogFile?: string; binlogPosition?: number };
+  latest?: { time: string; binlogFile?: string };
+  /** A binary log missing from the archive after the newest backup: recovery cannot go past it. */
+  missing?: string;
+}
+
+export interface MysqlRestoreInput {
+  planId: string;
+  planName: string;
+  repository: RepositoryTarget;
+  /** The plan's server: the dump is restored into it, with the plan's user and sealed password. */
+  source: MysqlSource;
+  /** "latest" or an id prefix of one of the plan's dumps. */
+  snapshotRef: string;
+  database: string;
+  /** The database to restore into (default: the dumped one's name). */
+  into?: string;
+  tables?: string[];
+  clean?: boolean;
+}
+
+export interface MysqlRestoreJobResult {
+  snapshotId: string;
+  database: string;
+  into: string;
+  created: boolean;
+  tables: string[];
+}
+
+/** What a MySQL / MariaDB logical restore would do, read from the dump and the server, nothing changed. */
+export interface MysqlRestorePreview {
+  snapshotId: string;
+  snapshotTime: string;
+  database: string;
+  into: string;
+  /** The tables that would be restored. */
+  tables: string[];
+  intoExists: boolean;
+  /** Restored tables that exist in `into` already. */
+  existing: string[];
+  /** What would be dropped first (with clean only), as KIND `name`. */
+  drops: string[];
+  /** Why the restore would be refused; absent when it would run. */
+  refusal?: string;
+}

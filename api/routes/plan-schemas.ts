@@ -117,8 +117,12 @@ const MysqlPhysicalSource = z
   .strictObject({
     type: z.literal("mysql"),
     mode: z.literal("physical"),
-    url: mysqlUrl.openapi({ description: "The server; mariadb-backup reads its data files, so the plan's workers must run on the database host with read access to the data directory. Binary logs for point-in-time recovery are archived with cairn mysql binlog-archive." }),
+    url: mysqlUrl.openapi({ description: "The server; mariadb-backup reads its data files, so the plan's workers must run on the database host with read access to the data directory." }),
     password: connectionPassword,
+    binlogs: z.boolean().optional().openapi({
+      description:
+        "Each run also archives the server's binary logs (FLUSH BINARY LOGS, then every closed log the repository lacks), so POST /v1/recoveries/mysql can recover to any time up to the last run. The server must write a binary log (log_bin); the user needs REPLICATION SLAVE, BINLOG MONITOR and RELOAD. Without it, archive them with cairn mysql binlog-archive.",
+    }),
   })
   .openapi("MysqlPhysicalSource");
 

@@ -12,6 +12,7 @@ import { policyProblem } from "../policy.js";
 import { repositoryTarget, type PlanRow } from "../schedules.js";
 import { idTime, searchAttributes, withTemporal } from "../temporal.js";
 import { answered } from "../worker-requests.js";
+import { MysqlWindow } from "./mysql.js";
 import { findRepository } from "./repositories.js";
 
 const Target = z
@@ -99,17 +100,20 @@ const window = createRoute({
   method: "get",
   path: "/plans/{id}/recovery-window",
   operationId: "getRecoveryWindow",
-  summary: "What a physical plan can recover: from the end of its oldest base backup to the last archived commit",
+  summary: "What a physical plan can recover: from the end of its oldest backup to the last archived commit (PostgreSQL WAL, MySQL / MariaDB binary logs)",
   tags: ["recoveries"],
   ...access("plans:read", thisPlan),
   request: { params: IdParam },
-  responses: { 200: json(Window, "The window (baseBackups 0 and no ends when the plan has no base backup yet)."), ...problems(404, 409, 422, 503) },
+  responses: {
+    200: json(z.union([Window, MysqlWindow]), "The window: for PostgreSQL (baseBackups 0 and no ends when the plan has no base backup yet), or for MySQL / MariaDB (physicalBackups 0 and no ends when it has no backup yet)."),
+    ...problems(404, 409, 422, 503),
+  },
 });
 
 function physicalSource(plan: PlanRow): PostgresSource {
   const source: PlanSource = plan.source;
   if (source.type !== "postgres" || source.mode !== "physical") {
-    throw new ApiError(409, "Not a physical PostgreSQL plan", `plan ${plan.id} backs up ${source.type === "postgres" ? "logical dumps" : source.type === "mysql" ? "a MySQL / MariaDB server (recover it with cairn mysql restore --target-dir)" : "files"}; point-in-time recovery needs a plan with source {"type": "postgres", "mode": "physical"}`);
+    throw new ApiError(409, "Not a physical PostgreSQL plan", `plan ${plan.id} backs up ${source.type === "postgres" ? "logical dumps" : source.type === "mysql" ? "a MySQL / MariaDB server (recover a physical one with POST /v1/recoveries/mysql)" : "files"}; point-in-time recovery needs a plan with source {"type": "postgres", "mode": "physical"}`);
   }
   return source;
 }
@@ -173,6 +177,10 @@ export function recoveryRoutes(deps: AppDeps) {
     })
     .openapi(window, async (c) => {
       const plan = await findPlan(c.req.valid("param").id);
+      if (plan.source.type === "mysql" && plan.source.mode === "physical") {
+        const repo = await findRepository(deps, plan.repositoryId);
+        return c.json(answered(await deps.workers.mysqlRecoveryWindow({ repository: repositoryTarget(repo), planId: plan.id })), 200);
+      }
       physicalSource(plan);
       const repo = await findRepository(deps, plan.repositoryId);
       return c.json(answered(await deps.workers.recoveryWindow({ repository: repositoryTarget(repo), planId: plan.id })), 200);

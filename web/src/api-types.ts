@@ -259,18 +259,96 @@ export type MysqlLogicalSourceView = {
 export type MysqlPhysicalSource = {
   type: "mysql";
   mode: "physical";
-  /** The server; mariadb-backup reads its data files, so the plan's workers must run on the database host with read access to the data directory. Binary logs for point-in-time recovery are archived with cairn mysql binlog-archive. */
+  /** The server; mariadb-backup reads its data files, so the plan's workers must run on the database host with read access to the data directory. */
   url: string;
   /** The user's password. Stored sealed with the platform secret key; never returned. */
   password?: string;
+  /** Each run also archives the server's binary logs (FLUSH BINARY LOGS, then every closed log the repository lacks), so POST /v1/recoveries/mysql can recover to any time up to the last run. The server must write a binary log (log_bin); the user needs REPLICATION SLAVE, BINLOG MONITOR and RELOAD. Without it, archive them with cairn mysql binlog-archive. */
+  binlogs?: boolean;
 };
 
 export type MysqlPhysicalSourceView = {
   type: "mysql";
   mode: "physical";
-  /** The server; mariadb-backup reads its data files, so the plan's workers must run on the database host with read access to the data directory. Binary logs for point-in-time recovery are archived with cairn mysql binlog-archive. */
+  /** The server; mariadb-backup reads its data files, so the plan's workers must run on the database host with read access to the data directory. */
   url: string;
+  /** Each run also archives the server's binary logs (FLUSH BINARY LOGS, then every closed log the repository lacks), so POST /v1/recoveries/mysql can recover to any time up to the last run. The server must write a binary log (log_bin); the user needs REPLICATION SLAVE, BINLOG MONITOR and RELOAD. Without it, archive them with cairn mysql binlog-archive. */
+  binlogs?: boolean;
   passwordStored: boolean;
+};
+
+export type MysqlRecoveryRequest = {
+  planId: string;
+  target: MysqlRecoveryTarget;
+  into: {
+    /** A new or empty directory under the restore roots (CAIRN_RESTORE_ROOTS). */
+    dataDir: string;
+    /** The port the recovered server listens on, on the worker's 127.0.0.1. */
+    port: number;
+  };
+  /** Queries run on the recovered server as the plan's user; one that fails fails the recovery and stops the server. */
+  verify?: {
+    sql: string[];
+  };
+};
+
+/** Exactly one of time (binary log events carry whole seconds: every event of that second is replayed, none after), position (FILE:OFFSET) or latest: true (the end of the archived binary logs). */
+export type MysqlRecoveryTarget = {
+  time: string;
+} | {
+  position: string;
+} | {
+  latest: true;
+};
+
+export type MysqlRecoveryWindow = {
+  /** The server (host:port as it names itself) the plan's newest physical backup is of. */
+  server?: string;
+  physicalBackups: number;
+  archivedBinlogs: number;
+  earliest?: {
+    time: string;
+    snapshotId: string;
+    binlogFile?: string;
+    binlogPosition?: number;
+  };
+  latest?: {
+    time: string;
+    binlogFile?: string;
+  };
+  /** A binary log missing from the archive after the newest backup: recovery cannot go past it. */
+  missing?: string;
+};
+
+export type MysqlRestorePreview = {
+  snapshotId: string;
+  snapshotTime: string;
+  database: string;
+  into: string;
+  /** The tables that would be restored. */
+  tables: string[];
+  intoExists: boolean;
+  /** Restored tables that exist in into already. */
+  existing: string[];
+  /** What would be dropped first (with clean only), as KIND `name`. */
+  drops: string[];
+  /** Why the restore would be refused (nothing would change); absent when it would run. */
+  refusal?: string;
+};
+
+export type MysqlRestoreRequest = {
+  planId: string;
+  snapshotId: string;
+  /** The dumped database to restore. */
+  database: string;
+  /** The database to restore into, on the plan's server (default: the dumped one's name). Without tables it must not exist yet (it is created) unless clean. */
+  into?: string;
+  /** Only these tables of the dumped database, into the existing database; its other tables are never touched. */
+  tables?: string[];
+  /** Drop each restored table (with tables), or the dump's own tables, views, routines and events in an existing database, before recreating them; without it nothing is dropped and a table that exists refuses the restore. */
+  clean?: boolean;
+  /** Change nothing: answer 200 with what would be restored, dropped, or refused. */
+  preview?: boolean;
 };
 
 export type Notification = {
@@ -919,6 +997,17 @@ export type createLogicalRestoreResponse = {
   jobId: string;
 };
 
+export type createMysqlRecoveryBody = MysqlRecoveryRequest;
+
+export type createMysqlRecoveryResponse = {
+  /** Follow it with GET /v1/jobs/{jobId}: phase validate, prepare, restore, replay, start, verify, done; the result says where it landed. */
+  jobId: string;
+};
+
+export type createMysqlRestoreBody = MysqlRestoreRequest;
+
+export type createMysqlRestoreResponse = MysqlRestorePreview;
+
 export type createPlanBody = PlanInput;
 
 export type createPlanResponse = {
@@ -990,7 +1079,7 @@ export type getQueueResponse = {
   windowHours: number;
 };
 
-export type getRecoveryWindowResponse = RecoveryWindow;
+export type getRecoveryWindowResponse = RecoveryWindow | MysqlRecoveryWindow;
 
 export type getRepositoryResponse = Repository;
 
