@@ -7,7 +7,7 @@ import type { Repository } from "../engine/repository.js";
 import { loadSnapshots, planHost, type SnapshotEntry } from "../engine/snapshot.js";
 import { archiveBinlogs, binlogArchives, recoveryWindow } from "../sources/mysql/binlog.js";
 import { loginOf, parseMysqlUrl, withOptionFile } from "../sources/mysql/connection.js";
-import { mysqlDumps, restoreMysqlDump, takeMysqlDump, type MysqlLogicalInfo } from "../sources/mysql/logical.js";
+import { mysqlDumps, restoreMysqlDump, takeMysqlDump, type MysqlLogicalInfo, type RestoreWords } from "../sources/mysql/logical.js";
 import { mysqlPhysicalBackups, serverName, takeMysqlPhysical } from "../sources/mysql/physical.js";
 import { PERMANENT_FAILURES, type Answer, type BackupInput, type MysqlRecoveryWindow, type MysqlRecoveryWindowInput, type MysqlRestoreInput, type MysqlRestoreJobResult, type MysqlRestorePreview, type MysqlSource } from "../workflows/messages.js";
 import { allowedAddress, unsealPassword, type PostgresSnapshotOptions } from "./postgres.js";
@@ -99,6 +99,9 @@ function planDump(all: SnapshotEntry[], planId: string, planName: string, ref: s
   return { reason: "snapshotNotFound", message: dumps.length ? `plan ${planName} has no dump ${ref}; list them with GET /v1/snapshots` : `plan ${planName} has no dump yet; run it (POST /v1/plans/${planId}/run) first` };
 }
 
+/** The restore options as POST /v1/restores/mysql names them, for the messages that say what to change. */
+const API_WORDS: RestoreWords = { clean: '"clean": true', into: '"into": "NAME"', table: '"tables"' };
+
 /** The MySQL / MariaDB steps of plans: binary log archiving after a physical run, and a logical plan's restore. */
 export function mysqlActivities(deps: ActivityDeps) {
   return {
@@ -133,7 +136,7 @@ export function mysqlActivities(deps: ActivityDeps) {
           withLockedRepository(input.repository, deps, { exclusive: false, operation: `logical restore of plan ${input.planName}` }, async (repo) => {
             const dump = planDump(await loadSnapshots(repo), input.planId, input.planName, input.snapshotRef);
             if ("reason" in dump) throw ApplicationFailure.nonRetryable(dump.message, PERMANENT_FAILURES.invalidRequest);
-            const r = await restoreMysqlDump(repo, dump, { optionFile, database: input.database, into: input.into, tables: input.tables, clean: input.clean });
+            const r = await restoreMysqlDump(repo, dump, { optionFile, database: input.database, into: input.into, tables: input.tables, clean: input.clean, words: API_WORDS });
             return { snapshotId: dump.id, database: r.database, into: r.into, created: r.created, tables: r.tables };
           }),
         );
@@ -151,7 +154,7 @@ export async function previewMysqlRestore(input: MysqlRestoreInput, deps: Activi
   try {
     const dump = planDump(await loadSnapshots(repo), input.planId, input.planName, input.snapshotRef);
     if ("reason" in dump) return { ok: false, refusal: { reason: dump.reason, message: dump.message, field: "snapshotId" } };
-    const r = await withPlanLogin(input.source, deps, (optionFile) => restoreMysqlDump(repo, dump, { optionFile, database: input.database, into: input.into, tables: input.tables, clean: input.clean, preview: true })).catch((err: unknown) => {
+    const r = await withPlanLogin(input.source, deps, (optionFile) => restoreMysqlDump(repo, dump, { optionFile, database: input.database, into: input.into, tables: input.tables, clean: input.clean, preview: true, words: API_WORDS })).catch((err: unknown) => {
       if (err instanceof CairnError) return { ok: false as const, refusal: { reason: "invalid" as const, message: err.message } };
       throw err;
     });

@@ -86,6 +86,7 @@ describe("MySQL / MariaDB plans through the API (Temporal + worker + mariadb-ins
   let physicalPlanId = "";
   let firstBackup = "";
   let target = "";
+  let position = "";
   let atTarget: Record<string, string> = {};
 
   it("backs up a physical plan and archives the binary logs at each run, so the recovery window reaches the last run", async () => {
@@ -104,6 +105,7 @@ describe("MySQL / MariaDB plans through the API (Temporal + worker + mariadb-ins
     // After the backup: changes, a first marker, the target time, a second marker and more changes.
     await db.sql("UPDATE items SET qty = qty + 1 WHERE id % 7 = 0; DELETE FROM items WHERE id > 4500", "app");
     await db.sql("INSERT INTO markers VALUES ('before', NOW(6))", "app");
+    position = (await db.sql("SHOW MASTER STATUS")).split("\t").slice(0, 2).join(":");
     await sleep(1500);
     target = new Date().toISOString();
     atTarget = await checksums(db, "app", tables);
@@ -158,6 +160,22 @@ describe("MySQL / MariaDB plans through the API (Temporal + worker + mariadb-ins
     }
   }, 900_000);
 
+  it("recovers to a binary log position through the API, and refuses a directory that is not empty", async () => {
+    const dir = path.join(tmp.dir, "recovered-position");
+    const port = await freePort();
+    const job = await finished((await ok<{ jobId: string }>("POST", "/v1/recoveries/mysql", { planId: physicalPlanId, target: { position }, into: { dataDir: dir, port } })).jobId);
+    expect(job, JSON.stringify(job)).toMatchObject({ kind: "recovery", status: "completed" });
+    const result = job.result as { pid: number; binlogsReplayed: string[] };
+    recoveredPids.push(result.pid);
+    expect(result.binlogsReplayed).toEqual(["binlog.000001", "binlog.000002"]);
+    expect(await recovered(dir, "SELECT name FROM app.markers ORDER BY name")).toBe("before");
+    process.kill(result.pid, "SIGTERM");
+
+    const busy = await finished((await ok<{ jobId: string }>("POST", "/v1/recoveries/mysql", { planId: physicalPlanId, target: { latest: true }, into: { dataDir: dir, port: await freePort() } })).jobId);
+    expect(busy.status).toBe("failed");
+    expect(busy.error).toContain("is not empty");
+  }, 900_000);
+
   it("refuses a data directory outside the restore roots, a time before the oldest backup, and a plan of another kind, before any job starts", async () => {
     const port = await freePort();
     const outside = await call<{ detail: string; errors?: { path: string }[] }>("POST", "/v1/recoveries/mysql", { planId: physicalPlanId, target: { latest: true }, into: { dataDir: "/var/lib/mysql-elsewhere", port } });
@@ -172,9 +190,9 @@ describe("MySQL / MariaDB plans through the API (Temporal + worker + mariadb-ins
     expect(late.status).toBe(409);
     expect(late.body.detail).toContain("after the last archived binary log");
 
-    const position = await call<{ detail: string }>("POST", "/v1/recoveries/mysql", { planId: physicalPlanId, target: { position: "binlog 12" }, into: { dataDir: path.join(tmp.dir, "never"), port } });
-    expect(position.status).toBe(400);
-    expect(JSON.stringify(position.body)).toContain("FILE:OFFSET");
+    const badPosition = await call<{ detail: string }>("POST", "/v1/recoveries/mysql", { planId: physicalPlanId, target: { position: "binlog 12" }, into: { dataDir: path.join(tmp.dir, "never"), port } });
+    expect(badPosition.status).toBe(400);
+    expect(JSON.stringify(badPosition.body)).toContain("FILE:OFFSET");
 
     const pg = await call<{ detail: string }>("POST", "/v1/recoveries", { planId: physicalPlanId, target: { latest: true }, into: { dataDir: path.join(tmp.dir, "never"), port } });
     expect(pg.status).toBe(409);
@@ -206,7 +224,7 @@ describe("MySQL / MariaDB plans through the API (Temporal + worker + mariadb-ins
     await db.sql("DELETE FROM orders WHERE id > 10", "reports");
     const again = await ok<{ existing: string[]; refusal: string }>("POST", "/v1/restores/mysql", { planId, snapshotId: "latest", database: "shop", into: "reports", tables: ["orders"], preview: true });
     expect(again.existing).toEqual(["orders"]);
-    expect(again.refusal).toContain("nothing is dropped");
+    expect(again.refusal).toContain('nothing is dropped without "clean": true');
     const cleanPreview = await ok<{ drops: string[]; refusal?: string }>("POST", "/v1/restores/mysql", { planId, snapshotId: "latest", database: "shop", into: "reports", tables: ["orders"], clean: true, preview: true });
     expect(cleanPreview).toMatchObject({ drops: ["TABLE `orders`"] });
     expect(cleanPreview.refusal).toBeUndefined();

@@ -172,7 +172,18 @@ export interface MysqlLogicalRestoreOptions {
   /** Drop each restored table first (chosen tables), or the restored database's tables, views and routines (whole database). */
   clean?: boolean;
   preview?: boolean;
+  /** How the caller's user writes the options in the messages that tell them what to do (default: the CLI's flags). */
+  words?: RestoreWords;
 }
+
+/** The options as a user writes them: CLI flags, or an API request's fields. */
+export interface RestoreWords {
+  clean: string;
+  into: string;
+  table: string;
+}
+
+const CLI_WORDS: RestoreWords = { clean: "--clean", into: "--into NAME", table: "--table" };
 
 export interface MysqlLogicalRestoreResult {
   database: string;
@@ -210,6 +221,7 @@ export async function restoreMysqlDump(repo: Repository, snapshot: SnapshotEntry
   const missing = (o.tables ?? []).filter((t) => !dumped.tables.includes(t));
   if (missing.length) throw new CairnError(`the dump of "${o.database}" has no table ${missing.join(", ")}; it has: ${dumped.tables.join(", ")}`);
   const tables = o.tables?.length ? o.tables : dumped.tables;
+  const w = o.words ?? CLI_WORDS;
 
   const exists = (await query(o.optionFile, `SELECT 1 FROM information_schema.schemata WHERE schema_name = ${literal(into)}`)).length > 0;
   const present = exists ? (await query(o.optionFile, `SELECT table_name FROM information_schema.tables WHERE table_schema = ${literal(into)}`)).map((r) => r[0]) : [];
@@ -218,12 +230,12 @@ export async function restoreMysqlDump(repo: Repository, snapshot: SnapshotEntry
   const drops = !o.clean || !exists ? [] : whole ? await cleanStatements(o.optionFile, into, dumped) : clash.map((t) => `DROP TABLE IF EXISTS ${ident(t)};\n`);
   const refusal = whole
     ? exists && !o.clean
-      ? `database "${into}" exists; restore into a new one with --into NAME, or add --clean to drop and recreate the dump's tables, views and routines in it`
+      ? `database "${into}" exists; restore into a new one with ${w.into}, or add ${w.clean} to drop and recreate the dump's tables, views and routines in it`
       : undefined
     : !exists
-      ? `database "${into}" does not exist; tables are restored into an existing database (restore the whole database with no --table to create it)`
+      ? `database "${into}" does not exist; tables are restored into an existing database (restore the whole database with no ${w.table} to create it)`
       : clash.length && !o.clean
-        ? `table ${clash.join(", ")} exists in "${into}" and nothing is dropped without --clean; add --clean to replace it, or restore into another database with --into NAME`
+        ? `table ${clash.join(", ")} exists in "${into}" and nothing is dropped without ${w.clean}; add ${w.clean} to replace it, or restore into another database with ${w.into}`
         : undefined;
   if (o.preview) {
     const dropped = drops.filter((d) => d.startsWith("DROP")).map((d) => d.replace(/^DROP (\w+) IF EXISTS (.*);\n$/, "$1 $2"));
@@ -258,7 +270,7 @@ export async function restoreMysqlDump(repo: Repository, snapshot: SnapshotEntry
     await startTool("mariadb", [`--database=${into}`, "--binary-mode"], { optionFile: o.optionFile, input: streamParts(repo, parts) }).done;
   } catch (err) {
     if (/already exists/.test((err as Error).message)) {
-      throw new CairnError(`${(err as Error).message}\nan object of the dump already exists in "${into}" and nothing is dropped without --clean; add --clean to replace it, or restore into a new database with --into NAME`);
+      throw new CairnError(`${(err as Error).message}\nan object of the dump already exists in "${into}" and nothing is dropped without ${w.clean}; add ${w.clean} to replace it, or restore into a new database with ${w.into}`);
     }
     throw err;
   }
