@@ -39,8 +39,7 @@ export class WalArchive {
    */
   async push(file: string, pgdata: string): Promise<{ outcome: PushOutcome; meta: WalFileMeta }> {
     const name = path.basename(file);
-    const kind = walFileKind(name);
-    if (!kind) throw new CairnError(`${name} is not a WAL file name PostgreSQL archives (a segment, .history, .backup or .partial file); check archive_command passes %p`);
+    if (!walFileKind(name)) throw new CairnError(`${name} is not a WAL file name PostgreSQL archives (a segment, .history, .backup or .partial file); check archive_command passes %p`);
     const systemId = await clusterSystemId(pgdata);
     let data: Buffer;
     try {
@@ -48,11 +47,36 @@ export class WalArchive {
     } catch (err) {
       throw new CairnError(`cannot read ${file}: ${(err as Error).message}; archive_command must pass %p and run in the data directory (or give --pgdata)`);
     }
+    return this.store(name, data, systemId, `the cluster archiving it (${pgdata})`);
+  }
+
+  /**
+   * Archives a file pg_receivewal streamed for system `systemId`. A `.partial` file is
+   * the one object that may be replaced, and only by a longer version of itself (the
+   * same segment streamed further): the receiver pushes it each time it stops.
+   */
+  async pushReceived(file: string, systemId: string): Promise<{ outcome: PushOutcome | "extended"; meta: WalFileMeta }> {
+    const name = path.basename(file);
+    if (!walFileKind(name)) throw new CairnError(`${file} is not a WAL file pg_receivewal writes`);
+    const data = await fs.readFile(file);
+    const key = this.prefix(systemId) + name;
+    if (walFileKind(name) === "partial") {
+      const old = await this.loadExact(systemId, name);
+      if (old && old.meta.sha256 !== createHash("sha256").update(data).digest("hex") && extendsWal(old.data, data)) {
+        await this.repo.backend.delete(key);
+        return { outcome: "extended", meta: (await this.store(name, data, systemId, "the server streaming it")).meta };
+      }
+    }
+    return this.store(name, data, systemId, "the server streaming it");
+  }
+
+  private async store(name: string, data: Buffer, systemId: string, from: string): Promise<{ outcome: PushOutcome; meta: WalFileMeta }> {
+    const kind = walFileKind(name)!;
     const meta: WalFileMeta = { name, kind, systemId, size: data.length, sha256: createHash("sha256").update(data).digest("hex"), archivedAt: new Date().toISOString() };
     if (kind === "segment" || kind === "partial") {
       const header = readSegmentHeader(data, name);
       if (header.systemId !== systemId) {
-        throw new CairnError(`${name} belongs to database system ${header.systemId}, but the cluster archiving it (${pgdata}) is system ${systemId}; refusing to archive a segment of another cluster: check archive_command and what was copied into pg_wal`);
+        throw new CairnError(`${name} belongs to database system ${header.systemId}, but ${from} is system ${systemId}; refusing to archive a segment of another cluster: check archive_command and what was copied into pg_wal`);
       }
       meta.segmentSize = header.segmentSize;
       meta.summary = summaryOf(data, header);
@@ -68,8 +92,8 @@ export class WalArchive {
   }
 
   /** Writes an archived file to `dest` (atomically); false when the archive does not have it. */
-  async fetch(systemId: string, name: string, dest: string): Promise<boolean> {
-    const file = await this.load(systemId, name);
+  async fetch(systemId: string, name: string, dest: string, allowPartial = true): Promise<boolean> {
+    const file = await this.load(systemId, name, allowPartial);
     if (!file) return false;
     const tmp = `${dest}.cairn-${process.pid}`;
     await fs.writeFile(tmp, file.data);
@@ -77,7 +101,17 @@ export class WalArchive {
     return true;
   }
 
-  async load(systemId: string, name: string): Promise<{ meta: WalFileMeta; data: Buffer } | undefined> {
+  /**
+   * An archived file. A segment that is not archived whole is served from its
+   * `.partial` (what pg_receivewal had streamed of it when it stopped): recovery
+   * replays it to its end, as far as the WAL goes.
+   */
+  async load(systemId: string, name: string, allowPartial = true): Promise<{ meta: WalFileMeta; data: Buffer } | undefined> {
+    const file = await this.loadExact(systemId, name);
+    return file ?? (allowPartial && walFileKind(name) === "segment" ? this.loadExact(systemId, `${name}.partial`) : undefined);
+  }
+
+  private async loadExact(systemId: string, name: string): Promise<{ meta: WalFileMeta; data: Buffer } | undefined> {
     let file: { meta: WalFileMeta; data: Buffer };
     try {
       const { head, body } = await this.repo.loadNamed(this.prefix(systemId) + name);
@@ -105,7 +139,8 @@ export class WalArchive {
 
   /** What the archive recorded about a file (without reading the file); undefined when it is not archived. */
   async meta(systemId: string, name: string): Promise<WalFileMeta | undefined> {
-    return this.loadMeta(this.prefix(systemId) + name);
+    const meta = await this.loadMeta(this.prefix(systemId) + name);
+    return meta ?? (walFileKind(name) === "segment" ? this.loadMeta(this.prefix(systemId) + `${name}.partial`) : undefined);
   }
 
   private async loadMeta(key: string): Promise<WalFileMeta | undefined> {
@@ -116,6 +151,13 @@ export class WalArchive {
       throw err;
     }
   }
+}
+
+/** Whether `next` is `previous` streamed further: every byte that differs was still zero (unwritten) in `previous`. */
+function extendsWal(previous: Buffer, next: Buffer): boolean {
+  if (next.length !== previous.length) return false;
+  for (let i = 0; i < previous.length; i++) if (previous[i] !== next[i] && previous[i] !== 0) return false;
+  return true;
 }
 
 /** The summary only guides restores: a segment it cannot read is archived all the same, without one. */
@@ -177,7 +219,8 @@ export async function prefetchAfter(archive: WalArchive, systemId: string, name:
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const { timeline, segno } = parseSegmentName(name, first.segmentSize);
   const wanted = Array.from({ length: count }, (_, i) => segmentName(timeline, segno + BigInt(i + 1), first.segmentSize!));
-  const got = await Promise.all(wanted.map((n) => archive.fetch(systemId, n, path.join(dir, n)).catch(() => false)));
+  // Whole segments only: a .partial served now would stand in for the whole segment archived later.
+  const got = await Promise.all(wanted.map((n) => archive.fetch(systemId, n, path.join(dir, n), false).catch(() => false)));
   const n = got.indexOf(false);
   return n < 0 ? count : n;
 }

@@ -101,7 +101,8 @@ export class ClusterArchive {
     const onPath = new Set(path.map((p) => p.timeline));
     let newest = segnoOf(parseLsn(b.source.stopLsn), size);
     for (const name of this.files.keys()) {
-      if (walFileKind(name) !== "segment") continue;
+      const kind = walFileKind(name);
+      if (kind !== "segment" && kind !== "partial") continue;
       const id = parseSegmentName(name, size);
       if (onPath.has(id.timeline) && id.segno > newest) newest = id.segno;
     }
@@ -112,7 +113,8 @@ export class ClusterArchive {
     let reach: bigint | undefined;
     for (let s = first; s <= newest; s++) {
       const name = fileFor(s);
-      if (this.files.has(name)) {
+      // The newest segment may be archived only as the .partial pg_receivewal streamed (served in its place).
+      if (this.files.has(name) || (s === newest && this.files.has(`${name}.partial`))) {
         if (reach === undefined) segments.push(name);
       } else {
         missing.push(name);
