@@ -95,6 +95,8 @@ declare module "hono" {
     auditedRoute: AuditedRoute;
     /** Set once the attempt of an audited route is in the log; its outcome follows when the answer is known. */
     auditAttempt: AuditEventRow;
+    /** Set by authentication for a refusal that is no attempt (the dashboard's signed-in probe without a session): not logged. */
+    auditQuiet: boolean;
   }
 }
 
@@ -148,6 +150,7 @@ export function auditRequests(): MiddlewareHandler {
     const attempt = c.get("auditAttempt") as AuditEventRow | undefined;
     const status = c.res.status;
     if (!trail || (!attempt && !DENIED.has(status))) return;
+    if (!attempt && c.get("auditQuiet") && status === 401) return;
     const outcome: AuditOutcome = status < 400 ? "succeeded" : DENIED.has(status) ? "denied" : "failed";
     const route = c.get("auditedRoute") as AuditedRoute | undefined;
     let answer: Record<string, unknown> = {};

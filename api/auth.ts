@@ -99,6 +99,10 @@ export function bearerAuth(catalog: Catalog, failures: FailedLogins, adminToken:
     }
 
     if (presented === undefined && !header && !signIn) {
+      // The dashboard asks GET /v1/session on every page load to learn whether it is signed in:
+      // without credentials, or with a session that ended, that is no attempt to authenticate,
+      // so its 401 is not audited (a wrong bearer token there still is, like anywhere).
+      if (c.req.method === "GET" && c.req.path === "/v1/session") c.set("auditQuiet", true);
       const sid = sessionIdOf(c);
       if (sid) {
         const session = sessions.touch(sid);

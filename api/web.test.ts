@@ -3,7 +3,8 @@ import * as path from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openCatalog, type OpenCatalog } from "../db/client.js";
-import { apiTokens } from "../db/schema.js";
+import { apiTokens, auditEvents } from "../db/schema.js";
+import { gt } from "drizzle-orm";
 import { SecretBox } from "../engine/secret-box.js";
 import { WEB_TYPES_FILE, webTypes } from "../scripts/web-types.js";
 import { tempDir } from "../test/helpers.js";
@@ -156,6 +157,31 @@ describe("dashboard sessions (POST/DELETE /v1/session)", () => {
     expect(((await after.json()) as { detail: string }).detail).toMatch(/session ended/);
     // Signing out needs a session: a bearer token is not one.
     expect((await a.request("/v1/session", { method: "DELETE", headers: { Authorization: `Bearer ${ADMIN}` } })).status).toBe(409);
+  });
+
+  it("audits sign-in, sign-out and a wrong token, but not the page load's probe of whether a session exists", async () => {
+    const a = app();
+    const events = async (after: number) => (await catalog.db.select().from(auditEvents).where(gt(auditEvents.seq, after)).orderBy(auditEvents.seq)).map((e) => `${e.action} ${e.resource} ${e.outcome}`);
+    const last = async () => Math.max(0, ...(await catalog.db.select({ seq: auditEvents.seq }).from(auditEvents)).map((e) => e.seq));
+    let mark = await last();
+    // Ten page loads signed out: the probe is answered 401 each time and leaves nothing in the log.
+    for (let i = 0; i < 10; i++) expect((await a.request("/v1/session")).status).toBe(401);
+    expect(await events(mark)).toEqual([]);
+
+    const cookie = `cairn_session=${cookieOf(await signIn(a, ADMIN))}`;
+    expect(await events(mark)).toEqual(["signIn session attempted", "signIn session succeeded"]);
+    mark = await last();
+    expect((await a.request("/v1/session", { headers: { Cookie: cookie } })).status).toBe(200);
+    expect((await a.request("/v1/session", { method: "DELETE", headers: { Cookie: cookie, "X-Cairn-CSRF": "1" } })).status).toBe(204);
+    expect(await events(mark)).toEqual(["signOut session attempted", "signOut session succeeded"]);
+    mark = await last();
+    // The ended session's cookie on the next page load: no attempt either.
+    expect((await a.request("/v1/session", { headers: { Cookie: cookie } })).status).toBe(401);
+    expect(await events(mark)).toEqual([]);
+    // A wrong bearer token is an attempt to authenticate, on this route as on any other.
+    expect((await a.request("/v1/session", { headers: { Authorization: "Bearer cairn_wrong" } })).status).toBe(401);
+    expect((await a.request("/v1/plans")).status).toBe(401);
+    expect(await events(mark)).toEqual(["request session denied", "request plans denied"]);
   });
 
   it("ends the sessions of a revoked token, and a session idle too long or too old", async () => {
