@@ -60,6 +60,8 @@ export interface AppDeps {
   sessions?: Partial<SessionOptions>;
   /** The built dashboard (index.html, assets/), served at /; default dist/web of this checkout. */
   webDir?: string;
+  /** The Temporal Web UI's base URL (CAIRN_TEMPORAL_UI_URL): jobs link to their workflow there. */
+  temporalUiUrl?: string;
 }
 
 /** Builds the Cairn HTTP API: /healthz and /readyz open, /v1 behind a bearer token, /openapi.json describing it all, the dashboard at /. */

@@ -54,6 +54,8 @@ export interface ApiServerOptions {
   policy?: ExecutionPolicy;
   /** CAIRN_WEB_DIR: the built dashboard served at / (default dist/web, written by npm run build). */
   webDir?: string;
+  /** CAIRN_TEMPORAL_UI_URL: the Temporal Web UI (http://127.0.0.1:8233 for the dev server), so each job links to its workflow there. */
+  temporalUiUrl?: string;
   /** How often finished jobs are looked for and written to the catalog (CAIRN_HISTORY_INTERVAL_MS, default 2000). */
   historyIntervalMs?: number;
   /** How often overdue plans and quotas are checked for alerts (CAIRN_ALERT_INTERVAL_MS, default 60000). */
@@ -107,6 +109,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     policy,
     workers: temporalWorkerRequests(temporal),
     webDir: options.webDir ?? (env.CAIRN_WEB_DIR || undefined),
+    temporalUiUrl: temporalUi(options.temporalUiUrl ?? (env.CAIRN_TEMPORAL_UI_URL || undefined)),
   });
 
   const recorder = new JobRecorder(catalog.db, temporal, {
@@ -162,6 +165,19 @@ async function openCheckpointRepository(url: string, env: Record<string, string 
   } catch (err) {
     throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** The Temporal Web UI's base URL, checked at start: an http(s) URL, or the start stops naming the variable. */
+function temporalUi(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !["http:", "https:"].includes(url.protocol)) throw new Error(`CAIRN_TEMPORAL_UI_URL must be the Temporal Web UI's http:// or https:// URL, such as http://127.0.0.1:8233, not "${value}"`);
+  return value.replace(/\/+$/, "");
 }
 
 /** A positive number of days (fractions allowed) from the environment, or undefined when unset. */

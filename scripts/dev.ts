@@ -60,7 +60,15 @@ async function main(): Promise<void> {
   try {
     const worker = startWorker(temporal.address, dataDir, () => void stopAll(1));
     stops.push(() => stopChild(worker));
-    const api = await startApiServer({ port: apiPort, dataDir, policy, databaseUrl: process.env.DATABASE_URL, temporalAddress: temporal.address });
+    const api = await startApiServer({
+      port: apiPort,
+      dataDir,
+      policy,
+      databaseUrl: process.env.DATABASE_URL,
+      temporalAddress: temporal.address,
+      // Jobs on the dashboard link to their workflow in the dev server's Web UI.
+      temporalUiUrl: process.env.CAIRN_TEMPORAL_UI_URL || temporal.uiUrl,
+    });
     stops.push(() => api.close());
     log(`Temporal frontend: ${temporal.address}`);
     if (temporal.uiUrl) log(`Temporal Web UI:   ${temporal.uiUrl}`);

@@ -36,6 +36,7 @@ const JobSummary = z
     attempts: z.number().int().optional().openapi({ description: "Finished jobs: the most attempts any step took (1 when nothing was retried)." }),
     startedAt: z.string(),
     finishedAt: z.string().optional(),
+    workflowUrl: z.string().optional().openapi({ description: "The job's workflow in the Temporal Web UI, when the API knows where that runs (CAIRN_TEMPORAL_UI_URL)." }),
   })
   .openapi("JobSummary");
 
@@ -157,9 +158,19 @@ const cancel = createRoute({
   responses: { 202: json(z.object({ id: z.string(), status: z.literal("cancelling") }), "Cancellation requested."), ...problems(404, 409) },
 });
 
+/** {ui}/namespaces/{namespace}/workflows/{workflowId}: where the Temporal Web UI shows a workflow (a job's id is its workflow id). */
+export function workflowUrl(ui: string | undefined, namespace: string, workflowId: string): string | undefined {
+  if (!ui) return undefined;
+  return `${ui.replace(/\/+$/, "")}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
 export function jobRoutes(deps: AppDeps) {
   const { catalog, temporal } = deps;
   const pageTokens = new PageTokens(deps.secretBox);
+  const linked = <J extends { id: string }>(job: J): J & { workflowUrl?: string } => {
+    const url = workflowUrl(deps.temporalUiUrl, temporal.options.namespace, job.id);
+    return url ? { ...job, workflowUrl: url } : job;
+  };
   return router()
     .openapi(list, async (c) => {
       const { limit, cursor, ...filter } = c.req.valid("query");
@@ -167,9 +178,9 @@ export function jobRoutes(deps: AppDeps) {
       const owners = scope ? { planIds: await scopedPlanIds(catalog, scope), repositoryIds: scope.repositoryIds ?? [] } : undefined;
       const query = jobsQuery(filter, owners);
       const { jobs, nextPageToken } = await listJobs(catalog, temporal, query, limit, cursor ? pageTokens.unwrap(query, cursor) : undefined);
-      return c.json({ jobs, nextCursor: nextPageToken ? pageTokens.wrap(query, nextPageToken) : null, query }, 200);
+      return c.json({ jobs: jobs.map(linked), nextCursor: nextPageToken ? pageTokens.wrap(query, nextPageToken) : null, query }, 200);
     })
-    .openapi(get, async (c) => c.json(await readJob(catalog, temporal, c.req.valid("param").id), 200))
+    .openapi(get, async (c) => c.json(linked(await readJob(catalog, temporal, c.req.valid("param").id)), 200))
     .openapi(logs, async (c) => {
       const job = await readJob(catalog, temporal, c.req.valid("param").id);
       let lines = job.status === "running" ? (await fetchJobHistory(temporal, job.id)).log : undefined;
