@@ -58,6 +58,7 @@ export async function recoveryWindowOf(repo: Repository, snapshots: SnapshotEntr
     baseBackups: w.backups,
     ...(w.earliest ? { earliest: { time: w.earliest.time, lsn: w.earliest.lsn, snapshotId: w.earliest.backup } } : {}),
     ...(w.latest ? { latest: w.latest } : {}),
+    backups: w.reach.map(({ backup, ...r }) => ({ snapshotId: backup, ...r })),
   };
 }
 

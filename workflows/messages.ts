@@ -662,6 +662,8 @@ export interface RecoveryWindow {
   baseBackups: number;
   earliest?: { time: string; lsn: string; snapshotId: string };
   latest?: { time?: string; lsn: string; timeline: number };
+  /** Each base backup, oldest first, with how far its WAL chain reaches (where it breaks: a gap). */
+  backups?: { snapshotId: string; endTime: string; endLsn: string; until: { time: string; lsn: string; timeline: number }; breaksAt?: string }[];
 }
 
 /** The workflow type of a logical plan's restore (a job of kind restore). */

@@ -50,6 +50,18 @@ const Window = z
     baseBackups: z.number(),
     earliest: z.object({ time: z.string(), lsn: z.string(), snapshotId: z.string() }).optional(),
     latest: z.object({ time: z.string().optional(), lsn: z.string(), timeline: z.number() }).optional(),
+    backups: z
+      .array(
+        z.object({
+          snapshotId: z.string(),
+          endTime: z.string().openapi({ description: "When the base backup ended: the earliest point it recovers to." }),
+          endLsn: z.string(),
+          until: z.object({ time: z.string(), lsn: z.string(), timeline: z.number() }).openapi({ description: "How far its archived WAL chain reaches unbroken (the last commit in it)." }),
+          breaksAt: z.string().optional().openapi({ description: "The first missing WAL segment past that point, when newer WAL was archived beyond it: a gap no point in which can be recovered from this backup." }),
+        }),
+      )
+      .optional()
+      .openapi({ description: "Each base backup, oldest first, with the stretch it can recover; a stretch between earliest and latest that none covers is a gap." }),
   })
   .openapi("RecoveryWindow");
 

@@ -30,6 +30,16 @@ export interface WalChain {
   segments: string[];
 }
 
+/** What one base backup can recover: from its end to where its WAL chain is unbroken. */
+export interface BackupReach {
+  backup: string;
+  endTime: string;
+  endLsn: string;
+  until: { time: string; lsn: string; timeline: number };
+  /** The first segment missing past the chain's end, when newer WAL exists beyond it (a gap). */
+  breaksAt?: string;
+}
+
 /** Everything the repository holds for one database cluster. */
 export class ClusterArchive {
   private readonly metas = new Map<string, Promise<WalFileMeta | undefined>>();
@@ -125,20 +135,29 @@ export class ClusterArchive {
     return { backup: b, timeline: path[path.length - 1].timeline, reachSegno: reach ?? newest, missing, segments };
   }
 
-  /** Earliest and latest points this cluster can be recovered to. */
-  async window(): Promise<{ earliest?: { time: string; lsn: string; backup: string }; latest?: { time?: string; lsn: string; timeline: number }; backups: number }> {
-    if (!this.backups.length) return { backups: 0 };
+  /**
+   * Earliest and latest points this cluster can be recovered to, and what each
+   * base backup reaches: from its end as far as its WAL chain is unbroken (where
+   * it breaks, the first missing segment). Stretches no backup reaches are gaps.
+   */
+  async window(): Promise<{ earliest?: { time: string; lsn: string; backup: string }; latest?: { time?: string; lsn: string; timeline: number }; backups: number; reach: BackupReach[] }> {
+    if (!this.backups.length) return { backups: 0, reach: [] };
     const oldest = this.backups[0];
     let latest: { time?: string; lsn: string; timeline: number } | undefined;
+    const reach: BackupReach[] = [];
     for (const b of this.backups) {
       const c = this.chain(b);
-      const end = (c.reachSegno + 1n) * BigInt(b.source.segmentSize);
+      const size = b.source.segmentSize;
+      const end = (c.reachSegno + 1n) * BigInt(size);
       const stopLsn = parseLsn(b.source.stopLsn);
       const lsn = end > stopLsn && c.segments.length ? end : stopLsn;
+      const time = (await this.lastCommit(c)) ?? b.source.stopTime;
+      const breaksAt = c.missing.find((name) => parseSegmentName(name, size).segno > c.reachSegno);
+      reach.push({ backup: b.id, endTime: b.source.stopTime, endLsn: b.source.stopLsn, until: { time, lsn: formatLsn(lsn), timeline: c.timeline }, ...(breaksAt ? { breaksAt } : {}) });
       if (latest && parseLsn(latest.lsn) >= lsn) continue;
-      latest = { lsn: formatLsn(lsn), timeline: c.timeline, time: (await this.lastCommit(c)) ?? b.source.stopTime };
+      latest = { lsn: formatLsn(lsn), timeline: c.timeline, time };
     }
-    return { earliest: { time: oldest.source.stopTime, lsn: oldest.source.stopLsn, backup: oldest.id }, latest, backups: this.backups.length };
+    return { earliest: { time: oldest.source.stopTime, lsn: oldest.source.stopLsn, backup: oldest.id }, latest, backups: this.backups.length, reach };
   }
 
   /** The time of the last commit in a chain (newest segments first, stopping at the first that has one). */
