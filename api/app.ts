@@ -22,6 +22,7 @@ import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import { planRoutes } from "./routes/plans.js";
+import { policyRoutes } from "./routes/policy.js";
 import { recoveryRoutes } from "./routes/recoveries.js";
 import { mysqlRoutes } from "./routes/mysql.js";
 import { repositoryRoutes } from "./routes/repositories.js";
@@ -119,6 +120,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", complianceRoutes(deps, deps.compliance));
   app.route("/v1", analyticsRoutes(deps));
   app.route("/v1", alertRoutes(deps));
+  app.route("/v1", policyRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "A token from POST /v1/tokens, the admin token printed on first start, or CAIRN_API_TOKEN. Each operation's x-cairn-permission names the permission its token's role must hold." });
   app.openAPIRegistry.registerComponent("securitySchemes", "session", {

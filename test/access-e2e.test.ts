@@ -63,6 +63,7 @@ describe("tokens, roles and scopes", () => {
     listPlans: ["viewer", "operator", "admin"],
     getPlan: ["viewer", "operator", "admin"],
     createPlan: ["admin"],
+    getPolicy: ["admin"],
     updatePlan: ["admin"],
     deletePlan: ["admin"],
     runPlan: ["operator", "admin"],
