@@ -230,7 +230,7 @@ describe("web dashboard in Chromium", () => {
     await page.goto(`${api.url}/#/plans`);
     await signIn(page, viewer.token);
     expect(await page.textContent("#who")).toContain("viewer");
-    expect(await page.locator("nav[aria-label=Sections] a").allTextContents()).toEqual(["Overview", "Jobs", "Plans", "Snapshots", "Analytics"]);
+    expect(await page.locator("nav[aria-label=Sections] a").allTextContents()).toEqual(["Overview", "Jobs", "Plans", "Databases", "Alerts", "Snapshots", "Analytics"]);
     await page.locator("#plans .plan-name", { hasText: "docs" }).waitFor();
     const run = page.locator('button.run-plan[data-plan="docs"]');
     expect(await run.isDisabled()).toBe(true);
@@ -256,12 +256,14 @@ describe("web dashboard in Chromium", () => {
     expect(await restore.isDisabled()).toBe(true);
     await shot(page, "16-viewer-snapshots");
 
-    // An auditor is offered the security pages only, and no token management.
+    // An auditor is offered the alerts and the security pages only, and no token management.
     const auditor = await admin.ok<{ token: string }>("POST", "/v1/tokens", { name: "inspector", role: "auditor" });
     const second = await tab();
     await second.page.goto(`${api.url}/`);
     await signIn(second.page, auditor.token);
-    expect(await second.page.locator("nav[aria-label=Sections] a").allTextContents()).toEqual(["Security"]);
+    expect(await second.page.locator("nav[aria-label=Sections] a").allTextContents()).toEqual(["Alerts", "Security"]);
+    await second.page.locator("#alerts").waitFor();
+    await second.page.click("nav >> text=Security");
     await second.page.locator("#audit-events tbody tr").first().waitFor();
     expect(await second.page.locator("#tokens, #token-form").count()).toBe(0);
     await shot(second.page, "17-auditor-security");

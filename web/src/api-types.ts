@@ -212,6 +212,8 @@ export type JobSummary = {
   attempts?: number;
   startedAt: string;
   finishedAt?: string;
+  /** The job's workflow in the Temporal Web UI, when the API knows where that runs (CAIRN_TEMPORAL_UI_URL). */
+  workflowUrl?: string;
 };
 
 export type LogicalRestoreRequest = {
@@ -662,6 +664,17 @@ export type PlanScheduleState = {
   missedCatchupWindow: number;
 };
 
+export type PolicyView = {
+  /** Directories plans may back up (CAIRN_SOURCE_ROOTS). */
+  sourceRoots: string[];
+  /** Directories restores and recoveries may write into (CAIRN_RESTORE_ROOTS). */
+  restoreRoots: string[];
+  /** Directories local repositories may live in (CAIRN_REPOSITORY_ROOTS). */
+  repositoryRoots: string[];
+  /** Where each setting came from: its variable, a policy file key, or empty for the default. */
+  origin: Record<string, string>;
+};
+
 export type PostgresLogicalSource = {
   type: "postgres";
   mode: "logical";
@@ -785,6 +798,21 @@ export type RecoveryWindow = {
     lsn: string;
     timeline: number;
   };
+  /** Each base backup, oldest first, with the stretch it can recover; a stretch between earliest and latest that none covers is a gap. */
+  backups?: {
+    snapshotId: string;
+    /** When the base backup ended: the earliest point it recovers to. */
+    endTime: string;
+    endLsn: string;
+    /** How far its archived WAL chain reaches unbroken (the last commit in it). */
+    until: {
+      time: string;
+      lsn: string;
+      timeline: number;
+    };
+    /** The first missing WAL segment past that point, when newer WAL was archived beyond it: a gap no point in which can be recovered from this backup. */
+    breaksAt?: string;
+  }[];
 };
 
 export type Repository = {
@@ -1057,6 +1085,8 @@ export type getPlanResponse = Plan;
 export type getPlanAnalyticsResponse = PlanAnalytics;
 
 export type getPlanScheduleResponse = PlanScheduleState;
+
+export type getPolicyResponse = PolicyView;
 
 export type getQueueResponse = {
   /** Work waiting: tasks waiting for a worker (Temporal's approximate backlog of the cairn task queue) plus jobs waiting for a concurrency slot; 0 for a scoped token. */

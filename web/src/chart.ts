@@ -56,7 +56,7 @@ function ticks(lo: number, hi: number, count: number): number[] {
   return out;
 }
 
-function dateTicks(lo: number, hi: number): { at: number; text: string }[] {
+export function dateTicks(lo: number, hi: number): { at: number; text: string }[] {
   const span = hi - lo;
   const fmt = span > 3 * 86_400_000 ? { month: "short", day: "numeric" } : span > 86_400_000 ? { weekday: "short", hour: "2-digit" } : { hour: "2-digit", minute: "2-digit" };
   return Array.from({ length: 5 }, (_, i) => lo + (span * i) / 4).map((at) => ({ at, text: new Date(at).toLocaleString(undefined, fmt as Intl.DateTimeFormatOptions) }));

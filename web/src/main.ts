@@ -2,22 +2,33 @@ import { api, ApiProblem, onUnauthorized } from "./api.js";
 import { h, replace } from "./dom.js";
 import type { Session } from "./types.js";
 import { can, type PageContext } from "./ui.js";
+import { alertsPage } from "./views/alerts.js";
 import { analyticsPage } from "./views/analytics.js";
+import { databasesPage } from "./views/databases.js";
+import { planEditorPage } from "./views/plan-editor.js";
 import { jobPage, jobsPage } from "./views/jobs.js";
 import { overviewPage } from "./views/overview.js";
-import { plansPage } from "./views/plans.js";
+import { planPage, plansPage } from "./views/plans.js";
 import { SECURITY_PERMISSIONS, securityPage } from "./views/security.js";
 import { snapshotsPage } from "./views/snapshots.js";
 
 /** The dashboard: hash routes (#/jobs/ID), so the API serves one page and nothing of it lands in a server log but "/". */
 type Page = (root: HTMLElement, ctx: PageContext, param?: string) => Promise<void> | void;
 
-/** Each page names the permissions that let a role read it (any of them): a role holding none is not offered the page. */
-const PAGES: { path: RegExp; nav?: string; title: string; page: Page; needs: string[] }[] = [
+/**
+ * Each page names the permissions that let a role read it (any of them): a role holding none is not offered the page.
+ * A page without a nav entry names the one it belongs `under` (highlighted while it is open).
+ */
+const PAGES: { path: RegExp; nav?: string; under?: string; title: string; page: Page; needs: string[] }[] = [
   { path: /^\/?$/, nav: "#/", title: "Overview", page: overviewPage, needs: ["plans:read"] },
   { path: /^\/jobs$/, nav: "#/jobs", title: "Jobs", page: jobsPage, needs: ["jobs:read"] },
-  { path: /^\/jobs\/([^/]+)$/, title: "Job", page: jobPage, needs: ["jobs:read"] },
+  { path: /^\/jobs\/([^/]+)$/, under: "#/jobs", title: "Job", page: jobPage, needs: ["jobs:read"] },
   { path: /^\/plans$/, nav: "#/plans", title: "Plans", page: plansPage, needs: ["plans:read"] },
+  { path: /^\/plans\/new$/, under: "#/plans", title: "New plan", page: (root, ctx) => planEditorPage(root, ctx), needs: ["plans:write"] },
+  { path: /^\/plans\/([^/]+)\/edit$/, under: "#/plans", title: "Edit plan", page: planEditorPage, needs: ["plans:write"] },
+  { path: /^\/plans\/([^/]+)$/, under: "#/plans", title: "Plan", page: planPage, needs: ["plans:read"] },
+  { path: /^\/databases$/, nav: "#/databases", title: "Databases", page: databasesPage, needs: ["plans:read"] },
+  { path: /^\/alerts$/, nav: "#/alerts", title: "Alerts", page: alertsPage, needs: ["alerts:read"] },
   { path: /^\/snapshots(?:\/([^/]+))?$/, nav: "#/snapshots", title: "Snapshots", page: snapshotsPage, needs: ["snapshots:read"] },
   { path: /^\/analytics(?:\/([^/]+))?$/, nav: "#/analytics", title: "Analytics", page: analyticsPage, needs: ["analytics:read"] },
   { path: /^\/security$/, nav: "#/security", title: "Security", page: securityPage, needs: SECURITY_PERMISSIONS },
@@ -98,7 +109,7 @@ function render(): void {
   const nav = h(
     "nav",
     { "aria-label": "Sections" },
-    allowed.filter((p) => p.nav).map((p) => h("a", { href: p.nav!, ...(match?.p.nav === p.nav || (match?.p.title === "Job" && p.nav === "#/jobs") ? { "aria-current": "page" } : {}) }, p.title)),
+    allowed.filter((p) => p.nav).map((p) => h("a", { href: p.nav!, ...(match?.p.nav === p.nav || match?.p.under === p.nav ? { "aria-current": "page" } : {}) }, p.title)),
   );
   const who = h("span", { class: "who", id: "who" }, `${session.name} · ${session.role}`);
   const signOutButton = h("button", { type: "button", class: "link", id: "sign-out", onclick: () => void signOut() }, "Sign out");

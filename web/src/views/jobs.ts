@@ -6,6 +6,12 @@ import { actionButton, missingRoute, problemText, section, statusBadge, table, t
 
 const STATUSES = ["", "running", "completed", "failed", "cancelled"];
 
+/** The job's workflow in the Temporal Web UI (a new tab), when the API says where that runs (CAIRN_TEMPORAL_UI_URL). */
+function temporalLink(j: JobSummary, attrs: Record<string, string> = {}): HTMLElement | string {
+  if (!j.workflowUrl) return "";
+  return h("a", { href: j.workflowUrl, target: "_blank", rel: "noopener noreferrer", class: "temporal-link", title: `Workflow ${j.id} in the Temporal Web UI`, ...attrs }, "Temporal UI ↗");
+}
+
 /** Jobs newest first, filtered by status; running ones are refreshed while the page is open. */
 export async function jobsPage(root: HTMLElement, ctx: PageContext): Promise<void> {
   const list = h("section", { id: "jobs" });
@@ -18,8 +24,8 @@ export async function jobsPage(root: HTMLElement, ctx: PageContext): Promise<voi
       const { jobs } = await api<{ jobs: JobSummary[] }>("GET", `/v1/jobs?limit=100${filter.value ? `&status=${filter.value}` : ""}`);
       anyRunning = jobs.some((j) => j.status === "running");
       return table(
-        ["Job", "Kind", "Status", "Started", "Took", "Error"],
-        jobs.map((j) => [h("a", { href: `#/jobs/${encodeURIComponent(j.id)}`, class: "mono" }, j.id), j.kind, statusBadge(j.status), h("span", { title: time(j.startedAt) }, ago(j.startedAt)), between(j.startedAt, j.finishedAt), j.error ?? ""]),
+        ["Job", "Kind", "Status", "Started", "Took", "Error", "Workflow"],
+        jobs.map((j) => [h("a", { href: `#/jobs/${encodeURIComponent(j.id)}`, class: "mono" }, j.id), j.kind, statusBadge(j.status), h("span", { title: time(j.startedAt) }, ago(j.startedAt)), between(j.startedAt, j.finishedAt), j.error ?? "", temporalLink(j)]),
         { "aria-label": "Jobs" },
       );
     });
@@ -62,7 +68,7 @@ export async function jobPage(root: HTMLElement, ctx: PageContext, id?: string):
       ["Status", h("span", { id: "job-status" }, statusBadge(j.status))],
       ["Kind", j.kind],
       ["Phase", h("span", { id: "job-phase" }, j.phase)],
-      ["Plan", plan ? plan.name : (j.planId ?? "–")],
+      ["Plan", plan ? h("a", { href: `#/plans/${encodeURIComponent(plan.id)}` }, plan.name) : (j.planId ?? "–")],
       ["Started", time(j.startedAt)],
       ["Finished", j.finishedAt ? `${time(j.finishedAt)} (took ${between(j.startedAt, j.finishedAt)})` : "–"],
       ["Files", String(p.filesDone)],
@@ -70,6 +76,7 @@ export async function jobPage(root: HTMLElement, ctx: PageContext, id?: string):
       ["Rate", running ? `${bytes(p.bytesPerSecond)}/s` : "–"],
       ["ETA", running && p.etaSeconds !== null ? duration(p.etaSeconds) : "–"],
     ];
+    if (j.workflowUrl) facts.push(["Workflow", temporalLink(j, { id: "job-workflow" })]);
     if (j.snapshotId) {
       facts.push(["Snapshot", plan ? h("a", { href: `#/snapshots/${encodeURIComponent(plan.repositoryId)}`, id: "job-snapshot", class: "mono" }, shortId(j.snapshotId)) : h("span", { id: "job-snapshot", class: "mono" }, shortId(j.snapshotId))]);
     }

@@ -2,6 +2,7 @@ import { api } from "../api.js";
 import { h, replace, type Child } from "../dom.js";
 import { ago, time } from "../format.js";
 import type { AuditEvent, AuditVerification, ComplianceReport, SecurityEvent, Token } from "../types.js";
+import { field, inlineForm, isoOf, select } from "../form.js";
 import { actionButton, can, problemText, section, table, type PageContext } from "../ui.js";
 
 export const SECURITY_PERMISSIONS = ["tokens:manage", "audit:read", "security:read", "compliance:read"];
@@ -36,32 +37,6 @@ function jump(e: Event, id: string): void {
   const heading = document.getElementById(`${id}-title`);
   heading?.scrollIntoView();
   heading?.focus();
-}
-
-/** A one-line form whose submit runs `onSubmit` in place of a page load. */
-function inlineForm(attrs: Record<string, string>, onSubmit: () => unknown, ...children: Child[]): HTMLFormElement {
-  const submit = (e: Event) => {
-    e.preventDefault();
-    void onSubmit();
-  };
-  return h("form", { class: "inline-form", ...attrs, onsubmit: submit }, ...children);
-}
-
-function field(label: string, input: HTMLElement): HTMLElement {
-  return h("label", { class: "field" }, h("span", {}, label), input);
-}
-
-function select(id: string, options: [string, string][], value = ""): HTMLSelectElement {
-  const el = h("select", { id, name: id }, options.map(([v, text]) => h("option", { value: v }, text)));
-  el.value = value;
-  return el;
-}
-
-/** A datetime-local value as the ISO time the API wants, or undefined when empty. */
-function isoOf(value: string): string | undefined {
-  if (!value) return undefined;
-  const d = new Date(value);
-  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
 }
 
 async function tokensPart(el: HTMLElement, ctx: PageContext): Promise<void> {
