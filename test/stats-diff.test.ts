@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Change } from "../cli/cmd_diff.js";
+import type { Change } from "../engine/diff.js";
 import type { RepositoryStats } from "../cli/cmd_stats.js";
 import { cairnOk, tempDir } from "./helpers.js";
 
