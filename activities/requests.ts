@@ -32,7 +32,7 @@ import { holdsFiles } from "./restore.js";
 import { recoveryWindowOf } from "./recovery.js";
 import { mysqlRecoveryWindowOf, previewMysqlRestore } from "./mysql.js";
 
-const refuse = (reason: RefusalReason, message: string, field?: string): Answer<never> => ({ ok: false, refusal: { reason, message, ...(field ? { field } : {}) } });
+export const refuse = (reason: RefusalReason, message: string, field?: string): Answer<never> => ({ ok: false, refusal: { reason, message, ...(field ? { field } : {}) } });
 
 /**
  * What the API asks of a worker so that it never opens a repository or looks at a
@@ -171,7 +171,7 @@ export function requestActivities(deps: ActivityDeps) {
 }
 
 /** Runs `fn` on the repository's snapshots (oldest first) with the repository open. */
-async function withSnapshots<T>(target: PrepareRestoreInput["repository"], deps: ActivityDeps, fn: (all: SnapshotEntry[], repo: Repository) => Promise<T>): Promise<T> {
+export async function withSnapshots<T>(target: PrepareRestoreInput["repository"], deps: ActivityDeps, fn: (all: SnapshotEntry[], repo: Repository) => Promise<T>): Promise<T> {
   const repo = await openRepository(target, deps);
   try {
     return await fn(await loadSnapshots(repo), repo);
@@ -195,7 +195,7 @@ async function pathAnswer(check: () => Promise<{ message: string } | undefined>,
 }
 
 /** Runs `fn`; what the caller can fix (a refused location, a wrong password, a destination that fails) becomes a refusal, anything else fails. */
-async function answering<T>(url: string, fn: () => Promise<Answer<T>>): Promise<Answer<T>> {
+export async function answering<T>(url: string, fn: () => Promise<Answer<T>>): Promise<Answer<T>> {
   try {
     return await fn();
   } catch (err) {

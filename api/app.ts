@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { bodyLimit } from "hono/body-limit";
 import { ActivityWatch, DEFAULT_ACTIVITY_LIMITS, type ActivityLimits } from "./activity-watch.js";
 import { auditRequests, AuditTrail } from "./audit.js";
+import { DownloadChannels, uploadRoutes } from "./downloads.js";
 import type { ExecutionPolicy } from "../policy/policy.js";
 import { bearerAuth } from "./auth.js";
 import { sourceAddress } from "./context.js";
@@ -59,6 +60,11 @@ export interface AppDeps {
   workers: WorkerRequests;
   /** How long a dashboard session lasts unused and at most (30 minutes, 8 hours). */
   sessions?: Partial<SessionOptions>;
+  /**
+   * The address workers reach this API at (CAIRN_API_URL, else where the server
+   * listens): downloads are streamed there by a worker. Without one, downloads answer 503.
+   */
+  workerUploadUrl?: () => string | undefined;
   /** The built dashboard (index.html, assets/), served at /; default dist/web of this checkout. */
   webDir?: string;
   /** The Temporal Web UI's base URL (CAIRN_TEMPORAL_UI_URL): jobs link to their workflow there. */
@@ -86,6 +92,9 @@ export function createApp(deps: AppDeps) {
   );
 
   app.route("/", healthRoutes(deps));
+  // Workers stream downloads here, authenticated by each upload's one-time secret (they hold no API token).
+  const downloads = new DownloadChannels();
+  app.route("/", uploadRoutes(downloads));
   app.route("/", webRoutes(deps.webDir ?? defaultWebDir()));
   // /metrics is served like /v1: audited refusals, a bearer token, the route's permission.
   const auth = bearerAuth(deps.catalog, failedLogins, deps.adminToken, new Sessions({ ...DEFAULT_SESSIONS, ...deps.sessions }));
@@ -108,7 +117,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", repositoryRoutes(deps));
   app.route("/v1", planRoutes(deps));
   app.route("/v1", jobRoutes(deps));
-  app.route("/v1", snapshotRoutes(deps));
+  app.route("/v1", snapshotRoutes(deps, downloads));
   app.route("/v1", restoreRoutes(deps));
   app.route("/v1", maintenanceRoutes(deps));
   app.route("/v1", recoveryRoutes(deps));

@@ -139,6 +139,21 @@ export async function auditAttempt(c: Context, input: Record<string, unknown>): 
 }
 
 /**
+ * Records an outcome known only after the answer was sent (a download that broke
+ * off midway), as an event of the request's own route.
+ */
+export async function auditLate(c: Context, outcome: AuditOutcome, details: Record<string, unknown>): Promise<void> {
+  const trail = c.get("audit") as AuditTrail | undefined;
+  const route = c.get("auditedRoute") as AuditedRoute | undefined;
+  if (!trail || !route) return;
+  try {
+    await trail.record({ ...actor(c), action: route.operationId, resource: resourceOf(c), outcome, source: sourceAddress(c), requestId: c.get("requestId"), details: { method: c.req.method, ...details } });
+  } catch (err) {
+    console.error("audit log: could not record the outcome of", c.req.method, c.req.path, err);
+  }
+}
+
+/**
  * The central audit layer, first on every /v1 request: after the answer, logs
  * the outcome of every audited attempt and every refusal (401, 403, 413, 422,
  * 429), with the problem's detail, which names the rule that refused.

@@ -52,6 +52,8 @@ export interface ApiServerOptions {
   audit?: Partial<AuditOptions>;
   /** The execution policy; read from CAIRN_POLICY_FILE and the CAIRN_* policy variables when absent. */
   policy?: ExecutionPolicy;
+  /** CAIRN_API_URL: the address workers reach this API at, for downloads (default: where it listens, 0.0.0.0 as 127.0.0.1). */
+  apiUrl?: string;
   /** CAIRN_WEB_DIR: the built dashboard served at / (default dist/web, written by npm run build). */
   webDir?: string;
   /** CAIRN_TEMPORAL_UI_URL: the Temporal Web UI (http://127.0.0.1:8233 for the dev server), so each job links to its workflow there. */
@@ -97,7 +99,9 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     verificationDays: options.compliance?.verificationDays ?? days(env.CAIRN_COMPLIANCE_VERIFY_DAYS, "CAIRN_COMPLIANCE_VERIFY_DAYS") ?? DEFAULT_THRESHOLDS.verificationDays,
     keyRotationDays: options.compliance?.keyRotationDays ?? days(env.CAIRN_COMPLIANCE_KEY_ROTATION_DAYS, "CAIRN_COMPLIANCE_KEY_ROTATION_DAYS") ?? DEFAULT_THRESHOLDS.keyRotationDays,
   };
+  let workerUploadUrl = (options.apiUrl ?? (env.CAIRN_API_URL || undefined))?.replace(/\/+$/, "");
   const app = createApp({
+    workerUploadUrl: () => workerUploadUrl,
     catalog: catalog.db,
     temporal,
     secretBox,
@@ -132,6 +136,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   });
 
   recorder.start();
+  workerUploadUrl ??= `http://${host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "[::1]" : host.includes(":") ? `[${host}]` : host}:${listening}`;
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${listening}`,
     token,

@@ -8,6 +8,9 @@ import {
   type Answer,
   type CheckSourcesInput,
   type DescribeRepositoryInput,
+  type DownloadResult,
+  type DownloadSnapshotInput,
+  DOWNLOAD_WORKFLOW_TYPE,
   type ListSnapshotsInput,
   type MysqlRecoveryWindow,
   type MysqlRecoveryWindowInput,
@@ -21,7 +24,11 @@ import {
   type RegisterRepositoryInput,
   type RegisterRepositoryResult,
   type RepositoryFacts,
+  type SnapshotDiff,
+  type SnapshotDiffInput,
   type SnapshotPage,
+  type SnapshotTreeInput,
+  type SnapshotTreeListing,
 } from "../workflows/messages.js";
 import { ApiError } from "./errors.js";
 import { policyProblem } from "./policy.js";
@@ -41,10 +48,18 @@ export interface WorkerRequests {
   recoveryWindow(input: RecoveryWindowInput): Promise<Answer<RecoveryWindow>>;
   mysqlRecoveryWindow(input: MysqlRecoveryWindowInput): Promise<Answer<MysqlRecoveryWindow>>;
   previewMysqlRestore(input: MysqlRestoreInput): Promise<Answer<MysqlRestorePreview>>;
+  snapshotTree(input: SnapshotTreeInput): Promise<Answer<SnapshotTreeListing>>;
+  snapshotDiff(input: SnapshotDiffInput): Promise<Answer<SnapshotDiff>>;
+  /**
+   * Has a worker stream a snapshot's file or folder to `input.upload.url`; settles
+   * when the transfer ends (or was refused before it began). Aborting `signal`
+   * stops it.
+   */
+  downloadSnapshot(input: DownloadSnapshotInput, signal?: AbortSignal): Promise<Answer<DownloadResult>>;
 }
 
 /** How long a request waits for a worker's answer before it answers 503. */
-const ANSWER_WITHIN_MS = 60_000;
+export const ANSWER_WITHIN_MS = 60_000;
 
 /** Workers reached through Temporal: each request is a short workflow on the task queue, waited for. */
 export function temporalWorkerRequests(client: Client): WorkerRequests {
@@ -80,6 +95,21 @@ export function temporalWorkerRequests(client: Client): WorkerRequests {
     recoveryWindow: (input) => ask("recoveryWindow", input),
     mysqlRecoveryWindow: (input) => ask("mysqlRecoveryWindow", input),
     previewMysqlRestore: (input) => ask("previewMysqlRestore", input),
+    snapshotTree: (input) => ask("snapshotTree", input),
+    snapshotDiff: (input) => ask("snapshotDiff", input),
+    downloadSnapshot: async (input, signal) => {
+      const workflowId = `download-${randomBytes(6).toString("hex")}`;
+      const handle = await withTemporal(client, () => client.workflow.start(DOWNLOAD_WORKFLOW_TYPE, { workflowId, taskQueue: TASK_QUEUE, args: [input], workflowExecutionTimeout: "25 hours" }));
+      const stop = () => void handle.terminate("the API stopped the download (its caller went away or no worker took it)").catch(() => undefined);
+      signal?.addEventListener("abort", stop, { once: true });
+      try {
+        return (await handle.result()) as Answer<DownloadResult>;
+      } catch (err) {
+        throw workerFailure(err);
+      } finally {
+        signal?.removeEventListener("abort", stop);
+      }
+    },
   };
 }
 
@@ -103,6 +133,8 @@ const STATUS: Record<RefusalReason, { status: ContentfulStatusCode; title: strin
   snapshotAmbiguous: { status: 400, title: "Ambiguous snapshot id" },
   targetNotEmpty: { status: 409, title: "Target not empty" },
   invalid: { status: 400, title: "Cannot be done as asked" },
+  pathNotFound: { status: 404, title: "Path not in the snapshot" },
+  wrongFormat: { status: 400, title: "Not available in that form" },
 };
 
 /** The value of a worker's answer, or its refusal as the problem the caller gets. */

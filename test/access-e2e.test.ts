@@ -76,6 +76,10 @@ describe("tokens, roles and scopes", () => {
     getAnalytics: ["viewer", "operator", "admin"],
     getPlanAnalytics: ["viewer", "operator", "admin"],
     listSnapshots: ["viewer", "operator", "admin"],
+    getSnapshotTree: ["viewer", "operator", "admin"],
+    diffSnapshots: ["viewer", "operator", "admin"],
+    // Downloading hands out the backed-up bytes, as a restore does.
+    downloadSnapshot: ["operator", "admin"],
     createRestore: ["operator", "admin"],
     createMysqlRestore: ["operator", "admin"],
     createMysqlRecovery: ["operator", "admin"],

@@ -1,3 +1,4 @@
+import { browseActivities } from "../activities/browse.js";
 import { requestActivities } from "../activities/requests.js";
 import type { WorkerRequests } from "../api/worker-requests.js";
 import type { SecretBox } from "../engine/secret-box.js";
@@ -23,5 +24,6 @@ export function testPolicyEnv(dir: string): Record<string, string> {
  * without a Temporal server (the end-to-end tests go through Temporal).
  */
 export function inProcessWorkers(secretBox: SecretBox, policy: ExecutionPolicy): WorkerRequests {
-  return requestActivities({ secretBox, policy, threads: 0 });
+  const deps = { secretBox, policy, threads: 0 };
+  return { ...requestActivities(deps), ...browseActivities(deps) };
 }

@@ -6,7 +6,7 @@
 export { backupWorkflow } from "./backup.js";
 export { jobSlotsWorkflow } from "./slots.js";
 export { copyWorkflow, pruneWorkflow, restoreWorkflow, verifySnapshotWorkflow, verifyWorkflow } from "./maintenance.js";
-export { checkSourcesWorkflow, describeRepositoryWorkflow, listSnapshotsWorkflow, prepareRestoreWorkflow, registerRepositoryWorkflow } from "./requests.js";
+export { checkSourcesWorkflow, describeRepositoryWorkflow, downloadSnapshotWorkflow, listSnapshotsWorkflow, prepareRestoreWorkflow, registerRepositoryWorkflow, snapshotDiffWorkflow, snapshotTreeWorkflow } from "./requests.js";
 export { logicalRestoreWorkflow, recoveryWindowWorkflow, recoveryWorkflow } from "./recovery.js";
 export { alertNotificationWorkflow } from "./notifications.js";
 export { drillWorkflow } from "./drill.js";

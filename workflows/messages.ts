@@ -494,7 +494,9 @@ export type RefusalReason =
   | "snapshotAmbiguous"
   | "targetNotEmpty"
   /** The request cannot be done as asked (a table the dump lacks); the message says what to change. */
-  | "invalid";
+  | "invalid"
+  | "pathNotFound"
+  | "wrongFormat";
 
 export interface Refusal {
   reason: RefusalReason;
@@ -517,7 +519,86 @@ export const REQUEST_WORKFLOW_TYPES = {
   recoveryWindow: "recoveryWindowWorkflow",
   mysqlRecoveryWindow: "mysqlRecoveryWindowWorkflow",
   previewMysqlRestore: "previewMysqlRestoreWorkflow",
+  snapshotTree: "snapshotTreeWorkflow",
+  snapshotDiff: "snapshotDiffWorkflow",
 } as const;
+
+/** The workflow that streams a snapshot's file or folder to the API (not a request: it runs as long as the transfer). */
+export const DOWNLOAD_WORKFLOW_TYPE = "downloadSnapshotWorkflow";
+
+export interface SnapshotTreeInput {
+  repository: RepositoryTarget;
+  /** A snapshot id or unique prefix. */
+  snapshotRef: string;
+  /** The directory to list, slash-separated ("/" the snapshot's root). */
+  path: string;
+  /** Entries skipped and returned at most, in name order: an answer stays small whatever the directory holds. */
+  offset: number;
+  limit: number;
+}
+
+/** One entry of a snapshot's directory. */
+export interface SnapshotTreeEntry {
+  name: string;
+  type: string;
+  /** Bytes of a file. */
+  size?: number;
+  /** ISO 8601. */
+  mtime: string;
+  /** Permission bits (mode & 0o7777). */
+  mode: number;
+  linktarget?: string;
+}
+
+export interface SnapshotTreeListing {
+  snapshotId: string;
+  path: string;
+  entries: SnapshotTreeEntry[];
+  /** Entries the directory holds in all. */
+  total: number;
+  /** True when entries follow the last one given (ask again with a larger offset). */
+  truncated: boolean;
+}
+
+export interface SnapshotDiffInput {
+  repository: RepositoryTarget;
+  from: string;
+  to: string;
+  /** Changes returned at most; the totals count them all. */
+  limit: number;
+}
+
+export interface SnapshotDiffChange {
+  change: "added" | "removed" | "changed" | "metadata";
+  path: string;
+  type: string;
+  size?: number;
+  sizeBefore?: number;
+}
+
+export interface SnapshotDiff {
+  from: string;
+  to: string;
+  changes: SnapshotDiffChange[];
+  totals: { added: number; removed: number; changed: number; metadata: number };
+  truncated: boolean;
+}
+
+export interface DownloadSnapshotInput {
+  repository: RepositoryTarget;
+  snapshotRef: string;
+  /** The file or directory to send, slash-separated ("/" the whole snapshot). */
+  path: string;
+  /** raw: a file as itself; tar: an archive. Absent: raw for a file, tar for a directory. */
+  format?: "raw" | "tar";
+  /** Where the worker sends the bytes: the API's one-time upload address (its secret is in the path). */
+  upload: { url: string };
+}
+
+/** What the worker sent once the API took it all. */
+export interface DownloadResult {
+  bytes: number;
+}
 
 export interface DescribeRepositoryInput {
   repository: RepositoryTarget;

@@ -961,6 +961,18 @@ export type Snapshot = {
   summary?: Record<string, number>;
 };
 
+export type SnapshotTreeEntry = {
+  name: string;
+  /** file, dir, symlink, fifo, socket, chardev or blockdev. */
+  type: string;
+  /** Bytes (files only). */
+  size?: number;
+  mtime: string;
+  /** Permission bits (mode & 0o7777). */
+  mode: number;
+  linktarget?: string;
+};
+
 export type Token = {
   id: string;
   name: string;
@@ -1068,6 +1080,28 @@ export type createTokenResponse = {
   token: string;
 };
 
+export type diffSnapshotsResponse = {
+  from: string;
+  to: string;
+  changes: {
+    change: "added" | "removed" | "changed" | "metadata";
+    path: string;
+    type: string;
+    /** Bytes of the file in this snapshot (in `against` when removed). */
+    size?: number;
+    /** Bytes of a changed file in `against`. */
+    sizeBefore?: number;
+  }[];
+  totals: {
+    added: number;
+    removed: number;
+    changed: number;
+    metadata: number;
+  };
+  /** True when more changes than `limit` were found. */
+  truncated: boolean;
+};
+
 export type getAnalyticsResponse = OverallAnalytics;
 
 export type getComplianceReportResponse = ComplianceReport;
@@ -1114,6 +1148,15 @@ export type getRecoveryWindowResponse = RecoveryWindow | MysqlRecoveryWindow;
 export type getRepositoryResponse = Repository;
 
 export type getSessionResponse = Session;
+
+export type getSnapshotTreeResponse = {
+  snapshotId: string;
+  path: string;
+  entries: SnapshotTreeEntry[];
+  total: number;
+  /** True when entries follow the last one given: ask again with offset. */
+  truncated: boolean;
+};
 
 export type healthzResponse = Health;
 
