@@ -2,6 +2,8 @@ import { Readable } from "node:stream";
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import { diffTrees, type ChangeKind } from "../engine/diff.js";
+import { IntegrityError } from "../engine/crypto.js";
+import { CairnError } from "../engine/errors.js";
 import { directoryTar, fileContent, fileTar } from "../engine/export.js";
 import type { SnapshotEntry } from "../engine/snapshot.js";
 import { TreeLoader, type TreeNode } from "../engine/tree.js";
@@ -181,7 +183,11 @@ async function upload(url: string, body: AsyncGenerator<Buffer>, headers: Record
     duplex: "half",
     headers: { "content-type": "application/octet-stream", ...headers },
     ...(ctx ? { signal: ctx.cancellationSignal } : {}),
-  } as RequestInit);
+  } as RequestInit).catch((err: unknown) => {
+    // A damaged blob met while sending: its own error says which pack, not fetch's "fetch failed".
+    const cause = err instanceof TypeError ? err.cause : undefined;
+    throw cause instanceof IntegrityError ? new CairnError(`${cause.message}; run "cairn check --read-data" on the repository`) : cause instanceof CairnError ? cause : err;
+  });
   await res.body?.cancel();
   if (res.status === 410) throw ApplicationFailure.create({ message: "the API no longer waits for this download (its caller went away or it timed out)", type: PERMANENT_FAILURES.invalidRequest, nonRetryable: true });
   if (!res.ok) throw ApplicationFailure.create({ message: `the API answered ${res.status} to the download's upload`, nonRetryable: true });
