@@ -17,6 +17,7 @@ interface RestoreFlags {
   targetAction: string;
   systemId?: string;
   explain?: boolean;
+  delta?: boolean;
 }
 
 export function register(pg: Command): void {
@@ -31,12 +32,13 @@ export function register(pg: Command): void {
     .option("--target-action <action>", "what the server does at the target: promote, pause or shutdown", "promote")
     .option("--system-id <id>", "which cluster (default: the one with the newest base backup)")
     .option("--explain", "show the chosen base backup and the alternatives, and write nothing")
+    .option("--delta", "restore over the stopped data directory of the same cluster, rewriting only files whose content differs from the backup (and removing files it does not have)")
     .action(async (o: RestoreFlags, cmd: Command) => {
       const opts = globals(cmd);
       const { target, text } = parseTarget(o);
       if (!["promote", "pause", "shutdown"].includes(o.targetAction)) throw new CairnError(`--target-action must be promote, pause or shutdown, got ${o.targetAction}`);
       const dir = path.resolve(o.targetDir);
-      if (!o.explain) await ensureEmptyTarget(dir);
+      if (!o.explain && !o.delta) await ensureEmptyTarget(dir);
       await withRepository(opts, "shared", "pg restore", async (repo) => {
         const cluster = await ClusterArchive.load(repo, await clusterId(repo, o.systemId));
         const { chosen, alternatives } = await cluster.choose(target, repo);
@@ -45,10 +47,12 @@ export function register(pg: Command): void {
           output(opts, explain, () => [`target: ${explain.target}`, `chosen:      ${line(chosen)}`, ...alternatives.map((a) => `alternative: ${line(a)}`)].join("\n"));
           return;
         }
-        const result = await writeDataDir(repo, chosen.backup, { targetDir: dir, target, targetText: text, action: o.targetAction as TargetAction, restoreCommand: restoreCommand(opts, cluster.systemId) });
-        output(opts, { ...explain, targetDir: dir, files: result.files, bytes: result.totalBytes }, () =>
+        const result = await writeDataDir(repo, chosen.backup, { targetDir: dir, target, targetText: text, action: o.targetAction as TargetAction, restoreCommand: restoreCommand(opts, cluster.systemId), delta: o.delta });
+        const delta = o.delta ? { filesUnchanged: result.filesSkipped, bytesWritten: result.bytesWritten, deleted: result.deleted.map((f) => path.relative(dir, f)) } : {};
+        output(opts, { ...explain, targetDir: dir, files: result.files, bytes: result.totalBytes, ...delta }, () =>
           [
             `restored base backup ${chosen.backup.id.slice(0, 8)} (${chosen.backup.source.stopTime}) into ${dir}: ${result.files} files, ${formatBytes(result.totalBytes)}`,
+            ...(o.delta ? [`delta: ${result.filesSkipped} files already matched and were left as they were; ${formatBytes(result.bytesWritten)} written; ${result.deleted.length} files the backup does not have removed`] : []),
             `start it (as the owner of the directory) to recover to ${explain.target}: pg_ctl -D ${dir} start`,
           ].join("\n"),
         );

@@ -6,7 +6,7 @@ import { Restorer, type RestoreResult } from "../../engine/restorer.js";
 import { TreeLoader } from "../../engine/tree.js";
 import { PGDATA_DIR } from "./basebackup.js";
 import type { BaseBackup, RecoveryTarget } from "./recovery.js";
-import { formatLsn } from "./wal.js";
+import { formatLsn, systemIdFromControl } from "./wal.js";
 
 export type TargetAction = "promote" | "pause" | "shutdown";
 
@@ -18,6 +18,12 @@ export interface DataDirOptions {
   action: TargetAction;
   /** restore_command with %f and %p left for PostgreSQL. */
   restoreCommand: string;
+  /**
+   * Restore over the stopped data directory of the same cluster (checked with
+   * ensureDeltaTarget first): files whose size and content match the backup are left
+   * as they are, only differing blocks are written, files the backup does not have go.
+   */
+  delta?: boolean;
 }
 
 /**
@@ -36,10 +42,38 @@ export async function ensureEmptyTarget(dir: string): Promise<void> {
   if (names.length) throw new CairnError(`${dir} is not empty; restore into a new or empty directory (Cairn never overwrites a data directory)`);
 }
 
+/**
+ * Refuses a directory a delta restore must not touch: one that is not a data
+ * directory, is in use (postmaster.pid), or belongs to another cluster than the
+ * backup's (its pg_control names another system identifier).
+ */
+export async function ensureDeltaTarget(dir: string, systemId: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (err) {
+    throw new CairnError(`cannot read ${dir}: ${(err as Error).message}; --delta restores over an existing data directory (leave it out to restore into a new one)`);
+  }
+  if (names.includes("postmaster.pid")) {
+    throw new CairnError(`${dir} has postmaster.pid: a server runs on it (or crashed); stop it with pg_ctl -D ${dir} stop before a delta restore (after a crash, make sure no server runs, then remove postmaster.pid)`);
+  }
+  let control: Buffer;
+  try {
+    control = await fs.readFile(path.join(dir, "global", "pg_control"));
+  } catch {
+    throw new CairnError(`${dir} has no global/pg_control: it is not a PostgreSQL data directory; --delta only restores over the data directory of the backed-up cluster (leave it out to restore into a new, empty directory)`);
+  }
+  const found = systemIdFromControl(control);
+  if (found !== systemId) {
+    throw new CairnError(`${dir} is the data directory of database system ${found}, but the base backup is of system ${systemId}; a delta restore never writes over another cluster: restore into a new, empty directory instead`);
+  }
+}
+
 /** Restores a base backup into `targetDir` and sets it up to recover to the target when started. */
 export async function writeDataDir(repo: Repository, backup: BaseBackup, o: DataDirOptions): Promise<RestoreResult> {
   const dir = path.resolve(o.targetDir);
-  await ensureEmptyTarget(dir);
+  if (o.delta) await ensureDeltaTarget(dir, backup.source.systemId);
+  else await ensureEmptyTarget(dir);
   const loader = new TreeLoader(repo);
   let treeId = backup.tree;
   let owner: { uid: number; gid: number } | undefined;
@@ -50,7 +84,7 @@ export async function writeDataDir(repo: Repository, backup: BaseBackup, o: Data
     owner = { uid: node.uid, gid: node.gid };
   }
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const result = await new Restorer(repo, { target: dir }).restore(treeId);
+  const result = await new Restorer(repo, { target: dir, ...(o.delta ? { overwrite: "if-changed" as const, delete: true } : {}) }).restore(treeId);
   await fs.chmod(dir, 0o700);
   if (process.getuid?.() === 0 && owner) await fs.chown(dir, owner.uid, owner.gid);
   const lines = [
