@@ -2,7 +2,7 @@ import { defaultPayloadConverter, isGrpcServiceError, WorkflowNotFoundError, typ
 import { eq, inArray } from "drizzle-orm";
 import type { Catalog } from "../db/client.js";
 import { jobs, type JobStatusName, type JobStepRecord } from "../db/schema.js";
-import { SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES, statusQuery, type BackupResult, type DrillResult, type JobKind, type JobPhase, type JobProgress, type JobStatus, type RestoreResult } from "../workflows/messages.js";
+import { JOB_KINDS, SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES, statusQuery, type BackupResult, type DrillResult, type JobKind, type JobPhase, type JobProgress, type JobStatus, type RestoreResult } from "../workflows/messages.js";
 import { ApiError } from "./errors.js";
 import { fetchJobHistory } from "./history.js";
 import { badCursor } from "./pagination.js";
@@ -34,7 +34,6 @@ export interface JobView {
 export type JobSummary = Pick<JobView, "id" | "kind" | "status" | "planId" | "snapshotId" | "error" | "startedAt" | "finishedAt" | "attempts">;
 
 const NO_PROGRESS: JobProgress = { filesDone: 0, bytesDone: 0, bytesTotal: 0, bytesPerSecond: 0, etaSeconds: null };
-const KINDS: JobKind[] = ["backup", "restore", "verify", "check", "prune", "copy", "recovery", "drill"];
 /** Jobs on a repository the API starts are named `<kind>-<repository id>-<time>`: a scoped token sees those of its repositories. */
 export const REPOSITORY_JOB_PREFIXES = ["restore", "verify", "check", "prune", "copy"] as const;
 
@@ -63,7 +62,7 @@ export interface JobOwners {
 
 /** A visibility query over Cairn's search attributes: the same filter works in the Temporal Web UI. */
 export function jobsQuery(filter: { status?: JobStatusName; planId?: string; kind?: JobKind }, owners?: JobOwners): string {
-  const parts = [filter.kind ? `CairnKind = '${filter.kind}'` : `CairnKind IN (${KINDS.map((k) => `'${k}'`).join(", ")})`];
+  const parts = [filter.kind ? `CairnKind = '${filter.kind}'` : `CairnKind IN (${JOB_KINDS.map((k) => `'${k}'`).join(", ")})`];
   if (filter.planId) parts.push(`CairnPlan = '${filter.planId}'`);
   if (filter.status) parts.push(STATUS_QUERY[filter.status]);
   if (owners) {

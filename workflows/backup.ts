@@ -2,7 +2,7 @@ import { ActivityCancellationType, allHandlersFinished, condition, isCancellatio
 import type { CairnActivities } from "../activities/index.js";
 import { hasRetentionRules, PERMANENT_FAILURES, type BackupInput, type BackupResult, type JobStatus, type NotificationEvent, type NotifyOn, type ReplicaRecord, type StepRetry } from "./messages.js";
 import { inJobSlots } from "./slots.js";
-import { ensureSearchAttributes, trackStatus } from "./status.js";
+import { asJob, ensureSearchAttributes, trackStatus } from "./status.js";
 
 const nonRetryableErrorTypes = Object.values(PERMANENT_FAILURES);
 
@@ -91,13 +91,15 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
   const steps = input.retry ? stepActivities(input.retry) : BUILT_IN;
   const status = trackStatus("backup");
   ensureSearchAttributes({ plan: input.planId, source: input.source.type });
-  try {
-    return await inJobSlots(input.repository, status, () => runBackup(input, steps, status));
-  } catch (err) {
-    // The plan's failure channels hear of it; the job fails with its own cause whatever they answer.
-    if (!isCancellation(err)) await notifyChannels(steps, input, "failure", { status: "failed", snapshotId: status.snapshotId, error: innermostMessage(err) }).catch(() => undefined);
-    throw err;
-  }
+  return asJob(input.repository.id, async () => {
+    try {
+      return await inJobSlots(input.repository, status, () => runBackup(input, steps, status));
+    } catch (err) {
+      // The plan's failure channels hear of it; the job fails with its own cause whatever they answer.
+      if (!isCancellation(err)) await notifyChannels(steps, input, "failure", { status: "failed", snapshotId: status.snapshotId, error: innermostMessage(err) }).catch(() => undefined);
+      throw err;
+    }
+  });
 }
 
 /** Sends the event to each channel of the plan that asked for `on`, in parallel; returns why each one that could not be reached failed. */

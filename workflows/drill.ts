@@ -1,7 +1,8 @@
 import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation, proxyActivities } from "@temporalio/workflow";
 import type { CairnActivities } from "../activities/index.js";
 import { DRILL_FAILED, PERMANENT_FAILURES, type DrillInput, type DrillResult, type DrillScratch, type JobStatus, type RecoveryInput } from "./messages.js";
-import { ensureSearchAttributes, trackStatus } from "./status.js";
+import { inJobSlots } from "./slots.js";
+import { asJob, ensureSearchAttributes, trackStatus } from "./status.js";
 
 const nonRetryableErrorTypes = [...Object.values(PERMANENT_FAILURES), DRILL_FAILED];
 
@@ -43,6 +44,16 @@ export const DEFAULT_CHECK_SQL = "SELECT 1";
 export async function drillWorkflow(input: DrillInput): Promise<DrillResult> {
   const status = trackStatus("drill");
   ensureSearchAttributes({ plan: input.planId, source: input.source.type });
+  return asJob(input.repository.id, async () => {
+    // A drill reads the repository like a restore: it takes the repository's and the global concurrency slots.
+    const result = await inJobSlots(input.repository, status, () => drillInScratch(input, status));
+    status.phase = "done";
+    await condition(allHandlersFinished);
+    return result;
+  });
+}
+
+async function drillInScratch(input: DrillInput, status: JobStatus): Promise<DrillResult> {
   status.phase = "prepare";
   const scratch = await prepareDrill(input);
   try {
@@ -51,8 +62,6 @@ export async function drillWorkflow(input: DrillInput): Promise<DrillResult> {
     status.progress = { filesDone: result.filesVerified, bytesDone: result.bytes, bytesTotal: result.bytes, bytesPerSecond: 0, etaSeconds: 0 };
     status.warnings.push(...result.warnings);
     await discard(scratch, status);
-    status.phase = "done";
-    await condition(allHandlersFinished);
     return result;
   } catch (err) {
     await discard(scratch, status).catch(() => undefined);

@@ -14,7 +14,7 @@ import {
   type VerifySnapshotResult,
 } from "./messages.js";
 import { inJobSlots } from "./slots.js";
-import { trackStatus } from "./status.js";
+import { asJob, trackStatus } from "./status.js";
 
 const { restoreSnapshot, checkRepository, pruneRepository, verifySnapshotRef, copySnapshot } = proxyActivities<CairnActivities>({
   startToCloseTimeout: "24 hours",
@@ -27,69 +27,79 @@ const { restoreSnapshot, checkRepository, pruneRepository, verifySnapshotRef, co
 /** Restores a snapshot (id, unique prefix or "latest") into a directory on the worker. */
 export async function restoreWorkflow(input: RestoreInput): Promise<RestoreResult> {
   const status = trackStatus("restore");
-  const result = await inJobSlots(input.repository, status, async () => {
-    status.phase = "restore";
-    status.snapshotId = input.snapshotId;
-    const r = await restoreSnapshot(input);
-    status.warnings.push(...r.warnings);
-    return r;
+  return asJob(input.repository.id, async () => {
+    const result = await inJobSlots(input.repository, status, async () => {
+      status.phase = "restore";
+      status.snapshotId = input.snapshotId;
+      const r = await restoreSnapshot(input);
+      status.warnings.push(...r.warnings);
+      return r;
+    });
+    status.phase = "done";
+    await condition(allHandlersFinished);
+    return result;
   });
-  status.phase = "done";
-  await condition(allHandlersFinished);
-  return result;
 }
 
 /** Checks a repository; with `readData` it reads data back too. Damage is reported in the result's errors. */
 export async function verifyWorkflow(input: VerifyInput): Promise<VerifyResult> {
   const status = trackStatus("verify");
-  const result = await inJobSlots(input.repository, status, async () => {
-    status.phase = "check";
-    const r = await checkRepository(input);
-    status.warnings.push(...r.warnings);
-    return r;
+  return asJob(input.repository.id, async () => {
+    const result = await inJobSlots(input.repository, status, async () => {
+      status.phase = "check";
+      const r = await checkRepository(input);
+      status.warnings.push(...r.warnings);
+      return r;
+    });
+    status.phase = "done";
+    await condition(allHandlersFinished);
+    return result;
   });
-  status.phase = "done";
-  await condition(allHandlersFinished);
-  return result;
 }
 
 /** Deletes data no snapshot needs and repacks wasteful packs. */
 export async function pruneWorkflow(input: PruneInput): Promise<PruneResult> {
   const status = trackStatus("prune");
-  const result = await inJobSlots(input.repository, status, async () => {
-    status.phase = "prune";
-    return pruneRepository(input);
+  return asJob(input.repository.id, async () => {
+    const result = await inJobSlots(input.repository, status, async () => {
+      status.phase = "prune";
+      return pruneRepository(input);
+    });
+    status.phase = "done";
+    await condition(allHandlersFinished);
+    return result;
   });
-  status.phase = "done";
-  await condition(allHandlersFinished);
-  return result;
 }
 
 /** Verifies one snapshot: its trees, and a sample of the packs holding its data read back. Damage fails the job. */
 export async function verifySnapshotWorkflow(input: VerifySnapshotInput): Promise<VerifySnapshotResult> {
   const status = trackStatus("verify");
-  const result = await inJobSlots(input.repository, status, async () => {
-    status.phase = "verify";
-    const r = await verifySnapshotRef(input);
-    status.snapshotId = r.snapshotId;
-    status.warnings.push(...r.warnings);
-    return r;
+  return asJob(input.repository.id, async () => {
+    const result = await inJobSlots(input.repository, status, async () => {
+      status.phase = "verify";
+      const r = await verifySnapshotRef(input);
+      status.snapshotId = r.snapshotId;
+      status.warnings.push(...r.warnings);
+      return r;
+    });
+    status.phase = "done";
+    await condition(allHandlersFinished);
+    return result;
   });
-  status.phase = "done";
-  await condition(allHandlersFinished);
-  return result;
 }
 
 /** Copies one snapshot into another repository. */
 export async function copyWorkflow(input: CopyInput): Promise<CopyResult> {
   const status = trackStatus("copy");
-  const result = await inJobSlots(input.from, status, async () => {
-    status.phase = "copy";
-    const r = await copySnapshot(input);
-    status.snapshotId = r.snapshotId;
-    return r;
+  return asJob(input.from.id, async () => {
+    const result = await inJobSlots(input.from, status, async () => {
+      status.phase = "copy";
+      const r = await copySnapshot(input);
+      status.snapshotId = r.snapshotId;
+      return r;
+    });
+    status.phase = "done";
+    await condition(allHandlersFinished);
+    return result;
   });
-  status.phase = "done";
-  await condition(allHandlersFinished);
-  return result;
 }

@@ -13,21 +13,34 @@ import { defineQuery, defineSignal } from "@temporalio/workflow";
 /** The task queue every Cairn worker polls. */
 export const TASK_QUEUE = "cairn";
 
-/** Custom search attributes (Keyword) set on every workflow, so the API and the Web UI filter alike. */
-export const SEARCH_ATTRIBUTES = { plan: "CairnPlan", source: "CairnSource", kind: "CairnKind" } as const;
+/**
+ * Custom search attributes (Keyword) set on every job's workflow, so the API and the Web UI
+ * filter alike: its plan (jobs of a plan), source type, kind, repository (the one it works
+ * on; a copy's source) and, once it has ended, its outcome (JobOutcome).
+ */
+export const SEARCH_ATTRIBUTES = { plan: "CairnPlan", source: "CairnSource", kind: "CairnKind", repository: "CairnRepository", outcome: "CairnOutcome" } as const;
 
 /** The same attributes as typed keys, for `typedSearchAttributes` when starting a workflow and inside workflows. */
 export const SEARCH_ATTRIBUTE_KEYS = {
   plan: defineSearchAttributeKey(SEARCH_ATTRIBUTES.plan, SearchAttributeType.KEYWORD),
   source: defineSearchAttributeKey(SEARCH_ATTRIBUTES.source, SearchAttributeType.KEYWORD),
   kind: defineSearchAttributeKey(SEARCH_ATTRIBUTES.kind, SearchAttributeType.KEYWORD),
+  repository: defineSearchAttributeKey(SEARCH_ATTRIBUTES.repository, SearchAttributeType.KEYWORD),
+  outcome: defineSearchAttributeKey(SEARCH_ATTRIBUTES.outcome, SearchAttributeType.KEYWORD),
 } as const;
+
+/**
+ * How a job ended, as its CairnOutcome says (the API's job statuses): a job that was
+ * terminated or timed out has none (its ExecutionStatus says so).
+ */
+export type JobOutcome = "completed" | "failed" | "cancelled";
 
 /**
  * verify: one snapshot's trees and a sample of its data; check: the whole repository
  * (verifyWorkflow), with a share of its data read back; copy: a snapshot into another repository.
  */
-export type JobKind = "backup" | "restore" | "verify" | "check" | "prune" | "copy" | "recovery" | "drill";
+export const JOB_KINDS = ["backup", "restore", "verify", "check", "prune", "copy", "recovery", "drill"] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
 
 export type JobPhase =
   | "queued"

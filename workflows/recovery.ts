@@ -1,7 +1,8 @@
 import { allHandlersFinished, CancellationScope, condition, isCancellation, proxyActivities } from "@temporalio/workflow";
 import type { CairnActivities } from "../activities/index.js";
-import { PERMANENT_FAILURES, type LogicalRestoreInput, type LogicalRestoreJobResult, type RecoveryInput, type RecoveryResult, type RecoveryWindow, type RecoveryWindowInput, type Answer } from "./messages.js";
-import { ensureSearchAttributes, trackStatus } from "./status.js";
+import { PERMANENT_FAILURES, type LogicalRestoreInput, type LogicalRestoreJobResult, type RecoveryInput, type RecoveryResult, type RecoveryWindow, type RecoveryWindowInput, type Answer, type JobStatus } from "./messages.js";
+import { inJobSlots } from "./slots.js";
+import { asJob, ensureSearchAttributes, trackStatus } from "./status.js";
 
 const nonRetryableErrorTypes = Object.values(PERMANENT_FAILURES);
 
@@ -41,7 +42,11 @@ const { verifyRecovery, promoteRecovery, stopRecoveredServer } = proxyActivities
 export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryResult> {
   const status = trackStatus("recovery");
   ensureSearchAttributes({ plan: input.planId, source: "postgres" });
+  // A recovery reads a whole base backup and its WAL: it takes the repository's and the global concurrency slots.
+  return asJob(input.repository.id, () => inJobSlots(input.repository, status, () => recover(input, status)));
+}
 
+async function recover(input: RecoveryInput, status: JobStatus): Promise<RecoveryResult> {
   status.phase = "validate";
   const choice = await validateRecovery(input);
   status.snapshotId = choice.snapshotId;
@@ -103,10 +108,14 @@ const { restoreLogicalDump } = proxyActivities<CairnActivities>({
 export async function logicalRestoreWorkflow(input: LogicalRestoreInput): Promise<LogicalRestoreJobResult> {
   const status = trackStatus("restore");
   ensureSearchAttributes({ plan: input.planId, source: "postgres" });
-  status.phase = "restore";
-  const result = await restoreLogicalDump(input);
-  status.snapshotId = result.snapshotId;
-  status.phase = "done";
-  await condition(allHandlersFinished);
-  return result;
+  return asJob(input.repository.id, async () => {
+    const result = await inJobSlots(input.repository, status, async () => {
+      status.phase = "restore";
+      return restoreLogicalDump(input);
+    });
+    status.snapshotId = result.snapshotId;
+    status.phase = "done";
+    await condition(allHandlersFinished);
+    return result;
+  });
 }

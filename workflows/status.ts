@@ -1,5 +1,5 @@
-import { setHandler, upsertSearchAttributes, workflowInfo } from "@temporalio/workflow";
-import { progressSignal, SEARCH_ATTRIBUTE_KEYS, statusQuery, type JobKind, type JobStatus } from "./messages.js";
+import { isCancellation, patched, setHandler, upsertSearchAttributes, workflowInfo } from "@temporalio/workflow";
+import { progressSignal, SEARCH_ATTRIBUTE_KEYS, statusQuery, type JobKind, type JobOutcome, type JobStatus } from "./messages.js";
 
 /**
  * The job's status as the `status` query answers it: the workflow moves `phase`
@@ -31,4 +31,26 @@ export function ensureSearchAttributes(values: Partial<Record<keyof typeof SEARC
     .filter((name) => values[name] !== undefined && current.get(SEARCH_ATTRIBUTE_KEYS[name]) === undefined)
     .map((name) => ({ key: SEARCH_ATTRIBUTE_KEYS[name], value: values[name]! }));
   if (missing.length) upsertSearchAttributes(missing);
+}
+
+/**
+ * Runs a job's work with the search attributes an operator filters on in the Web UI:
+ * CairnRepository (the repository it works on) from the start, and CairnOutcome
+ * (completed, failed, cancelled) set as it ends, so `CairnOutcome = "failed" AND
+ * CairnPlan = "<plan id>"` lists a plan's failed jobs.
+ */
+export async function asJob<T>(repositoryId: string, work: () => Promise<T>): Promise<T> {
+  // Jobs started before these attributes existed replay without them.
+  if (patched("job-repository-attribute")) ensureSearchAttributes({ repository: repositoryId });
+  let outcome: JobOutcome = "failed";
+  try {
+    const result = await work();
+    outcome = "completed";
+    return result;
+  } catch (err) {
+    if (isCancellation(err)) outcome = "cancelled";
+    throw err;
+  } finally {
+    if (patched("job-outcome-attribute")) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTE_KEYS.outcome, value: outcome }]);
+  }
 }
