@@ -5,7 +5,7 @@ import type { StorageForecast } from "./storage.js";
 import type { SuccessForecast } from "./success.js";
 import type { DestinationHealth } from "./types.js";
 
-export type RecommendationType = "reliability" | "destination" | "verification" | "restore-test" | "capacity" | "anomaly";
+export type RecommendationType = "reliability" | "destination" | "verification" | "restore-test" | "capacity" | "anomaly" | "performance";
 export type Priority = "critical" | "high" | "medium" | "low";
 
 export interface Recommendation {

@@ -34,6 +34,7 @@ import { CSRF_HEADER, DEFAULT_SESSIONS, SESSION_COOKIE, Sessions, type SessionOp
 import { securityRoutes } from "./routes/security.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
 import { tokenRoutes } from "./routes/tokens.js";
+import { workerRoutes } from "./routes/workers.js";
 import { raiseSecurityEvent } from "./security-events.js";
 import type { WorkerRequests } from "./worker-requests.js";
 import { defaultWebDir, webRoutes } from "./web.js";
@@ -130,6 +131,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", analyticsRoutes(deps));
   app.route("/v1", alertRoutes(deps));
   app.route("/v1", policyRoutes(deps));
+  app.route("/v1", workerRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "A token from POST /v1/tokens, the admin token printed on first start, or CAIRN_API_TOKEN. Each operation's x-cairn-permission names the permission its token's role must hold." });
   app.openAPIRegistry.registerComponent("securitySchemes", "session", {

@@ -75,6 +75,8 @@ describe("tokens, roles and scopes", () => {
     getQueue: ["viewer", "operator", "admin"],
     getAnalytics: ["viewer", "operator", "admin"],
     getPlanAnalytics: ["viewer", "operator", "admin"],
+    listWorkers: ["viewer", "operator", "admin"],
+    getBottlenecks: ["viewer", "operator", "admin"],
     listSnapshots: ["viewer", "operator", "admin"],
     getSnapshotTree: ["viewer", "operator", "admin"],
     diffSnapshots: ["viewer", "operator", "admin"],

@@ -11,3 +11,4 @@ export { logicalRestoreWorkflow, recoveryWindowWorkflow, recoveryWorkflow } from
 export { alertNotificationWorkflow } from "./notifications.js";
 export { drillWorkflow } from "./drill.js";
 export { mysqlRecoveryWindowWorkflow, mysqlRecoveryWorkflow, mysqlRestoreWorkflow, previewMysqlRestoreWorkflow } from "./mysql.js";
+export { workerRegisterWorkflow } from "./workers.js";

@@ -931,3 +931,42 @@ export interface MysqlRestorePreview {
   /** Why the restore would be refused; absent when it would run. */
   refusal?: string;
 }
+/**
+ * The workers' register: a long-lived workflow (id cairn-workers) that every worker
+ * signals its report to every CAIRN_WORKER_REPORT_INTERVAL_MS, and that keeps the
+ * latest report of each in its memo, so the API reads them (GET /v1/workers) with a
+ * describe, even when no worker runs to answer a query. Workers need no database.
+ */
+export const WORKER_REGISTER_WORKFLOW = "workerRegisterWorkflow";
+export const WORKER_REGISTER_ID = "cairn-workers";
+/** The memo key holding the reports (WorkerReport[]). */
+export const WORKER_REPORTS_MEMO = "workers";
+
+/** How a worker hands out activity slots: Temporal's resource-based tuner, or a fixed number. */
+export type WorkerSlots = { tuner: "resource-based"; targetCpu: number; targetMemory: number; maxActivities: number } | { tuner: "fixed"; activities: number };
+
+/** What a worker reports of itself and of the machine it runs on. */
+export interface WorkerReport {
+  /** Its Temporal identity (pid@host unless set). */
+  identity: string;
+  host: string;
+  taskQueue: string;
+  /** When it measured (ISO). */
+  at: string;
+  /** How often it reports, in milliseconds: a report older than three of these is stale. */
+  intervalMs: number;
+  /** The machine's CPU busy share (0-1) since its previous report. */
+  cpu: number;
+  memory: { usedBytes: number; totalBytes: number };
+  /** The file system of its data directory (CAIRN_DATA_DIR). */
+  disk: { path: string; freeBytes: number; totalBytes: number };
+  /** Activities it runs now (job steps). */
+  activitiesRunning: number;
+  slots: WorkerSlots;
+}
+
+export const workerReportSignal = defineSignal<[WorkerReport]>("workerReport");
+/** Sent by a worker that shuts down: its report is dropped. */
+export const workerGoneSignal = defineSignal<[string]>("workerGone");
+/** The register's own task queue, polled by a small second worker in each worker process: its tasks never wait among the jobs'. */
+export const WORKER_REGISTER_TASK_QUEUE = "cairn-workers";

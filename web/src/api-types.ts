@@ -1104,6 +1104,25 @@ export type diffSnapshotsResponse = {
 
 export type getAnalyticsResponse = OverallAnalytics;
 
+export type getBottlenecksResponse = {
+  at: string;
+  bottlenecks: {
+    identity: string;
+    host: string;
+    resource: "cpu" | "memory" | "disk";
+    used: number;
+    threshold: number;
+    at: string;
+    recommendation: {
+      type: string;
+      priority: "critical" | "high" | "medium" | "low";
+      title: string;
+      description: string;
+      impact: string;
+    };
+  }[];
+};
+
 export type getComplianceReportResponse = ComplianceReport;
 
 export type getJobResponse = Job;
@@ -1211,6 +1230,61 @@ export type listTokensResponse = {
   tokens: Token[];
   /** Pass it as ?cursor= for the next page; null on the last page. */
   nextCursor: string | null;
+};
+
+export type listWorkersResponse = {
+  workers: {
+    /** Its Temporal identity (pid@host unless set). */
+    identity: string;
+    host: string;
+    taskQueue: string;
+    reportedAt: string;
+    /** How often it reports (CAIRN_WORKER_REPORT_INTERVAL_MS). */
+    intervalMs: number;
+    /** No report for three of its intervals: it stopped without saying so, or cannot reach Temporal. */
+    stale: boolean;
+    /** The machine's CPU busy share (0-1) over its last interval. */
+    cpu: number;
+    memory: {
+      usedBytes: number;
+      totalBytes: number;
+      used: number;
+    };
+    disk: {
+      /** Its data directory (CAIRN_DATA_DIR), whose file system this is. */
+      path: string;
+      freeBytes: number;
+      totalBytes: number;
+      used: number;
+    };
+    /** Job steps it runs now. */
+    activitiesRunning: number;
+    /** How it hands out activity slots: Temporal's resource-based tuner (CAIRN_WORKER_TARGET_CPU, CAIRN_WORKER_TARGET_MEMORY) or a fixed number (CAIRN_WORKER_CONCURRENCY). */
+    slots: {
+      tuner: "resource-based";
+      targetCpu: number;
+      targetMemory: number;
+      maxActivities: number;
+    } | {
+      tuner: "fixed";
+      activities: number;
+    };
+  }[];
+  bottlenecks: {
+    identity: string;
+    host: string;
+    resource: "cpu" | "memory" | "disk";
+    used: number;
+    threshold: number;
+    at: string;
+    recommendation: {
+      type: string;
+      priority: "critical" | "high" | "medium" | "low";
+      title: string;
+      description: string;
+      impact: string;
+    };
+  }[];
 };
 
 export type pausePlanResponse = Plan;
