@@ -9,8 +9,9 @@ import { jobs, plans, repositories } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { tempDir } from "../test/helpers.js";
 import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
-import type { BackupResult } from "../workflows/messages.js";
+import { JOB_KINDS, type BackupResult, type JobKind, type WorkerReport } from "../workflows/messages.js";
 import { createApp } from "./app.js";
+import { renderMetrics } from "./metrics.js";
 
 const ADMIN = "test-admin-token";
 const scratch = tempDir("cairn-metrics-");
@@ -121,5 +122,46 @@ describe("GET /metrics", () => {
     expect(text).toContain('plan_id="dd04"');
     expect(text).not.toContain("cc03");
     expect(text).not.toContain('repository="nas"');
+  });
+});
+
+describe("renderMetrics: running jobs and workers", () => {
+  const now = new Date("2026-03-10T12:00:00.000Z");
+  const report = (identity: string, secondsAgo: number): WorkerReport => ({
+    identity,
+    host: "backup-1",
+    taskQueue: "cairn",
+    at: new Date(now.getTime() - secondsAgo * 1000).toISOString(),
+    intervalMs: 15_000,
+    cpu: 0.42,
+    memory: { usedBytes: 3e9, totalBytes: 8e9 },
+    disk: { path: "/var/lib/cairn", freeBytes: 5e10, totalBytes: 1e11 },
+    activitiesRunning: 3,
+    slots: { tuner: "resource-based", targetCpu: 0.8, targetMemory: 0.8, maxActivities: 32 },
+  });
+
+  it("counts running jobs of every kind, drills and recoveries included, zero where none runs", async () => {
+    const running = Object.fromEntries(JOB_KINDS.map((k, i) => [k, i])) as Record<JobKind, number>;
+    const lines = samples((await renderMetrics({ plans: [], repositories: [], jobs: [], running })).body);
+    expect(JOB_KINDS).toEqual(expect.arrayContaining(["backup", "restore", "verify", "check", "prune", "copy", "recovery", "drill"]));
+    for (const [i, kind] of JOB_KINDS.entries()) expect(lines).toContain(`cairn_jobs_running{kind="${kind}"} ${i}`);
+  });
+
+  it("shows each fresh worker's CPU, memory, disk and activities, and only the last report time of a stale one", async () => {
+    const lines = samples((await renderMetrics({ plans: [], repositories: [], jobs: [], workers: [report("7@backup-1", 5), report("9@backup-1", 3600)], now })).body);
+    const fresh = 'worker="7@backup-1",host="backup-1"';
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        `cairn_worker_last_report_timestamp_seconds{${fresh}} ${now.getTime() / 1000 - 5}`,
+        `cairn_worker_cpu_usage_ratio{${fresh}} 0.42`,
+        `cairn_worker_memory_used_bytes{${fresh}} 3000000000`,
+        `cairn_worker_memory_total_bytes{${fresh}} 8000000000`,
+        `cairn_worker_disk_free_bytes{${fresh}} 50000000000`,
+        `cairn_worker_disk_total_bytes{${fresh}} 100000000000`,
+        `cairn_worker_activities_running{${fresh}} 3`,
+        `cairn_worker_last_report_timestamp_seconds{worker="9@backup-1",host="backup-1"} ${now.getTime() / 1000 - 3600}`,
+      ]),
+    );
+    expect(lines.filter((l) => l.includes("9@backup-1"))).toHaveLength(1);
   });
 });

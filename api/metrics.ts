@@ -3,23 +3,25 @@
  * catalog (finished jobs, plans, repositories) and Temporal (running jobs). Values
  * that only grow (job counts, bytes added, the duration histogram) are sums over
  * the catalog's job history, so they behave as counters while that history is kept.
+ * Worker gauges come from the workers' own reports (api/workers.ts).
  */
 import type { Client } from "@temporalio/client";
 import { inArray } from "drizzle-orm";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { isStale } from "../analytics/bottlenecks.js";
 import { jobRecordFromRow } from "../analytics/records.js";
 import type { Catalog } from "../db/client.js";
 import { jobs, plans, repositories, type TokenScope } from "../db/schema.js";
-import type { BackupResult, JobKind } from "../workflows/messages.js";
+import { JOB_KINDS, type BackupResult, type JobKind, type WorkerReport } from "../workflows/messages.js";
 import { plansInScope, repositoriesInScope } from "./access.js";
 import { jobsQuery, listJobs, readJob } from "./jobs.js";
 import { withTemporal } from "./temporal.js";
+import { workerReports } from "./workers.js";
 
 type JobRow = typeof jobs.$inferSelect;
 type PlanRow = typeof plans.$inferSelect;
 type RepositoryRow = typeof repositories.$inferSelect;
 
-const KINDS: JobKind[] = ["backup", "restore", "verify", "prune"];
 /** Seconds: from a one-file backup to a day-long one. */
 const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400];
 /** Jobs that finished this recently are copied into the catalog by a scrape when nobody has read them yet. */
@@ -32,6 +34,9 @@ export interface MetricsInput {
   jobs: JobRow[];
   /** Running jobs per kind; undefined when Temporal did not answer. */
   running?: Record<JobKind, number>;
+  /** The workers' latest reports; undefined for a scoped token or when Temporal did not answer. */
+  workers?: WorkerReport[];
+  now?: Date;
 }
 
 /** Renders the exposition text (Prometheus text format 0.0.4). */
@@ -78,9 +83,34 @@ export async function renderMetrics(input: MetricsInput): Promise<{ contentType:
   temporalUp.set(input.running ? 1 : 0);
   if (input.running) {
     const running = new Gauge({ name: "cairn_jobs_running", help: "Jobs running now (workflows open in Temporal), by kind.", labelNames: ["kind"], registers });
-    for (const kind of KINDS) running.set({ kind }, input.running[kind]);
+    for (const kind of JOB_KINDS) running.set({ kind }, input.running[kind]);
   }
+  if (input.workers) workerGauges(input.workers, input.now ?? new Date(), registers);
   return { contentType: registry.contentType, body: await registry.metrics() };
+}
+
+/** Each worker's last report time, and the figures of those whose report is fresh (a stale one's would be stale values shown as current). */
+function workerGauges(reports: WorkerReport[], now: Date, registers: Registry[]): void {
+  const labelNames = ["worker", "host"] as const;
+  const gauge = (name: string, help: string) => new Gauge({ name, help, labelNames, registers });
+  const reported = gauge("cairn_worker_last_report_timestamp_seconds", "When the worker last reported (Unix time); its other gauges are absent once that is three report intervals old.");
+  const cpu = gauge("cairn_worker_cpu_usage_ratio", "The worker machine's CPU busy share (0-1) over its last report interval.");
+  const memoryUsed = gauge("cairn_worker_memory_used_bytes", "Memory in use on the worker's machine (total minus available).");
+  const memoryTotal = gauge("cairn_worker_memory_total_bytes", "Memory of the worker's machine.");
+  const diskFree = gauge("cairn_worker_disk_free_bytes", "Free bytes of the file system holding the worker's data directory.");
+  const diskTotal = gauge("cairn_worker_disk_total_bytes", "Size of the file system holding the worker's data directory.");
+  const activities = gauge("cairn_worker_activities_running", "Activities (job steps) the worker runs now: its activity slots in use.");
+  for (const r of reports) {
+    const labels = { worker: r.identity, host: r.host };
+    reported.set(labels, Date.parse(r.at) / 1000);
+    if (isStale(r, now)) continue;
+    cpu.set(labels, r.cpu);
+    memoryUsed.set(labels, r.memory.usedBytes);
+    memoryTotal.set(labels, r.memory.totalBytes);
+    diskFree.set(labels, r.disk.freeBytes);
+    diskTotal.set(labels, r.disk.totalBytes);
+    activities.set(labels, r.activitiesRunning);
+  }
 }
 
 /**
@@ -89,21 +119,22 @@ export async function renderMetrics(input: MetricsInput): Promise<{ contentType:
  */
 export async function gatherMetrics(catalog: Catalog, client: Client, scope: TokenScope | undefined, now = new Date()): Promise<MetricsInput> {
   const running = scope ? undefined : await countRunning(client).catch(() => undefined);
+  const workers = running ? await workerReports(client).catch(() => undefined) : undefined;
   if (running) await catchUp(catalog, client, now).catch(() => undefined);
   const planRows = await catalog.select().from(plans).where(scope ? plansInScope(scope) : undefined);
   const repositoryRows = await catalog.select().from(repositories).where(scope ? repositoriesInScope(scope) : undefined);
   const planIds = planRows.map((p) => p.id);
   const jobRows = await catalog.select().from(jobs).where(scope ? inArray(jobs.planId, planIds.length ? planIds : [""]) : undefined);
-  return { plans: planRows, repositories: repositoryRows, jobs: jobRows, running };
+  return { plans: planRows, repositories: repositoryRows, jobs: jobRows, running, workers, now };
 }
 
 async function countRunning(client: Client): Promise<Record<JobKind, number>> {
   const counts = await Promise.all(
-    KINDS.map((kind) =>
+    JOB_KINDS.map((kind) =>
       withTemporal(client, () => client.workflowService.countWorkflowExecutions({ namespace: client.options.namespace, query: jobsQuery({ kind, status: "running" }) }), 3000),
     ),
   );
-  return Object.fromEntries(KINDS.map((kind, i) => [kind, Number(counts[i].count ?? 0)])) as Record<JobKind, number>;
+  return Object.fromEntries(JOB_KINDS.map((kind, i) => [kind, Number(counts[i].count ?? 0)])) as Record<JobKind, number>;
 }
 
 /** Copies jobs that finished in the last day and were never read into the catalog, so a scrape sees every outcome. */

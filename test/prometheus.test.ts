@@ -5,6 +5,7 @@
  * it (Temporal dev server, the worker as `node dist/worker.js`, API, Prometheus).
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { totalmem } from "node:os";
 import * as path from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -53,6 +54,7 @@ describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prom
         CAIRN_DATA_DIR: dataDir,
         ...testPolicyEnv(tmp.dir),
         CAIRN_WORKER_CONCURRENCY: "2",
+        CAIRN_WORKER_REPORT_INTERVAL_MS: "1000",
         CAIRN_WORKER_METRICS_ADDRESS: new URL(workerMetrics).host,
         CAIRN_THREADS: "1",
       },
@@ -125,9 +127,23 @@ describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prom
     await valueOnceEqual(`cairn_repository_size_bytes{repository_id="${repositoryId}",repository="main"}`, result.repositoryStats!.packBytes);
     await valueOnceEqual('cairn_jobs_running{kind="backup"}', 0);
     await valueOnceEqual("cairn_temporal_up", 1);
+    // Every job kind has its running count, drills and recoveries included.
+    for (const kind of ["restore", "check", "copy", "recovery", "drill"]) await valueOnceEqual(`cairn_jobs_running{kind="${kind}"}`, 0);
     expect(result.bytesAdded).toBe(0); // the second run found nothing new: the gauge shows the last run, not a sum
     const firstResult = (await ok<BackupJob>("GET", `/v1/jobs/${first.jobId}`)).result;
     await valueOnceEqual(`cairn_backup_bytes_added_total{${plan}}`, firstResult.bytesAdded);
+  });
+
+  it("reads the worker process's own report (memory, disk, activities) through the API's /metrics", async () => {
+    const memory = await valueOnceEqual('count(cairn_worker_memory_total_bytes{job="cairn"})', 1);
+    expect(memory).toBe(1);
+    await valueOnceEqual('cairn_worker_memory_total_bytes{job="cairn"}', totalmem());
+    await valueOnceEqual('cairn_worker_activities_running{job="cairn"}', 0);
+    const [disk] = await query('cairn_worker_disk_free_bytes{job="cairn"} <= cairn_worker_disk_total_bytes{job="cairn"}');
+    expect(Number(disk.value[1])).toBeGreaterThan(0);
+    const [cpu] = await query('cairn_worker_cpu_usage_ratio{job="cairn"}');
+    expect(Number(cpu.value[1])).toBeGreaterThanOrEqual(0);
+    expect(Number(cpu.value[1])).toBeLessThanOrEqual(1);
   });
 
   it("reads the worker's activity slots (CAIRN_WORKER_CONCURRENCY) from its own metrics endpoint", async () => {
