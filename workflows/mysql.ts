@@ -1,7 +1,8 @@
 import { allHandlersFinished, CancellationScope, condition, isCancellation, proxyActivities } from "@temporalio/workflow";
 import type { CairnActivities } from "../activities/index.js";
-import { PERMANENT_FAILURES, type Answer, type MysqlRecoveryInput, type MysqlRecoveryResult, type MysqlRecoveryWindow, type MysqlRecoveryWindowInput, type MysqlRestoreInput, type MysqlRestoreJobResult, type MysqlRestorePreview } from "./messages.js";
-import { ensureSearchAttributes, trackStatus } from "./status.js";
+import { PERMANENT_FAILURES, type Answer, type JobStatus, type MysqlRecoveryInput, type MysqlRecoveryResult, type MysqlRecoveryWindow, type MysqlRecoveryWindowInput, type MysqlRestoreInput, type MysqlRestoreJobResult, type MysqlRestorePreview } from "./messages.js";
+import { inJobSlots } from "./slots.js";
+import { asJob, ensureSearchAttributes, trackStatus } from "./status.js";
 
 const nonRetryableErrorTypes = Object.values(PERMANENT_FAILURES);
 
@@ -43,7 +44,11 @@ const { startMysqlRecovered, verifyMysqlRecovery, stopMysqlRecovered } = proxyAc
 export async function mysqlRecoveryWorkflow(input: MysqlRecoveryInput): Promise<MysqlRecoveryResult> {
   const status = trackStatus("recovery");
   ensureSearchAttributes({ plan: input.planId, source: "mysql" });
+  // A recovery reads a whole backup and its binary logs: it takes the repository's and the global concurrency slots.
+  return asJob(input.repository.id, () => inJobSlots(input.repository, status, () => recover(input, status)));
+}
 
+async function recover(input: MysqlRecoveryInput, status: JobStatus): Promise<MysqlRecoveryResult> {
   status.phase = "validate";
   const choice = await validateMysqlRecovery(input);
   status.snapshotId = choice.snapshotId;
@@ -101,12 +106,16 @@ const { restoreMysqlDumpOfPlan } = proxyActivities<CairnActivities>({
 export async function mysqlRestoreWorkflow(input: MysqlRestoreInput): Promise<MysqlRestoreJobResult> {
   const status = trackStatus("restore");
   ensureSearchAttributes({ plan: input.planId, source: "mysql" });
-  status.phase = "restore";
-  const result = await restoreMysqlDumpOfPlan(input);
-  status.snapshotId = result.snapshotId;
-  status.phase = "done";
-  await condition(allHandlersFinished);
-  return result;
+  return asJob(input.repository.id, async () => {
+    const result = await inJobSlots(input.repository, status, async () => {
+      status.phase = "restore";
+      return restoreMysqlDumpOfPlan(input);
+    });
+    status.snapshotId = result.snapshotId;
+    status.phase = "done";
+    await condition(allHandlersFinished);
+    return result;
+  });
 }
 
 const { mysqlRecoveryWindow, previewMysqlRestore } = proxyActivities<CairnActivities>({ startToCloseTimeout: "50 seconds", retry: { maximumAttempts: 1 } });
