@@ -53,6 +53,7 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
   let repositoryId: string;
   let offsiteId: string;
   let physicalId: string;
+  let mysqlId: string;
   let doomedId: string;
   let createdId: string;
 
@@ -67,6 +68,7 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     ({ id: repositoryId } = await admin.ok<{ id: string }>("POST", "/v1/repositories", { name: "local", url: path.join(tmp.dir, "repo"), password: PASSWORD }));
     ({ id: offsiteId } = await admin.ok<{ id: string }>("POST", "/v1/repositories", { name: "offsite", url: path.join(tmp.dir, "offsite"), password: PASSWORD }));
     ({ id: physicalId } = await admin.ok<{ id: string }>("POST", "/v1/plans", { name: "orders-db", repositoryId, source: { type: "postgres", mode: "physical", url: "postgresql://backup@127.0.0.1:5432/postgres" } }));
+    ({ id: mysqlId } = await admin.ok<{ id: string }>("POST", "/v1/plans", { name: "shop-mysql", repositoryId, source: { type: "mysql", mode: "physical", url: "mysql://backup@127.0.0.1:3306" } }));
     ({ id: doomedId } = await admin.ok<{ id: string }>("POST", "/v1/plans", { name: "doomed", repositoryId, source: { type: "files", paths: [doomed] } }));
     viewer = await admin.ok<{ id: string; token: string }>("POST", "/v1/tokens", { name: "wall-screen", role: "viewer" });
     browser = await chromium.launch({
@@ -284,19 +286,37 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     await svg.waitFor({ timeout: 60_000 });
     expect(await svg.getAttribute("data-backups")).toBe("2");
     expect(await svg.getAttribute("data-gaps")).toBe("1");
-    expect(await svg.getAttribute("aria-label")).toMatch(/2 base backups; 1 gap in the WAL$/);
+    expect(await svg.getAttribute("aria-label")).toMatch(/2 backups; 1 gap in the archived log$/);
     expect(await card.locator(".timeline-backup path").count()).toBe(2);
     expect(await card.locator(".timeline-wal rect").count()).toBe(2);
     expect(await card.locator(".timeline-gap rect title").textContent()).toContain("000000010000000000000004");
     await shot(page, "09-databases-window");
 
     // The recovery form posts POST /v1/recoveries: a data directory outside the restore roots comes back refused, in the form.
-    await card.locator('input.pitr-kind[value="lsn"]').check();
+    await card.locator('input.pitr-kind[value="position"]').check();
     await card.locator(".pitr-lsn").fill("0/5000000");
     await card.locator(".pitr-datadir").fill("/srv/not-a-restore-root/pg");
     await card.locator(".pitr-form button[type=submit]").click();
     await card.locator(".pitr-form .problem", { hasText: "restore roots" }).waitFor();
     await shot(page, "10-databases-pitr-refused");
+
+    // A MySQL physical plan: its window (the newest backup, then the binary logs) drawn the same way, a missing
+    // binary log said in words, and its form posts POST /v1/recoveries/mysql with a binary log position.
+    const shop = page.locator(`section.database[data-plan="shop-mysql"]`);
+    await shop.locator(".window-empty", { hasText: "No physical backup yet" }).waitFor({ timeout: 90_000 });
+    const mysqlWindow = { server: "db:3306", physicalBackups: 1, archivedBinlogs: 3, earliest: { time: t(2), snapshotId: "c".repeat(64), binlogFile: "binlog.000002", binlogPosition: 154 }, latest: { time: t(6), binlogFile: "binlog.000004" }, missing: "binlog.000005" };
+    await page.route(`**/v1/plans/${mysqlId}/recovery-window`, (route) => route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(mysqlWindow) }));
+    await page.reload();
+    const mysqlSvg = shop.locator(`svg#timeline-${mysqlId}`);
+    await mysqlSvg.waitFor({ timeout: 60_000 });
+    expect([await mysqlSvg.getAttribute("data-backups"), await mysqlSvg.getAttribute("data-gaps")]).toEqual(["1", "0"]);
+    await shop.locator(".problem", { hasText: "binary log binlog.000005 is missing" }).waitFor();
+    await shop.locator('input.pitr-kind[value="position"]').check();
+    await shop.locator(".pitr-lsn").fill("binlog.000003:400");
+    await shop.locator(".pitr-datadir").fill("/srv/not-a-restore-root/mysql");
+    await shop.locator(".pitr-form button[type=submit]").click();
+    await shop.locator(".pitr-form .problem", { hasText: "restore roots" }).waitFor();
+    await shot(page, "10b-databases-mysql");
 
     await page.setViewportSize({ width: 390, height: 844 });
     await page.reload();

@@ -11,6 +11,7 @@ export type {
   Job,
   JobProgress,
   JobSummary,
+  MysqlRecoveryWindow,
   OverallAnalytics,
   NotificationInput,
   Plan,
