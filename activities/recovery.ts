@@ -12,7 +12,7 @@ import { WalArchive } from "../sources/postgres/archive.js";
 import { baseBackups } from "../sources/postgres/basebackup.js";
 import { connectionEnv, parseConnectionUrl } from "../sources/postgres/connection.js";
 import { ClusterArchive, type RecoveryTarget } from "../sources/postgres/recovery.js";
-import { ensureEmptyTarget, writeDataDir } from "../sources/postgres/restore.js";
+import { ensureDeltaTarget, ensureEmptyTarget, writeDataDir } from "../sources/postgres/restore.js";
 import { pgTool, query } from "../sources/postgres/tools.js";
 import { parseLsn, walFileKind } from "../sources/postgres/wal.js";
 import { PERMANENT_FAILURES, SAFE_DATA_DIR, type RecoveryChoice, type RecoveryInput, type RecoveryLanding, type RecoveryTargetSpec, type RecoveryWindow } from "../workflows/messages.js";
@@ -125,14 +125,16 @@ export function recoveryActivities(deps: ActivityDeps) {
   };
 
   return {
-    /** Checks the data directory (allowed, not a running cluster's, empty) and the port, and chooses the base backup and WAL for the target. */
+    /** Checks the data directory (allowed, not a running cluster's, empty, or for a delta the stopped one of the plan's cluster) and the port, and chooses the base backup and WAL for the target. */
     async validateRecovery(input: RecoveryInput): Promise<RecoveryChoice> {
       const startedAt = new Date().toISOString();
       const dir = input.into.dataDir;
       await allowDataDir(input);
-      await ensureEmptyTarget(dir).catch((err: Error) => {
-        throw invalid(`into.dataDir: ${err.message}`);
-      });
+      if (!input.delta) {
+        await ensureEmptyTarget(dir).catch((err: Error) => {
+          throw invalid(`into.dataDir: ${err.message}`);
+        });
+      }
       if (await portInUse(input.into.port)) throw invalid(`port ${input.into.port} is in use on the worker; choose a free port for the recovered server`);
       const { target } = recoveryTarget(input.target);
       const repo = await openRepository(input.repository, deps);
@@ -140,6 +142,11 @@ export function recoveryActivities(deps: ActivityDeps) {
         const snapshots = await loadSnapshots(repo);
         const systemId = planCluster(snapshots, input.planId);
         if (!systemId) throw invalid(`plan ${input.planName} has no base backup yet; run it (POST /v1/plans/${input.planId}/run) and recover after it completes`);
+        if (input.delta) {
+          await ensureDeltaTarget(dir, systemId).catch((err: Error) => {
+            throw invalid(`into.dataDir: ${err.message}`);
+          });
+        }
         const { chosen } = await (await ClusterArchive.load(repo, systemId, snapshots)).choose(target, repo);
         const b = chosen.backup;
         return { systemId, snapshotId: b.id, stopTime: b.source.stopTime, stopLsn: b.source.stopLsn, segmentsToReplay: chosen.segmentsToReplay, reason: chosen.reason, startedAt };
@@ -165,7 +172,8 @@ export function recoveryActivities(deps: ActivityDeps) {
       const ctx = Context.current();
       const dir = input.into.dataDir;
       await allowDataDir(input);
-      if (ctx.info.attempt > 1 && !(await runningServer(dir))) {
+      // A delta restore writes over what is there by design; a plain one starts over in the directory it owns.
+      if (ctx.info.attempt > 1 && !input.delta && !(await runningServer(dir))) {
         for (const name of await fs.readdir(dir).catch(() => [])) await fs.rm(path.join(dir, name), { recursive: true, force: true });
       }
       const beat = setInterval(() => ctx.heartbeat(), 5000);
@@ -175,7 +183,7 @@ export function recoveryActivities(deps: ActivityDeps) {
           const backup = cluster.backups.find((b) => b.id === choice.snapshotId);
           if (!backup) throw invalid(`base backup ${choice.snapshotId.slice(0, 8)} is no longer in the repository (removed by retention?); start the recovery again`);
           const { target, text } = recoveryTarget(input.target);
-          const written = await writeDataDir(repo, backup, { targetDir: dir, target, targetText: text, action: "pause", restoreCommand: `cp ${WAL_DIR}/%f "%p"` }).catch((err) => {
+          const written = await writeDataDir(repo, backup, { targetDir: dir, target, targetText: text, action: "pause", restoreCommand: `cp ${WAL_DIR}/%f "%p"`, delta: input.delta }).catch((err) => {
             throw err instanceof CairnError ? invalid(err.message) : err;
           });
           const owner = await serverUser(dir);

@@ -712,6 +712,8 @@ export interface RecoveryInput {
   verify?: { sql: string[] };
   /** A recovery drill's throwaway copy: `into.dataDir` lies under the worker's drill directory (CAIRN_DRILL_DIR), not the restore roots. */
   drill?: boolean;
+  /** Restore over `into.dataDir`, the stopped data directory of the plan's cluster, writing only what differs from the base backup. */
+  delta?: boolean;
 }
 
 /** What the validate step chose: the base backup and the WAL to replay. */

@@ -41,6 +41,10 @@ const RecoveryRequest = z
       .strictObject({ sql: z.array(z.string().min(1).max(10_000)).min(1).max(20) })
       .optional()
       .openapi({ description: "Queries run on the recovered server while it is paused at the target; one that fails stops the recovery before promotion." }),
+    delta: z
+      .boolean()
+      .optional()
+      .openapi({ description: "Restore over into.dataDir, the existing, stopped data directory of the plan's cluster: only what differs from the base backup is written, files it does not have are removed. Refused for a running server's directory (postmaster.pid) or another cluster's." }),
   })
   .openapi("RecoveryRequest");
 
@@ -155,6 +159,7 @@ export function recoveryRoutes(deps: AppDeps) {
         target: body.target as RecoveryTargetSpec,
         into: { dataDir, port: body.into.port },
         ...(body.verify ? { verify: body.verify } : {}),
+        ...(body.delta ? { delta: true } : {}),
       };
       const jobId = `recovery-${plan.id}-${idTime()}`;
       await withTemporal(deps.temporal, () =>

@@ -769,6 +769,8 @@ export type RecoveryRequest = {
   verify?: {
     sql: string[];
   };
+  /** Restore over into.dataDir, the existing, stopped data directory of the plan's cluster: only what differs from the base backup is written, files it does not have are removed. Refused for a running server's directory (postmaster.pid) or another cluster's. */
+  delta?: boolean;
 };
 
 /** Exactly one of time, lsn, xid, name (a restore point) or latest: true. */
