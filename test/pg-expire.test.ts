@@ -125,6 +125,13 @@ describe("WAL expiry with base backup retention (cairn forget, cairn pg expire)"
     const left = archived();
     for (const n of all.filter((x) => x.slice(0, 24) >= keptStart && x.slice(0, 24) <= keptStop)) expect(left).toContain(n);
     expect(segments(left).filter((n) => n > keptStop && n < newestStart)).toEqual([]);
+    // The window shows that gap: the older backup's WAL reaches its own end and breaks at the first expired segment,
+    // before the newest backup begins (the dashboard draws the stretch between in red).
+    const window = JSON.parse((await cairnPgOk(r("--json", "pg", "window"))).stdout).clusters[0];
+    expect(window.reach.map((b: { backup: string }) => b.backup)).toEqual([kept.id, newest.id]);
+    expect(window.reach[0].breaksAt).toBe(segments(expected).find((n) => n > keptStop));
+    expect(window.reach[0].until.time <= window.reach[1].endTime).toBe(true);
+    expect(window.reach[1].breaksAt).toBeUndefined();
 
     // Point-in-time recovery between the two base backups is gone (and said so); the older backup still restores to its own end.
     const between = await cairnPg(r("pg", "restore", "--target-dir", path.join(tmp.dir, "never"), "--time", time));
