@@ -3,6 +3,7 @@ import { h, replace } from "../dom.js";
 import { ago, between, time, shortId } from "../format.js";
 import type { Alert, JobSummary, OverallAnalytics, Plan } from "../types.js";
 import { can, missingRoute, section, statusBadge, table, type PageContext } from "../ui.js";
+import { scheduleText } from "./plans.js";
 
 interface Readiness {
   status: string;
@@ -56,7 +57,7 @@ export async function overviewPage(root: HTMLElement, ctx: PageContext): Promise
             const r = risk(p.id);
             return [
               h("a", { href: `#/plans/${encodeURIComponent(p.id)}` }, p.name),
-              p.schedule ? `${p.schedule.cron}${p.schedule.timezone ? ` (${p.schedule.timezone})` : ""}${p.paused ? " · paused" : ""}` : "on demand",
+              h("span", { title: p.schedule ? `${p.schedule.cron} (${p.schedule.timezone ?? "UTC"})` : "" }, scheduleText(p)),
               last ? h("span", {}, statusBadge(last.status), " ", h("a", { href: `#/jobs/${encodeURIComponent(last.id)}` }, ago(last.startedAt))) : "never",
               last ? between(last.startedAt, last.finishedAt) : "–",
               ok ? h("span", { title: time(ok.finishedAt) }, ago(ok.finishedAt)) : h("span", { class: "warn" }, "never"),
