@@ -12,6 +12,7 @@ import { homedir } from "node:os";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import { Connection } from "@temporalio/client";
+import proto from "@temporalio/proto";
 import { SEARCH_ATTRIBUTES } from "../workflows/messages.js";
 
 /** The CLI release `go install` builds when nothing else is found. */
@@ -214,6 +215,11 @@ async function waitUntilReady(address: string, namespace: string, child: ChildPr
         const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
         const missing = Object.values(SEARCH_ATTRIBUTES).filter((n) => !customAttributes?.[n]);
         if (missing.length === 0) return;
+        // A database file from an older Cairn lacks the attributes added since: --search-attribute only registers them in a new one.
+        if (Object.values(SEARCH_ATTRIBUTES).some((n) => customAttributes?.[n])) {
+          const keyword = proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+          await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(missing.map((n) => [n, keyword])) }).catch(() => undefined);
+        }
         last = new Error(`search attributes ${missing.join(", ")} are not registered yet`);
       } finally {
         await connection.close();
