@@ -210,6 +210,10 @@ describe("MySQL / MariaDB plans through the API (Temporal + worker + mariadb-ins
     const source = await checksums(db, "shop", ["orders"]);
 
     const preview = await ok<Record<string, unknown>>("POST", "/v1/restores/mysql", { planId, snapshotId: "latest", database: "shop", into: "reports", tables: ["orders"], preview: true });
+    const noWindow = await call<{ detail: string }>("GET", `/v1/plans/${planId}/recovery-window`);
+    expect(noWindow.status).toBe(409);
+    expect(noWindow.body.detail).toContain('{"type": "mysql", "mode": "physical"}');
+
     expect(preview).toEqual({ snapshotId: backup.snapshotId, snapshotTime: expect.any(String), database: "shop", into: "reports", tables: ["orders"], intoExists: true, existing: [], drops: [] });
     expect(await db.sql("SHOW TABLES", "reports")).toBe("keep_me");
 

@@ -12,7 +12,7 @@ import { policyProblem } from "../policy.js";
 import { repositoryTarget, type PlanRow } from "../schedules.js";
 import { idTime, searchAttributes, withTemporal } from "../temporal.js";
 import { answered } from "../worker-requests.js";
-import { MysqlWindow } from "./mysql.js";
+import { mysqlSource, MysqlWindow } from "./mysql.js";
 import { findRepository } from "./repositories.js";
 
 const Target = z
@@ -194,7 +194,8 @@ export function recoveryRoutes(deps: AppDeps) {
     })
     .openapi(window, async (c) => {
       const plan = await findPlan(c.req.valid("param").id);
-      if (plan.source.type === "mysql" && plan.source.mode === "physical") {
+      if (plan.source.type === "mysql") {
+        mysqlSource(plan, "physical");
         const repo = await findRepository(deps, plan.repositoryId);
         return c.json(answered(await deps.workers.mysqlRecoveryWindow({ repository: repositoryTarget(repo), planId: plan.id })), 200);
       }
