@@ -44,7 +44,7 @@ export function recoveryTarget(spec: RecoveryTargetSpec): { target: RecoveryTarg
 }
 
 /** The cluster whose base backups the plan took: the system of its newest one. */
-function planCluster(snapshots: SnapshotEntry[], planId: string): string | undefined {
+export function planCluster(snapshots: SnapshotEntry[], planId: string): string | undefined {
   return baseBackups(snapshots).filter((b) => b.host === planHost(planId)).at(-1)?.source.systemId;
 }
 
@@ -63,7 +63,7 @@ export async function recoveryWindowOf(repo: Repository, snapshots: SnapshotEntr
 }
 
 /** The recovered server as the plan's user reaches it: same roles and passwords as the server it was copied from. */
-export function recoveredConnection(input: RecoveryInput, deps: ActivityDeps): { url: string; env: NodeJS.ProcessEnv } {
+export function recoveredConnection(input: Pick<RecoveryInput, "source" | "into">, deps: ActivityDeps): { url: string; env: NodeJS.ProcessEnv } {
   const c = parseConnectionUrl(input.source.url);
   const u = new URL(c.url);
   u.hostname = "127.0.0.1";
@@ -73,7 +73,7 @@ export function recoveredConnection(input: RecoveryInput, deps: ActivityDeps): {
 }
 
 /** The owner of the data directory: the server runs as it (PostgreSQL refuses to run as root). */
-async function serverUser(dir: string): Promise<{ uid: number; gid: number } | undefined> {
+export async function serverUser(dir: string): Promise<{ uid: number; gid: number } | undefined> {
   if (process.getuid?.() !== 0) return undefined;
   const st = await fs.stat(dir);
   if (st.uid === 0) throw invalid(`the data directory ${dir} would belong to root, and PostgreSQL refuses to run as root: back up a cluster owned by its own user, or run the worker as that user`);
@@ -101,7 +101,8 @@ export async function portInUse(port: number): Promise<boolean> {
   });
 }
 
-async function logTail(dir: string): Promise<string> {
+/** The last lines of the log of a server started by startServer. */
+export async function logTail(dir: string): Promise<string> {
   const text = await fs.readFile(path.join(dir, LOG_FILE), "utf8").catch(() => "");
   return text.trim().split("\n").slice(-5).join("\n");
 }
@@ -109,20 +110,51 @@ async function logTail(dir: string): Promise<string> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Starts PostgreSQL on a restored data directory, as the directory's owner, on
+ * 127.0.0.1 and `port`, not archiving, answering read-only queries while it
+ * recovers. Returns whether the process it started has exited since (a server
+ * that stops at once leaves no postmaster.pid to look at).
+ */
+export async function startServer(dir: string, port: number): Promise<() => boolean> {
+  const owner = await serverUser(dir);
+  const log = openSync(path.join(dir, LOG_FILE), "a", 0o600);
+  if (owner) await fs.chown(path.join(dir, LOG_FILE), owner.uid, owner.gid);
+  const settings = { port: String(port), listen_addresses: "127.0.0.1", unix_socket_directories: "", archive_mode: "off", hot_standby: "on" };
+  const args = ["-D", dir, ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])];
+  // Only PATH: the worker's own variables (its secret key among them) stay out of the server's environment.
+  const child = spawn(pgTool("postgres"), args, { detached: true, stdio: ["ignore", log, log], cwd: dir, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, ...(owner ?? {}) });
+  let gone = false;
+  child.once("exit", () => (gone = true));
+  child.unref();
+  closeSync(log);
+  return () => gone;
+}
+
+/** Stops the server running on a data directory (fast shutdown: sessions end, nothing is lost) and waits up to a minute until it has; false when none ran. */
+export async function stopServer(dir: string): Promise<boolean> {
+  const pid = await runningServer(dir);
+  if (!pid) return false;
+  process.kill(pid, "SIGINT");
+  for (let i = 0; i < 300 && (await runningServer(dir)); i++) await sleep(200);
+  return true;
+}
+
+/** A data directory a recovery or standby writes, allowed by the policy: under the restore roots, or for a drill under the drill directory. */
+export async function allowedDataDir(deps: ActivityDeps, dir: string, use: "restore" | "drill", field: string): Promise<void> {
+  if (!SAFE_DATA_DIR.test(dir)) throw invalid(`${field} ${dir}: use an absolute path of letters, digits, ".", "_", "-" and "/" (PostgreSQL passes it to shell commands)`);
+  const refusal = await realPathRefusal(deps.policy, use, dir).catch((err: NodeJS.ErrnoException) => {
+    throw ApplicationFailure.nonRetryable(`cannot tell where ${dir} leads (${err.code ?? err.message}); the execution policy refuses what it cannot check`, PERMANENT_FAILURES.policyRefused);
+  });
+  if (refusal) throw policyFailure(refusal);
+}
+
+/**
  * The steps of recoveryWorkflow: validate -> prepare -> restore -> start and
  * recover -> verify -> promote. Each can run again after a worker died: restore
  * starts over in the directory it owns, start finds a server already running.
  */
 export function recoveryActivities(deps: ActivityDeps) {
-  /** The recovery's data directory, allowed by the policy: under the restore roots, or for a drill under the drill directory. */
-  const allowDataDir = async (input: RecoveryInput) => {
-    const dir = input.into.dataDir;
-    if (!SAFE_DATA_DIR.test(dir)) throw invalid(`into.dataDir ${dir}: use an absolute path of letters, digits, ".", "_", "-" and "/" (PostgreSQL passes it to shell commands)`);
-    const refusal = await realPathRefusal(deps.policy, input.drill ? "drill" : "restore", dir).catch((err: NodeJS.ErrnoException) => {
-      throw ApplicationFailure.nonRetryable(`cannot tell where ${dir} leads (${err.code ?? err.message}); the execution policy refuses what it cannot check`, PERMANENT_FAILURES.policyRefused);
-    });
-    if (refusal) throw policyFailure(refusal);
-  };
+  const allowDataDir = (input: RecoveryInput) => allowedDataDir(deps, input.into.dataDir, input.drill ? "drill" : "restore", "into.dataDir");
 
   return {
     /** Checks the data directory (allowed, not a running cluster's, empty, or for a delta the stopped one of the plan's cluster) and the port, and chooses the base backup and WAL for the target. */
@@ -215,21 +247,7 @@ export function recoveryActivities(deps: ActivityDeps) {
       const dir = input.into.dataDir;
       await allowDataDir(input);
       // The server this attempt starts is watched as a child (it writes postmaster.pid only once it runs); one found running, by its pid file.
-      let stopped: (() => boolean) | undefined;
-      if (!(await runningServer(dir))) {
-        const owner = await serverUser(dir);
-        const log = openSync(path.join(dir, LOG_FILE), "a", 0o600);
-        if (owner) await fs.chown(path.join(dir, LOG_FILE), owner.uid, owner.gid);
-        const settings = { port: String(input.into.port), listen_addresses: "127.0.0.1", unix_socket_directories: "", archive_mode: "off", hot_standby: "on" };
-        const args = ["-D", dir, ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])];
-        // Only PATH: the worker's own variables (its secret key among them) stay out of the server's environment.
-        const child = spawn(pgTool("postgres"), args, { detached: true, stdio: ["ignore", log, log], cwd: dir, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, ...(owner ?? {}) });
-        let gone = false;
-        child.once("exit", () => (gone = true));
-        stopped = () => gone;
-        child.unref();
-        closeSync(log);
-      }
+      const stopped = (await runningServer(dir)) ? undefined : await startServer(dir, input.into.port);
       const conn = recoveredConnection(input, deps);
       const latest = "latest" in input.target;
       for (;;) {
@@ -286,10 +304,7 @@ export function recoveryActivities(deps: ActivityDeps) {
 
     /** Stops a recovered server that a failed step left running (fast shutdown), so its port is free again. */
     async stopRecoveredServer(input: RecoveryInput): Promise<void> {
-      const pid = await runningServer(input.into.dataDir);
-      if (!pid) return;
-      process.kill(pid, "SIGINT");
-      for (let i = 0; i < 300 && (await runningServer(input.into.dataDir)); i++) await sleep(200);
+      await stopServer(input.into.dataDir);
     },
   };
 }

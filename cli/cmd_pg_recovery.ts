@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { CairnError } from "../engine/errors.js";
 import { loadSnapshots } from "../engine/snapshot.js";
 import { ClusterArchive, type Candidate, type RecoveryTarget } from "../sources/postgres/recovery.js";
-import { writeDataDir, ensureEmptyTarget, type TargetAction } from "../sources/postgres/restore.js";
+import { ensureEmptyTarget, walFetchCommand, writeDataDir, type TargetAction } from "../sources/postgres/restore.js";
 import { parseLsn } from "../sources/postgres/wal.js";
 import { formatBytes, globals, output, withRepository, type GlobalOptions } from "./common.js";
 
@@ -145,8 +145,7 @@ function restoreCommand(opts: GlobalOptions, systemId: string): string {
   const repo = opts.repo ?? process.env.CAIRN_REPOSITORY!;
   const location = /^[a-z0-9]+:/.test(repo) ? repo : path.resolve(repo.replace(/^local:/, ""));
   const passwordFile = opts.passwordFile ?? process.env.CAIRN_PASSWORD_FILE;
-  const q = (s: string) => `"${s.replace(/(["\\$`])/g, "\\$1")}"`;
-  return [q(process.execPath), q(path.resolve(process.argv[1])), "-r", q(location), ...(passwordFile ? ["--password-file", q(path.resolve(passwordFile))] : []), "pg", "wal-fetch", "--system-id", systemId, "%f", '"%p"'].join(" ");
+  return walFetchCommand({ program: [process.execPath, path.resolve(process.argv[1])], repository: location, passwordFile: passwordFile && path.resolve(passwordFile), systemId });
 }
 
 function describeCandidate(c: Candidate) {

@@ -24,6 +24,11 @@ export interface DataDirOptions {
    * as they are, only differing blocks are written, files the backup does not have go.
    */
   delta?: boolean;
+  /**
+   * recovery (default): recover to the target, then act. standby: a standby that
+   * keeps replaying archived WAL as it comes (the target must be latest).
+   */
+  mode?: "recovery" | "standby";
 }
 
 /**
@@ -71,6 +76,7 @@ export async function ensureDeltaTarget(dir: string, systemId: string): Promise<
 
 /** Restores a base backup into `targetDir` and sets it up to recover to the target when started. */
 export async function writeDataDir(repo: Repository, backup: BaseBackup, o: DataDirOptions): Promise<RestoreResult> {
+  if (o.mode === "standby" && o.target.kind !== "latest") throw new CairnError("a standby replays all the WAL there is: it takes no recovery target");
   const dir = path.resolve(o.targetDir);
   if (o.delta) await ensureDeltaTarget(dir, backup.source.systemId);
   else await ensureEmptyTarget(dir);
@@ -103,11 +109,22 @@ export async function writeDataDir(repo: Repository, backup: BaseBackup, o: Data
   if (t.kind !== "latest") lines.push(`recovery_target_action = '${o.action}'`);
   const auto = path.join(dir, "postgresql.auto.conf");
   await fs.appendFile(auto, lines.join("\n") + "\n");
-  const signal = path.join(dir, "recovery.signal");
+  const signal = path.join(dir, o.mode === "standby" ? "standby.signal" : "recovery.signal");
   await fs.writeFile(signal, "", { mode: 0o600 });
   if (process.getuid?.() === 0 && owner) {
     await fs.chown(signal, owner.uid, owner.gid);
     await fs.chown(auto, owner.uid, owner.gid);
   }
   return result;
+}
+
+/**
+ * restore_command that fetches each WAL file from the repository with `cairn pg
+ * wal-fetch`: `program` runs cairn (node and its script), `repository` is where
+ * the repository is, and its password is read from `passwordFile` (never on the
+ * command line, which any user can see).
+ */
+export function walFetchCommand(o: { program: string[]; repository: string; passwordFile?: string; systemId: string }): string {
+  const q = (s: string) => `"${s.replace(/(["\\$`])/g, "\\$1")}"`;
+  return [...o.program.map(q), "-r", q(o.repository), ...(o.passwordFile ? ["--password-file", q(o.passwordFile)] : []), "pg", "wal-fetch", "--system-id", o.systemId, "%f", '"%p"'].join(" ");
 }
