@@ -33,6 +33,7 @@ import { sessionRoutes } from "./routes/session.js";
 import { CSRF_HEADER, DEFAULT_SESSIONS, SESSION_COOKIE, Sessions, type SessionOptions } from "./sessions.js";
 import { securityRoutes } from "./routes/security.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
+import { standbyRoutes } from "./routes/standbys.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { workerRoutes } from "./routes/workers.js";
 import { raiseSecurityEvent } from "./security-events.js";
@@ -123,6 +124,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", maintenanceRoutes(deps));
   app.route("/v1", recoveryRoutes(deps));
   app.route("/v1", mysqlRoutes(deps));
+  app.route("/v1", standbyRoutes(deps));
   app.route("/v1", drillRoutes(deps));
   app.route("/v1", tokenRoutes(deps));
   app.route("/v1", securityRoutes(deps));

@@ -1,6 +1,6 @@
 /**
  * The Prometheus exposition of GET /metrics, built afresh on each scrape from the
- * catalog (finished jobs, plans, repositories) and Temporal (running jobs). Values
+ * catalog (finished jobs, plans, repositories) and Temporal (running jobs, standbys' lag). Values
  * that only grow (job counts, bytes added, the duration histogram) are sums over
  * the catalog's job history, so they behave as counters while that history is kept.
  * Worker gauges come from the workers' own reports (api/workers.ts).
@@ -12,9 +12,10 @@ import { isStale } from "../analytics/bottlenecks.js";
 import { jobRecordFromRow } from "../analytics/records.js";
 import type { Catalog } from "../db/client.js";
 import { jobs, plans, repositories, type TokenScope } from "../db/schema.js";
-import { JOB_KINDS, type BackupResult, type JobKind, type WorkerReport } from "../workflows/messages.js";
+import { JOB_KINDS, type BackupResult, type JobKind, type StandbyStatus, type WorkerReport } from "../workflows/messages.js";
 import { plansInScope, repositoriesInScope } from "./access.js";
 import { jobsQuery, listJobs, readJob } from "./jobs.js";
+import { runningStandbys } from "./standbys.js";
 import { withTemporal } from "./temporal.js";
 import { workerReports } from "./workers.js";
 
@@ -37,6 +38,8 @@ export interface MetricsInput {
   /** The workers' latest reports; undefined for a scoped token or when Temporal did not answer. */
   workers?: WorkerReport[];
   now?: Date;
+  /** Running standbys with their last measured lag; undefined when Temporal did not answer. */
+  standbys?: Pick<StandbyStatus, "planId" | "lagBytes" | "lagSeconds">[];
 }
 
 /** Renders the exposition text (Prometheus text format 0.0.4). */
@@ -79,6 +82,15 @@ export async function renderMetrics(input: MetricsInput): Promise<{ contentType:
     if (!repo || !result.repositoryStats) continue;
     repoSize.set({ repository_id: repo.id, repository: repo.name }, result.repositoryStats.packBytes);
     repoSnapshots.set({ repository_id: repo.id, repository: repo.name }, result.repositoryStats.snapshots);
+  }
+  if (input.standbys?.length) {
+    const lagBytes = new Gauge({ name: "cairn_standby_replay_lag_bytes", help: "WAL the plan's standby has not replayed yet: behind the primary when it answers, else behind the repository's archive.", labelNames: planLabels, registers });
+    const lagSeconds = new Gauge({ name: "cairn_standby_replay_lag_seconds", help: "Commits the plan's standby has not replayed yet, in seconds (primary heartbeat minus replayed heartbeat, else now minus the last replayed commit).", labelNames: planLabels, registers });
+    for (const s of input.standbys) {
+      const labels = { plan_id: s.planId, plan: planById.get(s.planId)?.name ?? "" };
+      if (s.lagBytes !== undefined) lagBytes.set(labels, s.lagBytes);
+      if (s.lagSeconds !== undefined) lagSeconds.set(labels, s.lagSeconds);
+    }
   }
   temporalUp.set(input.running ? 1 : 0);
   if (input.running) {
@@ -125,7 +137,9 @@ export async function gatherMetrics(catalog: Catalog, client: Client, scope: Tok
   const repositoryRows = await catalog.select().from(repositories).where(scope ? repositoriesInScope(scope) : undefined);
   const planIds = planRows.map((p) => p.id);
   const jobRows = await catalog.select().from(jobs).where(scope ? inArray(jobs.planId, planIds.length ? planIds : [""]) : undefined);
-  return { plans: planRows, repositories: repositoryRows, jobs: jobRows, running, workers, now };
+  // Temporal that did not answer the counts is not asked again (each call waits for its deadline).
+  const standbys = scope || running ? await runningStandbys(client, scope ? new Set(planIds) : undefined).catch(() => undefined) : undefined;
+  return { plans: planRows, repositories: repositoryRows, jobs: jobRows, running, workers, now, standbys };
 }
 
 async function countRunning(client: Client): Promise<Record<JobKind, number>> {

@@ -19,11 +19,11 @@ export const AUDIT_FIELD = "x-cairn-audit";
 export const ACTIVITY_FIELD = "x-cairn-activity";
 /**
  * Tags of GET routes that only show the platform's state (job progress, plans,
- * queue, trends, who am I): a dashboard or a monitor polls them all day, so they
+ * queue, trends, standbys' lag, who am I): a dashboard or a monitor polls them all day, so they
  * are not counted by the read watch, which looks for a token reading far more of
  * what the repositories and the security records hold than usual.
  */
-export const STATUS_TAGS: ReadonlySet<string> = new Set(["jobs", "plans", "session", "health", "metrics", "queue", "analytics", "alerts"]);
+export const STATUS_TAGS: ReadonlySet<string> = new Set(["jobs", "plans", "session", "health", "metrics", "queue", "analytics", "alerts", "standbys"]);
 
 /**
  * The access declaration every route spreads into its createRoute: the one

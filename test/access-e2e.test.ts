@@ -86,6 +86,11 @@ describe("tokens, roles and scopes", () => {
     createMysqlRestore: ["operator", "admin"],
     createMysqlRecovery: ["operator", "admin"],
     getRecoveryWindow: ["viewer", "operator", "admin"],
+    // A standby restores a plan's cluster onto a worker and runs it: who may restore may start and stop one; whoever reads plans reads its lag.
+    createStandby: ["operator", "admin"],
+    deleteStandby: ["operator", "admin"],
+    listStandbys: ["viewer", "operator", "admin"],
+    getStandby: ["viewer", "operator", "admin"],
     checkRepository: ["operator", "admin"],
     verifySnapshot: ["operator", "admin"],
     pruneRepository: ["operator", "admin"],

@@ -12,3 +12,4 @@ export { alertNotificationWorkflow } from "./notifications.js";
 export { drillWorkflow } from "./drill.js";
 export { mysqlRecoveryWindowWorkflow, mysqlRecoveryWorkflow, mysqlRestoreWorkflow, previewMysqlRestoreWorkflow } from "./mysql.js";
 export { workerRegisterWorkflow } from "./workers.js";
+export { standbyWorkflow } from "./standby.js";

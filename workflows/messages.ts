@@ -972,3 +972,74 @@ export const workerReportSignal = defineSignal<[WorkerReport]>("workerReport");
 export const workerGoneSignal = defineSignal<[string]>("workerGone");
 /** The register's own task queue, polled by a small second worker in each worker process: its tasks never wait among the jobs'. */
 export const WORKER_REGISTER_TASK_QUEUE = "cairn-workers";
+
+/** The workflow type of a warm standby (one per plan, workflow id standby-<planId>). */
+export const STANDBY_WORKFLOW = "standbyWorkflow";
+
+/** The workflow id of a plan's standby: one per plan. */
+export function standbyWorkflowId(planId: string): string {
+  return `standby-${planId}`;
+}
+
+export interface StandbyInput {
+  planId: string;
+  planName: string;
+  repository: RepositoryTarget;
+  /** The plan's primary: its user and sealed password sign in to the standby (same roles) and, when it answers, to the primary for its WAL position and heartbeat. */
+  source: PostgresSource;
+  /** A new or empty directory under the restore roots; the standby's data directory. */
+  dataDir: string;
+  /** The loopback port the standby listens on. */
+  port: number;
+  /** Seconds between two measurements of the replay lag. */
+  pollSeconds: number;
+  /** Set by the workflow when it continues as new: the standby is restored and runs; its status so far. */
+  carried?: StandbyStatus;
+}
+
+export type StandbyPhase = "restore" | "start" | "replaying" | "stopping" | "stopped";
+
+/** What a standby's `status` query answers (and its workflow returns once stopped). */
+export interface StandbyStatus {
+  planId: string;
+  phase: StandbyPhase;
+  dataDir: string;
+  port: number;
+  /** The cluster and base backup the standby was restored from. */
+  systemId?: string;
+  snapshotId?: string;
+  /** The cluster's WAL segment size in bytes. */
+  segmentSize?: number;
+  /** The standby's last replayed WAL location (pg_last_wal_replay_lsn()). */
+  replayLsn?: string;
+  /** Where the primary writes now (pg_current_wal_lsn()), when its URL answered the last check. */
+  primaryLsn?: string;
+  /** The end of the newest WAL segment archived in the repository. */
+  archivedLsn?: string;
+  /** Bytes of WAL the standby has not replayed: behind the primary when it answered, else behind the archive. */
+  lagBytes?: number;
+  /** Seconds of commits the standby has not replayed: primary heartbeat minus replayed heartbeat when both are known, else now minus the last replayed commit. */
+  lagSeconds?: number;
+  /** How lagSeconds was measured. */
+  lagSource?: "heartbeat" | "replay-timestamp";
+  /** The time of the last replayed commit (pg_last_xact_replay_timestamp()). */
+  lastReplayAt?: string;
+  lastCheckedAt?: string;
+  /** Times the standby's PostgreSQL was found stopped and started again. */
+  restarts: number;
+  /** What happened lately that an operator should know (a restart, a primary that does not answer). */
+  warnings: string[];
+}
+
+/** One measurement, sent by the watch activity to its workflow. */
+export type StandbyReport = Pick<StandbyStatus, "replayLsn" | "primaryLsn" | "archivedLsn" | "lagBytes" | "lagSeconds" | "lagSource" | "lastReplayAt" | "lastCheckedAt"> & {
+  /** The server was found stopped and started again before this measurement; why. */
+  restarted?: string;
+  /** Problems of this measurement (the primary did not answer...). */
+  warnings: string[];
+};
+
+export const standbyStatusQuery = defineQuery<StandbyStatus>("status");
+export const standbyReportSignal = defineSignal<[StandbyReport]>("standbyReport");
+/** Stops the standby (PostgreSQL shut down cleanly); its data directory is removed only with discard. */
+export const stopStandbySignal = defineSignal<[{ discard: boolean }]>("stopStandby");

@@ -8,7 +8,7 @@ const scrape = createRoute({
   method: "get",
   path: "/metrics",
   operationId: "metrics",
-  summary: "Prometheus metrics: per plan last success, duration histogram, bytes added, files, job outcomes; repository size and snapshots; running jobs",
+  summary: "Prometheus metrics: per plan last success, duration histogram, bytes added, files, job outcomes; repository size and snapshots; running jobs; standbys' replay lag",
   tags: ["metrics"],
   ...access("metrics:read"),
   responses: {

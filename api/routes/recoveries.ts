@@ -126,10 +126,10 @@ const window = createRoute({
   },
 });
 
-function physicalSource(plan: PlanRow): PostgresSource {
+export function physicalSource(plan: PlanRow): PostgresSource {
   const source: PlanSource = plan.source;
   if (source.type !== "postgres" || source.mode !== "physical") {
-    throw new ApiError(409, "Not a physical PostgreSQL plan", `plan ${plan.id} backs up ${source.type === "postgres" ? "logical dumps" : source.type === "mysql" ? "a MySQL / MariaDB server (recover a physical one with POST /v1/recoveries/mysql)" : "files"}; point-in-time recovery needs a plan with source {"type": "postgres", "mode": "physical"}`);
+    throw new ApiError(409, "Not a physical PostgreSQL plan", `plan ${plan.id} backs up ${source.type === "postgres" ? "logical dumps" : source.type === "mysql" ? "a MySQL / MariaDB server (recover a physical one with POST /v1/recoveries/mysql)" : "files"}; point-in-time recovery and standbys need a plan with source {"type": "postgres", "mode": "physical"}`);
   }
   return source;
 }

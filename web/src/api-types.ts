@@ -975,6 +975,49 @@ export type SnapshotTreeEntry = {
   linktarget?: string;
 };
 
+export type Standby = {
+  planId: string;
+  /** standby-<planId>: one per plan. */
+  workflowId: string;
+  running: boolean;
+  phase: "restore" | "start" | "replaying" | "stopping" | "stopped";
+  dataDir: string;
+  port: number;
+  startedAt: string;
+  systemId?: string;
+  /** The base backup the standby was restored from. */
+  snapshotId?: string;
+  /** The last WAL location the standby replayed. */
+  replayLsn?: string;
+  /** Where the plan's server wrote at the last check, when it answered. */
+  primaryLsn?: string;
+  /** The end of the newest WAL segment in the repository. */
+  archivedLsn?: string;
+  /** WAL not replayed yet: behind the primary when it answered, else behind the archive. */
+  lagBytes?: number;
+  /** Commits not replayed yet, in seconds: the primary's heartbeat minus the replayed one, else now minus the last replayed commit. */
+  lagSeconds?: number;
+  lagSource?: "heartbeat" | "replay-timestamp";
+  lastReplayAt?: string;
+  lastCheckedAt?: string;
+  /** Times the standby's PostgreSQL was found stopped and started again. */
+  restarts: number;
+  warnings: string[];
+  /** Why the standby ended, or why its status is unknown. */
+  error?: string;
+};
+
+export type StandbyRequest = {
+  /** A physical PostgreSQL plan with at least one base backup; its WAL is archived into the plan's repository with cairn pg wal-push. */
+  planId: string;
+  /** A new or empty directory under the restore roots (CAIRN_RESTORE_ROOTS), on the worker's host. */
+  dataDir: string;
+  /** The port the standby listens on, on the worker's 127.0.0.1. */
+  port: number;
+  /** Seconds between two measurements of the replay lag (1-60, default 10). */
+  pollSeconds?: number;
+};
+
 export type Token = {
   id: string;
   name: string;
@@ -1074,12 +1117,26 @@ export type createRestoreResponse = {
   snapshotId: string;
 };
 
+export type createStandbyBody = StandbyRequest;
+
+export type createStandbyResponse = {
+  /** The plan's id: GET /v1/standbys/{id} shows the standby. */
+  id: string;
+  workflowId: string;
+};
+
 export type createTokenBody = TokenInput;
 
 export type createTokenResponse = {
   id: string;
   /** Send it as Authorization: Bearer <token>. It is stored hashed and never shown again. */
   token: string;
+};
+
+export type deleteStandbyResponse = {
+  id: string;
+  phase: "stopping";
+  discard: boolean;
 };
 
 export type diffSnapshotsResponse = {
@@ -1179,6 +1236,8 @@ export type getSnapshotTreeResponse = {
   truncated: boolean;
 };
 
+export type getStandbyResponse = Standby;
+
 export type healthzResponse = Health;
 
 export type listAlertsResponse = {
@@ -1226,6 +1285,10 @@ export type listSnapshotsResponse = {
   snapshots: Snapshot[];
   /** Pass it as ?cursor= for the next page; null on the last page. */
   nextCursor: string | null;
+};
+
+export type listStandbysResponse = {
+  standbys: Standby[];
 };
 
 export type listTokensResponse = {

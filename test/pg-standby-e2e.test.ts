@@ -1,0 +1,161 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { StandbyView } from "../api/standbys.js";
+import { apiClient } from "./api-client.js";
+import { PASSWORD, ROOT } from "./helpers.js";
+import { testPolicy, testPolicyEnv } from "./policy-fixtures.js";
+import { asPostgres, cairnCommand, cairnPgOk, initCluster, PG_BIN, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
+import { freePort } from "./servers.js";
+import { startStack, type Stack } from "./stack.js";
+
+/**
+ * A warm standby through the API, on the test stack (the API in this process) and a
+ * worker process running as the postgres user, as next to a database server (a
+ * root worker refuses to run PostgreSQL). The primary archives its WAL with `cairn
+ * pg wal-push` into the plan's repository; the standby replays it with `cairn pg
+ * wal-fetch`.
+ */
+describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
+  const tmp = pgTempDir("cairn-standby-e2e-");
+  const dataDir = path.join(tmp.dir, "data");
+  const repo = path.join(tmp.dir, "repo");
+  const passwordFile = path.join(tmp.dir, "password");
+  const standbyDir = path.join(tmp.dir, "standby");
+  let stack: Stack;
+  let worker: ChildProcess;
+  let workerLog = "";
+  let workerExited: Promise<void>;
+  const previousKey = process.env.CAIRN_SECRET_KEY;
+  let pg: PgCluster;
+  let client: ReturnType<typeof apiClient>;
+  let planId: string;
+  let port: number;
+
+  const standbySql = async (sql: string) => {
+    const r = await asPostgres(path.join(PG_BIN, "psql"), ["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", `postgresql://postgres@127.0.0.1:${port}/postgres`, "-c", sql]);
+    return { ...r, stdout: r.stdout.trim() };
+  };
+  const standby = () => client.ok<StandbyView>("GET", `/v1/standbys/${planId}`);
+  /** Moves the primary past its current segment and waits until that segment is archived. */
+  const switchAndArchive = async () => {
+    const last = await pg.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    await pg.sql("SELECT pg_switch_wal()");
+    await waitFor("the last segment to be archived", async () => (await pg.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")) >= last);
+  };
+
+  beforeAll(async () => {
+    writeFileSync(passwordFile, PASSWORD);
+    await cairnPgOk(["-r", repo, "--password-file", passwordFile, "init"]);
+    pg = await initCluster(tmp.dir, { archive_mode: "on", archive_command: `${cairnCommand(repo, passwordFile)} pg wal-push %p` });
+    await pg.sql("CREATE TABLE markers (note text); INSERT INTO markers VALUES ('base')");
+    // The API (this process) and the worker share the platform secret key through the environment.
+    process.env.CAIRN_SECRET_KEY = randomBytes(32).toString("base64");
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, worker: false });
+    worker = spawn("runuser", ["-u", "postgres", "--", process.execPath, path.join(ROOT, "dist", "worker.js")], {
+      env: { ...process.env, ...stack.env, CAIRN_DATA_DIR: path.join(tmp.dir, "worker-data"), ...testPolicyEnv(tmp.dir), CAIRN_WORKER_CONCURRENCY: "3", CAIRN_THREADS: "1" },
+      cwd: tmp.dir,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    worker.stdout!.on("data", (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-8000)));
+    worker.stderr!.on("data", (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-8000)));
+    workerExited = new Promise((resolve) => worker.once("exit", () => resolve()));
+    client = apiClient(stack.api);
+    const { id: repositoryId } = await client.ok<{ id: string }>("POST", "/v1/repositories", { name: "pg", url: repo, password: PASSWORD });
+    ({ id: planId } = await client.ok<{ id: string }>("POST", "/v1/plans", { name: "cluster", repositoryId, source: { type: "postgres", mode: "physical", url: pg.url } }));
+    const { jobId } = await client.ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
+    expect(await client.pollJob(jobId, (j) => j.status !== "running"), workerLog).toMatchObject({ status: "completed" });
+    port = await freePort();
+  }, 300_000);
+
+  afterAll(async () => {
+    // A failed test may leave the standby running: stop its server before removing its directory.
+    if (existsSync(path.join(standbyDir, "postmaster.pid"))) await asPostgres(path.join(PG_BIN, "pg_ctl"), ["-D", standbyDir, "-m", "immediate", "-w", "stop"]);
+    await stack?.close();
+    if (worker?.pid && worker.exitCode === null && worker.signalCode === null) {
+      process.kill(worker.pid, "SIGTERM");
+      await Promise.race([workerExited, new Promise((r) => setTimeout(r, 20_000))]);
+      if (worker.exitCode === null && worker.signalCode === null) process.kill(worker.pid, "SIGKILL");
+    }
+    await pg?.destroy();
+    if (previousKey === undefined) delete process.env.CAIRN_SECRET_KEY;
+    else process.env.CAIRN_SECRET_KEY = previousKey;
+    tmp.cleanup();
+  });
+
+  it("restores the latest base backup as a standby that replays archived WAL, read-only, and reports its lag", async () => {
+    const started = await client.ok<{ id: string; workflowId: string }>("POST", "/v1/standbys", { planId, dataDir: standbyDir, port, pollSeconds: 1 });
+    expect(started).toEqual({ id: planId, workflowId: `standby-${planId}` });
+    await waitFor("the standby to replay", async () => {
+      const s = await standby();
+      if (s.phase === "stopped") throw new Error(`the standby ended: ${JSON.stringify(s)}\n${workerLog}`);
+      return s.phase === "replaying";
+    }, 240_000);
+    expect(readFileSync(path.join(standbyDir, "postgresql.auto.conf"), "utf8")).toContain("pg wal-fetch");
+    expect(existsSync(path.join(standbyDir, "standby.signal"))).toBe(true);
+    expect((await standbySql("SELECT pg_is_in_recovery()")).stdout).toBe("t");
+
+    // Written on the primary after the base backup: only replaying archived WAL brings it.
+    await pg.sql("INSERT INTO markers VALUES ('after-standby')");
+    await switchAndArchive();
+    await waitFor("the standby to replay the new row", async () => (await standbySql("SELECT string_agg(note, ',' ORDER BY note) FROM markers")).stdout === "after-standby,base", 120_000);
+    const write = await standbySql("INSERT INTO markers VALUES ('on-standby')");
+    expect(write.code).not.toBe(0);
+    expect(write.stderr).toContain("read-only transaction");
+
+    // The standby loop writes a heartbeat on the primary; once a segment holding one is replayed, lag in seconds comes from it.
+    await switchAndArchive();
+    await waitFor("lag measured from the heartbeat", async () => (await standby()).lagSource === "heartbeat", 120_000);
+    const status = await standby();
+    expect(status).toMatchObject({ planId, running: true, phase: "replaying", dataDir: standbyDir, port, restarts: 0, lagSource: "heartbeat" });
+    expect(status.replayLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    expect(status.primaryLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    expect(status.lagBytes).toBeGreaterThanOrEqual(0);
+    expect(status.lagSeconds).toBeGreaterThanOrEqual(0);
+    expect(Date.parse(status.lastCheckedAt!)).not.toBeNaN();
+    expect(Number(await pg.sql("SELECT seq FROM public.cairn_heartbeat WHERE id = 1"))).toBeGreaterThan(0);
+
+    const { standbys } = await client.ok<{ standbys: StandbyView[] }>("GET", "/v1/standbys");
+    expect(standbys.map((s) => [s.planId, s.dataDir, s.port])).toEqual([[planId, standbyDir, port]]);
+
+    const metrics = await client.call<string>("GET", "/metrics");
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toMatch(new RegExp(`^cairn_standby_replay_lag_bytes\\{plan_id="${planId}",plan="cluster"\\} \\d+$`, "m"));
+    expect(metrics.body).toMatch(new RegExp(`^cairn_standby_replay_lag_seconds\\{plan_id="${planId}",plan="cluster"\\} [\\d.e+-]+$`, "m"));
+  });
+
+  it("refuses a second standby of the plan (409 naming the running one) and a data directory outside the restore roots", async () => {
+    const second = await client.call<{ detail: string }>("POST", "/v1/standbys", { planId, dataDir: path.join(tmp.dir, "standby-2"), port: await freePort() });
+    expect(second.status).toBe(409);
+    expect(second.body.detail).toContain(`standby-${planId}`);
+    expect(second.body.detail).toContain(standbyDir);
+    expect(second.body.detail).toContain(`DELETE /v1/standbys/${planId}`);
+
+    const outside = await client.call<{ detail: string; errors?: { path: string }[] }>("POST", "/v1/standbys", { planId, dataDir: "/var/lib/postgresql/standby", port: await freePort() });
+    expect(outside.status).toBe(403);
+    expect(outside.body.detail).toContain("/var/lib/postgresql/standby");
+    expect(JSON.stringify(outside.body)).toContain("dataDir");
+  });
+
+  it("starts PostgreSQL again when it died, and says so", async () => {
+    await asPostgres(path.join(PG_BIN, "pg_ctl"), ["-D", standbyDir, "-m", "immediate", "-w", "stop"]);
+    await waitFor("the standby to be started again", async () => (await standby()).restarts === 1, 120_000);
+    const status = await standby();
+    expect(status.warnings.join("\n")).toContain("started it again");
+    await waitFor("the restarted standby to answer", async () => (await standbySql("SELECT count(*) FROM markers")).stdout === "2", 60_000);
+  });
+
+  it("stops on DELETE: PostgreSQL shut down, the data directory kept without its repository password", async () => {
+    const pid = Number(readFileSync(path.join(standbyDir, "postmaster.pid"), "utf8").split("\n")[0]);
+    expect(await client.ok("DELETE", `/v1/standbys/${planId}`)).toEqual({ id: planId, phase: "stopping", discard: false });
+    await waitFor("the standby to stop", async () => (await standby()).phase === "stopped", 120_000);
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect((await standby()).running).toBe(false);
+    expect(existsSync(path.join(standbyDir, "PG_VERSION"))).toBe(true);
+    expect(existsSync(path.join(standbyDir, "cairn_standby.password"))).toBe(false);
+    expect((await client.call("DELETE", `/v1/standbys/${planId}`)).status).toBe(404);
+    expect((await client.ok<{ standbys: unknown[] }>("GET", "/v1/standbys")).standbys).toEqual([]);
+  });
+});
