@@ -3,7 +3,7 @@ import { readdirSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, PASSWORD } from "./helpers.js";
-import { cairnPgOk, clusterAt, initCluster, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
+import { asPostgres, cairnPg, cairnPgOk, clusterAt, initCluster, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
 
 /**
  * Streaming WAL archiving with pg_receivewal against a real cluster that has no
@@ -128,4 +128,16 @@ describe("cairn pg receive", () => {
     const check = JSON.parse((await cairnPgOk(r("--json", "pg", "check"))).stdout).clusters[0];
     expect(check.backups[0].missing).toEqual([]);
   }, 240_000);
+
+  it("refuses a spool that holds another cluster's WAL, and a slot name pg_receivewal cannot use", async () => {
+    const foreign = path.join(tmp.dir, "foreign-spool");
+    await asPostgres("mkdir", [foreign]);
+    await asPostgres("sh", ["-c", `echo '{"systemId":"1234"}' > ${foreign}/cairn-receive.json`]);
+    const refused = await cairnPg(r("pg", "receive", "--url", pg.url, "--spool", foreign));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("holds WAL of database system 1234");
+    const badSlot = await cairnPg(r("pg", "receive", "--url", pg.url, "--spool", path.join(tmp.dir, "other-spool"), "--slot", "Bad-Name"));
+    expect(badSlot.code).toBe(1);
+    expect(badSlot.stderr).toContain("lower-case letters, digits and underscores");
+  });
 });
