@@ -1,4 +1,3 @@
-import { Readable } from "node:stream";
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import { diffTrees, type ChangeKind } from "../engine/diff.js";
@@ -179,7 +178,7 @@ async function upload(url: string, body: AsyncGenerator<Buffer>, headers: Record
   }
   const res = await fetch(url, {
     method: "PUT",
-    body: Readable.toWeb(Readable.from(counted())) as ReadableStream<Uint8Array>,
+    body: pulledFrom(counted()),
     duplex: "half",
     headers: { "content-type": "application/octet-stream", ...headers },
     ...(ctx ? { signal: ctx.cancellationSignal } : {}),
@@ -192,6 +191,23 @@ async function upload(url: string, body: AsyncGenerator<Buffer>, headers: Record
   if (res.status === 410) throw ApplicationFailure.create({ message: "the API no longer waits for this download (its caller went away or it timed out)", type: PERMANENT_FAILURES.invalidRequest, nonRetryable: true });
   if (!res.ok) throw ApplicationFailure.create({ message: `the API answered ${res.status} to the download's upload`, nonRetryable: true });
   return sent;
+}
+
+/** A web stream that asks the generator for the next chunk only when the connection takes one (Readable.from would read 16 ahead). */
+function pulledFrom(chunks: AsyncGenerator<Buffer>): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const next = await chunks.next();
+        if (next.done) controller.close();
+        else controller.enqueue(new Uint8Array(next.value.buffer, next.value.byteOffset, next.value.byteLength));
+      },
+      async cancel() {
+        await chunks.return(undefined);
+      },
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 function activityContext(): Context | undefined {

@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { Readable } from "node:stream";
 import { Hono } from "hono";
 import { ApiError } from "./errors.js";
 
@@ -61,11 +60,50 @@ export function uploadRoutes(channels: DownloadChannels) {
       incoming.once("end", () => resolve(true));
       incoming.once("close", () => resolve(incoming.readableEnded));
     });
-    const upload: Upload = { headers: c.req.raw.headers, body: Readable.toWeb(incoming) as ReadableStream<Uint8Array>, ended };
+    const upload: Upload = { headers: c.req.raw.headers, body: pulled(incoming), ended };
     if (!channels.take(c.req.param("secret"), upload)) {
       incoming.resume();
       return c.body(null, 410);
     }
     return (await ended) ? c.body(null, 204) : c.body(null, 410);
   });
+}
+
+/** Bytes held here per download at most: the worker's connection waits (TCP flow control) while the caller's is this far behind. */
+const BUFFERED_BYTES = 1024 * 1024;
+
+/**
+ * The upload as a web stream that reads from the socket only as the caller takes
+ * the bytes. (Readable.toWeb counts chunks, not bytes, against the request's
+ * high-water mark of 16384: it would buffer up to a gigabyte for a slow caller.)
+ */
+function pulled(incoming: IncomingMessage): ReadableStream<Uint8Array> {
+  incoming.pause();
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        let settled = false;
+        incoming.on("data", (chunk: Buffer) => {
+          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if ((controller.desiredSize ?? 0) <= 0) incoming.pause();
+        });
+        incoming.once("end", () => {
+          settled = true;
+          controller.close();
+        });
+        incoming.once("close", () => {
+          if (settled || incoming.readableEnded) return;
+          settled = true;
+          controller.error(new Error("the worker's upload broke off before its end"));
+        });
+      },
+      pull() {
+        incoming.resume();
+      },
+      cancel() {
+        incoming.destroy();
+      },
+    },
+    new ByteLengthQueuingStrategy({ highWaterMark: BUFFERED_BYTES }),
+  );
 }
