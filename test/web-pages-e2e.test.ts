@@ -266,6 +266,7 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     // The real answer: the repository holds no base backup of this plan yet.
     await card.locator(".window-empty").waitFor({ timeout: 90_000 });
     await card.locator(".drills", { hasText: "No drill has finished yet" }).waitFor();
+    await card.locator(".standby-none").waitFor(); // GET /v1/standbys: none for this plan
     expect(await card.locator("button.run-drill").count()).toBe(1);
 
     // A window with two base backups whose WAL chains leave a gap between them, as GET .../recovery-window reports one.
@@ -281,6 +282,9 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
       ],
     };
     await page.route(`**/v1/plans/${physicalId}/recovery-window`, (route) => route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(window) }));
+    // And a warm standby of it replaying 16 KiB and 3 s behind, as GET /v1/standbys reports one.
+    const standby = { planId: physicalId, workflowId: `standby-${physicalId}`, running: true, phase: "replaying", dataDir: path.join(tmp.dir, "standby"), port: 5498, startedAt: t(8), lagBytes: 16_384, lagSeconds: 3, lagSource: "heartbeat", lastCheckedAt: new Date().toISOString(), restarts: 0, warnings: [] };
+    await page.route("**/v1/standbys", (route) => route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ standbys: [standby] }) }));
     await page.reload();
     const svg = card.locator(`svg#timeline-${physicalId}`);
     await svg.waitFor({ timeout: 60_000 });
@@ -290,6 +294,7 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     expect(await card.locator(".timeline-backup path").count()).toBe(2);
     expect(await card.locator(".timeline-wal rect").count()).toBe(2);
     expect(await card.locator(".timeline-gap rect title").textContent()).toContain("000000010000000000000004");
+    await card.locator('.standby[data-phase="replaying"] .standby-lag', { hasText: "behind by 16.0 KiB, 3.0 s" }).waitFor();
     await shot(page, "09-databases-window");
 
     // The recovery form posts POST /v1/recoveries: a data directory outside the restore roots comes back refused, in the form.

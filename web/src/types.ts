@@ -26,5 +26,6 @@ export type {
   SecurityEvent,
   Session,
   Snapshot,
+  Standby,
   Token,
 } from "./api-types.js";

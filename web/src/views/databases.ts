@@ -6,6 +6,7 @@ import { mysqlSpan, postgresSpan, recoveryTimeline, type WindowSpan } from "../t
 import type { MysqlRecoveryWindow, Plan, RecoveryWindow } from "../types.js";
 import { can, missingRoute, problemText, section, table, type PageContext } from "../ui.js";
 import { drillsPart } from "./drills.js";
+import { standbyPart } from "./standby.js";
 import { scheduleText } from "./plans.js";
 
 const isDatabase = (p: Plan) => p.source.type !== "files";
@@ -33,16 +34,19 @@ function databaseCard(ctx: PageContext, plan: Plan): HTMLElement {
   const s = plan.source;
   const windowEl = h("div", { class: "recovery-window" });
   const drills = h("div", { class: "drills" });
+  const standby = h("div", { class: "standby-part" });
   const card = h(
     "section",
     { class: "database card", "data-plan": plan.name, "aria-labelledby": `db-${plan.id}` },
     h("h2", { id: `db-${plan.id}` }, h("a", { href: `#/plans/${encodeURIComponent(plan.id)}` }, plan.name)),
     h("p", { class: "hint" }, s.type === "files" ? "" : `${s.type === "postgres" ? "PostgreSQL" : "MySQL / MariaDB"} ${s.mode} · ${s.url} · ${scheduleText(plan)}`),
     isPhysical(plan) ? [h("h3", {}, "Recoverable window"), windowEl] : h("p", { class: "hint" }, s.type === "postgres" ? "Logical dumps: restore a database or tables with POST /v1/restores/logical." : "Logical dumps: restore a database or tables with POST /v1/restores/mysql."),
+    isPhysical(plan) && s.type === "postgres" ? standby : null,
     h("h3", {}, "Recovery drills"),
     drills,
   );
   if (isPhysical(plan)) void recoveryPart(windowEl, ctx, plan);
+  if (isPhysical(plan) && s.type === "postgres") void standbyPart(standby, plan);
   void drillsPart(drills, ctx, plan);
   return card;
 }
