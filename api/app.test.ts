@@ -10,6 +10,7 @@ import { tempDir } from "../test/helpers.js";
 import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { acknowledgeAlert, evaluateFinishedJobs, evaluatePeriodic, raiseAlert, resolveAlert } from "./alerts.js";
 import { createApp } from "./app.js";
+import { UPLOAD_PATH } from "./downloads.js";
 import { ensureAdminToken } from "./auth.js";
 import { WEB_SHELL_PATHS } from "./web.js";
 
@@ -388,10 +389,12 @@ describe("/openapi.json", () => {
       components: { securitySchemes: Record<string, unknown> };
     };
     const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
-    // The dashboard's static shell is the only other thing served (api/web.test.ts covers it).
+    // Besides the API, the app serves the dashboard's static shell (api/web.test.ts covers it) and
+    // the one-time addresses workers stream downloads to (no token: a secret of the download's own,
+    // not a route for clients; test/snapshot-browse-e2e covers it).
     const shell: readonly string[] = WEB_SHELL_PATHS;
     const served = app.routes
-      .filter((r) => r.method !== "ALL" && r.path !== "/openapi.json" && !shell.includes(r.path))
+      .filter((r) => r.method !== "ALL" && r.path !== "/openapi.json" && !shell.includes(r.path) && r.path !== `${UPLOAD_PATH}/:secret`)
       .map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`);
     expect(new Set(documented)).toEqual(new Set(served));
     for (const route of [
