@@ -20,7 +20,7 @@ export async function readStandby(client: Client, planId: string): Promise<Stand
   });
   if (!desc || desc.type !== STANDBY_WORKFLOW) return undefined;
   const base = { workflowId, startedAt: desc.startTime.toISOString() };
-  const unknown: StandbyStatus = { planId, phase: "restore", dataDir: "", port: 0, restarts: 0, warnings: [] };
+  const unknown: StandbyStatus = { planId, phase: "restore", dataDir: "", port: 0, restarts: 0, warnings: [], events: [] };
   if (desc.status.name === "RUNNING") {
     // A worker that is down cannot answer; the standby still runs.
     const status = await withTemporal(client, () => handle.query(standbyStatusQuery), 5000).catch(() => undefined);

@@ -1027,8 +1027,10 @@ export interface StandbyStatus {
   lastCheckedAt?: string;
   /** Times the standby's PostgreSQL was found stopped and started again. */
   restarts: number;
-  /** What happened lately that an operator should know (a restart, a primary that does not answer). */
+  /** What the last check found wrong (a primary that does not answer, a standby still starting); empty when all answered. */
   warnings: string[];
+  /** What happened to the standby, newest last (restarts of its PostgreSQL, a discarded directory); the last 10. */
+  events: string[];
 }
 
 /** One measurement, sent by the watch activity to its workflow. */

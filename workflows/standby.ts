@@ -30,8 +30,8 @@ const { stopStandby } = proxyActivities<CairnActivities>({
 
 /** Measurements per watch activity: each is a signal in the history, which continues as new after each watch. */
 const POLLS_PER_RUN = 200;
-/** Warnings kept in the status (the newest). */
-const WARNINGS_KEPT = 10;
+/** Events kept in the status (the newest). */
+const EVENTS_KEPT = 10;
 
 /**
  * A warm standby of a physical plan: restore the latest base backup into the data
@@ -42,11 +42,11 @@ const WARNINGS_KEPT = 10;
  * bounded watch, carrying its status.
  */
 export async function standbyWorkflow(input: StandbyInput): Promise<StandbyStatus> {
-  const status: StandbyStatus = input.carried ?? { planId: input.planId, phase: "restore", dataDir: input.dataDir, port: input.port, restarts: 0, warnings: [] };
+  const status: StandbyStatus = input.carried ?? { planId: input.planId, phase: "restore", dataDir: input.dataDir, port: input.port, restarts: 0, warnings: [], events: [] };
   ensureSearchAttributes({ kind: "standby", plan: input.planId, source: "postgres" });
   let stop: { discard: boolean } | undefined;
-  const warn = (message: string) => {
-    status.warnings = [...status.warnings, message].slice(-WARNINGS_KEPT);
+  const record = (message: string) => {
+    status.events = [...(status.events ?? []), message].slice(-EVENTS_KEPT);
   };
   setHandler(standbyStatusQuery, () => status);
   setHandler(stopStandbySignal, (request) => {
@@ -56,10 +56,9 @@ export async function standbyWorkflow(input: StandbyInput): Promise<StandbyStatu
     const { restarted, warnings, ...measured } = report;
     if (restarted) {
       status.restarts++;
-      warn(`${measured.lastCheckedAt}: ${restarted}`);
+      record(`${measured.lastCheckedAt}: ${restarted}`);
     }
-    for (const w of warnings) if (!status.warnings.some((seen) => seen.endsWith(w))) warn(`${measured.lastCheckedAt}: ${w}`);
-    Object.assign(status, measured);
+    Object.assign(status, measured, { warnings });
     // Replaying once the standby itself answered (it accepts read-only connections once consistent).
     if (status.phase === "start" && measured.replayLsn) status.phase = "replaying";
   });
@@ -96,7 +95,7 @@ export async function standbyWorkflow(input: StandbyInput): Promise<StandbyStatu
   }
   status.phase = "stopping";
   const { discarded } = await stopStandby(input, stop.discard);
-  if (discarded) warn(`the data directory ${input.dataDir} was removed (discard)`);
+  if (discarded) record(`the data directory ${input.dataDir} was removed (discard)`);
   status.phase = "stopped";
   await condition(allHandlersFinished);
   return status;

@@ -51,7 +51,8 @@ const Standby = z
     lastReplayAt: z.string().optional(),
     lastCheckedAt: z.string().optional(),
     restarts: z.number().openapi({ description: "Times the standby's PostgreSQL was found stopped and started again." }),
-    warnings: z.array(z.string()),
+    warnings: z.array(z.string()).openapi({ description: "What the last check found wrong (the primary did not answer, the standby still starts); empty when all answered." }),
+    events: z.array(z.string()).openapi({ description: "What happened to the standby, newest last: restarts of its PostgreSQL (with the last line of its log)." }),
     error: z.string().optional().openapi({ description: "Why the standby ended, or why its status is unknown." }),
   })
   .openapi("Standby");

@@ -1002,7 +1002,10 @@ export type Standby = {
   lastCheckedAt?: string;
   /** Times the standby's PostgreSQL was found stopped and started again. */
   restarts: number;
+  /** What the last check found wrong (the primary did not answer, the standby still starts); empty when all answered. */
   warnings: string[];
+  /** What happened to the standby, newest last: restarts of its PostgreSQL (with the last line of its log). */
+  events: string[];
   /** Why the standby ended, or why its status is unknown. */
   error?: string;
 };
