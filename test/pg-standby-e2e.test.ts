@@ -196,4 +196,18 @@ describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
     expect((await client.call("DELETE", `/v1/standbys/${planId}`)).status).toBe(404);
     expect((await client.ok<{ standbys: unknown[] }>("GET", "/v1/standbys")).standbys).toEqual([]);
   });
+
+  it("starts again once stopped, and DELETE ?discard=true removes the data directory", async () => {
+    const again = path.join(tmp.dir, "standby-again");
+    port = await freePort();
+    await client.ok("POST", "/v1/standbys", { planId, dataDir: again, port, pollSeconds: 1 });
+    await waitFor("the new standby to replay", async () => (await standby()).phase === "replaying", 240_000);
+    expect((await standbySql("SELECT count(*) FROM markers")).stdout).toBe("3");
+    expect(await client.ok("DELETE", `/v1/standbys/${planId}?discard=true`)).toEqual({ id: planId, phase: "stopping", discard: true });
+    await waitFor("the standby to stop", async () => (await standby()).phase === "stopped", 120_000);
+    expect(existsSync(again)).toBe(false);
+    expect((await standby()).events.join("\n")).toContain(`${again} was removed`);
+    // The first standby's directory, stopped earlier, is untouched.
+    expect(existsSync(path.join(standbyDir, "PG_VERSION"))).toBe(true);
+  });
 });
