@@ -46,6 +46,10 @@ export interface ExecutionPolicy {
   restoreOwners: boolean;
   /** Restores may keep setuid and setgid bits. */
   restoreSetid: boolean;
+  /** Programs a failover may run as its fencing or cut-over hook (absolute paths; the hook's arguments are free). None by default. */
+  hookCommands: string[];
+  /** Directories and files a failover may act on: the old primary's data directory it stops, the standby's it promotes, the PgBouncer configuration it rewrites. None by default. */
+  failoverPaths: string[];
   /** Where each setting came from, to tell a refused caller what to change: its variable, `"key" in <file>`, or "" for the default. */
   origin: Record<PolicySetting, string>;
 }
@@ -62,7 +66,9 @@ export type PolicySetting =
   | "allowLoopback"
   | "allowPrivateNetworks"
   | "restoreOwners"
-  | "restoreSetid";
+  | "restoreSetid"
+  | "hookCommands"
+  | "failoverPaths";
 
 /** The environment variable of each setting. */
 export const POLICY_VARIABLES: Record<PolicySetting, string> = {
@@ -77,6 +83,8 @@ export const POLICY_VARIABLES: Record<PolicySetting, string> = {
   allowPrivateNetworks: "CAIRN_ALLOW_PRIVATE_NETWORKS",
   restoreOwners: "CAIRN_RESTORE_OWNERS",
   restoreSetid: "CAIRN_RESTORE_SETID",
+  hookCommands: "CAIRN_HOOK_COMMANDS",
+  failoverPaths: "CAIRN_FAILOVER_PATHS",
 };
 
 /**
@@ -186,6 +194,8 @@ export function loadPolicy({ env = process.env, dataDir }: PolicyContext): Execu
     allowPrivateNetworks: flag("allowPrivateNetworks"),
     restoreOwners: flag("restoreOwners"),
     restoreSetid: flag("restoreSetid"),
+    hookCommands: dirs("hookCommands", []),
+    failoverPaths: dirs("failoverPaths", []),
     origin,
   };
 }
@@ -252,6 +262,8 @@ export function describeSetting(policy: ExecutionPolicy, setting: PolicySetting)
       case "sourceRoots":
       case "restoreRoots":
       case "repositoryRoots":
+      case "hookCommands":
+      case "failoverPaths":
         return policy[setting].join(":") || "(none)";
       case "drillDir":
         return policy.drillDir;
