@@ -7,6 +7,7 @@ import { speakingForBackends } from "./backend-errors.js";
 import { backupActivities } from "./backup.js";
 import { browseActivities } from "./browse.js";
 import { drillActivities } from "./drill.js";
+import { failoverActivities } from "./failover.js";
 import { maintenanceActivities } from "./maintenance.js";
 import { mysqlActivities } from "./mysql.js";
 import { mysqlRecoveryActivities } from "./mysql-recovery.js";
@@ -25,7 +26,7 @@ export type { NotifyInput, NotifyResult, PrepareResult, RecordResult, RetentionI
 
 /** Every activity a Cairn worker registers, bound to the worker's secret box and execution policy. */
 export function createActivities(deps: ActivityDeps) {
-  return speakingForBackends({ ...backupActivities(deps), ...maintenanceActivities(deps), ...notifyActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...browseActivities(deps), ...recoveryActivities(deps), ...logicalRestoreActivities(deps), ...drillActivities(deps), ...slotActivities(deps), ...mysqlActivities(deps), ...mysqlRecoveryActivities(deps), ...standbyActivities(deps) });
+  return speakingForBackends({ ...backupActivities(deps), ...maintenanceActivities(deps), ...notifyActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...browseActivities(deps), ...recoveryActivities(deps), ...logicalRestoreActivities(deps), ...drillActivities(deps), ...failoverActivities(deps), ...slotActivities(deps), ...mysqlActivities(deps), ...mysqlRecoveryActivities(deps), ...standbyActivities(deps) });
 }
 
 export type CairnActivities = ReturnType<typeof createActivities>;

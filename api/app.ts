@@ -18,6 +18,7 @@ import { analyticsRoutes } from "./routes/analytics.js";
 import { auditRoutes } from "./routes/audit.js";
 import { complianceRoutes } from "./routes/compliance.js";
 import { drillRoutes } from "./routes/drills.js";
+import { failoverRoutes } from "./routes/failovers.js";
 import type { ComplianceThresholds } from "./compliance/evidence.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
@@ -126,6 +127,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", mysqlRoutes(deps));
   app.route("/v1", standbyRoutes(deps));
   app.route("/v1", drillRoutes(deps));
+  app.route("/v1", failoverRoutes(deps));
   app.route("/v1", tokenRoutes(deps));
   app.route("/v1", securityRoutes(deps));
   app.route("/v1", auditRoutes(deps));

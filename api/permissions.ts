@@ -14,6 +14,7 @@ export const PERMISSIONS = [
   "restores:create",
   "verifications:run",
   "drills:run",
+  "failovers:run",
   "repositories:read",
   "repositories:write",
   "repositories:maintain",
@@ -48,7 +49,8 @@ const VIEWER: Permission[] = ["session:read", "plans:read", "jobs:read", "snapsh
  * viewer reads plans, jobs, snapshots, analytics, metrics and alerts; operator also runs plans,
  * cancels and retries jobs, restores, verifies and checks, prunes and copies snapshots between
  * repositories, runs recovery drills and acknowledges alerts;
- * admin does everything; auditor reads the audit log, security events, compliance reports and
+ * admin does everything, and alone fails a database over (failovers:run: it stops one server
+ * and promotes another); auditor reads the audit log, security events, compliance reports and
  * alerts (whether failures were seen and handled is evidence), and nothing else.
  */
 export const ROLES: Record<Role, ReadonlySet<Permission>> = {

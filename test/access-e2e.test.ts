@@ -107,6 +107,9 @@ describe("tokens, roles and scopes", () => {
     // Open and past alerts are evidence of monitoring (SOC 2 CC7, ISO 27001 A.8.16): auditors read them; only operators and admins acknowledge.
     listAlerts: ["viewer", "operator", "admin", "auditor"],
     acknowledgeAlert: ["operator", "admin"],
+    // A failover stops one server and promotes another: admins only; its progress reads like a job's.
+    createFailover: ["admin"],
+    getFailover: ["viewer", "operator", "admin"],
   };
 
   it("walks every route of /openapi.json with every role: 401 without a token, 403 without the permission, through with it", async () => {

@@ -13,3 +13,4 @@ export { drillWorkflow } from "./drill.js";
 export { mysqlRecoveryWindowWorkflow, mysqlRecoveryWorkflow, mysqlRestoreWorkflow, previewMysqlRestoreWorkflow } from "./mysql.js";
 export { workerRegisterWorkflow } from "./workers.js";
 export { standbyWorkflow } from "./standby.js";
+export { failoverWorkflow } from "./failover.js";

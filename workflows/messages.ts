@@ -1045,3 +1045,94 @@ export const standbyStatusQuery = defineQuery<StandbyStatus>("status");
 export const standbyReportSignal = defineSignal<[StandbyReport]>("standbyReport");
 /** Stops the standby (PostgreSQL shut down cleanly); its data directory is removed only with discard. */
 export const stopStandbySignal = defineSignal<[{ discard: boolean }]>("stopStandby");
+/** The workflow type of a failover (not a job kind: GET /v1/failovers/{id} follows it). */
+export const FAILOVER_WORKFLOW = "failoverWorkflow";
+
+/** The steps of a failover, in order; `status.phase` names the one running. */
+export type FailoverStepName = "validate" | "restore" | "archive" | "fence" | "promote" | "verify" | "cutover" | "notify";
+
+/** How a failover switches clients to the new primary. */
+export type CutoverSpec =
+  /** Rewrites `database`'s entry in PgBouncer's [databases] section to the new host and port, then reloads PgBouncer (admin console RELOAD when adminUrl is given, else SIGHUP to the pid in its pidfile). */
+  | { type: "pgbouncer"; configFile: string; database: string; adminUrl?: string }
+  /** Runs an operator's program (allowed by the policy's hookCommands) with NEW_HOST and NEW_PORT set; exit 0 = switched. */
+  | { type: "hook"; command: string[] };
+
+/** How the old primary is fenced: stopped through its data directory on the worker's host, or by the operator's hook (exit 0 = fenced). */
+export interface FenceSpec {
+  dataDir?: string;
+  /** Shutdown mode when the data directory is given: fast (default) or immediate. */
+  mode?: "fast" | "immediate";
+  hook?: string[];
+}
+
+export interface FailoverInput {
+  planId: string;
+  planName: string;
+  repository: RepositoryTarget;
+  /** The plan's server: the old primary (its URL, user and sealed password also sign in to the standby). */
+  source: PostgresSource;
+  /** A warm standby on the worker's host, running in recovery. */
+  standby?: { dataDir: string; port: number };
+  /** No standby: restore the plan's latest consistent state into this new directory (under the restore roots) and promote that. */
+  into?: { dataDir: string; port: number };
+  fence: FenceSpec;
+  cutover?: CutoverSpec;
+  reason: string;
+  /** Refuse (unless force) when the standby is further behind than this. */
+  rpoLimit?: { bytes?: number; seconds?: number };
+  force?: boolean;
+  /** The operator's queries, run on the new primary after the scratch write; one that fails stops the failover before the cut-over. */
+  checkSql?: string[];
+  /** Validate only, and report what each step would do; nothing changes. */
+  dryRun?: boolean;
+}
+
+/** The old primary as validation found it. */
+export interface OldPrimaryState {
+  answers: boolean;
+  /** Its current WAL position when it answered. */
+  lsn?: string;
+  systemId?: string;
+}
+
+export interface FailoverValidation {
+  startedAt: string;
+  oldPrimary: OldPrimaryState;
+  /** The standby's replay position and how far behind it is (bytes against the old primary, or against the archive when the primary does not answer). */
+  standby?: { replayLsn: string; lagBytes: number; lagSeconds: number | null; lagAgainst: "primary" | "archive" };
+  systemId: string;
+  /** What each step would do, in order (the dry run's answer). */
+  plan: { name: FailoverStepName; action: string }[];
+}
+
+export interface FailoverStep {
+  name: FailoverStepName;
+  startedAt: string;
+  ms: number;
+  outcome: string;
+}
+
+export interface FailoverResult {
+  dryRun: boolean;
+  /** From the failover's start to the new primary accepting a write through the cut-over path (or directly, with no cut-over). */
+  rtoMs: number | null;
+  rtoPath?: "cutover" | "direct";
+  /** What the old primary had committed that the new one lacks. */
+  rpo: { bytes: number | null; seconds: number | null; basis: string };
+  steps: FailoverStep[];
+  newPrimary: { host: string; port: number } | null;
+  validation: FailoverValidation;
+  warnings: string[];
+}
+
+export interface FailoverStatus {
+  phase: FailoverStepName | "done" | "failed";
+  steps: FailoverStep[];
+  dryRun: boolean;
+}
+
+export const failoverStatusQuery = defineQuery<FailoverStatus>("failoverStatus");
+
+/** The failure type of a failover stopped on purpose (lag too large, fencing unconfirmed, cut-over failed): no retry, the message says what to do. */
+export const FAILOVER_REFUSED = "FailoverRefusedError";

@@ -145,6 +145,97 @@ export type DrillRecord = {
   };
 };
 
+export type Failover = {
+  id: string;
+  planId: string | null;
+  status: "running" | "completed" | "failed" | "cancelled" | "terminated" | "timed_out";
+  phase: string | null;
+  steps: {
+    name: string;
+    startedAt: string;
+    ms: number;
+    outcome: string;
+  }[];
+  result: {
+    dryRun: boolean;
+    /** From the failover's start to the new primary accepting a write through the cut-over path (rtoPath cutover) or directly. */
+    rtoMs: number | null;
+    rtoPath?: "cutover" | "direct";
+    /** What the old primary had committed that the new one lacks: WAL bytes and seconds, and what they were measured from. */
+    rpo: {
+      bytes: number | null;
+      seconds: number | null;
+      basis: string;
+    };
+    steps: {
+      name: string;
+      startedAt: string;
+      ms: number;
+      outcome: string;
+    }[];
+    newPrimary: {
+      host: string;
+      port: number;
+    } | null;
+    validation: Record<string, unknown>;
+    warnings: string[];
+  } | null;
+  /** Why it stopped, and what to do by hand. */
+  error: string | null;
+};
+
+export type FailoverRequest = {
+  /** A physical PostgreSQL plan: its URL is the old primary, its repository holds the archive. */
+  planId: string;
+  /** A PostgreSQL running in recovery (a warm standby) on the worker's host, to promote. */
+  standby?: {
+    /** The standby's data directory on the worker's host (under CAIRN_FAILOVER_PATHS). */
+    dataDir: string;
+    /** Its port on the worker's 127.0.0.1. */
+    port: number;
+  };
+  /** No standby: restore the plan's latest consistent state here (base backup + archived WAL), start it and make it the primary. */
+  into?: {
+    /** A new or empty directory under the restore roots. */
+    dataDir: string;
+    port: number;
+  };
+  /** How the old primary is fenced (dataDir or hook). Either way the failover then confirms it does not answer, and stops before promoting when it does. */
+  fence: {
+    /** The old primary's data directory on the worker's host (under CAIRN_FAILOVER_PATHS): its server is stopped. */
+    dataDir?: string;
+    /** Shutdown mode with dataDir (default fast; fast turns immediate after 60 s). */
+    mode?: "fast" | "immediate";
+    /** The operator's fencing program, run with OLD_HOST and OLD_PORT; exit 0 means the old primary is fenced. */
+    hook?: string[];
+  };
+  /** How clients are switched to the new primary. Without it the new primary is left for the operator to point clients at. */
+  cutover?: {
+    type: "pgbouncer";
+    /** PgBouncer's configuration file on the worker's host (under CAIRN_FAILOVER_PATHS). */
+    configFile: string;
+    /** The [databases] entry clients use: rewritten to the new host and port. */
+    database: string;
+    /** PgBouncer's admin console (postgresql://admin@host:6432/pgbouncer) for RELOAD; without it the pid in its pidfile gets SIGHUP. */
+    adminUrl?: string;
+  } | {
+    type: "hook";
+    /** Run with NEW_HOST and NEW_PORT; exit 0 means clients were switched. */
+    command: string[];
+  };
+  reason: string;
+  /** Refuse a standby further behind than this (unless force). */
+  rpoLimit?: {
+    bytes?: number;
+    seconds?: number;
+  };
+  force?: boolean;
+  /** Queries run on the new primary before the cut-over; one that fails stops the failover there. */
+  checkSql?: string[];
+  /** Validate and say what each step would do; change nothing. */
+  dryRun?: boolean;
+};
+
 export type FileSource = {
   type: "files";
   paths: string[];
@@ -1079,6 +1170,13 @@ export type copySnapshotBody = CopyRequest;
 
 export type copySnapshotResponse = MaintenanceJobStarted;
 
+export type createFailoverBody = FailoverRequest;
+
+export type createFailoverResponse = {
+  /** Follow it with GET /v1/failovers/{id}. */
+  id: string;
+};
+
 export type createLogicalRestoreBody = LogicalRestoreRequest;
 
 export type createLogicalRestoreResponse = {
@@ -1186,6 +1284,8 @@ export type getBottlenecksResponse = {
 };
 
 export type getComplianceReportResponse = ComplianceReport;
+
+export type getFailoverResponse = Failover;
 
 export type getJobResponse = Job;
 

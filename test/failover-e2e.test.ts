@@ -1,0 +1,235 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { apiClient } from "./api-client.js";
+import { PASSWORD } from "./helpers.js";
+import { testPolicy } from "./policy-fixtures.js";
+import { asPostgres, cairnCommand, cairnPgOk, clusterAt, initCluster, PG_BIN, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
+import { freePort } from "./servers.js";
+import { startStack, type Stack } from "./stack.js";
+
+interface Failover {
+  status: string;
+  phase: string | null;
+  steps: { name: string; outcome: string }[];
+  error: string | null;
+  result: {
+    rtoMs: number | null;
+    rtoPath?: string;
+    rpo: { bytes: number | null; seconds: number | null; basis: string };
+    newPrimary: { host: string; port: number } | null;
+    steps: { name: string; ms: number; outcome: string }[];
+    validation: { plan: { name: string; action: string }[] };
+  } | null;
+}
+
+const SEGMENT = /^[0-9A-F]{24}$/;
+
+/**
+ * Failover of a physical plan's primary to a warm standby that replays the
+ * plan's archive (restore_command = cairn pg wal-fetch), through the API on the
+ * test stack, with Debian's PgBouncer in front of the primary and pgbench as the
+ * application. The worker runs in this process (as root): it stops servers by
+ * signal and reads their data directories, all under CAIRN_FAILOVER_PATHS.
+ */
+describe("PostgreSQL failover (API + Temporal + two clusters + PgBouncer + pgbench)", () => {
+  const tmp = pgTempDir("cairn-failover-");
+  const dataDir = path.join(tmp.dir, "data");
+  const repo = path.join(tmp.dir, "repo");
+  const passwordFile = path.join(tmp.dir, "password");
+  const bouncerIni = path.join(tmp.dir, "pgbouncer.ini");
+  let stack: Stack;
+  let client: ReturnType<typeof apiClient>;
+  let primary: PgCluster;
+  let standby: PgCluster;
+  let bouncer: ChildProcess;
+  let bouncerPort: number;
+  let planId: string;
+
+  beforeAll(async () => {
+    writeFileSync(passwordFile, PASSWORD);
+    chmodSync(passwordFile, 0o644);
+    await cairnPgOk(["-r", repo, "--password-file", passwordFile, "init"]);
+    primary = await initCluster(tmp.dir, { archive_mode: "on", archive_command: `${cairnCommand(repo, passwordFile)} pg wal-push %p`, archive_timeout: "10" });
+    await primary.sql("CREATE DATABASE bench");
+    await primary.sql("CREATE TABLE ledger (n int PRIMARY KEY)", "bench");
+
+    // The warm standby: a base backup of the primary, replaying the plan's archive.
+    const standbyDir = path.join(tmp.dir, "standby");
+    const bb = await asPostgres(path.join(PG_BIN, "pg_basebackup"), ["-D", standbyDir, "-d", primary.url, "-X", "fetch", "--no-sync"]);
+    expect(bb.code, bb.stderr).toBe(0);
+    writeFileSync(path.join(standbyDir, "standby.signal"), "");
+    writeFileSync(path.join(standbyDir, "postgresql.auto.conf"), `restore_command = '${cairnCommand(repo, passwordFile).replace(/'/g, "''")} pg wal-fetch %f "%p"'\n`);
+    await asPostgres("/bin/chown", ["-R", "postgres:postgres", standbyDir]);
+    standby = await clusterAt(standbyDir);
+    await standby.start({ hot_standby: "on" });
+    expect(await standby.sql("SELECT pg_is_in_recovery()")).toBe("t");
+
+    // PgBouncer, as the application reaches the database.
+    bouncerPort = await freePort();
+    writeFileSync(path.join(tmp.dir, "userlist.txt"), '"postgres" ""\n');
+    writeFileSync(
+      bouncerIni,
+      [
+        "[databases]",
+        `bench = host=127.0.0.1 port=${primary.port} dbname=bench`,
+        "[pgbouncer]",
+        "listen_addr = 127.0.0.1",
+        `listen_port = ${bouncerPort}`,
+        "unix_socket_dir =",
+        "auth_type = trust",
+        `auth_file = ${path.join(tmp.dir, "userlist.txt")}`,
+        "admin_users = postgres",
+        "pool_mode = transaction",
+        "server_login_retry = 1",
+        `pidfile = ${path.join(tmp.dir, "pgbouncer.pid")}`,
+        `logfile = ${path.join(tmp.dir, "pgbouncer.log")}`,
+        "",
+      ].join("\n"),
+    );
+    chmodSync(bouncerIni, 0o644);
+    bouncer = spawn("runuser", ["-u", "postgres", "--", "/usr/sbin/pgbouncer", bouncerIni], { stdio: "ignore" });
+    await waitFor("PgBouncer", async () => (await bench("SELECT 1")).code === 0);
+
+    stack = await startStack({
+      policy: testPolicy(tmp.dir, dataDir, { CAIRN_FAILOVER_PATHS: tmp.dir, CAIRN_HOOK_COMMANDS: "/bin/true:/bin/false" }),
+      dataDir,
+    });
+    client = apiClient(stack.api);
+    const { id: repositoryId } = await client.ok<{ id: string }>("POST", "/v1/repositories", { name: "pg", url: repo, password: PASSWORD });
+    ({ id: planId } = await client.ok<{ id: string }>("POST", "/v1/plans", { name: "primary", repositoryId, source: { type: "postgres", mode: "physical", url: primary.url } }));
+  }, 300_000);
+
+  afterAll(async () => {
+    if (bouncer?.pid && bouncer.exitCode === null) {
+      // runuser's child is PgBouncer itself; its pidfile names it.
+      await asPostgres("/bin/sh", ["-c", `kill $(cat ${path.join(tmp.dir, "pgbouncer.pid")}) 2>/dev/null`]);
+    }
+    await stack?.close();
+    await standby?.destroy();
+    await primary?.destroy();
+    tmp.cleanup();
+  });
+
+  /** psql through PgBouncer as the application. */
+  function bench(sql: string) {
+    return asPostgres(path.join(PG_BIN, "psql"), ["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", `postgresql://postgres@127.0.0.1:${bouncerPort}/bench`, ...sql.split(";;").flatMap((s) => ["-c", s])]);
+  }
+
+  async function follow(id: string): Promise<Failover> {
+    let last: Failover | undefined;
+    await waitFor(`failover ${id}`, async () => {
+      last = await client.ok<Failover>("GET", `/v1/failovers/${id}`);
+      return last.status !== "running";
+    }, 300_000);
+    return last!;
+  }
+
+  const request = (more: Record<string, unknown>) => ({
+    planId,
+    standby: { dataDir: standby.pgdata, port: standby.port },
+    fence: { dataDir: primary.pgdata },
+    cutover: { type: "pgbouncer", configFile: bouncerIni, database: "bench" },
+    reason: "test",
+    ...more,
+  });
+
+  it("refuses a standby behind the RPO limit, saying the lag; a dry run says what it would do and changes nothing", async () => {
+    await standby.sql("SELECT pg_wal_replay_pause()");
+    await primary.sql("INSERT INTO ledger VALUES (-1)", "bench");
+    await primary.sql("SELECT pg_switch_wal()");
+    const { id } = await client.ok<{ id: string }>("POST", "/v1/failovers", request({ rpoLimit: { bytes: 0 } }));
+    const refused = await follow(id);
+    expect(refused.status).toBe("failed");
+    expect(refused.error).toMatch(/the standby is \d+ bytes( and [\d.]+ s)? behind the old primary .*more than the RPO limit \(0 bytes\).*force: true/);
+    await standby.sql("SELECT pg_wal_replay_resume()");
+
+    const dry = await client.ok<{ id: string }>("POST", "/v1/failovers", request({ dryRun: true }));
+    const planned = await follow(dry.id);
+    expect(planned.status, JSON.stringify(planned)).toBe("completed");
+    expect(planned.result!.validation.plan.map((s) => s.name)).toEqual(["validate", "archive", "fence", "promote", "verify", "cutover", "notify"]);
+    expect(planned.result!.validation.plan.find((s) => s.name === "cutover")!.action).toContain(`point PgBouncer's [databases] entry bench in ${bouncerIni}`);
+    expect(await standby.sql("SELECT pg_is_in_recovery()")).toBe("t");
+    expect(await primary.sql("SELECT pg_is_in_recovery()")).toBe("f");
+  }, 600_000);
+
+  it("does not promote when fencing cannot confirm the old primary is down", async () => {
+    // The hook says "fenced" (exit 0) but the primary still answers.
+    const { id } = await client.ok<{ id: string }>("POST", "/v1/failovers", request({ fence: { hook: ["/bin/true"] } }));
+    const failed = await follow(id);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toContain(`the old primary 127.0.0.1:${primary.port} still answers after fencing`);
+    expect(failed.error).toContain("nothing was promoted");
+    expect(failed.steps.map((s) => s.name)).toEqual(["validate", "archive", "fence"]);
+    expect(await standby.sql("SELECT pg_is_in_recovery()")).toBe("t");
+    // The archive step had made the old primary read-only; the message says how to undo that.
+    expect(failed.error).toContain("ALTER SYSTEM RESET default_transaction_read_only");
+    await primary.sql("ALTER SYSTEM RESET default_transaction_read_only");
+    await primary.sql("SELECT pg_reload_conf()");
+    await waitFor("the old primary writable again", async () => (await bench("INSERT INTO ledger VALUES (-2)")).code === 0);
+  }, 600_000);
+
+  it("under pgbench through PgBouncer, SIGKILL of the primary: promotes the standby, repoints PgBouncer, pgbench goes on, nothing archived is lost", async () => {
+    const init = await asPostgres(path.join(PG_BIN, "pgbench"), ["-i", "-s", "2", "-q", "-d", primary.url.replace(/\/postgres$/, "/bench")]);
+    expect(init.code, init.stderr).toBe(0);
+    const pgbench = spawn("runuser", ["-u", "postgres", "--", path.join(PG_BIN, "pgbench"), "-c", "4", "-j", "2", "-R", "40", "-T", "900", "-n", "-d", `postgresql://postgres@127.0.0.1:${bouncerPort}/bench`], { stdio: ["ignore", "pipe", "pipe"] });
+    let pgbenchOut = "";
+    pgbench.stdout!.on("data", (d: Buffer) => (pgbenchOut += d.toString()));
+    pgbench.stderr!.on("data", (d: Buffer) => (pgbenchOut += d.toString()));
+    const pgbenchExit = new Promise<void>((resolve) => pgbench.once("exit", () => resolve()));
+
+    // The ledger: rows committed through PgBouncer, each with a WAL position taken after its commit.
+    const committed: { n: number; lsn: string }[] = [];
+    let writing = true;
+    const ledger = (async () => {
+      for (let n = 1; writing; n++) {
+        const r = await bench(`INSERT INTO ledger VALUES (${n});;SELECT pg_current_wal_lsn()`);
+        if (r.code === 0) committed.push({ n, lsn: r.stdout.trim() });
+      }
+    })();
+    await waitFor("pgbench and the ledger under way", async () => committed.length >= 30 && Number(await primary.sql("SELECT count(*) FROM pgbench_history", "bench")) >= 50, 120_000);
+    // Part of the ledger reaches the archive for sure; more rows follow that may not.
+    const archivedRows = committed.length;
+    const segment = await primary.sql("SELECT pg_walfile_name(pg_switch_wal())");
+    await waitFor(`${segment} archived`, async () => (await primary.sql(`SELECT coalesce(last_archived_wal >= '${segment}', false) FROM pg_stat_archiver`)) === "t", 120_000);
+    await waitFor("more ledger rows", async () => committed.length >= archivedRows + 10, 120_000);
+
+    process.kill(Number(readFileSync(path.join(primary.pgdata, "postmaster.pid"), "utf8").split("\n")[0]), "SIGKILL");
+    writing = false;
+    await ledger;
+
+    const { id } = await client.ok<{ id: string }>("POST", "/v1/failovers", request({ checkSql: ["SELECT 1 FROM pg_database WHERE datname = 'bench'"] }));
+    const done = await follow(id);
+    expect(done.status, JSON.stringify(done)).toBe("completed");
+    const result = done.result!;
+    expect(result.steps.map((s) => s.name)).toEqual(["validate", "archive", "fence", "promote", "verify", "cutover", "notify"]);
+    expect(result.steps.find((s) => s.name === "archive")!.outcome).toContain("skipped: the old primary");
+    expect(result.newPrimary).toEqual({ host: "127.0.0.1", port: standby.port });
+    expect(result.rtoPath).toBe("cutover");
+    expect(result.rtoMs).toBeGreaterThan(0);
+    expect(result.rpo.bytes).toEqual(expect.any(Number));
+    expect(result.rpo.seconds).toEqual(expect.any(Number));
+    expect(result.rpo.basis).toContain("local WAL");
+    expect(await standby.sql("SELECT pg_is_in_recovery()")).toBe("f");
+
+    // Every ledger row committed before the end of the last archived segment is on the new primary.
+    const walDir = path.join(repo, "wal");
+    const segments = readdirSync(walDir).flatMap((d) => readdirSync(path.join(walDir, d))).filter((n) => SEGMENT.test(n) && n.startsWith("00000001")).sort();
+    const last = segments.at(-1)!;
+    const archivedEnd = (BigInt(`0x${last.slice(8, 16)}`) * 256n + BigInt(`0x${last.slice(16)}`) + 1n) * 16n * 1024n * 1024n;
+    const lsn = (t: string) => (BigInt(`0x${t.split("/")[0]}`) << 32n) + BigInt(`0x${t.split("/")[1]}`);
+    const mustHave = committed.filter((c) => lsn(c.lsn) <= archivedEnd).map((c) => c.n);
+    expect(mustHave.length).toBeGreaterThanOrEqual(archivedRows);
+    const present = new Set((await standby.sql("SELECT n FROM ledger", "bench")).split("\n").map(Number));
+    expect(mustHave.filter((n) => !present.has(n))).toEqual([]);
+
+    // pgbench goes on through PgBouncer, now against the new primary.
+    const before = Number(await standby.sql("SELECT count(*) FROM pgbench_history", "bench"));
+    await waitFor("pgbench transactions on the new primary", async () => Number(await standby.sql("SELECT count(*) FROM pgbench_history", "bench")) >= before + 20, 120_000);
+    expect(pgbench.exitCode, pgbenchOut).toBeNull();
+    pgbench.kill("SIGTERM"); // runuser passes SIGTERM on to pgbench
+    await Promise.race([pgbenchExit, new Promise((r) => setTimeout(r, 30_000))]);
+    expect((await bench("SELECT inet_server_port()")).stdout.trim()).toBe(String(standby.port));
+  }, 900_000);
+});
