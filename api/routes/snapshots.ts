@@ -41,7 +41,7 @@ const SnapshotPath = z
   .regex(/^\//, "give an absolute path inside the snapshot, such as / or /srv/www")
   .default("/")
   .openapi({ description: "A path inside the snapshot, slash-separated; / is its root." });
-const SnapshotId = () => z.string().regex(/^[0-9a-f]{4,64}$/, "give a snapshot id (or at least 4 of its first hex characters) from GET /v1/snapshots");
+const SnapshotId = () => z.string().max(64).regex(/^[0-9a-f]{4,64}$/, "give a snapshot id (or at least 4 of its first hex characters) from GET /v1/snapshots");
 const SnapshotIdParam = z.object({ id: SnapshotId().openapi({ param: { name: "id", in: "path" }, example: "3f9a1c2b" }) });
 
 const TreeEntry = z
