@@ -297,6 +297,23 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     await card.locator('.standby[data-phase="replaying"] .standby-lag', { hasText: "behind by 16.0 KiB, 3.0 s" }).waitFor();
     await shot(page, "09-databases-window");
 
+    // Failover (admin): the standby is offered as the new primary; the button stays disabled until the plan's name is typed.
+    const failover = card.locator(".failover-form");
+    expect(await failover.locator(".failover-datadir").inputValue()).toBe(standby.dataDir);
+    const go = failover.locator("button[type=submit]");
+    await failover.locator(".failover-fence").fill(path.join(tmp.dir, "old-primary"));
+    await failover.locator(".failover-reason").fill("web-pages-e2e dry run");
+    await failover.locator(".failover-dry").check();
+    await failover.locator(".failover-confirm").fill("orders");
+    expect(await go.isDisabled()).toBe(true);
+    await failover.locator(".failover-confirm").fill("orders-db");
+    expect(await go.isEnabled()).toBe(true);
+    expect(await go.textContent()).toBe("Check the failover (dry run)");
+    await go.click();
+    // It posts POST /v1/failovers, whose refusal is shown in place: this test's policy lets failovers act on no path.
+    await failover.locator(".problem", { hasText: "CAIRN_FAILOVER_PATHS" }).waitFor();
+    await shot(page, "09b-databases-failover");
+
     // The recovery form posts POST /v1/recoveries: a data directory outside the restore roots comes back refused, in the form.
     await card.locator('input.pitr-kind[value="position"]').check();
     await card.locator(".pitr-lsn").fill("0/5000000");
@@ -354,7 +371,7 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     await page.click("nav >> text=Databases");
     const card = page.locator(`section.database[data-plan="orders-db"]`);
     await card.locator(".window-empty").waitFor({ timeout: 90_000 });
-    expect(await page.locator(".pitr-form, button.run-drill").count()).toBe(0);
+    expect(await page.locator(".pitr-form, button.run-drill, .failover-form").count()).toBe(0);
     await shot(page, "14-viewer-databases");
 
     const [{ alerts }] = [await admin.ok<{ alerts: { id: string }[] }>("GET", "/v1/alerts")];

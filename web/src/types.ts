@@ -8,6 +8,7 @@ export type {
   AuditVerification,
   ComplianceReport,
   DrillRecord,
+  Failover,
   Job,
   JobProgress,
   JobSummary,

@@ -46,7 +46,7 @@ function databaseCard(ctx: PageContext, plan: Plan): HTMLElement {
     drills,
   );
   if (isPhysical(plan)) void recoveryPart(windowEl, ctx, plan);
-  if (isPhysical(plan) && s.type === "postgres") void standbyPart(standby, plan);
+  if (isPhysical(plan) && s.type === "postgres") void standbyPart(standby, ctx, plan);
   void drillsPart(drills, ctx, plan);
   return card;
 }
