@@ -3,7 +3,9 @@ import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import { CairnError } from "../engine/errors.js";
 import { failoverPathRefusal, hookRefusal } from "../policy/failover.js";
+import { loadSnapshots, planHost } from "../engine/snapshot.js";
 import { WalArchive } from "../sources/postgres/archive.js";
+import { baseBackups } from "../sources/postgres/basebackup.js";
 import { connectionEnv, parseConnectionUrl, type PgConnection } from "../sources/postgres/connection.js";
 import { switchPgbouncer, pgbouncerSettings } from "../sources/postgres/cutover.js";
 import { localWalEnd, lsnBytes, postmasterPid, quickUrl, runHook, serverState, stopServer, type WalEnd } from "../sources/postgres/failover.js";
@@ -115,6 +117,16 @@ export function failoverActivities(deps: ActivityDeps) {
     }
   };
 
+  /** The cluster of the plan's newest base backup (what a cold failover restores). */
+  const planSystem = async (input: FailoverInput): Promise<string | undefined> => {
+    const repo = await openRepository(input.repository, deps);
+    try {
+      return baseBackups(await loadSnapshots(repo)).filter((b) => b.host === planHost(input.planId)).at(-1)?.source.systemId;
+    } finally {
+      await repo.close();
+    }
+  };
+
   return {
     /**
      * Checks the request against the policy and the servers, measures the
@@ -173,7 +185,8 @@ export function failoverActivities(deps: ActivityDeps) {
         steps.push({ name: "restore", action: `restore the latest consistent state of the plan's archive into ${input.into!.dataDir} and start it on 127.0.0.1:${input.into!.port}` });
         steps.push({ name: "promote", action: "wait until the restored server has replayed the archive and accepts writes" });
       }
-      if (!systemId) throw invalid("neither the old primary nor a standby answers, so the cluster cannot be told; give a standby, or fail over once the old primary's system is known");
+      if (!systemId && input.into) systemId = await planSystem(input);
+      if (!systemId) throw invalid(`neither the old primary nor a standby answers and plan ${input.planName} has no base backup, so the cluster cannot be told; give a standby, or run the plan once`);
       steps.push({ name: "verify", action: `write a row into ${CHECK_TABLE}${input.checkSql?.length ? ` and run ${input.checkSql.length} check quer${input.checkSql.length === 1 ? "y" : "ies"}` : ""}` });
       steps.push({
         name: "cutover",
