@@ -52,10 +52,13 @@ export function planCluster(snapshots: SnapshotEntry[], planId: string): string 
 export async function recoveryWindowOf(repo: Repository, snapshots: SnapshotEntry[], planId: string): Promise<RecoveryWindow> {
   const systemId = planCluster(snapshots, planId);
   if (!systemId) return { baseBackups: 0 };
-  const w = await (await ClusterArchive.load(repo, systemId, snapshots)).window();
+  const cluster = await ClusterArchive.load(repo, systemId, snapshots);
+  const w = await cluster.window();
+  const last = await cluster.lastArchived();
   return {
     systemId,
     baseBackups: w.backups,
+    ...(last ? { lastArchivedAt: last.at, lastArchivedWal: last.file } : {}),
     ...(w.earliest ? { earliest: { time: w.earliest.time, lsn: w.earliest.lsn, snapshotId: w.earliest.backup } } : {}),
     ...(w.latest ? { latest: w.latest } : {}),
     backups: w.reach.map(({ backup, ...r }) => ({ snapshotId: backup, ...r })),

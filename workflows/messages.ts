@@ -758,6 +758,9 @@ export interface RecoveryWindow {
   baseBackups: number;
   earliest?: { time: string; lsn: string; snapshotId: string };
   latest?: { time?: string; lsn: string; timeline: number };
+  /** When the newest archived WAL segment (lastArchivedWal) was archived: how fresh the archive is. */
+  lastArchivedAt?: string;
+  lastArchivedWal?: string;
   /** Each base backup, oldest first, with how far its WAL chain reaches (where it breaks: a gap). */
   backups?: { snapshotId: string; endTime: string; endLsn: string; until: { time: string; lsn: string; timeline: number }; breaksAt?: string }[];
 }

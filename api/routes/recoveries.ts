@@ -54,6 +54,8 @@ const Window = z
     baseBackups: z.number(),
     earliest: z.object({ time: z.string(), lsn: z.string(), snapshotId: z.string() }).optional(),
     latest: z.object({ time: z.string().optional(), lsn: z.string(), timeline: z.number() }).optional(),
+    lastArchivedAt: z.string().optional().openapi({ description: "When the newest archived WAL segment (lastArchivedWal) was archived by wal-push or pg_receivewal: how fresh the archive is." }),
+    lastArchivedWal: z.string().optional().openapi({ description: "The newest archived WAL segment (highest timeline and number; a streamed .partial stands for its segment)." }),
     backups: z
       .array(
         z.object({
@@ -201,6 +203,8 @@ export function recoveryRoutes(deps: AppDeps) {
       }
       physicalSource(plan);
       const repo = await findRepository(deps, plan.repositoryId);
-      return c.json(answered(await deps.workers.recoveryWindow({ repository: repositoryTarget(repo), planId: plan.id })), 200);
+      const value = answered(await deps.workers.recoveryWindow({ repository: repositoryTarget(repo), planId: plan.id }));
+      deps.walAge?.record(plan.id, value);
+      return c.json(value, 200);
     });
 }

@@ -160,6 +160,22 @@ export class ClusterArchive {
     return { earliest: { time: oldest.source.stopTime, lsn: oldest.source.stopLsn, backup: oldest.id }, latest, backups: this.backups.length, reach };
   }
 
+  /**
+   * The newest WAL segment the archive holds (highest timeline and segment number,
+   * a streamed .partial counting as its segment) and when it was archived: how far
+   * behind the primary the archive may be. Undefined while nothing is archived.
+   */
+  async lastArchived(): Promise<{ file: string; at: string } | undefined> {
+    let newest: string | undefined;
+    for (const name of this.files.keys()) {
+      const kind = walFileKind(name);
+      if ((kind === "segment" || kind === "partial") && (!newest || name.slice(0, 24) > newest.slice(0, 24) || (name.slice(0, 24) === newest.slice(0, 24) && kind === "segment"))) newest = name;
+    }
+    if (!newest) return undefined;
+    const meta = await this.meta(newest);
+    return meta ? { file: newest, at: meta.archivedAt } : undefined;
+  }
+
   /** The time of the last commit in a chain (newest segments first, stopping at the first that has one). */
   private async lastCommit(c: WalChain): Promise<string | undefined> {
     for (let i = c.segments.length - 1; i >= 0; i--) {

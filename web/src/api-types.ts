@@ -891,6 +891,10 @@ export type RecoveryWindow = {
     lsn: string;
     timeline: number;
   };
+  /** When the newest archived WAL segment (lastArchivedWal) was archived by wal-push or pg_receivewal: how fresh the archive is. */
+  lastArchivedAt?: string;
+  /** The newest archived WAL segment (highest timeline and number; a streamed .partial stands for its segment). */
+  lastArchivedWal?: string;
   /** Each base backup, oldest first, with the stretch it can recover; a stretch between earliest and latest that none covers is a gap. */
   backups?: {
     snapshotId: string;
