@@ -39,6 +39,7 @@ import { tokenRoutes } from "./routes/tokens.js";
 import { workerRoutes } from "./routes/workers.js";
 import { raiseSecurityEvent } from "./security-events.js";
 import type { WorkerRequests } from "./worker-requests.js";
+import type { WalAgeCache } from "./wal-age.js";
 import { defaultWebDir, webRoutes } from "./web.js";
 
 /** What the API needs from the outside; tests pass real ones (PGlite, a Temporal dev server). */
@@ -61,6 +62,8 @@ export interface AppDeps {
   policy: ExecutionPolicy;
   /** Where repository work runs: workers reached through Temporal (temporalWorkerRequests). */
   workers: WorkerRequests;
+  /** Each physical PostgreSQL plan's newest archived WAL, refreshed by server.ts for /metrics; absent: no WAL metrics. */
+  walAge?: WalAgeCache;
   /** How long a dashboard session lasts unused and at most (30 minutes, 8 hours). */
   sessions?: Partial<SessionOptions>;
   /**

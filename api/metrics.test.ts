@@ -12,11 +12,13 @@ import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { JOB_KINDS, type BackupResult, type JobKind, type WorkerReport } from "../workflows/messages.js";
 import { createApp } from "./app.js";
 import { renderMetrics } from "./metrics.js";
+import { WalAgeCache } from "./wal-age.js";
 
 const ADMIN = "test-admin-token";
 const scratch = tempDir("cairn-metrics-");
 let catalog: OpenCatalog;
 let app: ReturnType<typeof createApp>;
+let walAge: WalAgeCache;
 
 const backup = (planId: string, n: number, over: Partial<BackupResult> = {}): typeof jobs.$inferInsert => {
   const result: BackupResult = {
@@ -42,7 +44,9 @@ beforeAll(async () => {
   const connection = Connection.lazy({ address: "127.0.0.1:1" });
   const secretBox = new SecretBox(SecretBox.generateKey());
   const policy = testPolicy(scratch.dir, scratch.dir);
-  app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox, adminToken: ADMIN, policy, workers: inProcessWorkers(secretBox, policy) });
+  const workers = inProcessWorkers(secretBox, policy);
+  walAge = new WalAgeCache(catalog.db, workers);
+  app = createApp({ catalog: catalog.db, temporal: new Client({ connection }), secretBox, adminToken: ADMIN, policy, workers, walAge });
   await catalog.db.insert(repositories).values([
     { id: "aa01", name: "nas", url: "/srv/nas", sealedPassword: "x" },
     { id: "bb02", name: "cloud", url: "/srv/cloud", sealedPassword: "x" },
@@ -122,6 +126,35 @@ describe("GET /metrics", () => {
     expect(text).toContain('plan_id="dd04"');
     expect(text).not.toContain("cc03");
     expect(text).not.toContain('repository="nas"');
+  });
+});
+
+describe("WAL archive age", () => {
+  it("GET /metrics shows each plan's newest archived WAL time and its age at the scrape, to a scoped token only its plans", async () => {
+    const archivedAt = new Date(Date.now() - 90_000);
+    walAge.record("cc03", { lastArchivedAt: archivedAt.toISOString(), lastArchivedWal: "000000010000000000000007" });
+    walAge.record("dd04", { lastArchivedAt: archivedAt.toISOString() });
+    walAge.record("gone", { lastArchivedAt: archivedAt.toISOString() });
+    const lines = samples(await (await scrape(await tokenFor("viewer"))).text());
+    expect(lines).toContain(`cairn_wal_archive_last_archived_timestamp_seconds{plan_id="cc03",plan="www"} ${archivedAt.getTime() / 1000}`);
+    const age = Number(lines.find((l) => l.startsWith('cairn_wal_archive_age_seconds{plan_id="cc03",plan="www"}'))?.split(" ")[1]);
+    expect(age).toBeGreaterThanOrEqual(90);
+    expect(age).toBeLessThan(90 + 600);
+    // A plan not in the catalog (deleted since) is not shown.
+    expect(lines.some((l) => l.includes("gone"))).toBe(false);
+    const scoped = await (await scrape(await tokenFor("viewer", { planIds: ["dd04"] }))).text();
+    expect(scoped).toContain('cairn_wal_archive_age_seconds{plan_id="dd04",plan="db"}');
+    expect(scoped).not.toContain("cc03");
+  });
+
+  it("renderMetrics computes the age at the scrape's time and leaves the metrics out for plans with nothing archived", async () => {
+    const now = new Date("2026-03-10T12:00:00.000Z");
+    const plan = { id: "ee05", name: "pg", repositoryId: "aa01" } as Parameters<typeof renderMetrics>[0]["plans"][number];
+    const at = "2026-03-10T11:58:30.000Z";
+    const lines = samples((await renderMetrics({ plans: [plan], repositories: [], jobs: [], now, walArchives: [{ planId: "ee05", lastArchivedAt: at }] })).body);
+    expect(lines).toEqual(expect.arrayContaining([`cairn_wal_archive_last_archived_timestamp_seconds{plan_id="ee05",plan="pg"} ${Date.parse(at) / 1000}`, 'cairn_wal_archive_age_seconds{plan_id="ee05",plan="pg"} 90']));
+    const none = (await renderMetrics({ plans: [plan], repositories: [], jobs: [], now, walArchives: [] })).body;
+    expect(none).not.toContain("cairn_wal_archive");
   });
 });
 

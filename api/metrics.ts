@@ -17,6 +17,7 @@ import { plansInScope, repositoriesInScope } from "./access.js";
 import { jobsQuery, listJobs, readJob } from "./jobs.js";
 import { runningStandbys } from "./standbys.js";
 import { withTemporal } from "./temporal.js";
+import type { WalArchiveAge } from "./wal-age.js";
 import { workerReports } from "./workers.js";
 
 type JobRow = typeof jobs.$inferSelect;
@@ -40,6 +41,8 @@ export interface MetricsInput {
   now?: Date;
   /** Running standbys with their last measured lag; undefined when Temporal did not answer. */
   standbys?: Pick<StandbyStatus, "planId" | "lagBytes" | "lagSeconds">[];
+  /** Physical PostgreSQL plans' newest archived WAL (api/wal-age.ts), as last read by a worker. */
+  walArchives?: Pick<WalArchiveAge, "planId" | "lastArchivedAt">[];
 }
 
 /** Renders the exposition text (Prometheus text format 0.0.4). */
@@ -90,6 +93,18 @@ export async function renderMetrics(input: MetricsInput): Promise<{ contentType:
       const labels = { plan_id: s.planId, plan: planById.get(s.planId)?.name ?? "" };
       if (s.lagBytes !== undefined) lagBytes.set(labels, s.lagBytes);
       if (s.lagSeconds !== undefined) lagSeconds.set(labels, s.lagSeconds);
+    }
+  }
+  const walArchives = (input.walArchives ?? []).filter((w) => planById.has(w.planId) && Number.isFinite(Date.parse(w.lastArchivedAt)));
+  if (walArchives.length) {
+    const archivedAt = new Gauge({ name: "cairn_wal_archive_last_archived_timestamp_seconds", help: "When the physical PostgreSQL plan's newest WAL segment was archived into its repository (Unix time; refreshed by a worker every CAIRN_WAL_AGE_REFRESH_SECONDS).", labelNames: planLabels, registers });
+    const age = new Gauge({ name: "cairn_wal_archive_age_seconds", help: "Seconds since the physical PostgreSQL plan's newest WAL segment was archived (at this scrape): WAL written since is not in the repository yet.", labelNames: planLabels, registers });
+    const now = (input.now ?? new Date()).getTime();
+    for (const w of walArchives) {
+      const labels = { plan_id: w.planId, plan: planById.get(w.planId)!.name };
+      const at = Date.parse(w.lastArchivedAt);
+      archivedAt.set(labels, at / 1000);
+      age.set(labels, Math.max(0, (now - at) / 1000));
     }
   }
   temporalUp.set(input.running ? 1 : 0);

@@ -17,6 +17,7 @@ import { parseRepositoryUrl } from "../backends/url.js";
 import { destinationRefusal, policyLookup } from "../policy/destinations.js";
 import { JobRecorder } from "./recorder.js";
 import { temporalWorkerRequests } from "./worker-requests.js";
+import { WalAgeCache } from "./wal-age.js";
 
 export interface ApiServerOptions {
   /** CAIRN_API_PORT, default 8080; 0 picks a free port. */
@@ -62,6 +63,8 @@ export interface ApiServerOptions {
   historyIntervalMs?: number;
   /** How often overdue plans and quotas are checked for alerts (CAIRN_ALERT_INTERVAL_MS, default 60000). */
   alertIntervalMs?: number;
+  /** How often a worker is asked for each physical PostgreSQL plan's newest archived WAL, for /metrics (CAIRN_WAL_AGE_REFRESH_SECONDS, default 60). */
+  walAgeRefreshSeconds?: number;
 }
 
 export interface ApiServer {
@@ -100,6 +103,11 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     keyRotationDays: options.compliance?.keyRotationDays ?? days(env.CAIRN_COMPLIANCE_KEY_ROTATION_DAYS, "CAIRN_COMPLIANCE_KEY_ROTATION_DAYS") ?? DEFAULT_THRESHOLDS.keyRotationDays,
   };
   let workerUploadUrl = (options.apiUrl ?? (env.CAIRN_API_URL || undefined))?.replace(/\/+$/, "");
+  const workers = temporalWorkerRequests(temporal);
+  const walAge = new WalAgeCache(catalog.db, workers, {
+    intervalMs: (options.walAgeRefreshSeconds ?? positive(env.CAIRN_WAL_AGE_REFRESH_SECONDS, "CAIRN_WAL_AGE_REFRESH_SECONDS") ?? 60) * 1000,
+    warn: (message) => process.stderr.write(`cairn api: ${message}\n`),
+  });
   const app = createApp({
     workerUploadUrl: () => workerUploadUrl,
     catalog: catalog.db,
@@ -111,7 +119,8 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     compliance,
     activityLimits: { ...activityLimits, ...options.activityLimits },
     policy,
-    workers: temporalWorkerRequests(temporal),
+    workers,
+    walAge,
     webDir: options.webDir ?? (env.CAIRN_WEB_DIR || undefined),
     temporalUiUrl: temporalUi(options.temporalUiUrl ?? (env.CAIRN_TEMPORAL_UI_URL || undefined)),
   });
@@ -136,6 +145,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   });
 
   recorder.start();
+  walAge.start();
   workerUploadUrl ??= `http://${host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "[::1]" : host.includes(":") ? `[${host}]` : host}:${listening}`;
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${listening}`,
@@ -147,6 +157,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
         (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
       await recorder.stop();
+      walAge.stop();
       await connection.close();
       await audit.close();
       await catalog.close();

@@ -8,7 +8,7 @@ const scrape = createRoute({
   method: "get",
   path: "/metrics",
   operationId: "metrics",
-  summary: "Prometheus metrics: per plan last success, duration histogram, bytes added, files, job outcomes; repository size and snapshots; running jobs; standbys' replay lag",
+  summary: "Prometheus metrics: per plan last success, duration histogram, bytes added, files, job outcomes; repository size and snapshots; running jobs; standbys' replay lag; WAL archive age",
   tags: ["metrics"],
   ...access("metrics:read"),
   responses: {
@@ -21,7 +21,10 @@ const scrape = createRoute({
 export function metricsRoutes(deps: AppDeps) {
   return router().openapi(scrape, async (c) => {
     const principal = c.get("principal") as Principal;
-    const { contentType, body } = await renderMetrics(await gatherMetrics(deps.catalog, deps.temporal, principal.scope));
+    const input = await gatherMetrics(deps.catalog, deps.temporal, principal.scope);
+    // Only the plans this token sees (gatherMetrics scoped them).
+    input.walArchives = deps.walAge?.list(new Set(input.plans.map((p) => p.id)));
+    const { contentType, body } = await renderMetrics(input);
     return c.text(body, 200, { "Content-Type": contentType });
   });
 }
