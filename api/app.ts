@@ -25,6 +25,7 @@ import { jobRoutes } from "./routes/jobs.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import { planRoutes } from "./routes/plans.js";
 import { policyRoutes } from "./routes/policy.js";
+import { schedulePreviewRoutes } from "./routes/schedule-preview.js";
 import { recoveryRoutes } from "./routes/recoveries.js";
 import { mysqlRoutes } from "./routes/mysql.js";
 import { repositoryRoutes } from "./routes/repositories.js";
@@ -122,6 +123,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", sessionRoutes());
   app.route("/v1", repositoryRoutes(deps));
   app.route("/v1", planRoutes(deps));
+  app.route("/v1", schedulePreviewRoutes(deps));
   app.route("/v1", jobRoutes(deps));
   app.route("/v1", snapshotRoutes(deps, downloads));
   app.route("/v1", restoreRoutes(deps));

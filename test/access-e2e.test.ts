@@ -64,6 +64,8 @@ describe("tokens, roles and scopes", () => {
     getPlan: ["viewer", "operator", "admin"],
     createPlan: ["admin"],
     getPolicy: ["admin"],
+    // Only an editor of plans needs the preview (it creates and deletes a Temporal schedule per call).
+    previewSchedule: ["admin"],
     updatePlan: ["admin"],
     deletePlan: ["admin"],
     runPlan: ["operator", "admin"],

@@ -161,7 +161,7 @@ const Blackout = z
   })
   .openapi("BlackoutWindow");
 
-const Schedule = z
+export const Schedule = z
   .strictObject({
     cron: z
       .string()

@@ -1006,6 +1006,21 @@ export type Schedule = {
   blackouts?: BlackoutWindow[];
 };
 
+export type SchedulePreview = {
+  /** The next times a schedule with this cron, zone and blackout windows would start a run, as Temporal computes them (ISO 8601, UTC); fewer than asked when the cron comes due less often than that, none when never. */
+  nextRuns: string[];
+};
+
+export type SchedulePreviewInput = {
+  /** Five fields (minute hour day-of-month month day-of-week) or @hourly/@daily/@weekly/@monthly/@yearly. */
+  cron: string;
+  timezone?: string;
+  /** Times of the week, in the schedule's time zone, in which no scheduled run starts (a run due then is skipped, not postponed). */
+  blackouts?: BlackoutWindow[];
+  /** How many runs to list (1 to 20, default 10). */
+  count?: number;
+};
+
 export type SecurityEvent = {
   id: number;
   time: string;
@@ -1460,6 +1475,10 @@ export type listWorkersResponse = {
 };
 
 export type pausePlanResponse = Plan;
+
+export type previewScheduleBody = SchedulePreviewInput;
+
+export type previewScheduleResponse = SchedulePreview;
 
 export type pruneRepositoryBody = PruneRequest;
 
