@@ -125,6 +125,11 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     await page.fill("#plan-timezone", "Europe/Paris");
     expect(await page.inputValue("#schedule-cron")).toBe("30 4 * * 3");
     await page.locator("#schedule-words", { hasText: "every Wednesday at 04:30 (Europe/Paris)" }).waitFor();
+    // Before saving, the editor lists the next runs as Temporal computes them (POST /v1/schedules/preview): each a Wednesday, 04:30 in Paris.
+    await page.locator("#schedule-preview", { hasText: "Europe/Paris" }).locator("#preview-runs li").first().waitFor();
+    const previewed = await page.locator("#preview-runs li").evaluateAll((items) => items.map((li) => li.getAttribute("data-time")!));
+    expect(previewed.map((t) => wallClock(t, "Europe/Paris"))).toEqual(Array(5).fill("Wed 04:30"));
+    expect((await admin.ok<{ plans: PlanView[] }>("GET", "/v1/plans?limit=500")).plans.map((p) => p.name)).not.toContain("nightly-docs");
     await page.fill("#plan-keepDaily", "7");
     await page.fill("#plan-keepWeekly", "4");
     // The plan's own repository is not offered as its secondary.
@@ -164,6 +169,8 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     await page.locator("#plan-next-runs #next-runs li").first().waitFor();
     await page.fill("#schedule-cron", "61 * * * *");
     expect(await page.inputValue("#schedule-preset")).toBe("raw");
+    // The preview says what is wrong as the cron is typed, in the API's words.
+    await page.locator("#preview-problem", { hasText: "minute field" }).waitFor();
     await page.click("#save-plan");
     await page.locator("#plan-problem", { hasText: "minute field" }).waitFor();
     await shot(page, "03-plan-editor-refused");
@@ -172,6 +179,9 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     await page.fill("#schedule-cron", "15 2 * * *");
     expect(await page.inputValue("#schedule-preset")).toBe("daily");
     expect(await page.inputValue("#schedule-time")).toBe("02:15");
+    // The preview follows the change, still unsaved: every day at 02:15 in Paris.
+    await page.locator("#preview-runs li").first().waitFor();
+    await expect.poll(async () => (await page.locator("#preview-runs li").evaluateAll((items) => items.map((li) => li.getAttribute("data-time")!))).map((t) => wallClock(t, "Europe/Paris").slice(4))).toEqual(Array(5).fill("02:15"));
     await page.fill("#plan-keepDaily", "14");
     await page.click("#save-plan");
     await page.waitForURL(new RegExp(`#/plans/${createdId}$`));

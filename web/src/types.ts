@@ -24,6 +24,8 @@ export type {
   Repository,
   Retention,
   Schedule,
+  SchedulePreview,
+  SchedulePreviewInput,
   SecurityEvent,
   Session,
   Snapshot,

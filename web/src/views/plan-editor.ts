@@ -2,7 +2,7 @@ import { api, hasRoute } from "../api.js";
 import { cronBuilder, describeCron } from "../cron-builder.js";
 import { h, replace, type Child } from "../dom.js";
 import { field, select } from "../form.js";
-import type { NotificationInput, Plan, PlanInput, PlanPatch, Repository, Retention } from "../types.js";
+import type { NotificationInput, Plan, PlanInput, PlanPatch, Repository, Retention, SchedulePreview, SchedulePreviewInput } from "../types.js";
 import { problemText, section, type PageContext } from "../ui.js";
 import { scheduleState } from "./plans.js";
 
@@ -97,14 +97,20 @@ function editorForm(ctx: PageContext, repositories: Repository[], plan: Plan | u
   const overlap = select("plan-overlap", OVERLAPS, plan?.schedule?.overlap ?? "skip");
   const rpo = h("input", { id: "plan-rpo", type: "number", min: 5, step: 1, value: plan?.rpoMinutes ?? "", placeholder: "from the schedule" });
   const blackouts = plan?.schedule?.blackouts ?? [];
-  const say = () => replace(said, scheduled.checked ? `Runs ${describeCron(cron.value(), timezone.value.trim() || "UTC")}. The next runs are Temporal's, shown once saved.` : "No schedule: the plan runs when started.");
-  const schedulePart = h("div", { class: "schedule-fields" }, cron.element, h("div", { class: "inline-form" }, field("Time zone", timezone), zoneList, field("When a run is due while the last still runs", overlap), field("RPO, minutes (alert when the last good backup is older)", rpo)), said);
+  const upcoming = h("div", { id: "schedule-preview", "aria-live": "polite" });
+  const previewSoon = livePreview(upcoming, () => (scheduled.checked ? { cron: cron.value(), timezone: timezone.value.trim() || "UTC", ...(blackouts.length ? { blackouts } : {}) } : undefined));
+  const say = () => {
+    replace(said, scheduled.checked ? `Runs ${describeCron(cron.value(), timezone.value.trim() || "UTC")}.` : "No schedule: the plan runs when started.");
+    previewSoon();
+  };
+  const schedulePart = h("div", { class: "schedule-fields" }, cron.element, h("div", { class: "inline-form" }, field("Time zone", timezone), zoneList, field("When a run is due while the last still runs", overlap), field("RPO, minutes (alert when the last good backup is older)", rpo)), said, upcoming);
   const showSchedule = () => {
     schedulePart.hidden = !scheduled.checked;
     say();
   };
   scheduled.addEventListener("change", showSchedule);
   timezone.addEventListener("input", say);
+  // A saved plan's schedule as Temporal runs it now (recent runs, paused), next to the preview of the one being edited.
   const preview = h("div", { id: "plan-next-runs" });
   if (plan?.schedule) void scheduleState(preview, plan);
 
@@ -309,4 +315,44 @@ function pathPicker(paths: HTMLTextAreaElement, policy: Policy | undefined): Chi
     }
   });
   return h("div", { class: "inline-form path-picker" }, field("Under the allowed root", rootSelect), field("Path", rest), h("button", { type: "button", id: "add-path", onclick: add }, "Add path"));
+}
+
+/** How long the preview waits after the last keystroke before asking Temporal (each ask creates and deletes a schedule). */
+const PREVIEW_DELAY_MS = 400;
+
+/**
+ * The next runs of the schedule being edited, as Temporal computes them
+ * (POST /v1/schedules/preview), before anything is saved. Returns the function
+ * to call on every change: it waits until the typing stops, and an answer to
+ * an older expression is dropped. Shows nothing on a server without the route.
+ */
+function livePreview(el: HTMLElement, spec: () => (SchedulePreviewInput & { timezone: string }) | undefined): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let asked = 0;
+  const show = async () => {
+    const body = spec();
+    const mine = ++asked;
+    if (!body) return replace(el);
+    if (!(await hasRoute("POST /v1/schedules/preview"))) return replace(el);
+    el.dataset.state = "loading";
+    try {
+      const { nextRuns } = await api<SchedulePreview>("POST", "/v1/schedules/preview", { ...body, count: 5 });
+      if (mine !== asked) return;
+      const inZone = (iso: string) => new Date(iso).toLocaleString(undefined, { timeZone: body.timezone, weekday: "short", year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+      replace(
+        el,
+        h("p", {}, `Next runs (${body.timezone}, as Temporal computes them; not saved yet):`),
+        nextRuns.length ? h("ol", { id: "preview-runs", "aria-label": "Next runs before saving" }, nextRuns.map((t) => h("li", { "data-time": t, title: `${t} UTC` }, inZone(t)))) : h("p", { id: "preview-runs", class: "empty" }, "none: this expression never comes due"),
+      );
+    } catch (err) {
+      if (mine !== asked) return;
+      replace(el, h("p", { class: "problem", id: "preview-problem" }, problemText(err)));
+    } finally {
+      if (mine === asked) el.dataset.state = "done";
+    }
+  };
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => void show(), PREVIEW_DELAY_MS);
+  };
 }
