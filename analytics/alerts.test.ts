@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { alertKeys, alertsForFinishedJob, defaultRpoMinutes, overdueAlerts, planRpoMinutes, quotaAlerts } from "./alerts.js";
+import { alertKeys, alertsForFinishedJob, defaultRpoMinutes, overdueAlerts, planRpoMinutes, quotaAlerts, walArchiveAlerts } from "./alerts.js";
 import type { Anomaly } from "./anomalies.js";
 
 const keys = (list: { dedupeKey: string }[]) => list.map((x) => x.dedupeKey);
@@ -93,6 +93,24 @@ describe("RPO", () => {
     expect(d.raise[0].detail).toContain("derived from its schedule");
     expect(d.raise[1].detail).toContain("no successful backup yet");
     expect(keys(d.resolve)).toEqual([alertKeys.backupOverdue("fine"), alertKeys.backupOverdue("new")]);
+  });
+});
+
+describe("walArchiveAlerts", () => {
+  it("opens wal_archive_stale when the newest archived segment is older than the plan's RPO, and clears it within or without an RPO", () => {
+    const now = new Date("2026-03-10T12:00:00Z");
+    const base = { name: "db1", schedule: null, paused: false };
+    const d = walArchiveAlerts(now, [
+      { ...base, id: "stale", rpoMinutes: 15, lastArchivedAt: new Date("2026-03-10T11:40:00Z") }, // 20 min > 15
+      { ...base, id: "fresh", rpoMinutes: 15, lastArchivedAt: new Date("2026-03-10T11:50:00Z") },
+      { ...base, id: "derived", rpoMinutes: null, schedule: { cron: "0 3 * * *" }, lastArchivedAt: new Date("2026-03-09T09:00:00Z") }, // 27 h > 26 h
+      { ...base, id: "none", rpoMinutes: null, lastArchivedAt: new Date("2026-01-01T00:00:00Z") },
+    ]);
+    expect(d.raise.map((r) => r.planId)).toEqual(["stale", "derived"]);
+    expect(d.raise[0]).toMatchObject({ kind: "wal_archive_stale", severity: "critical", dedupeKey: alertKeys.walArchiveStale("stale"), title: "WAL archive of plan db1 is stale" });
+    expect(d.raise[0].detail).toMatch(/2026-03-10T11:40:00.000Z.*past the plan's RPO.*archive_command/);
+    expect(d.raise[1].detail).toContain("derived from its schedule");
+    expect(keys(d.resolve)).toEqual([alertKeys.walArchiveStale("fresh"), alertKeys.walArchiveStale("none")]);
   });
 });
 

@@ -33,6 +33,7 @@ export const alertKeys = {
   verificationOfRepository: (repositoryId: string) => `verification_failed:repository:${repositoryId}`,
   anomaly: (planId: string, what: AnomalyMetric | "failure-rate") => `anomaly:plan:${planId}:${what}`,
   drillFailed: (planId: string) => `drill_failed:plan:${planId}`,
+  walArchiveStale: (planId: string) => `wal_archive_stale:plan:${planId}`,
 };
 
 /** A finished job as the evaluation needs it (a `jobs` row, its plan's name, the repository a verify job checked). */
@@ -245,6 +246,33 @@ export function overdueAlerts(now: Date, plans: readonly PlanRpo[]): AlertDecisi
       severity: "critical",
       title: `Backup of plan ${plan.name} is overdue`,
       detail: `${plan.lastSuccessAt ? `the last successful backup finished at ${plan.lastSuccessAt.toISOString()}` : "the plan has no successful backup yet"}, ${hours(ageMinutes)} ago, past its RPO of ${hours(rpo)}${plan.rpoMinutes ? "" : " (derived from its schedule)"}. Check that workers run and the plan's last jobs (GET /v1/jobs?planId=${plan.id}), or run it now (POST /v1/plans/${plan.id}/run).`,
+      dedupeKey: key,
+      planId: plan.id,
+    });
+  }
+  return decision;
+}
+
+/**
+ * "WAL archive stale" for each physical PostgreSQL plan whose newest archived WAL
+ * segment is older than its RPO: commits since then would be lost with the server.
+ * Cleared once a newer segment is archived (or the plan has no RPO any more).
+ */
+export function walArchiveAlerts(now: Date, plans: readonly (Pick<PlanRpo, "id" | "name" | "rpoMinutes" | "schedule" | "paused"> & { lastArchivedAt: Date })[]): AlertDecision {
+  const decision: AlertDecision = { raise: [], resolve: [] };
+  for (const plan of plans) {
+    const rpo = planRpoMinutes(plan);
+    const key = alertKeys.walArchiveStale(plan.id);
+    const ageMinutes = (now.getTime() - plan.lastArchivedAt.getTime()) / 60_000;
+    if (rpo === undefined || ageMinutes <= rpo) {
+      decision.resolve.push({ dedupeKey: key, resolution: rpo === undefined ? "the plan has no schedule or RPO any more" : `a WAL segment was archived at ${plan.lastArchivedAt.toISOString()}, within the RPO` });
+      continue;
+    }
+    decision.raise.push({
+      kind: "wal_archive_stale",
+      severity: "critical",
+      title: `WAL archive of plan ${plan.name} is stale`,
+      detail: `the newest archived WAL segment was archived at ${plan.lastArchivedAt.toISOString()}, ${hours(ageMinutes)} ago, past the plan's RPO of ${hours(rpo)}${plan.rpoMinutes ? "" : " (derived from its schedule)"}. Check the server's archive_command (pg_stat_archiver: failed_count, last_failed_wal) and its log, and that the repository is reachable from the server; archive_timeout bounds the age on a quiet server.`,
       dedupeKey: key,
       planId: plan.id,
     });

@@ -1,6 +1,8 @@
 import { eq, inArray } from "drizzle-orm";
 import type { Catalog } from "../db/client.js";
 import { plans, repositories } from "../db/schema.js";
+import { walArchiveAlerts } from "../analytics/alerts.js";
+import { applyDecision } from "./alerts.js";
 import { repositoryTarget } from "./schedules.js";
 import type { WorkerRequests } from "./worker-requests.js";
 
@@ -25,6 +27,8 @@ export interface WalAgeOptions {
  * a repository, so a loop in the API process asks a worker (the recovery-window
  * request) for each plan's newest archived segment and keeps the answers. A plan
  * whose archive cannot be read keeps its last value; the loop says why once.
+ * After each round it opens or clears each plan's "WAL archive stale" alert
+ * (newest segment older than the plan's RPO).
  */
 export class WalAgeCache {
   private readonly values = new Map<string, WalArchiveAge>();
@@ -43,7 +47,7 @@ export class WalAgeCache {
     return [...this.values.values()].filter((v) => !planIds || planIds.has(v.planId));
   }
 
-  /** Records what a recovery-window answer said (the route's answers keep the cache fresh too). */
+  /** Records what a recovery-window answer said about a plan's archive. */
   record(planId: string, window: { lastArchivedAt?: string; lastArchivedWal?: string }): void {
     if (window.lastArchivedAt) this.values.set(planId, { planId, lastArchivedAt: window.lastArchivedAt, ...(window.lastArchivedWal ? { lastArchivedWal: window.lastArchivedWal } : {}) });
   }
@@ -63,8 +67,8 @@ export class WalAgeCache {
   /** Asks a worker, plan by plan, for each physical PostgreSQL plan's newest archived WAL segment. */
   async refresh(): Promise<void> {
     const rows = (await this.catalog.select().from(plans)).filter((p) => p.source.type === "postgres" && p.source.mode === "physical");
-    const known = new Set(rows.map((p) => p.id));
-    for (const id of this.values.keys()) if (!known.has(id)) this.values.delete(id);
+    const ids = new Set(rows.map((p) => p.id));
+    for (const id of this.values.keys()) if (!ids.has(id)) this.values.delete(id);
     if (!rows.length) return;
     const repos = new Map((await this.catalog.select().from(repositories).where(inArray(repositories.id, [...new Set(rows.map((p) => p.repositoryId))]))).map((r) => [r.id, r]));
     for (const plan of rows) {
@@ -81,6 +85,14 @@ export class WalAgeCache {
         if (still.length) this.warnOnce(plan.id, `the WAL archive of plan ${plan.name} (${plan.id}) could not be read: ${(err as Error).message}; /metrics keeps its last value and the refresh tries again`);
       }
     }
+    if (this.stopped) return;
+    // Plans whose archive could not be read count with their last value: an archive that stopped and cannot be read still alerts.
+    const now = new Date();
+    const known = rows.flatMap((p) => {
+      const v = this.values.get(p.id);
+      return v ? [{ ...p, lastArchivedAt: new Date(v.lastArchivedAt) }] : [];
+    });
+    await applyDecision(this.catalog, walArchiveAlerts(now, known), now);
   }
 
   private warnOnce(key: string, message: string): void {

@@ -287,7 +287,7 @@ export type NotificationChannel =
  * What an alert is about (api/alerts.ts). A channel whose `on` names a kind is sent
  * that kind's alerts when they open and when they resolve.
  */
-export const ALERT_KINDS = ["backup_failed", "backup_overdue", "storage_nearly_full", "verification_failed", "anomaly", "drill_failed"] as const;
+export const ALERT_KINDS = ["backup_failed", "backup_overdue", "storage_nearly_full", "verification_failed", "anomaly", "drill_failed", "wal_archive_stale"] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 export type AlertSeverity = "info" | "warning" | "critical";
 

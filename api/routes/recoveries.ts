@@ -203,8 +203,6 @@ export function recoveryRoutes(deps: AppDeps) {
       }
       physicalSource(plan);
       const repo = await findRepository(deps, plan.repositoryId);
-      const value = answered(await deps.workers.recoveryWindow({ repository: repositoryTarget(repo), planId: plan.id }));
-      deps.walAge?.record(plan.id, value);
-      return c.json(value, 200);
+      return c.json(answered(await deps.workers.recoveryWindow({ repository: repositoryTarget(repo), planId: plan.id })), 200);
     });
 }

@@ -6,7 +6,7 @@
 
 export type Alert = {
   id: string;
-  kind: "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed";
+  kind: "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed" | "wal_archive_stale";
   severity: "info" | "warning" | "critical";
   state: "open" | "acknowledged" | "resolved";
   title: string;
@@ -446,7 +446,7 @@ export type MysqlRestoreRequest = {
 
 export type Notification = {
   type: "webhook" | "slack" | "email";
-  on: ("success" | "failure" | "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed")[];
+  on: ("success" | "failure" | "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed" | "wal_archive_stale")[];
   /** Webhooks only. */
   url?: string;
   /** Webhooks: whether bodies are signed. */
@@ -461,19 +461,19 @@ export type NotificationInput = {
   url: string;
   /** Signs each body: header X-Cairn-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">. */
   secret?: string;
-  /** Which job outcomes (success, failure) and which alert kinds (backup_failed, backup_overdue, storage_nearly_full, verification_failed, anomaly, drill_failed) are sent; an alert is sent when it opens and when it resolves (default: failures only). */
-  on?: ("success" | "failure" | "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed")[];
+  /** Which job outcomes (success, failure) and which alert kinds (backup_failed, backup_overdue, storage_nearly_full, verification_failed, anomaly, drill_failed, wal_archive_stale) are sent; an alert is sent when it opens and when it resolves (default: failures only). */
+  on?: ("success" | "failure" | "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed" | "wal_archive_stale")[];
 } | {
   type: "slack";
   /** The incoming-webhook URL (a secret: stored sealed, shown only by host). */
   url: string;
-  /** Which job outcomes (success, failure) and which alert kinds (backup_failed, backup_overdue, storage_nearly_full, verification_failed, anomaly, drill_failed) are sent; an alert is sent when it opens and when it resolves (default: failures only). */
-  on?: ("success" | "failure" | "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed")[];
+  /** Which job outcomes (success, failure) and which alert kinds (backup_failed, backup_overdue, storage_nearly_full, verification_failed, anomaly, drill_failed, wal_archive_stale) are sent; an alert is sent when it opens and when it resolves (default: failures only). */
+  on?: ("success" | "failure" | "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed" | "wal_archive_stale")[];
 } | {
   type: "email";
   to: string[];
-  /** Which job outcomes (success, failure) and which alert kinds (backup_failed, backup_overdue, storage_nearly_full, verification_failed, anomaly, drill_failed) are sent; an alert is sent when it opens and when it resolves (default: failures only). */
-  on?: ("success" | "failure" | "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed")[];
+  /** Which job outcomes (success, failure) and which alert kinds (backup_failed, backup_overdue, storage_nearly_full, verification_failed, anomaly, drill_failed, wal_archive_stale) are sent; an alert is sent when it opens and when it resolves (default: failures only). */
+  on?: ("success" | "failure" | "backup_failed" | "backup_overdue" | "storage_nearly_full" | "verification_failed" | "anomaly" | "drill_failed" | "wal_archive_stale")[];
 };
 
 export type OverallAnalytics = {
