@@ -9,13 +9,13 @@ import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import nodemailer from "nodemailer";
 import { hostRefusal } from "../policy/destinations.js";
-import { PERMANENT_FAILURES, type AlertNotificationEvent, type NotificationChannel, type NotificationEvent } from "../workflows/messages.js";
+import { PERMANENT_FAILURES, type AlertNotificationEvent, type FailoverNotificationEvent, type NotificationChannel, type NotificationEvent } from "../workflows/messages.js";
 import { policyFailure, type ActivityDeps } from "./repository.js";
 
 export interface SendNotificationInput {
   channel: NotificationChannel;
   /** A job's outcome (backupWorkflow) or an alert opening or resolving (alertNotificationWorkflow). */
-  event: NotificationEvent | AlertNotificationEvent;
+  event: NotificationEvent | AlertNotificationEvent | FailoverNotificationEvent;
 }
 
 export interface SendNotificationResult {
@@ -32,12 +32,30 @@ export function signBody(secret: string, body: string, unixSeconds: number): str
   return `t=${unixSeconds},v1=${createHmac("sha256", secret).update(`${unixSeconds}.${body}`).digest("hex")}`;
 }
 
-function isAlert(event: NotificationEvent | AlertNotificationEvent): event is AlertNotificationEvent {
+type AnyEvent = NotificationEvent | AlertNotificationEvent | FailoverNotificationEvent;
+
+function isAlert(event: AnyEvent): event is AlertNotificationEvent {
   return "type" in event && event.type === "alert";
 }
 
+function isFailover(event: AnyEvent): event is FailoverNotificationEvent {
+  return "type" in event && event.type === "failover";
+}
+
+/** A failover's figures for people: the new primary, RTO, RPO, or the failed step's cause. */
+function failoverDetail(event: FailoverNotificationEvent): string {
+  if (event.status === "failed") return `reason given: ${event.reason}\nsteps: ${event.steps.map((s) => `${s.name} (${s.outcome})`).join("; ") || "none"}`;
+  const rpo = event.rpo ? `${event.rpo.bytes ?? "unknown"} bytes, ${event.rpo.seconds ?? "unknown"} s (${event.rpo.basis})` : "unknown";
+  return `reason given: ${event.reason}\nRTO: ${event.rtoMs ?? "?"} ms (${event.rtoPath ?? "direct"})\nRPO: ${rpo}${event.warnings?.length ? `\nwarnings: ${event.warnings.join("; ")}` : ""}`;
+}
+
 /** One line for people: what happened to which plan. */
-export function headline(event: NotificationEvent | AlertNotificationEvent): string {
+export function headline(event: AnyEvent): string {
+  if (isFailover(event)) {
+    return event.status === "succeeded"
+      ? `Cairn: failover of plan ${event.planName} completed: the new primary is ${event.newPrimary ? `${event.newPrimary.host}:${event.newPrimary.port}` : "?"} (RTO ${((event.rtoMs ?? 0) / 1000).toFixed(1)} s, RPO ${event.rpo?.bytes ?? "unknown"} bytes)`
+      : `Cairn: failover of plan ${event.planName} FAILED: ${event.error ?? "no reason given"}`;
+  }
   if (isAlert(event)) return `Cairn alert${event.state === "resolved" ? " resolved" : ""} [${event.severity}]: ${event.title}`;
   return event.status === "succeeded"
     ? `Cairn: backup of plan ${event.planName} succeeded (snapshot ${event.snapshotId?.slice(0, 8) ?? "?"}, ${event.filesTotal ?? 0} files, ${formatBytes(event.bytesAdded ?? 0)} added in ${(event.durationSeconds ?? 0).toFixed(1)} s)`
@@ -88,7 +106,7 @@ export function notifyActivities(deps: ActivityDeps) {
     async sendNotification({ channel, event }: SendNotificationInput): Promise<SendNotificationResult> {
       if (channel.type === "webhook") {
         const body = JSON.stringify(event);
-        const headers: Record<string, string> = { "x-cairn-event": isAlert(event) ? `alert.${event.kind}.${event.state}` : `backup.${event.status}` };
+        const headers: Record<string, string> = { "x-cairn-event": isAlert(event) ? `alert.${event.kind}.${event.state}` : isFailover(event) ? `failover.${event.status}` : `backup.${event.status}` };
         if (channel.sealedSecret) headers[SIGNATURE_HEADER] = signBody(deps.secretBox.open(channel.sealedSecret), body, Math.floor(Date.now() / 1000));
         await post(channel.url, body, headers, "webhook");
         return { sent: true, to: new URL(channel.url).host };
@@ -97,6 +115,8 @@ export function notifyActivities(deps: ActivityDeps) {
         const url = deps.secretBox.open(channel.sealedUrl);
         const text = isAlert(event)
           ? `${headline(event)}\n${event.detail}`
+          : isFailover(event)
+            ? `${headline(event)}\n${failoverDetail(event)}`
           : headline(event) + (event.warnings ? `\n${event.warnings} warning${event.warnings === 1 ? "" : "s"}: see job ${event.jobId}` : "");
         await post(url, JSON.stringify({ text, blocks: [{ type: "section", text: { type: "mrkdwn", text } }] }), {}, "Slack webhook");
         return { sent: true, to: new URL(url).host };
@@ -115,7 +135,12 @@ export function notifyActivities(deps: ActivityDeps) {
         await transport.sendMail({
           from: process.env.CAIRN_SMTP_FROM ?? "cairn@localhost",
           to: channel.to,
-          ...(isAlert(event)
+          ...(isFailover(event)
+            ? {
+                subject: event.status === "succeeded" ? `[Cairn] failover of ${event.planName} completed` : `[Cairn] failover of ${event.planName} FAILED`,
+                text: `${headline(event)}\n\n${failoverDetail(event)}\n\nplan: ${event.planName} (${event.planId})\nfailover: ${event.failoverId}\nat: ${event.at}\n`,
+              }
+            : isAlert(event)
             ? {
                 subject: `[Cairn] ${event.state === "resolved" ? "resolved: " : ""}${event.title}`,
                 text: `${headline(event)}\n\n${event.detail}\n\nalert: ${event.alertId} (${event.kind})\n${event.planId ? `plan: ${event.planId}\n` : ""}${event.repositoryId ? `repository: ${event.repositoryId}\n` : ""}at: ${event.at}\n`,

@@ -1,6 +1,6 @@
-import { allHandlersFinished, condition, proxyActivities, setHandler, workflowInfo } from "@temporalio/workflow";
+import { allHandlersFinished, ApplicationFailure, condition, getExternalWorkflowHandle, isCancellation, proxyActivities, setHandler, workflowInfo } from "@temporalio/workflow";
 import type { CairnActivities } from "../activities/index.js";
-import { failoverStatusQuery, FAILOVER_REFUSED, PERMANENT_FAILURES, type FailoverInput, type FailoverResult, type FailoverStatus, type FailoverStep, type FailoverStepName, type RecoveryInput } from "./messages.js";
+import { failoverStatusQuery, FAILOVER_REFUSED, PERMANENT_FAILURES, releaseStandbySignal, standbyReleasedSignal, type FailoverInput, type FailoverNotificationEvent, type FailoverResult, type FailoverStatus, type FailoverStep, type FailoverStepName, type RecoveryInput } from "./messages.js";
 import { ensureSearchAttributes } from "./status.js";
 
 const nonRetryableErrorTypes = [...Object.values(PERMANENT_FAILURES), FAILOVER_REFUSED];
@@ -25,6 +25,15 @@ const { restoreRecovery, startRecovery } = proxyActivities<CairnActivities>({
   retry: { initialInterval: "5s", backoffCoefficient: 2, maximumAttempts: 3, nonRetryableErrorTypes },
 });
 
+/** Each channel of the plan is one call, retried on its own for a few minutes; a refusal (4xx, the policy) is not retried. */
+const { sendNotification } = proxyActivities<CairnActivities>({
+  startToCloseTimeout: "1 minute",
+  retry: { initialInterval: "5s", backoffCoefficient: 2, maximumInterval: "1 minute", maximumAttempts: 6, nonRetryableErrorTypes: Object.values(PERMANENT_FAILURES) },
+});
+
+/** How long the standby workflow has to stop its watch once asked to release the standby. */
+const RELEASE_WAIT = "2 minutes";
+
 /**
  * A PostgreSQL failover as named steps, each an activity with its own retries
  * and timeouts: validate (servers, policy, lag against the RPO limit) -> archive
@@ -38,6 +47,22 @@ export async function failoverWorkflow(input: FailoverInput): Promise<FailoverRe
   ensureSearchAttributes({ plan: input.planId, source: "postgres" });
   const status: FailoverStatus = { phase: "validate", steps: [], dryRun: !!input.dryRun };
   setHandler(failoverStatusQuery, () => status);
+  let released: string | undefined;
+  setHandler(standbyReleasedSignal, ({ standbyWorkflowId }) => {
+    released = standbyWorkflowId;
+  });
+  try {
+    return await runFailover(input, status, () => released);
+  } catch (err) {
+    // The plan's channels hear of a failed failover too (not of a dry run); the failover fails with its own cause whatever they answer.
+    if (!isCancellation(err) && !input.dryRun && input.notifications?.length) {
+      await notifyChannels(input, { status: "failed", error: innermostMessage(err), steps: status.steps.map(({ name, outcome }) => ({ name, outcome })) }).catch(() => undefined);
+    }
+    throw err;
+  }
+}
+
+async function runFailover(input: FailoverInput, status: FailoverStatus, released: () => string | undefined): Promise<FailoverResult> {
   const started = workflowInfo().startTime.getTime();
   const warnings: string[] = [];
 
@@ -84,7 +109,20 @@ export async function failoverWorkflow(input: FailoverInput): Promise<FailoverRe
       return startRecovery(recovery);
     }, (landing) => `restored and replayed the archive to ${landing.lsn}`);
   }
-  const promoted = await step("promote", () => promoteNewPrimary(input), (p) => `accepting writes on timeline ${p.timeline}; replayed to ${p.replayLsn}`);
+  const promoted = await step("promote", async () => {
+    if (input.standbyWorkflowId) {
+      // The platform's standby workflow would keep watching, and start PostgreSQL again if it stopped: release it first.
+      // Only inputs with standbyWorkflowId (new since the release signal) send it, so older histories replay as before.
+      const id = input.standbyWorkflowId;
+      await getExternalWorkflowHandle(id).signal(releaseStandbySignal, { failoverId: workflowInfo().workflowId }).catch((err) => {
+        throw ApplicationFailure.create({ type: FAILOVER_REFUSED, nonRetryable: true, message: `the standby workflow ${id} could not be told to release the standby (${innermostMessage(err)}); nothing was promoted. GET /v1/standbys/${input.planId} says whether it still runs; fail over with standby {dataDir, port} when it does not` });
+      });
+      if (!(await condition(() => released() === id, RELEASE_WAIT))) {
+        throw ApplicationFailure.create({ type: FAILOVER_REFUSED, nonRetryable: true, message: `the standby workflow ${id} did not release the standby within ${RELEASE_WAIT} (no worker running it, or it is being stopped); nothing was promoted. Check GET /v1/standbys/${input.planId} and a worker, then fail over again` });
+      }
+    }
+    return promoteNewPrimary(input);
+  }, (p) => `${input.standbyWorkflowId ? `the standby workflow ${input.standbyWorkflowId} released the standby (it no longer watches or restarts it); ` : ""}accepting writes on timeline ${p.timeline}; replayed to ${p.replayLsn}`);
   const verified = await step("verify", () => verifyNewPrimary(input), (v) => `a write succeeded${v.checks.length ? `; ${v.checks.length} check quer${v.checks.length === 1 ? "y" : "ies"} passed` : ""}`);
 
   let accepting = { at: verified.acceptingAt, path: "direct" as "cutover" | "direct" };
@@ -110,19 +148,54 @@ export async function failoverWorkflow(input: FailoverInput): Promise<FailoverRe
     basis = "bytes from the old primary's WAL end; no heartbeat or commit time to tell seconds";
   }
 
-  await step("notify", async () => undefined, () => "result recorded");
+  const rtoMs = Date.parse(accepting.at) - started;
+  const newPrimary = { host: "127.0.0.1", port: (input.standby ?? input.into)!.port };
+  // Only inputs with channels send anything (older histories carried none), so they replay as before.
+  const channels = input.notifications ?? [];
+  await step(
+    "notify",
+    async () => {
+      if (!channels.length) return [];
+      return notifyChannels(input, { status: "succeeded", rtoMs, rtoPath: accepting.path, rpo: { bytes, seconds, basis }, newPrimary, steps: status.steps.map(({ name, outcome }) => ({ name, outcome })), warnings });
+    },
+    (problems) => {
+      warnings.push(...problems);
+      if (!channels.length) return "result recorded; the plan has no notification channels";
+      return `result recorded; sent to ${channels.length - problems.length} of ${channels.length} notification channel${channels.length === 1 ? "" : "s"}`;
+    },
+  );
   status.phase = "done";
   await condition(allHandlersFinished);
   return {
     dryRun: false,
-    rtoMs: Date.parse(accepting.at) - started,
+    rtoMs,
     rtoPath: accepting.path,
     rpo: { bytes, seconds, basis },
     steps: status.steps,
-    newPrimary: { host: "127.0.0.1", port: (input.standby ?? input.into)!.port },
+    newPrimary,
     validation,
     warnings,
   };
+}
+
+/** Sends the failover's outcome to every channel of the plan, in parallel; returns why each one that could not be reached failed. */
+async function notifyChannels(input: FailoverInput, what: Omit<FailoverNotificationEvent, "type" | "failoverId" | "planId" | "planName" | "reason" | "at">): Promise<string[]> {
+  const channels = input.notifications ?? [];
+  const event: FailoverNotificationEvent = { type: "failover", failoverId: workflowInfo().workflowId, planId: input.planId, planName: input.planName, reason: input.reason, at: new Date().toISOString(), ...what };
+  const outcomes = await Promise.allSettled(channels.map((channel) => sendNotification({ channel, event })));
+  const problems: string[] = [];
+  for (const [i, outcome] of outcomes.entries()) {
+    if (outcome.status === "fulfilled") continue;
+    if (isCancellation(outcome.reason)) throw outcome.reason;
+    problems.push(`the ${channels[i].type} notification could not be sent: ${innermostMessage(outcome.reason)}`);
+  }
+  return problems;
+}
+
+function innermostMessage(err: unknown): string {
+  let e = err as Error | undefined;
+  while (e && e.cause instanceof Error) e = e.cause;
+  return e?.message ?? String(err);
 }
 
 /** a - b for two LSNs written X/Y (workflows cannot import the WAL module: it needs Node). */

@@ -1000,7 +1000,7 @@ export interface StandbyInput {
   carried?: StandbyStatus;
 }
 
-export type StandbyPhase = "restore" | "start" | "replaying" | "stopping" | "stopped";
+export type StandbyPhase = "restore" | "start" | "replaying" | "stopping" | "stopped" | "released";
 
 /** What a standby's `status` query answers (and its workflow returns once stopped). */
 export interface StandbyStatus {
@@ -1034,6 +1034,8 @@ export interface StandbyStatus {
   warnings: string[];
   /** What happened to the standby, newest last (restarts of its PostgreSQL, a discarded directory); the last 10. */
   events: string[];
+  /** The failover that released the standby (phase "released"): PostgreSQL was left running for it to promote, and nothing watches it any more. */
+  releasedTo?: string;
 }
 
 /** One measurement, sent by the watch activity to its workflow. */
@@ -1048,6 +1050,14 @@ export const standbyStatusQuery = defineQuery<StandbyStatus>("status");
 export const standbyReportSignal = defineSignal<[StandbyReport]>("standbyReport");
 /** Stops the standby (PostgreSQL shut down cleanly); its data directory is removed only with discard. */
 export const stopStandbySignal = defineSignal<[{ discard: boolean }]>("stopStandby");
+/**
+ * Sent by a failover before it promotes the standby: the workflow stops watching
+ * (no more measurements, no restarts), leaves PostgreSQL running, answers
+ * standbyReleased to the failover and ends with phase "released".
+ */
+export const releaseStandbySignal = defineSignal<[{ failoverId: string }]>("releaseStandby");
+/** The standby workflow's answer to releaseStandby: its watch has stopped. */
+export const standbyReleasedSignal = defineSignal<[{ standbyWorkflowId: string }]>("standbyReleased");
 /** The workflow type of a failover (not a job kind: GET /v1/failovers/{id} follows it). */
 export const FAILOVER_WORKFLOW = "failoverWorkflow";
 
@@ -1089,6 +1099,29 @@ export interface FailoverInput {
   checkSql?: string[];
   /** Validate only, and report what each step would do; nothing changes. */
   dryRun?: boolean;
+  /** The plan's standby workflow running the standby (standby-<planId>): released (it stops watching) before the promotion. */
+  standbyWorkflowId?: string;
+  /** The plan's notification channels: each hears the failover's outcome (completed or failed), whatever its `on`. */
+  notifications?: NotificationChannel[];
+}
+
+/** What a failover's notification says: outcome, RTO and RPO, the new primary, never a secret. */
+export interface FailoverNotificationEvent {
+  type: "failover";
+  status: "succeeded" | "failed";
+  failoverId: string;
+  planId: string;
+  planName: string;
+  reason: string;
+  at: string;
+  rtoMs?: number | null;
+  rtoPath?: "cutover" | "direct";
+  rpo?: { bytes: number | null; seconds: number | null; basis: string };
+  newPrimary?: { host: string; port: number } | null;
+  /** The step that failed and why. */
+  error?: string;
+  steps: { name: FailoverStepName; outcome: string }[];
+  warnings?: string[];
 }
 
 /** The old primary as validation found it. */

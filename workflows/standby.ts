@@ -1,7 +1,7 @@
-import { allHandlersFinished, CancellationScope, condition, continueAsNew, isCancellation, proxyActivities, setHandler } from "@temporalio/workflow";
+import { allHandlersFinished, CancellationScope, condition, continueAsNew, getExternalWorkflowHandle, isCancellation, proxyActivities, setHandler, workflowInfo } from "@temporalio/workflow";
 import type { CairnActivities } from "../activities/index.js";
 import type { StandbyRestored } from "../activities/standby.js";
-import { PERMANENT_FAILURES, standbyReportSignal, standbyStatusQuery, stopStandbySignal, type StandbyInput, type StandbyStatus } from "./messages.js";
+import { PERMANENT_FAILURES, releaseStandbySignal, standbyReleasedSignal, standbyReportSignal, standbyStatusQuery, stopStandbySignal, type StandbyInput, type StandbyStatus } from "./messages.js";
 import { ensureSearchAttributes } from "./status.js";
 
 const nonRetryableErrorTypes = Object.values(PERMANENT_FAILURES);
@@ -45,12 +45,17 @@ export async function standbyWorkflow(input: StandbyInput): Promise<StandbyStatu
   const status: StandbyStatus = input.carried ?? { planId: input.planId, phase: "restore", dataDir: input.dataDir, port: input.port, restarts: 0, warnings: [], events: [] };
   ensureSearchAttributes({ kind: "standby", plan: input.planId, source: "postgres" });
   let stop: { discard: boolean } | undefined;
+  let release: { failoverId: string } | undefined;
   const record = (message: string) => {
     status.events = [...(status.events ?? []), message].slice(-EVENTS_KEPT);
   };
   setHandler(standbyStatusQuery, () => status);
   setHandler(stopStandbySignal, (request) => {
-    stop ??= request;
+    if (!release) stop ??= request;
+  });
+  // A failover about to promote the standby: stop watching (no restarts of a server that becomes a primary), leave it running.
+  setHandler(releaseStandbySignal, (request) => {
+    if (!stop) release ??= request;
   });
   setHandler(standbyReportSignal, (report) => {
     const { restarted, warnings, ...measured } = report;
@@ -73,10 +78,10 @@ export async function standbyWorkflow(input: StandbyInput): Promise<StandbyStatu
       status.segmentSize = restored.segmentSize;
       status.phase = "start";
     }
-    if (!stop) {
+    if (!stop && !release) {
       const scope = new CancellationScope();
       const watching = scope.run(() => watchStandby(input, restored!, { polls: POLLS_PER_RUN, firstStart: status.phase === "start" }));
-      const ended = await Promise.race([watching.then(() => "watched" as const), condition(() => stop !== undefined).then(() => "stop" as const)]);
+      const ended = await Promise.race([watching.then(() => "watched" as const), condition(() => stop !== undefined || release !== undefined).then(() => "stop" as const)]);
       if (ended === "stop") {
         scope.cancel();
         await watching.catch((err) => {
@@ -84,7 +89,7 @@ export async function standbyWorkflow(input: StandbyInput): Promise<StandbyStatu
         });
       }
     }
-    if (!stop) {
+    if (!stop && !release) {
       await condition(allHandlersFinished);
       return await continueAsNew<typeof standbyWorkflow>({ ...input, carried: status });
     }
@@ -93,8 +98,18 @@ export async function standbyWorkflow(input: StandbyInput): Promise<StandbyStatu
     if (status.phase !== "restore") await CancellationScope.nonCancellable(() => stopStandby(input, false)).catch(() => undefined);
     throw err;
   }
+  if (release) {
+    // Not stopped: the failover promotes this server next. Only histories with a release signal reach here (replay-safe).
+    status.phase = "released";
+    status.releasedTo = release.failoverId;
+    status.warnings = [];
+    record(`${new Date().toISOString()}: released to failover ${release.failoverId}: no longer watched; PostgreSQL left running to be promoted`);
+    await getExternalWorkflowHandle(release.failoverId).signal(standbyReleasedSignal, { standbyWorkflowId: workflowInfo().workflowId }).catch(() => undefined);
+    await condition(allHandlersFinished);
+    return status;
+  }
   status.phase = "stopping";
-  const { discarded } = await stopStandby(input, stop.discard);
+  const { discarded } = await stopStandby(input, stop!.discard);
   if (discarded) record(`the data directory ${input.dataDir} was removed (discard)`);
   status.phase = "stopped";
   await condition(allHandlersFinished);

@@ -13,6 +13,7 @@ import { LIMITS } from "../limits.js";
 import { access, IdParam, json, jsonBody, problems, router } from "../openapi.js";
 import { policyProblem } from "../policy.js";
 import { repositoryTarget } from "../schedules.js";
+import { readStandby } from "../standbys.js";
 import { idTime, withTemporal } from "../temporal.js";
 import { findRepository } from "./repositories.js";
 
@@ -24,9 +25,15 @@ const FailoverRequest = z
   .strictObject({
     planId: z.string().min(1).max(LIMITS.id).openapi({ description: "A physical PostgreSQL plan: its URL is the old primary, its repository holds the archive." }),
     standby: z
-      .strictObject({ dataDir: dataDir.openapi({ description: "The standby's data directory on the worker's host (under CAIRN_FAILOVER_PATHS)." }), port: port.openapi({ description: "Its port on the worker's 127.0.0.1." }) })
+      .union([
+        z.literal("workflow"),
+        z.strictObject({ dataDir: dataDir.openapi({ description: "The standby's data directory on the worker's host (under CAIRN_FAILOVER_PATHS)." }), port: port.openapi({ description: "Its port on the worker's 127.0.0.1." }) }),
+      ])
       .optional()
-      .openapi({ description: "A PostgreSQL running in recovery (a warm standby) on the worker's host, to promote." }),
+      .openapi({
+        description:
+          'A PostgreSQL running in recovery (a warm standby) on the worker\'s host, to promote: "workflow" for the plan\'s standby run by POST /v1/standbys (its data directory and port are taken from its status), or {dataDir, port}. Either way the plan\'s standby workflow, when it runs that server, is released (stops watching and restarting it) just before the promotion.',
+      }),
     into: z
       .strictObject({ dataDir: dataDir.openapi({ description: "A new or empty directory under the restore roots." }), port })
       .optional()
@@ -118,10 +125,25 @@ export function failoverRoutes(deps: AppDeps) {
       const source: PlanSource = plan.source;
       if (source.type !== "postgres" || source.mode !== "physical") throw new ApiError(409, "Not a physical PostgreSQL plan", `plan ${plan.id} is not a physical PostgreSQL plan; failover needs one whose repository holds the server's archived WAL (source {"type": "postgres", "mode": "physical"})`);
       if (!!body.standby === !!body.into) throw new ApiError(400, "Give a standby or a place to restore", "give exactly one of standby {dataDir, port} (a server in recovery to promote) or into {dataDir, port} (restore the latest state there first)", [{ in: "body", path: body.standby ? "into" : "standby", message: "exactly one of standby and into" }]);
+      // The plan's standby workflow: its server is the one to promote ("workflow"), or it runs the one given, and is released before the promotion.
+      let standby = body.standby === "workflow" ? undefined : body.standby;
+      let standbyWorkflowId: string | undefined;
+      if (body.standby) {
+        const running = await readStandby(deps.temporal, plan.id);
+        const live = running?.running && running.phase === "replaying" ? running : undefined;
+        if (body.standby === "workflow") {
+          if (!running?.running) throw new ApiError(409, "No standby workflow runs for this plan", `plan ${plan.id} has no running standby workflow (standby-${plan.id}${running ? `, which ended in phase ${running.phase}` : ""}); start one with POST /v1/standbys, or give standby {dataDir, port} of a server in recovery, or into {dataDir, port} to restore the latest state`, [{ in: "body", path: "standby", message: "no running standby workflow" }]);
+          if (!live) throw new ApiError(409, "The standby is not replaying yet", `the standby workflow ${running.workflowId} is in phase ${running.phase}${running.error ? ` (${running.error})` : ""}; wait until GET /v1/standbys/${plan.id} says phase replaying, then fail over again`, [{ in: "body", path: "standby", message: "standby not replaying" }]);
+          standby = { dataDir: live.dataDir, port: live.port };
+          standbyWorkflowId = live.workflowId;
+        } else if (running?.running && path.normalize(running.dataDir) === path.normalize(body.standby.dataDir) && running.port === body.standby.port) {
+          standbyWorkflowId = running.workflowId;
+        }
+      }
       if (!body.fence.dataDir === !body.fence.hook) throw new ApiError(400, "Say how to fence the old primary", "give exactly one of fence.dataDir (the old primary's data directory on the worker's host, stopped there) or fence.hook (your fencing program); a failover never promotes without fencing", [{ in: "body", path: "fence", message: "exactly one of dataDir and hook" }]);
       const refusals = [
         body.into ? [pathRefusal(deps.policy, "restore", body.into.dataDir), "into.dataDir"] : undefined,
-        body.standby ? [await failoverPathRefusal(deps.policy, "the standby's data directory", body.standby.dataDir, false), "standby.dataDir"] : undefined,
+        standby ? [await failoverPathRefusal(deps.policy, "the standby's data directory", standby.dataDir, false), "standby.dataDir"] : undefined,
         body.fence.dataDir ? [await failoverPathRefusal(deps.policy, "the old primary's data directory", body.fence.dataDir, false), "fence.dataDir"] : undefined,
         body.fence.hook ? [hookRefusal(deps.policy, body.fence.hook[0]), "fence.hook"] : undefined,
         body.cutover?.type === "pgbouncer" ? [await failoverPathRefusal(deps.policy, "PgBouncer's configuration", body.cutover.configFile, false), "cutover.configFile"] : undefined,
@@ -134,7 +156,9 @@ export function failoverRoutes(deps: AppDeps) {
         planName: plan.name,
         repository: repositoryTarget(repo),
         source: source as PostgresSource,
-        ...(body.standby ? { standby: { dataDir: path.normalize(body.standby.dataDir), port: body.standby.port } } : {}),
+        ...(standby ? { standby: { dataDir: path.normalize(standby.dataDir), port: standby.port } } : {}),
+        ...(standbyWorkflowId && !body.dryRun ? { standbyWorkflowId } : {}),
+        ...(plan.notifications?.length ? { notifications: plan.notifications } : {}),
         ...(body.into ? { into: { dataDir: path.normalize(body.into.dataDir), port: body.into.port } } : {}),
         fence: { ...body.fence, ...(body.fence.dataDir ? { dataDir: path.normalize(body.fence.dataDir) } : {}) },
         ...(body.cutover ? { cutover: body.cutover } : {}),

@@ -36,7 +36,7 @@ const Standby = z
     planId: z.string(),
     workflowId: z.string().openapi({ description: "standby-<planId>: one per plan." }),
     running: z.boolean(),
-    phase: z.enum(["restore", "start", "replaying", "stopping", "stopped"]),
+    phase: z.enum(["restore", "start", "replaying", "stopping", "stopped", "released"]).openapi({ description: "released: a failover (releasedTo) took the server over; PostgreSQL was left running and is no longer watched." }),
     dataDir: z.string(),
     port: z.number(),
     startedAt: z.string(),
@@ -52,6 +52,7 @@ const Standby = z
     lastCheckedAt: z.string().optional(),
     restarts: z.number().openapi({ description: "Times the standby's PostgreSQL was found stopped and started again." }),
     warnings: z.array(z.string()).openapi({ description: "What the last check found wrong (the primary did not answer, the standby still starts); empty when all answered." }),
+    releasedTo: z.string().optional().openapi({ description: "The failover (GET /v1/failovers/{id}) that released the standby to promote it." }),
     events: z.array(z.string()).openapi({ description: "What happened to the standby, newest last: restarts of its PostgreSQL (with the last line of its log)." }),
     error: z.string().optional().openapi({ description: "Why the standby ended, or why its status is unknown." }),
   })

@@ -187,8 +187,8 @@ export type Failover = {
 export type FailoverRequest = {
   /** A physical PostgreSQL plan: its URL is the old primary, its repository holds the archive. */
   planId: string;
-  /** A PostgreSQL running in recovery (a warm standby) on the worker's host, to promote. */
-  standby?: {
+  /** A PostgreSQL running in recovery (a warm standby) on the worker's host, to promote: "workflow" for the plan's standby run by POST /v1/standbys (its data directory and port are taken from its status), or {dataDir, port}. Either way the plan's standby workflow, when it runs that server, is released (stops watching and restarting it) just before the promotion. */
+  standby?: "workflow" | {
     /** The standby's data directory on the worker's host (under CAIRN_FAILOVER_PATHS). */
     dataDir: string;
     /** Its port on the worker's 127.0.0.1. */
@@ -1090,7 +1090,8 @@ export type Standby = {
   /** standby-<planId>: one per plan. */
   workflowId: string;
   running: boolean;
-  phase: "restore" | "start" | "replaying" | "stopping" | "stopped";
+  /** released: a failover (releasedTo) took the server over; PostgreSQL was left running and is no longer watched. */
+  phase: "restore" | "start" | "replaying" | "stopping" | "stopped" | "released";
   dataDir: string;
   port: number;
   startedAt: string;
@@ -1114,6 +1115,8 @@ export type Standby = {
   restarts: number;
   /** What the last check found wrong (the primary did not answer, the standby still starts); empty when all answered. */
   warnings: string[];
+  /** The failover (GET /v1/failovers/{id}) that released the standby to promote it. */
+  releasedTo?: string;
   /** What happened to the standby, newest last: restarts of its PostgreSQL (with the last line of its log). */
   events: string[];
   /** Why the standby ended, or why its status is unknown. */
