@@ -33,7 +33,7 @@ describe("failover from the standby workflow (POST /v1/failovers {standby: \"wor
   const passwordFile = path.join(tmp.dir, "password");
   const standbyDir = path.join(tmp.dir, "standby");
   const secret = "whsec-failover-0123456789";
-  const failoverPaths = { CAIRN_FAILOVER_PATHS: tmp.dir };
+  const failoverPaths = { CAIRN_FAILOVER_PATHS: tmp.dir, CAIRN_HOOK_COMMANDS: "/bin/true" };
   let stack: Stack;
   let worker: ChildProcess;
   let workerLog = "";
@@ -127,7 +127,34 @@ describe("failover from the standby workflow (POST /v1/failovers {standby: \"wor
       if (!s.running) throw new Error(`the standby ended: ${JSON.stringify(s)}\n${workerLog}`);
       return s.phase === "replaying";
     }, 240_000);
-    await primary.sql("INSERT INTO markers VALUES ('before-failover')");
+
+    // A failover that stops at fencing (the hook says fenced, the old primary still answers): nothing is released
+    // (the release comes just before the promotion), and the webhook hears of the failure.
+    const refused = await client.ok<{ id: string }>("POST", "/v1/failovers", { planId, standby: "workflow", ...request, fence: { hook: ["/bin/true"] } });
+    let failed: Failover | undefined;
+    await waitFor(`failover ${refused.id}`, async () => {
+      failed = await client.ok<Failover>("GET", `/v1/failovers/${refused.id}`);
+      return failed.status !== "running";
+    }, 300_000);
+    expect(failed!.status, JSON.stringify(failed)).toBe("failed");
+    expect(failed!.error).toContain("nothing was promoted");
+    expect(await standby()).toMatchObject({ running: true, phase: "replaying" });
+    await waitFor("the failed failover's notification", async () => received.some((r) => r.headers["x-cairn-event"] === "failover.failed"), 60_000);
+    const failure = JSON.parse(received.find((r) => r.headers["x-cairn-event"] === "failover.failed")!.body);
+    expect(failure).toMatchObject({ type: "failover", status: "failed", failoverId: refused.id, planId });
+    expect(failure.error).toContain("still answers after fencing");
+    expect(failure.steps.map((s: { name: string }) => s.name)).toEqual(["validate", "archive", "fence"]);
+    // The archive step made the old primary read-only; undo that as the error says.
+    await primary.sql("ALTER SYSTEM RESET default_transaction_read_only");
+    await primary.sql("SELECT pg_reload_conf()");
+    await waitFor("the old primary writable again", async () => {
+      try {
+        await primary.sql("INSERT INTO markers VALUES ('before-failover')");
+        return true;
+      } catch {
+        return false;
+      }
+    });
 
     const { id } = await client.ok<{ id: string }>("POST", "/v1/failovers", { planId, standby: "workflow", ...request, fence: { dataDir: primary.pgdata } });
     let done: Failover | undefined;
