@@ -162,6 +162,24 @@ export interface DevServer {
  * Cairn's search attributes (Keyword) are registered in the namespace.
  */
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+  // The server binds ports it chose itself besides ours (HTTP API, metrics, internal services): on a
+  // busy machine another process can take one between its choice and its bind, and the server then
+  // exits at start. That is worth a second try on other ports, never an error at the first.
+  const attempts = options.port === undefined ? 3 : 1;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDevServerOnce(options);
+    } catch (err) {
+      if (!(err instanceof ExitedAtStart) || attempt >= attempts) throw err;
+      (options.log ?? stderrLog)(`the Temporal dev server exited at start (${err.message.split("\n")[0]}); trying again on other ports`);
+    }
+  }
+}
+
+/** The dev server exited before it answered (as opposed to not answering in time). */
+class ExitedAtStart extends Error {}
+
+async function startDevServerOnce(options: DevServerOptions): Promise<DevServer> {
   const log = options.log ?? stderrLog;
   const cli = await findTemporalCli(log);
   const ip = options.ip ?? "127.0.0.1";
@@ -185,8 +203,11 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
 
   log(`starting ${cli} ${args.join(" ")}`);
   const child = spawn(cli, args, { stdio: ["ignore", "pipe", "pipe"] });
+  // The head (where a Go panic says why) and the tail of what the server printed.
+  let head = "";
   const output: string[] = [];
   const keep = (d: Buffer) => {
+    if (head.length < 2000) head += d.toString().slice(0, 2000 - head.length);
     output.push(d.toString());
     if (output.length > 50) output.shift();
   };
@@ -197,8 +218,12 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   try {
     await waitUntilReady(address, namespace, child, options.startTimeoutMs ?? 60_000);
   } catch (err) {
+    const exitedEarly = child.exitCode !== null || child.signalCode !== null;
     await stopChild(child, exited);
-    throw new Error(`the Temporal dev server did not start: ${(err as Error).message}\n${output.join("").slice(-4000)}`);
+    const tail = output.join("").slice(-4000);
+    const printed = tail.startsWith(head) ? tail : `${head}\n...\n${tail}`;
+    const message = `the Temporal dev server did not start: ${(err as Error).message}\n${printed}`;
+    throw exitedEarly ? new ExitedAtStart(message) : new Error(message);
   }
   log(`dev server ready at ${address}${uiUrl ? `, Web UI ${uiUrl}` : ""} (pid ${child.pid})`);
   return { address, uiUrl, pid: child.pid!, stop: () => stopChild(child, exited) };

@@ -202,7 +202,10 @@ describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
     port = await freePort();
     await client.ok("POST", "/v1/standbys", { planId, dataDir: again, port, pollSeconds: 1 });
     await waitFor("the new standby to replay", async () => (await standby()).phase === "replaying", 240_000);
-    expect((await standbySql("SELECT count(*) FROM markers")).stdout).toBe("3");
+    // "replaying" means PostgreSQL runs and replays; it reaches the archive's end a moment later.
+    const markers = async () => (await standbySql("SELECT count(*) FROM markers")).stdout;
+    await waitFor("the new standby to replay the archived markers", async () => (await markers()) === "3", 120_000);
+    expect(await markers()).toBe("3");
     expect(await client.ok("DELETE", `/v1/standbys/${planId}?discard=true`)).toEqual({ id: planId, phase: "stopping", discard: true });
     await waitFor("the standby to stop", async () => (await standby()).phase === "stopped", 120_000);
     expect(existsSync(again)).toBe(false);
