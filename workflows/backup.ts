@@ -1,6 +1,7 @@
 import { ActivityCancellationType, allHandlersFinished, condition, isCancellation, proxyActivities, workflowInfo, type ActivityOptions } from "@temporalio/workflow";
 import type { CairnActivities } from "../activities/index.js";
 import { hasRetentionRules, PERMANENT_FAILURES, type BackupInput, type BackupResult, type JobStatus, type NotificationEvent, type NotifyOn, type ReplicaRecord, type StepRetry } from "./messages.js";
+import { innermostMessage, sendToChannels } from "./notifications.js";
 import { inJobSlots } from "./slots.js";
 import { asJob, ensureSearchAttributes, trackStatus } from "./status.js";
 
@@ -107,20 +108,7 @@ async function notifyChannels(steps: typeof BUILT_IN, input: BackupInput, on: No
   const channels = (input.notifications ?? []).filter((c) => c.on.includes(on));
   if (!channels.length) return [];
   const event: NotificationEvent = { planId: input.planId, planName: input.planName, jobId: workflowInfo().workflowId, at: new Date().toISOString(), ...what };
-  const outcomes = await Promise.allSettled(channels.map((channel) => steps.sendNotification({ channel, event })));
-  const problems: string[] = [];
-  for (const [i, outcome] of outcomes.entries()) {
-    if (outcome.status === "fulfilled") continue;
-    if (isCancellation(outcome.reason)) throw outcome.reason;
-    problems.push(`the ${channels[i].type} notification could not be sent: ${innermostMessage(outcome.reason)}`);
-  }
-  return problems;
-}
-
-function innermostMessage(err: unknown): string {
-  let e = err as Error | undefined;
-  while (e && e.cause instanceof Error) e = e.cause;
-  return e?.message ?? String(err);
+  return sendToChannels(steps.sendNotification, channels, event);
 }
 
 async function runBackup(input: BackupInput, steps: typeof BUILT_IN, status: JobStatus): Promise<BackupResult> {

@@ -1,6 +1,7 @@
 import { allHandlersFinished, ApplicationFailure, condition, getExternalWorkflowHandle, isCancellation, proxyActivities, setHandler, workflowInfo } from "@temporalio/workflow";
 import type { CairnActivities } from "../activities/index.js";
 import { failoverStatusQuery, FAILOVER_REFUSED, PERMANENT_FAILURES, releaseStandbySignal, standbyReleasedSignal, type FailoverInput, type FailoverNotificationEvent, type FailoverResult, type FailoverStatus, type FailoverStep, type FailoverStepName, type RecoveryInput } from "./messages.js";
+import { innermostMessage, sendToChannels } from "./notifications.js";
 import { ensureSearchAttributes } from "./status.js";
 
 const nonRetryableErrorTypes = [...Object.values(PERMANENT_FAILURES), FAILOVER_REFUSED];
@@ -182,20 +183,7 @@ async function runFailover(input: FailoverInput, status: FailoverStatus, release
 async function notifyChannels(input: FailoverInput, what: Omit<FailoverNotificationEvent, "type" | "failoverId" | "planId" | "planName" | "reason" | "at">): Promise<string[]> {
   const channels = input.notifications ?? [];
   const event: FailoverNotificationEvent = { type: "failover", failoverId: workflowInfo().workflowId, planId: input.planId, planName: input.planName, reason: input.reason, at: new Date().toISOString(), ...what };
-  const outcomes = await Promise.allSettled(channels.map((channel) => sendNotification({ channel, event })));
-  const problems: string[] = [];
-  for (const [i, outcome] of outcomes.entries()) {
-    if (outcome.status === "fulfilled") continue;
-    if (isCancellation(outcome.reason)) throw outcome.reason;
-    problems.push(`the ${channels[i].type} notification could not be sent: ${innermostMessage(outcome.reason)}`);
-  }
-  return problems;
-}
-
-function innermostMessage(err: unknown): string {
-  let e = err as Error | undefined;
-  while (e && e.cause instanceof Error) e = e.cause;
-  return e?.message ?? String(err);
+  return sendToChannels(sendNotification, channels, event);
 }
 
 /** a - b for two LSNs written X/Y (workflows cannot import the WAL module: it needs Node). */
