@@ -17,7 +17,9 @@ describe("WAL expiry with base backup retention (cairn forget, cairn pg expire)"
   let pg: PgCluster;
 
   const walDir = () => path.join(repo, "wal", readdirSync(path.join(repo, "wal"))[0]);
-  const archived = () => readdirSync(walDir()).sort();
+  // What the archive holds: a local repository writes each file under a ".tmp-" name and renames
+  // it when complete, so a push still in flight (PostgreSQL archives asynchronously) is not archived yet.
+  const archived = () => readdirSync(walDir()).filter((n) => !n.startsWith(".tmp-")).sort();
   const segments = (names: string[]) => names.filter((n) => /^[0-9A-F]{24}$/.test(n));
   const mark = (note: string) => pg.sql(`INSERT INTO markers VALUES ('${note}')`);
   const pause = () => new Promise((res) => setTimeout(res, 150));
