@@ -7,6 +7,7 @@ import { CairnError } from "../engine/errors.js";
 import { loadSnapshots } from "../engine/snapshot.js";
 import { realPathRefusal } from "../policy/paths.js";
 import { parsePosition, planRecovery, replayBinlogs, type MysqlTarget } from "../sources/mysql/binlog.js";
+import { loadBinlogPartial } from "../sources/mysql/binlog-stream.js";
 import { loginOf, parseMysqlUrl, withOptionFile } from "../sources/mysql/connection.js";
 import { ensureEmptyDir, mysqlPhysicalBackups, restoreMysqlPhysical } from "../sources/mysql/physical.js";
 import { mysqlTool, query } from "../sources/mysql/tools.js";
@@ -91,7 +92,7 @@ export function mysqlRecoveryActivities(deps: ActivityDeps) {
         const all = await loadSnapshots(repo);
         const server = planServer(all, input.planId);
         if (!server) throw invalid(`plan ${input.planName} has no physical backup yet; run it (POST /v1/plans/${input.planId}/run) and recover after it completes`);
-        const { backup, binlogs } = planRecovery(planMysqlSnapshots(all, input.planId), target, server);
+        const { backup, binlogs } = planRecovery(planMysqlSnapshots(all, input.planId), target, server, await loadBinlogPartial(repo, server));
         const b = backup.source;
         return { server, snapshotId: backup.id, stopTime: b.stopTime, ...(b.binlogFile ? { binlogFile: b.binlogFile, binlogPosition: b.binlogPosition } : {}), binlogs, startedAt };
       } catch (err) {

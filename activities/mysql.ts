@@ -6,6 +6,7 @@ import { CairnError } from "../engine/errors.js";
 import type { Repository } from "../engine/repository.js";
 import { loadSnapshots, planHost, type SnapshotEntry } from "../engine/snapshot.js";
 import { archiveBinlogs, binlogArchives, recoveryWindow } from "../sources/mysql/binlog.js";
+import { loadBinlogPartial } from "../sources/mysql/binlog-stream.js";
 import { loginOf, parseMysqlUrl, withOptionFile } from "../sources/mysql/connection.js";
 import { mysqlDumps, restoreMysqlDump, takeMysqlDump, type MysqlLogicalInfo, type RestoreWords } from "../sources/mysql/logical.js";
 import { mysqlPhysicalBackups, serverName, takeMysqlPhysical } from "../sources/mysql/physical.js";
@@ -172,7 +173,7 @@ export async function mysqlRecoveryWindowOf(input: MysqlRecoveryWindowInput, dep
     const all = await loadSnapshots(repo);
     const server = planServer(all, input.planId);
     if (!server) return { physicalBackups: 0, archivedBinlogs: 0 };
-    return recoveryWindow(planMysqlSnapshots(all, input.planId), server);
+    return recoveryWindow(planMysqlSnapshots(all, input.planId), server, await loadBinlogPartial(repo, server));
   } finally {
     await repo.close();
   }

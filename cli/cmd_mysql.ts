@@ -1,9 +1,12 @@
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { Command } from "commander";
 import { CairnError } from "../engine/errors.js";
 import { findSnapshot, loadSnapshots } from "../engine/snapshot.js";
 import { archiveBinlogs, parsePosition, recoverToPoint, type MysqlTarget } from "../sources/mysql/binlog.js";
+import { streamBinlogs } from "../sources/mysql/binlog-stream.js";
 import { loginOf, parseMysqlUrl, withOptionFile } from "../sources/mysql/connection.js";
 import { mysqlDumps, restoreMysqlDump, takeMysqlDump } from "../sources/mysql/logical.js";
 import { ensureEmptyDir, mysqlPhysicalBackups, restoreMysqlPhysical, takeMysqlPhysical } from "../sources/mysql/physical.js";
@@ -114,14 +117,19 @@ export function register(program: Command): void {
 
   mysql
     .command("binlog-archive")
-    .description("copy the server's closed binary logs that the repository lacks (rotating the current one first), for point-in-time recovery; run it from cron")
+    .description("copy the server's closed binary logs that the repository lacks (rotating the current one first), for point-in-time recovery; run it from cron, or with --follow keep streaming")
     .requiredOption("--url <url>", `${URL_HELP}; the user needs REPLICATION SLAVE, BINLOG MONITOR and RELOAD`)
     .option("--db-password-file <file>", PASSWORD_HELP)
     .option("--no-rotate", "do not FLUSH BINARY LOGS first (archive only the logs the server has closed on its own)")
+    .option("--follow", "keep streaming the binary log (mariadb-binlog --stop-never) until SIGTERM or SIGINT: each log is archived when the server closes it, and the one it writes every --interval seconds, so recovery reaches seconds ago")
+    .option("--spool <dir>", "with --follow: the directory mariadb-binlog writes into (default: a new one under the temporary directory)")
+    .option("--interval <seconds>", "with --follow: seconds between two stores of the log the server writes", "5")
+    .option("--replica-id <n>", "with --follow: the server id mariadb-binlog connects as; unique among the server's replicas", "4000000001")
     .option("--tag <tag>", "tag the snapshot (repeatable)", collect, [])
     .option("--host <name>", "host name to record (default: this machine's)")
-    .action(async (o: { url: string; dbPasswordFile?: string; rotate: boolean; tag: string[]; host?: string }, cmd: Command) => {
+    .action(async (o: { url: string; dbPasswordFile?: string; rotate: boolean; follow?: boolean; spool?: string; interval: string; replicaId: string; tag: string[]; host?: string }, cmd: Command) => {
       const opts = globals(cmd);
+      if (o.follow) return followBinlogs(o, opts);
       const r = await withLogin(o, (optionFile) =>
         withRepository(opts, "shared", "mysql binlog-archive", async (repo) => archiveBinlogs(repo, await loadSnapshots(repo), { optionFile, rotate: o.rotate, tags: o.tag, host: o.host })),
       );
@@ -129,6 +137,43 @@ export function register(program: Command): void {
         r.files.length ? `archived ${r.files.length} binary logs of ${r.server} (${r.files.join(", ")}): snapshot ${r.result!.id.slice(0, 8)} saved` : `no new closed binary log on ${r.server}; nothing to archive`,
       );
     });
+}
+
+/** `binlog-archive --follow`: the continuous archiver of the platform's plans, from a shell. */
+async function followBinlogs(o: { url: string; dbPasswordFile?: string; spool?: string; interval: string; replicaId: string; tag: string[]; host?: string }, opts: ReturnType<typeof globals>): Promise<void> {
+  const interval = Number(o.interval);
+  if (!Number.isInteger(interval) || interval < 1 || interval > 3600) throw new CairnError(`--interval ${o.interval}: give whole seconds from 1 to 3600`);
+  const replicaId = Number(o.replicaId);
+  if (!Number.isInteger(replicaId) || replicaId < 1 || replicaId > 4294967295) throw new CairnError(`--replica-id ${o.replicaId}: give a server id from 1 to 4294967295 that no replica of the server uses`);
+  const spool = o.spool ? path.resolve(o.spool) : await mkdtemp(path.join(process.env.CAIRN_TMPDIR ?? tmpdir(), "cairn-binlog-spool-"));
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  const line = (record: Record<string, unknown>, text: string) => !opts.quiet && process.stdout.write(opts.json ? JSON.stringify(record) + "\n" : `${text}\n`);
+  let last = "";
+  await withLogin(o, (optionFile) =>
+    withRepository(opts, "none", "mysql binlog-archive --follow", (repo) =>
+      streamBinlogs(repo, {
+        optionFile,
+        spool,
+        intervalSeconds: interval,
+        replicaId,
+        tags: o.tag,
+        host: o.host,
+        signal: controller.signal,
+        onReport: (r) => {
+          for (const name of r.closed) line({ archived: name, server: r.server }, `${name} archived whole`);
+          const where = r.archivedFile ? `${r.archivedFile}:${r.archivedPosition}` : "";
+          if (where && where !== last) line({ partial: where, through: r.archivedThrough, server: r.server }, `archived up to ${where} (every event before ${r.archivedThrough})`);
+          last = where;
+        },
+        onError: (what, err) => process.stderr.write(`cairn: ${what}: ${err.message}\n`),
+      }),
+    ),
+  );
+  if (!o.spool) await rm(spool, { recursive: true, force: true });
+  output(opts, { stopped: true, archivedThrough: last || null }, () => `stopped${last ? `; archived up to ${last}` : ""}`);
 }
 
 interface RestoreFlags {

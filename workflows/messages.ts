@@ -895,6 +895,8 @@ export interface MysqlRecoveryWindow {
   latest?: { time: string; binlogFile?: string };
   /** A binary log missing from the archive after the newest backup: recovery cannot go past it. */
   missing?: string;
+  /** The log the server writes now, as far as the continuous archiver stored it (every event before through). */
+  partial?: { binlogFile: string; size: number; through: string };
 }
 
 export interface MysqlRestoreInput {

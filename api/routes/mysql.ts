@@ -85,6 +85,10 @@ export const MysqlWindow = z
     earliest: z.object({ time: z.string(), snapshotId: z.string(), binlogFile: z.string().optional(), binlogPosition: z.number().optional() }).optional(),
     latest: z.object({ time: z.string(), binlogFile: z.string().optional() }).optional(),
     missing: z.string().optional().openapi({ description: "A binary log missing from the archive after the newest backup: recovery cannot go past it." }),
+    partial: z
+      .object({ binlogFile: z.string(), size: z.number(), through: z.string() })
+      .optional()
+      .openapi({ description: "The log the server writes now, as far as the continuous binary log archiver (cairn mysql binlog-archive --follow) stored it: every event before through; latest reaches through." }),
   })
   .openapi("MysqlRecoveryWindow");
 

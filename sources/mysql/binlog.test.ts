@@ -37,6 +37,25 @@ describe("recoveryWindow", () => {
   });
 });
 
+describe("the continuous archiver's partial of the current log", () => {
+  const partial = (name: string, through: string, server = SERVER) => ({ server, name, size: 5000, through, sha256: "00", key: `binlog/x/${name}@5000` });
+
+  it("extends the window to the time it was stored through when it continues the chain, and is left out when a whole copy exists", () => {
+    const snaps = [backup("2026-11-30T10:00:00.000Z", "binlog.000001"), archive("2026-11-30T10:10:00.000Z", ["binlog.000001"])];
+    const w = recoveryWindow(snaps, SERVER, partial("binlog.000002", "2026-11-30T10:20:07.000Z"));
+    expect(w.latest).toEqual({ time: "2026-11-30T10:20:07.000Z", binlogFile: "binlog.000002" });
+    expect(w.partial).toEqual({ binlogFile: "binlog.000002", size: 5000, through: "2026-11-30T10:20:07.000Z" });
+    expect(recoveryWindow(snaps, SERVER, partial("binlog.000001", "2026-11-30T10:05:00.000Z")).latest).toEqual({ time: "2026-11-30T10:10:00.000Z", binlogFile: "binlog.000001" });
+    expect(recoveryWindow(snaps, SERVER, partial("binlog.000002", "2026-11-30T10:20:07.000Z", "other:3306")).latest).toEqual({ time: "2026-11-30T10:10:00.000Z", binlogFile: "binlog.000001" });
+  });
+
+  it("is replayed after the whole logs up to a time it reaches, and alone when the backup's own log is the one still written", () => {
+    const snaps = [backup("2026-11-30T10:00:00.000Z", "binlog.000001"), archive("2026-11-30T10:10:00.000Z", ["binlog.000001"])];
+    expect(planRecovery(snaps, { kind: "time", time: new Date("2026-11-30T10:20:00Z") }, SERVER, partial("binlog.000002", "2026-11-30T10:20:07.000Z")).binlogs).toEqual(["binlog.000001", "binlog.000002"]);
+    expect(planRecovery([backup("2026-11-30T10:00:00.000Z", "binlog.000003")], { kind: "latest" }, SERVER, partial("binlog.000003", "2026-11-30T10:20:07.000Z")).binlogs).toEqual(["binlog.000003"]);
+  });
+});
+
 describe("planRecovery", () => {
   it("chooses the newest backup that ended before the target time and every archived log from its position", () => {
     const snaps = [backup("2026-11-30T10:00:00.000Z", "binlog.000001"), archive("2026-11-30T10:30:00.000Z", ["binlog.000001", "binlog.000002"]), backup("2026-11-30T11:00:00.000Z", "binlog.000003")];

@@ -7,9 +7,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Archiver, type BackupResult, type SourceEntry } from "../../engine/archiver.js";
 import { CairnError } from "../../engine/errors.js";
 import type { Repository } from "../../engine/repository.js";
-import type { SnapshotEntry, SnapshotSource } from "../../engine/snapshot.js";
+import { loadSnapshots, type SnapshotEntry, type SnapshotSource } from "../../engine/snapshot.js";
 import { subtreeAt, TreeLoader } from "../../engine/tree.js";
 import { blobs, mysqlPhysicalBackups, restoreMysqlPhysical, serverDir, serverName, type MysqlPhysicalInfo } from "./physical.js";
+import { loadBinlogPartial, readBinlogPartial, type BinlogPartial } from "./binlog-stream.js";
 import { mysqlTool, query, startTool } from "./tools.js";
 
 /** Tag every binary log archive snapshot carries. */
@@ -94,9 +95,10 @@ export interface MysqlRecoveryPlan {
 /**
  * Chooses the newest physical backup taken before the target and the archived binary
  * logs that lead from it to the target. Throws naming a missing log when the chain
- * has a gap.
+ * has a gap. `partial` (the continuous archiver's copy of the log the server writes
+ * now, binlog-stream.ts) counts as archived for its log.
  */
-export function planRecovery(snapshots: SnapshotEntry[], target: MysqlTarget, server?: string): MysqlRecoveryPlan {
+export function planRecovery(snapshots: SnapshotEntry[], target: MysqlTarget, server?: string, partial?: BinlogPartial): MysqlRecoveryPlan {
   const backups = mysqlPhysicalBackups(snapshots).filter((b) => !server || b.source.server === server);
   if (!backups.length) throw new CairnError(`there is no physical backup${server ? ` of ${server}` : ""} in this repository; take one with "cairn mysql backup --physical"`);
   const name = server ?? backups[backups.length - 1].source.server;
@@ -108,9 +110,11 @@ export function planRecovery(snapshots: SnapshotEntry[], target: MysqlTarget, se
   });
   const backup = before[before.length - 1];
   if (!backup) throw new CairnError(`no physical backup of ${name} ended before the target; the oldest ended ${backups.find((b) => b.source.server === name)?.source.stopTime}`);
-  if (target.kind === "latest" && !binlogArchives(snapshots, name).length) return { backup, binlogs: [] };
+  const ofServer = partial?.server === name ? partial : undefined;
+  if (target.kind === "latest" && !binlogArchives(snapshots, name).length && !ofServer) return { backup, binlogs: [] };
   if (!backup.source.binlogFile) throw new CairnError(`backup ${backup.id.slice(0, 8)} has no binary log position (the server wrote no binary log); it can only be restored as it is`);
   const archived = new Set(binlogArchives(snapshots, name).flatMap((s) => s.source.files.map((f) => f.name)));
+  if (ofServer) archived.add(ofServer.name);
   const first = sequence(backup.source.binlogFile);
   const last = target.kind === "position" ? sequence(target.file) : Math.max(first, ...[...archived].map(sequence));
   const binlogs: string[] = [];
@@ -136,7 +140,8 @@ export interface PointInTimeOptions {
  * (replayBinlogs). The directory is left ready for the DBA's own server.
  */
 export async function recoverToPoint(repo: Repository, snapshots: SnapshotEntry[], o: PointInTimeOptions): Promise<MysqlRecoveryPlan & { replayed: number }> {
-  const plan = planRecovery(snapshots, o.target, o.server);
+  const server = o.server ?? mysqlPhysicalBackups(snapshots).at(-1)?.source.server;
+  const plan = planRecovery(snapshots, o.target, o.server, server ? await loadBinlogPartial(repo, server) : undefined);
   const dir = path.resolve(o.targetDir);
   await restoreMysqlPhysical(repo, plan.backup, dir);
   return { ...plan, replayed: await replayBinlogs(repo, snapshots, plan, dir, o.target) };
@@ -184,10 +189,16 @@ export interface MysqlWindow {
   latest?: { time: string; binlogFile?: string };
   /** A binary log missing from the archive after the newest backup: recovery cannot pass it. */
   missing?: string;
+  /** The log the server writes now, as far as the continuous archiver stored it (through: every event before that time). */
+  partial?: { binlogFile: string; size: number; through: string };
 }
 
-/** The recovery window of `server` (default: the one with the newest physical backup) from these snapshots. */
-export function recoveryWindow(snapshots: SnapshotEntry[], server?: string): MysqlWindow {
+/**
+ * The recovery window of `server` (default: the one with the newest physical backup)
+ * from these snapshots, and the continuous archiver's partial of the current log,
+ * which reaches the time it was stored through.
+ */
+export function recoveryWindow(snapshots: SnapshotEntry[], server?: string, partial?: BinlogPartial): MysqlWindow {
   const all = mysqlPhysicalBackups(snapshots);
   const name = server ?? all[all.length - 1]?.source.server;
   const backups = all.filter((b) => b.source.server === name);
@@ -195,12 +206,14 @@ export function recoveryWindow(snapshots: SnapshotEntry[], server?: string): Mys
   const archives = binlogArchives(snapshots, name);
   const archivedAt = new Map<string, string>();
   for (const a of archives) for (const f of a.source.files) if (!archivedAt.has(f.name)) archivedAt.set(f.name, a.time);
+  const partialOf = partial?.server === name && !archivedAt.has(partial.name) ? partial : undefined;
   const oldest = backups[0];
   const newest = backups[backups.length - 1];
   const window: MysqlWindow = {
     server: name,
     physicalBackups: backups.length,
     archivedBinlogs: archivedAt.size,
+    ...(partialOf ? { partial: { binlogFile: partialOf.name, size: partialOf.size, through: partialOf.through } } : {}),
     earliest: { time: oldest.source.stopTime, snapshotId: oldest.id, ...(oldest.source.binlogFile ? { binlogFile: oldest.source.binlogFile, binlogPosition: oldest.source.binlogPosition } : {}) },
     latest: { time: newest.source.stopTime, ...(newest.source.binlogFile ? { binlogFile: newest.source.binlogFile } : {}) },
   };
@@ -208,6 +221,7 @@ export function recoveryWindow(snapshots: SnapshotEntry[], server?: string): Mys
   if (!start) return window;
   const base = start.replace(/\.\d+$/, "");
   const width = /\.(\d+)$/.exec(start)![1].length;
+  if (partialOf) archivedAt.set(partialOf.name, partialOf.through);
   const last = Math.max(...[...archivedAt.keys()].map(sequence));
   for (let n = sequence(start); n <= last; n++) {
     const file = `${base}.${String(n).padStart(width, "0")}`;
@@ -232,9 +246,25 @@ async function* withPreamble(first: string, rest: AsyncIterable<Buffer>): AsyncG
   yield* rest;
 }
 
-/** The content of an archived binary log (its newest copy). */
+/** The content of an archived binary log: its newest whole copy, else the continuous archiver's newest partial of it. */
 async function binlogContent(repo: Repository, snapshots: SnapshotEntry[], server: string, name: string): Promise<AsyncIterable<Buffer>> {
-  const archive = binlogArchives(snapshots, server).filter((s) => s.source.files.some((f) => f.name === name)).pop()!;
+  const holding = (all: SnapshotEntry[]) => binlogArchives(all, server).filter((s) => s.source.files.some((f) => f.name === name)).pop();
+  let archive = holding(snapshots);
+  if (!archive) {
+    // Superseded between listing and reading: the log was archived whole meanwhile, or a longer partial replaced it.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const partial = await loadBinlogPartial(repo, server);
+      if (partial?.name !== name) break;
+      const data = await readBinlogPartial(repo, partial);
+      if (data) return (async function* () {
+        yield data;
+      })();
+    }
+    archive = holding(await loadSnapshots(repo));
+  }
+  if (!archive) {
+    throw new CairnError(`binary log ${name} of ${server} is no longer in the repository (neither whole nor as the continuous archiver's partial); recover again`);
+  }
   const loader = new TreeLoader(repo);
   const node = (await loader.load(await subtreeAt(loader, archive.tree, `${serverDir(server)}/${BINLOG_DIR}`))).nodes.find((n) => n.name === name);
   if (!node) throw new CairnError(`snapshot ${archive.id.slice(0, 8)} lists binary log ${name} but does not hold it; run "cairn check"`);

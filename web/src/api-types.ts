@@ -411,6 +411,12 @@ export type MysqlRecoveryWindow = {
   };
   /** A binary log missing from the archive after the newest backup: recovery cannot go past it. */
   missing?: string;
+  /** The log the server writes now, as far as the continuous binary log archiver (cairn mysql binlog-archive --follow) stored it: every event before through; latest reaches through. */
+  partial?: {
+    binlogFile: string;
+    size: number;
+    through: string;
+  };
 };
 
 export type MysqlRestorePreview = {

@@ -1,0 +1,303 @@
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createReadStream, promises as fs } from "node:fs";
+import * as path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { isNotFound } from "../../backends/backend.js";
+import { Archiver, type SourceEntry } from "../../engine/archiver.js";
+import { CairnError } from "../../engine/errors.js";
+import { RepositoryLock } from "../../engine/locks.js";
+import type { Repository } from "../../engine/repository.js";
+import { loadSnapshots } from "../../engine/snapshot.js";
+import { binlogArchives, MYSQL_BINLOG_TAG, type MysqlBinlogInfo } from "./binlog.js";
+import { serverDir, serverName } from "./physical.js";
+import { mysqlTool, query } from "./tools.js";
+
+/**
+ * Continuous binary log archiving. `mariadb-binlog --read-from-remote-server --raw
+ * --stop-never` streams the server's binary log into a spool directory as the server
+ * writes it (raw mode writes each event as it arrives); every `intervalSeconds` the
+ * streamer stores what is new:
+ *
+ * - each log the server has closed, once the spool holds all of it (its size is the
+ *   one SHOW BINARY LOGS lists), as a binary log archive snapshot like
+ *   `cairn mysql binlog-archive` writes, so recovery and retention treat it alike;
+ * - the log the server writes now, up to the position SHOW MASTER STATUS gave (always
+ *   the end of an event), as a *partial*: one named object per server, replaced by a
+ *   longer one, and removed once the whole log is archived. It records the time of
+ *   that SHOW MASTER STATUS: every event written before it is in the partial, so
+ *   point-in-time recovery reaches it.
+ *
+ * mariadb-binlog exits when the server goes away (a restart): it is started again,
+ * from the oldest log not archived whole, until the signal aborts.
+ */
+
+const PARTIAL_DIR = "binlog";
+
+/** The newest stored prefix of a binary log the server still writes. */
+export interface BinlogPartial {
+  server: string;
+  name: string;
+  /** Bytes stored: the server's position at `through`, the end of an event. */
+  size: number;
+  /** When the server was at that position: every event written before is in the partial. */
+  through: string;
+  sha256: string;
+  key: string;
+}
+
+function partialPrefix(repo: Repository, server: string): string {
+  return `${PARTIAL_DIR}/${repo.namedId(`mysql-server:${server}`)}/`;
+}
+
+const sequence = (name: string) => Number(/\.(\d+)$/.exec(name)?.[1] ?? NaN);
+
+/** The keys of a server's stored partials, newest (highest log, then position) last. */
+async function partialKeys(repo: Repository, server: string): Promise<{ key: string; name: string; size: number }[]> {
+  const prefix = partialPrefix(repo, server);
+  const out: { key: string; name: string; size: number }[] = [];
+  for await (const o of repo.backend.list(prefix)) {
+    const m = /^(.+\.\d+)@(\d+)$/.exec(o.key.slice(prefix.length));
+    if (m) out.push({ key: o.key, name: m[1], size: Number(m[2]) });
+  }
+  return out.sort((a, b) => sequence(a.name) - sequence(b.name) || a.size - b.size);
+}
+
+/** The newest partial of the server's current binary log in the repository, if any. */
+export async function loadBinlogPartial(repo: Repository, server: string): Promise<BinlogPartial | undefined> {
+  const keys = await partialKeys(repo, server);
+  for (const k of keys.reverse()) {
+    try {
+      return { ...(JSON.parse((await repo.loadNamedHead(k.key)).toString("utf8")) as Omit<BinlogPartial, "key">), key: k.key };
+    } catch (err) {
+      // Removed by the streamer between the listing and the read: a newer one exists.
+      if (!isNotFound(err)) throw err;
+    }
+  }
+  return undefined;
+}
+
+/** The bytes of a partial; undefined when it was superseded (removed) since it was listed. */
+export async function readBinlogPartial(repo: Repository, partial: BinlogPartial): Promise<Buffer | undefined> {
+  try {
+    const { body } = await repo.loadNamed(partial.key);
+    if (createHash("sha256").update(body).digest("hex") !== partial.sha256) throw new CairnError(`the stored partial of binary log ${partial.name} is damaged (its checksum does not match); run "cairn check"`);
+    return body;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+async function savePartial(repo: Repository, server: string, name: string, data: Buffer, through: Date): Promise<BinlogPartial> {
+  const key = `${partialPrefix(repo, server)}${name}@${data.length}`;
+  const partial: BinlogPartial = { server, name, size: data.length, through: through.toISOString(), sha256: createHash("sha256").update(data).digest("hex"), key };
+  const head = { server, name, size: partial.size, through: partial.through, sha256: partial.sha256 };
+  await repo.saveNamed(key, Buffer.from(JSON.stringify(head)), data);
+  return partial;
+}
+
+/** Removes the server's partials older than `keep` (all of logs up to `upTo` when given instead). */
+async function dropPartials(repo: Repository, server: string, keep: { name: string; size: number } | { upTo: string }): Promise<void> {
+  for (const k of await partialKeys(repo, server)) {
+    const older = "upTo" in keep ? sequence(k.name) <= sequence(keep.upTo) : sequence(k.name) < sequence(keep.name) || (k.name === keep.name && k.size < keep.size);
+    if (older) await repo.backend.delete(k.key);
+  }
+}
+
+/** What the streamer reports after each look at the server and the spool. */
+export interface BinlogStreamReport {
+  server: string;
+  /** mariadb-binlog runs and streams. */
+  streaming: boolean;
+  /** Where the server writes (SHOW MASTER STATUS), when it answered. */
+  serverFile?: string;
+  serverPosition?: number;
+  /** The end of what the repository holds: the last log archived whole, or the partial's log and size. */
+  archivedFile?: string;
+  archivedPosition?: number;
+  /** Every event the server wrote before this time is in the repository. */
+  archivedThrough?: string;
+  /** Bytes the server wrote that the repository does not hold yet (in the current log). */
+  lagBytes?: number;
+  /** Seconds since archivedThrough when the server wrote more since; 0 when all is archived. */
+  lagSeconds?: number;
+  /** Logs archived whole in this look. */
+  closed: string[];
+  lastCheckedAt: string;
+}
+
+export interface BinlogStreamOptions {
+  optionFile: string;
+  /** A directory of the streamer's own on this machine (created); mariadb-binlog writes there. */
+  spool: string;
+  /** Seconds between two looks (the recovery point's bound while the server writes). */
+  intervalSeconds: number;
+  /** The replica server id mariadb-binlog uses: unique among the server's replicas. */
+  replicaId: number;
+  /** Host and tags of the closed-log snapshots. */
+  host?: string;
+  tags?: string[];
+  signal?: AbortSignal;
+  /** Ends after this many looks (a workflow's bounded activity); runs until aborted otherwise. */
+  looks?: number;
+  onReport?: (r: BinlogStreamReport) => void;
+  /** mariadb-binlog stopped (it is restarted) or a look failed (retried at the next). */
+  onError?: (what: string, err: Error) => void;
+}
+
+const RESTART_MS = 2000;
+
+/** Streams and stores the server's binary log until aborted (or `looks` looks). */
+export async function streamBinlogs(repo: Repository, o: BinlogStreamOptions): Promise<void> {
+  await fs.mkdir(o.spool, { recursive: true, mode: 0o700 });
+  const { server } = await serverName(o.optionFile);
+  const [[logBin]] = await query(o.optionFile, "SELECT @@log_bin");
+  if (logBin !== "1") throw new CairnError(`the server ${server} writes no binary log: start it with log_bin (and a server_id) to archive binary logs for point-in-time recovery`);
+  const have = new Set(binlogArchives(await loadSnapshots(repo), server).flatMap((s) => s.source.files.map((f) => `${f.name}/${f.size}`)));
+  let stored = await loadBinlogPartial(repo, server);
+  let archivedThrough: string | undefined = stored?.through;
+  let archivedEnd: { file: string; position: number } | undefined = stored ? { file: stored.name, position: stored.size } : undefined;
+  let looks = 0;
+  const done = () => o.signal?.aborted || (o.looks !== undefined && looks >= o.looks);
+
+  const look = async (streaming: boolean): Promise<void> => {
+    const now = new Date();
+    const [[file, pos]] = await query(o.optionFile, "SHOW MASTER STATUS");
+    const position = Number(pos);
+    const logs = (await query(o.optionFile, "SHOW BINARY LOGS")).map(([name, size]) => ({ name, size: Number(size) }));
+    const spooled = new Map<string, number>();
+    for (const name of await fs.readdir(o.spool)) if (/\.\d+$/.test(name)) spooled.set(name, (await fs.stat(path.join(o.spool, name))).size);
+
+    // Logs the server closed and the spool holds whole.
+    const closed = logs.filter((l) => l.name !== file && spooled.get(l.name) === l.size);
+    const fresh = closed.filter((l) => !have.has(`${l.name}/${l.size}`));
+    if (fresh.length) await archiveClosed(repo, server, o, fresh);
+    for (const l of fresh) have.add(`${l.name}/${l.size}`);
+    if (closed.length) {
+      const last = closed[closed.length - 1].name;
+      await dropPartials(repo, server, { upTo: last });
+      for (const l of closed) await fs.rm(path.join(o.spool, l.name), { force: true });
+      if (!archivedEnd || sequence(last) >= sequence(archivedEnd.file)) {
+        archivedEnd = { file: last, position: closed[closed.length - 1].size };
+        archivedThrough = now.toISOString();
+      }
+    }
+
+    // The log the server writes: stored up to the server's position once the spool has it.
+    if ((spooled.get(file) ?? 0) >= position && (!stored || stored.name !== file || stored.size < position)) {
+      const data = await readPrefix(path.join(o.spool, file), position);
+      stored = await savePartial(repo, server, file, data, now);
+      await dropPartials(repo, server, { name: file, size: position });
+      archivedEnd = { file, position };
+      archivedThrough = now.toISOString();
+    } else if (stored?.name === file && stored.size === position) {
+      // Nothing written since the stored partial: everything until now is archived.
+      archivedThrough = now.toISOString();
+    }
+    const behind = archivedEnd?.file === file ? Math.max(0, position - archivedEnd.position) : undefined;
+    o.onReport?.({
+      server,
+      streaming,
+      serverFile: file,
+      serverPosition: position,
+      ...(archivedEnd ? { archivedFile: archivedEnd.file, archivedPosition: archivedEnd.position } : {}),
+      ...(archivedThrough ? { archivedThrough } : {}),
+      ...(behind !== undefined ? { lagBytes: behind } : {}),
+      ...(archivedThrough ? { lagSeconds: behind === 0 ? 0 : Math.max(0, (Date.now() - Date.parse(archivedThrough)) / 1000) } : {}),
+      closed: fresh.map((l) => l.name),
+      lastCheckedAt: now.toISOString(),
+    });
+  };
+
+  while (!done()) {
+    // From the oldest log the repository lacks whole (the current one, usually): raw mode writes each log from its start.
+    let start: string | undefined;
+    try {
+      const logs = (await query(o.optionFile, "SHOW BINARY LOGS")).map(([name, size]) => ({ name, size: Number(size) }));
+      start = logs.find((l, i) => i === logs.length - 1 || !have.has(`${l.name}/${l.size}`))?.name;
+    } catch (err) {
+      o.onError?.("the server", err as Error);
+    }
+    if (!start) {
+      o.onReport?.({ server, streaming: false, ...(archivedEnd ? { archivedFile: archivedEnd.file, archivedPosition: archivedEnd.position } : {}), ...(archivedThrough ? { archivedThrough } : {}), closed: [], lastCheckedAt: new Date().toISOString() });
+      looks++;
+      await wait(o.intervalSeconds * 1000, o.signal);
+      continue;
+    }
+    const child = spawn(mysqlTool("mariadb-binlog"), [`--defaults-file=${o.optionFile}`, "--read-from-remote-server", "--raw", "--stop-never", `--stop-never-slave-server-id=${o.replicaId}`, `--result-file=${o.spool}/`, start], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString("utf8")).slice(-2000)));
+    const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
+    let running = true;
+    void exited.then(() => (running = false));
+    try {
+      while (!done() && running) {
+        await wait(o.intervalSeconds * 1000, o.signal, exited);
+        looks++;
+        await look(running).catch((err: Error) => o.onError?.("a look at the server", err));
+      }
+    } finally {
+      if (running) child.kill("SIGTERM");
+      await exited;
+    }
+    if (done()) break;
+    o.onError?.("mariadb-binlog", new CairnError(`mariadb-binlog stopped streaming (${stderr.trim().split("\n").at(-1) || `exit ${child.exitCode}`}); starting it again`));
+    await wait(RESTART_MS, o.signal);
+  }
+  // A last look stores what was streamed before the stop.
+  await (async () => {
+    if (!(await fs.readdir(o.spool)).length) return;
+    await look(false);
+  })().catch((err: Error) => o.onError?.("the last look", err));
+}
+
+/** Archives closed logs from the spool as one binary log archive snapshot (under a shared lock, as binlog-archive takes). */
+async function archiveClosed(repo: Repository, server: string, o: BinlogStreamOptions, files: { name: string; size: number }[]): Promise<void> {
+  const info: MysqlBinlogInfo = { type: "mysql", mode: "binlog", server, files };
+  const dir = `${serverDir(server)}/binlog`;
+  const entries = async function* (): AsyncGenerator<SourceEntry> {
+    for (const f of files) {
+      const st = await fs.stat(path.join(o.spool, f.name));
+      yield { path: `${dir}/${f.name}`, type: "file", mode: 0o600, mtime: st.mtimeMs, content: createReadStream(path.join(o.spool, f.name), { start: 0, end: f.size - 1 }) };
+    }
+  };
+  const lock = await RepositoryLock.acquire(repo, { exclusive: false, operation: "continuous binary log archive", retryFor: 60_000 });
+  try {
+    await new Archiver(repo, { tags: [MYSQL_BINLOG_TAG, ...(o.tags ?? [])], host: o.host, source: info }).backupEntries(entries(), [`/${dir}`]);
+  } finally {
+    await lock.release().catch(() => undefined);
+  }
+}
+
+async function readPrefix(file: string, size: number): Promise<Buffer> {
+  const fh = await fs.open(file, "r");
+  try {
+    const buf = Buffer.alloc(size);
+    let off = 0;
+    while (off < size) {
+      const { bytesRead } = await fh.read(buf, off, size - off, off);
+      if (!bytesRead) throw new CairnError(`${file} became shorter than ${size} bytes while it was read`);
+      off += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Sleeps `ms`, ended early by the signal or `also`. */
+async function wait(ms: number, signal?: AbortSignal, also?: Promise<void>): Promise<void> {
+  if (signal?.aborted) return;
+  const ac = new AbortController();
+  const onAbort = () => ac.abort();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    await Promise.race([sleep(ms, undefined, { signal: ac.signal }).catch(() => undefined), ...(also ? [also] : [])]);
+  } finally {
+    ac.abort();
+    signal?.removeEventListener("abort", onAbort);
+  }
+}

@@ -1,0 +1,144 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cairnOk, CLI, PASSWORD, ROOT } from "./helpers.js";
+import { BACKUP_PASSWORD, checksums, initMariaDb, mariaDbAt, mysqlTempDir, type MariaDb } from "./mysql.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Continuous binary log archiving from a shell: `cairn mysql binlog-archive --follow`
+ * streams the server's binary log and stores the log it writes every second, so rows
+ * written after the last backup, with no FLUSH and no other archive run, are
+ * recoverable to a time between two marker rows; it reconnects after the server
+ * restarts and archives the log the restart closed.
+ */
+describe("cairn mysql binlog-archive --follow", () => {
+  const tmp = mysqlTempDir("cairn-binlog-follow-");
+  const repo = path.join(tmp.dir, "repo");
+  const spool = path.join(tmp.dir, "spool");
+  const dbPasswordFile = path.join(tmp.dir, "db-password");
+  const r = (...args: string[]) => ["-r", repo, ...args];
+  let db: MariaDb;
+  let follower: ChildProcess | undefined;
+  let exited: Promise<number | null> = Promise.resolve(null);
+  const lines: Record<string, unknown>[] = [];
+  let stderr = "";
+
+  /** Polls the follower's reports until one matches (the follower prints each change of what is archived). */
+  const reported = async (what: string, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const hit = lines.find(match);
+      if (hit) return hit;
+      if (follower?.exitCode !== null) throw new Error(`the follower exited before ${what}: ${stderr}`);
+      if (Date.now() > deadline) throw new Error(`the follower did not report ${what} in 120 s; it said: ${JSON.stringify(lines.slice(-5))} ${stderr}`);
+      await sleep(200);
+    }
+  };
+  /** Where the server has written up to: FILE and offset. */
+  const serverAt = async () => {
+    const [file, pos] = (await db.sql("SHOW MASTER STATUS")).split("\t");
+    return { file, pos: Number(pos) };
+  };
+  const reaching = (at: { file: string; pos: number }) => (l: Record<string, unknown>) => {
+    if (typeof l.partial !== "string") return false;
+    const [file, pos] = l.partial.split(":");
+    return file === at.file && Number(pos) >= at.pos;
+  };
+
+  async function restored(dir: string, check: (s: MariaDb) => Promise<void>): Promise<void> {
+    const s = await mariaDbAt(dir);
+    try {
+      await s.start();
+      await check(s);
+    } finally {
+      await s.destroy();
+    }
+  }
+
+  beforeAll(async () => {
+    writeFileSync(dbPasswordFile, BACKUP_PASSWORD, { mode: 0o600 });
+    await cairnOk(r("init"));
+    db = await initMariaDb(tmp.dir);
+    await db.sql(
+      `CREATE DATABASE app; USE app;
+       CREATE TABLE items (id INT PRIMARY KEY, label VARCHAR(100), qty INT) ENGINE=InnoDB;
+       INSERT INTO items SELECT seq, CONCAT('item ', MD5(seq)), seq % 97 FROM seq_1_to_5000;
+       CREATE TABLE markers (name VARCHAR(20) PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;`,
+    );
+    await cairnOk(r("mysql", "backup", "--physical", "--url", db.url, "--db-password-file", dbPasswordFile));
+  }, 240_000);
+
+  afterAll(async () => {
+    if (follower && follower.exitCode === null) follower.kill("SIGTERM");
+    await exited;
+    await db?.destroy();
+    tmp.cleanup();
+  });
+
+  it("stores the log the server writes while it writes it: a point-in-time recovery between two markers needs no FLUSH and no other run", async () => {
+    follower = spawn(process.execPath, [CLI, ...r("--json", "mysql", "binlog-archive", "--follow", "--interval", "1", "--spool", spool, "--url", db.url, "--db-password-file", dbPasswordFile)], {
+      cwd: ROOT,
+      env: { ...process.env, CAIRN_PASSWORD: PASSWORD },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const child = follower;
+    exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+    let buffered = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      buffered += d.toString("utf8");
+      const parts = buffered.split("\n");
+      buffered = parts.pop()!;
+      for (const p of parts) if (p.trim()) lines.push(JSON.parse(p) as Record<string, unknown>);
+    });
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+    await reported("a first store", (l) => typeof l.partial === "string");
+
+    await db.sql("UPDATE items SET qty = qty + 1 WHERE id % 7 = 0; DELETE FROM items WHERE id > 4500", "app");
+    await db.sql("INSERT INTO markers VALUES ('before', NOW(6))", "app");
+    await sleep(1500);
+    const target = new Date().toISOString();
+    const atTarget = await checksums(db, "app", ["items", "markers"]);
+    await sleep(1500);
+    await db.sql("INSERT INTO markers VALUES ('after', NOW(6)); UPDATE items SET label = 'late' WHERE id < 100", "app");
+    const after = await serverAt();
+    expect(after.file).toBe("binlog.000001");
+    await reported(`${after.file}:${after.pos}`, reaching(after));
+
+    const dir = path.join(tmp.dir, "at-target");
+    const out = JSON.parse((await cairnOk(r("--json", "mysql", "restore", "--target-dir", dir, "--time", target))).stdout);
+    expect(out.binlogs).toEqual(["binlog.000001"]);
+    await restored(dir, async (s) => {
+      expect(await s.sql("SELECT GROUP_CONCAT(name ORDER BY name) FROM app.markers")).toBe("before");
+      expect(await checksums(s, "app", ["items", "markers"])).toEqual(atTarget);
+    });
+
+    const latest = path.join(tmp.dir, "latest");
+    await cairnOk(r("mysql", "restore", "--target-dir", latest));
+    await restored(latest, async (s) => {
+      expect(await s.sql("SELECT GROUP_CONCAT(name ORDER BY name) FROM app.markers")).toBe("after,before");
+    });
+  }, 600_000);
+
+  it("reconnects after the server restarts, archives the log the restart closed whole, and follows the new one", async () => {
+    await db.stop();
+    await db.start();
+    await db.sql("INSERT INTO markers VALUES ('restarted', NOW(6))", "app");
+    const now = await serverAt();
+    expect(now.file).toBe("binlog.000002");
+    await reported("binlog.000001 archived whole", (l) => l.archived === "binlog.000001");
+    await reported(`${now.file}:${now.pos}`, reaching(now));
+    expect(stderr).toContain("starting it again");
+
+    follower!.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    const dir = path.join(tmp.dir, "after-restart");
+    const out = JSON.parse((await cairnOk(r("--json", "mysql", "restore", "--target-dir", dir))).stdout);
+    expect(out.binlogs).toEqual(["binlog.000001", "binlog.000002"]);
+    await restored(dir, async (s) => {
+      expect(await s.sql("SELECT GROUP_CONCAT(name ORDER BY name) FROM app.markers")).toBe("after,before,restarted");
+    });
+  }, 600_000);
+});
