@@ -2,6 +2,7 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { Codec, type CodecKeys, type CodecRequest, type OpenBatchRequest, type OpenBatchResult, type OpenRequest, type OpenResult, type SealRequest, type SealResult } from "./codec.js";
 import { IntegrityError } from "./crypto.js";
+import type { RestoreRangeRequest, RestoreRangeResult } from "./restore-writer.js";
 
 const INLINE_MAX = 16 * 1024;
 /** How long close() lets a worker finish the jobs it holds before terminating it. */
@@ -89,6 +90,14 @@ export class CodecPool {
    */
   openBatch(req: Omit<OpenBatchRequest, "op">, transfer = false): Promise<OpenBatchResult> {
     return this.run({ op: "openBatch", ...req }, transfer ? req.buffer : undefined) as Promise<OpenBatchResult>;
+  }
+
+  /**
+   * Opens the blobs of one pack range and writes them into their files on a codec
+   * thread (see restore-writer.ts). With `transfer`, the buffer is moved to the worker.
+   */
+  restoreRange(req: Omit<RestoreRangeRequest, "op">, transfer = false): Promise<RestoreRangeResult> {
+    return this.run({ op: "restoreRange", ...req }, transfer ? req.buffer : undefined) as Promise<RestoreRangeResult>;
   }
 
   private run(req: CodecRequest, transferable?: Uint8Array): Promise<unknown> {

@@ -1,5 +1,6 @@
 import { compressBlob, decompressBlob, type CompressionSpec } from "./compression.js";
 import { blobId, IntegrityError, open, seal, sha256Hex, type CipherName } from "./crypto.js";
+import { restoreRange, type RestoreRangeRequest, type RestoreRangeResult } from "./restore-writer.js";
 
 /** Key material a codec needs; sent once to each worker thread. */
 export interface CodecKeys {
@@ -49,7 +50,7 @@ export interface OpenBatchResult {
   sha256?: string;
 }
 
-export type CodecRequest = SealRequest | OpenRequest | OpenBatchRequest;
+export type CodecRequest = SealRequest | OpenRequest | OpenBatchRequest | RestoreRangeRequest;
 
 /** Compress-then-encrypt and decrypt-then-decompress for blobs: the CPU-heavy part of every job. */
 export class Codec {
@@ -90,7 +91,7 @@ export class Codec {
     return req.hash ? { items, sha256: sha256Hex(buf) } : { items };
   }
 
-  run(req: CodecRequest): SealResult | OpenResult | OpenBatchResult {
+  run(req: CodecRequest): SealResult | OpenResult | OpenBatchResult | RestoreRangeResult {
     switch (req.op) {
       case "seal":
         return this.seal(req);
@@ -98,6 +99,8 @@ export class Codec {
         return this.open(req);
       case "openBatch":
         return this.openBatch(req);
+      case "restoreRange":
+        return restoreRange(this, req);
     }
   }
 }

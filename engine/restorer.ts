@@ -4,6 +4,7 @@ import { blobId, IntegrityError } from "./crypto.js";
 import { openPatiently } from "./descriptors.js";
 import { CairnError, stopIfAborted } from "./errors.js";
 import { packKey } from "./pack.js";
+import type { FileMeta, RestoreRangeRequest } from "./restore-writer.js";
 import { PathPatterns } from "./pathmatch.js";
 import { mapLimit, type Repository } from "./repository.js";
 import { isSafeName, TreeLoader, type TreeNode } from "./tree.js";
@@ -61,17 +62,21 @@ interface FileJob {
 }
 
 /**
- * Files kept open between the blobs written into them. With at most
- * PACKS_AT_ONCE * WRITES_AT_ONCE in use and FILES_AT_ONCE being prepared, a restore
- * holds fewer than 128 descriptors whatever the size of the tree (a shell's limit is
- * often 1024, sometimes 256); an open that still meets EMFILE waits and retries.
+ * Files prepared at once (existing targets, empty files). Each codec thread keeps at
+ * most a few files open per range (restore-writer.ts), so a restore holds a few dozen
+ * descriptors whatever the size of the tree (a shell's limit is often 1024, sometimes
+ * 256); an open that still meets EMFILE waits and retries.
  */
-const MAX_OPEN = 64;
-/** Packs read at once: enough to keep every codec thread busy while files are written. */
-const PACKS_AT_ONCE = 4;
-/** Blobs of one pack range written at once. */
-const WRITES_AT_ONCE = 8;
 const FILES_AT_ONCE = 16;
+/** Read ranges: gaps up to MAX_GAP between needed blobs are read through; a range stops growing at MAX_RANGE (bounds the bytes in flight). */
+const MAX_GAP = 1 << 20;
+const MAX_RANGE = 4 << 20;
+
+/** A blob to restore: where it lies and which files (at which offsets) get it. */
+interface PlannedBlob {
+  loc: { id: Buffer; offset: number; length: number; compression: number };
+  targets: { job: FileJob; offset: number }[];
+}
 
 /**
  * Restores a snapshot tree into a target directory. Reads pack by pack (each pack
@@ -215,83 +220,110 @@ export class Restorer {
   }
 
   private async restoreFiles(): Promise<void> {
-    const byPack = new Map<string, { loc: NonNullable<ReturnType<Repository["lookup"]>>; targets: { job: FileJob; offset: number }[] }[]>();
-    const blobsInPack = new Map<string, Map<string, { loc: NonNullable<ReturnType<Repository["lookup"]>>; targets: { job: FileJob; offset: number }[] }>>();
-    const handles = new HandleCache(MAX_OPEN, (h, file) => this.confine(h, file));
     // Creating thousands of files is round trips to the file system: do many at once.
+    // A file with content in a directory this restore created needs no preparing: its
+    // first write creates it.
     const ready = new Array<boolean>(this.files.length);
-    await mapLimit(this.files, FILES_AT_ONCE, async (job, i) => {
+    const toPrepare: number[] = [];
+    for (const [i, job] of this.files.entries()) {
+      if (job.writes.length > 0 && this.createdDirs.has(path.dirname(job.dest))) ready[i] = true;
+      else toPrepare.push(i);
+    }
+    await mapLimit(toPrepare, FILES_AT_ONCE, async (i) => {
       this.stopIfCancelled();
+      const job = this.files[i];
       ready[i] = await this.prepareFile(job).catch((err: unknown) => {
         throw cannotRestore(job.dest, err);
       });
-      if (ready[i] && job.writes.length === 0) await this.finishFile(job, handles);
+      if (ready[i] && job.writes.length === 0) await this.finishFile(job);
     });
+    const ranges = this.readRanges(ready);
+    await mapLimit(ranges, Math.max(2, this.repo.pool.threads + 1), async (range) => {
+      this.stopIfCancelled();
+      await this.restoreRange(range);
+      this.options.onProgress?.({ ...this.progress });
+    });
+  }
+
+  /** Every blob to write, grouped by pack and sorted by offset into read ranges (each pack read once, in order). */
+  private readRanges(ready: boolean[]): (Range<PlannedBlob> & { packId: string })[] {
+    const byPack = new Map<string, Map<string, PlannedBlob>>();
     for (const [i, job] of this.files.entries()) {
-      if (!ready[i] || job.writes.length === 0) continue;
+      if (!ready[i]) continue;
       for (const w of job.writes) {
         const loc = this.repo.lookup(Buffer.from(w.id, "hex"))!;
-        let m = blobsInPack.get(loc.packId);
-        if (!m) {
-          blobsInPack.set(loc.packId, (m = new Map()));
-          byPack.set(loc.packId, []);
-        }
-        let b = m.get(w.id);
-        if (!b) {
-          m.set(w.id, (b = { loc, targets: [] }));
-          byPack.get(loc.packId)!.push(b);
-        }
+        let blobs = byPack.get(loc.packId);
+        if (!blobs) byPack.set(loc.packId, (blobs = new Map()));
+        let b = blobs.get(w.id);
+        if (!b) blobs.set(w.id, (b = { loc: { id: loc.id, offset: loc.offset, length: loc.length, compression: loc.compression }, targets: [] }));
         b.targets.push({ job, offset: w.offset });
       }
     }
-    const packs = [...byPack.entries()];
-    let next = 0;
-    const worker = async () => {
-      // After a failure no worker starts on another pack: the restore is ending.
-      while (next < packs.length) {
-        const [packId, blobs] = packs[next++];
-        blobs.sort((a, b) => a.loc.offset - b.loc.offset);
-        for (const range of coalesce(blobs)) {
-          this.stopIfCancelled();
-          const bytes = await this.repo.backend.get(packKey(packId), { offset: range.start, length: range.end - range.start });
-          // One job decrypts and verifies the whole range on a worker thread.
-          const { items } = await this.repo.pool.openBatch(
-            { buffer: bytes, items: range.blobs.map((b) => ({ offset: b.loc.offset - range.start, length: b.loc.length, compression: b.loc.compression, expectId: b.loc.id })) },
-            true,
-          );
-          for (const [i, { error, data }] of items.entries()) {
-            if (error !== undefined || !data) {
-              throw new IntegrityError(`pack ${packId} is damaged (${error}); ${range.blobs[i].targets[0].job.dest} cannot be restored from it`);
-            }
-          }
-          // A range may hold thousands of small files: a bounded number are written at once.
-          await mapLimit(range.blobs, WRITES_AT_ONCE, async (b, i) => {
-            const data = items[i].data!;
-            for (const t of b.targets) {
-              await handles.with(t.job.dest, (h) => writeAll(h, data, t.offset)).catch((err: unknown) => {
-                throw cannotRestore(t.job.dest, err);
-              });
-              this.result.bytesWritten += data.length;
-              this.progress.bytesDone += data.length;
-              if (--t.job.remaining === 0) await this.finishFile(t.job, handles);
-            }
-          });
-          this.options.onProgress?.({ ...this.progress });
-        }
-      }
-    };
-    try {
-      await Promise.all(
-        Array.from({ length: PACKS_AT_ONCE }, () =>
-          worker().catch((err: unknown) => {
-            next = packs.length;
-            throw err;
-          }),
-        ),
-      );
-    } finally {
-      await handles.closeAll();
+    const out: (Range<PlannedBlob> & { packId: string })[] = [];
+    for (const [packId, blobs] of byPack) {
+      const sorted = [...blobs.values()].sort((a, b) => a.loc.offset - b.loc.offset);
+      for (const r of coalesce(sorted, MAX_GAP, MAX_RANGE)) out.push({ ...r, packId });
     }
+    return out;
+  }
+
+  /**
+   * Reads one range and hands it to a codec thread, which opens its blobs and writes
+   * them into their files (restore-writer.ts); a file whose last blobs were in this
+   * range is finished there too, or here when its blobs were spread over ranges in flight at once.
+   */
+  private async restoreRange(range: Range<PlannedBlob> & { packId: string }): Promise<void> {
+    const files: RestoreRangeRequest["files"] = [];
+    const jobs: FileJob[] = [];
+    const fileNo = new Map<FileJob, number>();
+    const blobs = range.blobs.map((b) => {
+      const targets: number[] = [];
+      for (const t of b.targets) {
+        let fi = fileNo.get(t.job);
+        if (fi === undefined) {
+          fileNo.set(t.job, (fi = files.length));
+          files.push({ path: t.job.dest, writes: 0 });
+          jobs.push(t.job);
+        }
+        files[fi].writes++;
+        targets.push(fi, t.offset);
+      }
+      return { offset: b.loc.offset - range.start, length: b.loc.length, compression: b.loc.compression, expectId: b.loc.id, targets };
+    });
+    for (const [fi, f] of files.entries()) if (f.writes === jobs[fi].remaining) f.meta = this.metaOf(jobs[fi].node);
+    const bytes = await this.repo.backend.get(packKey(range.packId), { offset: range.start, length: range.end - range.start });
+    const res = await this.repo.pool.restoreRange({ buffer: bytes, blobs, files, root: this.realRoot }, true);
+    this.result.bytesWritten += res.bytesWritten;
+    this.progress.bytesDone += res.bytesWritten;
+    this.result.warnings.push(...res.warnings);
+    const failure = res.failure;
+    if (failure?.kind === "blob") {
+      const dest = jobs[blobs[failure.blob].targets[0]].dest;
+      throw new IntegrityError(`pack ${range.packId} is damaged (${failure.message}); ${dest} cannot be restored from it`);
+    }
+    if (failure?.kind === "outside") {
+      throw new CairnError(`refusing to write ${jobs[failure.file].dest}: it leads to ${failure.real}, outside the target (was a directory on the way replaced by a link?)`);
+    }
+    if (failure?.kind === "file") {
+      const dest = failure.file >= 0 ? jobs[failure.file].dest : this.root;
+      throw cannotRestore(dest, Object.assign(new Error(failure.message), { code: failure.code }));
+    }
+    for (const [fi, f] of files.entries()) {
+      const job = jobs[fi];
+      job.remaining -= f.writes;
+      if (f.meta) this.progress.filesDone++;
+      else if (job.remaining === 0) await this.finishFile(job);
+    }
+  }
+
+  /** What a codec thread sets on a file it finishes. */
+  private metaOf(node: TreeNode): FileMeta {
+    const chown = this.isRoot && this.options.owners !== false;
+    return {
+      mode: this.options.setidBits === false ? node.mode & ~0o6000 : node.mode,
+      mtime: nsToSeconds(node.mtime),
+      ...(chown ? { uid: node.uid, gid: node.gid } : {}),
+    };
   }
 
   private stopIfCancelled(): void {
@@ -377,16 +409,9 @@ export class Restorer {
     return changed;
   }
 
-  /** A file whose every blob is written: its metadata is set through the handle that wrote it, which is then closed. */
-  private async finishFile(job: FileJob, handles: HandleCache): Promise<void> {
-    const h = await handles.take(job.dest);
-    if (h) {
-      try {
-        await this.setMeta(h, job.dest, job.node);
-      } finally {
-        await h.close();
-      }
-    } else await this.applyMeta(job.dest, job.node);
+  /** A file whose every blob is written (or that has none): its metadata is set. */
+  private async finishFile(job: FileJob): Promise<void> {
+    await this.applyMeta(job.dest, job.node);
     this.progress.filesDone++;
   }
 
@@ -483,7 +508,7 @@ interface Range<B> {
 }
 
 /** Groups blobs sorted by offset into read ranges, bridging small gaps so one read serves many blobs. */
-function coalesce<B extends { loc: { offset: number; length: number } }>(blobs: B[], maxGap = 1 << 20, maxRange = 24 << 20): Range<B>[] {
+function coalesce<B extends { loc: { offset: number; length: number } }>(blobs: B[], maxGap: number, maxRange: number): Range<B>[] {
   const out: Range<B>[] = [];
   for (const b of blobs) {
     const last = out[out.length - 1];
@@ -494,14 +519,6 @@ function coalesce<B extends { loc: { offset: number; length: number } }>(blobs: 
     } else out.push({ start: b.loc.offset, end, blobs: [b] });
   }
   return out;
-}
-
-async function writeAll(h: fs.FileHandle, data: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await h.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
 }
 
 /** A file system error met writing `dest`, as an error that names the file and says what to do. */
@@ -530,69 +547,4 @@ async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
 export function nsToSeconds(ns: string): number {
   const us = BigInt(ns) / 1000n;
   return Number(us / 1_000_000n) + (Number(us % 1_000_000n) + 0.5) / 1e6;
-}
-
-/** Keeps a bounded number of files open for writing; a handle in use is never closed under its writer. */
-class HandleCache {
-  private readonly open = new Map<string, { handle: Promise<fs.FileHandle>; users: number }>();
-
-  /** `check` runs on every handle opened; when it throws, the handle is closed and the write fails. */
-  constructor(
-    private readonly max: number,
-    private readonly check: (h: fs.FileHandle, file: string) => Promise<void>,
-  ) {}
-
-  /** Runs `fn` with an open handle for `file`. */
-  async with<T>(file: string, fn: (h: fs.FileHandle) => Promise<T>): Promise<T> {
-    let entry = this.open.get(file);
-    if (entry) {
-      this.open.delete(file);
-      this.open.set(file, entry); // most recently used last
-    } else {
-      // Registered before any await, so concurrent writers to the same file share one handle.
-      entry = { handle: this.openChecked(file), users: 0 };
-      this.open.set(file, entry);
-    }
-    entry.users++;
-    try {
-      await this.evict();
-      return await fn(await entry.handle);
-    } finally {
-      entry.users--;
-    }
-  }
-
-  private async openChecked(file: string): Promise<fs.FileHandle> {
-    const h = await openPatiently(file, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-    try {
-      await this.check(h, file);
-    } catch (err) {
-      await h.close();
-      throw err;
-    }
-    return h;
-  }
-
-  private async evict(): Promise<void> {
-    for (const [file, entry] of this.open) {
-      if (this.open.size <= this.max) return;
-      if (entry.users > 0) continue;
-      this.open.delete(file);
-      await (await entry.handle).close();
-    }
-  }
-
-  /** The handle open for `file`, no longer kept (the caller closes it), or undefined when none is. */
-  async take(file: string): Promise<fs.FileHandle | undefined> {
-    const entry = this.open.get(file);
-    if (!entry) return undefined;
-    this.open.delete(file);
-    return entry.handle;
-  }
-
-  async closeAll(): Promise<void> {
-    const all = [...this.open.values()];
-    this.open.clear();
-    await Promise.all(all.map(async (e) => (await e.handle).close()));
-  }
 }

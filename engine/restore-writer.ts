@@ -1,0 +1,147 @@
+import { closeSync, constants, fchmodSync, fchownSync, futimesSync, openSync, readlinkSync, writeSync } from "node:fs";
+import * as path from "node:path";
+import type { Codec } from "./codec.js";
+
+/**
+ * One read range of a pack, with the files its blobs go into: a codec thread opens
+ * each blob and writes it straight into its files, so restored bytes never travel
+ * back to the main thread and a file whose blobs all lie in the range is finished
+ * (metadata set, closed) by the same thread, in the same job.
+ */
+export interface RestoreRangeRequest {
+  op: "restoreRange";
+  buffer: Uint8Array;
+  blobs: { offset: number; length: number; compression: number; expectId: Uint8Array; targets: number[] }[];
+  /** Files written by this job. `writes` is how many of the targets are theirs; `meta` is given when this job completes the file. */
+  files: { path: string; writes: number; meta?: FileMeta }[];
+  /** The target with its links resolved: every file opened must lie inside it. */
+  root: string;
+}
+
+export interface FileMeta {
+  mode: number;
+  /** Set when the restore gives files their owners. */
+  uid?: number;
+  gid?: number;
+  /** Seconds, as fs.futimes takes them. */
+  mtime: number;
+}
+
+/** A restore job stops at its first failure and says which blob or file it was. */
+export type RestoreRangeFailure =
+  | { kind: "blob"; blob: number; message: string }
+  | { kind: "file"; file: number; message: string; code?: string }
+  | { kind: "outside"; file: number; real: string };
+
+export interface RestoreRangeResult {
+  bytesWritten: number;
+  /** Files this job finished (the ones with `meta`), before any failure. */
+  filesFinished: number;
+  warnings: string[];
+  failure?: RestoreRangeFailure;
+}
+
+/** Files one job keeps open at once; more (blobs shared by many files in odd orders) are closed and reopened. */
+const OPEN_PER_JOB = 8;
+
+/**
+ * Blobs are taken in pack order and each is dropped once written, so a job holds its
+ * range and one opened blob. Files are opened with O_NOFOLLOW and checked through
+ * /proc/self/fd to lie inside the target (a directory on the way swapped for a link
+ * would lead elsewhere); metadata is set through the same handle.
+ */
+export function restoreRange(codec: Codec, req: RestoreRangeRequest): RestoreRangeResult {
+  const buf = Buffer.from(req.buffer.buffer, req.buffer.byteOffset, req.buffer.byteLength);
+  const result: RestoreRangeResult = { bytesWritten: 0, filesFinished: 0, warnings: [] };
+  const left = req.files.map((f) => f.writes);
+  const open = new Map<number, number>();
+  let fileAt = -1;
+  const closeAll = () => {
+    for (const fd of open.values()) closeSync(fd);
+    open.clear();
+  };
+  try {
+    for (const [bi, blob] of req.blobs.entries()) {
+      let data: Buffer;
+      try {
+        if (blob.offset + blob.length > buf.length) throw new Error("the blob lies beyond the end of the range read");
+        data = codec.open({ op: "open", envelope: buf.subarray(blob.offset, blob.offset + blob.length), compression: blob.compression, expectId: blob.expectId }).data!;
+      } catch (err) {
+        result.failure = { kind: "blob", blob: bi, message: (err as Error).message };
+        return result;
+      }
+      for (let t = 0; t < blob.targets.length; t += 2) {
+        const fi = (fileAt = blob.targets[t]);
+        const file = req.files[fi];
+        let fd = open.get(fi);
+        if (fd === undefined) {
+          if (open.size >= OPEN_PER_JOB) closeAll();
+          fd = openPatientlySync(file.path);
+          open.set(fi, fd);
+          const real = realOf(fd);
+          if (real !== undefined && real !== req.root && !real.startsWith(req.root + path.sep)) {
+            result.failure = { kind: "outside", file: fi, real };
+            return result;
+          }
+        }
+        let done = 0;
+        const position = blob.targets[t + 1];
+        while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+        result.bytesWritten += data.length;
+        if (--left[fi] > 0) continue;
+        open.delete(fi);
+        try {
+          if (file.meta) {
+            setMeta(fd, file.path, file.meta, result.warnings);
+            result.filesFinished++;
+          }
+        } finally {
+          closeSync(fd);
+        }
+      }
+    }
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    result.failure = { kind: "file", file: fileAt, message: e.message, code: e.code };
+  } finally {
+    closeAll();
+  }
+  return result;
+}
+
+/** How long an open waits for a free file descriptor (EMFILE, ENFILE), as openPatiently does on the main thread. */
+const OPEN_PATIENCE_MS = 60_000;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+function openPatientlySync(file: string): number {
+  const started = Date.now();
+  for (let ms = 1; ; ms = Math.min(ms * 2, 250)) {
+    try {
+      return openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== "EMFILE" && code !== "ENFILE") || Date.now() - started > OPEN_PATIENCE_MS) throw err;
+      Atomics.wait(pause, 0, 0, ms); // this thread has nothing else to do meanwhile
+    }
+  }
+}
+
+/** Where an open descriptor leads; undefined where /proc is missing (not Linux), where the O_NOFOLLOW opens stand alone. */
+function realOf(fd: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Owner, then mode (a chown clears setuid bits), then times; a failure is a warning, as on the main thread. */
+function setMeta(fd: number, dest: string, meta: FileMeta, warnings: string[]): void {
+  try {
+    if (meta.uid !== undefined && meta.gid !== undefined) fchownSync(fd, meta.uid, meta.gid);
+    fchmodSync(fd, meta.mode);
+    futimesSync(fd, meta.mtime, meta.mtime);
+  } catch (err) {
+    warnings.push(`${dest}: could not set metadata (${(err as Error).message})`);
+  }
+}
