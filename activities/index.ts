@@ -19,6 +19,7 @@ import { recoveryActivities } from "./recovery.js";
 import { restoreActivities } from "./restore.js";
 import { slotActivities } from "./slots.js";
 import { standbyActivities } from "./standby.js";
+import { binlogArchiverActivities } from "./binlog-archiver.js";
 import type { ActivityDeps } from "./repository.js";
 
 export type { ActivityDeps } from "./repository.js";
@@ -26,7 +27,7 @@ export type { NotifyInput, NotifyResult, PrepareResult, RecordResult, RetentionI
 
 /** Every activity a Cairn worker registers, bound to the worker's secret box and execution policy. */
 export function createActivities(deps: ActivityDeps) {
-  return speakingForBackends({ ...backupActivities(deps), ...maintenanceActivities(deps), ...notifyActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...browseActivities(deps), ...recoveryActivities(deps), ...logicalRestoreActivities(deps), ...drillActivities(deps), ...failoverActivities(deps), ...slotActivities(deps), ...mysqlActivities(deps), ...mysqlRecoveryActivities(deps), ...standbyActivities(deps) });
+  return speakingForBackends({ ...backupActivities(deps), ...maintenanceActivities(deps), ...notifyActivities(deps), ...replicationActivities(deps), ...restoreActivities(deps), ...requestActivities(deps), ...browseActivities(deps), ...recoveryActivities(deps), ...logicalRestoreActivities(deps), ...drillActivities(deps), ...failoverActivities(deps), ...slotActivities(deps), ...mysqlActivities(deps), ...mysqlRecoveryActivities(deps), ...standbyActivities(deps), ...binlogArchiverActivities(deps) });
 }
 
 export type CairnActivities = ReturnType<typeof createActivities>;

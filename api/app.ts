@@ -36,6 +36,7 @@ import { CSRF_HEADER, DEFAULT_SESSIONS, SESSION_COOKIE, Sessions, type SessionOp
 import { securityRoutes } from "./routes/security.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
 import { standbyRoutes } from "./routes/standbys.js";
+import { binlogArchiverRoutes } from "./routes/binlog-archivers.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { workerRoutes } from "./routes/workers.js";
 import { raiseSecurityEvent } from "./security-events.js";
@@ -131,6 +132,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", recoveryRoutes(deps));
   app.route("/v1", mysqlRoutes(deps));
   app.route("/v1", standbyRoutes(deps));
+  app.route("/v1", binlogArchiverRoutes(deps));
   app.route("/v1", drillRoutes(deps));
   app.route("/v1", failoverRoutes(deps));
   app.route("/v1", tokenRoutes(deps));

@@ -93,6 +93,10 @@ describe("tokens, roles and scopes", () => {
     deleteStandby: ["operator", "admin"],
     listStandbys: ["viewer", "operator", "admin"],
     getStandby: ["viewer", "operator", "admin"],
+    // A continuous binary log archiver runs the plan's archiving for good: who may run plans may start and stop it; whoever reads plans reads its lag.
+    startBinlogArchiver: ["operator", "admin"],
+    stopBinlogArchiver: ["operator", "admin"],
+    getBinlogArchiver: ["viewer", "operator", "admin"],
     checkRepository: ["operator", "admin"],
     verifySnapshot: ["operator", "admin"],
     pruneRepository: ["operator", "admin"],

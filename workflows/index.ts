@@ -13,4 +13,5 @@ export { drillWorkflow } from "./drill.js";
 export { mysqlRecoveryWindowWorkflow, mysqlRecoveryWorkflow, mysqlRestoreWorkflow, previewMysqlRestoreWorkflow } from "./mysql.js";
 export { workerRegisterWorkflow } from "./workers.js";
 export { standbyWorkflow } from "./standby.js";
+export { binlogArchiverWorkflow } from "./binlog-archiver.js";
 export { failoverWorkflow } from "./failover.js";

@@ -1174,3 +1174,68 @@ export const failoverStatusQuery = defineQuery<FailoverStatus>("failoverStatus")
 
 /** The failure type of a failover stopped on purpose (lag too large, fencing unconfirmed, cut-over failed): no retry, the message says what to do. */
 export const FAILOVER_REFUSED = "FailoverRefusedError";
+
+/** The workflow type of a physical MySQL / MariaDB plan's continuous binary log archiver (one per plan, workflow id binlog-archiver-<planId>). */
+export const BINLOG_ARCHIVER_WORKFLOW = "binlogArchiverWorkflow";
+
+/** The workflow id of a plan's continuous binary log archiver: one per plan. */
+export function binlogArchiverWorkflowId(planId: string): string {
+  return `binlog-archiver-${planId}`;
+}
+
+export interface BinlogArchiverInput {
+  planId: string;
+  planName: string;
+  repository: RepositoryTarget;
+  /** The plan's server, its user and sealed password: mariadb-binlog signs in as that user (REPLICATION SLAVE, BINLOG MONITOR). */
+  source: MysqlSource;
+  /** The worker's directory mariadb-binlog writes into, under the restore roots. */
+  spoolDir: string;
+  /** Seconds between two stores of the log the server writes. */
+  intervalSeconds: number;
+  /** The server id mariadb-binlog connects as (unique among the server's replicas). */
+  replicaId: number;
+  /** Set by the workflow when it continues as new: its status so far. */
+  carried?: BinlogArchiverStatus;
+}
+
+export type BinlogArchiverPhase = "starting" | "streaming" | "reconnecting" | "stopping" | "stopped";
+
+/** What a binary log archiver's `status` query answers (and its workflow returns once stopped). */
+export interface BinlogArchiverStatus {
+  planId: string;
+  phase: BinlogArchiverPhase;
+  spoolDir: string;
+  intervalSeconds: number;
+  /** The server as it names itself (host:port). */
+  server?: string;
+  /** Where the server wrote at the last look (SHOW MASTER STATUS). */
+  serverFile?: string;
+  serverPosition?: number;
+  /** The end of what the repository holds: the last log archived whole, or the stored part of the current one. */
+  archivedFile?: string;
+  archivedPosition?: number;
+  /** Every event the server wrote before this time is in the repository (the recovery point). */
+  archivedThrough?: string;
+  /** Bytes of the current log the server wrote that the repository does not hold yet. */
+  lagBytes?: number;
+  /** Seconds since archivedThrough when the server wrote more since; 0 when everything is archived. */
+  lagSeconds?: number;
+  lastCheckedAt?: string;
+  /** Logs archived whole since the archiver started. */
+  logsArchived: number;
+  /** Times mariadb-binlog stopped (a server restart, a lost connection) and was started again. */
+  reconnects: number;
+  /** What happened, newest last (reconnects, failed looks); the last 10. */
+  events: string[];
+}
+
+/** One look of the archiver at the server and its spool (binlog-stream.ts BinlogStreamReport), or what went wrong. */
+export type BinlogArchiverReport =
+  | (Pick<BinlogArchiverStatus, "server" | "serverFile" | "serverPosition" | "archivedFile" | "archivedPosition" | "archivedThrough" | "lagBytes" | "lagSeconds" | "lastCheckedAt"> & { streaming: boolean; closed: string[] })
+  | { error: string; at: string; reconnect: boolean };
+
+export const binlogArchiverStatusQuery = defineQuery<BinlogArchiverStatus>("status");
+export const binlogArchiverReportSignal = defineSignal<[BinlogArchiverReport]>("binlogArchiverReport");
+/** Stops the archiver: a last store of what was streamed, then mariadb-binlog is stopped. */
+export const stopBinlogArchiverSignal = defineSignal<[]>("stopBinlogArchiver");

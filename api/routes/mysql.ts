@@ -88,7 +88,7 @@ export const MysqlWindow = z
     partial: z
       .object({ binlogFile: z.string(), size: z.number(), through: z.string() })
       .optional()
-      .openapi({ description: "The log the server writes now, as far as the continuous binary log archiver (cairn mysql binlog-archive --follow) stored it: every event before through; latest reaches through." }),
+      .openapi({ description: "The log the server writes now, as far as the continuous binary log archiver (POST /v1/plans/{id}/binlog-archiver, or cairn mysql binlog-archive --follow) stored it: every event before through; latest reaches through." }),
   })
   .openapi("MysqlRecoveryWindow");
 
@@ -148,7 +148,7 @@ function checkTargetInWindow(target: MysqlRecoveryTargetSpec, window: MysqlRecov
   }
   // Events of the target's own second are replayed, so the window's end counts to the end of its second.
   if (at >= Math.floor(Date.parse(window.latest.time) / 1000) * 1000 + 1000) {
-    const more = window.missing ? `binary log ${window.missing} is missing from the archive` : `archive newer binary logs (a plan with "binlogs": true archives them at each run; or cairn mysql binlog-archive)`;
+    const more = window.missing ? `binary log ${window.missing} is missing from the archive` : `archive newer binary logs (a plan with "binlogs": true archives them at each run; POST /v1/plans/${plan.id}/binlog-archiver continuously; or cairn mysql binlog-archive)`;
     throw new ApiError(409, "Target after the recovery window", `${target.time} is after the last archived binary log of plan ${plan.name} (${window.latest.time}); ${more}, or choose a time up to ${window.latest.time}`, fields);
   }
 }

@@ -64,6 +64,48 @@ export type BackfillInput = {
   overlap?: "skip" | "buffer_one" | "buffer_all" | "allow_all";
 };
 
+export type BinlogArchiver = {
+  planId: string;
+  /** binlog-archiver-<planId>: one per plan. */
+  workflowId: string;
+  running: boolean;
+  /** reconnecting: mariadb-binlog stopped (the server restarted, the connection was lost) and is started again. */
+  phase: "starting" | "streaming" | "reconnecting" | "stopping" | "stopped";
+  spoolDir: string;
+  intervalSeconds: number;
+  startedAt: string;
+  /** The server as it names itself (host:port). */
+  server?: string;
+  /** The binary log the server wrote at the last look (SHOW MASTER STATUS). */
+  serverFile?: string;
+  serverPosition?: number;
+  /** The end of what the repository holds: the last log archived whole, or the stored part of the current one. */
+  archivedFile?: string;
+  archivedPosition?: number;
+  /** Every event the server wrote before this time is in the repository: point-in-time recovery reaches it. */
+  archivedThrough?: string;
+  /** Bytes of the current log the server wrote that the repository does not hold yet. */
+  lagBytes?: number;
+  /** Seconds since archivedThrough when the server wrote more since; 0 when everything is archived. */
+  lagSeconds?: number;
+  lastCheckedAt?: string;
+  /** Logs archived whole since the archiver started. */
+  logsArchived: number;
+  /** Times mariadb-binlog stopped and was started again. */
+  reconnects: number;
+  /** What happened, newest last: reconnects, looks that failed. */
+  events: string[];
+  /** Why the archiver ended, or why its status is unknown. */
+  error?: string;
+};
+
+export type BinlogArchiverRequest = {
+  /** The worker's directory mariadb-binlog writes into (created), under the restore roots (CAIRN_RESTORE_ROOTS); one per plan. */
+  spoolDir: string;
+  /** Seconds between two stores of the log the server writes (1-60, default 5): the recovery point while it writes. */
+  intervalSeconds?: number;
+};
+
 export type BlackoutWindow = {
   /** Days the window starts on; every day when absent. */
   days?: ("sun" | "mon" | "tue" | "wed" | "thu" | "fri" | "sat")[];
@@ -411,7 +453,7 @@ export type MysqlRecoveryWindow = {
   };
   /** A binary log missing from the archive after the newest backup: recovery cannot go past it. */
   missing?: string;
-  /** The log the server writes now, as far as the continuous binary log archiver (cairn mysql binlog-archive --follow) stored it: every event before through; latest reaches through. */
+  /** The log the server writes now, as far as the continuous binary log archiver (POST /v1/plans/{id}/binlog-archiver, or cairn mysql binlog-archive --follow) stored it: every event before through; latest reaches through. */
   partial?: {
     binlogFile: string;
     size: number;
@@ -1292,6 +1334,8 @@ export type diffSnapshotsResponse = {
 
 export type getAnalyticsResponse = OverallAnalytics;
 
+export type getBinlogArchiverResponse = BinlogArchiver;
+
 export type getBottlenecksResponse = {
   at: string;
   bottlenecks: {
@@ -1514,6 +1558,19 @@ export type runPlanResponse = JobStarted;
 export type signInBody = SignIn;
 
 export type signInResponse = Session;
+
+export type startBinlogArchiverBody = BinlogArchiverRequest;
+
+export type startBinlogArchiverResponse = {
+  /** The plan's id: GET /v1/plans/{id}/binlog-archiver shows the archiver. */
+  id: string;
+  workflowId: string;
+};
+
+export type stopBinlogArchiverResponse = {
+  id: string;
+  phase: "stopping";
+};
 
 export type triggerPlanResponse = {
   scheduleId: string;
