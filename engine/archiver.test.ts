@@ -11,7 +11,7 @@ import { Restorer } from "./restorer.js";
 const PASSWORD = "correct horse battery staple";
 const FAST_KDF = { name: "scrypt" as const, N: 1024, r: 8, p: 1 };
 
-/** Small files are read ahead, several at once: each must still be judged on what was opened, and stored whole. */
+/** Small files are read whole with synchronous calls: each must still be judged on what was opened, and stored whole. */
 describe("archiver with many small files", () => {
   let tmp: ReturnType<typeof tempDir>;
   beforeEach(() => {
@@ -25,7 +25,8 @@ describe("archiver with many small files", () => {
     const files = new Map<string, Buffer>();
     for (let i = 0; i < 300; i++) {
       const name = `d/f${String(i).padStart(3, "0")}${i % 50 === 7 ? ".secret" : ""}`;
-      const data = randomBytes(i * 37);
+      // Up to 11 KiB, and one file each side of the 64 KiB bound of the small-file path.
+      const data = randomBytes(i === 298 ? 64 * 1024 : i === 299 ? 64 * 1024 + 1 : i * 37);
       writeFileSync(path.join(src, name), data);
       files.set(name, data);
     }
@@ -52,6 +53,31 @@ describe("archiver with many small files", () => {
         if (name.endsWith(".secret")) continue;
         expect(readFileSync(path.join(target, src, name)).equals(data), name).toBe(true);
       }
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it("lets the event loop run while it walks a large directory, so a cancellation stops it", async () => {
+    const src = path.join(tmp.dir, "src");
+    mkdirSync(src);
+    for (let i = 0; i < 2000; i++) writeFileSync(path.join(src, `f${i}`), String(i));
+    const repo = await Repository.init(new MemBackend(), PASSWORD, { kdf: FAST_KDF, threads: 0 });
+    try {
+      const ac = new AbortController();
+      let filesAtAbort = -1;
+      const archiver = new Archiver(repo, {
+        signal: ac.signal,
+        // The abort comes from a later turn of the event loop, as a workflow cancellation does.
+        onProgress: (p) => {
+          if (filesAtAbort < 0 && p.filesDone > 0) {
+            filesAtAbort = p.filesDone;
+            setImmediate(() => ac.abort());
+          }
+        },
+      });
+      await expect(archiver.backup([src])).rejects.toThrow(/cancelled/);
+      expect(filesAtAbort).toBeGreaterThan(0);
     } finally {
       await repo.close();
     }

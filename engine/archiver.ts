@@ -1,30 +1,35 @@
-import { constants, promises as fs, type BigIntStats } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readlinkSync, readSync, realpathSync, type BigIntStats } from "node:fs";
 import { hostname } from "node:os";
 import * as path from "node:path";
 import { BlobType } from "./blob-index.js";
-import { openPatiently } from "./descriptors.js";
+import { openPatiently, outOfDescriptors } from "./descriptors.js";
 import { CairnError } from "./errors.js";
 import { PathPatterns } from "./pathmatch.js";
 import type { Repository } from "./repository.js";
 import { safeUser } from "./repository.js";
 import { sameSet, loadSnapshots, type Snapshot, type SnapshotEntry, type SnapshotSource, type SnapshotSummary } from "./snapshot.js";
-import { isSafeName, saveTree, TreeLoader, type NodeType, type Tree, type TreeNode } from "./tree.js";
+import { decodeTree, isSafeName, saveTree, type NodeType, type Tree, type TreeNode } from "./tree.js";
 
 export const PROGRAM = "cairn 0.1.0";
 
-const STAT_AHEAD = 32;
 /**
- * Small files of a directory are opened and read this many at once, ahead of the one
- * being chunked: for a tree of small files the time goes to round trips to the file
- * system (open, read, close), not to the bytes, and one at a time left the main thread
- * idle half the run.
+ * Files up to this size are opened, read whole and closed with synchronous calls on
+ * the main thread, into one reused buffer. For a tree of small files the time went to
+ * the round trips of asynchronous calls (a thread-pool hop, a promise and a FileHandle
+ * for each of lstat, open, read and close), not to the bytes: on 50,000 files of 0-8
+ * KiB the asynchronous calls cost about 5 times the CPU of the synchronous ones.
+ * Bigger files are read asynchronously, chunk by chunk, as before.
  */
-const READ_AHEAD = 16;
-/** Files up to this size are read ahead whole (READ_AHEAD of them are in memory at most). */
-const READ_AHEAD_MAX = 64 * 1024;
+const SMALL_FILE_MAX = 64 * 1024;
+/**
+ * The synchronous walk gives the event loop a turn every this many entries, so pack
+ * uploads progress, progress reports and heartbeats go out and a cancellation is seen
+ * while a large directory is walked (a few milliseconds of small files).
+ */
+const YIELD_EVERY = 64;
 
-/** What reading a small file ahead gave: its bytes, why it could not be read, or undefined when it must be read the ordinary way (it grew). */
-type PreRead = Buffer | Error | undefined;
+/** What reading a small file gave: its bytes, why it could not be read, or undefined when it must be read the ordinary way (it grew). */
+type SmallRead = Buffer | Error | undefined;
 
 /** Progress of a running backup, reported a few times a second. */
 export interface BackupProgress {
@@ -112,8 +117,10 @@ type Fill = (buf: Buffer, offset: number, length: number) => Promise<number>;
  * size, mtime, ctime and inode as in the parent snapshot) are not read again.
  */
 export class Archiver {
-  private readonly loader: TreeLoader;
   private readonly buf: Buffer;
+  /** Where small files are read whole (SMALL_FILE_MAX + 1 bytes: one more tells that a file grew). */
+  private readonly smallBuf = Buffer.allocUnsafe(SMALL_FILE_MAX + 1);
+  private sinceYield = 0;
   private readonly isExcluded: (p: string) => boolean;
   private readonly summary: SnapshotSummary = {
     filesNew: 0, filesChanged: 0, filesUnmodified: 0, dirs: 0, totalBytes: 0, bytesRead: 0,
@@ -125,7 +132,6 @@ export class Archiver {
   private readonly packedAtStart: number;
 
   constructor(private readonly repo: Repository, private readonly options: Omit<BackupOptions, "paths"> = {}) {
-    this.loader = new TreeLoader(repo);
     this.packedAtStart = repo.packBytesWritten;
     this.buf = Buffer.allocUnsafe(repo.chunker.maxSize * 2);
     const excludes = new PathPatterns(options.excludes);
@@ -316,9 +322,14 @@ export class Archiver {
     return this.saveTreeCounted({ nodes });
   }
 
+  /**
+   * The parent snapshot's entries of one directory. Each parent tree is read once per
+   * backup, so none is kept: a cache of parsed trees held every node of the parent
+   * snapshot in memory until the end of the run.
+   */
   private async loadParentTree(id: string): Promise<Map<string, TreeNode> | undefined> {
     try {
-      const tree = await this.loader.load(id);
+      const tree = decodeTree(await this.repo.loadBlob(Buffer.from(id, "hex")), id);
       return new Map(tree.nodes.map((n) => [n.name, n]));
     } catch {
       return undefined; // a damaged parent only costs re-reading
@@ -332,7 +343,7 @@ export class Archiver {
   }
 
   /** Saves one filesystem entry; returns undefined when it is excluded or unreadable. */
-  private async saveEntry(full: string, name: string, prev?: TreeNode, stat?: BigIntStats | Error, preRead?: Promise<PreRead>): Promise<TreeNode | undefined> {
+  private async saveEntry(full: string, name: string, prev?: TreeNode, stat?: BigIntStats | Error): Promise<TreeNode | undefined> {
     this.checkAbort();
     let st: BigIntStats;
     try {
@@ -359,41 +370,23 @@ export class Archiver {
         const parent = prev?.type === "dir" && prev.subtree ? await this.loadParentTree(prev.subtree) : undefined;
         const nodes: TreeNode[] = [];
         const children = names.map((n) => ({ name: n, full: path.join(full, n) })).filter((c) => !this.isExcluded(c.full));
-        // Stat a window of entries ahead, so the file system answers in parallel while files are read in order.
-        const stats: Promise<BigIntStats | Error>[] = [];
-        const ahead = (i: number) => {
-          if (i < children.length && !stats[i]) stats[i] = fs.lstat(children[i].full, { bigint: true }).catch((e: Error) => e);
-        };
-        // Small changed files are read ahead too, each once its stat is in.
-        const reads: (Promise<PreRead> | undefined)[] = [];
-        const readAhead = (i: number) => {
-          if (i >= children.length || reads[i]) return;
-          reads[i] = stats[i].then((st) => {
-            if (st instanceof Error || !st.isFile() || st.size > READ_AHEAD_MAX) return undefined;
-            if (this.unchanged(parent?.get(children[i].name), nodeFromStat(children[i].name, "file", st), st)) return undefined;
-            return this.readSmall(children[i].full, Number(st.size));
-          });
-        };
-        for (let i = 0; i < Math.min(STAT_AHEAD, children.length); i++) ahead(i);
-        for (let i = 0; i < Math.min(READ_AHEAD, children.length); i++) readAhead(i);
-        try {
-          for (let i = 0; i < children.length; i++) {
-            ahead(i + STAT_AHEAD);
-            readAhead(i + READ_AHEAD);
-            const c = children[i];
-            const saved = await this.saveEntry(c.full, c.name, parent?.get(c.name), await stats[i], reads[i]);
-            if (saved) nodes.push(saved);
+        for (const c of children) {
+          await this.yieldSometimes();
+          let st: BigIntStats | Error;
+          try {
+            st = lstatSync(c.full, { bigint: true });
+          } catch (err) {
+            st = err as Error;
           }
-        } finally {
-          // A failed backup leaves no read running behind it.
-          await Promise.allSettled(reads);
+          const saved = await this.saveEntry(c.full, c.name, parent?.get(c.name), st);
+          if (saved) nodes.push(saved);
         }
         node.subtree = await this.saveTreeCounted({ nodes });
         this.summary.dirs++;
         return node;
       }
       case "file":
-        return this.saveFile(full, node, st, prev, await preRead);
+        return this.saveFile(full, node, st, prev);
       case "symlink":
         try {
           node.linktarget = await fs.readlink(full);
@@ -417,50 +410,66 @@ export class Archiver {
     );
   }
 
+  /** Lets the event loop run once the synchronous walk has gone through YIELD_EVERY entries. */
+  private async yieldSometimes(): Promise<void> {
+    if (++this.sinceYield < YIELD_EVERY) return;
+    this.sinceYield = 0;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
   /**
-   * Reads a small file whole, checked like any other (opened without following a
-   * link, judged by options.refuse on what was opened). Undefined when it has grown
-   * past its stat (it is then read the ordinary way).
+   * Reads a small file whole into smallBuf (valid until the next call), checked like
+   * any other file: opened without following a link, judged by options.refuse on what
+   * was opened. Undefined when it has grown past SMALL_FILE_MAX, or when no file
+   * descriptor is free right now: the ordinary (patient, asynchronous) path reads it then.
    */
-  private async readSmall(full: string, size: number): Promise<PreRead> {
-    let handle: fs.FileHandle;
+  private readSmall(full: string): SmallRead {
+    let fd: number;
     try {
-      handle = await openPatiently(full, constants.O_RDONLY | constants.O_NOFOLLOW);
+      fd = openSync(full, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
-      return err as Error;
+      return outOfDescriptors(err) ? undefined : (err as Error);
     }
     try {
-      const why = this.options.refuse && (await this.refusalOf(handle, full).catch((err: Error) => err.message));
-      if (why) return new Error(why);
-      const buf = Buffer.allocUnsafe(size + 1);
+      if (this.options.refuse) {
+        let why: string | undefined;
+        try {
+          why = this.options.refuse(realPathOfFd(fd, full), fstatSync(fd, { bigint: true }));
+        } catch (err) {
+          why = (err as Error).message;
+        }
+        if (why) return new Error(why);
+      }
+      const buf = this.smallBuf;
       let got = 0;
       for (;;) {
-        const { bytesRead } = await handle.read(buf, got, buf.length - got, null);
-        if (bytesRead === 0) break;
-        got += bytesRead;
+        const n = readSync(fd, buf, got, buf.length - got, null);
+        if (n === 0) break;
+        got += n;
         if (got === buf.length) return undefined;
       }
       return buf.subarray(0, got);
     } catch (err) {
       return err as Error;
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
   }
 
-  private async saveFile(full: string, node: TreeNode, st: BigIntStats, prev?: TreeNode, preRead?: PreRead): Promise<TreeNode | undefined> {
+  private async saveFile(full: string, node: TreeNode, st: BigIntStats, prev?: TreeNode): Promise<TreeNode | undefined> {
     this.progress.currentPath = full;
     const unchanged = this.unchanged(prev, node, st);
+    const small = unchanged || st.size > SMALL_FILE_MAX ? undefined : this.readSmall(full);
     if (unchanged) {
       node.content = prev!.content;
       node.size = prev!.size;
       this.summary.filesUnmodified++;
-    } else if (preRead !== undefined) {
-      if (preRead instanceof Error) {
-        this.fail(full, preRead);
+    } else if (small !== undefined) {
+      if (small instanceof Error) {
+        this.fail(full, small);
         return undefined;
       }
-      const { content, size } = await this.chunkStream(bufferFill(preRead));
+      const { content, size } = await this.storeSmall(small);
       node.content = content;
       node.size = size;
       if (prev) this.summary.filesChanged++;
@@ -508,6 +517,26 @@ export class Archiver {
   private async refusalOf(handle: fs.FileHandle, full: string): Promise<string | undefined> {
     const real = await fs.readlink(`/proc/self/fd/${handle.fd}`).catch(() => fs.realpath(full));
     return this.options.refuse!(real, await handle.stat({ bigint: true }));
+  }
+
+  /**
+   * Stores a small file's bytes (a view of smallBuf). Bytes within the chunker's
+   * minimum size are one chunk, hashed where they lie; only a blob the repository
+   * lacks is copied out.
+   */
+  private async storeSmall(data: Buffer): Promise<{ content: string[]; size: number }> {
+    if (data.length > this.repo.chunker.minSize) return this.chunkStream(bufferFill(data));
+    this.summary.bytesRead += data.length;
+    this.progress.bytesDone += data.length;
+    if (data.length === 0) return { content: [], size: 0 };
+    const id = this.repo.blobId(data);
+    if (!this.repo.hasBlob(id) && (await this.repo.saveBlob(BlobType.data, Buffer.from(data), id))) {
+      this.summary.dataBlobsAdded++;
+      this.summary.dataAdded += data.length;
+    }
+    this.checkAbort();
+    this.report("saving");
+    return { content: [id.toString("hex")], size: data.length };
   }
 
   /** Cuts a byte source into content-defined chunks (or fixed blocks of `blockSize`) and stores the new ones. */
@@ -575,6 +604,15 @@ function bufferFill(data: Buffer): Fill {
     at += n;
     return n;
   };
+}
+
+/** What the descriptor `fd` really opened (links resolved), or `full` resolved when /proc is not there. */
+function realPathOfFd(fd: number, full: string): string {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return realpathSync(full);
+  }
 }
 
 function entryNode(name: string, e: SourceEntry): TreeNode {
