@@ -13,6 +13,15 @@ export interface PackEntry {
 }
 
 const HEADER_ENTRY = 42; // type 1, compression 1, length 4, rawLength 4, id 32
+/**
+ * Envelopes smaller than OWN_PART are copied into segments of SEGMENT bytes. A small
+ * envelope is a slice of Node's shared 8 KiB allocation pool, and keeping it keeps its
+ * whole slab alive, with the short-lived buffers that were cut from the same slab
+ * (plaintext copies, compressor output): holding a pack of small blobs as their
+ * envelopes cost about three times the pack's size.
+ */
+const SEGMENT = 1024 * 1024;
+const OWN_PART = 64 * 1024;
 
 /**
  * Collects encrypted blobs into one pack file:
@@ -22,16 +31,33 @@ const HEADER_ENTRY = 42; // type 1, compression 1, length 4, rawLength 4, id 32
 export class PackBuilder {
   readonly entries: PackEntry[] = [];
   private parts: Buffer[] = [];
+  private segment?: Buffer;
+  private segmentUsed = 0;
   size = 0;
 
   constructor(readonly type: BlobType) {}
 
   add(envelope: Buffer, meta: { id: Buffer; compression: number; rawLength: number }): PackEntry {
     const entry: PackEntry = { id: meta.id, type: this.type, compression: meta.compression, offset: this.size, length: envelope.length, rawLength: meta.rawLength };
-    this.parts.push(envelope);
+    if (envelope.length >= OWN_PART) {
+      this.closeSegment();
+      this.parts.push(envelope);
+    } else {
+      if (!this.segment || this.segment.length - this.segmentUsed < envelope.length) {
+        this.closeSegment();
+        this.segment = Buffer.allocUnsafeSlow(SEGMENT);
+      }
+      this.segmentUsed += envelope.copy(this.segment, this.segmentUsed);
+    }
     this.entries.push(entry);
     this.size += envelope.length;
     return entry;
+  }
+
+  private closeSegment(): void {
+    if (this.segment && this.segmentUsed) this.parts.push(this.segment.subarray(0, this.segmentUsed));
+    this.segment = undefined;
+    this.segmentUsed = 0;
   }
 
   get count(): number {
@@ -44,6 +70,7 @@ export class PackBuilder {
    * concatenated: the backend writes them as one object.
    */
   finish(key: DataKey, cipher: CipherName): { id: string; parts: Buffer[]; size: number } {
+    this.closeSegment();
     const header = Buffer.allocUnsafe(this.entries.length * HEADER_ENTRY);
     this.entries.forEach((e, i) => {
       const at = i * HEADER_ENTRY;
