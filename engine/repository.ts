@@ -7,7 +7,7 @@ import { CodecPool } from "./codec-pool.js";
 import { Compression, DEFAULT_COMPRESSION, compressBlob, decompressBlob, formatCompression, parseCompression, type CompressionSpec } from "./compression.js";
 import { blobId, DEFAULT_SCRYPT, deriveKey, IntegrityError, open, randomKey, seal, sha256Hex, type CipherName, type DataKey, type KdfParams } from "./crypto.js";
 import { CairnError, RepositoryNotFoundError, WrongPasswordError } from "./errors.js";
-import { decodeIndex, encodeIndex, type IndexFile } from "./index-file.js";
+import { compactIndexFile, decodeIndex, encodeIndex, type IndexFile } from "./index-file.js";
 import { PackBuilder, packKey, type PackEntry } from "./pack.js";
 
 export const FORMAT_VERSION = 1;
@@ -210,10 +210,12 @@ export class Repository {
   async loadIndex(onIndexError?: OpenOptions["onIndexError"]): Promise<void> {
     const ids: string[] = [];
     for await (const obj of this.backend.list("index/")) ids.push(obj.key.slice("index/".length));
-    const files = new Map<string, IndexFile>();
+    // Kept encoded until every file is read: decoded objects of all of them at once cost far more.
+    const files = new Map<string, { encoded: Buffer; supersedes: string[] }>();
     await mapLimit(ids, 4, async (id) => {
       try {
-        files.set(id, decodeIndex(await this.loadUnpacked("index", id)));
+        const encoded = await this.loadUnpacked("index", id);
+        files.set(id, { encoded, supersedes: decodeIndex(encoded).supersedes });
       } catch (err) {
         if (!onIndexError || !(err instanceof IntegrityError)) throw err;
         onIndexError(id, err);
@@ -224,8 +226,8 @@ export class Repository {
     this.indexFiles.clear();
     for (const [id, f] of files) {
       if (superseded.has(id)) continue;
-      this.indexFiles.set(id, f);
-      for (const pack of f.packs) {
+      this.indexFiles.set(id, compactIndexFile(f.encoded, f.supersedes));
+      for (const pack of decodeIndex(f.encoded).packs) {
         const n = this.index.packNumber(pack.id);
         for (const b of pack.blobs) this.index.add({ ...b, pack: n });
       }
@@ -315,10 +317,10 @@ export class Repository {
 
   private async writeIndex(supersedes: string[] = []): Promise<string | undefined> {
     if (this.pendingIndex.length === 0 && supersedes.length === 0) return undefined;
-    const file: IndexFile = { supersedes, packs: this.pendingIndex };
+    const encoded = encodeIndex({ supersedes, packs: this.pendingIndex });
     this.pendingIndex = [];
-    const id = await this.saveUnpacked("index", encodeIndex(file));
-    this.indexFiles.set(id, file);
+    const id = await this.saveUnpacked("index", encoded);
+    this.indexFiles.set(id, compactIndexFile(encoded, supersedes));
     return id;
   }
 
