@@ -76,8 +76,9 @@ export class CodecPool {
     return this.pending.size;
   }
 
-  seal(req: Omit<SealRequest, "op">, transfer = false): Promise<SealResult> {
-    return this.run({ op: "seal", ...req }, transfer ? req.data : undefined) as Promise<SealResult>;
+  /** With `inline`, the job runs on this thread whatever its size (see Repository.saveBlob). */
+  seal(req: Omit<SealRequest, "op">, transfer = false, inline = false): Promise<SealResult> {
+    return this.run({ op: "seal", ...req }, transfer ? req.data : undefined, inline) as Promise<SealResult>;
   }
 
   open(req: Omit<OpenRequest, "op">): Promise<OpenResult> {
@@ -100,10 +101,10 @@ export class CodecPool {
     return this.run({ op: "restoreRange", ...req }, transfer ? req.buffer : undefined) as Promise<RestoreRangeResult>;
   }
 
-  private run(req: CodecRequest, transferable?: Uint8Array): Promise<unknown> {
+  private run(req: CodecRequest, transferable?: Uint8Array, inline = false): Promise<unknown> {
     const payload = req.op === "seal" ? req.data : req.op === "open" ? req.envelope : req.buffer;
     const size = payload.byteLength;
-    if (this.threads === 0 || size <= INLINE_MAX) {
+    if (inline || this.threads === 0 || size <= INLINE_MAX) {
       try {
         return Promise.resolve(this.inline.run(req));
       } catch (err) {

@@ -273,8 +273,12 @@ export class Repository {
     this.inFlight.add(hex);
     while (this.sealing.size >= MAX_SEALING) await Promise.race(this.sealing);
     const rawLength = data.length;
+    // Trees are sealed on this thread: they are a small share of the bytes, and a tree
+    // of small files would otherwise start the codec threads (tens of MiB of memory)
+    // for them alone.
+    const tree = type === BlobType.tree;
     const job: Promise<void> = this.pool
-      .seal({ data, compression: type === BlobType.tree ? { algorithm: "zstd", level: 3 } : this.compression }, true)
+      .seal({ data, compression: tree ? { algorithm: "zstd", level: 3 } : this.compression }, true, tree)
       .then((r) => this.addToPack(type, id, r.envelope, r.compression, rawLength))
       .catch((err) => {
         this.writeError ??= err;
