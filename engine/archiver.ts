@@ -420,13 +420,14 @@ export class Archiver {
   /**
    * Reads a small file whole into smallBuf (valid until the next call), checked like
    * any other file: opened without following a link, judged by options.refuse on what
-   * was opened. Undefined when it has grown past SMALL_FILE_MAX, or when no file
+   * was opened. O_NONBLOCK (no effect on a regular file) keeps a file swapped for a
+   * FIFO since its lstat from blocking the whole process in open. Undefined when it has grown past SMALL_FILE_MAX, or when no file
    * descriptor is free right now: the ordinary (patient, asynchronous) path reads it then.
    */
   private readSmall(full: string): SmallRead {
     let fd: number;
     try {
-      fd = openSync(full, constants.O_RDONLY | constants.O_NOFOLLOW);
+      fd = openSync(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (err) {
       return outOfDescriptors(err) ? undefined : (err as Error);
     }
