@@ -36,6 +36,13 @@ export class ProgressReporter<D> {
     this.timer = setInterval(() => {
       this.running ??= this.tick().finally(() => (this.running = undefined));
     }, HEARTBEAT_MS);
+    // A user who cancels a job sees, in its log and status, when the worker has the cancellation in hand:
+    // until then the step works on; from then it stops at its next safe point (between packs, files).
+    const heard = () => {
+      if (!this.stopped && ctx.cancellationDetails?.cancelRequested) void this.signal({ ...this.progress(), stopping: true });
+    };
+    if (ctx.cancellationSignal.aborted) heard();
+    else ctx.cancellationSignal.addEventListener("abort", heard, { once: true });
   }
 
   update(counts: ProgressCounts): void {
@@ -60,7 +67,7 @@ export class ProgressReporter<D> {
     this.stopped = true;
     clearInterval(this.timer);
     await this.running;
-    if (this.ctx.cancellationSignal.aborted) await this.signal(this.progress());
+    if (this.ctx.cancellationSignal.aborted) await this.signal({ ...this.progress(), ...(this.ctx.cancellationDetails?.cancelRequested ? { stopping: true } : {}) });
   }
 
   private async tick(): Promise<void> {

@@ -91,7 +91,11 @@ export function readHistory(events: readonly HistoryEvent[]): JobHistory {
       if (a.workflowExecutionSignaledEventAttributes?.signalName === "progress") {
         const payload = a.workflowExecutionSignaledEventAttributes.input?.payloads?.[0];
         try {
-          if (payload) lastProgress = defaultPayloadConverter.fromPayload<JobProgress>(payload);
+          if (payload) {
+            const progress = defaultPayloadConverter.fromPayload<JobProgress>(payload);
+            if (progress.stopping && !lastProgress?.stopping) say(at, "warn", "the worker received the cancellation: the step stops at its next safe point");
+            lastProgress = progress;
+          }
         } catch {
           // not ours to read: keep the previous one
         }

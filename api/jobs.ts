@@ -182,7 +182,8 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
     const reported = await queryStatus(client, id);
     if (reported) Object.assign(view, { phase: reported.phase, progress: reported.progress, snapshotId: reported.snapshotId, warnings: reported.warnings, ...(reported.waitingFor ? { waitingFor: reported.waitingFor } : {}) });
     const live = heartbeatProgress(desc);
-    if (live) view.progress = live;
+    // Counts come fresher from the heartbeat; that the step heard the cancellation only the workflow knows.
+    if (live) view.progress = { ...live, ...(reported?.progress.stopping ? { stopping: true } : {}) };
     return view;
   }
   await settle(client, id, view);

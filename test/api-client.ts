@@ -7,7 +7,7 @@ export interface Job {
   kind: string;
   status: string;
   phase: string;
-  progress: { filesDone: number; bytesDone: number; bytesTotal: number; bytesPerSecond: number; etaSeconds: number | null };
+  progress: { filesDone: number; bytesDone: number; bytesTotal: number; bytesPerSecond: number; etaSeconds: number | null; stopping?: boolean };
   snapshotId?: string;
   error?: string;
   planId?: string;

@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
+import { Client, Connection } from "@temporalio/client";
+import proto from "@temporalio/proto";
 import { DefaultLogger, Runtime, type WorkflowBundle } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApiServer, type ApiServer } from "../api/server.js";
@@ -13,6 +15,7 @@ import { createCairnWorker, type CairnWorker } from "../worker.js";
 import { apiClient, type Job } from "./api-client.js";
 import { cairnOk, PASSWORD, tempDir } from "./helpers.js";
 import { testPolicy } from "./policy-fixtures.js";
+import { startSshd, type Sshd } from "./servers.js";
 import { bundle } from "./temporal/helpers.js";
 
 /** Files in the big repository: one small pack each, so a check or prune has many steps to stop between. */
@@ -36,16 +39,71 @@ describe("maintenance jobs (Temporal dev server + worker + API)", () => {
   let api: ApiServer;
   let client: ReturnType<typeof apiClient>;
   let bigId: string;
+  /** The same big repository, registered a second time as reached over SFTP from the test's own OpenSSH server. */
+  let bigOverSshId: string;
+  let sshd: Sshd;
+  let connection: Connection;
+  let temporalClient: Client;
 
   const packs = () => readdirSync(path.join(bigRepo, "data")).flatMap((d) => readdirSync(path.join(bigRepo, "data", d)));
   const packBytes = () => readdirSync(path.join(bigRepo, "data")).reduce((sum, d) => sum + readdirSync(path.join(bigRepo, "data", d)).reduce((s, p) => s + statSync(path.join(bigRepo, "data", d, p)).size, 0), 0);
   const finished = (jobId: string) => client.pollJob(jobId, (j) => j.status !== "running");
-  /** Waits until the job's step has reported some of its work done, then cancels it and waits for it to end. */
-  const cancelMidway = async (jobId: string): Promise<Job> => {
-    const seen = await client.pollJob(jobId, (j) => j.status !== "running" || j.progress.filesDone > 0);
-    expect(seen.status, JSON.stringify(seen)).toBe("running");
-    expect((await client.call("POST", `/v1/jobs/${jobId}/cancel`)).status).toBe(202);
-    return finished(jobId);
+  /** The listening sshd and every process under it (one per connection), found through /proc. */
+  const sshdProcesses = (): number[] => {
+    const parents = new Map<number, number>();
+    for (const name of readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        // The command name is in parentheses and may hold spaces: the fields after it are counted from its end.
+        const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+        parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    const found = [sshd.pid];
+    for (let i = 0; i < found.length; i++) for (const [pid, ppid] of parents) if (ppid === found[i] && !found.includes(pid)) found.push(pid);
+    return found;
+  };
+  const signalSshd = (signal: "SIGSTOP" | "SIGCONT") => {
+    for (const pid of sshdProcesses()) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // a connection's process that ended meanwhile
+      }
+    }
+  };
+
+  /**
+   * Cancels a job of the big repository while its step is held in its work, whatever the machine's speed:
+   * the repository is reached over SFTP, and the test's SSH server is frozen (SIGSTOP) before the job
+   * starts, so the step blocks on its first read of the repository. Once Temporal shows the step running,
+   * the test cancels the job, waits until the job says the worker has the cancellation in hand, and only
+   * then lets the server go on (SIGCONT): the step must stop at its next safe point.
+   */
+  const cancelWhileHeld = async (start: () => Promise<string>): Promise<Job> => {
+    signalSshd("SIGSTOP");
+    try {
+      const jobId = await start();
+      const handle = temporalClient.workflow.getHandle(jobId);
+      // A busy machine may take a while to hand the step to the worker: wait for it, for minutes if need be.
+      for (const deadline = Date.now() + 300_000; ; ) {
+        const pending = (await handle.describe()).raw.pendingActivities ?? [];
+        if (pending.some((a) => a.state === proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED)) break;
+        if (Date.now() > deadline) throw new Error(`job ${jobId}'s step never started: ${JSON.stringify(await client.ok("GET", `/v1/jobs/${jobId}`))}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect((await client.call("POST", `/v1/jobs/${jobId}/cancel`)).status).toBe(202);
+      const heard = await client.pollJob(jobId, (j) => j.status !== "running" || j.progress.stopping === true);
+      expect(heard, JSON.stringify(heard)).toMatchObject({ status: "running", progress: { stopping: true } });
+      const logs = await client.ok<{ lines: { message: string }[] }>("GET", `/v1/jobs/${jobId}/logs`);
+      expect(logs.lines.map((l) => l.message)).toContain("the worker received the cancellation: the step stops at its next safe point");
+      signalSshd("SIGCONT");
+      return await finished(jobId);
+    } finally {
+      signalSshd("SIGCONT");
+    }
   };
 
   beforeAll(async () => {
@@ -70,9 +128,22 @@ describe("maintenance jobs (Temporal dev server + worker + API)", () => {
     api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, historyIntervalMs: 300 });
     client = apiClient(api);
     bigId = (await client.ok<{ id: string; created: boolean }>("POST", "/v1/repositories", { name: "big", url: bigRepo, password: PASSWORD })).id;
+    sshd = await startSshd();
+    bigOverSshId = (
+      await client.ok<{ id: string }>("POST", "/v1/repositories", {
+        name: "big-over-ssh",
+        url: `sftp:${sshd.username}@127.0.0.1:${sshd.port}${bigRepo}`,
+        password: PASSWORD,
+        credentials: { CAIRN_SFTP_KEY: sshd.clientKey, CAIRN_SFTP_KNOWN_HOSTS: sshd.knownHostsFile },
+      })
+    ).id;
+    connection = await Connection.connect({ address: temporal.address });
+    temporalClient = new Client({ connection });
   }, 600_000);
 
   afterAll(async () => {
+    await connection?.close();
+    await sshd?.stop();
     await api?.close();
     worker?.shutdown();
     await workerRun;
@@ -80,16 +151,17 @@ describe("maintenance jobs (Temporal dev server + worker + API)", () => {
     tmp.cleanup();
   }, 600_000);
 
-  // Where a check stops is proven without races in engine/cancel.test.ts (between packs, fewer read than all): on a quiet
-  // machine this repository's whole check takes under two seconds, about what a cancellation needs to reach a step
-  // through its heartbeat, so here it may end just before or just after its last pack. The prune case below runs long
-  // enough to be stopped mid-step through the API every time.
+  // Where exactly a check or prune stops (between packs, fewer read than all) is proven in engine/cancel.test.ts;
+  // here the whole path is: the API's cancel reaches the step on the worker, which stops, releases the lock and
+  // ends the job as cancelled, with the repository as it was.
   it("a cancelled check job ends as cancelled and leaves a repository that checks clean", async () => {
-    const { jobId } = await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigId}/check`, { readData: true });
-    expect(jobId).toMatch(new RegExp(`^check-${bigId}-`));
-    const job = await cancelMidway(jobId);
+    const job = await cancelWhileHeld(async () => {
+      const { jobId } = await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigOverSshId}/check`, { readData: true });
+      expect(jobId).toMatch(new RegExp(`^check-${bigOverSshId}-`));
+      return jobId;
+    });
     expect(job, JSON.stringify(job)).toMatchObject({ status: "cancelled", kind: "check" });
-    expect((job as Job & { steps?: { name: string }[] }).steps?.map((s) => s.name)).toEqual(["check"]);
+    expect((job as Job & { steps?: { name: string; outcome: string }[] }).steps?.map((s) => [s.name, s.outcome])).toEqual([["check", "cancelled"]]);
     await cairnOk(["check", "-r", bigRepo]);
   }, 300_000);
 
@@ -97,8 +169,7 @@ describe("maintenance jobs (Temporal dev server + worker + API)", () => {
     await cairnOk(["forget", "-r", bigRepo, "--keep-last", "1"]);
     const before = packs();
     const bytesBefore = packBytes();
-    const { jobId } = await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigId}/prune`, { maxUnused: "0%" });
-    const job = await cancelMidway(jobId);
+    const job = await cancelWhileHeld(async () => (await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigOverSshId}/prune`, { maxUnused: "0%" })).jobId);
     expect(job, JSON.stringify(job)).toMatchObject({ status: "cancelled", kind: "prune" });
     const after = new Set(packs());
     expect(before.filter((p) => !after.has(p))).toEqual([]);

@@ -67,6 +67,8 @@ async function startProcess(command: string, args: string[], port: number, dir: 
 }
 
 export interface Sshd extends TestServer {
+  /** The listening sshd's process id (each connection is served by a child of it). */
+  pid: number;
   username: string;
   /** The client's private key (OpenSSH format), authorized for `username`. */
   clientKey: string;
@@ -120,6 +122,7 @@ export async function startSshd(): Promise<Sshd> {
   const server = await startProcess("/usr/sbin/sshd", ["-D", "-e", "-f", config], port, dir, tmp.cleanup);
   return {
     ...server,
+    pid: server.child.pid!,
     username: userInfo().username,
     clientKey: readFileSync(path.join(dir, "client_key"), "utf8"),
     clientKeyFile: path.join(dir, "client_key"),

@@ -71,6 +71,8 @@ export interface JobProgress {
   bytesTotal: number;
   bytesPerSecond: number;
   etaSeconds: number | null;
+  /** Set once the worker running the step has received the job's cancellation: the step stops at its next safe point. */
+  stopping?: boolean;
 }
 
 /** What the `status` query answers while a job runs and after it ends. */

@@ -22,6 +22,7 @@ const Progress = z
     bytesTotal: z.number().openapi({ description: "0 while the total is not known yet." }),
     bytesPerSecond: z.number(),
     etaSeconds: z.number().nullable(),
+    stopping: z.boolean().optional().openapi({ description: "true once the worker running the step has received the job's cancellation: it stops at its next safe point (between packs or files)." }),
   })
   .openapi("JobProgress");
 

@@ -315,6 +315,8 @@ export type JobProgress = {
   bytesTotal: number;
   bytesPerSecond: number;
   etaSeconds: number | null;
+  /** true once the worker running the step has received the job's cancellation: it stops at its next safe point (between packs or files). */
+  stopping?: boolean;
 };
 
 export type JobStarted = {
