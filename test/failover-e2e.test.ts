@@ -1,30 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiClient } from "./api-client.js";
 import { PASSWORD } from "./helpers.js";
+import { archivedEnd, archivingPrimary, followFailover, killPostmaster, lsnValue, startPgBouncer, type PgBouncer } from "./pg-archiving.js";
 import { testPolicy } from "./policy-fixtures.js";
-import { asPostgres, cairnCommand, cairnPgOk, clusterAt, initCluster, PG_BIN, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
-import { freePort } from "./servers.js";
+import { asPostgres, cairnCommand, clusterAt, PG_BIN, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
 import { startStack, type Stack } from "./stack.js";
-
-interface Failover {
-  status: string;
-  phase: string | null;
-  steps: { name: string; outcome: string }[];
-  error: string | null;
-  result: {
-    rtoMs: number | null;
-    rtoPath?: string;
-    rpo: { bytes: number | null; seconds: number | null; basis: string };
-    newPrimary: { host: string; port: number } | null;
-    steps: { name: string; ms: number; outcome: string }[];
-    validation: { plan: { name: string; action: string }[] };
-  } | null;
-}
-
-const SEGMENT = /^[0-9A-F]{24}$/;
 
 /**
  * Failover of a physical plan's primary to a warm standby that replays the
@@ -36,22 +19,17 @@ const SEGMENT = /^[0-9A-F]{24}$/;
 describe("PostgreSQL failover (API + Temporal + two clusters + PgBouncer + pgbench)", () => {
   const tmp = pgTempDir("cairn-failover-");
   const dataDir = path.join(tmp.dir, "data");
-  const repo = path.join(tmp.dir, "repo");
-  const passwordFile = path.join(tmp.dir, "password");
-  const bouncerIni = path.join(tmp.dir, "pgbouncer.ini");
+  let repo: string;
+  let passwordFile: string;
   let stack: Stack;
   let client: ReturnType<typeof apiClient>;
   let primary: PgCluster;
   let standby: PgCluster;
-  let bouncer: ChildProcess;
-  let bouncerPort: number;
+  let bouncer: PgBouncer;
   let planId: string;
 
   beforeAll(async () => {
-    writeFileSync(passwordFile, PASSWORD);
-    chmodSync(passwordFile, 0o644);
-    await cairnPgOk(["-r", repo, "--password-file", passwordFile, "init"]);
-    primary = await initCluster(tmp.dir, { archive_mode: "on", archive_command: `${cairnCommand(repo, passwordFile)} pg wal-push %p`, archive_timeout: "10" });
+    ({ primary, repo, passwordFile } = await archivingPrimary(tmp.dir, { archive_timeout: "10" }));
     await primary.sql("CREATE DATABASE bench");
     await primary.sql("CREATE TABLE ledger (n int PRIMARY KEY)", "bench");
 
@@ -67,30 +45,7 @@ describe("PostgreSQL failover (API + Temporal + two clusters + PgBouncer + pgben
     expect(await standby.sql("SELECT pg_is_in_recovery()")).toBe("t");
 
     // PgBouncer, as the application reaches the database.
-    bouncerPort = await freePort();
-    writeFileSync(path.join(tmp.dir, "userlist.txt"), '"postgres" ""\n');
-    writeFileSync(
-      bouncerIni,
-      [
-        "[databases]",
-        `bench = host=127.0.0.1 port=${primary.port} dbname=bench`,
-        "[pgbouncer]",
-        "listen_addr = 127.0.0.1",
-        `listen_port = ${bouncerPort}`,
-        "unix_socket_dir =",
-        "auth_type = trust",
-        `auth_file = ${path.join(tmp.dir, "userlist.txt")}`,
-        "admin_users = postgres",
-        "pool_mode = transaction",
-        "server_login_retry = 1",
-        `pidfile = ${path.join(tmp.dir, "pgbouncer.pid")}`,
-        `logfile = ${path.join(tmp.dir, "pgbouncer.log")}`,
-        "",
-      ].join("\n"),
-    );
-    chmodSync(bouncerIni, 0o644);
-    bouncer = spawn("runuser", ["-u", "postgres", "--", "/usr/sbin/pgbouncer", bouncerIni], { stdio: "ignore" });
-    await waitFor("PgBouncer", async () => (await bench("SELECT 1")).code === 0);
+    bouncer = await startPgBouncer(tmp.dir, primary.port);
 
     stack = await startStack({
       policy: testPolicy(tmp.dir, dataDir, { CAIRN_FAILOVER_PATHS: tmp.dir, CAIRN_HOOK_COMMANDS: "/bin/true:/bin/false" }),
@@ -102,10 +57,7 @@ describe("PostgreSQL failover (API + Temporal + two clusters + PgBouncer + pgben
   }, 300_000);
 
   afterAll(async () => {
-    if (bouncer?.pid && bouncer.exitCode === null) {
-      // runuser's child is PgBouncer itself; its pidfile names it.
-      await asPostgres("/bin/sh", ["-c", `kill $(cat ${path.join(tmp.dir, "pgbouncer.pid")}) 2>/dev/null`]);
-    }
+    await bouncer?.stop();
     await stack?.close();
     await standby?.destroy();
     await primary?.destroy();
@@ -113,24 +65,14 @@ describe("PostgreSQL failover (API + Temporal + two clusters + PgBouncer + pgben
   });
 
   /** psql through PgBouncer as the application. */
-  function bench(sql: string) {
-    return asPostgres(path.join(PG_BIN, "psql"), ["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", `postgresql://postgres@127.0.0.1:${bouncerPort}/bench`, ...sql.split(";;").flatMap((s) => ["-c", s])]);
-  }
-
-  async function follow(id: string): Promise<Failover> {
-    let last: Failover | undefined;
-    await waitFor(`failover ${id}`, async () => {
-      last = await client.ok<Failover>("GET", `/v1/failovers/${id}`);
-      return last.status !== "running";
-    }, 300_000);
-    return last!;
-  }
+  const bench = (sql: string) => bouncer.psql(sql);
+  const follow = (id: string) => followFailover(client, id);
 
   const request = (more: Record<string, unknown>) => ({
     planId,
     standby: { dataDir: standby.pgdata, port: standby.port },
     fence: { dataDir: primary.pgdata },
-    cutover: { type: "pgbouncer", configFile: bouncerIni, database: "bench" },
+    cutover: { type: "pgbouncer", configFile: bouncer.configFile, database: "bench" },
     reason: "test",
     ...more,
   });
@@ -149,7 +91,7 @@ describe("PostgreSQL failover (API + Temporal + two clusters + PgBouncer + pgben
     const planned = await follow(dry.id);
     expect(planned.status, JSON.stringify(planned)).toBe("completed");
     expect(planned.result!.validation.plan.map((s) => s.name)).toEqual(["validate", "archive", "fence", "promote", "verify", "cutover", "notify"]);
-    expect(planned.result!.validation.plan.find((s) => s.name === "cutover")!.action).toContain(`point PgBouncer's [databases] entry bench in ${bouncerIni}`);
+    expect(planned.result!.validation.plan.find((s) => s.name === "cutover")!.action).toContain(`point PgBouncer's [databases] entry bench in ${bouncer.configFile}`);
     expect(await standby.sql("SELECT pg_is_in_recovery()")).toBe("t");
     expect(await primary.sql("SELECT pg_is_in_recovery()")).toBe("f");
   }, 600_000);
@@ -182,7 +124,7 @@ describe("PostgreSQL failover (API + Temporal + two clusters + PgBouncer + pgben
     const app = (async () => {
       while (running) {
         runs++;
-        current = spawn("runuser", ["-u", "postgres", "--", path.join(PG_BIN, "pgbench"), "-c", "4", "-j", "2", "-R", "40", "-T", "5", "-n", "-d", `postgresql://postgres@127.0.0.1:${bouncerPort}/bench`], { stdio: ["ignore", "pipe", "pipe"] });
+        current = spawn("runuser", ["-u", "postgres", "--", path.join(PG_BIN, "pgbench"), "-c", "4", "-j", "2", "-R", "40", "-T", "5", "-n", "-d", `postgresql://postgres@127.0.0.1:${bouncer.port}/bench`], { stdio: ["ignore", "pipe", "pipe"] });
         current.stdout!.on("data", (d: Buffer) => (pgbenchOut = (pgbenchOut + d.toString()).slice(-4000)));
         current.stderr!.on("data", (d: Buffer) => (pgbenchOut = (pgbenchOut + d.toString()).slice(-4000)));
         await new Promise((resolve) => current!.once("exit", resolve));
@@ -205,7 +147,7 @@ describe("PostgreSQL failover (API + Temporal + two clusters + PgBouncer + pgben
     await waitFor(`${segment} archived`, async () => (await primary.sql(`SELECT coalesce(last_archived_wal >= '${segment}', false) FROM pg_stat_archiver`)) === "t", 120_000);
     await waitFor("more ledger rows", async () => committed.length >= archivedRows + 10, 120_000);
 
-    process.kill(Number(readFileSync(path.join(primary.pgdata, "postmaster.pid"), "utf8").split("\n")[0]), "SIGKILL");
+    killPostmaster(primary);
     writing = false;
     await ledger;
 
@@ -224,12 +166,8 @@ describe("PostgreSQL failover (API + Temporal + two clusters + PgBouncer + pgben
     expect(await standby.sql("SELECT pg_is_in_recovery()")).toBe("f");
 
     // Every ledger row committed before the end of the last archived segment is on the new primary.
-    const walDir = path.join(repo, "wal");
-    const segments = readdirSync(walDir).flatMap((d) => readdirSync(path.join(walDir, d))).filter((n) => SEGMENT.test(n) && n.startsWith("00000001")).sort();
-    const last = segments.at(-1)!;
-    const archivedEnd = (BigInt(`0x${last.slice(8, 16)}`) * 256n + BigInt(`0x${last.slice(16)}`) + 1n) * 16n * 1024n * 1024n;
-    const lsn = (t: string) => (BigInt(`0x${t.split("/")[0]}`) << 32n) + BigInt(`0x${t.split("/")[1]}`);
-    const mustHave = committed.filter((c) => lsn(c.lsn) <= archivedEnd).map((c) => c.n);
+    const end = archivedEnd(repo);
+    const mustHave = committed.filter((c) => lsnValue(c.lsn) <= end).map((c) => c.n);
     expect(mustHave.length).toBeGreaterThanOrEqual(archivedRows);
     const present = new Set((await standby.sql("SELECT n FROM ledger", "bench")).split("\n").map(Number));
     expect(mustHave.filter((n) => !present.has(n))).toEqual([]);
