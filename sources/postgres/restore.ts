@@ -89,6 +89,10 @@ export async function writeDataDir(repo: Repository, backup: BaseBackup, o: Data
     treeId = node.subtree;
     owner = { uid: node.uid, gid: node.gid };
   }
+  // The directories above are Cairn's own (owned by whoever took the backup, root for a root worker); the
+  // server's files carry their owner from pg_basebackup's stream, and the data directory must be theirs.
+  const version = (await loader.load(treeId)).nodes.find((n) => n.name === "PG_VERSION" && n.type === "file");
+  if (version) owner = { uid: version.uid, gid: version.gid };
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const result = await new Restorer(repo, { target: dir, ...(o.delta ? { overwrite: "if-changed" as const, delete: true } : {}) }).restore(treeId);
   await fs.chmod(dir, 0o700);
