@@ -1,6 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
@@ -8,17 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signBody } from "../activities/notify.js";
 import type { StandbyView } from "../api/standbys.js";
 import { apiClient } from "./api-client.js";
-import { PASSWORD, ROOT } from "./helpers.js";
-import { testPolicy, testPolicyEnv } from "./policy-fixtures.js";
-import { asPostgres, cairnCommand, cairnPgOk, initCluster, PG_BIN, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
+import { PASSWORD } from "./helpers.js";
+import { archivingPrimary, followFailover, postmasterPid, startPostgresWorker, type WorkerProcess } from "./pg-archiving.js";
+import { testPolicy } from "./policy-fixtures.js";
+import { asPostgres, PG_BIN, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
 import { freePort } from "./servers.js";
 import { startStack, type Stack } from "./stack.js";
-
-interface Failover {
-  status: string;
-  error: string | null;
-  result: { steps: { name: string; outcome: string }[]; newPrimary: { host: string; port: number } | null; rtoMs: number | null; rpo: { bytes: number | null; seconds: number | null; basis: string } } | null;
-}
 
 /**
  * Failover from the platform's own warm standby (POST /v1/standbys) with
@@ -29,15 +23,11 @@ interface Failover {
 describe("failover from the standby workflow (POST /v1/failovers {standby: \"workflow\"})", () => {
   const tmp = pgTempDir("cairn-failover-standby-");
   const dataDir = path.join(tmp.dir, "data");
-  const repo = path.join(tmp.dir, "repo");
-  const passwordFile = path.join(tmp.dir, "password");
   const standbyDir = path.join(tmp.dir, "standby");
   const secret = "whsec-failover-0123456789";
   const failoverPaths = { CAIRN_FAILOVER_PATHS: tmp.dir, CAIRN_HOOK_COMMANDS: "/bin/true" };
   let stack: Stack;
-  let worker: ChildProcess;
-  let workerLog = "";
-  let workerExited: Promise<void>;
+  let worker: WorkerProcess;
   const previousKey = process.env.CAIRN_SECRET_KEY;
   let primary: PgCluster;
   let client: ReturnType<typeof apiClient>;
@@ -51,7 +41,6 @@ describe("failover from the standby workflow (POST /v1/failovers {standby: \"wor
     return { ...r, stdout: r.stdout.trim() };
   };
   const standby = () => client.ok<StandbyView>("GET", `/v1/standbys/${planId}`);
-  const postmasterPid = () => Number(readFileSync(path.join(standbyDir, "postmaster.pid"), "utf8").split("\n")[0]);
   const alive = (pid: number) => {
     try {
       return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
@@ -61,9 +50,8 @@ describe("failover from the standby workflow (POST /v1/failovers {standby: \"wor
   };
 
   beforeAll(async () => {
-    writeFileSync(passwordFile, PASSWORD);
-    await cairnPgOk(["-r", repo, "--password-file", passwordFile, "init"]);
-    primary = await initCluster(tmp.dir, { archive_mode: "on", archive_command: `${cairnCommand(repo, passwordFile)} pg wal-push %p` });
+    const { primary: pg, repo } = await archivingPrimary(tmp.dir);
+    primary = pg;
     await primary.sql("CREATE TABLE markers (note text); INSERT INTO markers VALUES ('base')");
 
     hooks = createServer((req, res) => {
@@ -78,14 +66,7 @@ describe("failover from the standby workflow (POST /v1/failovers {standby: \"wor
 
     process.env.CAIRN_SECRET_KEY = randomBytes(32).toString("base64");
     stack = await startStack({ policy: testPolicy(tmp.dir, dataDir, failoverPaths), dataDir, worker: false });
-    worker = spawn("runuser", ["-u", "postgres", "--", process.execPath, path.join(ROOT, "dist", "worker.js")], {
-      env: { ...process.env, ...stack.env, CAIRN_DATA_DIR: path.join(tmp.dir, "worker-data"), ...testPolicyEnv(tmp.dir), ...failoverPaths, CAIRN_WORKER_CONCURRENCY: "4", CAIRN_THREADS: "1" },
-      cwd: tmp.dir,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    worker.stdout!.on("data", (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-8000)));
-    worker.stderr!.on("data", (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-8000)));
-    workerExited = new Promise((resolve) => worker.once("exit", () => resolve()));
+    worker = startPostgresWorker(stack, tmp.dir, { ...failoverPaths, CAIRN_WORKER_CONCURRENCY: "4" });
 
     client = apiClient(stack.api);
     const { id: repositoryId } = await client.ok<{ id: string }>("POST", "/v1/repositories", { name: "pg", url: repo, password: PASSWORD });
@@ -93,18 +74,14 @@ describe("failover from the standby workflow (POST /v1/failovers {standby: \"wor
     // The channel asks for failures only: a failover is sent to every channel of the plan whatever its `on`.
     ({ id: planId } = await client.ok<{ id: string }>("POST", "/v1/plans", { name: "cluster", repositoryId, source: { type: "postgres", mode: "physical", url: primary.url }, notifications: [{ type: "webhook", url: hook, secret, on: ["failure"] }] }));
     const { jobId } = await client.ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
-    expect(await client.pollJob(jobId, (j) => j.status !== "running"), workerLog).toMatchObject({ status: "completed" });
+    expect(await client.pollJob(jobId, (j) => j.status !== "running"), worker.log()).toMatchObject({ status: "completed" });
     port = await freePort();
   }, 300_000);
 
   afterAll(async () => {
     if (existsSync(path.join(standbyDir, "postmaster.pid"))) await asPostgres(path.join(PG_BIN, "pg_ctl"), ["-D", standbyDir, "-m", "immediate", "-w", "stop"]);
     await stack?.close();
-    if (worker?.pid && worker.exitCode === null && worker.signalCode === null) {
-      process.kill(worker.pid, "SIGTERM");
-      await Promise.race([workerExited, new Promise((r) => setTimeout(r, 20_000))]);
-      if (worker.exitCode === null && worker.signalCode === null) process.kill(worker.pid, "SIGKILL");
-    }
+    await worker?.stop();
     hooks?.close();
     await primary?.destroy();
     if (previousKey === undefined) delete process.env.CAIRN_SECRET_KEY;
@@ -124,20 +101,16 @@ describe("failover from the standby workflow (POST /v1/failovers {standby: \"wor
     await client.ok("POST", "/v1/standbys", { planId, dataDir: standbyDir, port, pollSeconds: 1 });
     await waitFor("the standby to replay", async () => {
       const s = await standby();
-      if (!s.running) throw new Error(`the standby ended: ${JSON.stringify(s)}\n${workerLog}`);
+      if (!s.running) throw new Error(`the standby ended: ${JSON.stringify(s)}\n${worker.log()}`);
       return s.phase === "replaying";
     }, 240_000);
 
     // A failover that stops at fencing (the hook says fenced, the old primary still answers): nothing is released
     // (the release comes just before the promotion), and the webhook hears of the failure.
     const refused = await client.ok<{ id: string }>("POST", "/v1/failovers", { planId, standby: "workflow", ...request, fence: { hook: ["/bin/true"] } });
-    let failed: Failover | undefined;
-    await waitFor(`failover ${refused.id}`, async () => {
-      failed = await client.ok<Failover>("GET", `/v1/failovers/${refused.id}`);
-      return failed.status !== "running";
-    }, 300_000);
-    expect(failed!.status, JSON.stringify(failed)).toBe("failed");
-    expect(failed!.error).toContain("nothing was promoted");
+    const failed = await followFailover(client, refused.id);
+    expect(failed.status, JSON.stringify(failed)).toBe("failed");
+    expect(failed.error).toContain("nothing was promoted");
     expect(await standby()).toMatchObject({ running: true, phase: "replaying" });
     await waitFor("the failed failover's notification", async () => received.some((r) => r.headers["x-cairn-event"] === "failover.failed"), 60_000);
     const failure = JSON.parse(received.find((r) => r.headers["x-cairn-event"] === "failover.failed")!.body);
@@ -157,13 +130,9 @@ describe("failover from the standby workflow (POST /v1/failovers {standby: \"wor
     });
 
     const { id } = await client.ok<{ id: string }>("POST", "/v1/failovers", { planId, standby: "workflow", ...request, fence: { dataDir: primary.pgdata } });
-    let done: Failover | undefined;
-    await waitFor(`failover ${id}`, async () => {
-      done = await client.ok<Failover>("GET", `/v1/failovers/${id}`);
-      return done.status !== "running";
-    }, 300_000);
-    expect(done!.status, `${JSON.stringify(done)}\n${workerLog}`).toBe("completed");
-    const result = done!.result!;
+    const done = await followFailover(client, id);
+    expect(done.status, `${JSON.stringify(done)}\n${worker.log()}`).toBe("completed");
+    const result = done.result!;
     expect(result.newPrimary).toEqual({ host: "127.0.0.1", port });
     expect(result.steps.find((s) => s.name === "promote")!.outcome).toContain(`the standby workflow standby-${planId} released the standby`);
     expect(result.steps.find((s) => s.name === "notify")!.outcome).toBe("result recorded; sent to 1 of 1 notification channel");
@@ -190,7 +159,7 @@ describe("failover from the standby workflow (POST /v1/failovers {standby: \"wor
     expect(hook.body).not.toContain(PASSWORD);
 
     // Nothing watches the new primary any more: stopped by its operator, it stays stopped (the loop measured every second).
-    const pid = postmasterPid();
+    const pid = postmasterPid(standbyDir);
     const stop = await asPostgres(path.join(PG_BIN, "pg_ctl"), ["-D", standbyDir, "-m", "fast", "-w", "stop"]);
     expect(stop.code, stop.stderr).toBe(0);
     expect(alive(pid)).toBe(false);

@@ -1,13 +1,13 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StandbyView } from "../api/standbys.js";
 import { apiClient } from "./api-client.js";
-import { PASSWORD, ROOT } from "./helpers.js";
-import { testPolicy, testPolicyEnv } from "./policy-fixtures.js";
-import { asPostgres, cairnCommand, cairnPgOk, initCluster, PG_BIN, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
+import { PASSWORD } from "./helpers.js";
+import { archivingPrimary, postmasterPid, startPostgresWorker, type WorkerProcess } from "./pg-archiving.js";
+import { testPolicy } from "./policy-fixtures.js";
+import { asPostgres, PG_BIN, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
 import { freePort } from "./servers.js";
 import { startStack, type Stack } from "./stack.js";
 
@@ -21,13 +21,10 @@ import { startStack, type Stack } from "./stack.js";
 describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
   const tmp = pgTempDir("cairn-standby-e2e-");
   const dataDir = path.join(tmp.dir, "data");
-  const repo = path.join(tmp.dir, "repo");
-  const passwordFile = path.join(tmp.dir, "password");
   const standbyDir = path.join(tmp.dir, "standby");
+  let repo: string;
   let stack: Stack;
-  let worker: ChildProcess;
-  let workerLog = "";
-  let workerExited: Promise<void>;
+  let worker: WorkerProcess;
   const previousKey = process.env.CAIRN_SECRET_KEY;
   let pg: PgCluster;
   let client: ReturnType<typeof apiClient>;
@@ -47,9 +44,7 @@ describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
   };
 
   beforeAll(async () => {
-    writeFileSync(passwordFile, PASSWORD);
-    await cairnPgOk(["-r", repo, "--password-file", passwordFile, "init"]);
-    pg = await initCluster(tmp.dir, { archive_mode: "on", archive_command: `${cairnCommand(repo, passwordFile)} pg wal-push %p` });
+    ({ primary: pg, repo } = await archivingPrimary(tmp.dir));
     await pg.sql("CREATE TABLE markers (note text); INSERT INTO markers VALUES ('base')");
     // The API (this process) and the worker share the platform secret key through the environment.
     process.env.CAIRN_SECRET_KEY = randomBytes(32).toString("base64");
@@ -59,27 +54,12 @@ describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
     const { id: repositoryId } = await client.ok<{ id: string }>("POST", "/v1/repositories", { name: "pg", url: repo, password: PASSWORD });
     ({ id: planId } = await client.ok<{ id: string }>("POST", "/v1/plans", { name: "cluster", repositoryId, source: { type: "postgres", mode: "physical", url: pg.url } }));
     const { jobId } = await client.ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
-    expect(await client.pollJob(jobId, (j) => j.status !== "running"), workerLog).toMatchObject({ status: "completed" });
+    expect(await client.pollJob(jobId, (j) => j.status !== "running"), worker.log()).toMatchObject({ status: "completed" });
     port = await freePort();
   }, 300_000);
 
-  const startWorker = () => {
-    worker = spawn("runuser", ["-u", "postgres", "--", process.execPath, path.join(ROOT, "dist", "worker.js")], {
-      env: { ...process.env, ...stack.env, CAIRN_DATA_DIR: path.join(tmp.dir, "worker-data"), ...testPolicyEnv(tmp.dir), CAIRN_WORKER_CONCURRENCY: "3", CAIRN_THREADS: "1" },
-      cwd: tmp.dir,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    worker.stdout!.on("data", (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-8000)));
-    worker.stderr!.on("data", (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-8000)));
-    workerExited = new Promise((resolve) => worker.once("exit", () => resolve()));
-  };
-  const stopWorker = async () => {
-    if (worker?.pid && worker.exitCode === null && worker.signalCode === null) {
-      process.kill(worker.pid, "SIGTERM");
-      await Promise.race([workerExited, new Promise((r) => setTimeout(r, 20_000))]);
-      if (worker.exitCode === null && worker.signalCode === null) process.kill(worker.pid, "SIGKILL");
-    }
-  };
+  const startWorker = () => (worker = startPostgresWorker(stack, tmp.dir));
+  const stopWorker = async () => worker?.stop();
   /** Whether a process runs: a zombie (exited, not reaped yet) does not. */
   const alive = (pid: number) => {
     try {
@@ -88,7 +68,6 @@ describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
       return false;
     }
   };
-  const postmasterPid = () => Number(readFileSync(path.join(standbyDir, "postmaster.pid"), "utf8").split("\n")[0]);
 
   afterAll(async () => {
     // A failed test may leave the standby running: stop its server before removing its directory.
@@ -106,7 +85,7 @@ describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
     expect(started).toEqual({ id: planId, workflowId: `standby-${planId}` });
     await waitFor("the standby to replay", async () => {
       const s = await standby();
-      if (s.phase === "stopped") throw new Error(`the standby ended: ${JSON.stringify(s)}\n${workerLog}`);
+      if (s.phase === "stopped") throw new Error(`the standby ended: ${JSON.stringify(s)}\n${worker.log()}`);
       return s.phase === "replaying";
     }, 240_000);
     expect(readFileSync(path.join(standbyDir, "postgresql.auto.conf"), "utf8")).toContain("pg wal-fetch");
@@ -168,7 +147,7 @@ describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
   });
 
   it("goes on after a worker restart: the next worker finds PostgreSQL running and measures again", async () => {
-    const pid = postmasterPid();
+    const pid = postmasterPid(standbyDir);
     const restarts = (await standby()).restarts;
     await stopWorker();
     const stoppedAt = new Date().toISOString();
@@ -180,11 +159,11 @@ describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
     await waitFor("a measurement by the new worker", async () => ((await standby()).lastCheckedAt ?? "") > stoppedAt, 180_000);
     const status = await standby();
     expect(status).toMatchObject({ running: true, phase: "replaying", restarts });
-    expect(postmasterPid()).toBe(pid);
+    expect(postmasterPid(standbyDir)).toBe(pid);
   });
 
   it("stops on DELETE: PostgreSQL shut down, the data directory kept without its repository password", async () => {
-    const pid = postmasterPid();
+    const pid = postmasterPid(standbyDir);
     expect(await client.ok("DELETE", `/v1/standbys/${planId}`)).toEqual({ id: planId, phase: "stopping", discard: false });
     await waitFor("the standby to stop", async () => (await standby()).phase === "stopped", 120_000);
     expect(existsSync(path.join(standbyDir, "postmaster.pid"))).toBe(false);
