@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { CairnError } from "../engine/errors.js";
+import { fileContent } from "../engine/export.js";
 import { findSnapshot } from "../engine/snapshot.js";
 import { subtreeAt, TreeLoader } from "../engine/tree.js";
 import { globals, PLAN_OPTION, withRepository, writeStdout } from "./common.js";
@@ -22,10 +23,7 @@ export function register(program: Command): void {
         const node = (await loader.load(dir)).nodes.find((n) => n.name === parts[parts.length - 1]);
         if (!node) throw new CairnError(`${file} is not in snapshot ${snap.id.slice(0, 8)}; see "cairn ls ${snap.id.slice(0, 8)}"`);
         if (node.type !== "file") throw new CairnError(`${file} is a ${node.type}, not a file; dump writes file contents`);
-        for (const id of node.content ?? []) {
-          const data = await repo.loadBlob(Buffer.from(id, "hex"));
-          await writeStdout(data);
-        }
+        for await (const data of fileContent(repo, node, file)) await writeStdout(data);
       });
     });
 }

@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { BlobType } from "./blob-index.js";
 import { openPatiently, outOfDescriptors } from "./descriptors.js";
 import { CairnError } from "./errors.js";
+import { pageHash, pageLocations, PageMapBuilder, PAGE_HASH_BYTES, type PageMap } from "./pagemap.js";
 import { PathPatterns } from "./pathmatch.js";
 import type { Repository } from "./repository.js";
 import { safeUser } from "./repository.js";
@@ -27,6 +28,21 @@ const SMALL_FILE_MAX = 64 * 1024;
  * while a large directory is walked (a few milliseconds of small files).
  */
 const YIELD_EVERY = 64;
+
+/**
+ * Bytes of a page-mapped file's super-block: the pages stored as one blob when they
+ * are new, and the most changed pages gathered into one blob by a later backup.
+ * 256 KiB is large enough that the per-blob costs (hash, envelope, index entry,
+ * lookup, write) vanish next to the bytes, and small enough to go to a codec thread
+ * without holding much in flight.
+ */
+const SUPER_BLOCK = 256 * 1024;
+/**
+ * A super-block whose pages would come from more blobs than this (earlier backups'
+ * super-blocks and the changed pages gathered since) is stored whole again, so a
+ * long chain of backups does not leave a restore reading a little of many blobs.
+ */
+const MAX_SOURCES = 4;
 
 /** What reading a small file gave: its bytes, why it could not be read, or undefined when it must be read the ordinary way (it grew). */
 type SmallRead = Buffer | Error | undefined;
@@ -96,6 +112,13 @@ export interface SourceEntry {
    * rather than the megabyte chunk around it.
    */
   blockSize?: number;
+  /**
+   * With blockSize, in a repository of format version 2 or later: store the file
+   * page-mapped (engine/pagemap.ts), in super-blocks of pages, comparing it page by
+   * page with `previous` (the same file in the source's previous backup) so that
+   * only changed pages are stored again.
+   */
+  pageMapped?: { previous?: TreeNode };
 }
 
 interface BuiltDir {
@@ -121,6 +144,7 @@ export class Archiver {
   /** Where small files are read whole (SMALL_FILE_MAX + 1 bytes: one more tells that a file grew). */
   private readonly smallBuf = Buffer.allocUnsafe(SMALL_FILE_MAX + 1);
   private sinceYield = 0;
+  private pageBuf?: Buffer;
   private readonly isExcluded: (p: string) => boolean;
   private readonly summary: SnapshotSummary = {
     filesNew: 0, filesChanged: 0, filesUnmodified: 0, dirs: 0, totalBytes: 0, bytesRead: 0,
@@ -204,11 +228,17 @@ export class Archiver {
       }
       if (e.type === "file") {
         this.progress.currentPath = e.path;
-        const { content, size } = await this.chunkStream(streamFill(e.content ?? emptySource()), e.blockSize);
-        node.content = content;
-        node.size = size;
+        const fill = streamFill(e.content ?? emptySource());
+        if (e.blockSize && e.pageMapped && this.repo.config.version >= 2) {
+          const { content, size, pages } = await this.pageMappedStream(fill, e.blockSize, e.pageMapped.previous);
+          Object.assign(node, { content, size, pages });
+        } else {
+          const { content, size } = await this.chunkStream(fill, e.blockSize);
+          node.content = content;
+          node.size = size;
+        }
         this.summary.filesNew++;
-        this.summary.totalBytes += size;
+        this.summary.totalBytes += node.size!;
         this.progress.filesDone++;
         this.report("saving");
       } else node.linktarget = e.linktarget ?? "";
@@ -588,6 +618,106 @@ export class Archiver {
       this.report("saving");
     }
     return { content, size };
+  }
+
+  /**
+   * Stores a file of fixed-size pages page-mapped: each super-block is hashed page by
+   * page; pages equal to the previous backup's (same keyed hash, blob still stored)
+   * are pointed at where that backup stored them, changed pages are gathered into
+   * new super-blocks. A super-block with no previous backup, with more than half its
+   * pages changed, or drawn from too many blobs is stored whole.
+   */
+  private async pageMappedStream(fill: Fill, pageSize: number, previous?: TreeNode): Promise<{ content: string[]; size: number; pages: PageMap }> {
+    const prev = previous ? pageLocations(previous) : undefined;
+    const perBlock = Math.max(1, Math.floor(SUPER_BLOCK / pageSize));
+    const window = perBlock * pageSize;
+    const buf = this.pageBuf && this.pageBuf.length >= window ? this.pageBuf : (this.pageBuf = Buffer.allocUnsafe(window));
+    const idKey = this.repo.idKey;
+    const stored = new Map<string, boolean>();
+    const isStored = (id: string) => {
+      let v = stored.get(id);
+      if (v === undefined) stored.set(id, (v = this.repo.hasBlob(Buffer.from(id, "hex"))));
+      return v;
+    };
+    // Where each page went: a blob id, or the number of a gathering blob not yet stored.
+    const blobOf: (string | number)[] = [];
+    const pageIn: number[] = [];
+    const hashes: Buffer[] = [];
+    const gatheredIds: string[] = [];
+    let gathered: Buffer[] = [];
+    const store = async (data: Buffer): Promise<string> => {
+      const id = this.repo.blobId(data);
+      const length = data.length; // read before saveBlob, which may move the bytes to a codec thread
+      if (!this.repo.hasBlob(id) && (await this.repo.saveBlob(BlobType.data, data, id))) {
+        this.summary.dataBlobsAdded++;
+        this.summary.dataAdded += length;
+      }
+      return id.toString("hex");
+    };
+    const storeGathered = async () => {
+      if (!gathered.length) return;
+      gatheredIds.push(await store(Buffer.concat(gathered)));
+      gathered = [];
+    };
+    let size = 0;
+    let eof = false;
+    while (!eof) {
+      let n = 0;
+      while (n < window) {
+        const got = await fill(buf, n, window - n);
+        if (got === 0) {
+          eof = true;
+          break;
+        }
+        n += got;
+        this.summary.bytesRead += got;
+        this.progress.bytesDone += got;
+      }
+      if (n === 0) break;
+      const first = blobOf.length;
+      const count = Math.ceil(n / pageSize);
+      const changed: boolean[] = [];
+      const sources = new Set<string>();
+      let changes = 0;
+      for (let k = 0; k < count; k++) {
+        const h = pageHash(idKey, buf.subarray(k * pageSize, Math.min(n, (k + 1) * pageSize)));
+        hashes.push(h);
+        const i = first + k;
+        const same = prev !== undefined && i < prev.blob.length && h.equals(prev.hashes.subarray(i * PAGE_HASH_BYTES, (i + 1) * PAGE_HASH_BYTES)) && isStored(prev.blob[i]);
+        changed.push(!same);
+        if (same) sources.add(prev.blob[i]);
+        else changes++;
+      }
+      if (!prev || changes * 2 > count || sources.size + (changes ? 1 : 0) > MAX_SOURCES) {
+        const id = await store(Buffer.from(buf.subarray(0, n)));
+        for (let k = 0; k < count; k++) {
+          blobOf.push(id);
+          pageIn.push(k);
+        }
+      } else {
+        for (let k = 0; k < count; k++) {
+          if (!changed[k]) {
+            blobOf.push(prev.blob[first + k]);
+            pageIn.push(prev.page[first + k]);
+            continue;
+          }
+          blobOf.push(gatheredIds.length);
+          pageIn.push(gathered.length);
+          gathered.push(Buffer.from(buf.subarray(k * pageSize, Math.min(n, (k + 1) * pageSize))));
+          if (gathered.length === perBlock) await storeGathered();
+        }
+      }
+      size += n;
+      this.checkAbort();
+      this.report("saving");
+    }
+    await storeGathered();
+    const map = new PageMapBuilder(pageSize);
+    for (let i = 0; i < blobOf.length; i++) {
+      const b = blobOf[i];
+      map.add(map.blobIndex(typeof b === "number" ? gatheredIds[b] : b), pageIn[i], hashes[i]);
+    }
+    return { content: map.content, size, pages: map.finish() };
   }
 
   private fail(p: string, err: unknown): void {

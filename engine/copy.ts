@@ -2,7 +2,9 @@ import { BlobType } from "./blob-index.js";
 import { CairnError } from "./errors.js";
 import { mapLimit, type Repository } from "./repository.js";
 import { findSnapshot, loadSnapshots, sameSet, type Snapshot, type SnapshotEntry } from "./snapshot.js";
-import { decodeTree, saveTree } from "./tree.js";
+import { fileContent } from "./export.js";
+import { pageHash } from "./pagemap.js";
+import { decodeTree, saveTree, type TreeNode } from "./tree.js";
 
 /** Progress of a running copy, reported after each blob. */
 export interface CopyProgress {
@@ -124,6 +126,17 @@ class BlobCopier {
     private readonly signal?: AbortSignal,
   ) {}
 
+  /** The page hashes of a page-mapped file under the destination's id key. */
+  private async pageHashes(node: TreeNode): Promise<string> {
+    const size = node.pages!.size;
+    const hashes: Buffer[] = [];
+    // Pieces start on page boundaries; only the file's last page may be short.
+    for await (const piece of fileContent(this.from, node, node.name)) {
+      for (let at = 0; at < piece.length; at += size) hashes.push(pageHash(this.to.idKey, piece.subarray(at, at + size)));
+    }
+    return Buffer.concat(hashes).toString("base64");
+  }
+
   /** Copies a tree and everything below it; returns the tree's id in the destination. */
   tree(id: string): Promise<string> {
     return this.once(`t${id}`, async () => {
@@ -131,6 +144,11 @@ class BlobCopier {
       const raw = await this.from.loadBlob(Buffer.from(id, "hex"));
       const tree = decodeTree(raw, id);
       for (const node of tree.nodes) {
+        if (node.pages) {
+          if (this.to.config.version < 2) throw new CairnError(`the snapshot holds page-mapped files (a PostgreSQL base backup), which a format version ${this.to.config.version} repository cannot hold; copy into a repository made by this cairn`);
+          // Page hashes are keyed like blob ids: under another key they are computed again.
+          if (!this.sharedIdKey) node.pages = { ...node.pages, hashes: await this.pageHashes(node) };
+        }
         if (node.content?.length) {
           const content = new Array<string>(node.content.length);
           await mapLimit(node.content, 4, async (blob, i) => {

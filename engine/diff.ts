@@ -78,7 +78,7 @@ function sizes(node: TreeNode, before?: TreeNode): { size?: number; sizeBefore?:
 /** Content of a file, target of a link, device number; a directory's content is compared entry by entry instead. */
 function sameContent(a: TreeNode, b: TreeNode): boolean {
   if (a.type === "dir") return true;
-  return a.size === b.size && (a.content ?? []).join() === (b.content ?? []).join() && a.linktarget === b.linktarget && a.rdev === b.rdev;
+  return a.size === b.size && (a.content ?? []).join() === (b.content ?? []).join() && JSON.stringify(a.pages) === JSON.stringify(b.pages) && a.linktarget === b.linktarget && a.rdev === b.rdev;
 }
 
 /** What a restore sets: mode, owner, mtime. ctime, inode and link count change without the user changing anything. */

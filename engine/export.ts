@@ -1,4 +1,5 @@
 import { IntegrityError } from "./crypto.js";
+import { filePieces } from "./pagemap.js";
 import type { Repository } from "./repository.js";
 import { padding, TAR_END, tarHeader, type TarEntry } from "./tar.js";
 import { walkTree, type TreeLoader, type TreeNode } from "./tree.js";
@@ -14,6 +15,10 @@ const READ_AHEAD = 3;
  * the consumer but READ_AHEAD blobs.
  */
 export async function* fileContent(repo: Repository, node: TreeNode, where: string): AsyncGenerator<Buffer> {
+  if (node.pages) {
+    yield* pageMappedContent(repo, node, where);
+    return;
+  }
   const ids = node.content ?? [];
   const ahead: Promise<Buffer>[] = [];
   let next = 0;
@@ -39,6 +44,33 @@ export async function* fileContent(repo: Repository, node: TreeNode, where: stri
 }
 
 const TAR_TYPES = new Set<TreeNode["type"]>(["file", "dir", "symlink"]);
+
+/** Blobs of a page-mapped file kept decrypted while its pieces are sent (runs alternate between a few blobs). */
+const PAGE_BLOBS_KEPT = 8;
+
+/** The content of a page-mapped file, piece by piece, each blob decrypted and verified once while it is in use. */
+async function* pageMappedContent(repo: Repository, node: TreeNode, where: string): AsyncGenerator<Buffer> {
+  const named = (err: unknown) => (err instanceof IntegrityError ? new IntegrityError(`${where}: ${err.message}`) : err);
+  let pieces;
+  try {
+    pieces = filePieces(node, (id) => repo.lookup(Buffer.from(id, "hex"))?.rawLength ?? 0);
+  } catch (err) {
+    throw named(err);
+  }
+  const kept = new Map<string, Buffer>();
+  for (const p of pieces) {
+    let blob = kept.get(p.id);
+    if (!blob) {
+      blob = await repo.loadBlob(Buffer.from(p.id, "hex")).catch((err: unknown) => {
+        throw named(err);
+      });
+      if (kept.size >= PAGE_BLOBS_KEPT) kept.delete(kept.keys().next().value!);
+      kept.set(p.id, blob);
+    }
+    if (p.from + p.length > blob.length) throw new IntegrityError(`${where}: blob ${p.id.slice(0, 16)} holds ${blob.length} bytes, its page map needs ${p.from + p.length}; run "cairn check" on the repository`);
+    yield blob.subarray(p.from, p.from + p.length);
+  }
+}
 
 /** Seconds since the epoch of a tree node's nanosecond time. */
 function seconds(ns: string): number {

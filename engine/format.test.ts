@@ -213,7 +213,7 @@ describe("docs/format.md describes the repository on disk", () => {
     const configPlain = openEnvelope(configEnv, () => encKey);
     expect(configPlain[0]).toBe(0);
     const config = JSON.parse(unpacked(configPlain).toString("utf8"));
-    expect(config).toMatchObject({ version: 1, chunker: CHUNKER, compression: "zstd:3", cipher: "aes-256-gcm", packSize: 256 * 1024 });
+    expect(config).toMatchObject({ version: 2, chunker: CHUNKER, compression: "zstd:3", cipher: "aes-256-gcm", packSize: 256 * 1024 });
     expect(config.id).toMatch(/^[0-9a-f]{32}$/);
 
     // §4: one keyring file, sealed under epoch 0, holding epoch 1.

@@ -10,7 +10,14 @@ import { CairnError, RepositoryNotFoundError, WrongPasswordError } from "./error
 import { compactIndexFile, decodeIndex, encodeIndex, type IndexFile } from "./index-file.js";
 import { PackBuilder, packKey, type PackEntry } from "./pack.js";
 
-export const FORMAT_VERSION = 1;
+/**
+ * Format version of new repositories. Version 2 adds page-mapped files (tree nodes
+ * with `pages`, engine/pagemap.ts); a version 1 repository is read as it is and
+ * never gets a page-mapped file, so a cairn that reads only version 1 reads it right.
+ */
+export const FORMAT_VERSION = 2;
+/** Every format version this cairn reads. */
+const READABLE_VERSIONS = [1, 2];
 
 /** The repository's `config` document. */
 export interface RepoConfig {
@@ -56,6 +63,8 @@ export interface InitOptions {
   idKey?: Buffer;
   packSize?: number;
   threads?: number;
+  /** Format version to create (FORMAT_VERSION by default; 1 for a repository older cairns must read). */
+  version?: number;
 }
 
 export interface OpenOptions {
@@ -164,7 +173,7 @@ export class Repository {
     const compression = formatCompression(parseCompression(options.compression ?? formatCompression(DEFAULT_COMPRESSION)));
     const master = { encKey: randomKey(), idKey: options.idKey ?? randomKey() };
     const config: RepoConfig = {
-      version: FORMAT_VERSION,
+      version: options.version ?? FORMAT_VERSION,
       id: randomBytes(16).toString("hex"),
       created: new Date().toISOString(),
       chunker: options.chunker ?? { ...DEFAULT_CHUNK_SIZES, seed: randomBytes(32).toString("hex") },
@@ -190,8 +199,8 @@ export class Repository {
       if (err instanceof IntegrityError) throw new CairnError(`the repository config at ${backend.location} is damaged (${err.message}); restore it from a copy of the repository`, 1);
       throw err;
     }
-    if (config.version !== FORMAT_VERSION) {
-      throw new CairnError(`repository format version ${config.version} is not supported by this cairn (it reads version ${FORMAT_VERSION}); upgrade cairn`);
+    if (!READABLE_VERSIONS.includes(config.version)) {
+      throw new CairnError(`repository format version ${config.version} is not supported by this cairn (it reads versions ${READABLE_VERSIONS.join(" and ")}); upgrade cairn`);
     }
     // Writes by a client that did not ask for the retention itself still get it.
     if (config.objectLock) backend.useObjectLock?.(config.objectLock);

@@ -11,7 +11,12 @@ import type { Codec } from "./codec.js";
 export interface RestoreRangeRequest {
   op: "restoreRange";
   buffer: Uint8Array;
-  blobs: { offset: number; length: number; compression: number; expectId: Uint8Array; targets: number[] }[];
+  /**
+   * `targets`: pairs of file number and offset in that file. `pieces`, when given:
+   * pairs of offset in the blob and length, one per target (a page-mapped file takes
+   * a stretch of a blob); without it every target gets the whole blob.
+   */
+  blobs: { offset: number; length: number; compression: number; expectId: Uint8Array; targets: number[]; pieces?: number[] }[];
   /** Files written by this job. `writes` is how many of the targets are theirs; `meta` is given when this job completes the file. */
   files: { path: string; writes: number; meta?: FileMeta }[];
   /** The target with its links resolved: every file opened must lie inside it. */
@@ -84,10 +89,16 @@ export function restoreRange(codec: Codec, req: RestoreRangeRequest): RestoreRan
             return result;
           }
         }
-        let done = 0;
         const position = blob.targets[t + 1];
-        while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
-        result.bytesWritten += data.length;
+        const from = blob.pieces ? blob.pieces[t] : 0;
+        const end = blob.pieces ? from + blob.pieces[t + 1] : data.length;
+        if (end > data.length) {
+          result.failure = { kind: "blob", blob: bi, message: `it holds ${data.length} bytes, but a page map needs bytes up to ${end} of it` };
+          return result;
+        }
+        let done = from;
+        while (done < end) done += writeSync(fd, data, done, end - done, position + done - from);
+        result.bytesWritten += end - from;
         if (--left[fi] > 0) continue;
         open.delete(fi);
         try {

@@ -2,6 +2,7 @@ import { constants, promises as fs, type Stats } from "node:fs";
 import * as path from "node:path";
 import { blobId, IntegrityError } from "./crypto.js";
 import { openPatiently } from "./descriptors.js";
+import { filePieces, pageHash, PAGE_HASH_BYTES, type Piece } from "./pagemap.js";
 import { CairnError, stopIfAborted } from "./errors.js";
 import { packKey } from "./pack.js";
 import type { FileMeta, RestoreRangeRequest } from "./restore-writer.js";
@@ -56,8 +57,8 @@ export interface RestoreResult {
 interface FileJob {
   dest: string;
   node: TreeNode;
-  /** Blob ids and offsets to write; all of the file's blobs unless the restore is a delta. */
-  writes: { id: string; offset: number }[];
+  /** Stretches of blobs to write, at `offset` in the file; all of the file's unless the restore is a delta. */
+  writes: Piece[];
   remaining: number;
 }
 
@@ -75,7 +76,7 @@ const MAX_RANGE = 4 << 20;
 /** A blob to restore: where it lies and which files (at which offsets) get it. */
 interface PlannedBlob {
   loc: { id: Buffer; offset: number; length: number; compression: number };
-  targets: { job: FileJob; offset: number }[];
+  targets: { job: FileJob; piece: Piece }[];
 }
 
 /**
@@ -159,17 +160,14 @@ export class Restorer {
       any = true;
       this.keep(destDir, node.name);
       if (node.type === "file") {
-        const writes: FileJob["writes"] = [];
-        let offset = 0;
-        for (const id of node.content ?? []) {
+        const writes = filePieces(node, (id) => {
           const loc = this.repo.lookup(Buffer.from(id, "hex"));
           if (!loc) throw new CairnError(`blob ${id.slice(0, 16)} of ${p} is missing from the repository; run "cairn check"`);
-          writes.push({ id, offset });
-          offset += loc.rawLength;
-        }
+          return loc.rawLength;
+        });
         this.files.push({ dest, node, writes, remaining: writes.length });
         this.result.files++;
-        this.result.totalBytes += node.size ?? offset;
+        this.result.totalBytes += node.size ?? writes.reduce((n, w) => n + w.length, 0);
       } else if (node.type === "symlink") {
         this.links.push({ dest, node });
         this.result.symlinks++;
@@ -256,7 +254,7 @@ export class Restorer {
         if (!blobs) byPack.set(loc.packId, (blobs = new Map()));
         let b = blobs.get(w.id);
         if (!b) blobs.set(w.id, (b = { loc: { id: loc.id, offset: loc.offset, length: loc.length, compression: loc.compression }, targets: [] }));
-        b.targets.push({ job, offset: w.offset });
+        b.targets.push({ job, piece: w });
       }
     }
     const out: (Range<PlannedBlob> & { packId: string })[] = [];
@@ -278,6 +276,9 @@ export class Restorer {
     const fileNo = new Map<FileJob, number>();
     const blobs = range.blobs.map((b) => {
       const targets: number[] = [];
+      // A page-mapped file takes a stretch of the blob; `pieces` says which, for every target.
+      const whole = b.targets.every((t) => t.piece.from === 0 && t.piece.length === this.repo.lookup(b.loc.id)!.rawLength);
+      const pieces: number[] = [];
       for (const t of b.targets) {
         let fi = fileNo.get(t.job);
         if (fi === undefined) {
@@ -286,9 +287,10 @@ export class Restorer {
           jobs.push(t.job);
         }
         files[fi].writes++;
-        targets.push(fi, t.offset);
+        targets.push(fi, t.piece.offset);
+        pieces.push(t.piece.from, t.piece.length);
       }
-      return { offset: b.loc.offset - range.start, length: b.loc.length, compression: b.loc.compression, expectId: b.loc.id, targets };
+      return { offset: b.loc.offset - range.start, length: b.loc.length, compression: b.loc.compression, expectId: b.loc.id, targets, ...(whole ? {} : { pieces }) };
     });
     for (const [fi, f] of files.entries()) if (f.writes === jobs[fi].remaining) f.meta = this.metaOf(jobs[fi].node);
     const bytes = await this.repo.backend.get(packKey(range.packId), { offset: range.start, length: range.end - range.start });
@@ -388,20 +390,35 @@ export class Restorer {
     if (real !== undefined && !this.insideRoot(real)) throw new CairnError(`refusing to write ${dest}: it leads to ${real}, outside the target (was a directory on the way replaced by a link?)`);
   }
 
-  /** Blobs whose bytes differ between the target file and the snapshot (delta restore). */
+  /**
+   * Pieces whose bytes differ between the target file and the snapshot (delta
+   * restore): a whole blob is compared by its keyed id, a page-mapped file page by
+   * page with the hashes its page map keeps.
+   */
   private async changedBlobs(job: FileJob, st: Stats): Promise<FileJob["writes"]> {
     const changed: FileJob["writes"] = [];
+    const pages = job.node.pages;
+    const hashes = pages && Buffer.from(pages.hashes, "base64");
     const h = await openPatiently(job.dest, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       for (const w of job.writes) {
-        const loc = this.repo.lookup(Buffer.from(w.id, "hex"))!;
-        if (w.offset + loc.rawLength > st.size) {
+        if (w.offset + w.length > st.size) {
           changed.push(w);
           continue;
         }
-        const buf = Buffer.allocUnsafe(loc.rawLength);
-        const { bytesRead } = await h.read(buf, 0, loc.rawLength, w.offset);
-        if (bytesRead !== loc.rawLength || !blobId(this.repo.idKey, buf).equals(loc.id)) changed.push(w);
+        const buf = Buffer.allocUnsafe(w.length);
+        const { bytesRead } = await h.read(buf, 0, w.length, w.offset);
+        if (bytesRead !== w.length) changed.push(w);
+        else if (pages && hashes) {
+          for (let at = 0; at < w.length; at += pages.size) {
+            const i = (w.offset + at) / pages.size;
+            const want = hashes.subarray(i * PAGE_HASH_BYTES, (i + 1) * PAGE_HASH_BYTES);
+            if (!pageHash(this.repo.idKey, buf.subarray(at, Math.min(w.length, at + pages.size))).equals(want)) {
+              changed.push(w);
+              break;
+            }
+          }
+        } else if (!blobId(this.repo.idKey, buf).equals(this.repo.lookup(Buffer.from(w.id, "hex"))!.id)) changed.push(w);
       }
     } finally {
       await h.close();
@@ -489,12 +506,7 @@ export class Restorer {
         this.result.verifyErrors.push(`${job.dest}: size ${st.size}, expected ${job.node.size}`);
         continue;
       }
-      const all = { ...job, writes: [] as FileJob["writes"] };
-      let offset = 0;
-      for (const id of job.node.content ?? []) {
-        all.writes.push({ id, offset });
-        offset += this.repo.lookup(Buffer.from(id, "hex"))!.rawLength;
-      }
+      const all = { ...job, writes: filePieces(job.node, (id) => this.repo.lookup(Buffer.from(id, "hex"))!.rawLength) };
       const bad = await this.changedBlobs(all, st);
       if (bad.length) this.result.verifyErrors.push(`${job.dest}: ${bad.length} chunk(s) differ from the snapshot`);
     }

@@ -1,6 +1,7 @@
 import { BlobType } from "./blob-index.js";
 import { IntegrityError } from "./crypto.js";
 import { CairnError } from "./errors.js";
+import type { PageMap } from "./pagemap.js";
 import type { Repository } from "./repository.js";
 
 export type NodeType = "file" | "dir" | "symlink" | "fifo" | "socket" | "chardev" | "blockdev";
@@ -19,8 +20,10 @@ export interface TreeNode {
   device: string;
   links: number;
   size?: number;
-  /** Data blob ids of a file, in order. */
+  /** Data blob ids of a file, in order (a page-mapped file: each blob its page map uses, once). */
   content?: string[];
+  /** A page-mapped file (format version 2): which page of which blob each page of the file is. */
+  pages?: PageMap;
   /** Tree blob id of a directory. */
   subtree?: string;
   linktarget?: string;

@@ -1,7 +1,8 @@
 import { Archiver, type BackupProgress, type BackupResult, type SourceEntry } from "../../engine/archiver.js";
 import { CairnError } from "../../engine/errors.js";
 import type { Repository } from "../../engine/repository.js";
-import type { SnapshotEntry, SnapshotSource } from "../../engine/snapshot.js";
+import { loadSnapshots, type SnapshotEntry, type SnapshotSource } from "../../engine/snapshot.js";
+import { TreeLoader, type TreeNode } from "../../engine/tree.js";
 import { readTar } from "./tar.js";
 import { query, startTool } from "./tools.js";
 import { formatLsn, parseLsn, systemIdFromControl } from "./wal.js";
@@ -12,9 +13,12 @@ export const BASE_BACKUP_TAG = "pg-base";
 export const PGDATA_DIR = "pgdata";
 
 /**
- * Relation files are stored page by page: PostgreSQL rewrites 8 KiB pages in place,
- * and updates scattered over a table touch nearly every megabyte-sized chunk of it,
- * so only page-sized blocks keep a second base backup down to what changed.
+ * Relation files are stored by 8 KiB page: PostgreSQL rewrites pages in place, and
+ * updates scattered over a table touch nearly every megabyte-sized chunk of it, so
+ * only pages keep a second base backup down to what changed. In a repository of
+ * format version 2 they are page-mapped (super-blocks of pages, each compared with
+ * the previous base backup of the cluster page by page, engine/pagemap.ts); in a
+ * version 1 repository each page is a blob of its own.
  */
 export const RELATION_BLOCK = 8192;
 const RELATION_FILE = /^(global|base\/\d+|pg_tblspc\/\d+\/[^/]+\/\d+)\/\d+(_fsm|_vm|_init)?(\.\d+)?$/;
@@ -63,13 +67,15 @@ export async function takeBaseBackup(repo: Repository, o: BaseBackupOptions): Pr
   );
   if (Number(versionNum) < 100000) throw new CairnError(`the server runs PostgreSQL ${serverVersion}; Cairn's physical backups need PostgreSQL 10 or newer (use cairn pg dump)`);
   const info = { type: "postgres", mode: "physical", systemId, serverVersion, segmentSize: Number(segmentSize) } as PgBaseBackupInfo;
+  const parent = baseBackups(await loadSnapshots(repo)).filter((s) => s.source.systemId === systemId).pop();
+  const previous = parent ? previousFiles(repo, parent.tree, systemId) : undefined;
   const archiver = new Archiver(repo, { tags: [BASE_BACKUP_TAG, ...(o.tags ?? [])], host: o.host, onProgress: o.onProgress, signal: o.signal, source: info });
-  const result = await archiver.backupEntries(baseBackupEntries(o, info), [`/postgres/${systemId}/${PGDATA_DIR}`]);
+  const result = await archiver.backupEntries(baseBackupEntries(o, info, previous), [`/postgres/${systemId}/${PGDATA_DIR}`]);
   return { ...result, info };
 }
 
 /** The members of pg_basebackup's tar stream as snapshot entries; fills `info` in as it learns it. */
-async function* baseBackupEntries(o: BaseBackupOptions, info: PgBaseBackupInfo): AsyncGenerator<SourceEntry> {
+async function* baseBackupEntries(o: BaseBackupOptions, info: PgBaseBackupInfo, previous?: (path: string) => Promise<TreeNode | undefined>): AsyncGenerator<SourceEntry> {
   const { child, done } = startTool("pg_basebackup", ["-d", o.url, "-D", "-", "-F", "t", "-X", "fetch", "-c", "fast", "-v", "-l", o.label ?? "cairn base backup"], o.env);
   done.catch(() => undefined);
   let control: Buffer | undefined;
@@ -81,7 +87,10 @@ async function* baseBackupEntries(o: BaseBackupOptions, info: PgBaseBackupInfo):
         const keep = m.path === "backup_label" || m.path === "global/pg_control" || m.path === "PG_VERSION";
         const parts: Buffer[] = [];
         entry.content = keep ? tee(m.content, parts) : m.content;
-        if (RELATION_FILE.test(m.path)) entry.blockSize = RELATION_BLOCK;
+        if (RELATION_FILE.test(m.path)) {
+          entry.blockSize = RELATION_BLOCK;
+          entry.pageMapped = { previous: await previous?.(m.path) };
+        }
         yield entry;
         if (m.path === "backup_label") info.backupLabel = Buffer.concat(parts).toString("utf8");
         if (m.path === "global/pg_control") control = Buffer.concat(parts);
@@ -109,6 +118,33 @@ async function* baseBackupEntries(o: BaseBackupOptions, info: PgBaseBackupInfo):
     stopTime: new Date().toISOString(),
     nextXid,
   });
+}
+
+/**
+ * The files of an earlier base backup by their path below pgdata, for comparing a
+ * new one page by page. A file (or directory) that cannot be read is just absent:
+ * the new backup then stores it whole.
+ */
+function previousFiles(repo: Repository, tree: string, systemId: string): (path: string) => Promise<TreeNode | undefined> {
+  const loader = new TreeLoader(repo);
+  const child = async (treeId: string | undefined, name: string) => (treeId ? (await loader.load(treeId)).nodes.find((n) => n.name === name) : undefined);
+  const root = (async () => {
+    let id: string | undefined = tree;
+    for (const name of ["postgres", systemId, PGDATA_DIR]) id = (await child(id, name))?.subtree;
+    return id;
+  })();
+  root.catch(() => undefined); // awaited (and its failure caught) by each lookup below
+  return async (path) => {
+    try {
+      let id = await root;
+      const parts = path.split("/");
+      for (const name of parts.slice(0, -1)) id = (await child(id, name))?.subtree;
+      const node = await child(id, parts[parts.length - 1]);
+      return node?.type === "file" ? node : undefined;
+    } catch {
+      return undefined;
+    }
+  };
 }
 
 async function* tee(source: AsyncIterable<Buffer>, into: Buffer[]): AsyncGenerator<Buffer> {
