@@ -4,6 +4,7 @@ import { sha256Hex } from "./crypto.js";
 import { CairnError, stopIfAborted } from "./errors.js";
 import { decodeIndex, type IndexFile } from "./index-file.js";
 import { packKey, readPackHeader, type PackEntry } from "./pack.js";
+import { filePieces } from "./pagemap.js";
 import { mapLimit, type Repository } from "./repository.js";
 import type { Snapshot } from "./snapshot.js";
 import { decodeTree } from "./tree.js";
@@ -167,6 +168,16 @@ async function checkSnapshots(repo: Repository, report: CheckReport, fail: Fail,
           if (missingBlobs.has(blob) || typedBlobIndexed(repo, blob, BlobType.data)) continue;
           missingBlobs.add(blob);
           fail("blob", blob, `data blob ${blob} of ${p} in snapshot ${id.slice(0, 8)} is not in the index`);
+        }
+        if (node.type === "file" && node.pages) {
+          // A page map that does not fit its blobs would restore wrong bytes: say so here, before a restore needs it.
+          try {
+            const pieces = filePieces(node, (blob) => repo.lookup(Buffer.from(blob, "hex"))?.rawLength ?? Infinity);
+            const short = pieces.find((piece) => piece.from + piece.length > (repo.lookup(Buffer.from(piece.id, "hex"))?.rawLength ?? Infinity));
+            if (short) fail("tree", treeId, `the page map of ${p} in snapshot ${id.slice(0, 8)} reads past the end of blob ${short.id.slice(0, 16)}`);
+          } catch (err) {
+            fail("tree", treeId, `${p} in snapshot ${id.slice(0, 8)}: ${(err as Error).message}`);
+          }
         }
       }
     }

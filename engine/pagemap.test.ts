@@ -10,7 +10,7 @@ import { copySnapshots } from "./copy.js";
 import { fileContent } from "./export.js";
 import { Repository } from "./repository.js";
 import { Restorer } from "./restorer.js";
-import { TreeLoader, type TreeNode } from "./tree.js";
+import { saveTree, TreeLoader, type TreeNode } from "./tree.js";
 
 const PASSWORD = "pw";
 const KDF = { name: "scrypt", N: 1024, r: 8, p: 1 } as const;
@@ -122,6 +122,23 @@ describe("page-mapped files", () => {
     } finally {
       await from.close();
       await to.close();
+    }
+  });
+
+  it("check reports a page map that reads past its blob", async () => {
+    const repo = await Repository.init(new MemBackend(), PASSWORD, { kdf: KDF, threads: 0 });
+    try {
+      const { node } = await backupRelation(repo, original);
+      // Pages 0-31 of the first blob, then "pages 16-47" of the second: past its 32 pages.
+      const bad: TreeNode = { ...node, pages: { ...node.pages!, runs: [32, 0, 0, 32, 1, 16, 37, 2, 0] } };
+      const dir = await saveTree(repo, { nodes: [bad] });
+      const root = await saveTree(repo, { nodes: [{ ...bad, name: "db", type: "dir", subtree: dir.id, size: undefined, content: undefined, pages: undefined }] });
+      await repo.flush();
+      await repo.saveJSON("snapshots", { time: new Date().toISOString(), host: "h", username: "u", paths: ["/db"], tags: [], tree: root.id, program: "test" });
+      const { errors } = await checkRepository(repo, {});
+      expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/the page map of \/db\/rel .* reads past the end of blob/)]);
+    } finally {
+      await repo.close();
     }
   });
 
