@@ -50,7 +50,8 @@ describe("page-mapped files", () => {
   const original = randomBytes(PAGES * PAGE + 1000);
 
   it("a second backup stores only the changed pages, and each backup restores its own bytes", async () => {
-    const repo = await Repository.init(new MemBackend(), PASSWORD, { kdf: KDF, threads: 0 });
+    // Codec threads: restore writes the pieces of blobs there.
+    const repo = await Repository.init(new MemBackend(), PASSWORD, { kdf: KDF, threads: 2 });
     try {
       const first = await backupRelation(repo, original);
       expect(first.node.pages?.size).toBe(PAGE);
