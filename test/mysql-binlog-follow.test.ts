@@ -1,7 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalBackend } from "../backends/local.js";
+import { Repository } from "../engine/repository.js";
+import { loadBinlogPartial, readBinlogPartial, streamBinlogs, type BinlogStreamReport } from "../sources/mysql/binlog-stream.js";
+import { loginOf, parseMysqlUrl, withOptionFile } from "../sources/mysql/connection.js";
 import { cairnOk, CLI, PASSWORD, ROOT } from "./helpers.js";
 import { BACKUP_PASSWORD, checksums, initMariaDb, mariaDbAt, mysqlTempDir, type MariaDb } from "./mysql.js";
 
@@ -140,5 +144,46 @@ describe("cairn mysql binlog-archive --follow", () => {
     await restored(dir, async (s) => {
       expect(await s.sql("SELECT GROUP_CONCAT(name ORDER BY name) FROM app.markers")).toBe("after,before,restarted");
     });
+  }, 600_000);
+
+  it("stores only what is new at each look and rewrites the segments as one every few stores: the stored prefix is what was streamed, and the server's own log after its first event", async () => {
+    const repository = await Repository.open(new LocalBackend(repo), PASSWORD, { threads: 0 });
+    const controller = new AbortController();
+    const reports: BinlogStreamReport[] = [];
+    try {
+      await withOptionFile(loginOf(parseMysqlUrl(db.url), BACKUP_PASSWORD), async (optionFile) => {
+        const streaming = streamBinlogs(repository, { optionFile, spool: path.join(tmp.dir, "spool-engine"), intervalSeconds: 1, replicaId: 4000000002, segmentsBeforeCompaction: 2, signal: controller.signal, onReport: (rep) => reports.push(rep) });
+        try {
+          for (let i = 0; i < 5; i++) {
+            await db.sql(`INSERT INTO markers VALUES ('engine-${i}', NOW(6))`, "app");
+            const at = await serverAt();
+            const deadline = Date.now() + 120_000;
+            while (!reports.some((rep) => rep.archivedFile === at.file && rep.archivedPosition! >= at.pos)) {
+              if (Date.now() > deadline) throw new Error(`not stored up to ${at.file}:${at.pos}: ${JSON.stringify(reports.slice(-3))}`);
+              await sleep(200);
+            }
+          }
+        } finally {
+          controller.abort();
+          await streaming;
+        }
+      });
+      const at = await serverAt();
+      const partial = await loadBinlogPartial(repository, reports.at(-1)!.server);
+      expect(partial).toMatchObject({ name: at.file, size: at.pos });
+      expect(partial!.segments.length).toBeLessThanOrEqual(2);
+      const objects: string[] = [];
+      for await (const o of repository.backend.list("binlog/")) objects.push(o.key);
+      expect(objects.length).toBe(partial!.segments.length);
+      const stored = (await readBinlogPartial(repository, partial!))!;
+      expect(stored.equals(readFileSync(path.join(tmp.dir, "spool-engine", at.file)).subarray(0, at.pos))).toBe(true);
+      // The server's own file differs only in its first event (the replication protocol sends it without the in-use flag).
+      const server = readFileSync(path.join(db.datadir, at.file)).subarray(0, at.pos);
+      const firstEventEnd = 4 + server.readUInt32LE(4 + 9);
+      expect(stored.length).toBe(server.length);
+      expect(stored.subarray(firstEventEnd).equals(server.subarray(firstEventEnd))).toBe(true);
+    } finally {
+      await repository.close();
+    }
   }, 600_000);
 });

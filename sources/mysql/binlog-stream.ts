@@ -23,18 +23,25 @@ import { mysqlTool, query } from "./tools.js";
  *   one SHOW BINARY LOGS lists), as a binary log archive snapshot like
  *   `cairn mysql binlog-archive` writes, so recovery and retention treat it alike;
  * - the log the server writes now, up to the position SHOW MASTER STATUS gave (always
- *   the end of an event), as a *partial*: one named object per server, replaced by a
- *   longer one, and removed once the whole log is archived. It records the time of
- *   that SHOW MASTER STATUS: every event written before it is in the partial, so
- *   point-in-time recovery reaches it.
+ *   the end of an event), as a *partial* (BinlogPartial: named objects, each store
+ *   adding the bytes new since the last), removed once the whole log is archived. It
+ *   records the time of that SHOW MASTER STATUS: every event written before it is in
+ *   the partial, so point-in-time recovery reaches it.
  *
  * mariadb-binlog exits when the server goes away (a restart): it is started again,
  * from the oldest log not archived whole, until the signal aborts.
  */
 
 const PARTIAL_DIR = "binlog";
+/** Segments of one log before the next store rewrites them as one (bounds the objects a recovery reads). */
+const SEGMENTS_BEFORE_COMPACTION = 64;
 
-/** The newest stored prefix of a binary log the server still writes. */
+/**
+ * The stored prefix of a binary log the server still writes. It is kept as segments,
+ * one named object per store holding the bytes new since the previous one
+ * (`<log>@<start>-<end>`), so a store costs what the server wrote since; every
+ * SEGMENTS_BEFORE_COMPACTION stores they are rewritten as one.
+ */
 export interface BinlogPartial {
   server: string;
   name: string;
@@ -42,8 +49,15 @@ export interface BinlogPartial {
   size: number;
   /** When the server was at that position: every event written before is in the partial. */
   through: string;
-  sha256: string;
+  /** The keys of the segments that make it, in order. */
+  segments: string[];
+}
+
+interface Segment {
   key: string;
+  name: string;
+  start: number;
+  end: number;
 }
 
 function partialPrefix(repo: Repository, server: string): string {
@@ -52,56 +66,76 @@ function partialPrefix(repo: Repository, server: string): string {
 
 const sequence = (name: string) => Number(/\.(\d+)$/.exec(name)?.[1] ?? NaN);
 
-/** The keys of a server's stored partials, newest (highest log, then position) last. */
-async function partialKeys(repo: Repository, server: string): Promise<{ key: string; name: string; size: number }[]> {
+/** The server's stored segments, by log, start and end. */
+async function segmentsOf(repo: Repository, server: string): Promise<Segment[]> {
   const prefix = partialPrefix(repo, server);
-  const out: { key: string; name: string; size: number }[] = [];
+  const out: Segment[] = [];
   for await (const o of repo.backend.list(prefix)) {
-    const m = /^(.+\.\d+)@(\d+)$/.exec(o.key.slice(prefix.length));
-    if (m) out.push({ key: o.key, name: m[1], size: Number(m[2]) });
+    const m = /^(.+\.\d+)@(\d+)-(\d+)$/.exec(o.key.slice(prefix.length));
+    if (m) out.push({ key: o.key, name: m[1], start: Number(m[2]), end: Number(m[3]) });
   }
-  return out.sort((a, b) => sequence(a.name) - sequence(b.name) || a.size - b.size);
+  return out.sort((a, b) => sequence(a.name) - sequence(b.name) || a.start - b.start || a.end - b.end);
 }
 
-/** The newest partial of the server's current binary log in the repository, if any. */
+/** The longest run of segments from the log's start, each beginning where the one before ended. */
+function chain(segments: Segment[]): Segment[] {
+  const out: Segment[] = [];
+  let at = 0;
+  for (;;) {
+    const next = segments.filter((s) => s.start === at).sort((a, b) => b.end - a.end)[0];
+    if (!next) return out;
+    out.push(next);
+    at = next.end;
+  }
+}
+
+/** The partial of the newest log the server's segments hold, if any. */
 export async function loadBinlogPartial(repo: Repository, server: string): Promise<BinlogPartial | undefined> {
-  const keys = await partialKeys(repo, server);
-  for (const k of keys.reverse()) {
-    try {
-      return { ...(JSON.parse((await repo.loadNamedHead(k.key)).toString("utf8")) as Omit<BinlogPartial, "key">), key: k.key };
-    } catch (err) {
-      // Removed by the streamer between the listing and the read: a newer one exists.
-      if (!isNotFound(err)) throw err;
-    }
-  }
-  return undefined;
-}
-
-/** The bytes of a partial; undefined when it was superseded (removed) since it was listed. */
-export async function readBinlogPartial(repo: Repository, partial: BinlogPartial): Promise<Buffer | undefined> {
+  const all = await segmentsOf(repo, server);
+  const name = all.at(-1)?.name;
+  const parts = chain(all.filter((s) => s.name === name));
+  if (!name || !parts.length) return undefined;
+  const last = parts[parts.length - 1];
+  let head: { through: string };
   try {
-    const { body } = await repo.loadNamed(partial.key);
-    if (createHash("sha256").update(body).digest("hex") !== partial.sha256) throw new CairnError(`the stored partial of binary log ${partial.name} is damaged (its checksum does not match); run "cairn check"`);
-    return body;
+    head = JSON.parse((await repo.loadNamedHead(last.key)).toString("utf8")) as { through: string };
   } catch (err) {
+    // Compacted between the listing and the read: the caller reads again.
     if (isNotFound(err)) return undefined;
     throw err;
   }
+  return { server, name, size: last.end, through: head.through, segments: parts.map((s) => s.key) };
 }
 
-async function savePartial(repo: Repository, server: string, name: string, data: Buffer, through: Date): Promise<BinlogPartial> {
-  const key = `${partialPrefix(repo, server)}${name}@${data.length}`;
-  const partial: BinlogPartial = { server, name, size: data.length, through: through.toISOString(), sha256: createHash("sha256").update(data).digest("hex"), key };
-  const head = { server, name, size: partial.size, through: partial.through, sha256: partial.sha256 };
+/** The bytes of a partial; undefined when a segment was compacted or removed since it was listed. */
+export async function readBinlogPartial(repo: Repository, partial: BinlogPartial): Promise<Buffer | undefined> {
+  const parts: Buffer[] = [];
+  for (const key of partial.segments) {
+    try {
+      const { head, body } = await repo.loadNamed(key);
+      const meta = JSON.parse(head.toString("utf8")) as { sha256: string };
+      if (createHash("sha256").update(body).digest("hex") !== meta.sha256) throw new CairnError(`the stored segment ${key} of binary log ${partial.name} is damaged (its checksum does not match); run "cairn check"`);
+      parts.push(body);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+  return Buffer.concat(parts);
+}
+
+async function saveSegment(repo: Repository, server: string, name: string, start: number, data: Buffer, through: Date): Promise<string> {
+  const key = `${partialPrefix(repo, server)}${name}@${start}-${start + data.length}`;
+  const head = { server, name, start, end: start + data.length, through: through.toISOString(), sha256: createHash("sha256").update(data).digest("hex") };
   await repo.saveNamed(key, Buffer.from(JSON.stringify(head)), data);
-  return partial;
+  return key;
 }
 
-/** Removes the server's partials older than `keep` (all of logs up to `upTo` when given instead). */
-async function dropPartials(repo: Repository, server: string, keep: { name: string; size: number } | { upTo: string }): Promise<void> {
-  for (const k of await partialKeys(repo, server)) {
-    const older = "upTo" in keep ? sequence(k.name) <= sequence(keep.upTo) : sequence(k.name) < sequence(keep.name) || (k.name === keep.name && k.size < keep.size);
-    if (older) await repo.backend.delete(k.key);
+/** Removes the segments of logs up to `upTo` (archived whole), or those of `name` but `keep` (compacted into it). */
+async function dropSegments(repo: Repository, server: string, which: { upTo: string } | { name: string; keep: string }): Promise<void> {
+  for (const s of await segmentsOf(repo, server)) {
+    const drop = "upTo" in which ? sequence(s.name) <= sequence(which.upTo) : s.name === which.name && s.key !== which.keep;
+    if (drop) await repo.backend.delete(s.key);
   }
 }
 
@@ -141,6 +175,8 @@ export interface BinlogStreamOptions {
   signal?: AbortSignal;
   /** Ends after this many looks (a workflow's bounded activity); runs until aborted otherwise. */
   looks?: number;
+  /** Segments of the current log before a store rewrites them as one (default SEGMENTS_BEFORE_COMPACTION). */
+  segmentsBeforeCompaction?: number;
   onReport?: (r: BinlogStreamReport) => void;
   /** mariadb-binlog stopped (it is restarted) or a look failed (retried at the next). */
   onError?: (what: string, err: Error) => void;
@@ -176,7 +212,7 @@ export async function streamBinlogs(repo: Repository, o: BinlogStreamOptions): P
     for (const l of fresh) have.add(`${l.name}/${l.size}`);
     if (closed.length) {
       const last = closed[closed.length - 1].name;
-      await dropPartials(repo, server, { upTo: last });
+      await dropSegments(repo, server, { upTo: last });
       for (const l of closed) await fs.rm(path.join(o.spool, l.name), { force: true });
       if (!archivedEnd || sequence(last) >= sequence(archivedEnd.file)) {
         archivedEnd = { file: last, position: closed[closed.length - 1].size };
@@ -186,9 +222,15 @@ export async function streamBinlogs(repo: Repository, o: BinlogStreamOptions): P
 
     // The log the server writes: stored up to the server's position once the spool has it.
     if ((spooled.get(file) ?? 0) >= position && (!stored || stored.name !== file || stored.size < position)) {
-      const data = await readPrefix(path.join(o.spool, file), position);
-      stored = await savePartial(repo, server, file, data, now);
-      await dropPartials(repo, server, { name: file, size: position });
+      // What is new since the last store, or (a new log, or too many segments) the whole prefix in one.
+      const append = stored?.name === file && stored.segments.length < (o.segmentsBeforeCompaction ?? SEGMENTS_BEFORE_COMPACTION);
+      const from = append ? stored!.size : 0;
+      const key = await saveSegment(repo, server, file, from, await readRange(path.join(o.spool, file), from, position), now);
+      if (append) stored = { ...stored!, size: position, through: now.toISOString(), segments: [...stored!.segments, key] };
+      else {
+        await dropSegments(repo, server, { name: file, keep: key });
+        stored = { server, name: file, size: position, through: now.toISOString(), segments: [key] };
+      }
       archivedEnd = { file, position };
       archivedThrough = now.toISOString();
     } else if (stored?.name === file && stored.size === position) {
@@ -272,14 +314,15 @@ async function archiveClosed(repo: Repository, server: string, o: BinlogStreamOp
   }
 }
 
-async function readPrefix(file: string, size: number): Promise<Buffer> {
+/** Bytes [from, to) of a spooled log. */
+async function readRange(file: string, from: number, to: number): Promise<Buffer> {
   const fh = await fs.open(file, "r");
   try {
-    const buf = Buffer.alloc(size);
+    const buf = Buffer.alloc(to - from);
     let off = 0;
-    while (off < size) {
-      const { bytesRead } = await fh.read(buf, off, size - off, off);
-      if (!bytesRead) throw new CairnError(`${file} became shorter than ${size} bytes while it was read`);
+    while (off < buf.length) {
+      const { bytesRead } = await fh.read(buf, off, buf.length - off, from + off);
+      if (!bytesRead) throw new CairnError(`${file} became shorter than ${to} bytes while it was read`);
       off += bytesRead;
     }
     return buf;

@@ -38,7 +38,7 @@ describe("recoveryWindow", () => {
 });
 
 describe("the continuous archiver's partial of the current log", () => {
-  const partial = (name: string, through: string, server = SERVER) => ({ server, name, size: 5000, through, sha256: "00", key: `binlog/x/${name}@5000` });
+  const partial = (name: string, through: string, server = SERVER) => ({ server, name, size: 5000, through, segments: [`binlog/x/${name}@0-5000`] });
 
   it("extends the window to the time it was stored through when it continues the chain, and is left out when a whole copy exists", () => {
     const snaps = [backup("2026-11-30T10:00:00.000Z", "binlog.000001"), archive("2026-11-30T10:10:00.000Z", ["binlog.000001"])];

@@ -254,7 +254,8 @@ async function binlogContent(repo: Repository, snapshots: SnapshotEntry[], serve
     // Superseded between listing and reading: the log was archived whole meanwhile, or a longer partial replaced it.
     for (let attempt = 0; attempt < 3; attempt++) {
       const partial = await loadBinlogPartial(repo, server);
-      if (partial?.name !== name) break;
+      if (!partial) continue;
+      if (partial.name !== name) break;
       const data = await readBinlogPartial(repo, partial);
       if (data) return (async function* () {
         yield data;
