@@ -8,7 +8,8 @@
 #
 # Knobs: FILES (default 200000), REPS (default 3), CAIRN_JS (default bin/cairn.js of this
 # checkout), BENCH_TMP (default /tmp/cairn-restore), RESTIC (default ~/.cache/cairn/bin/restic),
-# NICE (default 10, both tools the same). Uses the built CLI (npm run build first) and GNU time.
+# NICE (default 10, both tools the same), CAIRN_BASE_JS (another build's bin/cairn.js, e.g. main
+# before a change: timed in the same run as "before", on the same repository). Uses the built CLI (npm run build first) and GNU time.
 # Ratios are Cairn / restic: below 1 means Cairn is faster or smaller. The page cache is not
 # dropped: both tools read warm repositories.
 set -euo pipefail
@@ -20,6 +21,8 @@ TMPB="${BENCH_TMP:-/tmp/cairn-restore}"
 RESTIC="${RESTIC:-$HOME/.cache/cairn/bin/restic}"
 NICE="${NICE:-10}"
 CAIRN=(node "${CAIRN_JS:-$ROOT/bin/cairn.js}")
+BASE=(node "${CAIRN_BASE_JS:-}")
+TOOLS="cairn restic"; [ -n "${CAIRN_BASE_JS:-}" ] && TOOLS="before cairn restic"
 [ -x "$RESTIC" ] || { echo "restic not found at $RESTIC (set RESTIC=...)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "GNU time is needed: apt-get install -y time" >&2; exit 1; }
 case "$TMPB" in "$ROOT"*) echo "BENCH_TMP must be outside the checkout" >&2; exit 1 ;; esac
@@ -51,10 +54,13 @@ timed() {
 }
 
 for rep in $(seq "$REPS"); do
-  for tool in cairn restic; do
+  for tool in $TOOLS; do
     target="$TMPB/restore-$tool"
     rm -rf "$target"
-    if [ "$tool" = cairn ]; then
+    if [ "$tool" = before ]; then
+      timed before restore "${BASE[@]}" -r "$crepo" restore latest --target "$target"
+      timed before check "${BASE[@]}" -r "$crepo" check --read-data
+    elif [ "$tool" = cairn ]; then
       timed cairn restore "${CAIRN[@]}" -r "$crepo" restore latest --target "$target"
       timed cairn check "${CAIRN[@]}" -r "$crepo" check --read-data
     else
@@ -76,6 +82,10 @@ console.log("| step | Cairn wall s / CPU s / peak RSS MiB | restic 0.18.1 | rati
 console.log("| --- | --- | --- | --- |");
 for (const [step, name] of [["restore", "full restore"], ["check", "check --read-data"]]) {
   const c = [2, 3, 4].map((i) => cell("cairn", step, i)), r = [2, 3, 4].map((i) => cell("restic", step, i));
+  if (rows.some((r) => r[0] === "before")) {
+    const b = [2, 3, 4].map((i) => cell("before", step, i));
+    console.log(`| ${name}, before | ${b[0].toFixed(2)} / ${b[1].toFixed(2)} / ${b[2]} | ${r[0].toFixed(2)} / ${r[1].toFixed(2)} / ${r[2]} | ${b.map((v, i) => (v / r[i]).toFixed(2)).join(" / ")} |`);
+  }
   console.log(`| ${name} | ${c[0].toFixed(2)} / ${c[1].toFixed(2)} / ${c[2]} | ${r[0].toFixed(2)} / ${r[1].toFixed(2)} / ${r[2]} | ${c.map((v, i) => (v / r[i]).toFixed(2)).join(" / ")} |`);
 }
 NODE
