@@ -55,9 +55,11 @@ export type CodecRequest = SealRequest | OpenRequest | OpenBatchRequest | Restor
 /** Compress-then-encrypt and decrypt-then-decompress for blobs: the CPU-heavy part of every job. */
 export class Codec {
   private readonly keys: Map<number, Buffer>;
+  private readonly idKey: Buffer;
 
   constructor(private readonly material: CodecKeys) {
     this.keys = new Map(material.dataKeys.map((k) => [k.epoch, Buffer.from(k.key)]));
+    this.idKey = Buffer.from(material.idKey);
   }
 
   seal(req: SealRequest): SealResult {
@@ -69,7 +71,7 @@ export class Codec {
   open(req: OpenRequest): OpenResult {
     const plain = decompressBlob(req.compression, open(req.envelope, (e) => this.keys.get(e)));
     if (req.expectId) {
-      const got = blobId(Buffer.from(this.material.idKey), plain);
+      const got = blobId(this.idKey, plain);
       if (!got.equals(Buffer.from(req.expectId.buffer, req.expectId.byteOffset, req.expectId.byteLength))) {
         throw new IntegrityError(`blob content does not match its id ${Buffer.from(req.expectId).toString("hex").slice(0, 16)}`);
       }

@@ -67,14 +67,15 @@ export function open(envelope: Uint8Array, keyFor: (epoch: number) => Buffer | u
   const d = createDecipheriv(cipher, key, buf.subarray(6, 18), { authTagLength: 16 } as never) as ReturnType<typeof createDecipheriv> & { setAAD(b: Buffer, o?: object): void; setAuthTag(b: Buffer): void };
   d.setAAD(buf.subarray(0, ENVELOPE_HEADER), { plaintextLength: ct.length });
   d.setAuthTag(buf.subarray(buf.length - 16));
-  const out = Buffer.allocUnsafe(ct.length);
-  let pos = d.update(ct).copy(out, 0);
+  // The plaintext is the buffer update() returns (an AEAD's final() adds nothing): no second buffer, no copy.
+  const out = d.update(ct);
+  let rest: Buffer;
   try {
-    pos += d.final().copy(out, pos);
+    rest = d.final();
   } catch {
     throw new IntegrityError("authentication failed: the object was changed or the key is wrong");
   }
-  return out.subarray(0, pos);
+  return rest.length ? Buffer.concat([out, rest]) : out;
 }
 
 /** Keyed blob id: HMAC-SHA256 under the repository's id key, so ids reveal nothing about content. */
