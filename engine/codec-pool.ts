@@ -5,6 +5,8 @@ import { IntegrityError } from "./crypto.js";
 import type { RestoreRangeRequest, RestoreRangeResult } from "./restore-writer.js";
 
 const INLINE_MAX = 16 * 1024;
+/** Young generation of each codec thread, MiB (see start()). */
+const YOUNG_MB = 4;
 /** How long close() lets a worker finish the jobs it holds before terminating it. */
 const CLOSE_GRACE_MS = 10_000;
 
@@ -45,7 +47,9 @@ export class CodecPool {
     const data: CodecWorkerData = { keys: this.keys, stopping: this.stopping };
     live.add(this);
     for (let i = 0; i < this.threads; i++) {
-      const w = new Worker(file, { workerData: data });
+      // A small young generation: a codec thread makes short-lived buffers at a high rate, and a
+      // large nursery only turns that into resident memory (about 25 MiB a thread by default).
+      const w = new Worker(file, { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB } });
       // Idle workers do not keep the process alive; a busy one does (see run()), because a
       // thread torn down in the middle of a zstd call aborts the whole process
       // ("terminate called after throwing an instance of 'Napi::Error'").
