@@ -45,7 +45,7 @@ export interface Piece {
  * (its blobs concatenated, `rawLength(id)` bytes each), one per run for a
  * page-mapped file. Throws an IntegrityError when a page map does not fit the node.
  */
-export function filePieces(node: TreeNode, rawLength: (id: string) => number): Piece[] {
+export function filePieces(node: Pick<TreeNode, "name" | "size" | "content" | "pages">, rawLength: (id: string) => number): Piece[] {
   const content = node.content ?? [];
   const out: Piece[] = [];
   if (!node.pages) {

@@ -54,9 +54,12 @@ export interface RestoreResult {
   warnings: string[];
 }
 
+/** What a restore needs of a file's tree node (the rest of the node, inode, device and ctime strings, is left to the garbage collector). */
+type FileNode = Pick<TreeNode, "name" | "mode" | "uid" | "gid" | "mtime" | "size" | "content" | "pages">;
+
 interface FileJob {
   dest: string;
-  node: TreeNode;
+  node: FileNode;
   /** Stretches of blobs to write, at `offset` in the file; all of the file's unless the restore is a delta. */
   writes: Piece[];
   remaining: number;
@@ -75,7 +78,7 @@ const MAX_RANGE = 4 << 20;
 
 /** A blob to restore: where it lies and which files (at which offsets) get it. */
 interface PlannedBlob {
-  loc: { id: Buffer; offset: number; length: number; compression: number };
+  loc: { id: string; offset: number; length: number; rawLength: number; compression: number };
   targets: { job: FileJob; piece: Piece }[];
 }
 
@@ -105,7 +108,8 @@ export class Restorer {
   private realRoot = "";
 
   constructor(private readonly repo: Repository, private readonly options: RestoreOptions) {
-    this.loader = new TreeLoader(repo);
+    // Each tree is read once while planning: a big cache would only hold memory.
+    this.loader = new TreeLoader(repo, 64);
     this.root = path.resolve(options.target);
     this.includes = new PathPatterns(options.include);
     this.excludes = new PathPatterns(options.exclude);
@@ -165,7 +169,8 @@ export class Restorer {
           if (!loc) throw new CairnError(`blob ${id.slice(0, 16)} of ${p} is missing from the repository; run "cairn check"`);
           return loc.rawLength;
         });
-        this.files.push({ dest, node, writes, remaining: writes.length });
+        const { name, mode, uid, gid, mtime, size, content, pages } = node;
+        this.files.push({ dest, node: { name, mode, uid, gid, mtime, size, content, ...(pages ? { pages } : {}) }, writes, remaining: writes.length });
         this.result.files++;
         this.result.totalBytes += node.size ?? writes.reduce((n, w) => n + w.length, 0);
       } else if (node.type === "symlink") {
@@ -175,7 +180,7 @@ export class Restorer {
         this.result.warnings.push(`${p}: ${node.type} entries are not restored`);
       }
     }
-    if (whole) this.keepNames.set(destDir, this.keepNames.get(destDir) ?? new Set());
+    if (whole && this.options.delete) this.keepNames.set(destDir, this.keepNames.get(destDir) ?? new Set());
     return any;
   }
 
@@ -197,7 +202,9 @@ export class Restorer {
     for (const p of unmatched) this.result.warnings.push(`the include pattern ${JSON.stringify(p)} matched nothing in the snapshot`);
   }
 
+  /** Names kept in `dir` (only --delete needs them). */
   private keep(dir: string, name: string): void {
+    if (!this.options.delete) return;
     let s = this.keepNames.get(dir);
     if (!s) this.keepNames.set(dir, (s = new Set()));
     s.add(name);
@@ -253,7 +260,7 @@ export class Restorer {
         let blobs = byPack.get(loc.packId);
         if (!blobs) byPack.set(loc.packId, (blobs = new Map()));
         let b = blobs.get(w.id);
-        if (!b) blobs.set(w.id, (b = { loc: { id: loc.id, offset: loc.offset, length: loc.length, compression: loc.compression }, targets: [] }));
+        if (!b) blobs.set(w.id, (b = { loc: { id: w.id, offset: loc.offset, length: loc.length, rawLength: loc.rawLength, compression: loc.compression }, targets: [] }));
         b.targets.push({ job, piece: w });
       }
     }
@@ -277,7 +284,7 @@ export class Restorer {
     const blobs = range.blobs.map((b) => {
       const targets: number[] = [];
       // A page-mapped file takes a stretch of the blob; `pieces` says which, for every target.
-      const whole = b.targets.every((t) => t.piece.from === 0 && t.piece.length === this.repo.lookup(b.loc.id)!.rawLength);
+      const whole = b.targets.every((t) => t.piece.from === 0 && t.piece.length === b.loc.rawLength);
       const pieces: number[] = [];
       for (const t of b.targets) {
         let fi = fileNo.get(t.job);
@@ -290,7 +297,7 @@ export class Restorer {
         targets.push(fi, t.piece.offset);
         pieces.push(t.piece.from, t.piece.length);
       }
-      return { offset: b.loc.offset - range.start, length: b.loc.length, compression: b.loc.compression, expectId: b.loc.id, targets, ...(whole ? {} : { pieces }) };
+      return { offset: b.loc.offset - range.start, length: b.loc.length, compression: b.loc.compression, expectId: Buffer.from(b.loc.id, "hex"), targets, ...(whole ? {} : { pieces }) };
     });
     for (const [fi, f] of files.entries()) if (f.writes === jobs[fi].remaining) f.meta = this.metaOf(jobs[fi].node);
     const bytes = await this.repo.backend.get(packKey(range.packId), { offset: range.start, length: range.end - range.start });
@@ -319,7 +326,7 @@ export class Restorer {
   }
 
   /** What a codec thread sets on a file it finishes. */
-  private metaOf(node: TreeNode): FileMeta {
+  private metaOf(node: FileNode): FileMeta {
     const chown = this.isRoot && this.options.owners !== false;
     return {
       mode: this.options.setidBits === false ? node.mode & ~0o6000 : node.mode,
@@ -451,7 +458,7 @@ export class Restorer {
    * anything else is opened with O_NOFOLLOW and changed through its handle (a link
    * put in its place makes the open fail instead of changing the link's target).
    */
-  private async applyMeta(dest: string, node: TreeNode, isLink = false): Promise<void> {
+  private async applyMeta(dest: string, node: Pick<TreeNode, "mode" | "uid" | "gid" | "mtime">, isLink = false): Promise<void> {
     try {
       if (isLink) {
         const mtime = nsToSeconds(node.mtime);
@@ -471,7 +478,7 @@ export class Restorer {
   }
 
   /** Owner, then mode (a chown clears setuid bits), then times, through an open handle (never a link). */
-  private async setMeta(h: fs.FileHandle, dest: string, node: TreeNode): Promise<void> {
+  private async setMeta(h: fs.FileHandle, dest: string, node: Pick<TreeNode, "mode" | "uid" | "gid" | "mtime">): Promise<void> {
     const mtime = nsToSeconds(node.mtime);
     try {
       if (this.isRoot && this.options.owners !== false) await h.chown(node.uid, node.gid);
