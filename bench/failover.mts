@@ -1,34 +1,48 @@
 /**
  * Failover RTO and RPO, measured through the API on a real stack (Temporal dev
  * server and API in this process, a worker process, PostgreSQL 15 clusters, Debian's
- * PgBouncer as the cut-over path, pgbench as the application):
+ * PgBouncer as the cut-over path, pgbench as the application), the primary SIGKILLed
+ * under pgbench load, once per archive_timeout in ARCHIVE_TIMEOUTS (the asynchronous
+ * archiver's RPO):
  *
- * - warm: a standby replaying the archive (restore_command = cairn pg wal-fetch) is
- *   promoted after the primary is SIGKILLed under pgbench load, once per
- *   archive_timeout in ARCHIVE_TIMEOUTS: the RPO of the asynchronous archiver.
+ * - warm: a standby replaying the archive (restore_command = cairn pg wal-fetch) is promoted.
  * - cold: no standby; the plan's base backup and archived WAL are restored first.
+ *
+ * While pgbench runs, a heartbeat (public.cairn_heartbeat, the table the failover reads)
+ * is written on the primary every HEARTBEAT_MS: the RPO in seconds is also measured from
+ * it, as the last heartbeat the old primary committed minus the one the new primary has,
+ * next to the RPO the failover's result reports.
  *
  *   npm run build && npx tsx bench/failover.mts                      # SCALE=50, ARCHIVE_TIMEOUTS=5,30, LOAD_SECONDS=30
  *   SCALE=5 ARCHIVE_TIMEOUTS=5 LOAD_SECONDS=10 npx tsx bench/failover.mts   # a quick run
+ *   COLD_ONLY=1 / WARM_ONLY=1                                          # one kind of scenario
+ *   RATE=20                                                            # pgbench -R 20: a lighter load, where archive_timeout, not full segments, bounds the RPO
  *
  * Run as root after npm run build: the clusters, PgBouncer and the worker (dist/worker.js) run as postgres.
- * Prints a Markdown table; the numbers are for this machine and this run only.
+ * Prints a Markdown table; the numbers are for this machine and this run only (the load average is printed).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import * as path from "node:path";
 import { startApiServer } from "../api/server.js";
 import { randomBytes } from "node:crypto";
-import { testPolicy, testPolicyEnv } from "../test/policy-fixtures.js";
+import { parseConnectionUrl } from "../sources/postgres/connection.js";
+import { readHeartbeat, writeHeartbeat, type Heartbeat } from "../sources/postgres/heartbeat.js";
+import { testPolicy } from "../test/policy-fixtures.js";
 import { apiClient } from "../test/api-client.js";
-import { PASSWORD, ROOT } from "../test/helpers.js";
-import { asPostgres, cairnCommand, cairnPgOk, clusterAt, initCluster, PG_BIN, pgTempDir, waitFor, type PgCluster } from "../test/postgres.js";
+import { PASSWORD } from "../test/helpers.js";
+import { followFailover, killPostmaster, startPgBouncer, startPostgresWorker } from "../test/pg-archiving.js";
+import { asPostgres, cairnCommand, cairnPgOk, clusterAt, initCluster, PG_BIN, pgTempDir, waitFor } from "../test/postgres.js";
 import { freePort } from "../test/servers.js";
 import { startDevServer } from "../scripts/temporal.js";
 
 const SCALE = process.env.SCALE ?? "50";
 const TIMEOUTS = (process.env.ARCHIVE_TIMEOUTS ?? "5,30").split(",").map(Number);
 const LOAD_SECONDS = Number(process.env.LOAD_SECONDS ?? "30");
+const HEARTBEAT_MS = Number(process.env.HEARTBEAT_MS ?? "500");
+/** pgbench's transactions per second (-R), all clients together; unset: as fast as it goes. */
+const RATE = process.env.RATE;
 const tmp = pgTempDir("cairn-bench-failover-");
 const dataDir = path.join(tmp.dir, "data");
 const repo = path.join(tmp.dir, "repo");
@@ -48,18 +62,6 @@ async function must(p: Promise<{ code: number; stdout: string; stderr: string }>
   return r;
 }
 
-async function startBouncer(dir: string, port: number, target: number): Promise<{ ini: string; stop(): Promise<void> }> {
-  const ini = path.join(dir, "pgbouncer.ini");
-  writeFileSync(path.join(dir, "userlist.txt"), '"postgres" ""\n');
-  writeFileSync(ini, `[databases]\nbench = host=127.0.0.1 port=${target} dbname=bench\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = ${port}\nunix_socket_dir =\nauth_type = trust\nauth_file = ${path.join(dir, "userlist.txt")}\npool_mode = transaction\nserver_login_retry = 1\npidfile = ${path.join(dir, "pgbouncer.pid")}\nlogfile = ${path.join(dir, "pgbouncer.log")}\n`);
-  chmodSync(ini, 0o644);
-  // The worker (postgres) rewrites it at the cut-over.
-  chownSync(ini, Number((await asPostgres("/usr/bin/id", ["-u"])).stdout.trim()), Number((await asPostgres("/usr/bin/id", ["-g"])).stdout.trim()));
-  spawn("runuser", ["-u", "postgres", "--", "/usr/sbin/pgbouncer", "-d", ini], { stdio: "ignore" });
-  await waitFor("PgBouncer", async () => (await asPostgres(path.join(PG_BIN, "psql"), ["-X", "-d", `postgresql://postgres@127.0.0.1:${port}/pgbouncer`, "-c", "SHOW VERSION"])).code === 0 || (await asPostgres(path.join(PG_BIN, "pg_isready"), ["-h", "127.0.0.1", "-p", String(port)])).code === 0);
-  return { ini, stop: async () => void (await asPostgres("/bin/sh", ["-c", `kill $(cat ${path.join(dir, "pgbouncer.pid")}) 2>/dev/null`])) };
-}
-
 async function main() {
   writeFileSync(passwordFile, PASSWORD);
   chmodSync(passwordFile, 0o644);
@@ -74,16 +76,8 @@ async function main() {
   // The worker runs as the postgres user, next to the clusters, as a DBA would run it: it stops
   // their servers and runs a restored one as the owner of its data directory.
   await asPostgres("/bin/mkdir", ["-p", path.join(tmp.dir, "worker-data")]);
-  const worker = spawn("runuser", ["-u", "postgres", "--", process.execPath, path.join(ROOT, "dist", "worker.js")], {
-    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, CAIRN_DATA_DIR: path.join(tmp.dir, "worker-data"), ...testPolicyEnv(tmp.dir), CAIRN_FAILOVER_PATHS: tmp.dir, CAIRN_WORKER_CONCURRENCY: "2", CAIRN_THREADS: "1" },
-    cwd: tmp.dir,
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const exited = new Promise((r) => worker.once("exit", r));
-  cleanups.push(async () => {
-    worker.kill("SIGTERM");
-    await exited;
-  });
+  const worker = startPostgresWorker({ env: { TEMPORAL_ADDRESS: temporal.address } }, tmp.dir, { CAIRN_FAILOVER_PATHS: tmp.dir, CAIRN_WORKER_CONCURRENCY: "2" });
+  cleanups.push(() => worker.stop());
   const client = apiClient(api);
   const { id: repositoryId } = await client.ok<{ id: string }>("POST", "/v1/repositories", { name: "pg", url: repo, password: PASSWORD });
   const rows: string[] = [];
@@ -97,34 +91,60 @@ async function main() {
     await primary.sql("CREATE DATABASE bench");
     await must(asPostgres(path.join(PG_BIN, "pgbench"), ["-i", "-s", SCALE, "-q", "-d", primary.url.replace(/\/postgres$/, "/bench")]), "pgbench -i");
     const { id: planId } = await client.ok<{ id: string }>("POST", "/v1/plans", { name, repositoryId, source: { type: "postgres", mode: "physical", url: primary.url } });
-    const bouncer = await startBouncer(base, await freePort(), primary.port);
+    const bouncer = await startPgBouncer(base, primary.port);
     cleanups.push(() => bouncer.stop());
-    return { base, primary, planId, bouncer, bouncerPort: Number(/listen_port = (\d+)/.exec(readFileSync(bouncer.ini, "utf8"))![1]) };
+    return { base, primary, planId, bouncer };
   }
 
-  async function load(port: number, seconds: number): Promise<ChildProcess> {
-    const p = spawn("runuser", ["-u", "postgres", "--", path.join(PG_BIN, "pgbench"), "-c", "4", "-j", "2", "-T", String(seconds + 600), "-n", "-d", `postgresql://postgres@127.0.0.1:${port}/bench`], { stdio: "ignore" });
+  /**
+   * pgbench through PgBouncer for `seconds`, with a heartbeat written on the primary every
+   * HEARTBEAT_MS; resolves with pgbench still running (it is killed after the failover)
+   * and the heartbeat writer, which keeps the last heartbeat the primary committed.
+   */
+  async function load(port: number, primaryUrl: string, seconds: number) {
+    const pgbench: ChildProcess = spawn("runuser", ["-u", "postgres", "--", path.join(PG_BIN, "pgbench"), "-c", "4", "-j", "2", "-T", String(seconds + 600), ...(RATE ? ["-R", RATE] : []), "-n", "-d", `postgresql://postgres@127.0.0.1:${port}/bench`], { stdio: "ignore" });
+    const conn = parseConnectionUrl(primaryUrl);
+    let last: Heartbeat | undefined;
+    let beating = true;
+    const beats = (async () => {
+      while (beating) {
+        // A write the dying primary does not answer fails: the last one that committed stays.
+        last = (await writeHeartbeat(conn).catch(() => undefined)) ?? last;
+        await new Promise((r) => setTimeout(r, HEARTBEAT_MS));
+      }
+    })();
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    return p;
+    return {
+      pgbench,
+      /** Stops the writer (after the primary is killed) and answers the last heartbeat it committed. */
+      async lastHeartbeat() {
+        beating = false;
+        await beats;
+        return last;
+      },
+    };
   }
 
   async function failover(body: Record<string, unknown>): Promise<Result> {
     const { id } = await client.ok<{ id: string }>("POST", "/v1/failovers", body);
-    let last: { status: string; result: Result | null; error: string | null } | undefined;
-    await waitFor(`failover ${id}`, async () => {
-      last = await client.ok("GET", `/v1/failovers/${id}`);
-      return last!.status !== "running";
-    }, 3_600_000);
-    if (last!.status !== "completed") throw new Error(`failover ${id} ${last!.status}: ${last!.error}`);
-    return last!.result!;
+    const last = await followFailover(client, id, 3_600_000);
+    if (last.status !== "completed") throw new Error(`failover ${id} ${last.status}: ${last.error}\n${worker.log()}`);
+    return last.result as unknown as Result;
   }
 
-  const kill = (pg: PgCluster) => process.kill(Number(readFileSync(path.join(pg.pgdata, "postmaster.pid"), "utf8").split("\n")[0]), "SIGKILL");
-  const row = (what: string, r: Result, extra = "") => {
+  /** The heartbeat the new primary has against the last one the old primary committed: the writes lost, in time and count. */
+  const heartbeatRpo = async (port: number, old: Heartbeat | undefined) => {
+    const now = await readHeartbeat({ ...parseConnectionUrl(`postgresql://postgres@127.0.0.1:${port}/postgres`) });
+    if (!old) return "? (no heartbeat committed)";
+    if (!now) return `none replayed (all ${old.seq} lost)`;
+    return `${((old.at.getTime() - now.at.getTime()) / 1000).toFixed(2)} (${old.seq - now.seq} lost)`;
+  };
+  const row = (what: string, r: Result, heartbeat: string, extra = "") => {
     const step = (n: string) => `${((r.steps.find((s) => s.name === n)?.ms ?? 0) / 1000).toFixed(1)}`;
-    rows.push(`| ${what} | ${(r.rtoMs / 1000).toFixed(1)} s (${r.rtoPath}) | ${r.rpo.bytes ?? "?"} | ${r.rpo.seconds?.toFixed(2) ?? "?"} | ${step("fence")} / ${step("restore")} / ${step("promote")} / ${step("cutover")} | ${extra} |`);
+    rows.push(`| ${what} | ${(r.rtoMs / 1000).toFixed(1)} s (${r.rtoPath}) | ${r.rpo.bytes ?? "?"} | ${r.rpo.seconds?.toFixed(2) ?? "?"} | ${heartbeat} | ${step("fence")} / ${step("restore")} / ${step("promote")} / ${step("cutover")} | ${extra} |`);
     console.error(rows.at(-1), r.rpo.basis);
   };
+  const loads = [`start ${loadavg().map((l) => l.toFixed(2)).join(" ")}`];
 
   for (const timeout of process.env.COLD_ONLY ? [] : TIMEOUTS) {
     const s = await setup(`warm-${timeout}`, timeout);
@@ -136,33 +156,34 @@ async function main() {
     const standby = await clusterAt(standbyDir);
     await standby.start({ hot_standby: "on" });
     cleanups.push(() => standby.destroy());
-    const pgbench = await load(s.bouncerPort, LOAD_SECONDS);
-    kill(s.primary);
-    const r = await failover({ planId: s.planId, standby: { dataDir: standbyDir, port: standby.port }, fence: { dataDir: s.primary.pgdata }, cutover: { type: "pgbouncer", configFile: s.bouncer.ini, database: "bench" }, reason: "bench" });
-    pgbench.kill("SIGKILL");
-    row(`warm standby, archive_timeout ${timeout} s`, r, `pgbench -c 4 for ${LOAD_SECONDS} s, then SIGKILL`);
+    const app = await load(s.bouncer.port, s.primary.url, LOAD_SECONDS);
+    killPostmaster(s.primary);
+    const lastBeat = await app.lastHeartbeat();
+    const r = await failover({ planId: s.planId, standby: { dataDir: standbyDir, port: standby.port }, fence: { dataDir: s.primary.pgdata }, cutover: { type: "pgbouncer", configFile: s.bouncer.configFile, database: "bench" }, reason: "bench" });
+    app.pgbench.kill("SIGKILL");
+    row(`warm standby, archive_timeout ${timeout} s`, r, await heartbeatRpo(standby.port, lastBeat), `pgbench -c 4${RATE ? ` -R ${RATE}` : ""} for ${LOAD_SECONDS} s, then SIGKILL`);
+    loads.push(`after warm ${timeout} s: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   }
 
-  {
-    const s = await setup("cold", TIMEOUTS[0]);
+  for (const timeout of process.env.WARM_ONLY ? [] : TIMEOUTS) {
+    const s = await setup(`cold-${timeout}`, timeout);
     const { jobId } = await client.ok<{ jobId: string }>("POST", `/v1/plans/${s.planId}/run`);
     await waitFor("base backup", async () => (await client.ok<{ status: string }>("GET", `/v1/jobs/${jobId}`)).status !== "running", 3_600_000);
-    const pgbench = await load(s.bouncerPort, LOAD_SECONDS);
-    kill(s.primary);
-    const into = path.join(tmp.dir, "restores-cold");
-    const r = await failover({ planId: s.planId, into: { dataDir: into, port: await freePort() }, fence: { dataDir: s.primary.pgdata }, cutover: { type: "pgbouncer", configFile: s.bouncer.ini, database: "bench" }, reason: "bench" });
-    pgbench.kill("SIGKILL");
-    cleanups.push(async () => {
-      const c = await clusterAt(into);
-      await asPostgres(path.join(PG_BIN, "pg_ctl"), ["-D", into, "-m", "immediate", "stop"]);
-      return c;
-    });
-    row(`cold restore (base backup + archive), archive_timeout ${TIMEOUTS[0]} s`, r, `pgbench -c 4 for ${LOAD_SECONDS} s after the base backup`);
+    const app = await load(s.bouncer.port, s.primary.url, LOAD_SECONDS);
+    killPostmaster(s.primary);
+    const lastBeat = await app.lastHeartbeat();
+    const into = path.join(tmp.dir, `restored-cold-${timeout}`);
+    const port = await freePort();
+    cleanups.push(() => asPostgres(path.join(PG_BIN, "pg_ctl"), ["-D", into, "-m", "immediate", "stop"]));
+    const r = await failover({ planId: s.planId, into: { dataDir: into, port }, fence: { dataDir: s.primary.pgdata }, cutover: { type: "pgbouncer", configFile: s.bouncer.configFile, database: "bench" }, reason: "bench" });
+    app.pgbench.kill("SIGKILL");
+    row(`cold restore (base backup + archive), archive_timeout ${timeout} s`, r, await heartbeatRpo(port, lastBeat), `pgbench -c 4${RATE ? ` -R ${RATE}` : ""} for ${LOAD_SECONDS} s after the base backup, then SIGKILL`);
+    loads.push(`after cold ${timeout} s: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   }
 
-  console.log(`\nFailover, pgbench scale ${SCALE} (${new Date().toISOString()})\n`);
-  console.log("| scenario | RTO (to a write through) | RPO bytes | RPO seconds | fence / restore / promote / cutover (s) | load |");
-  console.log("| --- | --- | --- | --- | --- | --- |");
+  console.log(`\nFailover, pgbench scale ${SCALE}, heartbeat every ${HEARTBEAT_MS} ms (${new Date().toISOString()}); load average (1, 5, 15 min) ${loads.join("; ")}\n`);
+  console.log("| scenario | RTO (to a write through) | RPO bytes (result) | RPO seconds (result) | RPO seconds (heartbeat) | fence / restore / promote / cutover (s) | load |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
   for (const r of rows) console.log(r);
 }
 
