@@ -50,7 +50,22 @@ export interface OpenBatchResult {
   sha256?: string;
 }
 
-export type CodecRequest = SealRequest | OpenRequest | OpenBatchRequest | RestoreRangeRequest;
+/** Seals many small blobs laid end to end in `data` (the i-th is `lengths[i]` bytes) in a single job. */
+export interface SealBatchRequest {
+  op: "sealBatch";
+  data: Uint8Array;
+  lengths: number[];
+  compression: CompressionSpec;
+}
+
+/** The envelopes end to end in `envelope`, the i-th `lengths[i]` bytes with compression `compressions[i]`. */
+export interface SealBatchResult {
+  envelope: Buffer;
+  lengths: number[];
+  compressions: number[];
+}
+
+export type CodecRequest = SealRequest | SealBatchRequest | OpenRequest | OpenBatchRequest | RestoreRangeRequest;
 
 /** Compress-then-encrypt and decrypt-then-decompress for blobs: the CPU-heavy part of every job. */
 export class Codec {
@@ -93,10 +108,30 @@ export class Codec {
     return req.hash ? { items, sha256: sha256Hex(buf) } : { items };
   }
 
-  run(req: CodecRequest): SealResult | OpenResult | OpenBatchResult | RestoreRangeResult {
+  sealBatch(req: SealBatchRequest): SealBatchResult {
+    const data = Buffer.from(req.data.buffer, req.data.byteOffset, req.data.byteLength);
+    const envelopes: Buffer[] = [];
+    const compressions: number[] = [];
+    let at = 0;
+    for (const length of req.lengths) {
+      const r = this.seal({ op: "seal", data: data.subarray(at, at + length), compression: req.compression });
+      envelopes.push(r.envelope);
+      compressions.push(r.compression);
+      at += length;
+    }
+    const lengths = envelopes.map((e) => e.length);
+    const envelope = Buffer.allocUnsafeSlow(lengths.reduce((n, l) => n + l, 0));
+    let out = 0;
+    for (const e of envelopes) out += e.copy(envelope, out);
+    return { envelope, lengths, compressions };
+  }
+
+  run(req: CodecRequest): SealResult | SealBatchResult | OpenResult | OpenBatchResult | RestoreRangeResult {
     switch (req.op) {
       case "seal":
         return this.seal(req);
+      case "sealBatch":
+        return this.sealBatch(req);
       case "open":
         return this.open(req);
       case "openBatch":

@@ -82,6 +82,14 @@ export interface OpenOptions {
 /** Directories holding write-once, content-addressed files. */
 export type FileKind = "snapshots" | "index" | "keyring" | "locks" | "keys";
 
+/**
+ * Data blobs up to SMALL_BLOB bytes are sealed in batches of about BATCH_BYTES on a
+ * codec thread: one round trip per blob cost more than the work, so small blobs were
+ * sealed on the main thread, which then did all the work of a tree of small files
+ * alone while the codec threads idled.
+ */
+const SMALL_BLOB = 16 * 1024;
+const BATCH_BYTES = 256 * 1024;
 const INDEX_EVERY_PACKS = 8;
 const MAX_SEALING = 8;
 const MAX_UPLOADS = 2;
@@ -111,6 +119,9 @@ export class Repository {
   private readonly treePacks = new Map<string, Promise<Buffer>>();
   private treePackBytes = 0;
   private writeError?: unknown;
+  /** Small data blobs waiting to be sealed together (see SMALL_BLOB). */
+  private batch: { id: Buffer; data: Buffer }[] = [];
+  private batchBytes = 0;
   /** Bytes of pack files written in this session (for stats and tests). */
   packBytesWritten = 0;
   packsWritten = 0;
@@ -280,6 +291,12 @@ export class Repository {
     const hex = id.toString("hex");
     if (this.isStored(id) || this.inFlight.has(hex)) return false;
     this.inFlight.add(hex);
+    if (type === BlobType.data && this.pool.threads > 0 && data.length <= SMALL_BLOB) {
+      this.batch.push({ id, data });
+      this.batchBytes += data.length;
+      if (this.batchBytes >= BATCH_BYTES) await this.sealBatch();
+      return true;
+    }
     while (this.sealing.size >= MAX_SEALING) await Promise.race(this.sealing);
     const rawLength = data.length;
     // Trees are sealed on this thread: they are a small share of the bytes, and a tree
@@ -295,6 +312,32 @@ export class Repository {
       .finally(() => this.sealing.delete(job));
     this.sealing.add(job);
     return true;
+  }
+
+  /** Hands the waiting small data blobs to a codec thread as one job. */
+  private async sealBatch(): Promise<void> {
+    const blobs = this.batch;
+    if (!blobs.length) return;
+    this.batch = [];
+    const data = Buffer.allocUnsafeSlow(this.batchBytes);
+    this.batchBytes = 0;
+    let at = 0;
+    for (const b of blobs) at += b.data.copy(data, at);
+    while (this.sealing.size >= MAX_SEALING) await Promise.race(this.sealing);
+    const job: Promise<void> = this.pool
+      .sealBatch({ data, lengths: blobs.map((b) => b.data.length), compression: this.compression })
+      .then(async (r) => {
+        let off = 0;
+        for (const [i, b] of blobs.entries()) {
+          await this.addToPack(BlobType.data, b.id, r.envelope.subarray(off, off + r.lengths[i]), r.compressions[i], b.data.length);
+          off += r.lengths[i];
+        }
+      })
+      .catch((err) => {
+        this.writeError ??= err;
+      })
+      .finally(() => this.sealing.delete(job));
+    this.sealing.add(job);
   }
 
   private async addToPack(type: BlobType, id: Buffer, envelope: Buffer, compression: number, rawLength: number): Promise<void> {
@@ -359,6 +402,7 @@ export class Repository {
    * passes every pack it keeps, so one index file supersedes all older ones).
    */
   async flush(options: { supersedes?: string[]; packs?: IndexFile["packs"] } = {}): Promise<string | undefined> {
+    await this.sealBatch();
     while (this.sealing.size) await Promise.race(this.sealing);
     for (const type of [BlobType.data, BlobType.tree]) {
       const packer = this.packers[type];
