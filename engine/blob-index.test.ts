@@ -13,8 +13,10 @@ describe("BlobIndex", () => {
       expect(loc.id.equals(ids[i])).toBe(true);
       expect(index.packs[loc.pack]).toBe(`pack${i % 50}`);
       expect([loc.offset, loc.length, loc.rawLength, loc.compression, loc.type]).toEqual([i * 3, i + 1, i + 2, i % 4, i % 7 ? BlobType.data : BlobType.tree]);
+      expect(index.typeOf(ids[i])).toBe(i % 7 ? BlobType.data : BlobType.tree);
     }
     for (let i = 0; i < 1000; i++) expect(index.has(randomBytes(32))).toBe(false);
+    for (let i = 0; i < 1000; i++) expect(index.typeOf(randomBytes(32))).toBeUndefined();
   });
 
   it("keeps the first location of a blob added twice", () => {

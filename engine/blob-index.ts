@@ -74,6 +74,12 @@ export class BlobIndex {
     return this.find(id) >= 0;
   }
 
+  /** The type of a blob, or undefined when unknown; allocates nothing (check asks it for every blob of every file). */
+  typeOf(id: Buffer): BlobType | undefined {
+    const n = this.find(id);
+    return n < 0 ? undefined : (this.pages[Math.floor(n / PAGE_ENTRIES)][(n % PAGE_ENTRIES) * ENTRY + 48] as BlobType);
+  }
+
   get(id: Buffer): BlobLocation | undefined {
     const n = this.find(id);
     return n < 0 ? undefined : this.entry(n);

@@ -184,9 +184,14 @@ async function checkSnapshots(repo: Repository, report: CheckReport, fail: Fail,
   }
 }
 
+const BLOB_ID = /^[0-9a-f]{64}$/;
+/** One key buffer reused for every look-up (Buffer#write decodes the hex in place). */
+const idKey = Buffer.alloc(32);
+
 function typedBlobIndexed(repo: Repository, hex: string, type: BlobType): boolean {
-  if (!/^[0-9a-f]{64}$/.test(hex)) return false;
-  return repo.lookup(Buffer.from(hex, "hex"))?.type === type;
+  if (typeof hex !== "string" || hex.length !== 64 || !BLOB_ID.test(hex)) return false;
+  idKey.write(hex, "hex");
+  return repo.index.typeOf(idKey) === type;
 }
 
 /**
