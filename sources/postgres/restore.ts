@@ -6,6 +6,7 @@ import { Restorer, type RestoreResult } from "../../engine/restorer.js";
 import { TreeLoader } from "../../engine/tree.js";
 import { PGDATA_DIR } from "./basebackup.js";
 import type { BaseBackup, RecoveryTarget } from "./recovery.js";
+import { PREFETCH_DIR } from "./archive.js";
 import { formatLsn, systemIdFromControl } from "./wal.js";
 
 export type TargetAction = "promote" | "pause" | "shutdown";
@@ -126,9 +127,13 @@ export async function writeDataDir(repo: Repository, backup: BaseBackup, o: Data
  * restore_command that fetches each WAL file from the repository with `cairn pg
  * wal-fetch`: `program` runs cairn (node and its script), `repository` is where
  * the repository is, and its password is read from `passwordFile` (never on the
- * command line, which any user can see).
+ * command line, which any user can see). A segment an earlier call fetched ahead
+ * (PREFETCH_DIR, relative to the data directory where restore_command runs) is
+ * moved into place by the shell without starting cairn: starting Node and loading
+ * the command costs far more than the move, once per segment of a recovery.
  */
 export function walFetchCommand(o: { program: string[]; repository: string; passwordFile?: string; systemId: string }): string {
   const q = (s: string) => `"${s.replace(/(["\\$`])/g, "\\$1")}"`;
-  return [...o.program.map(q), "-r", q(o.repository), ...(o.passwordFile ? ["--password-file", q(o.passwordFile)] : []), "pg", "wal-fetch", "--system-id", o.systemId, "%f", '"%p"'].join(" ");
+  const ahead = `${PREFETCH_DIR}/%f`;
+  return `test -f ${ahead} && mv -f ${ahead} "%p" || ` + [...o.program.map(q), "-r", q(o.repository), ...(o.passwordFile ? ["--password-file", q(o.passwordFile)] : []), "pg", "wal-fetch", "--system-id", o.systemId, "%f", '"%p"'].join(" ");
 }
