@@ -4,6 +4,7 @@ import { CairnError } from "../engine/errors.js";
 import { clusterSystemId, dropPrefetched, prefetchAfter, takePrefetched, WalArchive } from "../sources/postgres/archive.js";
 import { awaitSpooled, runSpoolArchiver } from "../sources/postgres/spool.js";
 import { walFileKind } from "../sources/postgres/wal.js";
+import { fetchVia } from "../sources/postgres/wal-socket.js";
 import { globals, output, parseDuration, withRepository, type GlobalOptions } from "./common.js";
 
 /**
@@ -37,9 +38,14 @@ export function register(pg: Command): void {
     .option("--system-id <id>", "the cluster's database system identifier (default: read from global/pg_control in --pgdata)")
     .option("--pgdata <dir>", "the data directory being recovered (default: the current directory, where restore_command runs)")
     .option("--prefetch <n>", "also fetch the next n segments into pg_wal/cairn-prefetch, so the next calls need no repository open", "8")
-    .action(async (name: string, dest: string, o: { systemId?: string; pgdata?: string; prefetch: string }, cmd: Command) => {
+    .option("--via <socket>", "ask the worker serving this socket (a platform standby's <dataDir>.cairn-wal/wal.sock) instead of opening a repository: no repository, password or credentials here")
+    .action(async (name: string, dest: string, o: { systemId?: string; pgdata?: string; prefetch: string; via?: string }, cmd: Command) => {
       const opts = globals(cmd);
       const pgdata = path.resolve(o.pgdata ?? ".");
+      if (o.via) {
+        await fetchViaSocket(o.via, name, path.resolve(pgdata, dest));
+        return;
+      }
       let found: boolean;
       try {
         found = await fetchWal(opts, name, path.resolve(pgdata, dest), pgdata, o);
@@ -85,6 +91,19 @@ export function register(pg: Command): void {
 
 /** PostgreSQL treats a restore_command exit code above 125 as fatal, not as a missing file. */
 const FATAL_FOR_POSTGRES = 255;
+
+/**
+ * wal-fetch --via: exit 0 with the file written, 1 when the archive does not have it
+ * or no worker answers (PostgreSQL asks again later: a standby waits for its worker),
+ * 255 when the worker could not read the repository (as wal-fetch without --via).
+ */
+async function fetchViaSocket(socket: string, name: string, dest: string): Promise<void> {
+  const outcome = await fetchVia(path.resolve(socket), name, dest);
+  if (outcome.ok) return;
+  if (outcome.fatal) throw new CairnError(`${outcome.reason}\n(recovery stops here rather than end early; the standby's worker starts it again)`, FATAL_FOR_POSTGRES);
+  if (!outcome.missing) process.stderr.write(`cairn: ${outcome.reason}; PostgreSQL will ask again\n`);
+  process.exitCode = 1;
+}
 
 async function fetchWal(opts: GlobalOptions, name: string, target: string, pgdata: string, o: { systemId?: string; prefetch: string }): Promise<boolean> {
   if (await takePrefetched(pgdata, name, target)) return true;

@@ -137,3 +137,13 @@ export function walFetchCommand(o: { program: string[]; repository: string; pass
   const ahead = `${PREFETCH_DIR}/%f`;
   return `test -f ${ahead} && mv -f ${ahead} "%p" || ` + [...o.program.map(q), "-r", q(o.repository), ...(o.passwordFile ? ["--password-file", q(o.passwordFile)] : []), "pg", "wal-fetch", "--system-id", o.systemId, "%f", '"%p"'].join(" ");
 }
+
+/**
+ * restore_command that asks the worker serving `socket` for each WAL file (`cairn pg
+ * wal-fetch --via`): no repository, password or credentials on the command line, in
+ * the server's environment or in its data directory.
+ */
+export function walFetchViaCommand(o: { program: string[]; socket: string }): string {
+  const q = (s: string) => `"${s.replace(/(["\\$`])/g, "\\$1")}"`;
+  return [...o.program.map(q), "pg", "wal-fetch", "--via", q(o.socket), "%f", '"%p"'].join(" ");
+}
