@@ -4,7 +4,7 @@ import { ApplicationFailure } from "@temporalio/common";
 import { CairnError } from "../engine/errors.js";
 import { failoverPathRefusal, hookRefusal } from "../policy/failover.js";
 import { loadSnapshots, planHost } from "../engine/snapshot.js";
-import { WalArchive } from "../sources/postgres/archive.js";
+import { clusterSystemId, WalArchive } from "../sources/postgres/archive.js";
 import { baseBackups } from "../sources/postgres/basebackup.js";
 import { connectionEnv, parseConnectionUrl, type PgConnection } from "../sources/postgres/connection.js";
 import { switchPgbouncer, pgbouncerSettings } from "../sources/postgres/cutover.js";
@@ -13,7 +13,9 @@ import { readHeartbeat, writeHeartbeat } from "../sources/postgres/heartbeat.js"
 import { query } from "../sources/postgres/tools.js";
 import { formatLsn, parseLsn, parseSegmentName, segnoOf, walFileKind } from "../sources/postgres/wal.js";
 import { FAILOVER_REFUSED, PERMANENT_FAILURES, type FailoverInput, type FailoverValidation } from "../workflows/messages.js";
+import type { WalSocketServer } from "../sources/postgres/wal-socket.js";
 import { openRepository, policyFailure, type ActivityDeps } from "./repository.js";
+import { serveStandbyWal, walSocketDir } from "./standby.js";
 
 const invalid = (message: string) => ApplicationFailure.nonRetryable(message, PERMANENT_FAILURES.invalidRequest);
 /** A failover stopped on purpose: the message says what was (not) done and what to do. */
@@ -88,6 +90,27 @@ const heartbeatText = (h: { at: Date; seq: bigint } | undefined) => (h ? { at: h
  * stopped, promotion finds the standby already promoted.
  */
 export function failoverActivities(deps: ActivityDeps) {
+  /** The WAL socket of a standby set up by the platform, served from the plan's repository; undefined for any other standby. */
+  const serveWalWhilePromoting = async (input: FailoverInput): Promise<{ close(): Promise<void> } | undefined> => {
+    if (!input.standby) return undefined;
+    const dataDir = input.standby.dataDir;
+    if (!(await fs.stat(walSocketDir(dataDir)).catch(() => undefined))) return undefined;
+    const repo = await openRepository(input.repository, deps);
+    let wal: WalSocketServer;
+    try {
+      wal = await serveStandbyWal(deps, dataDir, repo, await clusterSystemId(dataDir));
+    } catch (err) {
+      await repo.close();
+      throw err;
+    }
+    return {
+      close: async () => {
+        await wal.close();
+        await repo.close();
+      },
+    };
+  };
+
   /** Every path and program the failover would touch, held to the execution policy. */
   const checkPolicy = async (input: FailoverInput) => {
     const checks = [
@@ -275,6 +298,8 @@ export function failoverActivities(deps: ActivityDeps) {
      * before it ends recovery; where replay ended and the last commit it replayed
      * stay readable after promotion. A restored copy (no standby) ended recovery
      * by itself: this reads where it landed. Run again on a promoted standby, it only reads.
+     * A platform standby (restore_command = wal-fetch --via its socket) is served its
+     * WAL by this step while it promotes: the released standby workflow no longer does.
      */
     async promoteNewPrimary(input: FailoverInput): Promise<PromoteOutcome> {
       const ctx = Context.current();
@@ -282,13 +307,18 @@ export function failoverActivities(deps: ActivityDeps) {
       const env = connectionEnv(conn.password);
       const inRecovery = async () => (await query(conn.url, "SELECT pg_is_in_recovery()", env))[0][0] === "t";
       if (await inRecovery()) {
-        await query(conn.url, "SELECT pg_promote(false)", env).catch((err: Error) => {
-          if (!/recovery is not in progress/.test(err.message)) throw err;
-        });
-      }
-      while (await inRecovery()) {
-        ctx.heartbeat();
-        await sleep(100);
+        const wal = await serveWalWhilePromoting(input);
+        try {
+          await query(conn.url, "SELECT pg_promote(false)", env).catch((err: Error) => {
+            if (!/recovery is not in progress/.test(err.message)) throw err;
+          });
+          while (await inRecovery()) {
+            ctx.heartbeat();
+            await sleep(100);
+          }
+        } finally {
+          await wal?.close();
+        }
       }
       const acceptingAt = new Date().toISOString();
       const [[lsn, commit, walFile]] = await query(conn.url, "SELECT coalesce(pg_last_wal_replay_lsn(), '0/0'), to_json(pg_last_xact_replay_timestamp()) #>> '{}', pg_walfile_name(pg_current_wal_insert_lsn())", env);

@@ -10,16 +10,17 @@ import { WalArchive } from "../sources/postgres/archive.js";
 import { parseConnectionUrl, type PgConnection } from "../sources/postgres/connection.js";
 import { readHeartbeat, writeHeartbeat, type Heartbeat } from "../sources/postgres/heartbeat.js";
 import { ClusterArchive } from "../sources/postgres/recovery.js";
-import { ensureEmptyTarget, walFetchCommand, writeDataDir } from "../sources/postgres/restore.js";
+import { ensureEmptyTarget, walFetchViaCommand, writeDataDir } from "../sources/postgres/restore.js";
 import { query } from "../sources/postgres/tools.js";
 import { formatLsn, parseLsn, parseSegmentName, walFileKind } from "../sources/postgres/wal.js";
+import { MAX_SOCKET_PATH, serveWal, WAL_SOCKET, type WalSocketServer } from "../sources/postgres/wal-socket.js";
 import { PERMANENT_FAILURES, standbyReportSignal, type StandbyInput, type StandbyReport } from "../workflows/messages.js";
 import { openConnection, unsealPassword } from "./postgres.js";
 import { allowedDataDir, logTail, planCluster, portInUse, recoveredConnection, runningServer, serverUser, startServer, stopServer } from "./recovery.js";
-import { openRepository, permanentOrSame, unsealTarget, withLockedRepository, type ActivityDeps } from "./repository.js";
+import { openRepository, permanentOrSame, withLockedRepository, type ActivityDeps } from "./repository.js";
 
-/** The repository password for restore_command, inside the data directory (mode 0600, the server's user); removed when the standby stops. */
-const PASSWORD_FILE = "cairn_standby.password";
+/** Where standbys set up before the WAL socket kept the repository password (inside the data directory); removed when such a standby stops. */
+const LEGACY_PASSWORD_FILE = "cairn_standby.password";
 
 const invalid = (message: string) => ApplicationFailure.nonRetryable(message, PERMANENT_FAILURES.invalidRequest);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -39,6 +40,38 @@ function cairnProgram(): string[] {
 }
 
 /**
+ * Where a platform standby's restore_command reaches its worker: a directory beside
+ * the data directory (not in it: nothing of it is copied with the cluster), mode 0700,
+ * owned by the server's user, holding the socket and its token.
+ */
+export function walSocketDir(dataDir: string): string {
+  return `${dataDir.replace(/\/+$/, "")}.cairn-wal`;
+}
+
+/**
+ * Serves the cluster's archived WAL from `repo` (open, with the credentials the
+ * worker unsealed in memory) on the standby's socket, making or taking back its
+ * directory for the server's user. The caller closes it.
+ */
+export async function serveStandbyWal(deps: ActivityDeps, dataDir: string, repo: Repository, systemId: string): Promise<WalSocketServer> {
+  const dir = walSocketDir(dataDir);
+  await allowedDataDir(deps, dir, "restore", "the standby's WAL socket directory");
+  const owner = await serverUser(dataDir);
+  await fs.mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== "EEXIST") throw err;
+  });
+  const st = await fs.lstat(dir);
+  const uid = process.getuid?.() ?? st.uid;
+  if (!st.isDirectory() || (st.uid !== uid && st.uid !== owner?.uid)) {
+    throw invalid(`${dir} (the standby's WAL socket directory) is ${st.isDirectory() ? `owned by uid ${st.uid}` : "not a directory"}; remove it, Cairn makes it for the PostgreSQL server's user`);
+  }
+  if (owner) await fs.chown(dir, owner.uid, owner.gid);
+  await fs.chmod(dir, 0o700);
+  const archive = new WalArchive(repo);
+  return serveWal(dir, async (name) => (await archive.load(systemId, name))?.data, owner);
+}
+
+/**
  * The steps of standbyWorkflow: restore (the plan's latest base backup, set up to
  * replay archived WAL for good), watch (keep PostgreSQL running and measure its lag,
  * for as long as the workflow asks), stop. Each can run again after a worker died.
@@ -49,18 +82,17 @@ export function standbyActivities(deps: ActivityDeps) {
   return {
     /**
      * Writes the plan's newest usable base backup into the empty data directory with
-     * standby.signal and restore_command = cairn pg wal-fetch from the plan's
-     * repository. A later attempt clears what an earlier one wrote.
+     * standby.signal and restore_command = cairn pg wal-fetch --via the standby's WAL
+     * socket, which the watch step serves from the plan's repository (any backend: the
+     * credentials stay in the worker's memory). A later attempt clears what an earlier one wrote.
      */
     async restoreStandby(input: StandbyInput): Promise<StandbyRestored> {
       const ctx = Context.current();
       const dir = input.dataDir;
       await allow(input);
-      if (input.repository.sealedCredentials) {
-        throw invalid(
-          `repository ${input.repository.id} has stored credentials, which a standby's restore_command (cairn pg wal-fetch, run by PostgreSQL) cannot be given without writing them to disk; keep the standby's repository on a path the worker reads, or one the PostgreSQL user reaches with its own credentials`,
-        );
-      }
+      const socket = path.join(walSocketDir(dir), WAL_SOCKET);
+      if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) throw invalid(`dataDir ${dir} is too long for the standby's WAL socket beside it (${socket} is over ${MAX_SOCKET_PATH} bytes, the Unix socket limit); choose a shorter path`);
+      await allowedDataDir(deps, walSocketDir(dir), "restore", "the standby's WAL socket directory (dataDir + .cairn-wal)");
       if (ctx.info.attempt > 1 && !(await runningServer(dir))) {
         for (const name of await fs.readdir(dir).catch(() => [])) await fs.rm(path.join(dir, name), { recursive: true, force: true });
       } else {
@@ -80,14 +112,10 @@ export function standbyActivities(deps: ActivityDeps) {
           const { chosen } = await cluster.choose({ kind: "latest" }, repo).catch((err) => {
             throw err instanceof CairnError ? invalid(err.message) : permanentOrSame(err);
           });
-          const passwordFile = path.join(dir, PASSWORD_FILE);
-          const restoreCommand = walFetchCommand({ program: cairnProgram(), repository: input.repository.url, passwordFile, systemId });
+          const restoreCommand = walFetchViaCommand({ program: cairnProgram(), socket });
           await writeDataDir(repo, chosen.backup, { targetDir: dir, target: { kind: "latest" }, action: "promote", restoreCommand, mode: "standby" }).catch((err) => {
             throw err instanceof CairnError ? invalid(err.message) : err;
           });
-          await fs.writeFile(passwordFile, unsealTarget(input.repository, deps).password, { mode: 0o600 });
-          const owner = await serverUser(dir);
-          if (owner) await fs.chown(passwordFile, owner.uid, owner.gid);
           return { systemId, snapshotId: chosen.backup.id, segmentSize: chosen.backup.source.segmentSize };
         });
       } finally {
@@ -100,7 +128,8 @@ export function standbyActivities(deps: ActivityDeps) {
      * time, or after a crash or a worker restart, which the report says) and measures
      * its lag every pollSeconds, sending each measurement to the workflow. Returns
      * after `polls` measurements, so the workflow's history stays bounded; runs until
-     * cancelled otherwise. Heartbeats all along.
+     * cancelled otherwise. Heartbeats all along. Serves the standby's WAL socket
+     * (restore_command) for as long as it runs: without a watch, the standby waits.
      */
     async watchStandby(input: StandbyInput, restored: StandbyRestored, o: { polls: number; firstStart: boolean }): Promise<void> {
       const ctx = Context.current();
@@ -111,8 +140,10 @@ export function standbyActivities(deps: ActivityDeps) {
       const handle = ctx.client.workflow.getHandle(execution.workflowId, execution.runId);
       const beat = setInterval(() => ctx.heartbeat(), 2000);
       const repo = await openRepository(input.repository, deps);
+      let wal: WalSocketServer | undefined;
       let firstStart = o.firstStart;
       try {
+        wal = await serveStandbyWal(deps, dir, repo, restored.systemId);
         for (let i = 0; i < o.polls; i++) {
           if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
           let restarted: string | undefined;
@@ -128,23 +159,29 @@ export function standbyActivities(deps: ActivityDeps) {
           }
           firstStart = false;
           const report = await measure(input, restored, repo, deps);
+          if (wal.stats.lastError) {
+            report.warnings.push(`restore_command could not be served ${wal.stats.lastError}; PostgreSQL stopped recovery and is started again at the next check`);
+            wal.stats.lastError = undefined;
+          }
           await handle.signal(standbyReportSignal, { ...report, ...(restarted ? { restarted } : {}) }).catch(() => undefined);
           const until = Date.now() + input.pollSeconds * 1000;
           while (Date.now() < until && !ctx.cancellationSignal.aborted) await sleep(Math.min(250, until - Date.now()));
         }
       } finally {
         clearInterval(beat);
+        await wal?.close();
         await repo.close();
       }
     },
 
-    /** Stops the standby's PostgreSQL (fast shutdown) and removes the repository password; with discard, the data directory too. */
+    /** Stops the standby's PostgreSQL (fast shutdown) and removes its WAL socket directory (and an older standby's password file); with discard, the data directory too. */
     async stopStandby(input: StandbyInput, discard: boolean): Promise<{ stopped: boolean; discarded: boolean }> {
       const dir = input.dataDir;
       await allow(input);
       const stopped = await stopServer(dir);
       if (await runningServer(dir)) throw new Error(`the standby's PostgreSQL on ${dir} did not stop within a minute; will try again`);
-      await fs.rm(path.join(dir, PASSWORD_FILE), { force: true });
+      await fs.rm(path.join(dir, LEGACY_PASSWORD_FILE), { force: true });
+      await fs.rm(walSocketDir(dir), { recursive: true, force: true });
       if (discard) await fs.rm(dir, { recursive: true, force: true });
       return { stopped, discarded: discard };
     },

@@ -16,7 +16,7 @@ import { startStack, type Stack } from "./stack.js";
  * worker process running as the postgres user, as next to a database server (a
  * root worker refuses to run PostgreSQL). The primary archives its WAL with `cairn
  * pg wal-push` into the plan's repository; the standby replays it with `cairn pg
- * wal-fetch`.
+ * wal-fetch --via` the socket the worker serves it on.
  */
 describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
   const tmp = pgTempDir("cairn-standby-e2e-");
@@ -88,7 +88,7 @@ describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
       if (s.phase === "stopped") throw new Error(`the standby ended: ${JSON.stringify(s)}\n${worker.log()}`);
       return s.phase === "replaying";
     }, 240_000);
-    expect(readFileSync(path.join(standbyDir, "postgresql.auto.conf"), "utf8")).toContain("pg wal-fetch");
+    expect(readFileSync(path.join(standbyDir, "postgresql.auto.conf"), "utf8")).toContain(`pg wal-fetch --via "${standbyDir}.cairn-wal/wal.sock"`);
     expect(existsSync(path.join(standbyDir, "standby.signal"))).toBe(true);
     expect((await standbySql("SELECT pg_is_in_recovery()")).stdout).toBe("t");
 
@@ -151,18 +151,20 @@ describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
     const restarts = (await standby()).restarts;
     await stopWorker();
     const stoppedAt = new Date().toISOString();
-    // No worker: the standby's PostgreSQL does not depend on the worker process and goes on replaying.
+    // No worker: the standby's PostgreSQL keeps running, but no one serves its restore_command (wal-fetch --via the
+    // worker's socket), so it waits; the next worker serves the WAL archived meanwhile.
     await pg.sql("INSERT INTO markers VALUES ('without-worker')");
     await switchAndArchive();
-    await waitFor("the standby to replay without a worker", async () => (await standbySql("SELECT count(*) FROM markers")).stdout === "3", 120_000);
+    expect((await standbySql("SELECT count(*) FROM markers")).stdout).toBe("2");
     startWorker();
     await waitFor("a measurement by the new worker", async () => ((await standby()).lastCheckedAt ?? "") > stoppedAt, 180_000);
+    await waitFor("the standby to replay what was archived without a worker", async () => (await standbySql("SELECT count(*) FROM markers")).stdout === "3", 120_000);
     const status = await standby();
     expect(status).toMatchObject({ running: true, phase: "replaying", restarts });
     expect(postmasterPid(standbyDir)).toBe(pid);
   });
 
-  it("stops on DELETE: PostgreSQL shut down, the data directory kept without its repository password", async () => {
+  it("stops on DELETE: PostgreSQL shut down, the data directory kept, the WAL socket's directory removed", async () => {
     const pid = postmasterPid(standbyDir);
     expect(await client.ok("DELETE", `/v1/standbys/${planId}`)).toEqual({ id: planId, phase: "stopping", discard: false });
     await waitFor("the standby to stop", async () => (await standby()).phase === "stopped", 120_000);
@@ -172,6 +174,7 @@ describe("PostgreSQL warm standby (POST /v1/standbys)", () => {
     expect((await standby()).running).toBe(false);
     expect(existsSync(path.join(standbyDir, "PG_VERSION"))).toBe(true);
     expect(existsSync(path.join(standbyDir, "cairn_standby.password"))).toBe(false);
+    expect(existsSync(`${standbyDir}.cairn-wal`)).toBe(false);
     expect((await client.call("DELETE", `/v1/standbys/${planId}`)).status).toBe(404);
     expect((await client.ok<{ standbys: unknown[] }>("GET", "/v1/standbys")).standbys).toEqual([]);
   });
