@@ -1,4 +1,5 @@
 import { promises as fs } from "node:fs";
+import * as path from "node:path";
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import { CairnError } from "../engine/errors.js";
@@ -13,7 +14,7 @@ import { readHeartbeat, writeHeartbeat } from "../sources/postgres/heartbeat.js"
 import { query } from "../sources/postgres/tools.js";
 import { formatLsn, parseLsn, parseSegmentName, segnoOf, walFileKind } from "../sources/postgres/wal.js";
 import { FAILOVER_REFUSED, PERMANENT_FAILURES, type FailoverInput, type FailoverValidation } from "../workflows/messages.js";
-import type { WalSocketServer } from "../sources/postgres/wal-socket.js";
+import { WAL_SOCKET, type WalSocketServer } from "../sources/postgres/wal-socket.js";
 import { openRepository, policyFailure, type ActivityDeps } from "./repository.js";
 import { serveStandbyWal, walSocketDir } from "./standby.js";
 
@@ -90,11 +91,15 @@ const heartbeatText = (h: { at: Date; seq: bigint } | undefined) => (h ? { at: h
  * stopped, promotion finds the standby already promoted.
  */
 export function failoverActivities(deps: ActivityDeps) {
-  /** The WAL socket of a standby set up by the platform, served from the plan's repository; undefined for any other standby. */
+  /**
+   * The WAL socket of a standby set up by the platform (its restore_command asks that
+   * socket), served from the plan's repository; undefined for any other standby.
+   */
   const serveWalWhilePromoting = async (input: FailoverInput): Promise<{ close(): Promise<void> } | undefined> => {
     if (!input.standby) return undefined;
     const dataDir = input.standby.dataDir;
-    if (!(await fs.stat(walSocketDir(dataDir)).catch(() => undefined))) return undefined;
+    const auto = await fs.readFile(path.join(dataDir, "postgresql.auto.conf"), "utf8").catch(() => "");
+    if (!auto.includes(`--via "${path.join(walSocketDir(dataDir), WAL_SOCKET)}"`)) return undefined;
     const repo = await openRepository(input.repository, deps);
     let wal: WalSocketServer;
     try {

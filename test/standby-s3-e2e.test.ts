@@ -50,6 +50,7 @@ describe("warm standby on a repository with stored credentials (S3)", () => {
   const dataDir = path.join(tmp.dir, "data");
   const standbyDir = path.join(tmp.dir, "standby");
   const socketDir = `${standbyDir}.cairn-wal`;
+  const failoverPaths = { CAIRN_FAILOVER_PATHS: tmp.dir };
   const url = `s3:${minio.endpoint}/cairn-standby-${randomBytes(4).toString("hex")}/repo`;
   let stack: Stack;
   let worker: ChildProcess;
@@ -71,7 +72,7 @@ describe("warm standby on a repository with stored credentials (S3)", () => {
   };
   const startWorker = () => {
     worker = spawn("runuser", ["-u", "postgres", "--", process.execPath, path.join(ROOT, "dist", "worker.js")], {
-      env: { ...process.env, ...stack.env, CAIRN_DATA_DIR: path.join(tmp.dir, "worker-data"), ...testPolicyEnv(tmp.dir), CAIRN_WORKER_CONCURRENCY: "3", CAIRN_THREADS: "1" },
+      env: { ...process.env, ...stack.env, CAIRN_DATA_DIR: path.join(tmp.dir, "worker-data"), ...testPolicyEnv(tmp.dir), ...failoverPaths, CAIRN_WORKER_CONCURRENCY: "3", CAIRN_THREADS: "1" },
       cwd: tmp.dir,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -89,7 +90,7 @@ describe("warm standby on a repository with stored credentials (S3)", () => {
 
   beforeAll(async () => {
     process.env.CAIRN_SECRET_KEY = randomBytes(32).toString("base64");
-    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, worker: false });
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir, failoverPaths), dataDir, worker: false });
     startWorker();
     client = apiClient(stack.api);
     const { id: repositoryId } = await client.ok<{ id: string }>("POST", "/v1/repositories", {
@@ -184,5 +185,29 @@ describe("warm standby on a repository with stored credentials (S3)", () => {
     await waitFor("the standby to stop", async () => (await standby()).phase === "stopped", 120_000);
     expect(existsSync(socketDir)).toBe(false);
     expect(existsSync(path.join(standbyDir, "PG_VERSION"))).toBe(true);
+  });
+
+  it("fails over to it: the promote step serves the WAL it still lacks, from the S3 archive, before it ends recovery", async () => {
+    // The stopped standby, started by hand: no standby workflow serves its socket, so it waits for WAL.
+    const settings = `-c port=${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c archive_mode=off -c hot_standby=on`;
+    expect(existsSync(path.join(standbyDir, "postmaster.pid")), JSON.stringify(await standby())).toBe(false);
+    const started = await asPostgres(path.join(PG_BIN, "pg_ctl"), ["-D", standbyDir, "-l", path.join(tmp.dir, "standby.log"), "-o", settings, "-w", "-t", "120", "start"]);
+    expect(started.code, started.stderr + (existsSync(path.join(tmp.dir, "standby.log")) ? readFileSync(path.join(tmp.dir, "standby.log"), "utf8") : "")).toBe(0);
+    await pg.sql("INSERT INTO markers VALUES ('before-failover')");
+    await switchAndArchive();
+    expect(await standbySql("SELECT count(*) FROM markers")).toBe("3");
+
+    const { id } = await client.ok<{ id: string }>("POST", "/v1/failovers", { planId, standby: { dataDir: standbyDir, port }, fence: { dataDir: pg.pgdata }, reason: "primary lost" });
+    let done: { status: string; error: string | null } | undefined;
+    await waitFor(`failover ${id}`, async () => {
+      done = await client.ok<{ status: string; error: string | null }>("GET", `/v1/failovers/${id}`);
+      return done.status !== "running";
+    }, 300_000);
+    expect(done!.status, `${JSON.stringify(done)}\n${workerLog}`).toBe("completed");
+    expect(await standbySql("SELECT pg_is_in_recovery()")).toBe("f");
+    expect(await standbySql("SELECT string_agg(note, ',' ORDER BY note) FROM markers")).toBe("after-standby,base,before-failover,without-worker");
+    // Served while promoting only: the token is gone with the step.
+    expect(existsSync(path.join(socketDir, "token"))).toBe(false);
+    expect(filesContaining(standbyDir, minio.secretAccessKey)).toEqual([]);
   });
 });
