@@ -148,6 +148,9 @@ export function standbyActivities(deps: ActivityDeps) {
           if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
           let restarted: string | undefined;
           if (!(await runningServer(dir))) {
+            // stopStandby removes the socket's directory before it stops the server: a watch it has not stopped yet
+            // (cancellation reaches an activity at its next heartbeat) must not start the server again.
+            if (!(await wal.serving())) throw new Error(`the standby's WAL socket directory ${walSocketDir(dir)} was removed or taken over (the standby is being stopped, or another watch serves it); PostgreSQL was not started again`);
             if (!firstStart) restarted = `PostgreSQL of the standby was not running (${(await logTail(dir)).split("\n").at(-1) || "no log"}); started it again`;
             const exited = await startServer(dir, input.port);
             // Until it has written postmaster.pid, the next check would take it for stopped.
@@ -178,10 +181,11 @@ export function standbyActivities(deps: ActivityDeps) {
     async stopStandby(input: StandbyInput, discard: boolean): Promise<{ stopped: boolean; discarded: boolean }> {
       const dir = input.dataDir;
       await allow(input);
+      // The socket's directory first: a watch still running (cancelled, not told yet) sees it gone and does not restart the server.
+      await fs.rm(walSocketDir(dir), { recursive: true, force: true });
       const stopped = await stopServer(dir);
       if (await runningServer(dir)) throw new Error(`the standby's PostgreSQL on ${dir} did not stop within a minute; will try again`);
       await fs.rm(path.join(dir, LEGACY_PASSWORD_FILE), { force: true });
-      await fs.rm(walSocketDir(dir), { recursive: true, force: true });
       if (discard) await fs.rm(dir, { recursive: true, force: true });
       return { stopped, discarded: discard };
     },

@@ -190,7 +190,8 @@ describe("warm standby on a repository with stored credentials (S3)", () => {
   it("fails over to it: the promote step serves the WAL it still lacks, from the S3 archive, before it ends recovery", async () => {
     // The stopped standby, started by hand: no standby workflow serves its socket, so it waits for WAL.
     const settings = `-c port=${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c archive_mode=off -c hot_standby=on`;
-    expect(existsSync(path.join(standbyDir, "postmaster.pid")), JSON.stringify(await standby())).toBe(false);
+    const pidFile = path.join(standbyDir, "postmaster.pid");
+    expect(existsSync(pidFile), `${JSON.stringify(await standby())}\n${existsSync(pidFile) ? readFileSync(pidFile, "utf8") : ""}\n${readFileSync(path.join(standbyDir, "cairn_recovery.log"), "utf8").slice(-3000)}`).toBe(false);
     const started = await asPostgres(path.join(PG_BIN, "pg_ctl"), ["-D", standbyDir, "-l", path.join(tmp.dir, "standby.log"), "-o", settings, "-w", "-t", "120", "start"]);
     expect(started.code, started.stderr + (existsSync(path.join(tmp.dir, "standby.log")) ? readFileSync(path.join(tmp.dir, "standby.log"), "utf8") : "")).toBe(0);
     await pg.sql("INSERT INTO markers VALUES ('before-failover')");

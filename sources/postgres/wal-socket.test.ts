@@ -91,8 +91,22 @@ describe("WAL over a Unix socket", () => {
     await server.close();
     expect(await fetchVia(socketPath, SEGMENT, dest)).toMatchObject({ ok: false, missing: false });
     server = await serveWal(dir, load);
+    expect(await server.serving()).toBe(true);
     expect(readFileSync(path.join(dir, WAL_TOKEN), "utf8")).not.toBe(first);
     expect(await fetchVia(socketPath, SEGMENT, dest)).toEqual({ ok: true });
+  });
+
+  it("knows when its directory was removed or another server took it over", async () => {
+    server = await serveWal(dir, load);
+    const other = await serveWal(dir, load);
+    expect(await server.serving()).toBe(false);
+    expect(await other.serving()).toBe(true);
+    // Closing the superseded server leaves the newer one's token in place.
+    await server.close();
+    expect(await fetchVia(other.socketPath, SEGMENT, path.join(dir, "RECOVERYXLOG"))).toEqual({ ok: true });
+    rmSync(path.join(dir, WAL_TOKEN));
+    expect(await other.serving()).toBe(false);
+    server = other;
   });
 
   it("reports a repository failure as fatal (recovery stops rather than end early) and remembers it", async () => {

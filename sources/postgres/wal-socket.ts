@@ -23,8 +23,8 @@ export const WAL_TOKEN = "token";
 const GREETING = "CAIRN-WAL 1";
 /** A request is one short line; anything longer is not one. */
 const MAX_REQUEST = 256;
-/** The Unix socket path limit (sun_path) on Linux, less the terminating zero. */
-export const MAX_SOCKET_PATH = 107;
+/** The longest socket path served: Linux's limit (sun_path, 107 bytes and a zero) less the suffix of the name the socket is bound under first. */
+export const MAX_SOCKET_PATH = 107 - 13;
 
 /** The only names the socket serves: what restore_command is asked for during standby replay. */
 export function servableWalName(name: string): boolean {
@@ -38,6 +38,8 @@ export interface WalSocketServer {
   socketPath: string;
   /** Files served and requests refused, since start; the last failure to load a file (for the standby's warnings). */
   stats: { served: number; missing: number; denied: number; refused: number; lastError?: string };
+  /** Whether the token file is still this server's: false once the directory was removed or another server took it over. */
+  serving(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -113,26 +115,30 @@ export async function serveWal(dir: string, load: WalLoader, owner?: { uid: numb
     socket.end(data);
   };
 
-  await fs.rm(socketPath, { force: true });
+  // Bound under a name of its own, then renamed over wal.sock: a server that closes later (a watch told late that it
+  // was cancelled) unlinks the name it bound, not the socket of the server that replaced it.
+  const bound = `${socketPath}.${token.slice(0, 12)}`;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(socketPath, () => {
+    server.listen(bound, () => {
       server.off("error", reject);
       resolve();
     });
   });
-  await fs.chmod(socketPath, 0o600);
-  if (owner) await fs.chown(socketPath, owner.uid, owner.gid);
+  await fs.chmod(bound, 0o600);
+  if (owner) await fs.chown(bound, owner.uid, owner.gid);
+  await fs.rename(bound, socketPath);
 
+  const ours = async () => (await fs.readFile(tokenFile, "utf8").catch(() => "")).trim() === token;
   return {
     socketPath,
     stats,
+    serving: ours,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       // A later server may have taken the directory over: remove only what is still ours.
-      const current = await fs.readFile(tokenFile, "utf8").catch(() => "");
-      if (current.trim() === token) await fs.rm(tokenFile, { force: true });
+      if (await ours()) await fs.rm(tokenFile, { force: true });
     },
   };
 }
