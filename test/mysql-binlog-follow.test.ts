@@ -7,7 +7,7 @@ import { Repository } from "../engine/repository.js";
 import { loadBinlogPartial, readBinlogPartial, streamBinlogs, type BinlogStreamReport } from "../sources/mysql/binlog-stream.js";
 import { loginOf, parseMysqlUrl, withOptionFile } from "../sources/mysql/connection.js";
 import { cairnOk, CLI, PASSWORD, ROOT } from "./helpers.js";
-import { BACKUP_PASSWORD, checksums, initMariaDb, mariaDbAt, mysqlTempDir, type MariaDb } from "./mysql.js";
+import { BACKUP_PASSWORD, checksums, initMariaDb, mysqlTempDir, withServerAt, type MariaDb } from "./mysql.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -51,16 +51,6 @@ describe("cairn mysql binlog-archive --follow", () => {
     const [file, pos] = l.partial.split(":");
     return file === at.file && Number(pos) >= at.pos;
   };
-
-  async function restored(dir: string, check: (s: MariaDb) => Promise<void>): Promise<void> {
-    const s = await mariaDbAt(dir);
-    try {
-      await s.start();
-      await check(s);
-    } finally {
-      await s.destroy();
-    }
-  }
 
   beforeAll(async () => {
     writeFileSync(dbPasswordFile, BACKUP_PASSWORD, { mode: 0o600 });
@@ -114,14 +104,14 @@ describe("cairn mysql binlog-archive --follow", () => {
     const dir = path.join(tmp.dir, "at-target");
     const out = JSON.parse((await cairnOk(r("--json", "mysql", "restore", "--target-dir", dir, "--time", target))).stdout);
     expect(out.binlogs).toEqual(["binlog.000001"]);
-    await restored(dir, async (s) => {
+    await withServerAt(dir, async (s) => {
       expect(await s.sql("SELECT GROUP_CONCAT(name ORDER BY name) FROM app.markers")).toBe("before");
       expect(await checksums(s, "app", ["items", "markers"])).toEqual(atTarget);
     });
 
     const latest = path.join(tmp.dir, "latest");
     await cairnOk(r("mysql", "restore", "--target-dir", latest));
-    await restored(latest, async (s) => {
+    await withServerAt(latest, async (s) => {
       expect(await s.sql("SELECT GROUP_CONCAT(name ORDER BY name) FROM app.markers")).toBe("after,before");
     });
   }, 600_000);
@@ -141,7 +131,7 @@ describe("cairn mysql binlog-archive --follow", () => {
     const dir = path.join(tmp.dir, "after-restart");
     const out = JSON.parse((await cairnOk(r("--json", "mysql", "restore", "--target-dir", dir))).stdout);
     expect(out.binlogs).toEqual(["binlog.000001", "binlog.000002"]);
-    await restored(dir, async (s) => {
+    await withServerAt(dir, async (s) => {
       expect(await s.sql("SELECT GROUP_CONCAT(name ORDER BY name) FROM app.markers")).toBe("after,before,restarted");
     });
   }, 600_000);

@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cairn, cairnOk } from "./helpers.js";
-import { BACKUP_PASSWORD, checksums, initMariaDb, mariaDbAt, mysqlTempDir, type MariaDb } from "./mysql.js";
+import { BACKUP_PASSWORD, checksums, initMariaDb, mysqlTempDir, withServerAt, type MariaDb } from "./mysql.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -24,16 +24,6 @@ describe("cairn mysql backup --physical / binlog-archive / restore --target-dir"
   let atTarget: Record<string, string> = {};
   let target = "";
   let position = "";
-
-  async function restored(dir: string, check: (s: MariaDb) => Promise<void>): Promise<void> {
-    const s = await mariaDbAt(dir);
-    try {
-      await s.start();
-      await check(s);
-    } finally {
-      await s.destroy();
-    }
-  }
 
   beforeAll(async () => {
     writeFileSync(dbPasswordFile, BACKUP_PASSWORD, { mode: 0o600 });
@@ -72,7 +62,7 @@ describe("cairn mysql backup --physical / binlog-archive / restore --target-dir"
   it("restores a physical backup as it was, with identical table checksums", async () => {
     const dir = path.join(tmp.dir, "as-backed-up");
     await cairnOk(r("mysql", "restore", backupId, "--target-dir", dir));
-    await restored(dir, async (s) => {
+    await withServerAt(dir, async (s) => {
       expect(await checksums(s, "app", tables)).toEqual(atBackup);
       const again = await cairn(r("mysql", "restore", backupId, "--target-dir", dir));
       expect(again.code).toBe(1);
@@ -84,7 +74,7 @@ describe("cairn mysql backup --physical / binlog-archive / restore --target-dir"
     const dir = path.join(tmp.dir, "pitr");
     const out = JSON.parse((await cairnOk(r("--json", "mysql", "restore", "--target-dir", dir, "--time", target))).stdout);
     expect(out).toMatchObject({ snapshot: backupId, binlogs: ["binlog.000001"] });
-    await restored(dir, async (s) => {
+    await withServerAt(dir, async (s) => {
       expect(await s.sql("SELECT name FROM markers ORDER BY name", "app")).toBe("before");
       expect(await checksums(s, "app", tables)).toEqual(atTarget);
     });
@@ -93,7 +83,7 @@ describe("cairn mysql backup --physical / binlog-archive / restore --target-dir"
   it("recovers to a binary log position", async () => {
     const dir = path.join(tmp.dir, "pitr-position");
     await cairnOk(r("mysql", "restore", "--target-dir", dir, "--position", position));
-    await restored(dir, async (s) => {
+    await withServerAt(dir, async (s) => {
       expect(await s.sql("SELECT name FROM markers ORDER BY name", "app")).toBe("before");
       expect(await checksums(s, "app", tables)).toEqual(atTarget);
     });
