@@ -4,7 +4,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiClient, type Job } from "./api-client.js";
 import { PASSWORD } from "./helpers.js";
-import { BACKUP_PASSWORD, checksums, initMariaDb, mysqlTempDir, type MariaDb } from "./mysql.js";
+import { APP_TABLES, BACKUP_PASSWORD, checksums, createAppDatabase, initMariaDb, markTarget, mysqlTempDir, type MariaDb } from "./mysql.js";
 import { testPolicy } from "./policy-fixtures.js";
 import { freePort } from "./servers.js";
 import { startStack, type Stack } from "./stack.js";
@@ -24,7 +24,7 @@ describe("MySQL / MariaDB plans through the API (Temporal + worker + mariadb-ins
   const tmp = mysqlTempDir("cairn-mysql-api-");
   const dataDir = path.join(tmp.dir, "data");
   const repo = path.join(tmp.dir, "repo");
-  const tables = ["items", "markers"];
+  const tables = APP_TABLES;
   let stack: Stack;
   let db: MariaDb;
   let repositoryId: string;
@@ -51,12 +51,9 @@ describe("MySQL / MariaDB plans through the API (Temporal + worker + mariadb-ins
 
   beforeAll(async () => {
     db = await initMariaDb(tmp.dir);
+    await createAppDatabase(db, 5000);
     await db.sql(
-      `CREATE DATABASE app; USE app;
-       CREATE TABLE items (id INT PRIMARY KEY, label VARCHAR(100), qty INT) ENGINE=InnoDB;
-       INSERT INTO items SELECT seq, CONCAT('item ', MD5(seq)), seq % 97 FROM seq_1_to_5000;
-       CREATE TABLE markers (name VARCHAR(20) PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;
-       CREATE DATABASE shop; USE shop;
+      `CREATE DATABASE shop; USE shop;
        CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2)) ENGINE=InnoDB;
        INSERT INTO orders SELECT seq, seq * 1.25 FROM seq_1_to_2000;
        CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(50)) ENGINE=InnoDB;
@@ -103,14 +100,7 @@ describe("MySQL / MariaDB plans through the API (Temporal + worker + mariadb-ins
     firstBackup = first.snapshotId!;
 
     // After the backup: changes, a first marker, the target time, a second marker and more changes.
-    await db.sql("UPDATE items SET qty = qty + 1 WHERE id % 7 = 0; DELETE FROM items WHERE id > 4500", "app");
-    await db.sql("INSERT INTO markers VALUES ('before', NOW(6))", "app");
-    position = (await db.sql("SHOW MASTER STATUS")).split("\t").slice(0, 2).join(":");
-    await sleep(1500);
-    target = new Date().toISOString();
-    atTarget = await checksums(db, "app", tables);
-    await sleep(1500);
-    await db.sql("INSERT INTO markers VALUES ('after', NOW(6)); UPDATE items SET label = 'late' WHERE id < 100", "app");
+    ({ position, target, atTarget } = await markTarget(db, 4500));
 
     // The second run's backup ends after the target; its archive holds the log with both markers.
     const second = await finished((await ok<{ jobId: string }>("POST", `/v1/plans/${physicalPlanId}/run`)).jobId);

@@ -2,9 +2,10 @@ import { execFile } from "node:child_process";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BinlogArchiverView } from "../api/binlog-archivers.js";
 import { apiClient, type Job } from "./api-client.js";
 import { PASSWORD } from "./helpers.js";
-import { BACKUP_PASSWORD, checksums, initMariaDb, mysqlTempDir, type MariaDb } from "./mysql.js";
+import { BACKUP_PASSWORD, createAppDatabase, initMariaDb, markTarget, mysqlTempDir, serverAt, type MariaDb } from "./mysql.js";
 import { testPolicy } from "./policy-fixtures.js";
 import { freePort } from "./servers.js";
 import { startStack, type Stack } from "./stack.js";
@@ -12,23 +13,7 @@ import { startStack, type Stack } from "./stack.js";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const run = promisify(execFile);
 
-interface Archiver {
-  running: boolean;
-  phase: string;
-  spoolDir: string;
-  server?: string;
-  serverFile?: string;
-  serverPosition?: number;
-  archivedFile?: string;
-  archivedPosition?: number;
-  archivedThrough?: string;
-  lagBytes?: number;
-  lagSeconds?: number;
-  logsArchived: number;
-  reconnects: number;
-  events: string[];
-  error?: string;
-}
+type Archiver = BinlogArchiverView;
 
 /**
  * A physical MySQL / MariaDB plan's continuous binary log archiver through the API
@@ -73,21 +58,12 @@ describe("continuous binary log archiving of a physical MySQL / MariaDB plan (PO
       await sleep(300);
     }
   };
-  const serverAt = async () => {
-    const [file, pos] = (await db.sql("SHOW MASTER STATUS")).split("\t");
-    return { file, pos: Number(pos) };
-  };
   const recovered = async (dir: string, sql: string): Promise<string> =>
     (await run("mariadb", ["--no-defaults", `--socket=${path.join(dir, "cairn-recovered.sock")}`, "--user=root", "--batch", "--skip-column-names", "-e", sql])).stdout.trim();
 
   beforeAll(async () => {
     db = await initMariaDb(tmp.dir);
-    await db.sql(
-      `CREATE DATABASE app; USE app;
-       CREATE TABLE items (id INT PRIMARY KEY, label VARCHAR(100), qty INT) ENGINE=InnoDB;
-       INSERT INTO items SELECT seq, CONCAT('item ', MD5(seq)), seq % 97 FROM seq_1_to_5000;
-       CREATE TABLE markers (name VARCHAR(20) PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;`,
-    );
+    await createAppDatabase(db, 5000);
     stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir });
     ({ call, ok, pollJob } = apiClient(stack.api));
     const { id: repositoryId } = await ok<{ id: string }>("POST", "/v1/repositories", { name: "maria", url: path.join(tmp.dir, "repo"), password: PASSWORD });
@@ -123,14 +99,8 @@ describe("continuous binary log archiving of a physical MySQL / MariaDB plan (PO
   }, 300_000);
 
   it("recovers rows written after it started, with no run and no FLUSH, to a time between two markers", async () => {
-    await db.sql("UPDATE items SET qty = qty + 1 WHERE id % 7 = 0; DELETE FROM items WHERE id > 4500", "app");
-    await db.sql("INSERT INTO markers VALUES ('before', NOW(6))", "app");
-    await sleep(1500);
-    const target = new Date().toISOString();
-    const atTarget = await checksums(db, "app", ["items", "markers"]);
-    await sleep(1500);
-    await db.sql("INSERT INTO markers VALUES ('after', NOW(6)); UPDATE items SET label = 'late' WHERE id < 100", "app");
-    const after = await serverAt();
+    const { target, atTarget } = await markTarget(db, 4500);
+    const after = await serverAt(db);
     const status = await archiverUntil(`${after.file}:${after.pos}`, (a) => a.archivedFile === after.file && (a.archivedPosition ?? 0) >= after.pos);
     expect(status).toMatchObject({ running: true, serverFile: after.file, lagBytes: 0, lagSeconds: 0, server: expect.stringMatching(new RegExp(`:${db.port}$`)) });
     expect(status.archivedThrough! > target).toBe(true);
@@ -157,7 +127,7 @@ describe("continuous binary log archiving of a physical MySQL / MariaDB plan (PO
     await db.stop();
     await db.start();
     await db.sql("INSERT INTO markers VALUES ('restarted', NOW(6))", "app");
-    const now = await serverAt();
+    const now = await serverAt(db);
     const status = await archiverUntil(`${now.file}:${now.pos} after a reconnect`, (a) => a.reconnects >= 1 && a.archivedFile === now.file && (a.archivedPosition ?? 0) >= now.pos);
     expect(status.logsArchived).toBeGreaterThanOrEqual(1);
     expect(status.events.join("\n")).toContain("starting it again");

@@ -7,7 +7,7 @@ import { Repository } from "../engine/repository.js";
 import { loadBinlogPartial, readBinlogPartial, streamBinlogs, type BinlogStreamReport } from "../sources/mysql/binlog-stream.js";
 import { loginOf, parseMysqlUrl, withOptionFile } from "../sources/mysql/connection.js";
 import { cairnOk, CLI, PASSWORD, ROOT } from "./helpers.js";
-import { BACKUP_PASSWORD, checksums, initMariaDb, mysqlTempDir, withServerAt, type MariaDb } from "./mysql.js";
+import { BACKUP_PASSWORD, checksums, createAppDatabase, initMariaDb, markTarget, mysqlTempDir, serverAt, withServerAt, type MariaDb } from "./mysql.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -41,11 +41,6 @@ describe("cairn mysql binlog-archive --follow", () => {
       await sleep(200);
     }
   };
-  /** Where the server has written up to: FILE and offset. */
-  const serverAt = async () => {
-    const [file, pos] = (await db.sql("SHOW MASTER STATUS")).split("\t");
-    return { file, pos: Number(pos) };
-  };
   const reaching = (at: { file: string; pos: number }) => (l: Record<string, unknown>) => {
     if (typeof l.partial !== "string") return false;
     const [file, pos] = l.partial.split(":");
@@ -56,12 +51,7 @@ describe("cairn mysql binlog-archive --follow", () => {
     writeFileSync(dbPasswordFile, BACKUP_PASSWORD, { mode: 0o600 });
     await cairnOk(r("init"));
     db = await initMariaDb(tmp.dir);
-    await db.sql(
-      `CREATE DATABASE app; USE app;
-       CREATE TABLE items (id INT PRIMARY KEY, label VARCHAR(100), qty INT) ENGINE=InnoDB;
-       INSERT INTO items SELECT seq, CONCAT('item ', MD5(seq)), seq % 97 FROM seq_1_to_5000;
-       CREATE TABLE markers (name VARCHAR(20) PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;`,
-    );
+    await createAppDatabase(db, 5000);
     await cairnOk(r("mysql", "backup", "--physical", "--url", db.url, "--db-password-file", dbPasswordFile));
   }, 240_000);
 
@@ -90,14 +80,8 @@ describe("cairn mysql binlog-archive --follow", () => {
     child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
     await reported("a first store", (l) => typeof l.partial === "string");
 
-    await db.sql("UPDATE items SET qty = qty + 1 WHERE id % 7 = 0; DELETE FROM items WHERE id > 4500", "app");
-    await db.sql("INSERT INTO markers VALUES ('before', NOW(6))", "app");
-    await sleep(1500);
-    const target = new Date().toISOString();
-    const atTarget = await checksums(db, "app", ["items", "markers"]);
-    await sleep(1500);
-    await db.sql("INSERT INTO markers VALUES ('after', NOW(6)); UPDATE items SET label = 'late' WHERE id < 100", "app");
-    const after = await serverAt();
+    const { target, atTarget } = await markTarget(db, 4500);
+    const after = await serverAt(db);
     expect(after.file).toBe("binlog.000001");
     await reported(`${after.file}:${after.pos}`, reaching(after));
 
@@ -120,7 +104,7 @@ describe("cairn mysql binlog-archive --follow", () => {
     await db.stop();
     await db.start();
     await db.sql("INSERT INTO markers VALUES ('restarted', NOW(6))", "app");
-    const now = await serverAt();
+    const now = await serverAt(db);
     expect(now.file).toBe("binlog.000002");
     await reported("binlog.000001 archived whole", (l) => l.archived === "binlog.000001");
     await reported(`${now.file}:${now.pos}`, reaching(now));
@@ -146,7 +130,7 @@ describe("cairn mysql binlog-archive --follow", () => {
         try {
           for (let i = 0; i < 5; i++) {
             await db.sql(`INSERT INTO markers VALUES ('engine-${i}', NOW(6))`, "app");
-            const at = await serverAt();
+            const at = await serverAt(db);
             const deadline = Date.now() + 120_000;
             while (!reports.some((rep) => rep.archivedFile === at.file && rep.archivedPosition! >= at.pos)) {
               if (Date.now() > deadline) throw new Error(`not stored up to ${at.file}:${at.pos}: ${JSON.stringify(reports.slice(-3))}`);
@@ -158,7 +142,7 @@ describe("cairn mysql binlog-archive --follow", () => {
           await streaming;
         }
       });
-      const at = await serverAt();
+      const at = await serverAt(db);
       const partial = await loadBinlogPartial(repository, reports.at(-1)!.server);
       expect(partial).toMatchObject({ name: at.file, size: at.pos });
       expect(partial!.segments.length).toBeLessThanOrEqual(2);

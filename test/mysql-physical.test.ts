@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cairn, cairnOk } from "./helpers.js";
-import { BACKUP_PASSWORD, checksums, initMariaDb, mysqlTempDir, withServerAt, type MariaDb } from "./mysql.js";
+import { APP_TABLES, BACKUP_PASSWORD, checksums, createAppDatabase, initMariaDb, markTarget, mysqlTempDir, withServerAt, type MariaDb } from "./mysql.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -17,7 +17,7 @@ describe("cairn mysql backup --physical / binlog-archive / restore --target-dir"
   const dbPasswordFile = path.join(tmp.dir, "db-password");
   const r = (...args: string[]) => ["-r", repo, ...args];
   const login = () => ["--url", db.url, "--db-password-file", dbPasswordFile];
-  const tables = ["items", "markers"];
+  const tables = APP_TABLES;
   let db: MariaDb;
   let backupId = "";
   let atBackup: Record<string, string> = {};
@@ -29,12 +29,7 @@ describe("cairn mysql backup --physical / binlog-archive / restore --target-dir"
     writeFileSync(dbPasswordFile, BACKUP_PASSWORD, { mode: 0o600 });
     await cairnOk(r("init"));
     db = await initMariaDb(tmp.dir);
-    await db.sql(
-      `CREATE DATABASE app; USE app;
-       CREATE TABLE items (id INT PRIMARY KEY, label VARCHAR(100), qty INT) ENGINE=InnoDB;
-       INSERT INTO items SELECT seq, CONCAT('item ', MD5(seq)), seq % 97 FROM seq_1_to_20000;
-       CREATE TABLE markers (name VARCHAR(20) PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;`,
-    );
+    await createAppDatabase(db, 20000);
     atBackup = await checksums(db, "app", tables);
     const backup = JSON.parse((await cairnOk(r("--json", "mysql", "backup", "--physical", ...login()))).stdout);
     backupId = backup.id;
@@ -42,14 +37,7 @@ describe("cairn mysql backup --physical / binlog-archive / restore --target-dir"
     expect(backup.source).toMatchObject({ type: "mysql", mode: "physical", server: expect.stringMatching(new RegExp(`:${db.port}$`)), binlogFile: "binlog.000001" });
 
     // Writes after the backup, a first marker, the target time, then a second marker.
-    await db.sql("UPDATE items SET qty = qty + 1 WHERE id % 7 = 0; DELETE FROM items WHERE id > 19000", "app");
-    await db.sql("INSERT INTO markers VALUES ('before', NOW(6))", "app");
-    position = (await db.sql("SHOW MASTER STATUS")).split("\t").slice(0, 2).join(":");
-    await sleep(1500);
-    target = new Date().toISOString();
-    atTarget = await checksums(db, "app", tables);
-    await sleep(1500);
-    await db.sql("INSERT INTO markers VALUES ('after', NOW(6)); UPDATE items SET label = 'late' WHERE id < 100", "app");
+    ({ position, target, atTarget } = await markTarget(db, 19000));
     const archived = JSON.parse((await cairnOk(r("--json", "mysql", "binlog-archive", ...login()))).stdout);
     expect(archived.files).toEqual(["binlog.000001"]);
   }, 240_000);

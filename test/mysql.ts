@@ -126,6 +126,44 @@ export async function withServerAt(datadir: string, check: (server: MariaDb) => 
   }
 }
 
+/** The tables of the `app` database the MySQL tests back up and recover. */
+export const APP_TABLES = ["items", "markers"];
+
+/** Creates the `app` database: `items` with `rows` rows, and an empty `markers` table for point-in-time targets. */
+export async function createAppDatabase(server: MariaDb, rows: number): Promise<void> {
+  await server.sql(
+    `CREATE DATABASE app; USE app;
+     CREATE TABLE items (id INT PRIMARY KEY, label VARCHAR(100), qty INT) ENGINE=InnoDB;
+     INSERT INTO items SELECT seq, CONCAT('item ', MD5(seq)), seq % 97 FROM seq_1_to_${rows};
+     CREATE TABLE markers (name VARCHAR(20) PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;`,
+  );
+}
+
+/** Where the server writes its binary log now (SHOW MASTER STATUS): file and offset. */
+export async function serverAt(server: MariaDb): Promise<{ file: string; pos: number }> {
+  const [file, pos] = (await server.sql("SHOW MASTER STATUS")).split("\t");
+  return { file, pos: Number(pos) };
+}
+
+/**
+ * Writes changes (items above `keepItems` deleted), a marker 'before', then, 1.5 s apart, a target time
+ * and a marker 'after' with more changes: a recovery to `target` (or to `position`, the binary log right
+ * after 'before') must have 'before' and the tables' `atTarget` checksums, and not 'after'.
+ */
+export async function markTarget(server: MariaDb, keepItems: number): Promise<{ position: string; target: string; atTarget: Record<string, string> }> {
+  await server.sql(`UPDATE items SET qty = qty + 1 WHERE id % 7 = 0; DELETE FROM items WHERE id > ${keepItems}`, "app");
+  await server.sql("INSERT INTO markers VALUES ('before', NOW(6))", "app");
+  const at = await serverAt(server);
+  await sleep(1500);
+  const target = new Date().toISOString();
+  const atTarget = await checksums(server, "app", APP_TABLES);
+  await sleep(1500);
+  await server.sql("INSERT INTO markers VALUES ('after', NOW(6)); UPDATE items SET label = 'late' WHERE id < 100", "app");
+  return { position: `${at.file}:${at.pos}`, target, atTarget };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /** CHECKSUM TABLE of each table, by name. */
 export async function checksums(server: MariaDb, db: string, tables: string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
