@@ -107,12 +107,13 @@ export async function scopedPlanIds(catalog: Catalog, scope: TokenScope): Promis
 /**
  * Whose a job is, read from the id the API gives it: backup-<planId>-<time> for
  * backups (run now, or scheduled: Temporal appends the scheduled time),
- * restore-<repositoryId>-<time> for restores. Plan and repository ids are hex.
+ * restore-<repositoryId>-<time> for restores, failover-<planId>-<time> for
+ * failovers. Plan and repository ids are hex.
  */
 export function jobOwner(jobId: string): { kind: "plan" | "repository"; id: string } | undefined {
-  const m = /^(backup|restore)-([0-9a-f]+)-\d{4}/.exec(jobId);
+  const m = /^(backup|restore|failover)-([0-9a-f]+)-\d{4}/.exec(jobId);
   if (!m) return undefined;
-  return { kind: m[1] === "backup" ? "plan" : "repository", id: m[2] };
+  return { kind: m[1] === "restore" ? "repository" : "plan", id: m[2] };
 }
 
 function describeScope(scope: TokenScope): string {

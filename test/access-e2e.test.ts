@@ -222,6 +222,11 @@ describe("tokens, roles and scopes", () => {
     const { jobId } = await operatorA.ok<{ jobId: string }>("POST", `/v1/plans/${planA}/run`);
     expect((await operatorA.call("GET", `/v1/jobs/${jobId}`)).status).toBe(200);
     expect((await viewerB.call("GET", `/v1/jobs/${jobId}`)).status).toBe(403);
+    // A failover's id names its plan (failover-<planId>-<time>), so its progress is held to the scope like a job's: another plan's is refused, the token's own goes on to the handler (none runs here: 404).
+    const failover = (planId: string) => `/v1/failovers/failover-${planId}-20261130T213000000Z`;
+    expect((await viewerB.call("GET", failover(planA))).status).toBe(403);
+    expect((await operatorA.call("GET", failover(planB))).status).toBe(403);
+    expect((await viewerB.call("GET", failover(planB))).status).toBe(404);
     const jobs = await operatorA.listUntil("", (list) => list.some((j) => j.id === jobId));
     expect(jobs.every((j) => j.planId === planA)).toBe(true);
     // The plan-scoped token names no repository, so it may not restore from one (a repository holds other plans' snapshots too).

@@ -109,7 +109,7 @@ const get = createRoute({
   operationId: "getFailover",
   summary: "A failover's phase, steps and result (RTO, RPO, new primary), or why it stopped",
   tags: ["failovers"],
-  ...access("jobs:read"),
+  ...access("jobs:read", { resource: "job", in: "param", field: "id" }),
   request: { params: IdParam },
   responses: { 200: json(Failover, "The failover."), ...problems(404, 503) },
 });
