@@ -9,7 +9,7 @@ import { startDevServer, type DevServer } from "../scripts/temporal.js";
 import { apiClient } from "./api-client.js";
 import { PASSWORD, ROOT } from "./helpers.js";
 import { testPolicy, testPolicyEnv } from "./policy-fixtures.js";
-import { cairnCommand, cairnPgOk, initCluster, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
+import { archiveEverything, cairnCommand, cairnPgOk, initCluster, pgTempDir, type PgCluster } from "./postgres.js";
 
 interface Drill {
   jobId: string;
@@ -173,9 +173,7 @@ describe("recovery drills (Temporal dev server + worker + API + PostgreSQL)", ()
     expect(await client.pollJob(backup.jobId, (j) => j.status !== "running"), workerLog).toMatchObject({ status: "completed" });
     // Committed after the base backup: only replaying the archived WAL brings it back.
     await pg.sql("INSERT INTO markers VALUES ('after-backup')");
-    const last = await pg.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
-    await pg.sql("SELECT pg_switch_wal()");
-    await waitFor("the last segment to be archived", async () => (await pg.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")) >= last);
+    await archiveEverything(pg, 60_000);
     const pidBefore = readFileSync(path.join(pg.pgdata, "postmaster.pid"), "utf8");
 
     const { job, drill } = await drillOf(planId);

@@ -9,7 +9,7 @@ import { startDevServer, type DevServer } from "../scripts/temporal.js";
 import { apiClient } from "./api-client.js";
 import { PASSWORD, ROOT } from "./helpers.js";
 import { testPolicy, testPolicyEnv } from "./policy-fixtures.js";
-import { asPostgres, cairnCommand, cairnPgOk, initCluster, PG_BIN, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
+import { PG_BIN, archiveEverything, asPostgres, cairnCommand, cairnPgOk, initCluster, pgTempDir, type PgCluster } from "./postgres.js";
 import { freePort } from "./servers.js";
 import { BACKUP_PASSWORD, checksums, initMariaDb, type MariaDb } from "./mysql.js";
 
@@ -172,9 +172,7 @@ describe("PostgreSQL plans through the API (Temporal dev server + worker + initd
     const time = await pg.sql("SELECT to_json(clock_timestamp()) #>> '{}'");
     await pause();
     await mark("time-after");
-    const last = await pg.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
-    await pg.sql("SELECT pg_switch_wal()");
-    await waitFor("the last segment to be archived", async () => (await pg.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")) >= last);
+    await archiveEverything(pg, 60_000);
 
     const window = await ok<{ baseBackups: number; earliest: { snapshotId: string; time: string }; latest: { time: string; lsn: string } }>("GET", `/v1/plans/${physicalPlanId}/recovery-window`);
     expect(window.baseBackups).toBe(1);

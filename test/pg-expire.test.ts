@@ -2,7 +2,7 @@ import { readdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PASSWORD } from "./helpers.js";
-import { cairnCommand, cairnPg, cairnPgOk, clusterAt, initCluster, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
+import { archiveEverything, cairnCommand, cairnPg, cairnPgOk, clusterAt, initCluster, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
 
 /**
  * WAL retention: forgetting base backups removes the archived WAL only they needed,
@@ -29,11 +29,6 @@ describe("WAL expiry with base backup retention (cairn forget, cairn pg expire)"
       await pg.sql("INSERT INTO filler SELECT generate_series(1, 2000)");
       await pg.sql("SELECT pg_switch_wal()");
     }
-  };
-  const archiveEverything = async () => {
-    const last = await pg.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
-    await pg.sql("SELECT pg_switch_wal()");
-    await waitFor("the last segment to be archived", async () => (await pg.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")) >= last, 120_000);
   };
   const backup = async () => JSON.parse((await cairnPgOk(r("--json", "pg", "backup", "--url", pg.url))).stdout) as { id: string; source: { startLsn: string; stopLsn: string } };
   const segmentOf = (lsn: string) => pg.sql(`SELECT pg_walfile_name('${lsn}')`);
@@ -63,7 +58,7 @@ describe("WAL expiry with base backup retention (cairn forget, cairn pg expire)"
     time = await pg.sql("SELECT clock_timestamp()");
     await pause();
     await mark("after");
-    await archiveEverything();
+    await archiveEverything(pg);
     // A timeline history file (as a promotion would archive) must outlive any expiry.
     const history = path.join(tmp.dir, "00000007.history");
     writeFileSync(history, "1\t0/1000000\tno recovery target specified\n");
@@ -111,7 +106,7 @@ describe("WAL expiry with base backup retention (cairn forget, cairn pg expire)"
   it("pg expire --archive-backups 1 keeps point-in-time WAL after the newest base backup only; an older one keeps the WAL that makes it consistent", async () => {
     await fillSegments(3);
     const newest = await backup();
-    await archiveEverything();
+    await archiveEverything(pg);
     const [keptStart, keptStop, newestStart] = [await segmentOf(kept.source.startLsn), await segmentOf(kept.source.stopLsn), await segmentOf(newest.source.startLsn)];
     const all = archived();
     const expected = all.filter((n) => !n.endsWith(".history") && n.slice(0, 24) < newestStart && (n.slice(0, 24) < keptStart || n.slice(0, 24) > keptStop));

@@ -1,10 +1,11 @@
-import { readdirSync, writeFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiClient } from "./api-client.js";
 import { cairnOk, PASSWORD } from "./helpers.js";
+import { archivingPrimary } from "./pg-archiving.js";
 import { testPolicy } from "./policy-fixtures.js";
-import { cairnCommand, cairnPgOk, initCluster, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
+import { archiveEverything, pgTempDir, type PgCluster } from "./postgres.js";
 import { startStack, type Stack } from "./stack.js";
 
 /**
@@ -15,6 +16,7 @@ describe("plan retention expires archived WAL (Temporal + worker + initdb'd clus
   const tmp = pgTempDir("cairn-pg-retention-");
   const dataDir = path.join(tmp.dir, "data");
   const repo = path.join(tmp.dir, "repo");
+  /** Written by archivingPrimary. */
   const passwordFile = path.join(tmp.dir, "password");
   let stack: Stack;
   let pg: PgCluster;
@@ -23,19 +25,12 @@ describe("plan retention expires archived WAL (Temporal + worker + initdb'd clus
     const wal = path.join(repo, "wal");
     return readdirSync(path.join(wal, readdirSync(wal)[0])).sort();
   };
-  const archiveEverything = async () => {
-    const last = await pg.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
-    await pg.sql("SELECT pg_switch_wal()");
-    await waitFor("the last segment to be archived", async () => (await pg.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")) >= last, 120_000);
-  };
 
   beforeAll(async () => {
-    writeFileSync(passwordFile, PASSWORD);
-    // The repository and its wal/ folder belong to the postgres user, whose archive_command writes there.
-    await cairnPgOk(["-r", repo, "--password-file", passwordFile, "init"]);
-    pg = await initCluster(tmp.dir, { archive_mode: "on", archive_command: `${cairnCommand(repo, passwordFile)} pg wal-push %p` });
+    // The repository (tmp.dir/repo) and its wal/ folder belong to the postgres user, whose archive_command writes there.
+    ({ primary: pg } = await archivingPrimary(tmp.dir));
     await pg.sql("CREATE TABLE filler (i int)");
-    await archiveEverything();
+    await archiveEverything(pg);
     stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir });
   }, 180_000);
 
@@ -62,7 +57,7 @@ describe("plan retention expires archived WAL (Temporal + worker + initdb'd clus
       await pg.sql("INSERT INTO filler SELECT generate_series(1, 2000)");
       await pg.sql("SELECT pg_switch_wal()");
     }
-    await archiveEverything();
+    await archiveEverything(pg);
     const beforeRun = archived();
 
     const second = await run();

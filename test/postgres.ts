@@ -125,3 +125,10 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** Closes the current WAL segment and waits (`timeoutMs` at most) until PostgreSQL has archived it. */
+export async function archiveEverything(pg: PgCluster, timeoutMs = 120_000): Promise<void> {
+  const last = await pg.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+  await pg.sql("SELECT pg_switch_wal()");
+  await waitFor("the last segment to be archived", async () => (await pg.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")) >= last, timeoutMs);
+}

@@ -1,10 +1,11 @@
-import { renameSync, writeFileSync } from "node:fs";
+import { renameSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { apiClient } from "./api-client.js";
 import { PASSWORD } from "./helpers.js";
+import { archivingPrimary } from "./pg-archiving.js";
 import { testPolicy } from "./policy-fixtures.js";
-import { cairnCommand, cairnPgOk, initCluster, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
+import { archiveEverything, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
 import { startStack, type Stack } from "./stack.js";
 
 /**
@@ -17,22 +18,15 @@ describe("WAL archive age in /metrics (Temporal + worker + initdb'd cluster arch
   const tmp = pgTempDir("cairn-wal-age-");
   const dataDir = path.join(tmp.dir, "data");
   const repo = path.join(tmp.dir, "repo");
-  const passwordFile = path.join(tmp.dir, "password");
   let stack: Stack;
   let pg: PgCluster;
 
-  const archiveEverything = async () => {
-    const last = await pg.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
-    await pg.sql("SELECT pg_switch_wal()");
-    await waitFor("the last segment to be archived", async () => (await pg.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")) >= last, 120_000);
-  };
 
   beforeAll(async () => {
-    writeFileSync(passwordFile, PASSWORD);
-    await cairnPgOk(["-r", repo, "--password-file", passwordFile, "init"]);
-    pg = await initCluster(tmp.dir, { archive_mode: "on", archive_command: `${cairnCommand(repo, passwordFile)} pg wal-push %p` });
+    // The repository (tmp.dir/repo) and its wal/ folder belong to the postgres user, whose archive_command writes there.
+    ({ primary: pg } = await archivingPrimary(tmp.dir));
     await pg.sql("CREATE TABLE filler (i int)");
-    await archiveEverything();
+    await archiveEverything(pg);
     stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, api: { walAgeRefreshSeconds: 1 } });
   }, 180_000);
 
@@ -53,7 +47,7 @@ describe("WAL archive age in /metrics (Temporal + worker + initdb'd cluster arch
     // Whole seconds: the gauge is compared with a time taken before the switch.
     const beforeSwitch = Math.floor(Date.now() / 1000) - 1;
     await pg.sql("INSERT INTO filler SELECT generate_series(1, 1000)");
-    await archiveEverything();
+    await archiveEverything(pg);
     const lastWal = await pg.sql("SELECT last_archived_wal FROM pg_stat_archiver");
 
     const labels = `{plan_id="${planId}",plan="cluster"}`;
