@@ -53,7 +53,8 @@ async function* pageMappedContent(repo: Repository, node: TreeNode, where: strin
   const named = (err: unknown) => (err instanceof IntegrityError ? new IntegrityError(`${where}: ${err.message}`) : err);
   let pieces;
   try {
-    pieces = filePieces(node, (id) => repo.lookup(Buffer.from(id, "hex"))?.rawLength ?? 0);
+    // A missing blob fails below, where loading it says it is not in the index.
+    pieces = filePieces(node, (id) => repo.lookup(Buffer.from(id, "hex"))?.rawLength ?? Infinity);
   } catch (err) {
     throw named(err);
   }

@@ -7,6 +7,7 @@ import { tempDir } from "../test/helpers.js";
 import { Archiver, type SourceEntry } from "./archiver.js";
 import { checkRepository } from "./checker.js";
 import { copySnapshots } from "./copy.js";
+import { IntegrityError } from "./crypto.js";
 import { fileContent } from "./export.js";
 import { Repository } from "./repository.js";
 import { Restorer } from "./restorer.js";
@@ -138,6 +139,33 @@ describe("page-mapped files", () => {
       await repo.saveJSON("snapshots", { time: new Date().toISOString(), host: "h", username: "u", paths: ["/db"], tags: [], tree: root.id, program: "test" });
       const { errors } = await checkRepository(repo, {});
       expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/the page map of \/db\/rel .* reads past the end of blob/)]);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it("a restore of a page-mapped file whose blob is missing, or too short for its map, says so before writing", async () => {
+    const repo = await Repository.init(new MemBackend(), PASSWORD, { kdf: KDF, threads: 0 });
+    try {
+      const { node } = await backupRelation(repo, original);
+      const snapshotOf = async (rel: TreeNode) => {
+        const dir = await saveTree(repo, { nodes: [rel] });
+        const root = await saveTree(repo, { nodes: [{ ...rel, name: "db", type: "dir", subtree: dir.id, size: undefined, content: undefined, pages: undefined }] });
+        await repo.flush();
+        return root.id;
+      };
+      // The second super-block's blob is not in the index.
+      const missing = node.content![1];
+      const gone = randomBytes(32).toString("hex");
+      const lost = await snapshotOf({ ...node, content: node.content!.map((id) => (id === missing ? gone : id)) });
+      await expect(new Restorer(repo, { target: path.join(tmp.dir, "lost") }).restore(lost)).rejects.toThrow(
+        `blob ${gone.slice(0, 16)} of /db/rel is missing from the repository; run "cairn check"`,
+      );
+      // Pages 16-47 of the second blob, which holds 32 pages.
+      const short = await snapshotOf({ ...node, pages: { ...node.pages!, runs: [32, 0, 0, 32, 1, 16, 37, 2, 0] } });
+      const err = await new Restorer(repo, { target: path.join(tmp.dir, "short") }).restore(short).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(IntegrityError);
+      expect((err as Error).message).toMatch(`the page map of rel reads past the end of blob ${node.content![1].slice(0, 16)}`);
     } finally {
       await repo.close();
     }

@@ -40,10 +40,22 @@ export interface Piece {
   length: number;
 }
 
+/** A run of a page map reads past the end of its blob (`blob`, the full id). */
+export class PageMapOverrun extends IntegrityError {
+  constructor(
+    file: string,
+    readonly blob: string,
+  ) {
+    super(`the page map of ${file} reads past the end of blob ${blob.slice(0, 16)}`);
+  }
+}
+
 /**
  * The pieces a file is made of, in file order: one per blob for an ordinary file
  * (its blobs concatenated, `rawLength(id)` bytes each), one per run for a
- * page-mapped file. Throws an IntegrityError when a page map does not fit the node.
+ * page-mapped file. `rawLength` is asked about every blob (it may throw for one
+ * that is missing). Throws an IntegrityError when a page map does not fit the node,
+ * a PageMapOverrun when a run reads past the end of its blob.
  */
 export function filePieces(node: Pick<TreeNode, "name" | "size" | "content" | "pages">, rawLength: (id: string) => number): Piece[] {
   const content = node.content ?? [];
@@ -71,6 +83,8 @@ export function filePieces(node: Pick<TreeNode, "name" | "size" | "content" | "p
     offset += length;
   }
   if (offset !== fileSize) throw new IntegrityError(`the page map of ${node.name} covers ${offset} bytes, the file has ${fileSize}`);
+  // After the map's own shape is checked, so a map wrong in both ways is reported for its shape.
+  for (const p of out) if (p.from + p.length > rawLength(p.id)) throw new PageMapOverrun(node.name, p.id);
   return out;
 }
 
