@@ -3,7 +3,8 @@ import * as path from "node:path";
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import { CairnError } from "../engine/errors.js";
-import { failoverPathRefusal, hookRefusal } from "../policy/failover.js";
+import { hookRefusal } from "../policy/failover.js";
+import { realPathRefusal } from "../policy/paths.js";
 import { loadSnapshots, planHost } from "../engine/snapshot.js";
 import { clusterSystemId, WalArchive } from "../sources/postgres/archive.js";
 import { baseBackups } from "../sources/postgres/basebackup.js";
@@ -119,10 +120,10 @@ export function failoverActivities(deps: ActivityDeps) {
   /** Every path and program the failover would touch, held to the execution policy. */
   const checkPolicy = async (input: FailoverInput) => {
     const checks = [
-      input.fence.dataDir ? failoverPathRefusal(deps.policy, "the old primary's data directory", input.fence.dataDir) : undefined,
+      input.fence.dataDir ? realPathRefusal(deps.policy, "failover", input.fence.dataDir, "the old primary's data directory") : undefined,
       input.fence.hook ? hookRefusal(deps.policy, input.fence.hook[0]) : undefined,
-      input.standby ? failoverPathRefusal(deps.policy, "the standby's data directory", input.standby.dataDir) : undefined,
-      input.cutover?.type === "pgbouncer" ? failoverPathRefusal(deps.policy, "PgBouncer's configuration", input.cutover.configFile) : undefined,
+      input.standby ? realPathRefusal(deps.policy, "failover", input.standby.dataDir, "the standby's data directory") : undefined,
+      input.cutover?.type === "pgbouncer" ? realPathRefusal(deps.policy, "failover", input.cutover.configFile, "PgBouncer's configuration") : undefined,
       input.cutover?.type === "hook" ? hookRefusal(deps.policy, input.cutover.command[0]) : undefined,
     ];
     for (const check of checks) {

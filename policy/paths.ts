@@ -2,14 +2,20 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { describeSetting, PolicyRefusal, within, type ExecutionPolicy, type PolicySetting, type ProtectedPath } from "./policy.js";
 
-/** What a path is for: a plan reads a source; a restore writes its target; a local repository is written and read; a recovery drill writes its scratch copy. */
-export type PathUse = "source" | "restore" | "repository" | "drill";
+/**
+ * What a path is for: a plan reads a source; a restore writes its target; a local
+ * repository is written and read; a recovery drill writes its scratch copy; a
+ * failover stops, promotes or rewrites it (the old primary's and the standby's
+ * data directories, PgBouncer's configuration).
+ */
+export type PathUse = "source" | "restore" | "repository" | "drill" | "failover";
 
-const ROOTS: Record<PathUse, Extract<PolicySetting, "sourceRoots" | "restoreRoots" | "repositoryRoots" | "drillDir">> = {
+const ROOTS: Record<PathUse, Extract<PolicySetting, "sourceRoots" | "restoreRoots" | "repositoryRoots" | "drillDir" | "failoverPaths">> = {
   source: "sourceRoots",
   restore: "restoreRoots",
   repository: "repositoryRoots",
   drill: "drillDir",
+  failover: "failoverPaths",
 };
 
 /** The directories a use is allowed in. */
@@ -22,16 +28,21 @@ const NAMES: Record<PathUse, { what: string; roots: string; fix: string }> = {
   restore: { what: "restore target", roots: "restore roots", fix: "restore under one of them, or add the directory there" },
   repository: { what: "local repository", roots: "repository roots", fix: "put the repository under one of them, or add the directory there" },
   drill: { what: "drill scratch directory", roots: "drill directory", fix: "drills write only there; set CAIRN_DRILL_DIR to move it" },
+  failover: { what: "failover path", roots: "failover paths", fix: "add it there to allow it" },
 };
 
 /**
  * Why the policy refuses `p` for `use`, judged on the path as written (`..`
  * resolved, no file system access): what the API can tell on its own. Workers
- * judge the real path with realPathRefusal.
+ * judge the real path with realPathRefusal. `what` names the path in the message
+ * when the use's own name is too vague (which of a failover's paths it is). A
+ * failover path must be absolute: it is resolved on the worker's host, not
+ * against the caller's directory.
  */
-export function pathRefusal(policy: ExecutionPolicy, use: PathUse, p: string): PolicyRefusal | undefined {
+export function pathRefusal(policy: ExecutionPolicy, use: PathUse, p: string, what = NAMES[use].what): PolicyRefusal | undefined {
+  if (use === "failover" && !path.isAbsolute(p)) return new PolicyRefusal(ROOTS[use], `${what} ${p} is not an absolute path; give it as one`);
   const resolved = path.resolve(p);
-  return protectionRefusal(use, resolved, p, policy.protectedPaths) ?? rootRefusal(policy, use, resolved, p, rootsOf(policy, use));
+  return protectionRefusal(use, resolved, p, policy.protectedPaths, what) ?? rootRefusal(policy, use, resolved, p, rootsOf(policy, use), what);
 }
 
 /**
@@ -40,17 +51,16 @@ export function pathRefusal(policy: ExecutionPolicy, use: PathUse, p: string): P
  * inside a root to outside it is refused. A path that does not exist yet is judged
  * by its nearest existing parent.
  */
-export async function realPathRefusal(policy: ExecutionPolicy, use: PathUse, p: string): Promise<PolicyRefusal | undefined> {
-  const lexical = pathRefusal(policy, use, p);
+export async function realPathRefusal(policy: ExecutionPolicy, use: PathUse, p: string, what = NAMES[use].what): Promise<PolicyRefusal | undefined> {
+  const lexical = pathRefusal(policy, use, p, what);
   if (lexical) return lexical;
   const real = await realPath(path.resolve(p));
   const protectedPaths = await realProtected(policy.protectedPaths);
   const shown = real === path.resolve(p) ? p : `${p} (really ${real})`;
-  return protectionRefusal(use, real, shown, protectedPaths) ?? rootRefusal(policy, use, real, shown, await Promise.all(rootsOf(policy, use).map(realPath)));
+  return protectionRefusal(use, real, shown, protectedPaths, what) ?? rootRefusal(policy, use, real, shown, await Promise.all(rootsOf(policy, use).map(realPath)), what);
 }
 
-function protectionRefusal(use: PathUse, resolved: string, shown: string, protectedPaths: ProtectedPath[]): PolicyRefusal | undefined {
-  const what = NAMES[use].what;
+function protectionRefusal(use: PathUse, resolved: string, shown: string, protectedPaths: ProtectedPath[], what = NAMES[use].what): PolicyRefusal | undefined {
   for (const guarded of protectedPaths) {
     if (use === "source") {
       if (within(resolved, guarded.path)) return new PolicyRefusal("never", `${what} ${shown} is inside ${guarded.what} (${guarded.path}), which no plan may read whatever the policy says; back up another directory`);
@@ -62,10 +72,10 @@ function protectionRefusal(use: PathUse, resolved: string, shown: string, protec
   return undefined;
 }
 
-function rootRefusal(policy: ExecutionPolicy, use: PathUse, resolved: string, shown: string, roots: string[]): PolicyRefusal | undefined {
+function rootRefusal(policy: ExecutionPolicy, use: PathUse, resolved: string, shown: string, roots: string[], what = NAMES[use].what): PolicyRefusal | undefined {
   if (roots.some((root) => within(resolved, root))) return undefined;
   const setting = ROOTS[use];
-  const { what, roots: name, fix } = NAMES[use];
+  const { roots: name, fix } = NAMES[use];
   return new PolicyRefusal(setting, `${what} ${shown} is outside the allowed ${name} (${describeSetting(policy, setting)}); ${fix}`);
 }
 

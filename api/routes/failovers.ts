@@ -3,7 +3,7 @@ import { WorkflowNotFoundError } from "@temporalio/client";
 import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { plans, type PlanSource } from "../../db/schema.js";
-import { failoverPathRefusal, hookRefusal } from "../../policy/failover.js";
+import { hookRefusal } from "../../policy/failover.js";
 import { pathRefusal } from "../../policy/paths.js";
 import type { PolicyRefusal } from "../../policy/policy.js";
 import { FAILOVER_WORKFLOW, failoverStatusQuery, SAFE_DATA_DIR, SEARCH_ATTRIBUTE_KEYS, TASK_QUEUE, type FailoverInput, type FailoverResult, type PostgresSource } from "../../workflows/messages.js";
@@ -143,10 +143,10 @@ export function failoverRoutes(deps: AppDeps) {
       if (!body.fence.dataDir === !body.fence.hook) throw new ApiError(400, "Say how to fence the old primary", "give exactly one of fence.dataDir (the old primary's data directory on the worker's host, stopped there) or fence.hook (your fencing program); a failover never promotes without fencing", [{ in: "body", path: "fence", message: "exactly one of dataDir and hook" }]);
       const refusals = [
         body.into ? [pathRefusal(deps.policy, "restore", body.into.dataDir), "into.dataDir"] : undefined,
-        standby ? [await failoverPathRefusal(deps.policy, "the standby's data directory", standby.dataDir, false), "standby.dataDir"] : undefined,
-        body.fence.dataDir ? [await failoverPathRefusal(deps.policy, "the old primary's data directory", body.fence.dataDir, false), "fence.dataDir"] : undefined,
+        standby ? [pathRefusal(deps.policy, "failover", standby.dataDir, "the standby's data directory"), "standby.dataDir"] : undefined,
+        body.fence.dataDir ? [pathRefusal(deps.policy, "failover", body.fence.dataDir, "the old primary's data directory"), "fence.dataDir"] : undefined,
         body.fence.hook ? [hookRefusal(deps.policy, body.fence.hook[0]), "fence.hook"] : undefined,
-        body.cutover?.type === "pgbouncer" ? [await failoverPathRefusal(deps.policy, "PgBouncer's configuration", body.cutover.configFile, false), "cutover.configFile"] : undefined,
+        body.cutover?.type === "pgbouncer" ? [pathRefusal(deps.policy, "failover", body.cutover.configFile, "PgBouncer's configuration"), "cutover.configFile"] : undefined,
         body.cutover?.type === "hook" ? [hookRefusal(deps.policy, body.cutover.command[0]), "cutover.command"] : undefined,
       ];
       for (const r of refusals) if (r?.[0]) throw policyProblem(r[0] as PolicyRefusal, r[1] as string);
