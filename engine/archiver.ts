@@ -560,14 +560,30 @@ export class Archiver {
     this.summary.bytesRead += data.length;
     this.progress.bytesDone += data.length;
     if (data.length === 0) return { content: [], size: 0 };
-    const id = this.repo.blobId(data);
-    if (!this.repo.hasBlob(id) && (await this.repo.saveBlob(BlobType.data, Buffer.from(data), id))) {
-      this.summary.dataBlobsAdded++;
-      this.summary.dataAdded += data.length;
-    }
+    const id = await this.storeData(data);
     this.checkAbort();
     this.report("saving");
     return { content: [id.toString("hex")], size: data.length };
+  }
+
+  /**
+   * Stores one data blob: hashes `view` where it lies and, only when the repository
+   * lacks the blob, copies it into memory of its own (allocUnsafeSlow, never a slice
+   * of the shared pool slab: saveBlob may hand the bytes to a codec thread) and saves
+   * it, counting what was added. `view` may be reused as soon as this returns.
+   */
+  private async storeData(view: Buffer): Promise<Buffer> {
+    const id = this.repo.blobId(view);
+    if (!this.repo.hasBlob(id)) {
+      const length = view.length;
+      const copy = Buffer.allocUnsafeSlow(length);
+      view.copy(copy);
+      if (await this.repo.saveBlob(BlobType.data, copy, id)) {
+        this.summary.dataBlobsAdded++;
+        this.summary.dataAdded += length;
+      }
+    }
+    return id;
   }
 
   /** Cuts a byte source into content-defined chunks (or fixed blocks of `blockSize`) and stores the new ones. */
@@ -600,19 +616,9 @@ export class Archiver {
       if (start === end) break;
       const cut = blockSize ? Math.min(start + blockSize, end) : chunker.cut(buf, start, end, eof);
       const length = cut - start;
-      // Hash in place; only a chunk the repository lacks is copied out (to be handed
-      // to a worker thread), so re-reading a changed file costs no copy of what it kept.
-      const id = this.repo.blobId(buf.subarray(start, cut));
+      const id = await this.storeData(buf.subarray(start, cut));
       content.push(id.toString("hex"));
       size += length;
-      if (!this.repo.hasBlob(id)) {
-        const chunk = Buffer.allocUnsafeSlow(length);
-        buf.copy(chunk, 0, start, cut);
-        if (await this.repo.saveBlob(BlobType.data, chunk, id)) {
-          this.summary.dataBlobsAdded++;
-          this.summary.dataAdded += length;
-        }
-      }
       start = cut;
       this.checkAbort();
       this.report("saving");
@@ -645,15 +651,7 @@ export class Archiver {
     const hashes: Buffer[] = [];
     const gatheredIds: string[] = [];
     let gathered: Buffer[] = [];
-    const store = async (data: Buffer): Promise<string> => {
-      const id = this.repo.blobId(data);
-      const length = data.length; // read before saveBlob, which may move the bytes to a codec thread
-      if (!this.repo.hasBlob(id) && (await this.repo.saveBlob(BlobType.data, data, id))) {
-        this.summary.dataBlobsAdded++;
-        this.summary.dataAdded += length;
-      }
-      return id.toString("hex");
-    };
+    const store = async (data: Buffer): Promise<string> => (await this.storeData(data)).toString("hex");
     const storeGathered = async () => {
       if (!gathered.length) return;
       gatheredIds.push(await store(Buffer.concat(gathered)));
@@ -689,7 +687,7 @@ export class Archiver {
         else changes++;
       }
       if (!prev || changes * 2 > count || sources.size + (changes ? 1 : 0) > MAX_SOURCES) {
-        const id = await store(Buffer.from(buf.subarray(0, n)));
+        const id = await store(buf.subarray(0, n));
         for (let k = 0; k < count; k++) {
           blobOf.push(id);
           pageIn.push(k);
