@@ -7,7 +7,7 @@ import { CodecPool } from "./codec-pool.js";
 import { Compression, DEFAULT_COMPRESSION, compressBlob, decompressBlob, formatCompression, parseCompression, type CompressionSpec } from "./compression.js";
 import { blobId, DEFAULT_SCRYPT, deriveKey, IntegrityError, open, randomKey, seal, sha256Hex, type CipherName, type DataKey, type KdfParams } from "./crypto.js";
 import { CairnError, RepositoryNotFoundError, WrongPasswordError } from "./errors.js";
-import { compactIndexFile, decodeIndex, encodeIndex, type IndexFile } from "./index-file.js";
+import { compactIndexFile, decodeIndex, encodeIndex, indexSupersedes, type IndexFile } from "./index-file.js";
 import { PackBuilder, packKey, type PackEntry } from "./pack.js";
 
 /**
@@ -235,7 +235,7 @@ export class Repository {
     await mapLimit(ids, 4, async (id) => {
       try {
         const encoded = await this.loadUnpacked("index", id);
-        files.set(id, { encoded, supersedes: decodeIndex(encoded).supersedes });
+        files.set(id, { encoded, supersedes: indexSupersedes(encoded) });
       } catch (err) {
         if (!onIndexError || !(err instanceof IntegrityError)) throw err;
         onIndexError(id, err);
