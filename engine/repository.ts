@@ -297,21 +297,31 @@ export class Repository {
       if (this.batchBytes >= BATCH_BYTES) await this.sealBatch();
       return true;
     }
-    while (this.sealing.size >= MAX_SEALING) await Promise.race(this.sealing);
     const rawLength = data.length;
     // Trees are sealed on this thread: they are a small share of the bytes, and a tree
     // of small files would otherwise start the codec threads (tens of MiB of memory)
     // for them alone.
     const tree = type === BlobType.tree;
-    const job: Promise<void> = this.pool
-      .seal({ data, compression: tree ? { algorithm: "zstd", level: 3 } : this.compression }, true, tree)
-      .then((r) => this.addToPack(type, id, r.envelope, r.compression, rawLength))
+    await this.track(() =>
+      this.pool
+        .seal({ data, compression: tree ? { algorithm: "zstd", level: 3 } : this.compression }, true, tree)
+        .then((r) => this.addToPack(type, id, r.envelope, r.compression, rawLength)),
+    );
+    return true;
+  }
+
+  /**
+   * Starts a sealing job once fewer than MAX_SEALING are running, and keeps it in
+   * `sealing` until it ends; its failure is kept in writeError (the first one wins).
+   */
+  private async track(start: () => Promise<void>): Promise<void> {
+    while (this.sealing.size >= MAX_SEALING) await Promise.race(this.sealing);
+    const job: Promise<void> = start()
       .catch((err) => {
         this.writeError ??= err;
       })
       .finally(() => this.sealing.delete(job));
     this.sealing.add(job);
-    return true;
   }
 
   /** Hands the waiting small data blobs to a codec thread as one job. */
@@ -323,21 +333,15 @@ export class Repository {
     this.batchBytes = 0;
     let at = 0;
     for (const b of blobs) at += b.data.copy(data, at);
-    while (this.sealing.size >= MAX_SEALING) await Promise.race(this.sealing);
-    const job: Promise<void> = this.pool
-      .sealBatch({ data, lengths: blobs.map((b) => b.data.length), compression: this.compression })
-      .then(async (r) => {
+    await this.track(() =>
+      this.pool.sealBatch({ data, lengths: blobs.map((b) => b.data.length), compression: this.compression }).then(async (r) => {
         let off = 0;
         for (const [i, b] of blobs.entries()) {
           await this.addToPack(BlobType.data, b.id, r.envelope.subarray(off, off + r.lengths[i]), r.compressions[i], b.data.length);
           off += r.lengths[i];
         }
-      })
-      .catch((err) => {
-        this.writeError ??= err;
-      })
-      .finally(() => this.sealing.delete(job));
-    this.sealing.add(job);
+      }),
+    );
   }
 
   private async addToPack(type: BlobType, id: Buffer, envelope: Buffer, compression: number, rawLength: number): Promise<void> {
