@@ -2,7 +2,7 @@ import { Archiver, type BackupProgress, type BackupResult, type SourceEntry } fr
 import { CairnError } from "../../engine/errors.js";
 import type { Repository } from "../../engine/repository.js";
 import { loadSnapshots, type SnapshotEntry, type SnapshotSource } from "../../engine/snapshot.js";
-import { TreeLoader, type TreeNode } from "../../engine/tree.js";
+import { subtreeAt, TreeLoader, type TreeNode } from "../../engine/tree.js";
 import { readTar } from "./tar.js";
 import { query, startTool } from "./tools.js";
 import { formatLsn, parseLsn, systemIdFromControl } from "./wal.js";
@@ -127,19 +127,13 @@ async function* baseBackupEntries(o: BaseBackupOptions, info: PgBaseBackupInfo, 
  */
 function previousFiles(repo: Repository, tree: string, systemId: string): (path: string) => Promise<TreeNode | undefined> {
   const loader = new TreeLoader(repo);
-  const child = async (treeId: string | undefined, name: string) => (treeId ? (await loader.load(treeId)).nodes.find((n) => n.name === name) : undefined);
-  const root = (async () => {
-    let id: string | undefined = tree;
-    for (const name of ["postgres", systemId, PGDATA_DIR]) id = (await child(id, name))?.subtree;
-    return id;
-  })();
+  const root = subtreeAt(loader, tree, `postgres/${systemId}/${PGDATA_DIR}`);
   root.catch(() => undefined); // awaited (and its failure caught) by each lookup below
   return async (path) => {
     try {
-      let id = await root;
-      const parts = path.split("/");
-      for (const name of parts.slice(0, -1)) id = (await child(id, name))?.subtree;
-      const node = await child(id, parts[parts.length - 1]);
+      const slash = path.lastIndexOf("/");
+      const dir = await subtreeAt(loader, await root, path.slice(0, Math.max(slash, 0)));
+      const node = (await loader.load(dir)).nodes.find((n) => n.name === path.slice(slash + 1));
       return node?.type === "file" ? node : undefined;
     } catch {
       return undefined;
