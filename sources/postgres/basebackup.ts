@@ -67,7 +67,9 @@ export async function takeBaseBackup(repo: Repository, o: BaseBackupOptions): Pr
   );
   if (Number(versionNum) < 100000) throw new CairnError(`the server runs PostgreSQL ${serverVersion}; Cairn's physical backups need PostgreSQL 10 or newer (use cairn pg dump)`);
   const info = { type: "postgres", mode: "physical", systemId, serverVersion, segmentSize: Number(segmentSize) } as PgBaseBackupInfo;
-  const parent = baseBackups(await loadSnapshots(repo)).filter((s) => s.source.systemId === systemId).pop();
+  // Only a version 2 repository stores relation files page-mapped (the archiver ignores
+  // pageMapped below it): there is no earlier backup to compare pages with.
+  const parent = repo.config.version >= 2 ? baseBackups(await loadSnapshots(repo)).filter((s) => s.source.systemId === systemId).pop() : undefined;
   const previous = parent ? previousFiles(repo, parent.tree, systemId) : undefined;
   const archiver = new Archiver(repo, { tags: [BASE_BACKUP_TAG, ...(o.tags ?? [])], host: o.host, onProgress: o.onProgress, signal: o.signal, source: info });
   const result = await archiver.backupEntries(baseBackupEntries(o, info, previous), [`/postgres/${systemId}/${PGDATA_DIR}`]);
