@@ -17,6 +17,7 @@ import { formatLsn, parseLsn, parseSegmentName, segnoOf, walFileKind } from "../
 import { FAILOVER_REFUSED, PERMANENT_FAILURES, type FailoverInput, type FailoverValidation } from "../workflows/messages.js";
 import { WAL_SOCKET, type WalSocketServer } from "../sources/postgres/wal-socket.js";
 import { openRepository, policyFailure, type ActivityDeps } from "./repository.js";
+import { openConnection, unsealPassword } from "./postgres.js";
 import { serveStandbyWal, walSocketDir } from "./standby.js";
 
 const invalid = (message: string) => ApplicationFailure.nonRetryable(message, PERMANENT_FAILURES.invalidRequest);
@@ -69,15 +70,16 @@ function localConnection(input: FailoverInput, port: number, deps: ActivityDeps)
   u.hostname = "127.0.0.1";
   u.port = String(port);
   for (const key of [...u.searchParams.keys()]) if (key !== "connect_timeout") u.searchParams.delete(key);
-  return { ...c, host: "127.0.0.1", port, url: u.toString(), password: password(input, deps) };
+  return { ...c, host: "127.0.0.1", port, url: u.toString(), password: unsealPassword(input.source.sealedPassword, deps) };
 }
 
-function password(input: FailoverInput, deps: ActivityDeps): string | undefined {
-  return input.source.sealedPassword ? deps.secretBox.open(input.source.sealedPassword) : undefined;
-}
-
-function oldPrimary(input: FailoverInput, deps: ActivityDeps): PgConnection {
-  return { ...parseConnectionUrl(input.source.url), password: password(input, deps) };
+/**
+ * The plan's server as every other PostgreSQL activity reaches it: its host judged
+ * by the execution policy on this worker and the URL pinned to the address judged.
+ */
+async function oldPrimary(input: FailoverInput, deps: ActivityDeps): Promise<PgConnection> {
+  const { url } = await openConnection(input.source, deps);
+  return { ...parseConnectionUrl(input.source.url), url, password: unsealPassword(input.source.sealedPassword, deps) };
 }
 
 function newPrimaryPort(input: FailoverInput): number {
@@ -166,7 +168,7 @@ export function failoverActivities(deps: ActivityDeps) {
       const startedAt = new Date().toISOString();
       if (!input.fence.dataDir && !input.fence.hook) throw invalid("fence: give the old primary's dataDir (on the worker's host) or a fencing hook; a failover never promotes without fencing");
       await checkPolicy(input);
-      const old = oldPrimary(input, deps);
+      const old = await oldPrimary(input, deps);
       const oldEnv = connectionEnv(old.password);
       const oldState = await serverState(old.url, oldEnv);
       if (oldState?.inRecovery) throw invalid(`the plan's server ${old.host}:${old.port} is in recovery: it is not a primary (was the failover already done?); point the plan at the current primary`);
@@ -232,7 +234,7 @@ export function failoverActivities(deps: ActivityDeps) {
      */
     async archiveLastWal(input: FailoverInput, systemId: string): Promise<ArchiveOutcome> {
       const ctx = Context.current();
-      const old = oldPrimary(input, deps);
+      const old = await oldPrimary(input, deps);
       const env = connectionEnv(old.password);
       const url = quickUrl(old.url);
       const state = await serverState(old.url, env);
@@ -270,7 +272,7 @@ export function failoverActivities(deps: ActivityDeps) {
      */
     async fenceOldPrimary(input: FailoverInput): Promise<FenceOutcome> {
       await checkPolicy(input);
-      const old = oldPrimary(input, deps);
+      const old = await oldPrimary(input, deps);
       const env = connectionEnv(old.password);
       const where = `${old.host}:${old.port}`;
       let outcome: FenceOutcome;
@@ -368,7 +370,8 @@ export function failoverActivities(deps: ActivityDeps) {
         if (run.code !== 0) throw refused(`the cut-over hook ${spec.command[0]} ${run.code === null ? "was killed (timed out?)" : `exited ${run.code}`}${run.output ? `: ${run.output.slice(-500)}` : ""}. ${byHand} (or run the hook again with NEW_HOST=${host} NEW_PORT=${port})`);
         return { detail: `the hook ${spec.command[0]} exited 0${run.output ? `: ${run.output.slice(-200)}` : ""}` };
       }
-      const plan = oldPrimary(input, deps);
+      // The plan's user and password sign in through PgBouncer; the old primary itself is not reached here.
+      const plan = { ...parseConnectionUrl(input.source.url), password: unsealPassword(input.source.sealedPassword, deps) };
       let before: string;
       try {
         ({ before } = await switchPgbouncer(spec, host, port, connectionEnv(plan.password)));
