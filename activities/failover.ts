@@ -8,7 +8,7 @@ import { realPathRefusal } from "../policy/paths.js";
 import { loadSnapshots, planHost } from "../engine/snapshot.js";
 import { clusterSystemId, WalArchive } from "../sources/postgres/archive.js";
 import { baseBackups } from "../sources/postgres/basebackup.js";
-import { connectionEnv, parseConnectionUrl, type PgConnection } from "../sources/postgres/connection.js";
+import { connectionEnv, parseConnectionUrl, pinnedUrl, type PgConnection } from "../sources/postgres/connection.js";
 import { switchPgbouncer, pgbouncerSettings } from "../sources/postgres/cutover.js";
 import { localWalEnd, lsnBytes, postmasterPid, quickUrl, runHook, serverState, stopServer, type WalEnd } from "../sources/postgres/failover.js";
 import { readHeartbeat, writeHeartbeat } from "../sources/postgres/heartbeat.js";
@@ -17,7 +17,7 @@ import { formatLsn, parseLsn, parseSegmentName, segnoOf, walFileKind } from "../
 import { FAILOVER_REFUSED, PERMANENT_FAILURES, type FailoverInput, type FailoverValidation } from "../workflows/messages.js";
 import { WAL_SOCKET, type WalSocketServer } from "../sources/postgres/wal-socket.js";
 import { openRepository, policyFailure, type ActivityDeps } from "./repository.js";
-import { openConnection, unsealPassword } from "./postgres.js";
+import { allowedAddress, openConnection, unsealPassword } from "./postgres.js";
 import { serveStandbyWal, walSocketDir } from "./standby.js";
 
 const invalid = (message: string) => ApplicationFailure.nonRetryable(message, PERMANENT_FAILURES.invalidRequest);
@@ -132,6 +132,22 @@ export function failoverActivities(deps: ActivityDeps) {
       const refusal = await check;
       if (refusal) throw policyFailure(refusal);
     }
+    if (input.cutover?.type === "pgbouncer" && input.cutover.adminUrl) await pgbouncerAdminUrl(input.cutover.adminUrl);
+  };
+
+  /**
+   * PgBouncer's admin console, which the cut-over signs in to with the plan's password:
+   * its host judged by the execution policy like the plan's server, the URL pinned to
+   * the address judged.
+   */
+  const pgbouncerAdminUrl = async (adminUrl: string): Promise<string> => {
+    let admin: PgConnection;
+    try {
+      admin = parseConnectionUrl(adminUrl);
+    } catch (err) {
+      throw invalid(`cutover.adminUrl: ${(err as Error).message}`);
+    }
+    return pinnedUrl(admin.url, await allowedAddress(admin.host, deps));
   };
 
   /** The newest archived segment of a system (on the highest timeline), and the segment size. */
@@ -372,9 +388,10 @@ export function failoverActivities(deps: ActivityDeps) {
       }
       // The plan's user and password sign in through PgBouncer; the old primary itself is not reached here.
       const plan = { ...parseConnectionUrl(input.source.url), password: unsealPassword(input.source.sealedPassword, deps) };
+      const adminUrl = spec.adminUrl ? await pgbouncerAdminUrl(spec.adminUrl) : undefined;
       let before: string;
       try {
-        ({ before } = await switchPgbouncer(spec, host, port, connectionEnv(plan.password)));
+        ({ before } = await switchPgbouncer({ ...spec, adminUrl }, host, port, connectionEnv(plan.password)));
       } catch (err) {
         throw refused(`the PgBouncer switch failed: ${(err as Error).message}. ${byHand} (set the [databases] entry ${spec.database} in ${spec.configFile} to host=${host} port=${port}, then RELOAD)`);
       }

@@ -15,6 +15,7 @@ import { policyProblem } from "../policy.js";
 import { repositoryTarget } from "../schedules.js";
 import { readStandby } from "../standbys.js";
 import { idTime, withTemporal } from "../temporal.js";
+import { checkConnectionUrl } from "./plan-schemas.js";
 import { findRepository } from "./repositories.js";
 
 const dataDir = z.string().max(LIMITS.path).regex(SAFE_DATA_DIR, 'use an absolute path of letters, digits, ".", "_", "-" and "/"');
@@ -51,7 +52,12 @@ const FailoverRequest = z
           type: z.literal("pgbouncer"),
           configFile: z.string().min(1).max(LIMITS.path).openapi({ description: "PgBouncer's configuration file on the worker's host (under CAIRN_FAILOVER_PATHS)." }),
           database: z.string().min(1).max(63).openapi({ description: "The [databases] entry clients use: rewritten to the new host and port." }),
-          adminUrl: z.string().max(1000).optional().openapi({ description: "PgBouncer's admin console (postgresql://admin@host:6432/pgbouncer) for RELOAD; without it the pid in its pidfile gets SIGHUP." }),
+          adminUrl: z
+            .string()
+            .max(1000)
+            .superRefine(checkConnectionUrl)
+            .optional()
+            .openapi({ description: "PgBouncer's admin console (postgresql://admin@host:6432/pgbouncer) for RELOAD, signed in to with the plan's password, without a password in the URL; its host must be allowed by the execution policy. Without it the pid in its pidfile gets SIGHUP." }),
         }),
         z.strictObject({ type: z.literal("hook"), command: command.openapi({ description: "Run with NEW_HOST and NEW_PORT; exit 0 means clients were switched." }) }),
       ])

@@ -43,18 +43,24 @@ const FileSource = z
   })
   .openapi("FileSource");
 
+/**
+ * A PostgreSQL connection URL as the execution policy can judge it (parseConnectionUrl), without
+ * a password: the URL is shown back and recorded in the audit log, only the password field is sealed.
+ */
+export function checkConnectionUrl(url: string, ctx: z.RefinementCtx): void {
+  try {
+    if (parseConnectionUrl(url).password !== undefined) {
+      ctx.addIssue({ code: "custom", message: "give the password in the password field, not in the URL: the URL is shown back and recorded in the audit log, the password field is sealed" });
+    }
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message });
+  }
+}
+
 const connectionUrl = z
   .string()
   .max(LIMITS.url)
-  .superRefine((url, ctx) => {
-    try {
-      if (parseConnectionUrl(url).password !== undefined) {
-        ctx.addIssue({ code: "custom", message: "give the password in the password field, not in the URL: the URL is shown back and recorded in the audit log, the password field is sealed" });
-      }
-    } catch (err) {
-      ctx.addIssue({ code: "custom", message: (err as Error).message });
-    }
-  })
+  .superRefine(checkConnectionUrl)
   .openapi({
     example: "postgresql://backup@db.internal:5432/postgres",
     description: "The server, as libpq reads a URL, without a password (sslmode, connect_timeout and application_name are the only parameters accepted).",

@@ -258,7 +258,7 @@ export type FailoverRequest = {
     configFile: string;
     /** The [databases] entry clients use: rewritten to the new host and port. */
     database: string;
-    /** PgBouncer's admin console (postgresql://admin@host:6432/pgbouncer) for RELOAD; without it the pid in its pidfile gets SIGHUP. */
+    /** PgBouncer's admin console (postgresql://admin@host:6432/pgbouncer) for RELOAD, signed in to with the plan's password, without a password in the URL; its host must be allowed by the execution policy. Without it the pid in its pidfile gets SIGHUP. */
     adminUrl?: string;
   } | {
     type: "hook";
