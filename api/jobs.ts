@@ -289,7 +289,7 @@ export function heartbeatProgress(desc: WorkflowExecutionDescription): JobProgre
 }
 
 /** The message of the deepest cause: the activity's own error rather than "Activity task failed". */
-function innermostMessage(err: unknown): string {
+export function innermostMessage(err: unknown): string {
   let e = err as Error | undefined;
   while (e && e.cause instanceof Error) e = e.cause;
   return e?.message ?? String(err);

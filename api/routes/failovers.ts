@@ -9,6 +9,7 @@ import type { PolicyRefusal } from "../../policy/policy.js";
 import { FAILOVER_WORKFLOW, failoverStatusQuery, SAFE_DATA_DIR, SEARCH_ATTRIBUTE_KEYS, TASK_QUEUE, type FailoverInput, type FailoverResult, type PostgresSource } from "../../workflows/messages.js";
 import type { AppDeps } from "../app.js";
 import { ApiError } from "../errors.js";
+import { innermostMessage } from "../jobs.js";
 import { LIMITS } from "../limits.js";
 import { access, IdParam, json, jsonBody, problems, router } from "../openapi.js";
 import { policyProblem } from "../policy.js";
@@ -205,16 +206,9 @@ export function failoverRoutes(deps: AppDeps) {
       else if (status !== "running") {
         error = await withTemporal(deps.temporal, () => handle.result()).then(
           () => null,
-          (err: Error) => failureMessage(err),
+          (err: Error) => innermostMessage(err),
         );
       }
       return c.json({ id, planId, status, phase: state?.phase ?? null, steps: result?.steps ?? state?.steps ?? [], result: result as z.infer<typeof Failover>["result"], error }, 200);
     });
-}
-
-/** The innermost message of a workflow failure: the activity's own sentence. */
-function failureMessage(err: Error): string {
-  let e: Error | undefined = err;
-  while (e && (e as { cause?: Error }).cause) e = (e as { cause?: Error }).cause;
-  return e?.message ?? err.message;
 }
