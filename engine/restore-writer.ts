@@ -1,6 +1,7 @@
-import { closeSync, constants, fchmodSync, fchownSync, futimesSync, openSync, readlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fchmodSync, fchownSync, futimesSync, readlinkSync, writeSync } from "node:fs";
 import * as path from "node:path";
 import type { Codec } from "./codec.js";
+import { openPatientlySync } from "./descriptors.js";
 
 /**
  * One read range of a pack, with the files its blobs go into: a codec thread opens
@@ -81,7 +82,7 @@ export function restoreRange(codec: Codec, req: RestoreRangeRequest): RestoreRan
         let fd = open.get(fi);
         if (fd === undefined) {
           if (open.size >= OPEN_PER_JOB) closeAll();
-          fd = openPatientlySync(file.path);
+          fd = openPatientlySync(file.path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
           open.set(fi, fd);
           const real = realOf(fd);
           if (real !== undefined && real !== req.root && !real.startsWith(req.root + path.sep)) {
@@ -118,23 +119,6 @@ export function restoreRange(codec: Codec, req: RestoreRangeRequest): RestoreRan
     closeAll();
   }
   return result;
-}
-
-/** How long an open waits for a free file descriptor (EMFILE, ENFILE), as openPatiently does on the main thread. */
-const OPEN_PATIENCE_MS = 60_000;
-const pause = new Int32Array(new SharedArrayBuffer(4));
-
-function openPatientlySync(file: string): number {
-  const started = Date.now();
-  for (let ms = 1; ; ms = Math.min(ms * 2, 250)) {
-    try {
-      return openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if ((code !== "EMFILE" && code !== "ENFILE") || Date.now() - started > OPEN_PATIENCE_MS) throw err;
-      Atomics.wait(pause, 0, 0, ms); // this thread has nothing else to do meanwhile
-    }
-  }
 }
 
 /** Where an open descriptor leads; undefined where /proc is missing (not Linux), where the O_NOFOLLOW opens stand alone. */
