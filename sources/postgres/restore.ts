@@ -123,6 +123,11 @@ export async function writeDataDir(repo: Repository, backup: BaseBackup, o: Data
   return result;
 }
 
+/** One word for the shell that runs restore_command, in double quotes (", \, $ and ` escaped). */
+function q(s: string): string {
+  return `"${s.replace(/(["\\$`])/g, "\\$1")}"`;
+}
+
 /**
  * restore_command that fetches each WAL file from the repository with `cairn pg
  * wal-fetch`: `program` runs cairn (node and its script), `repository` is where
@@ -133,7 +138,6 @@ export async function writeDataDir(repo: Repository, backup: BaseBackup, o: Data
  * the command costs far more than the move, once per segment of a recovery.
  */
 export function walFetchCommand(o: { program: string[]; repository: string; passwordFile?: string; systemId: string }): string {
-  const q = (s: string) => `"${s.replace(/(["\\$`])/g, "\\$1")}"`;
   const ahead = `${PREFETCH_DIR}/%f`;
   return `test -f ${ahead} && mv -f ${ahead} "%p" || ` + [...o.program.map(q), "-r", q(o.repository), ...(o.passwordFile ? ["--password-file", q(o.passwordFile)] : []), "pg", "wal-fetch", "--system-id", o.systemId, "%f", '"%p"'].join(" ");
 }
@@ -144,6 +148,5 @@ export function walFetchCommand(o: { program: string[]; repository: string; pass
  * the server's environment or in its data directory.
  */
 export function walFetchViaCommand(o: { program: string[]; socket: string }): string {
-  const q = (s: string) => `"${s.replace(/(["\\$`])/g, "\\$1")}"`;
   return [...o.program.map(q), "pg", "wal-fetch", "--via", q(o.socket), "%f", '"%p"'].join(" ");
 }
