@@ -152,27 +152,31 @@ async function followBinlogs(o: { url: string; dbPasswordFile?: string; spool?: 
   process.once("SIGINT", stop);
   const line = (record: Record<string, unknown>, text: string) => !opts.quiet && process.stdout.write(opts.json ? JSON.stringify(record) + "\n" : `${text}\n`);
   let last = "";
-  await withLogin(o, (optionFile) =>
-    withRepository(opts, "none", "mysql binlog-archive --follow", (repo) =>
-      streamBinlogs(repo, {
-        optionFile,
-        spool,
-        intervalSeconds: interval,
-        replicaId,
-        tags: o.tag,
-        host: o.host,
-        signal: controller.signal,
-        onReport: (r) => {
-          for (const name of r.closed) line({ archived: name, server: r.server }, `${name} archived whole`);
-          const where = r.archivedFile ? `${r.archivedFile}:${r.archivedPosition}` : "";
-          if (where && where !== last) line({ partial: where, through: r.archivedThrough, server: r.server }, `archived up to ${where} (every event before ${r.archivedThrough})`);
-          last = where;
-        },
-        onError: (what, err) => process.stderr.write(`cairn: ${what}: ${err.message}\n`),
-      }),
-    ),
-  );
-  if (!o.spool) await rm(spool, { recursive: true, force: true });
+  // A spool of our own goes however the archiver stops (a failed login or repository too).
+  try {
+    await withLogin(o, (optionFile) =>
+      withRepository(opts, "none", "mysql binlog-archive --follow", (repo) =>
+        streamBinlogs(repo, {
+          optionFile,
+          spool,
+          intervalSeconds: interval,
+          replicaId,
+          tags: o.tag,
+          host: o.host,
+          signal: controller.signal,
+          onReport: (r) => {
+            for (const name of r.closed) line({ archived: name, server: r.server }, `${name} archived whole`);
+            const where = r.archivedFile ? `${r.archivedFile}:${r.archivedPosition}` : "";
+            if (where && where !== last) line({ partial: where, through: r.archivedThrough, server: r.server }, `archived up to ${where} (every event before ${r.archivedThrough})`);
+            last = where;
+          },
+          onError: (what, err) => process.stderr.write(`cairn: ${what}: ${err.message}\n`),
+        }),
+      ),
+    );
+  } finally {
+    if (!o.spool) await rm(spool, { recursive: true, force: true });
+  }
   output(opts, { stopped: true, archivedThrough: last || null }, () => `stopped${last ? `; archived up to ${last}` : ""}`);
 }
 
