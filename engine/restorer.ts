@@ -342,13 +342,12 @@ export class Restorer {
   /** Decides how to write one file; returns false when it is skipped. Creates (or truncates) it. */
   private async prepareFile(job: FileJob): Promise<boolean> {
     const policy = this.options.overwrite ?? "always";
-    // In a directory this restore created, nothing can be in the way: the file is
-    // created by its first write (or here, when it is empty).
+    // In a directory this restore created, nothing can be in the way. A file with
+    // content there is created by its first write and never comes here
+    // (restoreFiles; every directory is created before), so this one is empty.
     if (this.createdDirs.has(path.dirname(job.dest))) {
-      if (job.writes.length === 0) {
-        const h = await openPatiently(job.dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-        await this.confine(h, job.dest).finally(() => h.close());
-      }
+      const h = await openPatiently(job.dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      await this.confine(h, job.dest).finally(() => h.close());
       return true;
     }
     const st = await lstatOrUndefined(job.dest);
