@@ -9,7 +9,7 @@ import { loadSnapshots, planHost } from "../engine/snapshot.js";
 import { clusterSystemId, WalArchive } from "../sources/postgres/archive.js";
 import { baseBackups } from "../sources/postgres/basebackup.js";
 import { connectionEnv, parseConnectionUrl, pinnedUrl, type PgConnection } from "../sources/postgres/connection.js";
-import { switchPgbouncer, pgbouncerSettings } from "../sources/postgres/cutover.js";
+import { switchPgbouncer, type PgbouncerSettings } from "../sources/postgres/cutover.js";
 import { localWalEnd, lsnBytes, postmasterPid, quickUrl, runHook, serverState, stopServer, type WalEnd } from "../sources/postgres/failover.js";
 import { readHeartbeat, writeHeartbeat } from "../sources/postgres/heartbeat.js";
 import { query } from "../sources/postgres/tools.js";
@@ -389,13 +389,18 @@ export function failoverActivities(deps: ActivityDeps) {
       // The plan's user and password sign in through PgBouncer; the old primary itself is not reached here.
       const plan = { ...parseConnectionUrl(input.source.url), password: unsealPassword(input.source.sealedPassword, deps) };
       const adminUrl = spec.adminUrl ? await pgbouncerAdminUrl(spec.adminUrl) : undefined;
+      const checkPidfile = async (pidfile: string) => {
+        const refusal = await realPathRefusal(deps.policy, "failover", pidfile, "PgBouncer's pidfile");
+        if (refusal) throw policyFailure(refusal);
+      };
       let before: string;
+      let listen: PgbouncerSettings;
       try {
-        ({ before } = await switchPgbouncer({ ...spec, adminUrl }, host, port, connectionEnv(plan.password)));
+        ({ before, settings: listen } = await switchPgbouncer({ ...spec, adminUrl }, host, port, connectionEnv(plan.password), checkPidfile));
       } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
         throw refused(`the PgBouncer switch failed: ${(err as Error).message}. ${byHand} (set the [databases] entry ${spec.database} in ${spec.configFile} to host=${host} port=${port}, then RELOAD)`);
       }
-      const listen = pgbouncerSettings(await fs.readFile(spec.configFile, "utf8"));
       const u = new URL(plan.url);
       u.hostname = listen.host;
       u.port = String(listen.port);

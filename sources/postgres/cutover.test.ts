@@ -1,5 +1,9 @@
-import { describe, expect, it } from "vitest";
-import { pgbouncerSettings, pointDatabase } from "./cutover.js";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { pgbouncerSettings, pointDatabase, switchPgbouncer } from "./cutover.js";
 
 const CONFIG = `[databases]
 ; the application's entry
@@ -37,5 +41,42 @@ describe("PgBouncer cut-over", () => {
   it("reads where PgBouncer takes clients and its pidfile", () => {
     expect(pgbouncerSettings(CONFIG)).toEqual({ host: "127.0.0.1", port: 6433, pidfile: "/run/pgbouncer/pgbouncer.pid" });
     expect(pgbouncerSettings("[pgbouncer]\nlisten_addr = 10.1.1.1, 127.0.0.1\n")).toEqual({ host: "10.1.1.1", port: 6432 });
+  });
+
+  describe("reloading by its pidfile", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "cairn-cutover-"));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const configFile = path.join(dir, "pgbouncer.ini");
+    const pidfile = path.join(dir, "pgbouncer.pid");
+    const config = CONFIG.replace("/run/pgbouncer/pgbouncer.pid", pidfile);
+    const spec = { configFile, database: "app" };
+
+    it("refuses a pidfile the caller's policy refuses, before the configuration changes", async () => {
+      writeFileSync(configFile, config);
+      writeFileSync(pidfile, `${process.pid}\n`);
+      const refuse = async (p: string) => {
+        throw new Error(`refused: ${p}`);
+      };
+      await expect(switchPgbouncer(spec, "127.0.0.1", 5433, undefined, refuse)).rejects.toThrow(`refused: ${pidfile}`);
+      expect(readFileSync(configFile, "utf8")).toBe(config);
+    });
+
+    it("signals only a pgbouncer: a pidfile naming another process is refused and that process is left alone", async () => {
+      writeFileSync(configFile, config);
+      const other = spawn("sleep", ["300"], { stdio: "ignore" });
+      try {
+        writeFileSync(pidfile, `${other.pid}\n`);
+        const seen: string[] = [];
+        const allow = async (p: string) => void seen.push(p);
+        await expect(switchPgbouncer(spec, "127.0.0.1", 5433, undefined, allow)).rejects.toThrow(`names pid ${other.pid}, which is sleep, not pgbouncer; nothing was signalled`);
+        expect(seen).toEqual([pidfile]);
+        // SIGHUP would have ended sleep: it still runs.
+        expect(other.exitCode).toBeNull();
+        expect(other.signalCode).toBeNull();
+        expect(() => process.kill(other.pid!, 0)).not.toThrow();
+      } finally {
+        other.kill("SIGKILL");
+      }
+    });
   });
 });

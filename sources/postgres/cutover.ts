@@ -56,38 +56,61 @@ export function pointDatabase(configText: string, database: string, host: string
   return { text: lines.map((l) => (l === entry ? rewritten : l.text)).join("\n"), before: value.trim() };
 }
 
+/** Where PgBouncer takes clients and its pidfile, as its configuration says. */
+export interface PgbouncerSettings {
+  host: string;
+  port: number;
+  pidfile?: string;
+}
+
 /** Where PgBouncer takes clients (its first listen_addr, `*` read as 127.0.0.1) and its pidfile, from its configuration. */
-export function pgbouncerSettings(configText: string): { host: string; port: number; pidfile?: string } {
+export function pgbouncerSettings(configText: string): PgbouncerSettings {
+  const lines = parseIni(configText);
   const get = (key: string) => {
-    const line = parseIni(configText).find((l) => l.section === "pgbouncer" && l.key === key);
+    const line = lines.find((l) => l.section === "pgbouncer" && l.key === key);
     return line ? line.text.slice(line.text.indexOf("=") + 1).trim() : undefined;
   };
   const addr = (get("listen_addr") ?? "127.0.0.1").split(",")[0].trim();
-  return { host: addr === "*" || addr === "" ? "127.0.0.1" : addr, port: Number(get("listen_port") ?? 6432), ...(get("pidfile") ? { pidfile: get("pidfile") } : {}) };
+  const pidfile = get("pidfile");
+  return { host: addr === "*" || addr === "" ? "127.0.0.1" : addr, port: Number(get("listen_port") ?? 6432), ...(pidfile ? { pidfile } : {}) };
 }
 
 /**
  * Points the entry at host:port and makes PgBouncer read its configuration again:
  * RELOAD on the admin console when adminUrl is given, else SIGHUP to the pid in
- * its pidfile. The file is rewritten in place (same owner and mode). Returns the
- * entry as it was, for the result and for undoing by hand.
+ * its pidfile, once checkPidfile (the caller's policy) let that file be read and
+ * /proc says the pid is a pgbouncer. The file is rewritten in place (same owner
+ * and mode). Returns the entry as it was, for the result and for undoing by hand,
+ * and PgBouncer's settings as the file said them.
  */
-export async function switchPgbouncer(spec: { configFile: string; database: string; adminUrl?: string }, host: string, port: number, env?: NodeJS.ProcessEnv): Promise<{ before: string }> {
+export async function switchPgbouncer(
+  spec: { configFile: string; database: string; adminUrl?: string },
+  host: string,
+  port: number,
+  env: NodeJS.ProcessEnv | undefined,
+  checkPidfile: (pidfile: string) => Promise<void>,
+): Promise<{ before: string; settings: PgbouncerSettings }> {
   const text = await fs.readFile(spec.configFile, "utf8").catch((err: NodeJS.ErrnoException) => {
     throw new CairnError(`cannot read PgBouncer's configuration ${spec.configFile}: ${err.code ?? err.message}`);
   });
+  const settings = pgbouncerSettings(text);
   const next = pointDatabase(text, spec.database, host, port);
+  // Refused before anything changes: a pidfile the policy does not allow is neither read nor followed.
+  if (!spec.adminUrl && settings.pidfile) await checkPidfile(settings.pidfile);
   await fs.writeFile(spec.configFile, next.text);
   if (spec.adminUrl) {
     await query(spec.adminUrl, "RELOAD", env).catch((err: Error) => {
       throw new CairnError(`PgBouncer's configuration now points ${spec.database} at ${host}:${port}, but RELOAD on its admin console failed: ${err.message}`);
     });
-    return next;
+    return { ...next, settings };
   }
-  const { pidfile } = pgbouncerSettings(text);
+  const { pidfile } = settings;
   if (!pidfile) throw new CairnError(`PgBouncer's configuration now points ${spec.database} at ${host}:${port}, but it names no pidfile and no adminUrl was given, so it cannot be told to reload; give cutover.adminUrl`);
   const pid = Number((await fs.readFile(pidfile, "utf8").catch(() => "")).trim());
   if (!pid) throw new CairnError(`PgBouncer's pidfile ${pidfile} has no pid (is PgBouncer running?); the configuration now points ${spec.database} at ${host}:${port}`);
+  // A stale pidfile whose number another process took (or a pidfile naming another program) is not a PgBouncer to signal.
+  const comm = (await fs.readFile(`/proc/${pid}/comm`, "utf8").catch(() => "")).trim();
+  if (comm !== "pgbouncer") throw new CairnError(`PgBouncer's pidfile ${pidfile} names pid ${pid}, which is ${comm ? `${comm}, not pgbouncer` : "not running"}; nothing was signalled. The configuration now points ${spec.database} at ${host}:${port}: reload PgBouncer by hand, or give cutover.adminUrl`);
   process.kill(pid, "SIGHUP");
-  return next;
+  return { ...next, settings };
 }
