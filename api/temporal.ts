@@ -1,5 +1,5 @@
-import { isGrpcServiceError, ServiceError, type Client } from "@temporalio/client";
-import type { SearchAttributePair } from "@temporalio/common";
+import { isGrpcServiceError, ServiceError, WorkflowNotFoundError, type Client } from "@temporalio/client";
+import type { QueryDefinition, SearchAttributePair } from "@temporalio/common";
 import { SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES, type JobKind } from "../workflows/messages.js";
 import { ApiError } from "./errors.js";
 
@@ -53,4 +53,51 @@ function isUnreachable(err: unknown): boolean {
   const grpc = err instanceof ServiceError ? err.cause : err;
   if (isGrpcServiceError(grpc)) return grpc.code === 14 || grpc.code === 4; // UNAVAILABLE, DEADLINE_EXCEEDED
   return /deadline exceeded|UNAVAILABLE|ECONNREFUSED/i.test(String((err as Error)?.message));
+}
+
+/** A long-running per-plan workflow as the API shows it: its status, whether it runs, and why it ended when it failed. */
+export type LongRunningView<S> = S & { workflowId: string; running: boolean; startedAt: string; error?: string };
+
+/** What tells one kind of long-running per-plan workflow (a standby, an archiver) apart for readLongRunning. */
+export interface LongRunningKind<S> {
+  workflowId: string;
+  /** Its workflow type: another workflow under the same id reads as none. */
+  type: string;
+  statusQuery: QueryDefinition<S>;
+  /** The status shown when the workflow cannot give one (no worker answers, or it failed). */
+  unknown: S;
+  /** Names it in the error of an ended one: "the standby failed: ...". */
+  noun: string;
+  /** Why nothing answered the status query, and what goes on meanwhile. */
+  noWorker: string;
+}
+
+/**
+ * A long-running workflow, running or ended; undefined when there is none under the
+ * id (or it is past Temporal's retention). A running one answers its status query, a
+ * completed one returned its last status.
+ */
+export async function readLongRunning<S extends { phase: string }>(client: Client, kind: LongRunningKind<S>): Promise<LongRunningView<S> | undefined> {
+  const { workflowId, unknown } = kind;
+  const handle = client.workflow.getHandle(workflowId);
+  const desc = await withTemporal(client, () => handle.describe()).catch((err) => {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  });
+  if (!desc || desc.type !== kind.type) return undefined;
+  const base = { workflowId, startedAt: desc.startTime.toISOString() };
+  if (desc.status.name === "RUNNING") {
+    // A worker that is down cannot answer; the workflow still runs.
+    const status = await withTemporal(client, () => handle.query(kind.statusQuery), 5000).catch(() => undefined);
+    return { ...unknown, ...status, ...base, running: true, ...(status ? {} : { error: kind.noWorker }) };
+  }
+  if (desc.status.name === "COMPLETED") {
+    const status = (await withTemporal(client, () => handle.result())) as S;
+    return { ...status, ...base, running: false };
+  }
+  const error = await withTemporal(client, () => handle.result()).then(
+    () => undefined,
+    (err: Error) => String((err.cause as Error | undefined)?.message ?? err.message),
+  );
+  return { ...unknown, phase: "stopped", ...base, running: false, error: `${kind.noun} ${desc.status.name.toLowerCase()}: ${error ?? "no reason recorded"}` };
 }
