@@ -1,16 +1,14 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream, promises as fs } from "node:fs";
+import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isNotFound } from "../../backends/backend.js";
-import { Archiver, type SourceEntry } from "../../engine/archiver.js";
 import { CairnError } from "../../engine/errors.js";
 import { RepositoryLock } from "../../engine/locks.js";
 import type { Repository } from "../../engine/repository.js";
 import { loadSnapshots } from "../../engine/snapshot.js";
-import { binlogArchives, MYSQL_BINLOG_TAG, type MysqlBinlogInfo } from "./binlog.js";
-import { serverDir, serverName } from "./physical.js";
+import { binlogArchives, binlogSequence as sequence, requireLogBin, storeBinlogs } from "./binlog-store.js";
 import { mysqlTool, query } from "./tools.js";
 
 /**
@@ -63,8 +61,6 @@ interface Segment {
 function partialPrefix(repo: Repository, server: string): string {
   return `${PARTIAL_DIR}/${repo.namedId(`mysql-server:${server}`)}/`;
 }
-
-const sequence = (name: string) => Number(/\.(\d+)$/.exec(name)?.[1] ?? NaN);
 
 /** The server's stored segments, by log, start and end. */
 async function segmentsOf(repo: Repository, server: string): Promise<Segment[]> {
@@ -187,9 +183,7 @@ const RESTART_MS = 2000;
 /** Streams and stores the server's binary log until aborted (or `looks` looks). */
 export async function streamBinlogs(repo: Repository, o: BinlogStreamOptions): Promise<void> {
   await fs.mkdir(o.spool, { recursive: true, mode: 0o700 });
-  const { server } = await serverName(o.optionFile);
-  const [[logBin]] = await query(o.optionFile, "SELECT @@log_bin");
-  if (logBin !== "1") throw new CairnError(`the server ${server} writes no binary log: start it with log_bin (and a server_id) to archive binary logs for point-in-time recovery`);
+  const server = await requireLogBin(o.optionFile);
   const have = new Set(binlogArchives(await loadSnapshots(repo), server).flatMap((s) => s.source.files.map((f) => `${f.name}/${f.size}`)));
   let stored = await loadBinlogPartial(repo, server);
   let archivedThrough: string | undefined = stored?.through;
@@ -298,17 +292,9 @@ export async function streamBinlogs(repo: Repository, o: BinlogStreamOptions): P
 
 /** Archives closed logs from the spool as one binary log archive snapshot (under a shared lock, as binlog-archive takes). */
 async function archiveClosed(repo: Repository, server: string, o: BinlogStreamOptions, files: { name: string; size: number }[]): Promise<void> {
-  const info: MysqlBinlogInfo = { type: "mysql", mode: "binlog", server, files };
-  const dir = `${serverDir(server)}/binlog`;
-  const entries = async function* (): AsyncGenerator<SourceEntry> {
-    for (const f of files) {
-      const st = await fs.stat(path.join(o.spool, f.name));
-      yield { path: `${dir}/${f.name}`, type: "file", mode: 0o600, mtime: st.mtimeMs, content: createReadStream(path.join(o.spool, f.name), { start: 0, end: f.size - 1 }) };
-    }
-  };
   const lock = await RepositoryLock.acquire(repo, { exclusive: false, operation: "continuous binary log archive", retryFor: 60_000 });
   try {
-    await new Archiver(repo, { tags: [MYSQL_BINLOG_TAG, ...(o.tags ?? [])], host: o.host, source: info }).backupEntries(entries(), [`/${dir}`]);
+    await storeBinlogs(repo, server, o.spool, files, { tags: o.tags, host: o.host, check: "prefix" });
   } finally {
     await lock.release().catch(() => undefined);
   }

@@ -1,33 +1,20 @@
 import { spawn } from "node:child_process";
-import { createReadStream, createWriteStream, promises as fs } from "node:fs";
+import { createWriteStream, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Archiver, type BackupResult, type SourceEntry } from "../../engine/archiver.js";
+import type { BackupResult } from "../../engine/archiver.js";
 import { CairnError } from "../../engine/errors.js";
 import type { Repository } from "../../engine/repository.js";
-import { loadSnapshots, type SnapshotEntry, type SnapshotSource } from "../../engine/snapshot.js";
+import { loadSnapshots, type SnapshotEntry } from "../../engine/snapshot.js";
 import { subtreeAt, TreeLoader } from "../../engine/tree.js";
-import { blobs, mysqlPhysicalBackups, restoreMysqlPhysical, serverDir, serverName, type MysqlPhysicalInfo } from "./physical.js";
+import { blobs, mysqlPhysicalBackups, restoreMysqlPhysical, serverDir, type MysqlPhysicalInfo } from "./physical.js";
 import { loadBinlogPartial, readBinlogPartial, type BinlogPartial } from "./binlog-stream.js";
+import { BINLOG_DIR, binlogArchives, binlogSequence as sequence, requireLogBin, storeBinlogs } from "./binlog-store.js";
 import { mysqlTool, query, startTool } from "./tools.js";
 
-/** Tag every binary log archive snapshot carries. */
-export const MYSQL_BINLOG_TAG = "mysql-binlog";
-const BINLOG_DIR = "binlog";
-
-/** What a binary log archive snapshot records: the closed binary logs it added. */
-export interface MysqlBinlogInfo extends SnapshotSource {
-  type: "mysql";
-  mode: "binlog";
-  server: string;
-  files: { name: string; size: number }[];
-}
-
-export function binlogArchives(snapshots: SnapshotEntry[], server?: string): (SnapshotEntry & { source: MysqlBinlogInfo })[] {
-  return snapshots.filter((s): s is SnapshotEntry & { source: MysqlBinlogInfo } => s.source?.type === "mysql" && s.source.mode === "binlog" && (!server || s.source.server === server));
-}
+export { binlogArchives, MYSQL_BINLOG_TAG, type MysqlBinlogInfo } from "./binlog-store.js";
 
 export interface BinlogArchiveOptions {
   optionFile: string;
@@ -46,9 +33,7 @@ export interface BinlogArchiveOptions {
  * MONITOR and (to rotate) RELOAD.
  */
 export async function archiveBinlogs(repo: Repository, snapshots: SnapshotEntry[], o: BinlogArchiveOptions): Promise<{ server: string; files: string[]; result?: BackupResult }> {
-  const { server } = await serverName(o.optionFile);
-  const [[logBin]] = await query(o.optionFile, "SELECT @@log_bin");
-  if (logBin !== "1") throw new CairnError(`the server ${server} writes no binary log: start it with log_bin (and a server_id) to archive binary logs for point-in-time recovery`);
+  const server = await requireLogBin(o.optionFile);
   if (o.rotate !== false) await query(o.optionFile, "FLUSH BINARY LOGS");
   const logs = (await query(o.optionFile, "SHOW BINARY LOGS")).map(([name, size]) => ({ name, size: Number(size) }));
   const closed = logs.slice(0, -1);
@@ -58,16 +43,7 @@ export async function archiveBinlogs(repo: Repository, snapshots: SnapshotEntry[
   const work = await fs.mkdtemp(path.join(process.env.CAIRN_TMPDIR ?? tmpdir(), "cairn-binlog-"));
   try {
     for (const f of fresh) await startTool("mariadb-binlog", ["--read-from-remote-server", "--raw", `--result-file=${work}/`, f.name], { optionFile: o.optionFile }).done;
-    const info: MysqlBinlogInfo = { type: "mysql", mode: "binlog", server, files: fresh };
-    const dir = `${serverDir(server)}/${BINLOG_DIR}`;
-    const entries = async function* (): AsyncGenerator<SourceEntry> {
-      for (const f of fresh) {
-        const st = await fs.stat(path.join(work, f.name));
-        if (st.size !== f.size) throw new CairnError(`binary log ${f.name} came to ${st.size} bytes, but the server lists ${f.size}; nothing was archived, try again`);
-        yield { path: `${dir}/${f.name}`, type: "file", mode: 0o600, mtime: st.mtimeMs, content: createReadStream(path.join(work, f.name)) };
-      }
-    };
-    const result = await new Archiver(repo, { tags: [MYSQL_BINLOG_TAG, ...(o.tags ?? [])], host: o.host, source: info }).backupEntries(entries(), [`/${dir}`]);
+    const result = await storeBinlogs(repo, server, work, fresh, { tags: o.tags, host: o.host, check: "exact" });
     return { server, files: fresh.map((f) => f.name), result };
   } finally {
     await fs.rm(work, { recursive: true, force: true });
@@ -83,8 +59,6 @@ export function parsePosition(text: string): MysqlTarget {
   if (!m) throw new CairnError(`write the binary log position as FILE:OFFSET, such as binlog.000012:4711, not ${text}`);
   return { kind: "position", file: m[1], position: Number(m[2]) };
 }
-
-const sequence = (name: string) => Number(/\.(\d+)$/.exec(name)?.[1] ?? NaN);
 
 export interface MysqlRecoveryPlan {
   backup: SnapshotEntry & { source: MysqlPhysicalInfo };
