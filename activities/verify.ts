@@ -1,9 +1,10 @@
 import type { BlobLocation } from "../engine/blob-index.js";
 import { selectSubset } from "../engine/checker.js";
+import { mapLimit } from "../engine/concurrency.js";
 import { sha256Hex } from "../engine/crypto.js";
 import { stopIfAborted } from "../engine/errors.js";
 import { packKey } from "../engine/pack.js";
-import { mapLimit, type Repository } from "../engine/repository.js";
+import type { Repository } from "../engine/repository.js";
 import type { Snapshot } from "../engine/snapshot.js";
 import { TreeLoader } from "../engine/tree.js";
 import type { VerifyResult } from "../workflows/messages.js";

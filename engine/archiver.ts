@@ -7,7 +7,7 @@ import { CairnError } from "./errors.js";
 import { pageHash, pageLocations, PageMapBuilder, PAGE_HASH_BYTES, type PageMap } from "./pagemap.js";
 import { PathPatterns } from "./pathmatch.js";
 import type { Repository } from "./repository.js";
-import { safeUser } from "./repository.js";
+import { safeUser } from "./keyring.js";
 import { sameSet, loadSnapshots, type Snapshot, type SnapshotEntry, type SnapshotSource, type SnapshotSummary } from "./snapshot.js";
 import { decodeTree, isSafeName, saveTree, type NodeType, type Tree, type TreeNode } from "./tree.js";
 

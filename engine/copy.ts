@@ -1,6 +1,7 @@
 import { BlobType } from "./blob-index.js";
+import { mapLimit } from "./concurrency.js";
 import { CairnError } from "./errors.js";
-import { mapLimit, type Repository } from "./repository.js";
+import type { Repository } from "./repository.js";
 import { findSnapshot, loadSnapshots, sameSet, type Snapshot, type SnapshotEntry } from "./snapshot.js";
 import { fileContent } from "./export.js";
 import { pageHash } from "./pagemap.js";

@@ -1,7 +1,9 @@
 import { isNotFound } from "../backends/backend.js";
 import { deriveKey, DEFAULT_SCRYPT, IntegrityError, open, type KdfParams } from "./crypto.js";
 import { CairnError } from "./errors.js";
-import { getVerified, type KeyFile, type Repository } from "./repository.js";
+import type { KeyFile } from "./keyring.js";
+import type { Repository } from "./repository.js";
+import { getVerified } from "./unpacked.js";
 
 /** What `cairn key list` shows about one key file; none of it is secret. */
 export interface KeyInfo {

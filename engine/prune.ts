@@ -1,7 +1,8 @@
+import { mapLimit } from "./concurrency.js";
 import { CairnError, stopIfAborted } from "./errors.js";
 import type { IndexFile } from "./index-file.js";
 import { packKey, type PackEntry } from "./pack.js";
-import { mapLimit, type Repository } from "./repository.js";
+import type { Repository } from "./repository.js";
 import { loadSnapshots } from "./snapshot.js";
 import { decodeTree } from "./tree.js";
 

@@ -1,0 +1,74 @@
+import { BlobIndex, type BlobLocation } from "./blob-index.js";
+import { mapLimit } from "./concurrency.js";
+import { IntegrityError } from "./crypto.js";
+import { compactIndexFile, decodeIndex, indexSupersedes, type IndexFile } from "./index-file.js";
+import type { PackEntry } from "./pack.js";
+
+/** Index files read at once while loading. */
+const INDEX_READS = 4;
+
+/**
+ * What the repository knows is stored: the blob index (blob -> pack, offset,
+ * length) and the index files it was built from, without their blob lists.
+ */
+export class IndexStore {
+  readonly blobs = new BlobIndex();
+  /** Index files in force (not superseded), by id. */
+  readonly files = new Map<string, IndexFile>();
+  /**
+   * Packs that prune is about to delete. A blob indexed only in one of them counts
+   * as absent, so it is stored again in a new pack: that is how prune repacks.
+   */
+  readonly packsBeingRemoved = new Set<string>();
+
+  /**
+   * (Re)reads the index files `ids` with `read` (which returns a file's decrypted
+   * content). Superseded index files are skipped. A damaged file fails the load,
+   * or with `onIndexError` is reported to it and skipped.
+   */
+  async load(ids: string[], read: (id: string) => Promise<Buffer>, onIndexError?: (id: string, err: IntegrityError) => void): Promise<void> {
+    // Kept encoded until every file is read: decoded objects of all of them at once cost far more.
+    const files = new Map<string, { encoded: Buffer; supersedes: string[] }>();
+    await mapLimit(ids, INDEX_READS, async (id) => {
+      try {
+        const encoded = await read(id);
+        files.set(id, { encoded, supersedes: indexSupersedes(encoded) });
+      } catch (err) {
+        if (!onIndexError || !(err instanceof IntegrityError)) throw err;
+        onIndexError(id, err);
+      }
+    });
+    const superseded = new Set<string>();
+    for (const f of files.values()) for (const s of f.supersedes) superseded.add(s);
+    this.files.clear();
+    for (const [id, f] of files) {
+      if (superseded.has(id)) continue;
+      this.files.set(id, compactIndexFile(f.encoded, f.supersedes));
+      for (const pack of decodeIndex(f.encoded).packs) this.addPack(pack.id, pack.blobs);
+    }
+  }
+
+  /** Where a blob is stored, or undefined. */
+  lookup(id: Buffer): (BlobLocation & { packId: string }) | undefined {
+    const loc = this.blobs.get(id);
+    return loc && { ...loc, packId: this.blobs.packs[loc.pack] };
+  }
+
+  /** True when the blob is stored in a pack that is not being removed. */
+  isStored(id: Buffer): boolean {
+    if (this.packsBeingRemoved.size === 0) return this.blobs.has(id);
+    const loc = this.blobs.get(id);
+    return loc !== undefined && !this.packsBeingRemoved.has(this.blobs.packs[loc.pack]);
+  }
+
+  /** Indexes the blobs of a stored pack. */
+  addPack(packId: string, entries: readonly PackEntry[]): void {
+    const n = this.blobs.packNumber(packId);
+    for (const b of entries) this.blobs.add({ ...b, pack: n });
+  }
+
+  /** Records an index file just written (`encoded` as stored, before encryption). */
+  addFile(id: string, encoded: Buffer, supersedes: string[]): void {
+    this.files.set(id, compactIndexFile(encoded, supersedes));
+  }
+}

@@ -1,0 +1,214 @@
+import type { Backend } from "../backends/backend.js";
+import { BlobType } from "./blob-index.js";
+import type { CodecPool } from "./codec-pool.js";
+import type { CompressionSpec } from "./compression.js";
+import type { CipherName, DataKey } from "./crypto.js";
+import { encodeIndex, type IndexFile } from "./index-file.js";
+import type { IndexStore } from "./index-store.js";
+import { PackBuilder, packKey } from "./pack.js";
+
+/**
+ * Data blobs up to SMALL_BLOB bytes are sealed in batches of about BATCH_BYTES on a
+ * codec thread: one round trip per blob cost more than the work, so small blobs were
+ * sealed on the main thread, which then did all the work of a tree of small files
+ * alone while the codec threads idled.
+ */
+const SMALL_BLOB = 16 * 1024;
+const BATCH_BYTES = 256 * 1024;
+const INDEX_EVERY_PACKS = 8;
+const MAX_SEALING = 8;
+const MAX_UPLOADS = 2;
+
+/** What the pack writer works with; the pool and the key change when the data key rotates. */
+export interface PackWriterContext {
+  backend: Backend;
+  index: IndexStore;
+  packSize: number;
+  cipher: CipherName;
+  pool(): CodecPool;
+  key(): DataKey;
+  /** Stores an encoded index file (encrypted, under `index/`) and returns its id. */
+  saveIndex(encoded: Buffer): Promise<string>;
+}
+
+/**
+ * Groups new blobs into packs: seals them on the codec threads (a bounded number of
+ * jobs at once), uploads full packs (a bounded number at once) and writes index
+ * files for uploaded packs. The first failure of a background job is kept and
+ * thrown by the next saveBlob() or flush().
+ */
+export class PackWriter {
+  /** Compression for data blobs written from now on (trees always use zstd:3). */
+  compression: CompressionSpec;
+  /** Bytes of pack files written in this session (for stats and tests). */
+  packBytesWritten = 0;
+  packsWritten = 0;
+
+  private packers: Record<number, PackBuilder | undefined> = {};
+  /** Blobs accepted and not yet in an uploaded pack (hex ids). */
+  private readonly inFlight = new Set<string>();
+  private readonly sealing = new Set<Promise<void>>();
+  private readonly uploads = new Set<Promise<void>>();
+  private pendingIndex: IndexFile["packs"] = [];
+  private writeError?: unknown;
+  /** Small data blobs waiting to be sealed together (see SMALL_BLOB). */
+  private batch: { id: Buffer; data: Buffer }[] = [];
+  private batchBytes = 0;
+
+  constructor(
+    private readonly ctx: PackWriterContext,
+    compression: CompressionSpec,
+  ) {
+    this.compression = compression;
+  }
+
+  /** True while a blob is accepted but not yet in an uploaded pack. */
+  isPending(id: Buffer): boolean {
+    return this.inFlight.has(id.toString("hex"));
+  }
+
+  /** True while sealing or uploading is under way. */
+  get busy(): boolean {
+    return this.sealing.size > 0 || this.uploads.size > 0;
+  }
+
+  /**
+   * Stores a blob unless the repository already has it. Returns true when the blob
+   * was new. `data` must not be modified afterwards (it may be transferred to a worker).
+   */
+  async saveBlob(type: BlobType, data: Buffer, id: Buffer): Promise<boolean> {
+    if (this.writeError) throw this.writeError;
+    const hex = id.toString("hex");
+    if (this.ctx.index.isStored(id) || this.inFlight.has(hex)) return false;
+    this.inFlight.add(hex);
+    if (type === BlobType.data && this.ctx.pool().threads > 0 && data.length <= SMALL_BLOB) {
+      this.batch.push({ id, data });
+      this.batchBytes += data.length;
+      if (this.batchBytes >= BATCH_BYTES) await this.sealBatch();
+      return true;
+    }
+    const rawLength = data.length;
+    // Trees are sealed on this thread: they are a small share of the bytes, and a tree
+    // of small files would otherwise start the codec threads (tens of MiB of memory)
+    // for them alone.
+    const tree = type === BlobType.tree;
+    await this.track(() =>
+      this.ctx
+        .pool()
+        .seal({ data, compression: tree ? { algorithm: "zstd", level: 3 } : this.compression }, true, tree)
+        .then((r) => this.addToPack(type, id, r.envelope, r.compression, rawLength)),
+    );
+    return true;
+  }
+
+  /**
+   * Starts a sealing job once fewer than MAX_SEALING are running, and keeps it in
+   * `sealing` until it ends; its failure is kept in writeError (the first one wins).
+   */
+  private async track(start: () => Promise<void>): Promise<void> {
+    while (this.sealing.size >= MAX_SEALING) await Promise.race(this.sealing);
+    const job: Promise<void> = start()
+      .catch((err) => {
+        this.writeError ??= err;
+      })
+      .finally(() => this.sealing.delete(job));
+    this.sealing.add(job);
+  }
+
+  /** Hands the waiting small data blobs to a codec thread as one job. */
+  private async sealBatch(): Promise<void> {
+    const blobs = this.batch;
+    if (!blobs.length) return;
+    this.batch = [];
+    const data = Buffer.allocUnsafeSlow(this.batchBytes);
+    this.batchBytes = 0;
+    let at = 0;
+    for (const b of blobs) at += b.data.copy(data, at);
+    await this.track(() =>
+      this.ctx
+        .pool()
+        .sealBatch({ data, lengths: blobs.map((b) => b.data.length), compression: this.compression })
+        .then(async (r) => {
+          let off = 0;
+          for (const [i, b] of blobs.entries()) {
+            await this.addToPack(BlobType.data, b.id, r.envelope.subarray(off, off + r.lengths[i]), r.compressions[i], b.data.length);
+            off += r.lengths[i];
+          }
+        }),
+    );
+  }
+
+  private async addToPack(type: BlobType, id: Buffer, envelope: Buffer, compression: number, rawLength: number): Promise<void> {
+    const packer = (this.packers[type] ??= new PackBuilder(type));
+    packer.add(envelope, { id, compression, rawLength });
+    if (packer.size >= this.ctx.packSize) {
+      this.packers[type] = undefined;
+      await this.uploadPack(packer);
+    }
+  }
+
+  private async uploadPack(packer: PackBuilder): Promise<void> {
+    while (this.uploads.size >= MAX_UPLOADS) await Promise.race(this.uploads);
+    const { id, parts, size } = packer.finish(this.ctx.key(), this.ctx.cipher);
+    const job: Promise<void> = (async () => {
+      await this.ctx.backend.put(packKey(id), parts);
+      this.packBytesWritten += size;
+      this.packsWritten++;
+      this.ctx.index.addPack(id, packer.entries);
+      for (const e of packer.entries) this.inFlight.delete(e.id.toString("hex"));
+      this.pendingIndex.push({ id, blobs: packer.entries });
+      if (this.pendingIndex.length >= INDEX_EVERY_PACKS) await this.writeIndex();
+    })()
+      .catch((err) => {
+        this.writeError ??= err;
+      })
+      .finally(() => this.uploads.delete(job));
+    this.uploads.add(job);
+  }
+
+  private async writeIndex(supersedes: string[] = []): Promise<string | undefined> {
+    if (this.pendingIndex.length === 0 && supersedes.length === 0) return undefined;
+    const encoded = encodeIndex({ supersedes, packs: this.pendingIndex });
+    this.pendingIndex = [];
+    const id = await this.ctx.saveIndex(encoded);
+    this.ctx.index.addFile(id, encoded, supersedes);
+    return id;
+  }
+
+  /**
+   * Writes an index file for the packs uploaded so far (blobs still being packed are
+   * not covered), so a backup that dies later does not upload them again: the next
+   * run finds their blobs in the index. flush() waits for it as for an upload.
+   */
+  checkpoint(): Promise<void> {
+    const job: Promise<void> = this.writeIndex()
+      .then(() => undefined)
+      .catch((err) => {
+        this.writeError ??= err;
+      })
+      .finally(() => this.uploads.delete(job));
+    this.uploads.add(job);
+    return job;
+  }
+
+  /**
+   * Waits for every pending blob, uploads partial packs and writes the index.
+   * `packs` are packs already stored that the new index file lists as well (prune
+   * passes every pack it keeps, so one index file supersedes all older ones).
+   */
+  async flush(options: { supersedes?: string[]; packs?: IndexFile["packs"] } = {}): Promise<string | undefined> {
+    await this.sealBatch();
+    while (this.sealing.size) await Promise.race(this.sealing);
+    for (const type of [BlobType.data, BlobType.tree]) {
+      const packer = this.packers[type];
+      if (packer && packer.count) {
+        this.packers[type] = undefined;
+        await this.uploadPack(packer);
+      }
+    }
+    while (this.uploads.size) await Promise.race(this.uploads);
+    if (this.writeError) throw this.writeError;
+    if (options.packs) this.pendingIndex.push(...options.packs);
+    return this.writeIndex(options.supersedes);
+  }
+}
