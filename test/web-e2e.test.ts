@@ -47,8 +47,6 @@ describe("web dashboard in Chromium", () => {
     workerRun = worker.run();
     api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, webDir });
     admin = apiClient(api);
-    const { id: repositoryId } = await admin.ok<{ id: string }>("POST", "/v1/repositories", { name: "local", url: path.join(tmp.dir, "repo"), password: PASSWORD });
-    ({ id: planId } = await admin.ok<{ id: string }>("POST", "/v1/plans", { name: "docs", repositoryId, source: { type: "files", paths: [src] } }));
     viewer = await admin.ok<{ id: string; token: string }>("POST", "/v1/tokens", { name: "wall-screen", role: "viewer" });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -116,8 +114,37 @@ describe("web dashboard in Chromium", () => {
 
     await signIn(page, api.token!);
     expect(await page.textContent("#who")).toContain("admin");
-    await page.locator("#plan-health a", { hasText: "docs" }).waitFor();
     await page.locator("#status", { hasText: "API ready" }).waitFor();
+
+    // Register a repository (created, since the location is empty), with a quota of 1 GiB.
+    await page.click("nav >> text=Repositories");
+    await page.locator("#repositories .empty").waitFor();
+    await page.fill("#repository-name", "local");
+    await page.fill("#repository-url", path.join(tmp.dir, "repo"));
+    await page.fill("#repository-password", PASSWORD);
+    await page.fill("#repository-quota", "1");
+    await page.click("#repository-form button[type=submit]");
+    await page.locator('#repositories a.repository-name[data-repository="local"]').waitFor();
+    expect(await page.inputValue("#repository-password")).toBe("");
+    const [registered] = (await admin.ok<{ repositories: { id: string; name: string; quotaBytes: number }[] }>("GET", "/v1/repositories")).repositories;
+    expect(registered).toMatchObject({ name: "local", quotaBytes: 1024 ** 3 });
+    expect(existsSync(path.join(tmp.dir, "repo", "config"))).toBe(true);
+    await shot(page, "02a-repositories");
+
+    // Create the plan in the editor: the folder picked under the policy's source root, run on demand.
+    await page.click("nav >> text=Plans");
+    await page.click("#new-plan");
+    await page.fill("#plan-name", "docs");
+    await page.selectOption("#plan-repository", registered.id);
+    await page.fill("#path-rest", "docs");
+    await page.click("#add-path");
+    await page.uncheck("#plan-scheduled");
+    await page.click("#save-plan");
+    await page.waitForURL(/#\/plans\/[0-9a-f]{16}$/);
+    planId = new URL(page.url()).hash.replace("#/plans/", "");
+    expect(await admin.ok<{ source: unknown; schedule: unknown }>("GET", `/v1/plans/${planId}`)).toMatchObject({ source: { type: "files", paths: [src] }, schedule: null });
+    await page.click("nav >> text=Overview");
+    await page.locator("#plan-health a", { hasText: "docs" }).waitFor();
     await shot(page, "02-overview");
 
     // Analytics before any backup: the duration chart has no point yet.
@@ -135,11 +162,30 @@ describe("web dashboard in Chromium", () => {
     const job = await admin.ok<{ snapshotId: string; planId: string }>("GET", `/v1/jobs/${jobId}`);
     expect(job.planId).toBe(planId);
     expect(await page.textContent("#job-snapshot")).toBe(job.snapshotId.slice(0, 8));
+    // The finished job's steps and log (kept in the catalog once it finished).
+    await page.locator("#job-steps tbody tr").first().waitFor({ timeout: 30_000 });
+    expect(await page.locator("#job-steps tbody tr", { hasText: "completed" }).count()).toBeGreaterThan(0);
+    expect(await page.locator("#job-log li").count()).toBeGreaterThan(0);
+    await shot(page, "04a-backup-job-steps-log");
+    expect(await page.locator("#retry-job").count()).toBe(0);
 
     await page.click("nav >> text=Jobs");
     await page.locator("#jobs a", { hasText: jobId }).waitFor();
     await shot(page, "05-jobs");
-    await page.goBack();
+
+    // The overview now has the plan's last backup, what it added, its snapshot, its repository against the quota, and today green.
+    await page.click("nav >> text=Overview");
+    const planRow = page.locator("#plan-health tr", { has: page.locator('a[data-plan="docs"]') });
+    await planRow.locator(".last-backup .status-completed").waitFor();
+    await planRow.locator('a.snapshot-count[data-count="1"]').waitFor({ timeout: 60_000 });
+    expect(await planRow.locator(".last-added").textContent()).toMatch(/KiB|MiB/);
+    expect(await planRow.locator(".storage").textContent()).toMatch(/of 1\.00 GiB \(0%\)$/);
+    expect(await planRow.locator(".rpo-none").textContent()).toBe("none");
+    expect(await planRow.locator(".outcome-strip .day").count()).toBe(30);
+    expect(await planRow.locator(".outcome-strip .day").last().getAttribute("data-state")).toBe("ok");
+    await shot(page, "05a-overview-after-backup");
+    await page.goto(`${api.url}/#/jobs/${encodeURIComponent(jobId)}`);
+    await page.locator("#job-snapshot").waitFor();
 
     await page.click("#job-snapshot");
     const row = page.locator("#snapshots tr", { has: page.locator(`.snapshot-id[title="${job.snapshotId}"]`) });
@@ -288,7 +334,7 @@ describe("web dashboard in Chromium", () => {
     await page.goto(`${api.url}/#/plans`);
     await signIn(page, viewer.token);
     expect(await page.textContent("#who")).toContain("viewer");
-    expect(await page.locator("nav[aria-label=Sections] a").allTextContents()).toEqual(["Overview", "Jobs", "Plans", "Databases", "Alerts", "Snapshots", "Analytics"]);
+    expect(await page.locator("nav[aria-label=Sections] a").allTextContents()).toEqual(["Overview", "Jobs", "Plans", "Databases", "Alerts", "Repositories", "Snapshots", "Analytics"]);
     await page.locator("#plans .plan-name", { hasText: "docs" }).waitFor();
     const run = page.locator('button.run-plan[data-plan="docs"]');
     expect(await run.isDisabled()).toBe(true);

@@ -252,6 +252,12 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     await signIn(page, stack.api.token!);
     await page.locator('#open-alert-count[data-count="1"]').waitFor();
     await page.locator("#plan-health .plan-risk").first().waitFor();
+    // The failed plan's day is red on its 30-day strip; the scheduled plan says when it runs next, as Temporal computed it.
+    const doomedRow = page.locator("#plan-health tr", { has: page.locator('a[data-plan="doomed"]') });
+    expect(await doomedRow.locator(".last-backup .status-failed").count()).toBe(1);
+    expect(await doomedRow.locator(".outcome-strip .day").last().getAttribute("data-state")).toBe("failed");
+    const nightlyRow = page.locator("#plan-health tr", { has: page.locator('a[data-plan="nightly-docs"]') });
+    expect(await nightlyRow.locator(".next-run").textContent()).toMatch(/^in \d+ (h|min)/);
     await shot(page, "06-overview-alerts-risk");
     await page.click("#open-alerts a[href='#/alerts']");
     const ack = page.locator(`button.ack-alert[data-alert="${alerts[0].id}"]`);
@@ -265,6 +271,21 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     const [after] = (await admin.ok<{ alerts: typeof alerts }>("GET", `/v1/alerts?kind=backup_failed`)).alerts;
     expect(after.state).toBe("acknowledged");
     expect(after.acknowledgedBy).toMatch(/^admin \(/); // the token that signed the dashboard in
+
+    // The failed jobs: each with its cause and Retry, which runs the job again as a new job; its steps and log say why it failed.
+    await page.click("nav >> text=Jobs");
+    await page.selectOption("#job-status", "failed");
+    const failedRow = page.locator("#jobs tr", { has: page.locator(`a[href="#/jobs/${jobId}"]`) });
+    await failedRow.locator(".job-cause").waitFor();
+    expect(await failedRow.locator(".job-cause").textContent()).toContain(doomed);
+    await shot(page, "08a-jobs-failed");
+    await failedRow.locator("button.retry-job").click();
+    await page.waitForURL((url) => url.hash.startsWith("#/jobs/backup-") && !url.hash.endsWith(jobId));
+    await page.locator("#job-status", { hasText: "failed" }).waitFor({ timeout: 120_000 });
+    await page.locator("#job-steps tbody tr", { hasText: "failed" }).first().waitFor({ timeout: 30_000 });
+    await page.locator("#job-log li.log-error").first().waitFor();
+    expect(await page.locator("#retry-job").isEnabled()).toBe(true);
+    await shot(page, "08b-retried-job-failed");
     expect(problems).toEqual([]);
     await page.context().close();
   }, 180_000);
@@ -364,7 +385,7 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
   it("offers a viewer no edit, pause, backfill, acknowledge, recovery or drill, and the API refuses them forged", async () => {
     const { page, problems } = await tab();
     await signIn(page, viewer.token, "/#/plans");
-    expect(await page.locator("nav[aria-label=Sections] a").allTextContents()).toEqual(["Overview", "Jobs", "Plans", "Databases", "Alerts", "Snapshots", "Analytics"]);
+    expect(await page.locator("nav[aria-label=Sections] a").allTextContents()).toEqual(["Overview", "Jobs", "Plans", "Databases", "Alerts", "Repositories", "Snapshots", "Analytics"]);
     await page.locator("#plans .plan-name", { hasText: "nightly-docs" }).waitFor();
     expect(await page.locator("#new-plan, a.edit-plan").count()).toBe(0);
     await page.click("#plans .plan-name >> text=nightly-docs");

@@ -9,6 +9,7 @@ import { planEditorPage } from "./views/plan-editor.js";
 import { jobPage, jobsPage } from "./views/jobs.js";
 import { overviewPage } from "./views/overview.js";
 import { planPage, plansPage } from "./views/plans.js";
+import { repositoriesPage } from "./views/repositories.js";
 import { SECURITY_PERMISSIONS, securityPage } from "./views/security.js";
 import { snapshotsPage } from "./views/snapshots.js";
 
@@ -29,6 +30,7 @@ const PAGES: { path: RegExp; nav?: string; under?: string; title: string; page: 
   { path: /^\/plans\/([^/]+)$/, under: "#/plans", title: "Plan", page: planPage, needs: ["plans:read"] },
   { path: /^\/databases$/, nav: "#/databases", title: "Databases", page: databasesPage, needs: ["plans:read"] },
   { path: /^\/alerts$/, nav: "#/alerts", title: "Alerts", page: alertsPage, needs: ["alerts:read"] },
+  { path: /^\/repositories$/, nav: "#/repositories", title: "Repositories", page: repositoriesPage, needs: ["repositories:read"] },
   { path: /^\/snapshots(?:\/([^/]+))?$/, nav: "#/snapshots", title: "Snapshots", page: snapshotsPage, needs: ["snapshots:read"] },
   { path: /^\/analytics(?:\/([^/]+))?$/, nav: "#/analytics", title: "Analytics", page: analyticsPage, needs: ["analytics:read"] },
   { path: /^\/security$/, nav: "#/security", title: "Security", page: securityPage, needs: SECURITY_PERMISSIONS },

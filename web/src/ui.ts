@@ -51,8 +51,9 @@ export async function section(el: HTMLElement, load: () => Promise<Child>): Prom
   }
 }
 
-export function statusBadge(status: string): HTMLElement {
-  return h("span", { class: `badge status-${status}` }, status);
+/** A status as a coloured badge; `text` when the words differ from the status it is coloured as. */
+export function statusBadge(status: string, text = status): HTMLElement {
+  return h("span", { class: `badge status-${status}` }, text);
 }
 
 export function table(headers: string[], rows: Child[][], attrs: Record<string, string> = {}): HTMLElement {

@@ -5,6 +5,7 @@ import { field, isoOf, localInput } from "../form.js";
 import { mysqlSpan, postgresSpan, recoveryTimeline, type WindowSpan } from "../timeline.js";
 import type { MysqlRecoveryWindow, Plan, RecoveryWindow } from "../types.js";
 import { can, missingRoute, problemText, section, table, type PageContext } from "../ui.js";
+import { binlogArchiverPart } from "./binlog-archiver.js";
 import { drillsPart } from "./drills.js";
 import { standbyPart } from "./standby.js";
 import { scheduleText } from "./plans.js";
@@ -35,6 +36,7 @@ function databaseCard(ctx: PageContext, plan: Plan): HTMLElement {
   const windowEl = h("div", { class: "recovery-window" });
   const drills = h("div", { class: "drills" });
   const standby = h("div", { class: "standby-part" });
+  const archiver = h("div", { class: "archiver-part" });
   const card = h(
     "section",
     { class: "database card", "data-plan": plan.name, "aria-labelledby": `db-${plan.id}` },
@@ -42,11 +44,13 @@ function databaseCard(ctx: PageContext, plan: Plan): HTMLElement {
     h("p", { class: "hint" }, s.type === "files" ? "" : `${s.type === "postgres" ? "PostgreSQL" : "MySQL / MariaDB"} ${s.mode} · ${s.url} · ${scheduleText(plan)}`),
     isPhysical(plan) ? [h("h3", {}, "Recoverable window"), windowEl] : h("p", { class: "hint" }, s.type === "postgres" ? "Logical dumps: restore a database or tables with POST /v1/restores/logical." : "Logical dumps: restore a database or tables with POST /v1/restores/mysql."),
     isPhysical(plan) && s.type === "postgres" ? standby : null,
+    isPhysical(plan) && s.type === "mysql" ? archiver : null,
     h("h3", {}, "Recovery drills"),
     drills,
   );
   if (isPhysical(plan)) void recoveryPart(windowEl, ctx, plan);
   if (isPhysical(plan) && s.type === "postgres") void standbyPart(standby, ctx, plan);
+  if (isPhysical(plan) && s.type === "mysql") void binlogArchiverPart(archiver, ctx, plan);
   void drillsPart(drills, ctx, plan);
   return card;
 }

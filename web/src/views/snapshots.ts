@@ -1,7 +1,7 @@
 import { api, hasRoute } from "../api.js";
 import { h, replace } from "../dom.js";
 import { bytes, shortId, time } from "../format.js";
-import type { Repository, Snapshot } from "../types.js";
+import type { Plan, Repository, Snapshot } from "../types.js";
 import { actionButton, can, missingRoute, problemText, section, table, type PageContext } from "../ui.js";
 
 /** A repository's snapshots, newest first: browse one's tree (download, tick paths to restore), compare two, restore one (target, directory or ticked paths, overwrite mode, dry run). */
@@ -11,17 +11,26 @@ export async function snapshotsPage(root: HTMLElement, ctx: PageContext, reposit
   await section(body, async () => {
     if (!(await hasRoute("GET /v1/snapshots"))) return missingRoute("GET /v1/snapshots", "snapshots");
     const { repositories } = await api<{ repositories: Repository[] }>("GET", "/v1/repositories?limit=500");
-    if (repositories.length === 0) return h("p", { class: "empty" }, "No repository is registered yet (POST /v1/repositories).");
+    if (repositories.length === 0) return h("p", { class: "empty" }, "No repository is registered yet: ", can(ctx.session, "repositories:write") ? h("a", { href: "#/repositories" }, "register one") : "an admin registers one", ".");
     const chosen = repositories.find((r) => r.id === repositoryId) ?? repositories[0];
     const picker = h(
       "select",
       { id: "repository", onchange: () => (location.hash = `#/snapshots/${encodeURIComponent(picker.value)}`) },
       repositories.map((r) => h("option", { value: r.id, selected: r.id === chosen.id }, `${r.name} (${r.url})`)),
     );
+    // A plan's snapshots carry the host plan-<id>: #/snapshots/REPO?plan=ID shows that plan's only.
+    const planId = new URLSearchParams(location.hash.split("?")[1] ?? "").get("plan") ?? "";
+    const plans = can(ctx.session, "plans:read") ? (await api<{ plans: Plan[] }>("GET", "/v1/plans?limit=500").catch(() => ({ plans: [] as Plan[] }))).plans.filter((p) => p.repositoryId === chosen.id) : [];
+    const planPicker = h(
+      "select",
+      { id: "snapshot-plan", onchange: () => (location.hash = `#/snapshots/${encodeURIComponent(chosen.id)}${planPicker.value ? `?plan=${encodeURIComponent(planPicker.value)}` : ""}`) },
+      h("option", { value: "" }, "every plan and host"),
+      plans.map((p) => h("option", { value: p.id, selected: p.id === planId }, p.name)),
+    );
     const list = h("div", {}, h("p", { class: "loading" }, "Reading the repository…"));
     void section(list, async () => {
       const { snapshots } = await api<{ snapshots: Snapshot[] }>("GET", `/v1/snapshots?repositoryId=${encodeURIComponent(chosen.id)}&limit=500`);
-      const newest = [...snapshots].reverse();
+      const newest = [...snapshots].reverse().filter((s) => !planId || s.host === `plan-${planId}`);
       const restoreRow = h("div", { id: "restore" });
       const panel = h("div", { id: "snapshot-panel" });
       const browse = await hasRoute("GET /v1/snapshots/{id}/tree");
@@ -68,7 +77,7 @@ export async function snapshotsPage(root: HTMLElement, ctx: PageContext, reposit
         restoreRow,
       ];
     });
-    return [h("p", {}, h("label", { for: "repository" }, "Repository "), picker), list];
+    return [h("p", { class: "inline-form" }, h("label", { class: "field" }, h("span", {}, "Repository"), picker), plans.length ? h("label", { class: "field" }, h("span", {}, "Plan"), planPicker) : null), list];
   });
 }
 
