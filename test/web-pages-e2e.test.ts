@@ -91,7 +91,7 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     const problems: string[] = [];
     page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
     page.on("console", (msg) => {
-      if (msg.type() === "error" && !/Failed to load resource: the server responded with a status of (400|401|403|409)/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+      if (msg.type() === "error" && !/Failed to load resource: the server responded with a status of (400|401|403|404|409)/.test(msg.text())) problems.push(`console: ${msg.text()}`);
     });
     return { page, problems };
   }

@@ -79,20 +79,23 @@ export function chart(spec: ChartSpec): Element {
   let [y0, y1] = [Math.min(0, ...ys), Math.max(...ys)];
   if (y1 <= y0) y1 = y0 + 1;
   y1 += (y1 - y0) * 0.08;
-  const sx = (x: number) => PAD.left + ((x - x0) / (x1 - x0)) * (W - PAD.left - PAD.right);
+  const yTicks = ticks(y0, y1, 4);
+  // Room on the left for the longest value label, at the larger type a phone's style sheet uses ("293.0 KiB" needs more than "0 s").
+  const left = Math.max(PAD.left, Math.max(...yTicks.map((v) => spec.yFormat(v).length)) * 9 + 12);
+  const sx = (x: number) => left + ((x - x0) / (x1 - x0)) * (W - left - PAD.right);
   const sy = (y: number) => H - PAD.bottom - ((y - y0) / (y1 - y0)) * (H - PAD.top - PAD.bottom);
 
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", id: spec.id, "aria-label": describe(spec, points) });
   svg.append(el("title", {}, spec.label));
   const grid = el("g", { class: "chart-grid" });
-  for (const v of ticks(y0, y1, 4)) {
-    grid.append(el("line", { x1: PAD.left, x2: W - PAD.right, y1: sy(v), y2: sy(v) }));
-    grid.append(el("text", { x: PAD.left - 6, y: sy(v) + 4, "text-anchor": "end", class: "chart-axis" }, spec.yFormat(v)));
+  for (const v of yTicks) {
+    grid.append(el("line", { x1: left, x2: W - PAD.right, y1: sy(v), y2: sy(v) }));
+    grid.append(el("text", { x: left - 6, y: sy(v) + 4, "text-anchor": "end", class: "chart-axis" }, spec.yFormat(v)));
   }
   dateTicks(x0, x1).forEach((t, i, all) => grid.append(el("text", { x: sx(t.at), y: H - 8, "text-anchor": i === 0 ? "start" : i === all.length - 1 ? "end" : "middle", class: "chart-axis" }, t.text)));
   svg.append(grid);
   for (const line of spec.hLines ?? []) {
-    svg.append(el("line", { x1: PAD.left, x2: W - PAD.right, y1: sy(line.y), y2: sy(line.y), class: line.cls }, el("title", {}, line.label)));
+    svg.append(el("line", { x1: left, x2: W - PAD.right, y1: sy(line.y), y2: sy(line.y), class: line.cls }, el("title", {}, line.label)));
     svg.append(el("text", { x: W - PAD.right - 4, y: sy(line.y) - 4, "text-anchor": "end", class: `chart-axis ${line.cls}-text` }, line.label));
   }
   for (const s of spec.series) {

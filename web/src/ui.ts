@@ -56,12 +56,17 @@ export function statusBadge(status: string, text = status): HTMLElement {
   return h("span", { class: `badge status-${status}` }, text);
 }
 
+/**
+ * A table that scrolls sideways when it is wider than the screen; with the class
+ * cards-on-phone it turns into one card per row on a phone instead, each cell
+ * under its column's name (data-label).
+ */
 export function table(headers: string[], rows: Child[][], attrs: Record<string, string> = {}): HTMLElement {
   if (rows.length === 0) return h("p", { class: "empty" }, "Nothing yet.");
   return h(
     "div",
     { class: "table-wrap" },
-    h("table", attrs, h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c)))))),
+    h("table", attrs, h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, i) => h("td", { "data-label": headers[i] ?? "" }, c)))))),
   );
 }
 

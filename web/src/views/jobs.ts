@@ -53,7 +53,7 @@ export async function jobsPage(root: HTMLElement, ctx: PageContext): Promise<voi
           temporalLink(j),
           retriable(j) ? retryButton(ctx, j, { class: "retry-job" }) : "",
         ]),
-        { "aria-label": "Jobs" },
+        { "aria-label": "Jobs", class: "cards-on-phone" },
       );
     });
   }

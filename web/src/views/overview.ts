@@ -103,7 +103,7 @@ export async function overviewPage(root: HTMLElement, ctx: PageContext): Promise
               history ? outcomeStrip(p.name, history) : "–",
             ];
           }),
-          { "aria-label": "Plans and their last backups" },
+          { "aria-label": "Plans and their last backups", class: "cards-on-phone" },
         );
       }),
       section(recent, async () => {
@@ -111,6 +111,7 @@ export async function overviewPage(root: HTMLElement, ctx: PageContext): Promise
         return table(
           ["Job", "Kind", "Status", "Started", "Took"],
           jobs.map((j) => [h("a", { href: `#/jobs/${encodeURIComponent(j.id)}`, class: "mono" }, j.id), j.kind, statusBadge(j.status), ago(j.startedAt), between(j.startedAt, j.finishedAt)]),
+          { "aria-label": "Recent jobs", class: "cards-on-phone" },
         );
       }),
     ]);

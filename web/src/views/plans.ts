@@ -53,7 +53,7 @@ export async function plansPage(root: HTMLElement, ctx: PageContext): Promise<vo
           can(ctx.session, "plans:write") ? h("a", { href: `#/plans/${encodeURIComponent(p.id)}/edit`, class: "edit-plan", "data-plan": p.name }, "Edit") : null,
         ),
       ]),
-      { "aria-label": "Plans" },
+      { "aria-label": "Plans", class: "cards-on-phone" },
     );
   });
 }

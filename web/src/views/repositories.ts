@@ -50,7 +50,7 @@ export async function repositoriesPage(root: HTMLElement, ctx: PageContext): Pro
           time(r.createdAt),
           ...(mayWrite ? [limitsForm(ctx, r, () => void load())] : []),
         ]),
-        { "aria-label": "Repositories" },
+        { "aria-label": "Repositories", class: "cards-on-phone" },
       );
     });
   }
