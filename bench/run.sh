@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Cairn side by side with restic and borg, in one run, on the shared anchor dataset.
+# Cairn side by side with restic 0.18.1, Debian's restic (0.14) and borg, in one run, on the
+# shared anchor dataset.
 #
 #   npm run bench            (builds, then runs this script)
 #   bash bench/run.sh        (after npm run build)
@@ -7,13 +8,16 @@
 # For each tool and repetition: fresh repository and fresh copy of the dataset at the same
 # live path, then timed: first backup, unchanged re-backup, backup after the 5% mutation,
 # full restore (checked with diff -r), full data check; plus repository sizes and the
-# in-memory index benchmark. Prints a markdown table; raw data lands in $BENCH_TMP/results/.
+# in-memory index benchmark. Prints a markdown table with ratios against both restic versions
+# and the aims of issue 12 (against 0.18.1); raw data lands in $BENCH_TMP/results/.
 #
 # Env knobs (defaults):
 #   REPS=1                    fresh-repository cycles per tool (cells are medians)
 #   DATASET_SIZE=1073741824   dataset bytes; 67108864 (64 MiB) for a quick smoke run
 #   SEED=anchors-v1           dataset seed (the mutation seed is mutate-dataset.sh's own)
-#   TOOLS="cairn restic borg"
+#   TOOLS="cairn restic18 restic borg"   restic18: restic 0.18.1 (bench/restic18.sh: RESTIC18,
+#                             built into the tool cache when missing); restic: Debian's (RESTIC_DEB)
+#   INDEX_BLOBS=10000000      blobs in the in-memory index benchmark
 #   BENCH_TMP=${TMPDIR:-/tmp}/cairn-bench   dataset, repositories and results (never inside the checkout)
 #   SHARED_BENCH=<checkout>/../shared/bench  where make-dataset.sh and mutate-dataset.sh live
 set -uo pipefail
@@ -23,10 +27,12 @@ CHECKOUT=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel) ||
 SHARED_BENCH=${SHARED_BENCH:-$CHECKOUT/../shared/bench}
 REPS=${REPS:-1}
 SEED=${SEED:-anchors-v1}
-TOOLS=${TOOLS:-cairn restic borg}
+TOOLS=${TOOLS:-cairn restic18 restic borg}
+INDEX_BLOBS=${INDEX_BLOBS:-10000000}
 export DATASET_SIZE=${DATASET_SIZE:-1073741824}
 TMP=${BENCH_TMP:-${TMPDIR:-/tmp}/cairn-bench}
 INSTALL="apt-get install -y restic borgbackup hyperfine time bc"
+. "$CHECKOUT/bench/restic18.sh"
 
 # ---------------------------------------------------------------- preconditions
 missing=()
@@ -35,8 +41,10 @@ for c in node bc diff du; do command -v $c >/dev/null || missing+=("$c"); done
 for t in $TOOLS; do
   case $t in
     cairn) ;;
-    restic|borg) command -v $t >/dev/null || missing+=("$t") ;;
-    *) echo "unknown tool '$t' in TOOLS; use any of: cairn restic borg" >&2; exit 1 ;;
+    restic18) require_restic18 || exit 1 ;;
+    restic) [ -x "$RESTIC_DEB" ] || missing+=("$RESTIC_DEB (Debian's restic)") ;;
+    borg) command -v borg >/dev/null || missing+=(borg) ;;
+    *) echo "unknown tool '$t' in TOOLS; use any of: cairn restic18 restic borg" >&2; exit 1 ;;
   esac
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -70,9 +78,9 @@ export RESTIC_CACHE_DIR=$TMP/cache/restic BORG_BASE_DIR=$TMP/cache/borg BORG_REL
   echo "commit: $(git -C "$CHECKOUT" rev-parse --short HEAD)$(git -C "$CHECKOUT" diff --quiet HEAD -- engine backends cli || echo ' (engine/backends/cli modified)')"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); nproc=$(nproc)"
   echo "node: $(node --version)"
-  for t in $TOOLS; do case $t in restic) echo "restic: $(restic version)" ;; borg) echo "borg: $(borg --version)" ;; esac; done
+  for t in $TOOLS; do case $t in restic18) echo "restic18: $("$RESTIC18" version) ($RESTIC18)" ;; restic) echo "restic: $("$RESTIC_DEB" version) ($RESTIC_DEB)" ;; borg) echo "borg: $(borg --version)" ;; esac; done
   echo "load_before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "settings: REPS=$REPS DATASET_SIZE=$DATASET_SIZE SEED=$SEED TOOLS='$TOOLS' BENCH_TMP=$TMP"
+  echo "settings: REPS=$REPS DATASET_SIZE=$DATASET_SIZE SEED=$SEED TOOLS='$TOOLS' INDEX_BLOBS=$INDEX_BLOBS BENCH_TMP=$TMP"
 } > "$RES/env.txt" 2>&1
 cat "$RES/env.txt" >&2
 
@@ -80,7 +88,8 @@ cat "$RES/env.txt" >&2
 for t in $TOOLS; do
   case $t in
     cairn) printf 'cairn\tcairn %s (zstd:3, init default)\n' "$("${CAIRN[@]}" --version 2>/dev/null)" ;;
-    restic) printf 'restic\trestic %s (repo v2, compression auto)\n' "$(restic version | awk '{print $2}')" ;;
+    restic18) printf 'restic18\trestic %s (repo v2, compression auto)\n' "$("$RESTIC18" version | awk '{print $2}')" ;;
+    restic) printf 'restic\trestic %s, Debian (repo v2, compression auto)\n' "$("$RESTIC_DEB" version | awk '{print $2}')" ;;
     borg) printf 'borg\tborg %s (repokey, lz4 default)\n' "$(borg --version | awk '{print $2}')" ;;
   esac
 done > "$RES/labels.tsv"
@@ -120,10 +129,6 @@ measure() {
 record() { printf '%s\t%s\t%s\tNA\tNA\tNA\tNA\t%s\n' "$1" "$2" "$3" "$4" >> "$RES/ops.tsv"; }
 reposize() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(du -sb "$4" 2>/dev/null | cut -f1)" >> "$RES/sizes.tsv"; }
 
-# The check verb is being added in parallel; until it is registered the row reads n/a.
-CAIRN_HAS_CHECK=0
-"${CAIRN[@]}" --help 2>/dev/null | grep -qE '^ +check\b' && CAIRN_HAS_CHECK=1
-
 LIVE=$TMP/live
 for rep in $(seq 1 "$REPS"); do
   for tool in $TOOLS; do
@@ -138,11 +143,12 @@ for rep in $(seq 1 "$REPS"); do
         backup() { BK=("${CAIRN[@]}" backup "$LIVE"); }
         restore=("${CAIRN[@]}" restore latest --target "$RESTORE")
         check=("${CAIRN[@]}" check --read-data) ;;
-      restic)
-        init=(restic -r "$REPO" init)
-        backup() { BK=(restic -r "$REPO" backup "$LIVE"); }
-        restore=(restic -r "$REPO" restore latest --target "$RESTORE")
-        check=(restic -r "$REPO" check --read-data) ;;
+      restic18|restic)
+        [ "$tool" = restic18 ] && R=$RESTIC18 || R=$RESTIC_DEB
+        init=("$R" -r "$REPO" init)
+        backup() { BK=("$R" -r "$REPO" backup "$LIVE"); }
+        restore=("$R" -r "$REPO" restore latest --target "$RESTORE")
+        check=("$R" -r "$REPO" check --read-data) ;;
       borg)
         init=(borg init --encryption repokey "$REPO")
         backup() { BK=(borg create "$REPO::$1" "$LIVE"); }
@@ -168,18 +174,13 @@ for rep in $(seq 1 "$REPS"); do
     if diff -r "$RESTORE$LIVE" "$LIVE" > "$RES/logs/$tool-rep$rep-diff.log" 2>&1; then drc=0; else drc=$?; log "FAILED: $tool rep$rep restore differs from the live tree (see $RES/logs/$tool-rep$rep-diff.log)"; fi
     record "$tool" "$rep" restore_diff "$drc"
     rm -rf "$RESTORE"
-    if [ "$tool" = cairn ] && [ "$CAIRN_HAS_CHECK" = 0 ]; then
-      log "cairn has no check command yet; recording n/a"
-      record cairn "$rep" check n/a
-    else
-      measure "$tool" "$rep" check "${check[@]}"
-    fi
+    measure "$tool" "$rep" check "${check[@]}"
   done
 done
 rm -rf "$LIVE" "$TMP/cache" "$TMP"/restore-*
 
-log "in-memory index benchmark (1M blobs)"
-if node --expose-gc "$CHECKOUT/dist/bench/index-memory.js" --json > "$RES/index-memory.json" 2> "$RES/logs/index-memory.log"; then
+log "in-memory index benchmark ($INDEX_BLOBS blobs)"
+if node --expose-gc "$CHECKOUT/dist/bench/index-memory.js" "$INDEX_BLOBS" --json > "$RES/index-memory.json" 2> "$RES/logs/index-memory.log"; then
   node -e 'const r=require(process.argv[1]); console.log(`bytes/blob: byteSize ${r.byteSizePerBlob.toFixed(1)}, process ${r.processPerBlob.toFixed(1)}; has() ${Math.round(r.hitLookupsPerSecond)}/s`)' "$RES/index-memory.json" | tee -a "$RES/run.log" >&2
 else
   log "FAILED: index-memory benchmark (see $RES/logs/index-memory.log)"; rm -f "$RES/index-memory.json"
@@ -198,7 +199,7 @@ const tsv = (f) => {
   return rows.filter((r) => r.length > 1).map((r) => Object.fromEntries(h.map((k, i) => [k, r[i]])));
 };
 const median = (a) => { const b = [...a].sort((x, y) => x - y); const m = b.length >> 1; return b.length % 2 ? b[m] : (b[m - 1] + b[m]) / 2; };
-const TOOLS = ['cairn', 'restic', 'borg'];
+const TOOLS = ['cairn', 'restic18', 'restic', 'borg'];
 const labels = Object.fromEntries(read('labels.tsv').trim().split('\n').map((l) => l.split('\t')));
 const ops = tsv('ops.tsv');
 const sizes = tsv('sizes.tsv');
@@ -224,19 +225,21 @@ const cpu = (o) => Number(o.user_s) + Number(o.sys_s);
 const rss = (o) => Number(o.maxrss_kib) / 1024;
 const MB = 1e6;
 const rows = [];
-const add = (name, digits, f) => rows.push({ name, digits, cells: TOOLS.map(f) });
-const timed = (op, title) => {
-  add(`${title}, wall s`, 2, (t) => cell(t, op, wall));
-  add(`${title}, CPU s (user+sys)`, 2, (t) => cell(t, op, cpu));
-  add(`${title}, peak RSS MiB`, 0, (t) => cell(t, op, rss));
+// aim: the most Cairn / restic 0.18.1 may be on this row (issue 12); none where there is no aim.
+const add = (name, digits, f, aim) => rows.push({ name, digits, aim, cells: TOOLS.map(f) });
+// Time aims: 0.67 for the heavy steps, 1.0 for the unchanged re-backup; memory never above restic's.
+const timed = (op, title, timeAim) => {
+  add(`${title}, wall s`, 2, (t) => cell(t, op, wall), timeAim);
+  add(`${title}, CPU s (user+sys)`, 2, (t) => cell(t, op, cpu), timeAim);
+  add(`${title}, peak RSS MiB`, 0, (t) => cell(t, op, rss), 1);
 };
-timed('initial', 'first backup');
-add('repository size after first backup, MB (du -sb)', 1, (t) => sizeCell(t, (s) => s.after_initial / MB));
-timed('noop', 'unchanged re-backup (no-op)');
-timed('incremental', 'backup after 5% mutation');
-add('repository size after that backup, MB (du -sb)', 1, (t) => sizeCell(t, (s) => s.after_incremental / MB));
+timed('initial', 'first backup', 0.67);
+add('repository size after first backup, MB (du -sb)', 1, (t) => sizeCell(t, (s) => s.after_initial / MB), 1);
+timed('noop', 'unchanged re-backup (no-op)', 1);
+timed('incremental', 'backup after 5% mutation', 0.67);
+add('repository size after that backup, MB (du -sb)', 1, (t) => sizeCell(t, (s) => s.after_incremental / MB), 1);
 add('repository growth from that backup, MB', 1, (t) => sizeCell(t, (s) => (s.after_incremental - s.after_initial) / MB));
-timed('restore', 'full restore to a fresh dir');
+timed('restore', 'full restore to a fresh dir', 0.67);
 rows.push({
   name: `restore identical to the live tree (diff -r)`,
   cells: TOOLS.map((t) => {
@@ -247,25 +250,35 @@ rows.push({
     return { text: same === d.length ? `yes (${same}/${d.length})` : `FAILED: ${d.length - same}/${d.length} differ or failed` };
   }),
 });
-timed('check', 'full data check');
+timed('check', 'full data check', 0.67);
+const INDEX_AIM = 60;
 rows.push({
-  name: 'in-memory index, bytes per blob (1M blobs)',
+  name: `in-memory index, bytes per blob (${index ? index.blobs.toLocaleString('en-US') : '?'} blobs; aim < ${INDEX_AIM})`,
   digits: 1,
   cells: TOOLS.map((t) => (t !== 'cairn' ? { text: 'n/a' } : index ? { value: index.processPerBlob } : { text: 'FAILED' })),
 });
 
 const fmt = (c, d) => ('value' in c ? c.value.toFixed(d) : c.text);
-const ratio = (a, b) => ('value' in a && 'value' in b && b.value > 0 ? (a.value / b.value).toFixed(2) : '–');
+const ratioOf = (a, b) => ('value' in a && 'value' in b && b.value > 0 ? a.value / b.value : null);
+const ratio = (a, b) => { const r = ratioOf(a, b); return r === null ? '–' : r.toFixed(2); };
+// Whether the aim holds: compared at the two decimals the table shows.
+const aimCell = (r, c, r18) => {
+  if (r.name.startsWith('in-memory index')) return 'value' in c ? `< ${INDEX_AIM}: ${c.value < INDEX_AIM ? 'met' : 'NOT met'}` : '–';
+  if (r.aim === undefined) return '';
+  const x = ratioOf(c, r18);
+  return x === null ? `≤ ${r.aim}: –` : `≤ ${r.aim}: ${Number(x.toFixed(2)) <= r.aim ? 'met' : 'NOT met'}`;
+};
 const out = [];
 out.push(`Dataset: ${ds.bytes} bytes in ${ds.files} files; ${REPS} rep(s), cells are medians; MB = 10^6 bytes.`);
-out.push('Ratios are Cairn divided by the other tool: for times, CPU, memory and sizes, a ratio < 1 means Cairn is faster (or smaller).');
+out.push('Ratios are Cairn divided by the other tool: for times, CPU, memory and sizes, a ratio < 1 means Cairn is faster (or smaller). The aims (issue 12) are ratios to restic 0.18.1.');
 if (index) out.push(`In-memory index: BlobIndex.byteSize gives ${index.byteSizePerBlob.toFixed(1)} bytes/blob; the table shows process memory growth (heapUsed + external) per blob; has() ${Math.round(index.hitLookupsPerSecond).toLocaleString('en-US')} lookups/s.`);
 out.push('');
-out.push(`| measurement | ${TOOLS.map((t) => labels[t] || t).join(' | ')} | cairn/restic | cairn/borg |`);
-out.push('|---|---|---|---|---|---|');
+const version = (t) => (labels[t] || { restic18: 'restic 0.18.1', restic: 'restic, Debian' }[t] || t).split(' (')[0];
+out.push(`| measurement | ${TOOLS.map((t) => labels[t] || t).join(' | ')} | cairn/${version('restic18')} | aim (vs ${version('restic18')}) | cairn/${version('restic')} | cairn/borg |`);
+out.push('|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  const [c, re, b] = r.cells;
-  out.push(`| ${r.name} | ${r.cells.map((x) => fmt(x, r.digits)).join(' | ')} | ${ratio(c, re)} | ${ratio(c, b)} |`);
+  const [c, r18, re, b] = r.cells;
+  out.push(`| ${r.name} | ${r.cells.map((x) => fmt(x, r.digits)).join(' | ')} | ${ratio(c, r18)} | ${aimCell(r, c, r18)} | ${ratio(c, re)} | ${ratio(c, b)} |`);
 }
 console.log(out.join('\n'));
 NODE
