@@ -45,7 +45,7 @@ done
 case "$TMPB/" in "$(realpath "$ROOT")/"*) echo "BENCH_TMP ($TMPB) is inside the checkout; point it outside, e.g. BENCH_TMP=/tmp/cairn-scale" >&2; exit 1 ;; esac
 
 TREE=$TMPB/tree-$FILES-$DIRS
-SAVE=$TMPB/change-originals
+SAVE=$TREE.change-originals
 RES=$TMPB/results
 mkdir -p "$TMPB"
 rm -rf "$RES"; mkdir -p "$RES/logs"
