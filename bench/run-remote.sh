@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cairn side by side with restic on remote destinations, in one run: MinIO (S3) and
+# Cairn side by side with restic 0.18.1 and Debian's restic (0.14) on remote destinations, in one run: MinIO (S3) and
 # OpenSSH's SFTP server, both started here on free loopback ports and stopped at the end.
 #
 #   npm run bench:remote        (builds, then runs this script)
@@ -16,6 +16,10 @@
 # Env knobs (defaults):
 #   DATASET_SIZE=268435456    dataset bytes (256 MiB); 1073741824 for the size run.sh uses
 #   SEED=anchors-v1           dataset seed
+#   TOOLS="cairn restic18 restic"   restic18: restic 0.18.1 (bench/restic18.sh: RESTIC18, built into
+#                             the tool cache when missing); restic: Debian's (RESTIC_DEB)
+#   DESTS="s3 sftp"           which destinations to run
+#   COPY=1                    0 skips the `cairn copy` to MinIO
 #   BENCH_TMP=${TMPDIR:-/tmp}/cairn-bench   work files and results (never inside the checkout)
 #   SHARED_BENCH=<checkout>/../shared/bench  where make-dataset.sh and mutate-dataset.sh live
 #   MINIO_BIN=${XDG_CACHE_HOME:-~/.cache}/cairn/bin/minio   built by .ci/run (go install github.com/minio/minio@latest)
@@ -26,12 +30,24 @@ CHECKOUT=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel) ||
 SHARED_BENCH=${SHARED_BENCH:-$CHECKOUT/../shared/bench}
 SEED=${SEED:-anchors-v1}
 export DATASET_SIZE=${DATASET_SIZE:-268435456}
+TOOLS=${TOOLS:-cairn restic18 restic}
+DESTS=${DESTS:-s3 sftp}
+. "$CHECKOUT/bench/restic18.sh"
 TMP=${BENCH_TMP:-${TMPDIR:-/tmp}/cairn-bench}
 MINIO_BIN=${MINIO_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/cairn/bin/minio}
 
 # ---------------------------------------------------------------- preconditions
 missing=()
-for c in node bc diff curl restic ssh ssh-keygen; do command -v $c >/dev/null || missing+=("$c"); done
+for c in node bc diff curl ssh ssh-keygen; do command -v $c >/dev/null || missing+=("$c"); done
+for t in $TOOLS; do
+  case $t in
+    cairn) ;;
+    restic18) require_restic18 || exit 1 ;;
+    restic) [ -x "$RESTIC_DEB" ] || missing+=("$RESTIC_DEB (Debian's restic)") ;;
+    *) echo "unknown tool '$t' in TOOLS; use any of: cairn restic18 restic" >&2; exit 1 ;;
+  esac
+done
+for d in $DESTS; do case $d in s3|sftp) ;; *) echo "unknown destination '$d' in DESTS; use any of: s3 sftp" >&2; exit 1 ;; esac; done
 [ -x /usr/bin/time ] || missing+=("/usr/bin/time (GNU time)")
 [ -x /usr/sbin/sshd ] || missing+=("/usr/sbin/sshd (openssh-server)")
 if [ ${#missing[@]} -gt 0 ]; then
@@ -132,14 +148,21 @@ mkdir -p "$W/sftp-data"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); nproc=$(nproc)"
   echo "node: $(node --version)"
   echo "cairn: $("${CAIRN[@]}" --version 2>/dev/null)"
-  echo "restic: $(restic version)"
+  for t in $TOOLS; do case $t in restic18) echo "restic18: $("$RESTIC18" version) ($RESTIC18)" ;; restic) echo "restic: $("$RESTIC_DEB" version) ($RESTIC_DEB)" ;; esac; done
   echo "minio: $("$MINIO_BIN" --version 2>/dev/null | head -1)"
   echo "sshd: $(ssh -V 2>&1)"
   echo "servers: minio 127.0.0.1:$MINIO_PORT behind counting proxy 127.0.0.1:$PROXY_PORT; sshd 127.0.0.1:$SSH_PORT"
   echo "load_before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "settings: DATASET_SIZE=$DATASET_SIZE SEED=$SEED BENCH_TMP=$TMP"
+  echo "settings: DATASET_SIZE=$DATASET_SIZE SEED=$SEED TOOLS='$TOOLS' DESTS='$DESTS' BENCH_TMP=$TMP"
 } > "$RES/env.txt" 2>&1
 cat "$RES/env.txt" >&2
+for t in $TOOLS; do
+  case $t in
+    cairn) printf 'cairn\tcairn\n' ;;
+    restic18) printf 'restic18\trestic %s\n' "$("$RESTIC18" version | awk '{print $2}')" ;;
+    restic) printf 'restic\trestic %s (Debian)\n' "$("$RESTIC_DEB" version | awk '{print $2}')" ;;
+  esac
+done > "$RES/labels.tsv"
 
 # ---------------------------------------------------------------- dataset
 log "generating dataset ($DATASET_SIZE bytes, seed $SEED)"
@@ -175,18 +198,20 @@ measure() {
 }
 record() { printf '%s\t%s\t%s\tNA\tNA\tNA\tNA\t%s\n' "$1" "$2" "$3" "$4" >> "$RES/ops.tsv"; }
 
-for dest in s3 sftp; do
-  for tool in cairn restic; do
+for dest in $DESTS; do
+  for tool in $TOOLS; do
     RESTORE=$W/restore
     rm -rf "$RESTORE" "$W/cache"; mkdir -p "$RESTORE" "$W/cache"
     export RESTIC_CACHE_DIR=$W/cache/restic XDG_CACHE_HOME=$W/cache
     case $dest in
-      s3) LOC_CAIRN=s3:$S3/cairn-$tool; LOC_RESTIC=s3:$S3/restic-$tool ;;
+      s3) LOC_CAIRN=s3:$S3/cairn-$tool; LOC_RESTIC=s3:$S3/bench-$tool ;;
       sftp) LOC_CAIRN=sftp:$SSH_USER@127.0.0.1:$SSH_PORT$W/sftp-data/$tool; LOC_RESTIC=sftp:$SSH_USER@127.0.0.1:$W/sftp-data/$tool ;;
     esac
     case $tool in
       cairn) T=("${CAIRN[@]}" -r "$LOC_CAIRN") ;;
-      restic) T=(restic -r "$LOC_RESTIC"); [ "$dest" = sftp ] && T+=(-o "sftp.command=$SFTP_CMD") ;;
+      restic18|restic)
+        [ "$tool" = restic18 ] && T=("$RESTIC18") || T=("$RESTIC_DEB")
+        T+=(-r "$LOC_RESTIC"); [ "$dest" = sftp ] && T+=(-o "sftp.command=$SFTP_CMD") ;;
     esac
     log "$dest: $tool"
     [ "$dest" = s3 ] && take "$tool-before-init"
@@ -215,28 +240,30 @@ done
 # ---------------------------------------------------------------- cairn copy to MinIO
 # Local repository A holds the first snapshot; B on MinIO shares A's chunker parameters
 # and blob id key. The first copy sends everything, the second only what the mutation added.
-log "copy: local repository -> MinIO (init --copy-chunker-params)"
-export XDG_CACHE_HOME=$W/cache
-A=$W/repo-a; B=s3:$S3/cairn-copy
-copy_ok=0
-if "${CAIRN[@]}" -r "$A" init > "$RES/logs/copy-init-a.log" 2>&1 && "${CAIRN[@]}" -r "$A" backup "$LIVE" > "$RES/logs/copy-backup-1.log" 2>&1; then
-  take copy-before-init-b
-  if "${CAIRN[@]}" -r "$B" init --copy-chunker-params --from-repo "$A" > "$RES/logs/copy-init-b.log" 2>&1; then copy_ok=1; else log "FAILED: init of the MinIO copy target (see $RES/logs/copy-init-b.log)"; fi
-else
-  log "FAILED: local repository for the copy (see $RES/logs/copy-init-a.log, copy-backup-1.log)"
-fi
-if [ $copy_ok = 1 ]; then
-  take copy-init-b
-  measure copy cairn first "${CAIRN[@]}" -r "$B" --json copy --from-repo "$A" latest
-  take copy-first
-  "$SHARED_BENCH/mutate-dataset.sh" "$LIVE" 2> "$RES/logs/mutate.log" || log "FAILED: mutate-dataset.sh"
-  "${CAIRN[@]}" -r "$A" backup "$LIVE" > "$RES/logs/copy-backup-2.log" 2>&1 || log "FAILED: backup of the mutated tree (see $RES/logs/copy-backup-2.log)"
-  take copy-between
-  measure copy cairn mutated "${CAIRN[@]}" -r "$B" --json copy --from-repo "$A" latest
-  take copy-mutated
-  printf 'bytes\t%s\n' "$(treebytes "$LIVE")" > "$RES/mutated.tsv"
-else
-  record copy cairn first init-failed; record copy cairn mutated init-failed
+if [ "${COPY:-1}" = 1 ]; then
+  log "copy: local repository -> MinIO (init --copy-chunker-params)"
+  export XDG_CACHE_HOME=$W/cache
+  A=$W/repo-a; B=s3:$S3/cairn-copy
+  copy_ok=0
+  if "${CAIRN[@]}" -r "$A" init > "$RES/logs/copy-init-a.log" 2>&1 && "${CAIRN[@]}" -r "$A" backup "$LIVE" > "$RES/logs/copy-backup-1.log" 2>&1; then
+    take copy-before-init-b
+    if "${CAIRN[@]}" -r "$B" init --copy-chunker-params --from-repo "$A" > "$RES/logs/copy-init-b.log" 2>&1; then copy_ok=1; else log "FAILED: init of the MinIO copy target (see $RES/logs/copy-init-b.log)"; fi
+  else
+    log "FAILED: local repository for the copy (see $RES/logs/copy-init-a.log, copy-backup-1.log)"
+  fi
+  if [ $copy_ok = 1 ]; then
+    take copy-init-b
+    measure copy cairn first "${CAIRN[@]}" -r "$B" --json copy --from-repo "$A" latest
+    take copy-first
+    "$SHARED_BENCH/mutate-dataset.sh" "$LIVE" 2> "$RES/logs/mutate.log" || log "FAILED: mutate-dataset.sh"
+    "${CAIRN[@]}" -r "$A" backup "$LIVE" > "$RES/logs/copy-backup-2.log" 2>&1 || log "FAILED: backup of the mutated tree (see $RES/logs/copy-backup-2.log)"
+    take copy-between
+    measure copy cairn mutated "${CAIRN[@]}" -r "$B" --json copy --from-repo "$A" latest
+    take copy-mutated
+    printf 'bytes\t%s\n' "$(treebytes "$LIVE")" > "$RES/mutated.tsv"
+  else
+    record copy cairn first init-failed; record copy cairn mutated init-failed
+  fi
 fi
 
 echo "load_after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RES/env.txt"
@@ -254,6 +281,10 @@ const ops = lines.filter((r) => r.length > 1).map((r) => Object.fromEntries(h.ma
 const ds = Object.fromEntries(read('dataset.tsv').trim().split('\n').map((l) => l.split('\t')));
 const MB = 1e6;
 const bytes = Number(ds.bytes);
+const labels = Object.fromEntries(read('labels.tsv').trim().split('\n').filter(Boolean).map((l) => l.split('\t')));
+const TOOLS = Object.keys(labels);
+const others = TOOLS.filter((t) => t !== 'cairn');
+const DESTS = [...new Set(ops.map((o) => o.dest))];
 
 // A cell: { value } when the step succeeded, else { text } saying what went wrong.
 function cell(dest, tool, op, pick) {
@@ -272,15 +303,17 @@ const methods = (r) => Object.entries(r.byMethod).sort(([a], [b]) => (a < b ? -1
 
 const out = [];
 out.push(`Dataset: ${ds.bytes} bytes in ${ds.files} files; one run; MB = 10^6 bytes. Servers on loopback, same machine.`);
-out.push('Ratio = Cairn ÷ restic. For wall s, CPU s, RSS and requests < 1 means Cairn is faster (fewer); for MB/s > 1 means Cairn is faster.');
+out.push('Ratio = Cairn ÷ the other tool. For wall s, CPU s, RSS and requests < 1 means Cairn is faster (fewer); for MB/s > 1 means Cairn is faster.');
 out.push('');
-out.push('| destination | measurement | cairn | restic | cairn/restic |');
-out.push('|---|---|---|---|---|');
+out.push(`| destination | measurement | ${TOOLS.map((t) => labels[t]).join(' | ')} | ${others.map((t) => `cairn/${labels[t]}`).join(' | ')} |`);
+out.push(`|---|---|${TOOLS.map(() => '---|').join('')}${others.map(() => '---|').join('')}`);
+// A row of cells per tool, then Cairn's ratio to each other tool; text rows leave the ratios empty.
 const row = (dest, name, digits, f) => {
-  const [c, r] = ['cairn', 'restic'].map(f);
-  out.push(`| ${dest} | ${name} | ${fmt(c, digits)} | ${fmt(r, digits)} | ${ratio(c, r)} |`);
+  const c = Object.fromEntries(TOOLS.map((t) => [t, f(t)]));
+  out.push(`| ${dest} | ${name} | ${TOOLS.map((t) => fmt(c[t], digits)).join(' | ')} | ${others.map((t) => (c.cairn ? ratio(c.cairn, c[t]) : '–')).join(' | ')} |`);
 };
-for (const [dest, label] of [['s3', 'MinIO (S3)'], ['sftp', 'SFTP (sshd)']]) {
+const textRow = (dest, name, f) => out.push(`| ${dest} | ${name} | ${TOOLS.map(f).join(' | ')} |${others.map(() => ' |').join('')}`);
+for (const [dest, label] of [['s3', 'MinIO (S3)'], ['sftp', 'SFTP (sshd)']].filter(([d]) => DESTS.includes(d))) {
   for (const [op, title] of [['backup', 'first backup'], ['restore', 'full restore']]) {
     row(label, `${title}, wall s`, 2, (t) => cell(dest, t, op, wall));
     row(label, `${title}, MB/s`, 1, (t) => cell(dest, t, op, (o) => bytes / MB / wall(o)));
@@ -289,15 +322,15 @@ for (const [dest, label] of [['s3', 'MinIO (S3)'], ['sftp', 'SFTP (sshd)']]) {
     if (dest === 's3') {
       const req = (t) => json(`requests/${t}-${op}.json`);
       row(label, `${title}, requests to MinIO`, 0, (t) => (req(t) ? { value: req(t).requests } : { text: 'n/a' }));
-      out.push(`| ${label} | ${title}, requests by method | ${['cairn', 'restic'].map((t) => (req(t) ? methods(req(t)) || 'none' : 'n/a')).join(' | ')} | |`);
+      textRow(label, `${title}, requests by method`, (t) => (req(t) ? methods(req(t)) || 'none' : 'n/a'));
       const key = op === 'backup' ? 'bytesUp' : 'bytesDown';
       row(label, `${title}, MB ${op === 'backup' ? 'uploaded to' : 'downloaded from'} MinIO (HTTP bodies)`, 1, (t) => (req(t) ? { value: req(t)[key] / MB } : { text: 'n/a' }));
     }
     if (op === 'restore') {
-      out.push(`| ${label} | restore identical to the source (diff -r) | ${['cairn', 'restic'].map((t) => {
+      textRow(label, 'restore identical to the source (diff -r)', (t) => {
         const d = ops.find((o) => o.dest === dest && o.tool === t && o.op === 'restore_diff');
         return !d ? 'not run' : d.rc === '0' ? 'yes' : `FAILED (${d.rc})`;
-      }).join(' | ')} | |`);
+      });
     }
   }
   if (dest === 's3') {
@@ -313,16 +346,18 @@ const first = result('logs/copy-cairn-first.log');
 const mutated = result('logs/copy-cairn-mutated.log');
 const reqFirst = json('requests/copy-first.json');
 const reqMut = json('requests/copy-mutated.json');
-out.push('');
-out.push('`cairn copy` from a local repository to MinIO (target made with `init --copy-chunker-params`):');
-out.push('');
-out.push('| copy | wall s | snapshot size MB | pack bytes sent MB (copy --json) | HTTP bytes uploaded MB (proxy) | sent ÷ snapshot | requests to MinIO |');
-out.push('|---|---|---|---|---|---|---|');
-for (const [name, r, q, op] of [['first snapshot (target empty)', first, reqFirst, 'first'], ['after 5% mutation (mutate-dataset.sh)', mutated, reqMut, 'mutated']]) {
-  const w = cell('copy', 'cairn', op, wall);
-  if (!r) { out.push(`| ${name} | ${fmt(w, 2)} | FAILED | | | | |`); continue; }
-  const up = q ? q.bytesUp : NaN;
-  out.push(`| ${name} | ${fmt(w, 2)} | ${(r.snapshotBytes / MB).toFixed(1)} | ${(r.bytesSent / MB).toFixed(2)} | ${(up / MB).toFixed(2)} | ${(up / r.snapshotBytes).toFixed(3)} | ${q ? `${q.requests} (${methods(q)})` : 'n/a'} |`);
+if (ops.some((o) => o.dest === 'copy')) {
+  out.push('');
+  out.push('`cairn copy` from a local repository to MinIO (target made with `init --copy-chunker-params`):');
+  out.push('');
+  out.push('| copy | wall s | snapshot size MB | pack bytes sent MB (copy --json) | HTTP bytes uploaded MB (proxy) | sent ÷ snapshot | requests to MinIO |');
+  out.push('|---|---|---|---|---|---|---|');
+  for (const [name, r, q, op] of [['first snapshot (target empty)', first, reqFirst, 'first'], ['after 5% mutation (mutate-dataset.sh)', mutated, reqMut, 'mutated']]) {
+    const w = cell('copy', 'cairn', op, wall);
+    if (!r) { out.push(`| ${name} | ${fmt(w, 2)} | FAILED | | | | |`); continue; }
+    const up = q ? q.bytesUp : NaN;
+    out.push(`| ${name} | ${fmt(w, 2)} | ${(r.snapshotBytes / MB).toFixed(1)} | ${(r.bytesSent / MB).toFixed(2)} | ${(up / MB).toFixed(2)} | ${(up / r.snapshotBytes).toFixed(3)} | ${q ? `${q.requests} (${methods(q)})` : 'n/a'} |`);
+  }
 }
 console.log(out.join('\n'));
 NODE
