@@ -2,7 +2,6 @@ import type { BlobLocation } from "../engine/blob-index.js";
 import { selectSubset } from "../engine/checker.js";
 import { mapLimit } from "../engine/concurrency.js";
 import { sha256Hex } from "../engine/crypto.js";
-import { stopIfAborted } from "../engine/errors.js";
 import { packKey } from "../engine/pack.js";
 import type { Repository } from "../engine/repository.js";
 import type { Snapshot } from "../engine/snapshot.js";
@@ -35,25 +34,30 @@ export async function verifySnapshot(
   const chosen = selectSubset([...packs.keys()].sort(), `${samplePercent}%`);
   const packEnd = (id: string) => Math.max(...[...packs.get(id)!.values()].map((b) => b.offset + b.length));
   const progress = { packsDone: 0, packsTotal: chosen.length, bytesDone: 0, bytesTotal: chosen.reduce((n, id) => n + packEnd(id), 0) };
-  await mapLimit(chosen, 2, async (packId) => {
-    stopIfAborted(signal, `verification cancelled after ${progress.packsDone} of ${progress.packsTotal} packs were read; it changed nothing`);
-    const bytes = await repo.backend.get(packKey(packId));
-    result.packsRead++;
-    if (sha256Hex(bytes) !== packId) result.errors.push(`pack ${packKey(packId)} is damaged: its content no longer matches its name`);
-    await Promise.all(
-      [...packs.get(packId)!].map(async ([hex, loc]) => {
-        try {
-          if (loc.offset + loc.length > bytes.length) throw new Error("it lies beyond the end of the pack");
-          await repo.pool.open({ envelope: bytes.subarray(loc.offset, loc.offset + loc.length), compression: loc.compression, expectId: loc.id, verifyOnly: true });
-        } catch (err) {
-          result.errors.push(`blob ${hex} in pack ${packId} is damaged: ${(err as Error).message}`);
-        }
-      }),
-    );
-    progress.packsDone++;
-    progress.bytesDone += packEnd(packId);
-    onProgress?.({ ...progress });
-  });
+  const cancelled = () => `verification cancelled after ${progress.packsDone} of ${progress.packsTotal} packs were read; it changed nothing`;
+  await mapLimit(
+    chosen,
+    2,
+    async (packId) => {
+      const bytes = await repo.backend.get(packKey(packId));
+      result.packsRead++;
+      if (sha256Hex(bytes) !== packId) result.errors.push(`pack ${packKey(packId)} is damaged: its content no longer matches its name`);
+      await Promise.all(
+        [...packs.get(packId)!].map(async ([hex, loc]) => {
+          try {
+            if (loc.offset + loc.length > bytes.length) throw new Error("it lies beyond the end of the pack");
+            await repo.pool.open({ envelope: bytes.subarray(loc.offset, loc.offset + loc.length), compression: loc.compression, expectId: loc.id, verifyOnly: true });
+          } catch (err) {
+            result.errors.push(`blob ${hex} in pack ${packId} is damaged: ${(err as Error).message}`);
+          }
+        }),
+      );
+      progress.packsDone++;
+      progress.bytesDone += packEnd(packId);
+      onProgress?.({ ...progress });
+    },
+    { signal, cancelled },
+  );
   return result;
 }
 

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { BlobServiceClient, StorageSharedKeyCredential, type ContainerClient } from "@azure/storage-blob";
+import { mapLimit } from "../engine/concurrency.js";
 import { BackendError, bodyParts, type Backend, type Body, type ByteRange, type ObjectInfo } from "./backend.js";
-import { inParallel, readInto, shortRange, slicesOf, statusKind } from "./transfer.js";
+import { readInto, shortRange, slicesOf, statusKind } from "./transfer.js";
 
 export interface AzureOptions {
   container: string;
@@ -80,7 +81,7 @@ export class AzureBackend implements Backend {
       const upload = randomBytes(6).toString("hex");
       const ids: string[] = [];
       for (let at = 0, i = 0; at < size; at += BLOCK, i++) ids.push(Buffer.from(`${upload}-${String(i).padStart(6, "0")}`).toString("base64"));
-      await inParallel(ids, BLOCKS_AT_ONCE, (id, i) => {
+      await mapLimit(ids, BLOCKS_AT_ONCE, (id, i) => {
         const start = i * BLOCK;
         const length = Math.min(BLOCK, size - start);
         return blob.stageBlock(id, () => Readable.from(slicesOf(parts, start, length), { objectMode: false }), length);

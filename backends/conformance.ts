@@ -3,6 +3,7 @@ import { createCipheriv, createHash } from "node:crypto";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { mapLimit } from "../engine/concurrency.js";
 import { BackendError, type Backend } from "./backend.js";
 
 /** A fresh, empty location for one test, and how to remove it. */
@@ -59,14 +60,6 @@ async function rejection(p: Promise<unknown>): Promise<BackendError> {
   );
   expect(err, "expected the call to fail").toBeInstanceOf(BackendError);
   return err as BackendError;
-}
-
-async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** V8's collector, made callable without restarting the test process with --expose-gc. */
@@ -169,7 +162,7 @@ export function runBackendConformance(name: string, makeBackend: () => Promise<B
 
     it("lists past 1,000 keys (the page size of most object stores)", async () => {
       const keys = Array.from({ length: 1_100 }, (_, i) => `many/${String(i).padStart(4, "0")}`);
-      await inParallel(keys, 32, (key) => b.put(key, Buffer.from(key)));
+      await mapLimit(keys, 32, (key) => b.put(key, Buffer.from(key)));
       await b.put("other/outside", Buffer.from("x"));
       const listed = await collect(b.list("many/"));
       expect(listed.size).toBe(1_100);

@@ -20,8 +20,9 @@ import {
   type BucketLocationConstraint,
   type StorageClass,
 } from "@aws-sdk/client-s3";
+import { mapLimit } from "../engine/concurrency.js";
 import { BackendError, bodyParts, existsByStat, type Backend, type Body, type ByteRange, type ObjectInfo, type ObjectLock } from "./backend.js";
-import { inParallel, readInto, shortRange, slicesOf, statusKind } from "./transfer.js";
+import { readInto, shortRange, slicesOf, statusKind } from "./transfer.js";
 import type { LookupFunction } from "./url.js";
 
 export interface S3Options {
@@ -190,7 +191,7 @@ export class S3Backend implements Backend {
     try {
       const numbers = Array.from({ length: Math.ceil(size / partSize) }, (_, i) => i + 1);
       const done: { PartNumber: number; ETag?: string }[] = [];
-      await inParallel(numbers, PARTS_AT_ONCE, async (PartNumber) => {
+      await mapLimit(numbers, PARTS_AT_ONCE, async (PartNumber) => {
         const start = (PartNumber - 1) * partSize;
         const length = Math.min(partSize, size - start);
         const { ETag } = await this.client.send(new UploadPartCommand({ ...target, PartNumber, Body: stream(parts, start, length), ContentLength: length, ContentMD5: md5(start, length) }));

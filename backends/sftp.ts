@@ -3,9 +3,9 @@ import { readFileSync } from "node:fs";
 import { connect as tcpConnect, type Socket } from "node:net";
 import * as posix from "node:path/posix";
 import { Client, type SFTPWrapper } from "ssh2";
+import { mapLimit } from "../engine/concurrency.js";
 import { BackendError, bodyParts, existsByStat, type Backend, type Body, type ByteRange, type ObjectInfo } from "./backend.js";
 import { fingerprint, keyType, knownHostName, verifyHostKey } from "./known-hosts.js";
-import { inParallel } from "./transfer.js";
 import type { LookupFunction } from "./url.js";
 
 export interface SftpOptions {
@@ -270,7 +270,7 @@ export class SftpBackend implements Backend {
       const found: ObjectInfo[] = [];
       const next: string[] = [];
       await this.run(`listing ${prefix}`, (sftp) =>
-        inParallel(dirs, DIRS_AT_ONCE, async (dir) => {
+        mapLimit(dirs, DIRS_AT_ONCE, async (dir) => {
           let entries;
           try {
             entries = await call<{ filename: string; attrs: { size: number; isDirectory(): boolean; isFile(): boolean } }[]>((cb) => sftp.readdir(dir, cb));
@@ -331,12 +331,12 @@ async function writeParts(sftp: SFTPWrapper, handle: Buffer, parts: readonly Uin
     for (let at = 0; at < buf.length; at += PIECE) pieces.push({ buf: buf.subarray(at, at + PIECE), position: position + at });
     position += buf.length;
   }
-  await inParallel(pieces, IN_FLIGHT, (p) => call<void>((cb) => sftp.write(handle, p.buf, 0, p.buf.length, p.position, cb)));
+  await mapLimit(pieces, IN_FLIGHT, (p) => call<void>((cb) => sftp.write(handle, p.buf, 0, p.buf.length, p.position, cb)));
 }
 
 /** Runs `fn(offset, length)` over [0, total) in PIECE-sized pieces, IN_FLIGHT at a time. */
 async function inPieces(total: number, fn: (offset: number, length: number) => Promise<void>): Promise<void> {
   const offsets: number[] = [];
   for (let at = 0; at < total; at += PIECE) offsets.push(at);
-  await inParallel(offsets, IN_FLIGHT, (at) => fn(at, Math.min(PIECE, total - at)));
+  await mapLimit(offsets, IN_FLIGHT, (at) => fn(at, Math.min(PIECE, total - at)));
 }

@@ -49,21 +49,3 @@ export async function readInto(stream: AsyncIterable<Uint8Array> | NodeJS.Readab
 export function shortRange(key: string, location: string, range: ByteRange): BackendError {
   return new BackendError("permanent", `reading ${key} at ${location}: the object is shorter than the requested range (${range.offset}+${range.length})`);
 }
-
-/** Runs `fn` over the items with at most `limit` running at once; stops starting new ones after a failure. */
-export async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        await fn(items[i], i);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}

@@ -244,20 +244,24 @@ async function findUsedBlobs(repo: Repository, roots: string[], progress: (p: Pr
   while (frontier.length) {
     for (const id of frontier) used.add(id);
     const next: string[] = [];
-    await mapLimit(frontier, 8, async (treeId) => {
-      stopIfAborted(signal, pruneStopped());
-      if (!repo.lookup(Buffer.from(treeId, "hex"))) throw missing(treeId, "tree");
-      const tree = decodeTree(await repo.loadBlob(Buffer.from(treeId, "hex")), treeId);
-      for (const node of tree.nodes) {
-        for (const blob of node.content ?? []) used.add(blob);
-        if (node.subtree && !used.has(node.subtree)) {
-          used.add(node.subtree);
-          next.push(node.subtree);
-          known++;
+    await mapLimit(
+      frontier,
+      8,
+      async (treeId) => {
+        if (!repo.lookup(Buffer.from(treeId, "hex"))) throw missing(treeId, "tree");
+        const tree = decodeTree(await repo.loadBlob(Buffer.from(treeId, "hex")), treeId);
+        for (const node of tree.nodes) {
+          for (const blob of node.content ?? []) used.add(blob);
+          if (node.subtree && !used.has(node.subtree)) {
+            used.add(node.subtree);
+            next.push(node.subtree);
+            known++;
+          }
         }
-      }
-      progress({ phase: "finding used blobs", done: ++done, total: known });
-    });
+        progress({ phase: "finding used blobs", done: ++done, total: known });
+      },
+      { signal, cancelled: () => pruneStopped() },
+    );
     frontier = next;
   }
   return used;
