@@ -1,4 +1,8 @@
 #!/usr/bin/env node
-import { run } from "../dist/cli/main.js";
+import { restartWithNursery } from "../dist/cli/nursery.js";
 
-run(process.argv.slice(2));
+const argv = process.argv.slice(2);
+// Data commands continue in a node with a small young generation (cli/nursery.ts); this returns only for the others.
+restartWithNursery(argv);
+const { run } = await import("../dist/cli/main.js");
+run(argv);

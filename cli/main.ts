@@ -5,6 +5,7 @@ import { BackendError } from "../backends/backend.js";
 import { PROGRAM } from "../engine/archiver.js";
 import { stopCodecThreads } from "../engine/codec-pool.js";
 import { StdoutClosed, stdoutFailure, watchStdout } from "./common.js";
+import { positionals } from "./nursery.js";
 
 /**
  * Every verb, one file each (cmd_<verb>.ts), loaded only when used: archive_command and
@@ -30,17 +31,10 @@ const COMMANDS: Record<string, () => Promise<{ register(program: Command): void 
   platform: () => import("./cmd_platform.js"),
 };
 
-/** Global options that take a value, so the verb can be found after them. */
-const VALUE_OPTIONS = new Set(["-r", "--repo", "--password-file", "--retry-lock"]);
-
 /** The verb an argument list names, when it is one of ours. */
 function verbOf(argv: string[]): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (VALUE_OPTIONS.has(a)) i++;
-    else if (!a.startsWith("-")) return Object.hasOwn(COMMANDS, a) ? a : undefined;
-  }
-  return undefined;
+  const [verb] = positionals(argv);
+  return verb !== undefined && Object.hasOwn(COMMANDS, verb) ? verb : undefined;
 }
 
 /** The program with every verb, or only `verb` (all of them when it is not one of ours, so help lists everything). */

@@ -1,0 +1,55 @@
+/**
+ * The young generation ("nursery") of the `cairn` process. V8 sizes it up to 16 MiB per
+ * semi-space by default; a command moving hundreds of thousands of small blobs fills
+ * it at a high rate, and a large nursery only turns that garbage into resident memory
+ * (a re-backup of 200,000 files: 289 MiB with the default, 192 MiB with 1 MiB). The
+ * size can only be given when V8 starts, so bin/cairn.js replaces its own process
+ * (execve: same pid, same standard streams and signals, the exit code is the new
+ * program's) with node started with NURSERY_FLAG, once, before loading anything else.
+ * Commands started once per WAL segment skip that: a second start of node costs more
+ * than their memory is worth.
+ */
+export const NURSERY_FLAG = "--max-semi-space-size=1";
+
+/** Global options that take a value, so the verb can be found after them. */
+export const VALUE_OPTIONS = new Set(["-r", "--repo", "--password-file", "--retry-lock"]);
+
+/** Verbs that read or write much data, and so get the small nursery. */
+const DATA_VERBS = new Set(["backup", "restore", "check", "prune", "forget", "copy", "dump", "ls", "diff", "stats", "pg", "mysql"]);
+/** Sub-verbs of those started once per file by a database server (archive_command, restore_command). */
+const PER_FILE = new Set(["pg wal-push", "pg wal-fetch"]);
+
+/** The words of an argument list that are neither global options nor their values: the verb, then its sub-verb and operands. */
+export function positionals(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (VALUE_OPTIONS.has(a)) i++;
+    else if (!a.startsWith("-")) out.push(a);
+  }
+  return out;
+}
+
+/** True when this command should run with the small nursery and node was not started with a semi-space size of its own. */
+export function wantsNursery(argv: readonly string[], execArgv: readonly string[], nodeOptions = ""): boolean {
+  const [verb, sub] = positionals(argv);
+  if (!verb || !DATA_VERBS.has(verb) || PER_FILE.has(`${verb} ${sub}`)) return false;
+  if (argv.includes("--help") || argv.includes("-h")) return false;
+  return ![...execArgv, ...nodeOptions.split(/\s+/)].some((a) => a.startsWith("--max-semi-space-size"));
+}
+
+/**
+ * Replaces this process with node started with NURSERY_FLAG when `wantsNursery`; returns
+ * only when it does not (then the command runs here, with V8's default nursery: on a
+ * Node without process.execve, or where execve fails).
+ */
+export function restartWithNursery(argv: readonly string[]): void {
+  if (!wantsNursery(argv, process.execArgv, process.env.NODE_OPTIONS)) return;
+  const execve = (process as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve;
+  if (typeof execve !== "function") return;
+  try {
+    execve.call(process, process.execPath, [process.execPath, NURSERY_FLAG, ...process.execArgv, process.argv[1], ...argv], process.env);
+  } catch {
+    // Running with the default nursery costs memory, nothing else.
+  }
+}
