@@ -15,12 +15,16 @@ import { Repository } from "./repository.js";
 const FAST_KDF = { name: "scrypt" as const, N: 1024, r: 8, p: 1 };
 const PASSWORD = "pw";
 
-/** A MemBackend that records which packs were downloaded whole (tree reads fetch only ranges). */
+/** A MemBackend that records which packs were read to their last byte: only a data check reads a pack's header (tree reads fetch only their blobs). */
 class CountingBackend extends MemBackend {
   readonly packReads: string[] = [];
+  /** The most bytes one read of a pack returned. */
+  largestRead = 0;
 
   override async get(key: string, range?: ByteRange): Promise<Buffer> {
-    if (key.startsWith("data/") && !range) this.packReads.push(key.slice(key.lastIndexOf("/") + 1));
+    const size = this.objects.get(key)?.length;
+    if (key.startsWith("data/")) this.largestRead = Math.max(this.largestRead, range?.length ?? size ?? 0);
+    if (key.startsWith("data/") && (!range || range.offset + range.length === size)) this.packReads.push(key.slice(key.lastIndexOf("/") + 1));
     return super.get(key, range);
   }
 }
@@ -118,6 +122,40 @@ describe("checkRepository", () => {
     expect(report.errors.filter((e) => e.object === victim).map((e) => e.message).join("\n")).toMatch(/no longer matches its name[\s\S]*damaged header/);
     expect(report.errors.every((e) => e.object === victim)).toBe(true);
     await repo.close();
+  });
+
+  it("reads a large pack in bounded pieces: a blob damaged in its middle and one at its start are named, the rest verify", async () => {
+    const big = new CountingBackend();
+    const src = tempDir();
+    try {
+      // 12 MiB of chunks of 32-128 KiB in one 16 MiB pack: three 4 MiB pieces, the last with the header.
+      writeFileSync(path.join(src.dir, "big.bin"), randomBytes(12 << 20));
+      const chunker = { minSize: 32 * 1024, avgSize: 64 * 1024, maxSize: 128 * 1024, seed: randomBytes(32).toString("hex") };
+      const init = await Repository.init(big, PASSWORD, { kdf: FAST_KDF, threads: 0, packSize: 16 << 20, chunker });
+      await new Archiver(init).backup([src.dir]);
+      await init.close();
+      const [victim] = [...big.objects.entries()].filter(([k]) => k.startsWith("data/")).sort((a, b) => b[1].length - a[1].length)[0];
+      const clean = await open(big);
+      const ok = await checkRepository(clean, { readData: true });
+      expect(ok.errors).toEqual([]);
+      expect(ok.blobsRead).toBe(clean.index.size);
+      expect(big.objects.get(victim)!.length).toBeGreaterThan(12 << 20);
+      expect(big.largestRead).toBeLessThanOrEqual((4 << 20) + 64 * 1024);
+      await clean.close();
+      const length = big.objects.get(victim)!.length;
+      flip(big, victim, () => Math.floor(length / 2));
+      flip(big, victim, () => 100);
+      const repo = await open(big);
+      const report = await checkRepository(repo, { readData: true });
+      const id = victim.slice(victim.lastIndexOf("/") + 1);
+      expect(report.errors.filter((e) => e.kind === "blob")).toHaveLength(2);
+      expect(report.errors.filter((e) => e.kind === "pack").map((e) => e.message)).toEqual([`pack ${victim} is damaged: its content no longer matches its name`]);
+      expect(report.blobsRead).toBe(repo.index.size - 2);
+      expect(report.errors.every((e) => e.message.includes(id))).toBe(true);
+      await repo.close();
+    } finally {
+      src.cleanup();
+    }
   });
 
   it("reports a damaged index file and snapshot instead of failing", async () => {

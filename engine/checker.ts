@@ -1,9 +1,10 @@
+import { createHash } from "node:crypto";
 import { isNotFound } from "../backends/backend.js";
 import { BlobType, type BlobLocation } from "./blob-index.js";
 import { sha256Hex } from "./crypto.js";
 import { CairnError, stopIfAborted } from "./errors.js";
 import { decodeIndex, type IndexFile } from "./index-file.js";
-import { packKey, readPackHeader, type PackEntry } from "./pack.js";
+import { decodePackHeader, packHeaderLength, packKey, type PackEntry } from "./pack.js";
 import { filePieces, PageMapOverrun } from "./pagemap.js";
 import { mapLimit, type Repository } from "./repository.js";
 import type { Snapshot } from "./snapshot.js";
@@ -45,7 +46,12 @@ export interface CheckReport {
   snapshots: number;
 }
 
-const PACKS_AT_ONCE = 2;
+/** Packs read at once; each has one piece in flight. */
+const PACKS_AT_ONCE = 3;
+/** A pack is read in pieces of at most this many bytes, cut between blobs (bounds the bytes in memory, whatever the pack size). */
+const PIECE = 4 << 20;
+/** Bytes kept of a pack's last piece for its header (a longer header is read on its own). */
+const TAIL = 64 * 1024;
 const CHECK_STOPPED = "check cancelled; it changed nothing in the repository";
 
 type Fail = (kind: CheckErrorKind, object: string, message: string) => void;
@@ -69,7 +75,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
   if (options.readData || options.subset !== undefined) {
     const readable = [...packs.keys()].filter((id) => present.has(id)).sort();
     const chosen = options.subset === undefined ? readable : selectSubset(readable, options.subset);
-    await readPacks(repo, chosen.map((id) => ({ id, blobs: packs.get(id)! })), report, fail, options.onProgress, options.signal);
+    await readPacks(repo, chosen.map((id) => ({ id, size: present.get(id)!, blobs: packs.get(id)! })), report, fail, options.onProgress, options.signal);
   }
   return report;
 }
@@ -99,11 +105,11 @@ function indexedPacks(files: Iterable<IndexFile>): Map<string, PackEntry[]> {
   return packs;
 }
 
-/** Every indexed pack must exist and be long enough; packs no index names are only a warning. Returns the ids present. */
-async function checkPackFiles(repo: Repository, packs: Map<string, PackEntry[]>, fail: Fail, warnings: string[]): Promise<Set<string>> {
+/** Every indexed pack must exist and be long enough; packs no index names are only a warning. Returns the packs present, with their sizes. */
+async function checkPackFiles(repo: Repository, packs: Map<string, PackEntry[]>, fail: Fail, warnings: string[]): Promise<Map<string, number>> {
   const sizes = new Map<string, number>();
   for await (const obj of repo.backend.list("data/")) sizes.set(obj.key.slice(obj.key.lastIndexOf("/") + 1), obj.size);
-  const present = new Set<string>();
+  const present = new Map<string, number>();
   for (const [id, blobs] of packs) {
     const size = sizes.get(id);
     if (size === undefined) {
@@ -115,7 +121,7 @@ async function checkPackFiles(repo: Repository, packs: Map<string, PackEntry[]>,
       fail("pack", id, `pack ${packKey(id)} is truncated: ${size} bytes, the index needs at least ${end}`);
       continue;
     }
-    present.add(id);
+    present.set(id, size);
   }
   for (const id of sizes.keys()) {
     if (!packs.has(id)) warnings.push(`unreferenced pack ${packKey(id)}: no index names it; prune removes it`);
@@ -221,10 +227,14 @@ export function selectSubset(sortedIds: string[], subset: string): string[] {
   return pool.slice(0, count).sort();
 }
 
-/** Downloads each pack whole and verifies its name, its header against the index, and every blob. */
+/**
+ * Reads each pack in pieces, in order, and verifies its name (the SHA-256 of its bytes,
+ * hashed here as the pieces come), its header against the index, and every blob (on
+ * the codec threads, one job per piece).
+ */
 async function readPacks(
   repo: Repository,
-  packs: { id: string; blobs: PackEntry[] }[],
+  packs: { id: string; size: number; blobs: PackEntry[] }[],
   report: CheckReport,
   fail: Fail,
   onProgress?: (p: CheckProgress) => void,
@@ -232,31 +242,38 @@ async function readPacks(
 ): Promise<void> {
   const progress: CheckProgress = { packsDone: 0, packsTotal: packs.length, bytesDone: 0, bytesTotal: 0 };
   for (const p of packs) progress.bytesTotal += packEnd(p.blobs);
-  await mapLimit(packs, PACKS_AT_ONCE, async ({ id, blobs }) => {
+  await mapLimit(packs, PACKS_AT_ONCE, async ({ id, size, blobs }) => {
     stopIfAborted(signal, `${CHECK_STOPPED} after ${progress.packsDone} of ${progress.packsTotal} packs were read`);
-    let bytes: Buffer;
-    try {
-      bytes = await repo.backend.get(packKey(id));
-    } catch (err) {
-      fail("pack", id, `pack ${packKey(id)} cannot be read: ${(err as Error).message}`);
-      return;
+    const sorted = blobs.map((b, i) => ({ b, i })).sort((x, y) => x.b.offset - y.b.offset);
+    const hash = createHash("sha256");
+    const errors: (string | undefined)[] = new Array(blobs.length);
+    let tail = Buffer.alloc(0);
+    for (const piece of pieces(sorted, size)) {
+      let bytes: Buffer;
+      try {
+        bytes = await repo.backend.get(packKey(id), { offset: piece.start, length: piece.end - piece.start });
+      } catch (err) {
+        fail("pack", id, `pack ${packKey(id)} cannot be read: ${(err as Error).message}`);
+        return;
+      }
+      hash.update(bytes);
+      // The header is read from the last piece before it moves to a codec thread.
+      if (piece.end === size) tail = Buffer.from(bytes.subarray(Math.max(0, bytes.length - TAIL)));
+      if (!piece.blobs.length) continue;
+      const { items } = await repo.pool.openBatch(
+        { buffer: bytes, items: piece.blobs.map(({ b }) => ({ offset: b.offset - piece.start, length: b.length, compression: b.compression, expectId: b.id })), verifyOnly: true },
+        true,
+      );
+      items.forEach((item, k) => (errors[piece.blobs[k].i] = item.error));
     }
     report.packsRead++;
-    // The header is read here, before the pack moves to a worker; its problems are
-    // reported after the name check, which says the most about a damaged pack.
-    const headerProblems: Parameters<Fail>[] = [];
-    compareHeader(repo, id, bytes, blobs, (...args) => headerProblems.push(args), report.warnings);
-    // One job per pack: the worker hashes the pack and authenticates every blob in it.
-    const { items, sha256 } = await repo.pool.openBatch(
-      { buffer: bytes, items: blobs.map((b) => ({ offset: b.offset, length: b.length, compression: b.compression, expectId: b.id })), verifyOnly: true, hash: true },
-      true,
-    );
-    if (sha256 !== id) fail("pack", id, `pack ${packKey(id)} is damaged: its content no longer matches its name`);
-    for (const p of headerProblems) fail(...p);
-    items.forEach((item, i) => {
+    if (hash.digest("hex") !== id) fail("pack", id, `pack ${packKey(id)} is damaged: its content no longer matches its name`);
+    // Its problems are reported after the name check, which says the most about a damaged pack.
+    compareHeader(id, await packHeader(repo, id, size, tail), blobs, fail, report.warnings);
+    errors.forEach((error, i) => {
       const hex = blobs[i].id.toString("hex");
-      if (item.error === undefined) report.blobsRead++;
-      else fail("blob", hex, `blob ${hex} in pack ${id} is damaged: ${item.error}`);
+      if (!error) report.blobsRead++;
+      else fail("blob", hex, `blob ${hex} in pack ${id} is damaged: ${error}`);
     });
     progress.packsDone++;
     progress.bytesDone += packEnd(blobs);
@@ -264,12 +281,41 @@ async function readPacks(
   });
 }
 
-function compareHeader(repo: Repository, id: string, bytes: Buffer, indexed: PackEntry[], fail: Fail, warnings: string[]): void {
-  let header: PackEntry[];
+/**
+ * Cuts a pack of `size` bytes into pieces that cover it whole, in order, each cut at
+ * the start of a blob so that every blob lies in one piece; a piece grows up to PIECE
+ * bytes (or one blob, when a blob is larger). The last piece holds the header.
+ */
+function* pieces<T extends { b: PackEntry }>(sorted: T[], size: number): Generator<{ start: number; end: number; blobs: T[] }> {
+  let start = 0;
+  let end = 0;
+  let blobs: T[] = [];
+  for (const x of sorted) {
+    if (blobs.length && x.b.offset >= end && x.b.offset + x.b.length - start > PIECE) {
+      yield { start, end: x.b.offset, blobs };
+      start = x.b.offset;
+      blobs = [];
+    }
+    blobs.push(x);
+    end = Math.max(end, x.b.offset + x.b.length);
+  }
+  yield { start, end: size, blobs };
+}
+
+/** The pack's header: `PackEntry[]`, or the Error reading it met. `tail` is the pack's last bytes, read already. */
+async function packHeader(repo: Repository, id: string, size: number, tail: Buffer): Promise<PackEntry[] | Error> {
   try {
-    header = readPackHeader(bytes, repo.keyFor);
+    const headerLen = packHeaderLength(tail, size);
+    const sealed = headerLen + 4 <= tail.length ? tail.subarray(tail.length - 4 - headerLen, tail.length - 4) : await repo.backend.get(packKey(id), { offset: size - 4 - headerLen, length: headerLen });
+    return decodePackHeader(sealed, size - 4 - headerLen, repo.keyFor);
   } catch (err) {
-    fail("pack", id, `pack ${id} has a damaged header: ${(err as Error).message}`);
+    return err as Error;
+  }
+}
+
+function compareHeader(id: string, header: PackEntry[] | Error, indexed: PackEntry[], fail: Fail, warnings: string[]): void {
+  if (header instanceof Error) {
+    fail("pack", id, `pack ${id} has a damaged header: ${header.message}`);
     return;
   }
   const inHeader = new Map(header.map((e) => [e.id.toString("hex"), e]));

@@ -93,10 +93,21 @@ export class PackBuilder {
 
 /** Reads the header of a whole pack, checking that the entries tile the data exactly. */
 export function readPackHeader(pack: Buffer, keyFor: (epoch: number) => Buffer | undefined): PackEntry[] {
-  if (pack.length < 4) throw new IntegrityError("pack is truncated");
-  const headerLen = pack.readUInt32LE(pack.length - 4);
-  if (headerLen + 4 > pack.length) throw new IntegrityError("pack header length is out of range");
-  const header = open(pack.subarray(pack.length - 4 - headerLen, pack.length - 4), keyFor);
+  const headerLen = packHeaderLength(pack, pack.length);
+  return decodePackHeader(pack.subarray(pack.length - 4 - headerLen, pack.length - 4), pack.length - 4 - headerLen, keyFor);
+}
+
+/** The length of a pack's encrypted header, from `tail` (at least the pack's last 4 bytes) of a pack `packLength` bytes long. */
+export function packHeaderLength(tail: Buffer, packLength: number): number {
+  if (packLength < 4 || tail.length < 4) throw new IntegrityError("pack is truncated");
+  const headerLen = tail.readUInt32LE(tail.length - 4);
+  if (headerLen + 4 > packLength) throw new IntegrityError("pack header length is out of range");
+  return headerLen;
+}
+
+/** Opens a pack's encrypted header, which starts at `dataLength` in the pack: its entries must tile the data before it exactly. */
+export function decodePackHeader(sealed: Buffer, dataLength: number, keyFor: (epoch: number) => Buffer | undefined): PackEntry[] {
+  const header = open(sealed, keyFor);
   if (header.length % HEADER_ENTRY !== 0) throw new IntegrityError("pack header has a partial entry");
   const entries: PackEntry[] = [];
   let offset = 0;
@@ -107,7 +118,7 @@ export function readPackHeader(pack: Buffer, keyFor: (epoch: number) => Buffer |
     entries.push({ type: type as BlobType, compression: header[at + 1], length, rawLength: header.readUInt32LE(at + 6), id: Buffer.from(header.subarray(at + 10, at + 42)), offset });
     offset += length;
   }
-  if (offset !== pack.length - 4 - headerLen) throw new IntegrityError("pack header does not describe the pack's data exactly");
+  if (offset !== dataLength) throw new IntegrityError("pack header does not describe the pack's data exactly");
   return entries;
 }
 
