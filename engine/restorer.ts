@@ -72,6 +72,12 @@ interface FileJob {
  * 256); an open that still meets EMFILE waits and retries.
  */
 const FILES_AT_ONCE = 16;
+/**
+ * Files planned and restored together: the restore walks the snapshot a second time and
+ * writes each batch as soon as it is planned, so it holds one batch of file jobs and
+ * blob plans, not the whole tree's (a file costs about 1 KiB of them).
+ */
+const FILE_BATCH = 8192;
 /** Read ranges: gaps up to MAX_GAP between needed blobs are read through; a range stops growing at MAX_RANGE (bounds the bytes in flight). */
 const MAX_GAP = 1 << 20;
 const MAX_RANGE = 4 << 20;
@@ -98,8 +104,11 @@ export class Restorer {
   private readonly excludes: PathPatterns;
   private readonly result: RestoreResult = { files: 0, dirs: 0, symlinks: 0, filesSkipped: 0, totalBytes: 0, bytesWritten: 0, deleted: [], verifyErrors: [], warnings: [] };
   private readonly dirs: { dest: string; node: TreeNode }[] = [];
+  /** How many of `dirs` exist in the target already. */
+  private dirsMade = 0;
   private readonly links: { dest: string; node: TreeNode }[] = [];
-  private readonly files: FileJob[] = [];
+  /** The batch of files planned and not yet restored. */
+  private files: FileJob[] = [];
   private readonly keepNames = new Map<string, Set<string>>();
   private readonly progress: RestoreProgress = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 };
   private readonly isRoot = process.getuid?.() === 0;
@@ -116,24 +125,37 @@ export class Restorer {
   }
 
   async restore(treeId: string): Promise<RestoreResult> {
-    await this.plan(treeId, "", this.root, this.includes.empty);
+    // A first walk counts what to restore and refuses a snapshot that cannot be
+    // restored (unsafe names, missing blobs) before anything is written.
+    await this.plan(treeId, "", this.root, this.includes.empty, false);
     this.checkIncludes();
-    this.progress.filesTotal = this.files.length;
+    this.progress.filesTotal = this.result.files;
     this.progress.bytesTotal = this.result.totalBytes;
     if (this.options.dryRun) return this.result;
     await fs.mkdir(this.root, { recursive: true });
     this.realRoot = await fs.realpath(this.root);
-    for (const d of this.dirs) await this.ensureDir(d.dest);
-    await this.restoreFiles();
+    await this.plan(treeId, "", this.root, this.includes.empty, true);
+    await this.restoreBatch();
     for (const l of this.links) await this.restoreLink(l.dest, l.node);
     if (this.options.delete) await this.deleteExtra();
     for (const d of [...this.dirs].reverse()) await this.applyMeta(d.dest, d.node);
-    if (this.options.verify) await this.verify();
     return this.result;
   }
 
-  /** Collects what to restore. `whole` is true when the directory is wholly selected (not just on the way to an include). */
-  private async plan(treeId: string, snapPath: string, destDir: string, whole: boolean): Promise<boolean> {
+  /** Creates the directories planned so far, then restores (and verifies) the files planned so far. */
+  private async restoreBatch(): Promise<void> {
+    for (; this.dirsMade < this.dirs.length; this.dirsMade++) await this.ensureDir(this.dirs[this.dirsMade].dest);
+    await this.restoreFiles();
+    if (this.options.verify) await this.verify();
+    this.files = [];
+  }
+
+  /**
+   * Walks a tree: with `restoring` false it counts what to restore (files, bytes, links,
+   * warnings); with `restoring` true it collects it, restoring every FILE_BATCH files.
+   * `whole` is true when the directory is wholly selected (not just on the way to an include).
+   */
+  private async plan(treeId: string, snapPath: string, destDir: string, whole: boolean, restoring: boolean): Promise<boolean> {
     const tree = await this.loader.load(treeId);
     const seen = new Set<string>();
     let any = false;
@@ -150,37 +172,44 @@ export class Restorer {
       const selected = whole || this.includes.matches(p);
       if (node.type === "dir") {
         if (!node.subtree) continue;
+        // A directory the walk is in when a batch is restored has a file planned in it, so it is kept: only
+        // directories after the last batch's can be dropped here, and `dirsMade` stays right.
         const idx = this.dirs.length;
-        this.dirs.push({ dest, node });
-        const has = await this.plan(node.subtree, p, dest, selected);
-        if (!has && !selected) this.dirs.splice(idx, 1);
-        else {
+        if (restoring) this.dirs.push({ dest, node });
+        const has = await this.plan(node.subtree, p, dest, selected, restoring);
+        if (!has && !selected) {
+          if (restoring) this.dirs.splice(idx, 1);
+        } else {
           any = true;
-          if (selected) this.keep(destDir, node.name);
+          if (selected && restoring) this.keep(destDir, node.name);
         }
         continue;
       }
       if (!selected) continue;
       any = true;
-      this.keep(destDir, node.name);
+      if (restoring) this.keep(destDir, node.name);
       if (node.type === "file") {
         const writes = filePieces(node, (id) => {
           const loc = this.repo.lookup(Buffer.from(id, "hex"));
           if (!loc) throw new CairnError(`blob ${id.slice(0, 16)} of ${p} is missing from the repository; run "cairn check"`);
           return loc.rawLength;
         });
+        if (!restoring) {
+          this.result.files++;
+          this.result.totalBytes += node.size ?? writes.reduce((n, w) => n + w.length, 0);
+          continue;
+        }
         const { name, mode, uid, gid, mtime, size, content, pages } = node;
         this.files.push({ dest, node: { name, mode, uid, gid, mtime, size, content, ...(pages ? { pages } : {}) }, writes, remaining: writes.length });
-        this.result.files++;
-        this.result.totalBytes += node.size ?? writes.reduce((n, w) => n + w.length, 0);
+        if (this.files.length >= FILE_BATCH) await this.restoreBatch();
       } else if (node.type === "symlink") {
-        this.links.push({ dest, node });
-        this.result.symlinks++;
-      } else {
+        if (restoring) this.links.push({ dest, node });
+        else this.result.symlinks++;
+      } else if (!restoring) {
         this.result.warnings.push(`${p}: ${node.type} entries are not restored`);
       }
     }
-    if (whole && this.options.delete) this.keepNames.set(destDir, this.keepNames.get(destDir) ?? new Set());
+    if (whole && restoring && this.options.delete) this.keepNames.set(destDir, this.keepNames.get(destDir) ?? new Set());
     return any;
   }
 
