@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# Cairn runs on Node.js 22 or 24. This prints the shell lines that put such a Node first
+# Cairn runs on Node.js 22 (22.13 or newer) or 24. This prints the shell lines that put such a Node first
 # on PATH, installing Node 24 (or 22) from the npm registry's node-linux-<arch> package
 # into the tool cache (~/.cache/cairn, /opt/cairn for root) when the machine's Node is
 # older; it needs only npm to do that.
 #
-#   eval "$(scripts/node.sh)"      the machine's node when it is 22 or newer, else Node 24
+#   eval "$(scripts/node.sh)"      the machine's node when it is 22.13 or newer, else Node 24
 #   eval "$(scripts/node.sh 24)"   Node 24: the machine's when it is 24, else the cached one
-#   eval "$(scripts/node.sh 22)"   Node 22, the oldest supported, the same way
-#   scripts/node.sh --check        fails, saying what to do, when `node` is older than 22
+#   eval "$(scripts/node.sh 22)"   Node 22, the oldest supported, the same way (a 22 older than 22.13 is not used)
+#   scripts/node.sh --check        fails, saying what to do, when `node` is older than 22.13
 #
 # The printed lines also set npm_config_nodedir to that Node's headers, so node-gyp builds
 # the native modules (zstd-napi, ssh2's crypto binding) without downloading anything.
 set -euo pipefail
 
-floor=22
+# The oldest Node the locked packages all accept (package.json engines; test/node-floor.test.ts).
+floor=22.13.0
 # Root's own cache is under /root, which other users cannot enter, yet the CLI runs as them
 # on this same node (PostgreSQL's restore_command written by `cairn pg`, tests that drop
 # privileges): root installs into /opt/cairn instead.
@@ -26,6 +27,15 @@ pinned() {
     22) echo 22.23.5 ;;
     *) echo "scripts/node.sh: Cairn runs on Node.js 22 or 24, not '$1'" >&2; exit 2 ;;
   esac
+}
+
+machine_version() {
+  command -v node >/dev/null 2>&1 && node -p 'process.versions.node' 2>/dev/null || echo 0.0.0
+}
+
+# True when the version given is the floor or newer.
+meets_floor() {
+  [ "$(printf '%s\n%s\n' "$floor" "$1" | sort -V | head -n 1)" = "$floor" ]
 }
 
 machine_major() {
@@ -68,8 +78,7 @@ install_pinned() {
 
 case ${1:-} in
   --check)
-    major=$(machine_major)
-    if [ "$major" -lt "$floor" ]; then
+    if ! meets_floor "$(machine_version)"; then
       have=$(command -v node >/dev/null 2>&1 && echo "Node.js $(node --version) ($(command -v node))" || echo "no node on PATH")
       echo "Cairn needs Node.js $floor or newer (24 recommended); this shell has $have." >&2
       echo "Put Node 24 first on PATH, then install again:  eval \"\$($self)\" && npm ci" >&2
@@ -77,11 +86,10 @@ case ${1:-} in
     fi
     ;;
   "")
-    major=$(machine_major)
-    if [ "$major" -ge "$floor" ]; then nodedir_for "$(machine_prefix)"; else install_pinned "$(pinned 24)"; fi
+    if meets_floor "$(machine_version)"; then nodedir_for "$(machine_prefix)"; else install_pinned "$(pinned 24)"; fi
     ;;
   *)
     version=$(pinned "$1")
-    if [ "$(machine_major)" = "$1" ]; then nodedir_for "$(machine_prefix)"; else install_pinned "$version"; fi
+    if [ "$(machine_major)" = "$1" ] && meets_floor "$(machine_version)"; then nodedir_for "$(machine_prefix)"; else install_pinned "$version"; fi
     ;;
 esac
