@@ -5,7 +5,7 @@
  */
 import type { Client } from "@temporalio/client";
 import { STANDBY_WORKFLOW, standbyStatusQuery, standbyWorkflowId, type StandbyStatus } from "../workflows/messages.js";
-import { readLongRunning, withTemporal, type LongRunningView } from "./temporal.js";
+import { readLongRunning, runningLongRunning, type LongRunningView } from "./temporal.js";
 
 /** A standby as the API shows it: its workflow's status, whether it runs, and why it ended when it failed. */
 export type StandbyView = LongRunningView<StandbyStatus>;
@@ -24,15 +24,5 @@ export async function readStandby(client: Client, planId: string): Promise<Stand
 
 /** The running standbys, of these plans only when `planIds` is given. */
 export async function runningStandbys(client: Client, planIds?: Set<string>): Promise<StandbyView[]> {
-  const query = `WorkflowType = '${STANDBY_WORKFLOW}' AND ExecutionStatus = 'Running'`;
-  const listed = await withTemporal(client, () => client.workflowService.listWorkflowExecutions({ namespace: client.options.namespace, query, pageSize: 1000 }));
-  const out: StandbyView[] = [];
-  for (const wf of listed.executions ?? []) {
-    const workflowId = wf.execution?.workflowId ?? "";
-    const planId = workflowId.replace(/^standby-/, "");
-    if (planIds && !planIds.has(planId)) continue;
-    const view = await readStandby(client, planId);
-    if (view?.running) out.push(view);
-  }
-  return out;
+  return runningLongRunning(client, STANDBY_WORKFLOW, standbyWorkflowId(""), (planId) => readStandby(client, planId), planIds);
 }

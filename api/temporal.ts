@@ -101,3 +101,23 @@ export async function readLongRunning<S extends { phase: string }>(client: Clien
   );
   return { ...unknown, phase: "stopped", ...base, running: false, error: `${kind.noun} ${desc.status.name.toLowerCase()}: ${error ?? "no reason recorded"}` };
 }
+
+/**
+ * The running workflows of one long-running per-plan kind (standbys, binary log
+ * archivers), read with `read`; of these plans only when `planIds` is given.
+ * `idPrefix` is what precedes the plan id in their workflow ids.
+ */
+export async function runningLongRunning<S>(client: Client, type: string, idPrefix: string, read: (planId: string) => Promise<LongRunningView<S> | undefined>, planIds?: Set<string>): Promise<LongRunningView<S>[]> {
+  const query = `WorkflowType = '${type}' AND ExecutionStatus = 'Running'`;
+  const listed = await withTemporal(client, () => client.workflowService.listWorkflowExecutions({ namespace: client.options.namespace, query, pageSize: 1000 }));
+  const out: LongRunningView<S>[] = [];
+  for (const wf of listed.executions ?? []) {
+    const workflowId = wf.execution?.workflowId ?? "";
+    if (!workflowId.startsWith(idPrefix)) continue;
+    const planId = workflowId.slice(idPrefix.length);
+    if (planIds && !planIds.has(planId)) continue;
+    const view = await read(planId);
+    if (view?.running) out.push(view);
+  }
+  return out;
+}
