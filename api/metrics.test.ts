@@ -180,6 +180,51 @@ describe("renderMetrics: running jobs and workers", () => {
     for (const [i, kind] of JOB_KINDS.entries()) expect(lines).toContain(`cairn_jobs_running{kind="${kind}"} ${i}`);
   });
 
+  it("shows when each kind of job last succeeded, per plan and repository, and how long completed jobs of each kind took", async () => {
+    const plan = { id: "cc03", name: "www", repositoryId: "aa01" } as Parameters<typeof renderMetrics>[0]["plans"][number];
+    const job = (id: string, kind: JobKind, status: "completed" | "failed", startMinute: number, minutes: number, planId: string | null = null): typeof jobs.$inferSelect => ({
+      ...(backup("cc03", 1) as typeof jobs.$inferSelect),
+      id,
+      kind,
+      planId,
+      status,
+      result: status === "completed" ? { errors: [], warnings: [], packsRead: 0 } : null,
+      startedAt: new Date(Date.UTC(2026, 2, 10, 3, startMinute)),
+      finishedAt: new Date(Date.UTC(2026, 2, 10, 3, startMinute + minutes)),
+      steps: null,
+      log: null,
+      attempts: 1,
+      alertsEvaluatedAt: null,
+    });
+    const rows = [
+      job("check-aa01-20260310T030000000Z", "check", "completed", 0, 2),
+      job("check-aa01-20260310T031000000Z", "check", "completed", 10, 4),
+      job("prune-aa01-20260310T032000000Z", "prune", "failed", 20, 1),
+      job("verify-bb02-20260310T033000000Z", "verify", "completed", 30, 1),
+      job("drill-cc03-20260310T034000000Z", "drill", "completed", 40, 30, "cc03"),
+    ];
+    const lines = samples((await renderMetrics({ plans: [plan], repositories: [], jobs: rows, running: Object.fromEntries(JOB_KINDS.map((k) => [k, 0])) as Record<JobKind, number>, queue: { pendingByPriority: { high: 1, normal: 0, low: 3 }, waitingForSlot: 2 } })).body);
+    const at = (minute: number) => Date.UTC(2026, 2, 10, 3, minute) / 1000;
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        `cairn_job_last_success_timestamp_seconds{kind="check",plan_id="",repository_id="aa01"} ${at(14)}`,
+        `cairn_job_last_success_timestamp_seconds{kind="verify",plan_id="",repository_id="bb02"} ${at(31)}`,
+        `cairn_job_last_success_timestamp_seconds{kind="drill",plan_id="cc03",repository_id="aa01"} ${at(70)}`,
+        'cairn_job_duration_seconds_count{kind="check"} 2',
+        'cairn_job_duration_seconds_sum{kind="check"} 360',
+        'cairn_job_duration_seconds_bucket{le="300",kind="check"} 2',
+        'cairn_job_duration_seconds_bucket{le="120",kind="check"} 1',
+        'cairn_job_duration_seconds_count{kind="drill"} 1',
+        'cairn_jobs_finished_total{kind="prune",plan_id="",status="failed"} 1',
+        'cairn_queue_pending_tasks{priority="high"} 1',
+        'cairn_queue_pending_tasks{priority="low"} 3',
+        "cairn_jobs_waiting_for_slot 2",
+      ]),
+    );
+    // A prune that failed has no success to show.
+    expect(lines.filter((l) => l.startsWith("cairn_job_") && l.includes('kind="prune"'))).toEqual([]);
+  });
+
   it("shows each fresh worker's CPU, memory, disk and activities, and only the last report time of a stale one", async () => {
     const lines = samples((await renderMetrics({ plans: [], repositories: [], jobs: [], workers: [report("7@backup-1", 5), report("9@backup-1", 3600)], now })).body);
     const fresh = 'worker="7@backup-1",host="backup-1"';
@@ -196,5 +241,38 @@ describe("renderMetrics: running jobs and workers", () => {
       ]),
     );
     expect(lines.filter((l) => l.includes("9@backup-1"))).toHaveLength(1);
+  });
+});
+
+describe("renderMetrics: binary log archivers", () => {
+  it("shows each running archiver's lag, recovery point and last look, for plans in the catalog only", async () => {
+    const plan = { id: "ff06", name: "shop", repositoryId: "aa01" } as Parameters<typeof renderMetrics>[0]["plans"][number];
+    const archivedThrough = "2026-03-10T11:59:00.000Z";
+    const lastCheckedAt = "2026-03-10T11:59:40.000Z";
+    const lines = samples(
+      (
+        await renderMetrics({
+          plans: [plan],
+          repositories: [],
+          jobs: [],
+          binlogArchivers: [
+            { planId: "ff06", lagBytes: 4096, lagSeconds: 40, archivedThrough, lastCheckedAt },
+            { planId: "gone", lagBytes: 1, lagSeconds: 1, archivedThrough, lastCheckedAt },
+          ],
+        })
+      ).body,
+    );
+    const labels = 'plan_id="ff06",plan="shop"';
+    expect(lines.filter((l) => l.startsWith("cairn_binlog_archive_")).sort()).toEqual(
+      [
+        `cairn_binlog_archive_lag_bytes{${labels}} 4096`,
+        `cairn_binlog_archive_lag_seconds{${labels}} 40`,
+        `cairn_binlog_archive_archived_through_timestamp_seconds{${labels}} ${Date.parse(archivedThrough) / 1000}`,
+        `cairn_binlog_archive_last_check_timestamp_seconds{${labels}} ${Date.parse(lastCheckedAt) / 1000}`,
+      ].sort(),
+    );
+    // An archiver that has not looked yet has no figures to show.
+    const starting = (await renderMetrics({ plans: [plan], repositories: [], jobs: [], binlogArchivers: [{ planId: "ff06" }] })).body;
+    expect(samples(starting).filter((l) => l.startsWith("cairn_binlog_archive_"))).toEqual([]);
   });
 });

@@ -70,7 +70,7 @@ export async function queueView(catalog: Catalog, client: Client, windowHours: n
 }
 
 /** Jobs waiting for a concurrency slot: the waiting lists of the slots workflows (workflows/slots.ts), each job counted once. */
-async function jobsWaitingForSlots(client: Client): Promise<number> {
+export async function jobsWaitingForSlots(client: Client): Promise<number> {
   const waiting = new Set<string>();
   const query = `WorkflowType = '${JOB_SLOTS_WORKFLOW}' AND ExecutionStatus = 'Running'`;
   const listed = await withTemporal(client, () => client.workflowService.listWorkflowExecutions({ namespace: client.options.namespace, query, pageSize: 100 }));
@@ -82,7 +82,7 @@ async function jobsWaitingForSlots(client: Client): Promise<number> {
 }
 
 /** The backlog of the Cairn task queue (workflow and activity tasks), per priority. */
-async function backlogByPriority(client: Client): Promise<Record<PriorityName, number>> {
+export async function backlogByPriority(client: Client): Promise<Record<PriorityName, number>> {
   const counts: Record<PriorityName, number> = { high: 0, normal: 0, low: 0 };
   // @temporalio/proto is CommonJS: Node's ESM loader gives only its default export (vitest is laxer).
   const { TaskQueueType } = proto.temporal.api.enums.v1;
