@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, type FSWatcher, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import proto from "@temporalio/proto";
@@ -184,6 +184,72 @@ describe("maintenance jobs (Temporal dev server + worker + API)", () => {
     expect(packBytes()).toBeLessThan(bytesBefore * 0.75);
     await cairnOk(["check", "-r", bigRepo, "--read-data"]);
   }, 600_000);
+
+  it("a prune cancelled once it deletes finishes deleting and ends completed, its log saying the cancellation came too late", async () => {
+    // A repository whose only snapshot of many small files (two to a pack) is forgotten for an empty one: a prune deletes those packs whole.
+    const lateRepo = path.join(tmp.dir, "late");
+    const lateSrc = path.join(tmp.dir, "late-src");
+    for (let d = 0; d < 20; d++) {
+      mkdirSync(path.join(lateSrc, `d${d}`), { recursive: true });
+      for (let i = 0; i < 100; i++) writeFileSync(path.join(lateSrc, `d${d}`, `f${i}`), randomBytes(1024));
+    }
+    const repo = await Repository.init(new LocalBackend(lateRepo, { fsync: false }), PASSWORD, { kdf: { name: "scrypt", N: 1024, r: 8, p: 1 }, threads: 1, packSize: 2048, compression: "none" });
+    await new Archiver(repo, { host: "box" }).backup([lateSrc]);
+    rmSync(lateSrc, { recursive: true });
+    mkdirSync(lateSrc);
+    await new Archiver(repo, { host: "box" }).backup([lateSrc]);
+    await repo.close();
+    await cairnOk(["forget", "-r", lateRepo, "--keep-last", "1"]);
+    const { id: lateId } = await client.ok<{ id: string }>("POST", "/v1/repositories", {
+      name: "late-over-ssh",
+      url: `sftp:${sshd.username}@127.0.0.1:${sshd.port}${lateRepo}`,
+      password: PASSWORD,
+      credentials: { CAIRN_SFTP_KEY: sshd.clientKey, CAIRN_SFTP_KNOWN_HOSTS: sshd.knownHostsFile },
+    });
+    const dataDir = path.join(lateRepo, "data");
+    const packsOf = () => readdirSync(dataDir).flatMap((d) => readdirSync(path.join(dataDir, d)).map((p) => path.join(d, p)));
+    const before = new Set(packsOf());
+
+    // The SSH server is frozen as soon as the first pack disappears: the prune has written its new index by then
+    // (it deletes nothing before), and hundreds of deletes are still to come.
+    let watcher: FSWatcher | undefined;
+    const deleting = new Promise<void>((resolve) => {
+      watcher = watch(dataDir, { recursive: true }, (_event, name) => {
+        if (!name || !before.has(name) || existsSync(path.join(dataDir, name))) return;
+        signalSshd("SIGSTOP");
+        watcher!.close();
+        resolve();
+      });
+    });
+    let job: Job;
+    try {
+      const { jobId } = await client.ok<{ jobId: string }>("POST", `/v1/repositories/${lateId}/prune`, {});
+      await deleting;
+      expect((await client.call("POST", `/v1/jobs/${jobId}/cancel`)).status).toBe(202);
+      // The job's log (read from Temporal's history, no worker needed) says when the step has the cancellation in hand.
+      for (const deadline = Date.now() + 300_000; ; ) {
+        const logs = await client.ok<{ lines: { message: string }[] }>("GET", `/v1/jobs/${jobId}/logs`);
+        if (logs.lines.some((l) => l.message === "the worker received the cancellation: the step stops at its next safe point")) break;
+        if (Date.now() > deadline) throw new Error(`job ${jobId}'s step never heard the cancellation: ${JSON.stringify(logs)}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(packsOf().length).toBeGreaterThan(before.size / 2);
+      signalSshd("SIGCONT");
+      job = await finished(jobId);
+    } finally {
+      watcher?.close();
+      signalSshd("SIGCONT");
+    }
+    // The repository was pruned: the job says so rather than "cancelled", and its log says why the cancellation did not stop it.
+    expect(job, JSON.stringify(job)).toMatchObject({ status: "completed", kind: "prune" });
+    expect((job.result as { packsDeleted: number }).packsDeleted).toBeGreaterThan(before.size / 2);
+    expect(packsOf().length).toBeLessThan(before.size / 2);
+    const tooLate = expect.stringMatching(/^the cancellation came too late: the prune had written its new index/);
+    expect((job as Job & { warnings: string[] }).warnings).toEqual([tooLate]);
+    const { lines } = await client.ok<{ lines: { level: string; message: string }[] }>("GET", `/v1/jobs/${job.id}/logs`);
+    expect(lines.filter((l) => l.level === "warn").map((l) => l.message)).toContainEqual(tooLate);
+    await cairnOk(["check", "-r", lateRepo, "--read-data"]);
+  }, 900_000);
 
   it("checks a share of the data, verifies a snapshot and copies it into another repository, each a job listed with its kind", async () => {
     const check = await finished((await client.ok<{ jobId: string }>("POST", `/v1/repositories/${bigId}/check`, { readDataSubset: "1/5" })).jobId);

@@ -1,4 +1,4 @@
-import { ActivityCancellationType, allHandlersFinished, condition, proxyActivities } from "@temporalio/workflow";
+import { ActivityCancellationType, allHandlersFinished, CancellationScope, condition, patched, proxyActivities } from "@temporalio/workflow";
 import type { CairnActivities } from "../activities/index.js";
 import {
   PERMANENT_FAILURES,
@@ -57,6 +57,14 @@ export async function verifyWorkflow(input: VerifyInput): Promise<VerifyResult> 
   });
 }
 
+/**
+ * A prune stops for a cancellation until it writes its new index; from then on it
+ * deletes what that index no longer names (stopping half way would leave packs no
+ * index names) and ends as completed, saying why the cancellation did not stop it.
+ */
+const PRUNE_CANCELLED_TOO_LATE =
+  "the cancellation came too late: the prune had written its new index, and from then on it finishes deleting what that index no longer names instead of stopping; the repository is pruned and consistent";
+
 /** Deletes data no snapshot needs and repacks wasteful packs. */
 export async function pruneWorkflow(input: PruneInput): Promise<PruneResult> {
   const status = trackStatus("prune");
@@ -66,6 +74,12 @@ export async function pruneWorkflow(input: PruneInput): Promise<PruneResult> {
       return pruneRepository(input);
     });
     status.phase = "done";
+    // A cancelled prune step that still returned a result had gone past its last stopping point: it pruned, and the job says so.
+    if (CancellationScope.current().consideredCancelled && patched("prune-late-cancellation")) {
+      status.warnings.push(PRUNE_CANCELLED_TOO_LATE);
+      await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+      return { ...result, warnings: [PRUNE_CANCELLED_TOO_LATE] };
+    }
     await condition(allHandlersFinished);
     return result;
   });

@@ -462,6 +462,8 @@ export interface PruneResult {
   snapshotsRemoved?: number;
   /** Archived WAL files deleted with the base backups the retention removed. */
   walFilesExpired?: number;
+  /** Set when a cancellation came after the prune wrote its new index: it finished rather than stop. */
+  warnings?: string[];
 }
 
 /** Verifies one snapshot: every tree it needs, and a share of the packs holding its data read back. */
