@@ -10,7 +10,7 @@
  * numbers are for this machine and this run only.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { statSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { CLI, PASSWORD } from "../test/helpers.js";
 import { asPostgres, cairnCommand, cairnPgOk, clusterAt, initCluster, PG_BIN, pgTempDir, waitFor, type PgCluster } from "../test/postgres.js";
@@ -66,15 +66,88 @@ async function pitrTarget(pg: PgCluster, tool: string): Promise<string> {
   return t;
 }
 
-/** Starts a restored data directory and waits until it takes a write. */
-async function startAndWrite(dir: string): Promise<void> {
+/** Where the time of a point-in-time recovery went (milliseconds), from wall clocks and the server's log. */
+interface PitrSplit {
+  /** The tool's restore command: the base backup's files on disk and recovery set up. */
+  restore: number;
+  /** pg_ctl start until the server logs that it starts point-in-time recovery. */
+  startup: number;
+  /** From there until it logs that recovery stops at the target: every WAL file fetched and replayed. */
+  replay: number;
+  /** Of that, time inside restore_command (from the server's "executing restore command" to its "restored log file"). */
+  fetch: number;
+  /** WAL files restore_command delivered. */
+  files: number;
+  /** Recovery stopped at the target until a write was accepted (end-of-recovery checkpoint, promotion, our polling). */
+  promote: number;
+  total: number;
+}
+
+/** A server log line's time: log_line_prefix '%m ' in UTC (2026-11-30 22:58:01.123 UTC). */
+function logTime(line: string): number | undefined {
+  const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) UTC/.exec(line);
+  return m ? Date.parse(`${m[1]}T${m[2]}Z`) : undefined;
+}
+
+/** Splits the recovery the server logged into `${dir}.log`; `t1` is when pg_ctl start ran, `t2` when a write was accepted. */
+function splitFromLog(dir: string, t0: number, t1: number, t2: number): PitrSplit {
+  const lines = readFileSync(`${dir}.log`, "utf8").split("\n");
+  const at = (re: RegExp) => {
+    const line = lines.find((l) => re.test(l));
+    const t = line && logTime(line);
+    if (!t) throw new Error(`the server log ${dir}.log has no line matching ${re}`);
+    return t;
+  };
+  const begin = at(/starting point-in-time recovery/);
+  const stop = at(/recovery stopping (before|after)/);
+  let fetch = 0;
+  let files = 0;
+  let executing: number | undefined;
+  for (const l of lines) {
+    if (/executing restore command/.test(l)) executing = logTime(l);
+    else if (/restored log file/.test(l) && executing !== undefined) {
+      fetch += (logTime(l) ?? executing) - executing;
+      files++;
+      executing = undefined;
+    } else if (/could not restore file/.test(l) && executing !== undefined) {
+      fetch += (logTime(l) ?? executing) - executing;
+      executing = undefined;
+    }
+  }
+  return { restore: t1 - t0, startup: begin - t1, replay: stop - begin, fetch, files, promote: t2 - stop, total: t2 - t0 };
+}
+
+/**
+ * Starts a restored data directory, waits until it takes a write and splits the time
+ * since `t0` (the restore command's start; `t1` its end). The server logs at DEBUG3 so
+ * that each restore_command call is timed from its "executing restore command" line;
+ * both tools run under the same setting.
+ */
+async function startAndWrite(dir: string, t0: number, t1: number): Promise<PitrSplit> {
   const restored = await clusterAt(dir);
-  await restored.start({ archive_mode: "off" });
+  await restored.start({ archive_mode: "off", log_line_prefix: "%m [%p] ", log_timezone: "UTC", log_min_messages: "debug3" });
   await waitFor("promotion", async () => (await restored.sql("SELECT pg_is_in_recovery()")) === "f", 1_800_000);
   await restored.sql("CREATE TABLE written_after_recovery (i int)");
+  const t2 = Date.now();
   const notes = await restored.sql("SELECT string_agg(note, ',') FROM bench_marker");
   await restored.destroy();
   if (!/before/.test(notes) || /after/.test(notes.split(",").pop() ?? "")) process.stderr.write(`warning: recovered markers ${notes}\n`);
+  const split = splitFromLog(dir, t0, t1, t2);
+  if (process.env.KEEP_LOGS) copyFileSync(`${dir}.log`, path.join(process.env.KEEP_LOGS, path.basename(dir) + ".log"));
+  return split;
+}
+
+/** Times the restore command, then the start until a write; records the split in `r`. */
+async function pitr(r: Record<string, string>, dir: string, restore: () => Promise<unknown>): Promise<void> {
+  const t0 = Date.now();
+  await restore();
+  const t1 = Date.now();
+  const s = await startAndWrite(dir, t0, t1);
+  r.pitr = seconds(s.total);
+  r.pitrRestore = seconds(s.restore);
+  r.pitrStartup = seconds(s.startup);
+  r.pitrReplay = `${seconds(s.replay)} (fetch ${seconds(s.fetch)}, ${s.files} files)`;
+  r.pitrPromote = seconds(s.promote);
 }
 
 async function benchCairn(pg: PgCluster) {
@@ -98,10 +171,7 @@ async function benchCairn(pg: PgCluster) {
     c.wal32 = seconds(await archive32(pg));
     const t = await pitrTarget(pg, "cairn");
     const dir = path.join(tmp.dir, "cairn-restored");
-    c.pitr = seconds(await timed(async () => {
-      await cairnPgOk(r("pg", "restore", "--target-dir", dir, "--time", t));
-      await startAndWrite(dir);
-    }));
+    await pitr(c, dir, () => cairnPgOk(r("pg", "restore", "--target-dir", dir, "--time", t)));
   } finally {
     archiver.kill("SIGTERM");
   }
@@ -128,10 +198,7 @@ async function benchPgBackRest(pg: PgCluster) {
   b.wal32 = seconds(await archive32(pg));
   const t = await pitrTarget(pg, "pgbackrest");
   const dir = path.join(tmp.dir, "pgbackrest-restored");
-  b.pitr = seconds(await timed(async () => {
-    await pgbr("restore", `--pg1-path=${dir}`, "--type=time", `--target=${t}`, "--target-action=promote");
-    await startAndWrite(dir);
-  }));
+  await pitr(b, dir, () => pgbr("restore", `--pg1-path=${dir}`, "--type=time", `--target=${t}`, "--target-action=promote"));
 }
 
 // archive_command is set with ALTER SYSTEM only: a -c setting on the command line would override it.
@@ -164,6 +231,10 @@ const lines = [
     ["second backup, repository growth", "secondGrowth"],
     ["32 WAL segments archived, time", "wal32"],
     ["PITR to a time until it accepts writes", "pitr"],
+    ["- restore of the base backup (files on disk)", "pitrRestore"],
+    ["- server start to recovery begin", "pitrStartup"],
+    ["- WAL replay to the target (fetch + apply)", "pitrReplay"],
+    ["- target reached to a write accepted (promotion)", "pitrPromote"],
   ] as const).map(([label, key]) => `| ${label} | ${row.cairn[key] ?? "not run"} | ${row.pgbackrest[key] ?? "not run"} |`),
 ];
 process.stdout.write(lines.join("\n") + "\n");
