@@ -1,7 +1,9 @@
+import { spawn } from "node:child_process";
 import * as path from "node:path";
 import type { Command } from "commander";
 import { CairnError } from "../engine/errors.js";
-import { clusterSystemId, dropPrefetched, prefetchAfter, takePrefetched, WalArchive } from "../sources/postgres/archive.js";
+import { clusterSystemId, dropPrefetched, takePrefetched, WalArchive } from "../sources/postgres/archive.js";
+import { inRecovery, prefetcherRunning, WalPrefetcher } from "../sources/postgres/prefetch.js";
 import { awaitSpooled, runSpoolArchiver } from "../sources/postgres/spool.js";
 import { walFileKind } from "../sources/postgres/wal.js";
 import { fetchVia } from "../sources/postgres/wal-socket.js";
@@ -37,7 +39,7 @@ export function register(pg: Command): void {
     .argument("<dest>", "where to write it, relative to the data directory (%p)")
     .option("--system-id <id>", "the cluster's database system identifier (default: read from global/pg_control in --pgdata)")
     .option("--pgdata <dir>", "the data directory being recovered (default: the current directory, where restore_command runs)")
-    .option("--prefetch <n>", "also fetch the next n segments into pg_wal/cairn-prefetch, so the next calls need no repository open", "8")
+    .option("--prefetch <n>", "while the data directory is in recovery, start `cairn pg wal-prefetch` (when not running) to serve the next calls and keep n segments fetched ahead; 0: none", "8")
     .option("--via <socket>", "ask the worker serving this socket (a platform standby's <dataDir>.cairn-wal/wal.sock) instead of opening a repository: no repository, password or credentials here")
     .action(async (name: string, dest: string, o: { systemId?: string; pgdata?: string; prefetch: string; via?: string }, cmd: Command) => {
       const opts = globals(cmd);
@@ -58,6 +60,25 @@ export function register(pg: Command): void {
         if (walFileKind(name) === "history") await dropPrefetched(pgdata);
         process.exitCode = 1;
       }
+    });
+
+  pg.command("wal-prefetch")
+    .description("serve restore_command's requests and fetch WAL ahead for a data directory in recovery, until recovery ends (wal-fetch starts it)")
+    .requiredOption("--pgdata <dir>", "the data directory being recovered")
+    .requiredOption("--system-id <id>", "the cluster's database system identifier")
+    .option("--window <n>", "whole segments kept fetched ahead", "8")
+    .action(async (o: { pgdata: string; systemId: string; window: string }, cmd: Command) => {
+      const opts = globals(cmd);
+      const controller = new AbortController();
+      process.once("SIGTERM", () => controller.abort());
+      process.once("SIGINT", () => controller.abort());
+      await withRepository(
+        opts,
+        "none",
+        "wal-prefetch",
+        (repo) => new WalPrefetcher(new WalArchive(repo), { pgdata: path.resolve(o.pgdata), systemId: o.systemId, window: Math.max(0, Number(o.window) || 0), signal: controller.signal }).run(),
+        { loadIndex: false },
+      );
     });
 
   pg.command("archiver")
@@ -109,16 +130,22 @@ async function fetchWal(opts: GlobalOptions, name: string, target: string, pgdat
   if (await takePrefetched(pgdata, name, target)) return true;
   const systemId = o.systemId ?? (await clusterSystemId(pgdata));
   if (!/^\d+$/.test(systemId)) throw new CairnError(`--system-id must be the number pg_controldata prints as "Database system identifier", got ${systemId}`);
-  return withRepository(
-    opts,
-    "none",
-    "wal-fetch",
-    async (repo) => {
-      const archive = new WalArchive(repo);
-      if (!(await archive.fetch(systemId, name, target))) return false;
-      await prefetchAfter(archive, systemId, name, pgdata, Math.max(0, Number(o.prefetch) || 0));
-      return true;
-    },
-    { loadIndex: false },
-  );
+  const found = await withRepository(opts, "none", "wal-fetch", (repo) => new WalArchive(repo).fetch(systemId, name, target), { loadIndex: false });
+  const window = Math.max(0, Number(o.prefetch) || 0);
+  if (window > 0 && (await inRecovery(pgdata)) && !(await prefetcherRunning(pgdata))) startPrefetcher(opts, pgdata, systemId, window);
+  return found;
+}
+
+/**
+ * Starts `cairn pg wal-prefetch` for this recovery, detached: restore_command returns
+ * at once, and the prefetcher outlives it (in its own session, so PostgreSQL's signals
+ * to the startup process's group do not reach it; it stops by itself when recovery ends).
+ */
+function startPrefetcher(opts: GlobalOptions, pgdata: string, systemId: string, window: number): void {
+  const repository = opts.repo ? ["-r", opts.repo] : [];
+  const password = opts.passwordFile ? ["--password-file", path.resolve(opts.passwordFile)] : [];
+  const args = [...process.execArgv, process.argv[1], ...repository, ...password, "pg", "wal-prefetch", "--pgdata", pgdata, "--system-id", systemId, "--window", String(window)];
+  const child = spawn(process.execPath, args, { detached: true, stdio: "ignore", cwd: pgdata });
+  child.on("error", () => undefined);
+  child.unref();
 }

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { isNotFound } from "../../backends/backend.js";
 import { CairnError } from "../../engine/errors.js";
 import type { Repository } from "../../engine/repository.js";
-import { parseSegmentName, readSegmentHeader, segmentName, summarizeSegment, systemIdFromControl, walFileKind, type SegmentHeader, type SegmentSummary, type WalFileKind } from "./wal.js";
+import { readSegmentHeader, summarizeSegment, systemIdFromControl, walFileKind, type SegmentHeader, type SegmentSummary, type WalFileKind } from "./wal.js";
 
 /** What the repository records with each archived WAL file (before its bytes, in the same object). */
 export interface WalFileMeta {
@@ -204,23 +204,4 @@ export async function takePrefetched(pgdata: string, name: string, dest: string)
  */
 export async function dropPrefetched(pgdata: string): Promise<void> {
   await fs.rm(path.join(pgdata, PREFETCH_DIR), { recursive: true, force: true });
-}
-
-/**
- * Fetches the segments after `name` on its timeline (up to `count`, stopping at the
- * first the archive does not have) into the prefetch directory, so the next
- * restore_command calls are served without a repository open each.
- */
-export async function prefetchAfter(archive: WalArchive, systemId: string, name: string, pgdata: string, count: number): Promise<number> {
-  if (walFileKind(name) !== "segment" || count <= 0) return 0;
-  const first = await archive.meta(systemId, name);
-  if (!first?.segmentSize) return 0;
-  const dir = path.join(pgdata, PREFETCH_DIR);
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const { timeline, segno } = parseSegmentName(name, first.segmentSize);
-  const wanted = Array.from({ length: count }, (_, i) => segmentName(timeline, segno + BigInt(i + 1), first.segmentSize!));
-  // Whole segments only: a .partial served now would stand in for the whole segment archived later.
-  const got = await Promise.all(wanted.map((n) => archive.fetch(systemId, n, path.join(dir, n), false).catch(() => false)));
-  const n = got.indexOf(false);
-  return n < 0 ? count : n;
 }

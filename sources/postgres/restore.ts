@@ -7,6 +7,7 @@ import { TreeLoader } from "../../engine/tree.js";
 import { PGDATA_DIR } from "./basebackup.js";
 import type { BaseBackup, RecoveryTarget } from "./recovery.js";
 import { PREFETCH_DIR } from "./archive.js";
+import { PREFETCH_PID } from "./prefetch.js";
 import { formatLsn, systemIdFromControl } from "./wal.js";
 
 export type TargetAction = "promote" | "pause" | "shutdown";
@@ -128,18 +129,31 @@ function q(s: string): string {
   return `"${s.replace(/(["\\$`])/g, "\\$1")}"`;
 }
 
+/** Rounds of 20 ms that restore_command waits for the prefetcher's answer before it runs cairn itself. */
+const PREFETCHER_WAIT_ROUNDS = 3000;
+
 /**
  * restore_command that fetches each WAL file from the repository with `cairn pg
  * wal-fetch`: `program` runs cairn (node and its script), `repository` is where
  * the repository is, and its password is read from `passwordFile` (never on the
- * command line, which any user can see). A segment an earlier call fetched ahead
- * (PREFETCH_DIR, relative to the data directory where restore_command runs) is
- * moved into place by the shell without starting cairn: starting Node and loading
- * the command costs far more than the move, once per segment of a recovery.
+ * command line, which any user can see). Starting Node and opening the repository
+ * costs far more than a WAL file, so the shell first asks the prefetcher that the
+ * first wal-fetch started (prefetch.ts, PREFETCH_DIR relative to the data directory
+ * where restore_command runs): a segment it fetched ahead is moved into place, any
+ * other file is asked for with a `.want` file and its answer awaited. Only when no
+ * prefetcher runs, or it could not read the file, does cairn start.
  */
 export function walFetchCommand(o: { program: string[]; repository: string; passwordFile?: string; systemId: string }): string {
-  const ahead = `${PREFETCH_DIR}/%f`;
-  return `test -f ${ahead} && mv -f ${ahead} "%p" || ` + [...o.program.map(q), "-r", q(o.repository), ...(o.passwordFile ? ["--password-file", q(o.passwordFile)] : []), "pg", "wal-fetch", "--system-id", o.systemId, "%f", '"%p"'].join(" ");
+  const d = PREFETCH_DIR;
+  const take = (file: string) => `test -f ${file} && mv -f ${file} "%p" && exit 0`;
+  const ask = [
+    `p=$(cat ${d}/${PREFETCH_PID} 2>/dev/null)`,
+    `if test -n "$p" && kill -0 "$p" 2>/dev/null && rm -f ${d}/%f.ready ${d}/%f.missing ${d}/%f.error && : > ${d}/%f.want; then n=0; ` +
+      `while test $n -lt ${PREFETCHER_WAIT_ROUNDS} && kill -0 "$p" 2>/dev/null; do ${take(`${d}/%f.ready`)}; ${take(`${d}/%f`)}; ` +
+      `test -f ${d}/%f.missing && rm -f ${d}/%f.missing && exit 1; test -f ${d}/%f.error && break; sleep 0.02; n=$((n+1)); done; rm -f ${d}/%f.want; fi`,
+  ];
+  const cairn = [...o.program.map(q), "-r", q(o.repository), ...(o.passwordFile ? ["--password-file", q(o.passwordFile)] : []), "pg", "wal-fetch", "--system-id", o.systemId, "%f", '"%p"'].join(" ");
+  return [take(`${d}/%f`), ...ask, cairn].join("; ");
 }
 
 /**
