@@ -2,6 +2,7 @@ import * as path from "node:path";
 import type { Command } from "commander";
 import { CairnError } from "../engine/errors.js";
 import { loadSnapshots } from "../engine/snapshot.js";
+import { WalArchive } from "../sources/postgres/archive.js";
 import { ClusterArchive, type Candidate, type RecoveryTarget } from "../sources/postgres/recovery.js";
 import { ensureEmptyTarget, walFetchCommand, writeDataDir, type TargetAction } from "../sources/postgres/restore.js";
 import { parseLsn } from "../sources/postgres/wal.js";
@@ -47,7 +48,7 @@ export function register(pg: Command): void {
           output(opts, explain, () => [`target: ${explain.target}`, `chosen:      ${line(chosen)}`, ...alternatives.map((a) => `alternative: ${line(a)}`)].join("\n"));
           return;
         }
-        const result = await writeDataDir(repo, chosen.backup, { targetDir: dir, target, targetText: text, action: o.targetAction as TargetAction, restoreCommand: restoreCommand(opts, cluster.systemId), delta: o.delta });
+        const result = await writeDataDir(repo, chosen.backup, { targetDir: dir, target, targetText: text, action: o.targetAction as TargetAction, restoreCommand: restoreCommand(opts, cluster.systemId), delta: o.delta, walAhead: { archive: new WalArchive(repo), systemId: cluster.systemId, segments: chosen.chain.segments.filter((n) => cluster.files.has(n)) } });
         const delta = o.delta ? { filesUnchanged: result.filesSkipped, bytesWritten: result.bytesWritten, deleted: result.deleted.map((f) => path.relative(dir, f)) } : {};
         output(opts, { ...explain, targetDir: dir, files: result.files, bytes: result.totalBytes, ...delta }, () =>
           [

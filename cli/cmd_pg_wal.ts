@@ -130,10 +130,10 @@ async function fetchWal(opts: GlobalOptions, name: string, target: string, pgdat
   if (await takePrefetched(pgdata, name, target)) return true;
   const systemId = o.systemId ?? (await clusterSystemId(pgdata));
   if (!/^\d+$/.test(systemId)) throw new CairnError(`--system-id must be the number pg_controldata prints as "Database system identifier", got ${systemId}`);
-  const found = await withRepository(opts, "none", "wal-fetch", (repo) => new WalArchive(repo).fetch(systemId, name, target), { loadIndex: false });
+  // Started first, so that it opens the repository while this call does: the next calls go to it.
   const window = Math.max(0, Number(o.prefetch) || 0);
   if (window > 0 && (await inRecovery(pgdata)) && !(await prefetcherRunning(pgdata))) startPrefetcher(opts, pgdata, systemId, window);
-  return found;
+  return withRepository(opts, "none", "wal-fetch", (repo) => new WalArchive(repo).fetch(systemId, name, target), { loadIndex: false });
 }
 
 /**

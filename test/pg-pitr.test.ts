@@ -1,6 +1,7 @@
-import { writeFileSync, mkdirSync, readdirSync, chownSync, statSync } from "node:fs";
+import { writeFileSync, mkdirSync, readdirSync, chownSync, existsSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PREFETCH_DIR } from "../sources/postgres/archive.js";
 import { PASSWORD } from "./helpers.js";
 import { cairnCommand, cairnPg, cairnPgOk, clusterAt, initCluster, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
 
@@ -70,6 +71,10 @@ describe("cairn pg restore (point-in-time recovery)", () => {
       const out = await cairnPgOk(r("pg", "restore", "--target-dir", dir, ...t.flags));
       expect(out.stdout).toContain("restored base backup");
       expect(statSync(path.join(dir, "recovery.signal")).isFile()).toBe(true);
+      // The first segments recovery asks for are fetched during the restore, whole, under their own names.
+      const ahead = readdirSync(path.join(dir, PREFETCH_DIR));
+      expect(ahead.length).toBeGreaterThan(0);
+      for (const n of ahead) expect(n).toMatch(/^[0-9A-F]{24}$/);
       const restored = await clusterAt(dir);
       try {
         await restored.start({ archive_mode: "off" });
@@ -78,6 +83,8 @@ describe("cairn pg restore (point-in-time recovery)", () => {
         expect(notes).toContain(t.before);
         expect(notes).not.toContain(t.after);
         expect(notes).toContain("base");
+        // The prefetcher that served recovery stops with it and leaves nothing in pg_wal.
+        await waitFor("the prefetcher to stop", async () => !existsSync(path.join(dir, PREFETCH_DIR)), 30_000);
       } finally {
         await restored.destroy();
       }

@@ -80,6 +80,8 @@ export class WalPrefetcher {
   private readonly notBefore = new Map<string, number>();
   private lastActivity = Date.now();
   private stopped = false;
+  /** Segments being fetched ahead now. */
+  private readonly inFlight = new Map<string, Promise<boolean>>();
 
   constructor(
     private readonly archive: WalArchive,
@@ -180,9 +182,10 @@ export class WalPrefetcher {
       const kind = walFileKind(name);
       if (!kind || kind === "partial") throw new Error(`${name} is not a WAL file restore_command asks for`);
       if (kind === "segment") await this.moveTo(name);
-      if (!present.has(name) || kind !== "segment") {
-        if (!(await this.archive.fetch(this.o.systemId, name, `${base}.ready`))) await fs.writeFile(`${base}.missing`, "");
-      }
+      // A segment on its way ahead is awaited rather than read twice; restore_command takes it when it lands.
+      const ahead = kind === "segment" && !present.has(name) ? this.inFlight.get(name) : undefined;
+      const there = (kind === "segment" && present.has(name)) || (ahead && (await ahead));
+      if (!there && !(await this.archive.fetch(this.o.systemId, name, `${base}.ready`))) await fs.writeFile(`${base}.missing`, "");
     } catch (err) {
       await fs.writeFile(`${base}.error`, (err as Error).message).catch(() => undefined);
     }
@@ -191,44 +194,45 @@ export class WalPrefetcher {
 
   /** Keeps the window after `last` filled with whole segments, PARALLEL at a time. */
   private async fetchAhead(): Promise<void> {
-    while (!this.stopped) {
-      const next = await this.nextToFetch();
-      if (!next.length) {
-        await new Promise((r) => setTimeout(r, POLL_MS * 4));
-        continue;
-      }
-      await Promise.all(next.map((n) => this.fetchOne(n)));
-    }
-  }
-
-  private async nextToFetch(): Promise<string[]> {
-    if (!this.last || this.o.window <= 0) return [];
-    const { timeline, segno } = parseSegmentName(this.last.name, this.last.segmentSize);
-    const out: string[] = [];
-    for (let i = 1; i <= this.o.window && out.length < PARALLEL; i++) {
-      const n = segmentName(timeline, segno + BigInt(i), this.last.segmentSize);
-      if (this.fetched.has(n)) continue;
-      if ((this.notBefore.get(n) ?? 0) > Date.now()) break;
-      out.push(n);
-    }
-    return out;
-  }
-
-  private async fetchOne(name: string): Promise<void> {
-    const dest = path.join(this.dir, name);
-    try {
-      // Whole segments only: a .partial served now would stand in for the whole segment archived later.
-      if (await this.archive.fetch(this.o.systemId, name, dest, false)) {
-        this.fetched.add(name);
-        this.notBefore.delete(name);
-        // Moved past while it was on its way: it will not be asked for.
-        if (this.last && (name.slice(0, 8) !== this.last.name.slice(0, 8) || name <= this.last.name)) {
-          await fs.rm(dest, { force: true });
+    await Promise.all(
+      Array.from({ length: PARALLEL }, async () => {
+        while (!this.stopped) {
+          const next = this.nextToFetch();
+          if (next) await this.fetchOne(next);
+          else await new Promise((r) => setTimeout(r, POLL_MS * 4));
         }
-      } else this.notBefore.set(name, Date.now() + RETRY_MISSING_MS);
-    } catch {
-      // The directory went away (recovery ended) or the repository failed: a request for it will say.
+      }),
+    );
+  }
+
+  private nextToFetch(): string | undefined {
+    if (!this.last || this.o.window <= 0) return undefined;
+    const { timeline, segno } = parseSegmentName(this.last.name, this.last.segmentSize);
+    for (let i = 1; i <= this.o.window; i++) {
+      const n = segmentName(timeline, segno + BigInt(i), this.last.segmentSize);
+      if (this.fetched.has(n) || this.inFlight.has(n)) continue;
+      if ((this.notBefore.get(n) ?? 0) > Date.now()) return undefined;
+      return n;
+    }
+    return undefined;
+  }
+
+  private async fetchOne(name: string): Promise<boolean> {
+    const dest = path.join(this.dir, name);
+    // Whole segments only: a .partial served now would stand in for the whole segment archived later.
+    const fetching = this.archive.fetch(this.o.systemId, name, dest, false).catch(() => false);
+    this.inFlight.set(name, fetching);
+    const ok = await fetching;
+    this.inFlight.delete(name);
+    if (ok) {
+      this.fetched.add(name);
+      this.notBefore.delete(name);
+      // Moved past while it was on its way: it will not be asked for.
+      if (this.last && (name.slice(0, 8) !== this.last.name.slice(0, 8) || name < this.last.name)) await fs.rm(dest, { force: true });
+    } else {
+      // Not archived (yet), or the directory went away as recovery ended: a request for it will say which.
       this.notBefore.set(name, Date.now() + RETRY_MISSING_MS);
     }
+    return ok;
   }
 }

@@ -6,7 +6,7 @@ import { Restorer, type RestoreResult } from "../../engine/restorer.js";
 import { TreeLoader } from "../../engine/tree.js";
 import { PGDATA_DIR } from "./basebackup.js";
 import type { BaseBackup, RecoveryTarget } from "./recovery.js";
-import { PREFETCH_DIR } from "./archive.js";
+import { PREFETCH_DIR, type WalArchive } from "./archive.js";
 import { PREFETCH_PID } from "./prefetch.js";
 import { formatLsn, systemIdFromControl } from "./wal.js";
 
@@ -31,7 +31,16 @@ export interface DataDirOptions {
    * keeps replaying archived WAL as it comes (the target must be latest).
    */
   mode?: "recovery" | "standby";
+  /**
+   * The first WAL segments recovery will ask for, fetched while the base backup is
+   * restored into PREFETCH_DIR: restore_command hands them over at once while the first
+   * wal-fetch starts the prefetcher (prefetch.ts).
+   */
+  walAhead?: { archive: WalArchive; systemId: string; segments: string[] };
 }
+
+/** Segments fetched ahead by the restore itself; the prefetcher takes over from the last of them. */
+export const WAL_AHEAD_AT_RESTORE = 4;
 
 /**
  * Refuses a data directory that is in use or holds anything: recovery writes a whole
@@ -96,7 +105,20 @@ export async function writeDataDir(repo: Repository, backup: BaseBackup, o: Data
   const version = (await loader.load(treeId)).nodes.find((n) => n.name === "PG_VERSION" && n.type === "file");
   if (version) owner = { uid: version.uid, gid: version.gid };
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  // Beside the restore, in a directory of the target's root that the tree has no entry for; a delta restore removes what its tree lacks, so it fetches after.
+  const ahead = path.join(dir, ".cairn-wal-ahead");
+  // Its failure is held until the restore is done (an unheld rejection would end the process).
+  const fetchingAhead = o.walAhead && !o.delta ? fetchWalAhead(o.walAhead, ahead).then(() => undefined, (err: unknown) => err) : undefined;
   const result = await new Restorer(repo, { target: dir, ...(o.delta ? { overwrite: "if-changed" as const, delete: true } : {}) }).restore(treeId);
+  if (o.walAhead) {
+    if (o.delta) await fetchWalAhead(o.walAhead, ahead);
+    else {
+      const failed = await fetchingAhead;
+      if (failed) throw failed;
+    }
+    await fs.rm(path.join(dir, PREFETCH_DIR), { recursive: true, force: true });
+    await fs.rename(ahead, path.join(dir, PREFETCH_DIR));
+  }
   await fs.chmod(dir, 0o700);
   if (process.getuid?.() === 0 && owner) await fs.chown(dir, owner.uid, owner.gid);
   const lines = [
@@ -120,8 +142,19 @@ export async function writeDataDir(repo: Repository, backup: BaseBackup, o: Data
   if (process.getuid?.() === 0 && owner) {
     await fs.chown(signal, owner.uid, owner.gid);
     await fs.chown(auto, owner.uid, owner.gid);
+    if (o.walAhead) {
+      const prefetched = path.join(dir, PREFETCH_DIR);
+      await fs.chown(prefetched, owner.uid, owner.gid);
+      for (const n of await fs.readdir(prefetched)) await fs.chown(path.join(prefetched, n), owner.uid, owner.gid);
+    }
   }
   return result;
+}
+
+/** Fetches whole segments (never a .partial, which a later whole segment replaces) into `dir`, stopping at the first the archive lacks. */
+async function fetchWalAhead(w: NonNullable<DataDirOptions["walAhead"]>, dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  for (const name of w.segments.slice(0, WAL_AHEAD_AT_RESTORE)) if (!(await w.archive.fetch(w.systemId, name, path.join(dir, name), false))) break;
 }
 
 /** One word for the shell that runs restore_command, in double quotes (", \, $ and ` escaped). */
