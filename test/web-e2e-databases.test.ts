@@ -14,8 +14,9 @@ const CHROMIUM = process.env.CAIRN_CHROMIUM ?? "/usr/bin/chromium";
 
 /**
  * The Databases page's binary log archiver controls in Chromium, against a real
- * stack (test/stack.ts) and a real MariaDB server (test/mysql.ts): an admin starts
- * the archiver of a physical MySQL / MariaDB plan, watches it stream the server's
+ * stack (test/stack.ts) and a real MariaDB server (test/mysql.ts): an admin creates
+ * a physical MySQL / MariaDB plan in the editor, starts its archiver from the
+ * Databases page, watches it stream the server's
  * log with its lag, and stops it; a spool directory the execution policy refuses is
  * said in the form; a viewer sees its state but no Start or Stop, and the API
  * refuses them forged. Then the API restarts, which ends every dashboard session:
@@ -41,8 +42,7 @@ describe("dashboard: MySQL / MariaDB binary log archiver, and a session that end
     stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, api: { webDir } });
     adminToken = stack.api.token!;
     admin = apiClient(stack.api);
-    const { id: repositoryId } = await admin.ok<{ id: string }>("POST", "/v1/repositories", { name: "maria", url: path.join(tmp.dir, "repo"), password: PASSWORD });
-    ({ id: planId } = await admin.ok<{ id: string }>("POST", "/v1/plans", { name: "shop-maria", repositoryId, source: { type: "mysql", mode: "physical", url: db.url, password: BACKUP_PASSWORD } }));
+    await admin.ok<{ id: string }>("POST", "/v1/repositories", { name: "maria", url: path.join(tmp.dir, "repo"), password: PASSWORD });
     viewer = await admin.ok<{ id: string; token: string }>("POST", "/v1/tokens", { name: "wall-screen", role: "viewer" });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -80,9 +80,22 @@ describe("dashboard: MySQL / MariaDB binary log archiver, and a session that end
 
   const shot = (page: Page, name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 
-  it("starts the archiver from the Databases page, shows it streaming with its lag, and stops it", async () => {
+  it("creates a physical MariaDB plan in the editor, starts its archiver from the Databases page, shows it streaming with its lag, and stops it", async () => {
     const { page, problems } = await tab();
-    await signIn(page, adminToken, "/#/databases");
+    // The plan, from the editor: a physical MySQL / MariaDB source with its password (sealed; the archiver connects with it).
+    await signIn(page, adminToken, "/#/plans/new");
+    await page.fill("#plan-name", "shop-maria");
+    await page.selectOption("#plan-source", "mysql-physical");
+    await page.fill("#plan-db-url", db.url);
+    await page.fill("#plan-db-password", BACKUP_PASSWORD);
+    await page.uncheck("#plan-scheduled");
+    await shot(page, "00-plan-editor-mariadb");
+    await page.click("#save-plan");
+    await page.waitForURL(/#\/plans\/[0-9a-f]{16}$/);
+    planId = new URL(page.url()).hash.replace("#/plans/", "");
+    expect(await admin.ok<{ source: unknown }>("GET", `/v1/plans/${planId}`)).toMatchObject({ source: { type: "mysql", mode: "physical", url: db.url, passwordStored: true } });
+
+    await page.click("nav >> text=Databases");
     const card = page.locator('section.database[data-plan="shop-maria"]');
     await card.locator(".archiver-none").waitFor();
     await shot(page, "01-archiver-not-running");

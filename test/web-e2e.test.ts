@@ -54,7 +54,7 @@ describe("web dashboard in Chromium", () => {
       args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
     });
     process.stdout.write(`web-e2e screenshots: ${shots}\n`);
-  });
+  }, 300_000); // its own dev server, worker and API: minutes on a busy machine
 
   afterAll(async () => {
     await browser?.close();
@@ -129,6 +129,15 @@ describe("web dashboard in Chromium", () => {
     const [registered] = (await admin.ok<{ repositories: { id: string; name: string; quotaBytes: number }[] }>("GET", "/v1/repositories")).repositories;
     expect(registered).toMatchObject({ name: "local", quotaBytes: 1024 ** 3 });
     expect(existsSync(path.join(tmp.dir, "repo", "config"))).toBe(true);
+    // Its limits, changed in place: two jobs at once, the quota kept.
+    const limits = page.locator('form[data-repository="local"]');
+    await page.click("details.repository-limits summary");
+    expect(await limits.locator(".limit-quota").inputValue()).toBe("1");
+    await limits.locator(".limit-jobs").fill("2");
+    await limits.locator("button[type=submit]").click();
+    await page.locator(".notices", { hasText: "Limits of local saved" }).waitFor();
+    expect((await admin.ok<{ quotaBytes: number; maxConcurrentJobs: number }>("GET", `/v1/repositories/${registered.id}`))).toMatchObject({ quotaBytes: 1024 ** 3, maxConcurrentJobs: 2 });
+    await page.locator("#repositories td", { hasText: /^2$/ }).waitFor();
     await shot(page, "02a-repositories");
 
     // Create the plan in the editor: the folder picked under the policy's source root, run on demand.
@@ -249,6 +258,24 @@ describe("web dashboard in Chromium", () => {
     await page.click("nav >> text=Analytics");
     await page.locator("svg#chart-duration circle").first().waitFor();
     await shot(page, "14-analytics-phone");
+    // Every other page at phone width, each once its content is in, to look at.
+    const phonePages: [string, string][] = [
+      ["Jobs", "#jobs tbody tr"],
+      ["Plans", "#plans .plan-name"],
+      ["Databases", "#databases"],
+      ["Alerts", "#alerts"],
+      ["Repositories", "#repositories a.repository-name"],
+      ["Snapshots", "button.browse-snapshot"],
+      ["Security", "#audit-events tbody tr"],
+    ];
+    for (const [nav, ready] of phonePages) {
+      await page.click(`nav >> text=${nav}`);
+      await page.locator(ready).first().waitFor({ timeout: 60_000 });
+      await shot(page, `14-${nav.toLowerCase()}-phone`);
+    }
+    await page.goto(`${api.url}/#/jobs/${encodeURIComponent(jobId)}`);
+    await page.locator("#job-log li").first().waitFor();
+    await shot(page, "14-job-phone");
 
     // The token was exchanged for a session cookie: HttpOnly (no script reads it), SameSite=Strict, path /, not
     // Secure over plain http, holding a random id and not the token; no storage or URL holds the token.

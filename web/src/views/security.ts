@@ -120,7 +120,7 @@ async function tokensPart(el: HTMLElement, ctx: PageContext): Promise<void> {
                     }
                   }, { class: "revoke-token", "data-token": t.name, "aria-label": `Revoke ${t.name}` }),
           ]),
-        { "aria-label": "API tokens" },
+        { "aria-label": "API tokens", class: "cards-on-phone" },
       );
     });
   }
@@ -197,7 +197,7 @@ async function auditPart(el: HTMLElement, ctx: PageContext): Promise<void> {
             e.source,
             typeof e.details.detail === "string" ? e.details.detail : typeof e.details.status === "number" ? `HTTP ${e.details.status}` : "",
           ]),
-          { "aria-label": "Audit events, newest first" },
+          { "aria-label": "Audit events, newest first", class: "cards-on-phone" },
         ),
       ];
       if (cursor) body.push(h("p", {}, more));
@@ -239,7 +239,7 @@ async function eventsPart(el: HTMLElement): Promise<void> {
             .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
             .join(", "),
         ]),
-        { "aria-label": "Security events, newest first" },
+        { "aria-label": "Security events, newest first", class: "cards-on-phone" },
       );
     });
   replace(

@@ -54,7 +54,7 @@ export async function snapshotsPage(root: HTMLElement, ctx: PageContext, reposit
         });
       return [
         table(
-          [...(browse ? [""] : []), "Snapshot", "Time", "Paths", "Tags", "Files", "Size", ""],
+          [...(browse ? ["Compare"] : []), "Snapshot", "Time", "Paths", "Tags", "Files", "Size", ""],
           newest.map((s) => [
             ...(browse ? [tick(s)] : []),
             h("span", { class: "mono snapshot-id", title: s.id }, shortId(s.id)),
@@ -70,7 +70,7 @@ export async function snapshotsPage(root: HTMLElement, ctx: PageContext, reposit
               actionButton(ctx.session, "restores:create", "Restore…", () => (replace(panel), replace(restoreRow, restoreForm(ctx, chosen, s))), { class: "restore-snapshot" }),
             ),
           ]),
-          { "aria-label": "Snapshots" },
+          { "aria-label": "Snapshots", class: "cards-on-phone" },
         ),
         browse ? h("div", { class: "actions" }, compare) : null,
         panel,
