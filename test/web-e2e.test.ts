@@ -354,7 +354,7 @@ describe("web dashboard in Chromium", () => {
     expect(existsSync(path.join(target, src, "readme.txt"))).toBe(false);
     expect(problems).toEqual([]);
     await page.context().close();
-  });
+  }, 300_000); // downloads, a backup and a restore: minutes on a busy machine
 
   it("offers a viewer no Run and no Restore, refuses a forged run, and returns to sign-in once its token is revoked", async () => {
     const { page, problems } = await tab();
