@@ -3,8 +3,8 @@ import { BackendError, type Backend } from "../backends/backend.js";
 import { credentialProblems, openBackendWith, unsealCredentials, withoutAmbientCredentials, type Credentials } from "../backends/credentials.js";
 import { IntegrityError } from "../engine/crypto.js";
 import { RepositoryNotFoundError, WrongPasswordError } from "../engine/errors.js";
-import { RepositoryLock, type LockOptions } from "../engine/locks.js";
-import { Repository } from "../engine/repository.js";
+import { openRepositoryAt, useRepository, type LockRequest } from "../engine/open.js";
+import type { Repository } from "../engine/repository.js";
 import type { SecretBox } from "../engine/secret-box.js";
 import { destinationRefusal, policyLookup } from "../policy/destinations.js";
 import type { ExecutionPolicy, PolicyRefusal } from "../policy/policy.js";
@@ -70,12 +70,9 @@ export function unsealTarget(target: RepositoryTarget, deps: Pick<ActivityDeps, 
  */
 export async function openRepository(target: RepositoryTarget, deps: ActivityDeps): Promise<Repository> {
   const { password, credentials } = unsealTarget(target, deps);
-  let backend: Backend | undefined;
   try {
-    backend = await backendFor(target, credentials, deps);
-    return await Repository.open(backend, password, { threads: deps.threads, ownsBackend: true });
+    return await openRepositoryAt(await backendFor(target, credentials, deps), password, { threads: deps.threads });
   } catch (err) {
-    await backend?.close?.();
     throw permanentOrSame(err);
   }
 }
@@ -94,19 +91,6 @@ export function permanentOrSame(err: unknown): unknown {
  * activity keeps heartbeating meanwhile); then the attempt fails with LockedError
  * and Temporal retries it with backoff.
  */
-export async function withLockedRepository<T>(
-  target: RepositoryTarget,
-  deps: ActivityDeps,
-  lock: Pick<LockOptions, "exclusive" | "operation" | "retryFor">,
-  fn: (repo: Repository) => Promise<T>,
-): Promise<T> {
-  const repo = await openRepository(target, deps);
-  let held: RepositoryLock | undefined;
-  try {
-    held = await RepositoryLock.acquire(repo, lock);
-    return await fn(repo);
-  } finally {
-    await held?.release().catch(() => undefined);
-    await repo.close();
-  }
+export async function withLockedRepository<T>(target: RepositoryTarget, deps: ActivityDeps, lock: LockRequest, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  return useRepository(await openRepository(target, deps), lock, fn);
 }

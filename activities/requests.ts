@@ -2,6 +2,7 @@ import { ApplicationFailure } from "@temporalio/common";
 import { BackendError } from "../backends/backend.js";
 import { parseRepositoryUrl } from "../backends/url.js";
 import { CairnError, RepositoryNotFoundError, WrongPasswordError } from "../engine/errors.js";
+import { useRepository } from "../engine/open.js";
 import { Repository } from "../engine/repository.js";
 import { loadSnapshots, type SnapshotEntry } from "../engine/snapshot.js";
 import { subtreeAt, TreeLoader } from "../engine/tree.js";
@@ -131,16 +132,13 @@ export function requestActivities(deps: ActivityDeps) {
     /** What a repository is made of (cipher, Object Lock, key age), for compliance reports. */
     async describeRepository(input: DescribeRepositoryInput): Promise<Answer<RepositoryFacts>> {
       return answering(input.repository.url, async () => {
-        const repo = await openRepository(input.repository, deps);
-        try {
+        return useRepository(await openRepository(input.repository, deps), undefined, async (repo) => {
           const { cipher, objectLock, created } = repo.config;
           return {
-            ok: true,
+            ok: true as const,
             value: { cipher, objectLock: objectLock ? { mode: objectLock.mode, days: objectLock.days } : null, keyEpoch: repo.epoch, keyCreatedAt: repo.epochCreatedAt, createdAt: created },
           };
-        } finally {
-          await repo.close();
-        }
+        });
       });
     },
 
@@ -172,12 +170,7 @@ export function requestActivities(deps: ActivityDeps) {
 
 /** Runs `fn` on the repository's snapshots (oldest first) with the repository open. */
 export async function withSnapshots<T>(target: PrepareRestoreInput["repository"], deps: ActivityDeps, fn: (all: SnapshotEntry[], repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await openRepository(target, deps);
-  try {
-    return await fn(await loadSnapshots(repo), repo);
-  } finally {
-    await repo.close();
-  }
+  return useRepository(await openRepository(target, deps), undefined, async (repo) => fn(await loadSnapshots(repo), repo));
 }
 
 function listing(s: SnapshotEntry): SnapshotListing {

@@ -2,9 +2,9 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { copySnapshots, type CopyProgress, type CopyResult } from "../engine/copy.js";
 import { CairnError } from "../engine/errors.js";
-import { RepositoryLock } from "../engine/locks.js";
-import { Repository } from "../engine/repository.js";
-import { backendFor, formatBytes, globals, output, parseDuration, prompt, withRepository, type GlobalOptions } from "./common.js";
+import { openRepositoryAt, withLock } from "../engine/open.js";
+import type { Repository } from "../engine/repository.js";
+import { backendFor, formatBytes, globals, lockRequest, output, prompt, withRepository } from "./common.js";
 
 /** The source repository's options, shared by `copy` and `init --copy-chunker-params`. */
 export interface FromOptions {
@@ -39,12 +39,11 @@ export async function openFromRepository(o: FromOptions): Promise<Repository> {
   const location = o.fromRepo ?? process.env.CAIRN_FROM_REPOSITORY;
   if (!location) throw new CairnError("no source repository given: use --from-repo LOCATION or set CAIRN_FROM_REPOSITORY", 1);
   const backend = await backendFor(location);
-  try {
-    return await Repository.open(backend, await readFromPassword(o), { ownsBackend: true });
-  } catch (err) {
+  const password = await readFromPassword(o).catch(async (err: unknown) => {
     await backend.close?.();
     throw err;
-  }
+  });
+  return openRepositoryAt(backend, password);
 }
 
 export function register(program: Command): void {
@@ -61,25 +60,20 @@ export function register(program: Command): void {
       : undefined;
     const from = await openFromRepository(o);
     try {
-      const result = await withRepository(opts, "shared", "copy", async (to) => {
-        const lock = await lockSource(from, opts);
-        try {
-          return await copySnapshots(from, to, { snapshotIds: refs, onProgress });
-        } finally {
-          if (live) process.stderr.write("\r\x1b[K");
-          await lock?.release().catch(() => undefined);
-        }
-      });
+      const result = await withRepository(opts, "shared", "copy", (to) =>
+        withLock(from, lockRequest(opts, "shared", "copy (source)"), async () => {
+          try {
+            return await copySnapshots(from, to, { snapshotIds: refs, onProgress });
+          } finally {
+            if (live) process.stderr.write("\r\x1b[K");
+          }
+        }),
+      );
       output(opts, result, () => describe(result));
     } finally {
       await from.close();
     }
   });
-}
-
-function lockSource(from: Repository, opts: GlobalOptions): Promise<RepositoryLock> | undefined {
-  if (opts.lock === false) return undefined;
-  return RepositoryLock.acquire(from, { exclusive: false, operation: "copy (source)", retryFor: opts.retryLock ? parseDuration(opts.retryLock) : 0 });
 }
 
 function describe(r: CopyResult): string {

@@ -3,8 +3,8 @@ import type { Command } from "commander";
 import type { Backend } from "../backends/backend.js";
 import { openBackend } from "../backends/url.js";
 import { CairnError } from "../engine/errors.js";
-import { RepositoryLock } from "../engine/locks.js";
-import { Repository, type OpenOptions } from "../engine/repository.js";
+import { withRepositoryAt, type LockRequest } from "../engine/open.js";
+import type { OpenOptions, Repository } from "../engine/repository.js";
 
 /** Options every command accepts (declared on the root program). */
 export interface GlobalOptions {
@@ -98,22 +98,13 @@ export type LockMode = "none" | "shared" | "exclusive";
 export async function withRepository<T>(opts: GlobalOptions, lock: LockMode, operation: string, fn: (repo: Repository) => Promise<T>, openOptions: OpenOptions = {}): Promise<T> {
   const backend = await backendFor(opts.repo);
   const password = await readPassword(opts);
-  const repo = await Repository.open(backend, password, openOptions);
-  let held: RepositoryLock | undefined;
-  try {
-    if (lock !== "none" && opts.lock !== false) {
-      held = await RepositoryLock.acquire(repo, {
-        exclusive: lock === "exclusive",
-        operation,
-        retryFor: opts.retryLock ? parseDuration(opts.retryLock) : 0,
-      });
-    }
-    return await fn(repo);
-  } finally {
-    await held?.release().catch(() => undefined);
-    await repo.close();
-    await backend.close?.();
-  }
+  return withRepositoryAt(backend, password, { ...openOptions, lock: lockRequest(opts, lock, operation) }, fn);
+}
+
+/** The lock a command takes: none with "none" or --no-lock; --retry-lock says how long to wait for it. */
+export function lockRequest(opts: GlobalOptions, lock: LockMode, operation: string): LockRequest | undefined {
+  if (lock === "none" || opts.lock === false) return undefined;
+  return { exclusive: lock === "exclusive", operation, retryFor: opts.retryLock ? parseDuration(opts.retryLock) : 0 };
 }
 
 /** Thrown by writeStdout once the reader of standard output has gone (`cairn ... | head`): the command ends quietly. */

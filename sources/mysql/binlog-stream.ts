@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isNotFound } from "../../backends/backend.js";
 import { CairnError } from "../../engine/errors.js";
-import { RepositoryLock } from "../../engine/locks.js";
+import { withLock } from "../../engine/open.js";
 import type { Repository } from "../../engine/repository.js";
 import { loadSnapshots } from "../../engine/snapshot.js";
 import { binlogArchives, binlogSequence as sequence, requireLogBin, storeBinlogs } from "./binlog-store.js";
@@ -292,12 +292,9 @@ export async function streamBinlogs(repo: Repository, o: BinlogStreamOptions): P
 
 /** Archives closed logs from the spool as one binary log archive snapshot (under a shared lock, as binlog-archive takes). */
 async function archiveClosed(repo: Repository, server: string, o: BinlogStreamOptions, files: { name: string; size: number }[]): Promise<void> {
-  const lock = await RepositoryLock.acquire(repo, { exclusive: false, operation: "continuous binary log archive", retryFor: 60_000 });
-  try {
-    await storeBinlogs(repo, server, o.spool, files, { tags: o.tags, host: o.host, check: "prefix" });
-  } finally {
-    await lock.release().catch(() => undefined);
-  }
+  await withLock(repo, { exclusive: false, operation: "continuous binary log archive", retryFor: 60_000 }, () =>
+    storeBinlogs(repo, server, o.spool, files, { tags: o.tags, host: o.host, check: "prefix" }),
+  );
 }
 
 /** Bytes [from, to) of a spooled log. */
