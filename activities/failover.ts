@@ -389,14 +389,19 @@ export function failoverActivities(deps: ActivityDeps) {
       // The plan's user and password sign in through PgBouncer; the old primary itself is not reached here.
       const plan = { ...parseConnectionUrl(input.source.url), password: unsealPassword(input.source.sealedPassword, deps) };
       const adminUrl = spec.adminUrl ? await pgbouncerAdminUrl(spec.adminUrl) : undefined;
-      const checkPidfile = async (pidfile: string) => {
-        const refusal = await realPathRefusal(deps.policy, "failover", pidfile, "PgBouncer's pidfile");
+      // Where the check write signs in with the plan's password (PgBouncer's listen_addr), judged like any
+      // server the worker reaches, and the pidfile to be signalled, judged like the configuration file.
+      let listenAddress = "";
+      const vet = async (settings: PgbouncerSettings, signal: boolean) => {
+        listenAddress = await allowedAddress(settings.host, deps);
+        if (!signal || !settings.pidfile) return;
+        const refusal = await realPathRefusal(deps.policy, "failover", settings.pidfile, "PgBouncer's pidfile");
         if (refusal) throw policyFailure(refusal);
       };
       let before: string;
       let listen: PgbouncerSettings;
       try {
-        ({ before, settings: listen } = await switchPgbouncer({ ...spec, adminUrl }, host, port, connectionEnv(plan.password), checkPidfile));
+        ({ before, settings: listen } = await switchPgbouncer({ ...spec, adminUrl }, host, port, connectionEnv(plan.password), vet));
       } catch (err) {
         if (err instanceof ApplicationFailure) throw err;
         throw refused(`the PgBouncer switch failed: ${(err as Error).message}. ${byHand} (set the [databases] entry ${spec.database} in ${spec.configFile} to host=${host} port=${port}, then RELOAD)`);
@@ -405,11 +410,12 @@ export function failoverActivities(deps: ActivityDeps) {
       u.hostname = listen.host;
       u.port = String(listen.port);
       u.pathname = `/${encodeURIComponent(spec.database)}`;
+      const through = pinnedUrl(u.toString(), listenAddress);
       const env = connectionEnv(plan.password);
       const deadline = Date.now() + 120_000;
       for (;;) {
         ctx.heartbeat();
-        const wrote = await query(quickUrl(u.toString(), 5), `CREATE TABLE IF NOT EXISTS ${CHECK_TABLE} (at timestamptz NOT NULL DEFAULT now(), reason text); INSERT INTO ${CHECK_TABLE} (reason) VALUES ('through PgBouncer')`, env).then(
+        const wrote = await query(quickUrl(through, 5), `CREATE TABLE IF NOT EXISTS ${CHECK_TABLE} (at timestamptz NOT NULL DEFAULT now(), reason text); INSERT INTO ${CHECK_TABLE} (reason) VALUES ('through PgBouncer')`, env).then(
           () => undefined,
           (err: Error) => err,
         );

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { pgbouncerSettings, pointDatabase, switchPgbouncer } from "./cutover.js";
+import { pgbouncerSettings, pointDatabase, switchPgbouncer, type PgbouncerSettings } from "./cutover.js";
 
 const CONFIG = `[databases]
 ; the application's entry
@@ -54,11 +54,24 @@ describe("PgBouncer cut-over", () => {
     it("refuses a pidfile the caller's policy refuses, before the configuration changes", async () => {
       writeFileSync(configFile, config);
       writeFileSync(pidfile, `${process.pid}\n`);
-      const refuse = async (p: string) => {
-        throw new Error(`refused: ${p}`);
+      const refuse = async (settings: PgbouncerSettings, signal: boolean) => {
+        if (signal && settings.pidfile) throw new Error(`refused: ${settings.pidfile}`);
       };
       await expect(switchPgbouncer(spec, "127.0.0.1", 5433, undefined, refuse)).rejects.toThrow(`refused: ${pidfile}`);
       expect(readFileSync(configFile, "utf8")).toBe(config);
+    });
+
+    it("shows the caller where it will sign in before anything changes, and changes nothing when that is refused", async () => {
+      writeFileSync(configFile, config.replace("listen_addr = *", "listen_addr = 10.9.8.7"));
+      const before = readFileSync(configFile, "utf8");
+      const seen: [string, number, boolean][] = [];
+      const refuseAddress = async (settings: PgbouncerSettings, signal: boolean) => {
+        seen.push([settings.host, settings.port, signal]);
+        throw new Error(`address refused: ${settings.host}`);
+      };
+      await expect(switchPgbouncer({ ...spec, adminUrl: "postgresql://admin@127.0.0.1:6432/pgbouncer" }, "127.0.0.1", 5433, undefined, refuseAddress)).rejects.toThrow("address refused: 10.9.8.7");
+      expect(seen).toEqual([["10.9.8.7", 6433, false]]);
+      expect(readFileSync(configFile, "utf8")).toBe(before);
     });
 
     it("signals only a pgbouncer: a pidfile naming another process is refused and that process is left alone", async () => {
@@ -67,7 +80,7 @@ describe("PgBouncer cut-over", () => {
       try {
         writeFileSync(pidfile, `${other.pid}\n`);
         const seen: string[] = [];
-        const allow = async (p: string) => void seen.push(p);
+        const allow = async (settings: PgbouncerSettings, signal: boolean) => void (signal && settings.pidfile && seen.push(settings.pidfile));
         await expect(switchPgbouncer(spec, "127.0.0.1", 5433, undefined, allow)).rejects.toThrow(`names pid ${other.pid}, which is sleep, not pgbouncer; nothing was signalled`);
         expect(seen).toEqual([pidfile]);
         // SIGHUP would have ended sleep: it still runs.

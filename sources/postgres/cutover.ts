@@ -78,25 +78,27 @@ export function pgbouncerSettings(configText: string): PgbouncerSettings {
 /**
  * Points the entry at host:port and makes PgBouncer read its configuration again:
  * RELOAD on the admin console when adminUrl is given, else SIGHUP to the pid in
- * its pidfile, once checkPidfile (the caller's policy) let that file be read and
- * /proc says the pid is a pgbouncer. The file is rewritten in place (same owner
- * and mode). Returns the entry as it was, for the result and for undoing by hand,
- * and PgBouncer's settings as the file said them.
+ * its pidfile once /proc says the pid is a pgbouncer. Before anything changes,
+ * `vet` (the caller's policy) sees the settings the file names: the address the
+ * caller will sign in to, and the pidfile when it is to be followed (`signal`).
+ * The file is rewritten in place (same owner and mode). Returns the entry as it
+ * was, for the result and for undoing by hand, and PgBouncer's settings as the
+ * file said them.
  */
 export async function switchPgbouncer(
   spec: { configFile: string; database: string; adminUrl?: string },
   host: string,
   port: number,
   env: NodeJS.ProcessEnv | undefined,
-  checkPidfile: (pidfile: string) => Promise<void>,
+  vet: (settings: PgbouncerSettings, signal: boolean) => Promise<void>,
 ): Promise<{ before: string; settings: PgbouncerSettings }> {
   const text = await fs.readFile(spec.configFile, "utf8").catch((err: NodeJS.ErrnoException) => {
     throw new CairnError(`cannot read PgBouncer's configuration ${spec.configFile}: ${err.code ?? err.message}`);
   });
   const settings = pgbouncerSettings(text);
   const next = pointDatabase(text, spec.database, host, port);
-  // Refused before anything changes: a pidfile the policy does not allow is neither read nor followed.
-  if (!spec.adminUrl && settings.pidfile) await checkPidfile(settings.pidfile);
+  // Refused before anything changes: an address or a pidfile the policy does not allow is neither reached nor followed.
+  await vet(settings, !spec.adminUrl);
   await fs.writeFile(spec.configFile, next.text);
   if (spec.adminUrl) {
     await query(spec.adminUrl, "RELOAD", env).catch((err: Error) => {
