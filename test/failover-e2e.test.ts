@@ -77,6 +77,16 @@ describe("PostgreSQL failover (API + Temporal + two clusters + PgBouncer + pgben
     ...more,
   });
 
+  it("refuses a PgBouncer admin URL with a password in it, which would reach the audit log and history in clear", async () => {
+    const secret = "hunter2-in-the-url";
+    const answer = await client.call<{ detail?: string }>("POST", "/v1/failovers", request({ cutover: { type: "pgbouncer", configFile: bouncer.configFile, database: "bench", adminUrl: `postgresql://admin:${secret}@127.0.0.1:${bouncer.port}/pgbouncer` } }));
+    expect(answer.status).toBe(400);
+    expect(JSON.stringify(answer.body)).toContain("give the password in the password field, not in the URL");
+    expect(JSON.stringify(answer.body)).not.toContain(secret);
+    const audit = await client.ok<{ items: unknown[] }>("GET", "/v1/audit?limit=50");
+    expect(JSON.stringify(audit)).not.toContain(secret);
+  });
+
   it("refuses a standby behind the RPO limit, saying the lag; a dry run says what it would do and changes nothing", async () => {
     await standby.sql("SELECT pg_wal_replay_pause()");
     await primary.sql("INSERT INTO ledger VALUES (-1)", "bench");
