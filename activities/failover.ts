@@ -19,6 +19,7 @@ import { WAL_SOCKET, type WalSocketServer } from "../sources/postgres/wal-socket
 import { openRepository, policyFailure, type ActivityDeps } from "./repository.js";
 import { allowedAddress, openConnection, unsealPassword } from "./postgres.js";
 import { serveStandbyWal, walSocketDir } from "./standby.js";
+import { loopbackUrl } from "./recovery.js";
 
 const invalid = (message: string) => ApplicationFailure.nonRetryable(message, PERMANENT_FAILURES.invalidRequest);
 /** A failover stopped on purpose: the message says what was (not) done and what to do. */
@@ -65,12 +66,7 @@ export interface CutoverOutcome {
 
 /** The standby, or the restored copy, as the plan's user reaches it on the worker's loopback. */
 function localConnection(input: FailoverInput, port: number, deps: ActivityDeps): PgConnection {
-  const c = parseConnectionUrl(input.source.url);
-  const u = new URL(c.url);
-  u.hostname = "127.0.0.1";
-  u.port = String(port);
-  for (const key of [...u.searchParams.keys()]) if (key !== "connect_timeout") u.searchParams.delete(key);
-  return { ...c, host: "127.0.0.1", port, url: u.toString(), password: unsealPassword(input.source.sealedPassword, deps) };
+  return { ...parseConnectionUrl(input.source.url), host: "127.0.0.1", port, url: loopbackUrl(input.source.url, port), password: unsealPassword(input.source.sealedPassword, deps) };
 }
 
 /**

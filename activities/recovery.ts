@@ -67,12 +67,16 @@ export async function recoveryWindowOf(repo: Repository, snapshots: SnapshotEntr
 
 /** The recovered server as the plan's user reaches it: same roles and passwords as the server it was copied from. */
 export function recoveredConnection(input: Pick<RecoveryInput, "source" | "into">, deps: ActivityDeps): { url: string; env: NodeJS.ProcessEnv } {
-  const c = parseConnectionUrl(input.source.url);
-  const u = new URL(c.url);
+  return { url: loopbackUrl(input.source.url, input.into.port), env: connectionEnv(input.source.sealedPassword ? deps.secretBox.open(input.source.sealedPassword) : undefined) };
+}
+
+/** The plan's URL (user, database, connect_timeout) pointed at a server this worker runs on a loopback port; its other parameters dropped. */
+export function loopbackUrl(planUrl: string, port: number): string {
+  const u = new URL(parseConnectionUrl(planUrl).url);
   u.hostname = "127.0.0.1";
-  u.port = String(input.into.port);
+  u.port = String(port);
   for (const key of [...u.searchParams.keys()]) if (key !== "connect_timeout") u.searchParams.delete(key);
-  return { url: u.toString(), env: connectionEnv(input.source.sealedPassword ? deps.secretBox.open(input.source.sealedPassword) : undefined) };
+  return u.toString();
 }
 
 /** The owner of the data directory: the server runs as it (PostgreSQL refuses to run as root). */
