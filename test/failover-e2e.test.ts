@@ -54,7 +54,7 @@ describe("PostgreSQL failover (API + Temporal + two clusters + PgBouncer + pgben
     client = apiClient(stack.api);
     const { id: repositoryId } = await client.ok<{ id: string }>("POST", "/v1/repositories", { name: "pg", url: repo, password: PASSWORD });
     ({ id: planId } = await client.ok<{ id: string }>("POST", "/v1/plans", { name: "primary", repositoryId, source: { type: "postgres", mode: "physical", url: primary.url } }));
-  }, 300_000);
+  }, 600_000);
 
   afterAll(async () => {
     await bouncer?.stop();
