@@ -36,6 +36,7 @@ describe("nsToSeconds", () => {
  */
 describe("Restorer over more files than one batch", () => {
   const FILES = 9000;
+  const fileBatch = 4096;
 
   async function crafted(last: TreeNode[]): Promise<{ repo: Repository; tree: string }> {
     const repo = await Repository.init(new MemBackend(), "pw", { kdf: FAST_KDF, threads: 0 });
@@ -55,7 +56,7 @@ describe("Restorer over more files than one batch", () => {
     const target = mkdtempSync(path.join(tmpdir(), "cairn-batches-"));
     try {
       const { repo, tree } = await crafted([{ name: "last.txt", type: "file" } as TreeNode]);
-      const result = await new Restorer(repo, { target, verify: true }).restore(tree);
+      const result = await new Restorer(repo, { target, verify: true, fileBatch }).restore(tree);
       expect(result.files).toBe(FILES + 1);
       expect(result.verifyErrors).toEqual([]);
       expect(readdirSync(path.join(target, "a"))).toHaveLength(FILES);
@@ -70,7 +71,7 @@ describe("Restorer over more files than one batch", () => {
     const target = path.join(mkdtempSync(path.join(tmpdir(), "cairn-batches-")), "target");
     try {
       const { repo, tree } = await crafted([{ name: "..", type: "file" } as TreeNode]);
-      await expect(new Restorer(repo, { target }).restore(tree)).rejects.toThrow(/unsafe name/);
+      await expect(new Restorer(repo, { target, fileBatch }).restore(tree)).rejects.toThrow(/unsafe name/);
       expect(existsSync(target)).toBe(false);
       await repo.close();
     } finally {
