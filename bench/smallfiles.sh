@@ -15,10 +15,14 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$HERE")"
 FILES="${FILES:-200000}"
 TMPB="${BENCH_TMP:-/tmp/cairn-smallfiles}"
-RESTIC="${RESTIC:-$HOME/.cache/cairn/bin/restic}"
+# The restic column is restic 0.18.1 (bench/restic18.sh refuses another version); RESTIC names the binary.
+RESTIC18="${RESTIC:-${RESTIC18:-}}"
+[ -n "$RESTIC18" ] || unset RESTIC18
+. "$(dirname "$0")/restic18.sh"
+require_restic18 || exit 1
+RESTIC="$RESTIC18"
 NICE="${NICE:-10}"
 CAIRN=(node "${CAIRN_JS:-$ROOT/bin/cairn.js}")
-[ -x "$RESTIC" ] || { echo "restic not found at $RESTIC (set RESTIC=...)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "GNU time is needed: apt-get install -y time" >&2; exit 1; }
 case "$TMPB" in "$ROOT"*) echo "BENCH_TMP must be outside the checkout" >&2; exit 1 ;; esac
 
