@@ -90,6 +90,19 @@ describe("the WAL prefetcher and restore_command", () => {
     tmp.cleanup();
   });
 
+  it("hands over the segments pg restore fetched ahead, and fills the window after them", async () => {
+    mkdirSync(dir(), { recursive: true });
+    for (const s of [1, 2]) writeFileSync(path.join(dir(), name(1, s)), segment(1, s));
+    await start(2);
+    await until("the window after segment 2", () => [3, 4].every((s) => existsSync(path.join(dir(), name(1, s)))));
+    // Those before it are kept for recovery's first requests, not taken for segments it moved past.
+    expect([1, 2].every((s) => existsSync(path.join(dir(), name(1, s))))).toBe(true);
+    for (let s = 1; s <= 4; s++) {
+      expect(await restoreCommand(command, pgdata, name(1, s))).toBe(0);
+      expect(recovered().equals(segment(1, s))).toBe(true);
+    }
+  });
+
   it("serves each segment byte for byte, the later ones fetched ahead, without starting cairn", async () => {
     await start(3);
     expect(await restoreCommand(command, pgdata, name(1, 1))).toBe(0);
@@ -141,6 +154,8 @@ describe("the WAL prefetcher and restore_command", () => {
     expect(await restoreCommand(command, pgdata, name(1, 1))).toBe(0);
     await until("segments fetched ahead", () => existsSync(path.join(dir(), name(1, 2))));
     rmSync(path.join(pgdata, "recovery.signal"));
+    // PostgreSQL's last requests come after it removed the signal file: they are still answered.
+    expect(await restoreCommand(command, pgdata, "00000001.history")).toBe(1);
     expect(await running).toBe(true);
     running = undefined;
     expect(existsSync(dir())).toBe(false);

@@ -23,14 +23,16 @@ import { parseSegmentName, segmentName, walFileKind } from "./wal.js";
  *
  * A file here is only ever the archive's file of exactly its name for this cluster, and
  * ahead-fetched segments are whole ones: nothing is handed to PostgreSQL for another
- * name or timeline. It stops, removing the directory, when recovery ends (no
- * recovery.signal or standby.signal), the server stops (no postmaster.pid), the
+ * name or timeline. It stops, removing the directory, shortly after recovery ends (no
+ * recovery.signal or standby.signal), when the server stops (no postmaster.pid), the
  * directory is removed, or nothing was asked for IDLE_MS.
  */
 export const PREFETCH_PID = "pid";
 
 /** How long the prefetcher waits for a request before it ends (a recovery paused at its target, say). */
 const IDLE_MS = 5 * 60_000;
+/** How long requests are still answered once recovery has ended. */
+const AFTER_RECOVERY_MS = 5000;
 /** Pause between looks at the directory. */
 const POLL_MS = 15;
 /** How long a segment the archive did not have is left before asking again. */
@@ -80,6 +82,8 @@ export class WalPrefetcher {
   private readonly notBefore = new Map<string, number>();
   private lastActivity = Date.now();
   private stopped = false;
+  /** When the signal file was found gone. */
+  private endedAt?: number;
   /** Segments being fetched ahead now. */
   private readonly inFlight = new Map<string, Promise<boolean>>();
 
@@ -131,7 +135,9 @@ export class WalPrefetcher {
     const segments = (await this.names()).filter((n) => walFileKind(n) === "segment").sort();
     for (const n of segments) this.fetched.add(n);
     const newest = segments.at(-1);
-    if (newest) await this.moveTo(newest);
+    // The window starts after it; the ones before are still to be asked for.
+    const segmentSize = newest && (await this.archive.meta(this.o.systemId, newest))?.segmentSize;
+    if (newest && segmentSize) this.last = { name: newest, segmentSize };
   }
 
   private async moveTo(name: string): Promise<void> {
@@ -155,7 +161,17 @@ export class WalPrefetcher {
   private async alive(): Promise<boolean> {
     if (this.o.signal?.aborted || Date.now() - this.lastActivity > IDLE_MS) return false;
     if ((await fs.readFile(path.join(this.dir, PREFETCH_PID), "utf8").catch(() => "")) !== String(process.pid)) return false;
-    return (await exists(path.join(this.o.pgdata, "postmaster.pid"))) && (await inRecovery(this.o.pgdata));
+    if (!(await exists(path.join(this.o.pgdata, "postmaster.pid")))) return false;
+    if (await inRecovery(this.o.pgdata)) return true;
+    // PostgreSQL removes the signal file before its last requests (the parent timeline's
+    // history, as it writes the new one): those are still answered for a moment, and
+    // nothing fetched ahead is needed any more.
+    if (this.endedAt === undefined) {
+      this.endedAt = Date.now();
+      this.stopped = true;
+      for (const n of await this.names()) if (walFileKind(n) === "segment") await fs.rm(path.join(this.dir, n), { force: true });
+    }
+    return Date.now() - this.endedAt < AFTER_RECOVERY_MS;
   }
 
   /** Answers every `.want`; true when there was one, or a segment fetched ahead was taken. */
