@@ -194,6 +194,7 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
   // A job that did not complete keeps how far it got: its status query when a worker answered it, else the last progress its step signalled.
   if (view.status !== "completed" && view.progress === NO_PROGRESS && history.lastProgress) view.progress = history.lastProgress;
   if (view.status !== "completed" && history.steps.length) view.phase = lastPhase(history.steps, view.phase);
+  if (view.kind === "restore" && view.status === "completed") view.progress = withStepRate(view.progress, history.steps, "restore");
   await catalog
     .insert(jobs)
     .values({
@@ -215,6 +216,13 @@ export async function readJob(catalog: Catalog, client: Client, id: string): Pro
     })
     .onConflictDoNothing();
   return view;
+}
+
+/** A finished job's progress with its rate over the time its step took (its result has the bytes but not the time). */
+function withStepRate(progress: JobProgress, steps: JobStepRecord[], name: string): JobProgress {
+  const step = steps.filter((s) => s.name === name && s.outcome === "completed").at(-1);
+  if (!step || step.durationSeconds <= 0) return progress;
+  return { ...progress, bytesPerSecond: Math.round(progress.bytesDone / step.durationSeconds) };
 }
 
 /** The step a job that did not complete stopped in: the status query's phase when a worker answered, else its last step. */

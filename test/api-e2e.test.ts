@@ -103,6 +103,10 @@ describe("API end to end (Temporal dev server + worker)", () => {
     const restored = await pollJob(full.jobId, (j) => j.status !== "running");
     expect(restored, JSON.stringify(restored)).toMatchObject({ kind: "restore", status: "completed" });
     expect(describeTree(path.join(target, src))).toEqual(withoutSetid(describeTree(src)));
+    // A finished restore keeps its size and the rate it wrote at, not zeros.
+    expect(restored.progress.bytesTotal).toBeGreaterThan(0);
+    expect(restored.progress.bytesDone).toBe(restored.progress.bytesTotal);
+    expect(restored.progress.bytesPerSecond).toBeGreaterThan(0);
 
     const selTarget = path.join(tmp.dir, "restore-selected");
     const sel = await ok<{ jobId: string }>("POST", "/v1/restores", { repositoryId, snapshotId: "latest", target: selTarget, include: ["*.txt"], exclude: ["bottom.txt"] });
