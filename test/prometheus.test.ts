@@ -107,6 +107,9 @@ describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prom
     // The second run is never read through the API: the scrape itself copies it into the catalog.
     const second = await ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
     await new Client({ connection }).workflow.getHandle(second.jobId).result();
+    // A repository's check, a job of another kind: its last success is shown per repository.
+    const check = await pollJob((await ok<{ jobId: string }>("POST", `/v1/repositories/${repositoryId}/check`, {})).jobId, (j) => j.status !== "running");
+    expect(check.status, JSON.stringify(check)).toBe("completed");
     const { token } = await ok<{ token: string }>("POST", "/v1/tokens", { name: "prometheus", role: "viewer" });
 
     prometheus = await startPrometheus([
@@ -127,6 +130,13 @@ describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prom
     await valueOnceEqual(`cairn_repository_size_bytes{repository_id="${repositoryId}",repository="main"}`, result.repositoryStats!.packBytes);
     await valueOnceEqual('cairn_jobs_running{kind="backup"}', 0);
     await valueOnceEqual("cairn_temporal_up", 1);
+    await valueOnceEqual(`cairn_job_last_success_timestamp_seconds{kind="check",plan_id="",repository_id="${repositoryId}"}`, new Date((check as Job & { finishedAt: string }).finishedAt).getTime() / 1000);
+    await valueOnceEqual('cairn_job_duration_seconds_count{kind="backup"}', 2);
+    await valueOnceEqual('cairn_job_duration_seconds_count{kind="check"}', 1);
+    // Nothing waits: the backlog of every priority and the jobs waiting for a slot are 0.
+    await valueOnceEqual("count(cairn_queue_pending_tasks)", 3);
+    await valueOnceEqual("sum(cairn_queue_pending_tasks)", 0);
+    await valueOnceEqual("cairn_jobs_waiting_for_slot", 0);
     // Every job kind has its running count, drills and recoveries included.
     for (const kind of ["restore", "check", "copy", "recovery", "drill"]) await valueOnceEqual(`cairn_jobs_running{kind="${kind}"}`, 0);
     expect(result.bytesAdded).toBe(0); // the second run found nothing new: the gauge shows the last run, not a sum
