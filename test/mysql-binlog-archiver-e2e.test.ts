@@ -58,6 +58,13 @@ describe("continuous binary log archiving of a physical MySQL / MariaDB plan (PO
       await sleep(300);
     }
   };
+  /** The plan's cairn_binlog_archive_* samples in GET /metrics, by the name's end. */
+  const binlogMetrics = async (): Promise<Record<string, number>> => {
+    const text = await ok<string>("GET", "/metrics");
+    const out: Record<string, number> = {};
+    for (const m of text.matchAll(/^cairn_binlog_archive_(\w+)\{plan_id="([^"]+)",plan="maria-physical"\} (\S+)$/gm)) if (m[2] === planId) out[m[1]] = Number(m[3]);
+    return out;
+  };
   const recovered = async (dir: string, sql: string): Promise<string> =>
     (await run("mariadb", ["--no-defaults", `--socket=${path.join(dir, "cairn-recovered.sock")}`, "--user=root", "--batch", "--skip-column-names", "-e", sql])).stdout.trim();
 
@@ -104,6 +111,12 @@ describe("continuous binary log archiving of a physical MySQL / MariaDB plan (PO
     const status = await archiverUntil(`${after.file}:${after.pos}`, (a) => a.archivedFile === after.file && (a.archivedPosition ?? 0) >= after.pos);
     expect(status).toMatchObject({ running: true, serverFile: after.file, lagBytes: 0, lagSeconds: 0, server: expect.stringMatching(new RegExp(`:${db.port}$`)) });
     expect(status.archivedThrough! > target).toBe(true);
+    // /metrics shows the running archiver's lag and recovery point (measured again each second: at least as far on).
+    const metrics = await binlogMetrics();
+    expect(Object.keys(metrics).sort()).toEqual(["archived_through_timestamp_seconds", "lag_bytes", "lag_seconds", "last_check_timestamp_seconds"]);
+    expect(metrics.lag_bytes).toBeGreaterThanOrEqual(0);
+    expect(metrics.archived_through_timestamp_seconds).toBeGreaterThanOrEqual(Date.parse(status.archivedThrough!) / 1000);
+    expect(metrics.last_check_timestamp_seconds).toBeGreaterThanOrEqual(Date.parse(status.lastCheckedAt!) / 1000);
 
     const window = await ok<{ latest: { time: string; binlogFile: string }; partial?: { binlogFile: string; size: number; through: string } }>("GET", `/v1/plans/${planId}/recovery-window`);
     expect(window.latest.binlogFile).toBe(after.file);
@@ -135,6 +148,7 @@ describe("continuous binary log archiving of a physical MySQL / MariaDB plan (PO
     expect((await call("DELETE", `/v1/plans/${planId}/binlog-archiver`)).status).toBe(202);
     const stopped = await archiverUntil("stopped", (a) => !a.running);
     expect(stopped, JSON.stringify(stopped)).toMatchObject({ phase: "stopped", archivedFile: now.file });
+    expect(await binlogMetrics()).toEqual({});
     expect((await call("DELETE", `/v1/plans/${planId}/binlog-archiver`)).status).toBe(404);
   }, 600_000);
 });
