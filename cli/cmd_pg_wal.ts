@@ -57,7 +57,8 @@ export function register(pg: Command): void {
         throw new CairnError(`${(err as Error).message}\n(recovery stops here rather than end early; fix this and start the server again)`, FATAL_FOR_POSTGRES, { cause: err });
       }
       if (!found) {
-        if (walFileKind(name) === "history") await dropPrefetched(pgdata);
+        // Recovery asks for a missing history as it starts, too: only once it has ended is what was fetched ahead stale.
+        if (walFileKind(name) === "history" && !(await inRecovery(pgdata))) await dropPrefetched(pgdata);
         process.exitCode = 1;
       }
     });
