@@ -1,16 +1,14 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWeb } from "../scripts/build-web.js";
 import { apiClient } from "./api-client.js";
+import { launchChromium, openTab, screenshots, signIn as signInAt } from "./browser.js";
 import { PASSWORD } from "./helpers.js";
 import { BACKUP_PASSWORD, initMariaDb, mysqlTempDir, serverAt, type MariaDb } from "./mysql.js";
 import { testPolicy } from "./policy-fixtures.js";
 import { startStack, type Stack } from "./stack.js";
 
-const CHROMIUM = process.env.CAIRN_CHROMIUM ?? "/usr/bin/chromium";
 
 /**
  * The Databases page's binary log archiver controls in Chromium, against a real
@@ -26,7 +24,7 @@ describe("dashboard: MySQL / MariaDB binary log archiver, and a session that end
   const tmp = mysqlTempDir("cairn-web-databases-");
   const dataDir = path.join(tmp.dir, "data");
   const spoolDir = path.join(tmp.dir, "spool");
-  const shots = mkdtempSync(path.join(tmpdir(), "cairn-web-databases-screenshots-"));
+  const { shot } = screenshots("web-e2e-databases");
   let stack: Stack;
   let db: MariaDb;
   let browser: Browser;
@@ -44,12 +42,7 @@ describe("dashboard: MySQL / MariaDB binary log archiver, and a session that end
     admin = apiClient(stack.api);
     await admin.ok<{ id: string }>("POST", "/v1/repositories", { name: "maria", url: path.join(tmp.dir, "repo"), password: PASSWORD });
     viewer = await admin.ok<{ id: string; token: string }>("POST", "/v1/tokens", { name: "wall-screen", role: "viewer" });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-    });
-    process.stdout.write(`web-e2e-databases screenshots: ${shots}\n`);
+    browser = await launchChromium();
   }, 300_000);
 
   afterAll(async () => {
@@ -60,25 +53,8 @@ describe("dashboard: MySQL / MariaDB binary log archiver, and a session that end
     tmp.cleanup();
   });
 
-  async function tab(width = 1280, height = 800): Promise<{ page: Page; problems: string[] }> {
-    const context = await browser.newContext({ viewport: { width, height } });
-    const page = await context.newPage();
-    const problems: string[] = [];
-    page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
-    page.on("console", (msg) => {
-      if (msg.type() === "error" && !/Failed to load resource: the server responded with a status of (401|403|404)/.test(msg.text())) problems.push(`console: ${msg.text()}`);
-    });
-    return { page, problems };
-  }
-
-  async function signIn(page: Page, token: string, at = "/"): Promise<void> {
-    await page.goto(`${stack.api.url}${at}`);
-    await page.fill("#token", token);
-    await page.click("form.signin button[type=submit]");
-    await page.locator("#who").waitFor();
-  }
-
-  const shot = (page: Page, name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  const tab = (width?: number, height?: number) => openTab(browser, [401, 403, 404], width, height);
+  const signIn = (page: Page, token: string, at = "/") => signInAt(page, token, `${stack.api.url}${at}`);
 
   it("creates a physical MariaDB plan in the editor, starts its archiver from the Databases page, shows it streaming with its lag, and stops it", async () => {
     const { page, problems } = await tab();

@@ -1,19 +1,16 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApiServer, type ApiServer } from "../api/server.js";
 import { buildWeb } from "../scripts/build-web.js";
 import { startDevServer, type DevServer } from "../scripts/temporal.js";
 import { createCairnWorker, type CairnWorker } from "../worker.js";
 import { apiClient } from "./api-client.js";
+import { launchChromium, openTab, screenshots, signIn } from "./browser.js";
 import { PASSWORD, tempDir } from "./helpers.js";
 import { testPolicy } from "./policy-fixtures.js";
-
-/** Debian's Chromium (.ci/run installs it); CAIRN_CHROMIUM names another build. */
-const CHROMIUM = process.env.CAIRN_CHROMIUM ?? "/usr/bin/chromium";
 
 /**
  * The dashboard in a real browser against a real stack (Temporal dev server,
@@ -26,7 +23,7 @@ describe("web dashboard in Chromium", () => {
   const tmp = tempDir("cairn-web-e2e-");
   const dataDir = path.join(tmp.dir, "data");
   const src = path.join(tmp.dir, "docs");
-  const shots = mkdtempSync(path.join(tmpdir(), "cairn-web-screenshots-"));
+  const { shot } = screenshots("web-e2e");
   let temporal: DevServer;
   let worker: CairnWorker;
   let workerRun: Promise<void>;
@@ -48,12 +45,7 @@ describe("web dashboard in Chromium", () => {
     api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, webDir });
     admin = apiClient(api);
     viewer = await admin.ok<{ id: string; token: string }>("POST", "/v1/tokens", { name: "wall-screen", role: "viewer" });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-    });
-    process.stdout.write(`web-e2e screenshots: ${shots}\n`);
+    browser = await launchChromium();
   }, 300_000); // its own dev server, worker and API: minutes on a busy machine
 
   afterAll(async () => {
@@ -65,27 +57,8 @@ describe("web dashboard in Chromium", () => {
     tmp.cleanup();
   });
 
-  /** A fresh browser tab at 1280x800 that records what would show a broken page: script errors and refused loads (CSP). */
-  async function tab(): Promise<{ page: Page; problems: string[]; urls: string[] }> {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    const problems: string[] = [];
-    const urls: string[] = [];
-    page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
-    page.on("console", (msg) => {
-      if (msg.type() === "error" && !/Failed to load resource: the server responded with a status of (401|403|409)/.test(msg.text())) problems.push(`console: ${msg.text()}`);
-    });
-    page.on("request", (req) => urls.push(req.url()));
-    return { page, problems, urls };
-  }
-
-  async function signIn(page: Page, token: string): Promise<void> {
-    await page.fill("#token", token);
-    await page.click("form.signin button[type=submit]");
-    await page.locator("#who").waitFor();
-  }
-
-  const shot = (page: Page, name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  /** A fresh tab at 1280x800; 401, 403 and 409 are the refusals these tests provoke. */
+  const tab = () => openTab(browser, [401, 403, 409]);
 
   /** Waits for the job page to show a finished job (the page polls the API while the job runs); a screenshot shows where it stood if it never does. */
   async function jobFinished(page: Page, name: string): Promise<string> {

@@ -1,15 +1,14 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWeb } from "../scripts/build-web.js";
 import { apiClient } from "./api-client.js";
+import { launchChromium, openTab, screenshots, signIn as signInAt } from "./browser.js";
 import { PASSWORD, tempDir } from "./helpers.js";
 import { testPolicy } from "./policy-fixtures.js";
 import { startStack, type Stack } from "./stack.js";
 
-const CHROMIUM = process.env.CAIRN_CHROMIUM ?? "/usr/bin/chromium";
 const TEMPORAL_UI = "http://127.0.0.1:8233";
 
 interface PlanView {
@@ -45,7 +44,7 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
   const dataDir = path.join(tmp.dir, "data");
   const src = path.join(tmp.dir, "docs");
   const doomed = path.join(tmp.dir, "doomed");
-  const shots = mkdtempSync(path.join(tmpdir(), "cairn-web-pages-screenshots-"));
+  const { shot } = screenshots("web-pages-e2e");
   let stack: Stack;
   let browser: Browser;
   let admin: ReturnType<typeof apiClient>;
@@ -71,12 +70,7 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     ({ id: mysqlId } = await admin.ok<{ id: string }>("POST", "/v1/plans", { name: "shop-mysql", repositoryId, source: { type: "mysql", mode: "physical", url: "mysql://backup@127.0.0.1:3306" } }));
     ({ id: doomedId } = await admin.ok<{ id: string }>("POST", "/v1/plans", { name: "doomed", repositoryId, source: { type: "files", paths: [doomed] } }));
     viewer = await admin.ok<{ id: string; token: string }>("POST", "/v1/tokens", { name: "wall-screen", role: "viewer" });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-    });
-    process.stdout.write(`web-pages-e2e screenshots: ${shots}\n`);
+    browser = await launchChromium();
   }, 240_000);
 
   afterAll(async () => {
@@ -85,25 +79,8 @@ describe("dashboard pages: plan editor, alerts, databases", () => {
     tmp.cleanup();
   });
 
-  async function tab(width = 1280, height = 800): Promise<{ page: Page; problems: string[] }> {
-    const context = await browser.newContext({ viewport: { width, height } });
-    const page = await context.newPage();
-    const problems: string[] = [];
-    page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
-    page.on("console", (msg) => {
-      if (msg.type() === "error" && !/Failed to load resource: the server responded with a status of (400|401|403|404|409)/.test(msg.text())) problems.push(`console: ${msg.text()}`);
-    });
-    return { page, problems };
-  }
-
-  async function signIn(page: Page, token: string, at = "/"): Promise<void> {
-    await page.goto(`${stack.api.url}${at}`);
-    await page.fill("#token", token);
-    await page.click("form.signin button[type=submit]");
-    await page.locator("#who").waitFor();
-  }
-
-  const shot = (page: Page, name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  const tab = (width?: number, height?: number) => openTab(browser, [400, 401, 403, 404, 409], width, height);
+  const signIn = (page: Page, token: string, at = "/") => signInAt(page, token, `${stack.api.url}${at}`);
 
   it("creates a plan with the cron builder and shows Temporal's next runs, edits it, refuses a bad cron in place, pauses, resumes and backfills it", async () => {
     const { page, problems } = await tab();
