@@ -10,7 +10,7 @@ import { streamBinlogs } from "../sources/mysql/binlog-stream.js";
 import { loginOf, parseMysqlUrl, withOptionFile } from "../sources/mysql/connection.js";
 import { mysqlDumps, restoreMysqlDump, takeMysqlDump } from "../sources/mysql/logical.js";
 import { ensureEmptyDir, mysqlPhysicalBackups, restoreMysqlPhysical, takeMysqlPhysical } from "../sources/mysql/physical.js";
-import { formatBytes, globals, output, ProgressLine, withRepository } from "./common.js";
+import { formatBytes, globals, output, ProgressLine, untilSignalled, withRepository } from "./common.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 const URL_HELP = "the server: mysql://user@host:3306 (the password in MYSQL_PWD or --db-password-file, never in the URL)";
@@ -146,10 +146,7 @@ async function followBinlogs(o: { url: string; dbPasswordFile?: string; spool?: 
   const replicaId = Number(o.replicaId);
   if (!Number.isInteger(replicaId) || replicaId < 1 || replicaId > 4294967295) throw new CairnError(`--replica-id ${o.replicaId}: give a server id from 1 to 4294967295 that no replica of the server uses`);
   const spool = o.spool ? path.resolve(o.spool) : await mkdtemp(path.join(process.env.CAIRN_TMPDIR ?? tmpdir(), "cairn-binlog-spool-"));
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  const signal = untilSignalled();
   const line = (record: Record<string, unknown>, text: string) => !opts.quiet && process.stdout.write(opts.json ? JSON.stringify(record) + "\n" : `${text}\n`);
   let last = "";
   // A spool of our own goes however the archiver stops (a failed login or repository too).
@@ -163,7 +160,7 @@ async function followBinlogs(o: { url: string; dbPasswordFile?: string; spool?: 
           replicaId,
           tags: o.tag,
           host: o.host,
-          signal: controller.signal,
+          signal,
           onReport: (r) => {
             for (const name of r.closed) line({ archived: name, server: r.server }, `${name} archived whole`);
             const where = r.archivedFile ? `${r.archivedFile}:${r.archivedPosition}` : "";

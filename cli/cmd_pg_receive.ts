@@ -2,7 +2,7 @@ import * as path from "node:path";
 import type { Command } from "commander";
 import { WalArchive } from "../sources/postgres/archive.js";
 import { runReceiver } from "../sources/postgres/receive.js";
-import { globals, output, withRepository } from "./common.js";
+import { globals, output, untilSignalled, withRepository } from "./common.js";
 
 export function register(pg: Command): void {
   pg.command("receive")
@@ -12,10 +12,7 @@ export function register(pg: Command): void {
     .option("--slot <name>", "physical replication slot, created when missing (the server keeps the WAL not yet received: drop the slot when you stop receiving for good)", "cairn")
     .action(async (o: { url: string; spool: string; slot: string }, cmd: Command) => {
       const opts = globals(cmd);
-      const controller = new AbortController();
-      const stop = () => controller.abort();
-      process.once("SIGTERM", stop);
-      process.once("SIGINT", stop);
+      const signal = untilSignalled();
       const line = (record: Record<string, unknown>, text: string) => !opts.quiet && process.stdout.write(opts.json ? JSON.stringify(record) + "\n" : `${text}\n`);
       const result = await withRepository(
         opts,
@@ -26,7 +23,7 @@ export function register(pg: Command): void {
             url: o.url,
             slot: o.slot,
             spool: path.resolve(o.spool),
-            signal: controller.signal,
+            signal,
             onStreaming: (s) => line({ streaming: true, ...s }, `streaming WAL of system ${s.systemId} through slot ${s.slot}${s.slotCreated ? " (created)" : ""}`),
             onPushed: (name, outcome) => line({ file: name, outcome }, `${name} ${outcome}`),
             onError: (what, err) => process.stderr.write(`cairn: ${what}: ${err.message}\n`),

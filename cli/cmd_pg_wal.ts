@@ -7,7 +7,7 @@ import { inRecovery, prefetcherRunning, WalPrefetcher } from "../sources/postgre
 import { awaitSpooled, runSpoolArchiver } from "../sources/postgres/spool.js";
 import { walFileKind } from "../sources/postgres/wal.js";
 import { fetchVia } from "../sources/postgres/wal-socket.js";
-import { globals, output, parseDuration, withRepository, type GlobalOptions } from "./common.js";
+import { globals, output, parseDuration, untilSignalled, withRepository, type GlobalOptions } from "./common.js";
 
 /**
  * wal-push and wal-fetch are PostgreSQL's archive_command and restore_command: exit 0
@@ -70,14 +70,12 @@ export function register(pg: Command): void {
     .option("--window <n>", "whole segments kept fetched ahead", "8")
     .action(async (o: { pgdata: string; systemId: string; window: string }, cmd: Command) => {
       const opts = globals(cmd);
-      const controller = new AbortController();
-      process.once("SIGTERM", () => controller.abort());
-      process.once("SIGINT", () => controller.abort());
+      const signal = untilSignalled();
       await withRepository(
         opts,
         "none",
         "wal-prefetch",
-        (repo) => new WalPrefetcher(new WalArchive(repo), { pgdata: path.resolve(o.pgdata), systemId: o.systemId, window: Math.max(0, Number(o.window) || 0), signal: controller.signal }).run(),
+        (repo) => new WalPrefetcher(new WalArchive(repo), { pgdata: path.resolve(o.pgdata), systemId: o.systemId, window: Math.max(0, Number(o.window) || 0), signal }).run(),
         { loadIndex: false },
       );
     });
@@ -89,10 +87,7 @@ export function register(pg: Command): void {
     .option("--parallel <n>", "files pushed at once", "4")
     .action(async (o: { pgdata: string; spool: string; parallel: string }, cmd: Command) => {
       const opts = globals(cmd);
-      const controller = new AbortController();
-      const stop = () => controller.abort();
-      process.once("SIGTERM", stop);
-      process.once("SIGINT", stop);
+      const signal = untilSignalled();
       await withRepository(
         opts,
         "none",
@@ -102,7 +97,7 @@ export function register(pg: Command): void {
             pgdata: path.resolve(o.pgdata),
             spool: path.resolve(o.spool),
             parallel: Math.max(1, Number(o.parallel) || 4),
-            signal: controller.signal,
+            signal,
             onPushed: (name, outcome) => !opts.quiet && process.stdout.write(opts.json ? JSON.stringify({ file: name, outcome }) + "\n" : `${name} ${outcome}\n`),
             onError: (name, err) => process.stderr.write(`cairn: ${name} not archived (PostgreSQL will retry it): ${err.message}\n`),
           }),

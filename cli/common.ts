@@ -17,6 +17,15 @@ export interface GlobalOptions {
   lock?: boolean;
 }
 
+/** A signal aborted when the process gets SIGTERM or SIGINT: long-running commands stop at their next safe point. */
+export function untilSignalled(): AbortSignal {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  return controller.signal;
+}
+
 export function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals() as GlobalOptions;
 }
