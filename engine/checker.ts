@@ -6,7 +6,8 @@ import { CairnError, stopIfAborted } from "./errors.js";
 import { decodeIndex, type IndexFile } from "./index-file.js";
 import { decodePackHeader, packHeaderLength, packKey, type PackEntry } from "./pack.js";
 import { filePieces, PageMapOverrun } from "./pagemap.js";
-import { mapLimit, type Repository } from "./repository.js";
+import { mapLimit } from "./concurrency.js";
+import type { Repository } from "./repository.js";
 import type { Snapshot } from "./snapshot.js";
 import { decodeTree } from "./tree.js";
 

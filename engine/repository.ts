@@ -379,4 +379,3 @@ export class Repository {
   }
 }
 
-export { mapLimit } from "./concurrency.js";

@@ -7,7 +7,8 @@ import { CairnError, stopIfAborted } from "./errors.js";
 import { packKey } from "./pack.js";
 import type { FileMeta, RestoreRangeRequest } from "./restore-writer.js";
 import { PathPatterns } from "./pathmatch.js";
-import { mapLimit, type Repository } from "./repository.js";
+import { mapLimit } from "./concurrency.js";
+import type { Repository } from "./repository.js";
 import { isSafeName, TreeLoader, type TreeNode } from "./tree.js";
 
 export type OverwritePolicy = "always" | "if-changed" | "never";
