@@ -43,7 +43,7 @@ describe("jobRecordFromRow", () => {
       outcome: "success",
       startedAt: new Date("2026-03-01T02:00:00Z"),
       finishedAt: new Date("2026-03-01T02:10:00Z"),
-      durationSeconds: 590.5,
+      durationSeconds: 600,
       bytesProcessed: 5000,
       bytesAdded: 3000,
       files: 1000,
@@ -53,7 +53,7 @@ describe("jobRecordFromRow", () => {
     });
   });
 
-  it("takes a failed job's duration from its times, and skips running jobs", () => {
+  it("takes every job's duration from its times (the job's whole time, not only its snapshot step), and skips running jobs", () => {
     expect(jobRecordFromRow(row({ status: "failed", error: "boom" }))).toMatchObject({ outcome: "failure", durationSeconds: 600, error: "boom" });
     expect(jobRecordFromRow(row({ status: "failed" }))!.bytesAdded).toBeUndefined();
     expect(jobRecordFromRow(row({ status: "running", finishedAt: null }))).toBeUndefined();

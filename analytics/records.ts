@@ -32,7 +32,6 @@ export function jobRecordFromRow(row: JobRow): JobRecord | undefined {
   };
   if (row.kind === "backup" && outcome === "success" && row.result) {
     const r = row.result as BackupResult;
-    record.durationSeconds = r.durationSeconds;
     record.bytesProcessed = r.bytesProcessed;
     record.bytesAdded = r.bytesAdded;
     record.files = r.filesNew + r.filesChanged + r.filesUnmodified;

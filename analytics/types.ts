@@ -15,6 +15,7 @@ export interface JobRecord {
   outcome: Outcome;
   startedAt: Date;
   finishedAt: Date;
+  /** The job's whole time, start to end (as the Jobs page shows it): the same measure for every outcome, so a failure's and a success's durations compare. */
   durationSeconds: number;
   /** Backups: bytes read from the source. */
   bytesProcessed?: number;

@@ -90,7 +90,7 @@ const PlanAnalytics = z
             jobId: z.string(),
             at: z.string().openapi({ description: "When the backup finished." }),
             outcome: z.enum(["success", "failure", "cancelled"]),
-            durationSeconds: z.number(),
+            durationSeconds: z.number().openapi({ description: "The job's whole time, from its start to its end." }),
             bytesAdded: z.number().nullable().openapi({ description: "New data before compression (null when the job recorded none)." }),
           }),
         ),

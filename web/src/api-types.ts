@@ -691,6 +691,7 @@ export type PlanAnalytics = {
       /** When the backup finished. */
       at: string;
       outcome: "success" | "failure" | "cancelled";
+      /** The job's whole time, from its start to its end. */
       durationSeconds: number;
       /** New data before compression (null when the job recorded none). */
       bytesAdded: number | null;
