@@ -48,7 +48,7 @@ export function register(pg: Command): void {
           output(opts, explain, () => [`target: ${explain.target}`, `chosen:      ${line(chosen)}`, ...alternatives.map((a) => `alternative: ${line(a)}`)].join("\n"));
           return;
         }
-        const result = await writeDataDir(repo, chosen.backup, { targetDir: dir, target, targetText: text, action: o.targetAction as TargetAction, restoreCommand: restoreCommand(opts, cluster.systemId), delta: o.delta, walAhead: { archive: new WalArchive(repo), systemId: cluster.systemId, segments: chosen.chain.segments.filter((n) => cluster.files.has(n)) } });
+        const result = await writeDataDir(repo, chosen.backup, { targetDir: dir, target, targetText: text, action: o.targetAction as TargetAction, restoreCommand: restoreCommand(opts, cluster.systemId, Number(chosen.backup.source.version)), delta: o.delta, walAhead: { archive: new WalArchive(repo), systemId: cluster.systemId, segments: chosen.chain.segments.filter((n) => cluster.files.has(n)) } });
         const delta = o.delta ? { filesUnchanged: result.filesSkipped, bytesWritten: result.bytesWritten, deleted: result.deleted.map((f) => path.relative(dir, f)) } : {};
         output(opts, { ...explain, targetDir: dir, files: result.files, bytes: result.totalBytes, ...delta }, () =>
           [
@@ -141,12 +141,12 @@ async function clusterId(repo: Parameters<typeof loadSnapshots>[0], given?: stri
   return ids[ids.length - 1];
 }
 
-/** restore_command for the new data directory: this cairn, this repository, the password file when one was given. */
-function restoreCommand(opts: GlobalOptions, systemId: string): string {
+/** restore_command for the new data directory (of PostgreSQL `pgMajor`): this cairn, this repository, the password file when one was given. */
+function restoreCommand(opts: GlobalOptions, systemId: string, pgMajor: number): string {
   const repo = opts.repo ?? process.env.CAIRN_REPOSITORY!;
   const location = /^[a-z0-9]+:/.test(repo) ? repo : path.resolve(repo.replace(/^local:/, ""));
   const passwordFile = opts.passwordFile ?? process.env.CAIRN_PASSWORD_FILE;
-  return walFetchCommand({ program: [process.execPath, path.resolve(process.argv[1])], repository: location, passwordFile: passwordFile && path.resolve(passwordFile), systemId });
+  return walFetchCommand({ program: [process.execPath, path.resolve(process.argv[1])], repository: location, passwordFile: passwordFile && path.resolve(passwordFile), systemId, pgMajor: Number.isInteger(pgMajor) ? pgMajor : undefined });
 }
 
 function describeCandidate(c: Candidate) {

@@ -166,6 +166,23 @@ function q(s: string): string {
 const PREFETCHER_WAIT_ROUNDS = 3000;
 
 /**
+ * PostgreSQL 12 and older expand restore_command into a buffer of MAXPGPATH (1024)
+ * bytes and silently cut what does not fit, so the shell would run half a command;
+ * 13 builds it in a growing string.
+ */
+export const RESTORE_COMMAND_MAX_BEFORE_13 = 1023;
+
+/**
+ * restore_command's length once PostgreSQL replaced its placeholders: %f by a file
+ * name (a segment's 24 characters at most: recovery asks for segments and .history
+ * files) and %p by pg_wal/RECOVERYXLOG (a path relative to the data directory, so the
+ * data directory's own path never counts).
+ */
+export function expandedLength(command: string): number {
+  return command.replace(/%(.)/g, (_, c: string) => (c === "f" ? "0".repeat(24) : c === "p" ? "pg_wal/RECOVERYXLOG" : c === "r" ? "0".repeat(24) : c === "%" ? "%" : "")).length;
+}
+
+/**
  * restore_command that fetches each WAL file from the repository with `cairn pg
  * wal-fetch`: `program` runs cairn (node and its script), `repository` is where
  * the repository is, and its password is read from `passwordFile` (never on the
@@ -175,18 +192,34 @@ const PREFETCHER_WAIT_ROUNDS = 3000;
  * where restore_command runs): a segment it fetched ahead is moved into place, any
  * other file is asked for with a `.want` file and its answer awaited. Only when no
  * prefetcher runs, or it could not read the file, does cairn start.
+ *
+ * `pgMajor` is the PostgreSQL major version of the data directory: before 13 the
+ * expanded command must fit in RESTORE_COMMAND_MAX_BEFORE_13 bytes. When the shell
+ * part does not fit beside long paths, the command is cairn alone (wal-fetch still
+ * takes segments fetched ahead and starts the prefetcher, it only costs a Node start
+ * per file); when even that does not fit, it is refused, naming the paths to shorten.
  */
-export function walFetchCommand(o: { program: string[]; repository: string; passwordFile?: string; systemId: string }): string {
+export function walFetchCommand(o: { program: string[]; repository: string; passwordFile?: string; systemId: string; pgMajor?: number }): string {
+  const cairn = (f: string, p: string) => [...o.program.map(q), "-r", q(o.repository), ...(o.passwordFile ? ["--password-file", q(o.passwordFile)] : []), "pg", "wal-fetch", "--system-id", o.systemId, f, p].join(" ");
+  // %f and %p are set once: each use below would otherwise count their expanded length again.
   const d = PREFETCH_DIR;
-  const take = (file: string) => `test -f ${file} && mv -f ${file} "%p" && exit 0`;
-  const ask = [
-    `p=$(cat ${d}/${PREFETCH_PID} 2>/dev/null)`,
-    `if test -n "$p" && kill -0 "$p" 2>/dev/null && rm -f ${d}/%f.ready ${d}/%f.missing ${d}/%f.error && : > ${d}/%f.want; then n=0; ` +
-      `while test $n -lt ${PREFETCHER_WAIT_ROUNDS} && kill -0 "$p" 2>/dev/null; do ${take(`${d}/%f.ready`)}; ${take(`${d}/%f`)}; ` +
-      `test -f ${d}/%f.missing && rm -f ${d}/%f.missing && exit 1; test -f ${d}/%f.error && break; sleep 0.02; n=$((n+1)); done; rm -f ${d}/%f.want; fi`,
-  ];
-  const cairn = [...o.program.map(q), "-r", q(o.repository), ...(o.passwordFile ? ["--password-file", q(o.passwordFile)] : []), "pg", "wal-fetch", "--system-id", o.systemId, "%f", '"%p"'].join(" ");
-  return [take(`${d}/%f`), ...ask, cairn].join("; ");
+  const take = (file: string) => `test -f ${file} && mv -f ${file} "$p" && exit 0`;
+  const withPrefetcher = [
+    `f=%f; p="%p"; d=${d}`,
+    take("$d/$f"),
+    "x=$(cat $d/" + PREFETCH_PID + " 2>/dev/null)",
+    `if test -n "$x" && kill -0 "$x" 2>/dev/null && rm -f $d/$f.ready $d/$f.missing $d/$f.error && : > $d/$f.want; then n=0; ` +
+      `while test $n -lt ${PREFETCHER_WAIT_ROUNDS} && kill -0 "$x" 2>/dev/null; do ${take("$d/$f.ready")}; ${take("$d/$f")}; ` +
+      `test -f $d/$f.missing && rm -f $d/$f.missing && exit 1; test -f $d/$f.error && break; sleep 0.02; n=$((n+1)); done; rm -f $d/$f.want; fi`,
+    cairn("$f", '"$p"'),
+  ].join("; ");
+  if (o.pgMajor === undefined || o.pgMajor >= 13 || expandedLength(withPrefetcher) <= RESTORE_COMMAND_MAX_BEFORE_13) return withPrefetcher;
+  const alone = cairn("%f", '"%p"');
+  if (expandedLength(alone) <= RESTORE_COMMAND_MAX_BEFORE_13) return alone;
+  throw new CairnError(
+    `restore_command would be ${expandedLength(alone)} bytes once PostgreSQL expands it, and PostgreSQL ${o.pgMajor} cuts it at ${RESTORE_COMMAND_MAX_BEFORE_13} bytes ` +
+      `(13 and newer do not): shorten the paths in it (node ${o.program[0]}, cairn ${o.program.slice(1).join(" ")}, the repository ${o.repository}${o.passwordFile ? `, the password file ${o.passwordFile}` : ""}), for example with symbolic links, and restore again`,
+  );
 }
 
 /**
