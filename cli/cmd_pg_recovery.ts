@@ -6,6 +6,7 @@ import { WalArchive } from "../sources/postgres/archive.js";
 import { ClusterArchive, type Candidate, type RecoveryTarget } from "../sources/postgres/recovery.js";
 import { ensureEmptyTarget, walFetchCommand, writeDataDir, type TargetAction } from "../sources/postgres/restore.js";
 import { parseLsn } from "../sources/postgres/wal.js";
+import { prefetcherForRestore } from "./cmd_pg_wal.js";
 import { formatBytes, globals, output, withRepository, type GlobalOptions } from "./common.js";
 
 interface RestoreFlags {
@@ -48,7 +49,18 @@ export function register(pg: Command): void {
           output(opts, explain, () => [`target: ${explain.target}`, `chosen:      ${line(chosen)}`, ...alternatives.map((a) => `alternative: ${line(a)}`)].join("\n"));
           return;
         }
-        const result = await writeDataDir(repo, chosen.backup, { targetDir: dir, target, targetText: text, action: o.targetAction as TargetAction, restoreCommand: restoreCommand(opts, cluster.systemId, Number(chosen.backup.source.version)), delta: o.delta, walAhead: { archive: new WalArchive(repo), systemId: cluster.systemId, segments: chosen.chain.segments.filter((n) => cluster.files.has(n)) } });
+        const command = restoreCommand(opts, cluster.systemId, Number(chosen.backup.source.version));
+        // Opens the repository while the base backup is written, to serve the server's first requests.
+        const prefetcher = prefetcherForRestore(opts, dir, cluster.systemId);
+        let result: Awaited<ReturnType<typeof writeDataDir>>;
+        try {
+          result = await writeDataDir(repo, chosen.backup, { targetDir: dir, target, targetText: text, action: o.targetAction as TargetAction, restoreCommand: command, delta: o.delta, walAhead: { archive: new WalArchive(repo), systemId: cluster.systemId, segments: chosen.chain.segments.filter((n) => cluster.files.has(n)) } });
+        } catch (err) {
+          prefetcher.cancel();
+          throw err;
+        }
+        // Not ready (it could not open the repository as the directory's owner, say): the server's first wal-fetch starts one.
+        await prefetcher.go();
         const delta = o.delta ? { filesUnchanged: result.filesSkipped, bytesWritten: result.bytesWritten, deleted: result.deleted.map((f) => path.relative(dir, f)) } : {};
         output(opts, { ...explain, targetDir: dir, files: result.files, bytes: result.totalBytes, ...delta }, () =>
           [

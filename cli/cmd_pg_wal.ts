@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import type { Command } from "commander";
 import { CairnError } from "../engine/errors.js";
@@ -39,7 +40,7 @@ export function register(pg: Command): void {
     .argument("<dest>", "where to write it, relative to the data directory (%p)")
     .option("--system-id <id>", "the cluster's database system identifier (default: read from global/pg_control in --pgdata)")
     .option("--pgdata <dir>", "the data directory being recovered (default: the current directory, where restore_command runs)")
-    .option("--prefetch <n>", "while the data directory is in recovery, start `cairn pg wal-prefetch` (when not running) to serve the next calls and keep n segments fetched ahead; 0: none", "8")
+    .option("--prefetch <n>", "while the data directory is in recovery, start `cairn pg wal-prefetch` (when not running) to serve the next calls and keep n segments fetched ahead; 0: none", String(PREFETCH_WINDOW))
     .option("--via <socket>", "ask the worker serving this socket (a platform standby's <dataDir>.cairn-wal/wal.sock) instead of opening a repository: no repository, password or credentials here")
     .action(async (name: string, dest: string, o: { systemId?: string; pgdata?: string; prefetch: string; via?: string }, cmd: Command) => {
       const opts = globals(cmd);
@@ -68,14 +69,30 @@ export function register(pg: Command): void {
     .requiredOption("--pgdata <dir>", "the data directory being recovered")
     .requiredOption("--system-id <id>", "the cluster's database system identifier")
     .option("--window <n>", "whole segments kept fetched ahead", "8")
-    .action(async (o: { pgdata: string; systemId: string; window: string }, cmd: Command) => {
+    .option("--after-restore", "started by cairn pg restore: open the repository, wait for the line go on standard input (its end without one: the restore failed, stop), answer ready on standard output, and serve the server once it starts")
+    .action(async (o: { pgdata: string; systemId: string; window: string; afterRestore?: boolean }, cmd: Command) => {
       const opts = globals(cmd);
       const signal = untilSignalled();
+      const pgdata = path.resolve(o.pgdata);
       await withRepository(
         opts,
         "none",
         "wal-prefetch",
-        (repo) => new WalPrefetcher(new WalArchive(repo), { pgdata: path.resolve(o.pgdata), systemId: o.systemId, window: Math.max(0, Number(o.window) || 0), signal }).run(),
+        async (repo) => {
+          if (o.afterRestore) {
+            if (!(await restoreSaysGo())) return false;
+            await becomeOwnerOf(pgdata);
+          }
+          const prefetcher = new WalPrefetcher(new WalArchive(repo), {
+            pgdata,
+            systemId: o.systemId,
+            window: Math.max(0, Number(o.window) || 0),
+            signal,
+            awaitServer: o.afterRestore,
+            onClaimed: o.afterRestore ? () => process.stdout.write("ready\n") : undefined,
+          });
+          return prefetcher.run();
+        },
         { loadIndex: false },
       );
     });
@@ -106,6 +123,9 @@ export function register(pg: Command): void {
     });
 }
 
+/** Whole segments a prefetcher keeps fetched ahead unless told otherwise. */
+const PREFETCH_WINDOW = 8;
+
 /** PostgreSQL treats a restore_command exit code above 125 as fatal, not as a missing file. */
 const FATAL_FOR_POSTGRES = 255;
 
@@ -132,16 +152,93 @@ async function fetchWal(opts: GlobalOptions, name: string, target: string, pgdat
   return withRepository(opts, "none", "wal-fetch", (repo) => new WalArchive(repo).fetch(systemId, name, target), { loadIndex: false });
 }
 
+/** The arguments that run `cairn pg wal-prefetch` for `pgdata` with this process's repository and password file. */
+function prefetcherArgs(opts: GlobalOptions, pgdata: string, systemId: string, window: number): string[] {
+  const repository = opts.repo ? ["-r", opts.repo] : [];
+  const password = opts.passwordFile ? ["--password-file", path.resolve(opts.passwordFile)] : [];
+  return [...process.execArgv, process.argv[1], ...repository, ...password, "pg", "wal-prefetch", "--pgdata", pgdata, "--system-id", systemId, "--window", String(window)];
+}
+
 /**
  * Starts `cairn pg wal-prefetch` for this recovery, detached: restore_command returns
  * at once, and the prefetcher outlives it (in its own session, so PostgreSQL's signals
  * to the startup process's group do not reach it; it stops by itself when recovery ends).
  */
 function startPrefetcher(opts: GlobalOptions, pgdata: string, systemId: string, window: number): void {
-  const repository = opts.repo ? ["-r", opts.repo] : [];
-  const password = opts.passwordFile ? ["--password-file", path.resolve(opts.passwordFile)] : [];
-  const args = [...process.execArgv, process.argv[1], ...repository, ...password, "pg", "wal-prefetch", "--pgdata", pgdata, "--system-id", systemId, "--window", String(window)];
-  const child = spawn(process.execPath, args, { detached: true, stdio: "ignore", cwd: pgdata });
+  const child = spawn(process.execPath, prefetcherArgs(opts, pgdata, systemId, window), { detached: true, stdio: "ignore", cwd: pgdata });
   child.on("error", () => undefined);
   child.unref();
+}
+
+/** How long `cairn pg restore` waits, once the data directory is written, for its prefetcher to take requests. */
+const PREFETCHER_READY_MS = 15_000;
+
+/**
+ * The prefetcher `cairn pg restore` starts beside the restore (wal-prefetch
+ * --after-restore): it opens the repository while the base backup is written, so that
+ * the server's first restore_command (the next timeline's history, as recovery starts)
+ * finds it there instead of starting Node. `go` tells it the data directory is complete
+ * and waits until it takes requests; `cancel` (a failed restore) makes it stop without
+ * touching anything.
+ */
+export function prefetcherForRestore(opts: GlobalOptions, pgdata: string, systemId: string): { go(): Promise<boolean>; cancel(): void } {
+  const child = spawn(process.execPath, [...prefetcherArgs(opts, pgdata, systemId, PREFETCH_WINDOW), "--after-restore"], { detached: true, stdio: ["pipe", "pipe", "ignore"], cwd: "/" });
+  child.on("error", () => undefined);
+  child.stdin.on("error", () => undefined);
+  const ready = new Promise<boolean>((resolve) => {
+    let said = "";
+    child.stdout.on("data", (d: Buffer) => {
+      said += d.toString();
+      if (said.includes("ready\n")) resolve(true);
+    });
+    child.stdout.on("error", () => resolve(false));
+    child.on("exit", () => resolve(false));
+  });
+  const letGo = () => {
+    child.stdin.end();
+    child.stdout.destroy();
+    child.unref();
+  };
+  return {
+    async go() {
+      child.stdin.write("go\n");
+      let timer: NodeJS.Timeout | undefined;
+      const ok = await Promise.race([ready, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), PREFETCHER_READY_MS)))]);
+      clearTimeout(timer);
+      letGo();
+      return ok;
+    },
+    cancel: letGo,
+  };
+}
+
+/** Waits for `cairn pg restore`'s go on standard input; false when the input ends without it. */
+function restoreSaysGo(): Promise<boolean> {
+  return new Promise((resolve) => {
+    let heard = "";
+    process.stdin.on("data", (d: Buffer) => {
+      heard += d.toString();
+      if (!heard.split("\n").includes("go")) return;
+      // Nothing more is read: the open input must not keep this process running once the prefetcher ends.
+      process.stdin.destroy();
+      resolve(true);
+    });
+    process.stdin.on("end", () => resolve(false));
+    process.stdin.on("error", () => resolve(false));
+    // Once the restore has gone, its end of the pipes is closed: nothing is written there after "ready".
+    process.stdout.on("error", () => undefined);
+  });
+}
+
+/**
+ * A restore run as root hands the data directory to its owner (the server's user);
+ * the prefetcher then writes there as that user, so that restore_command, run by the
+ * server, can read its pid file and take its files.
+ */
+async function becomeOwnerOf(pgdata: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const st = await fs.stat(pgdata);
+  if (st.uid === 0) return;
+  process.setgid!(st.gid);
+  process.setuid!(st.uid);
 }

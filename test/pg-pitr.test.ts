@@ -1,7 +1,8 @@
-import { writeFileSync, mkdirSync, readdirSync, chownSync, existsSync, statSync } from "node:fs";
+import { writeFileSync, mkdirSync, readdirSync, readFileSync, chownSync, existsSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PREFETCH_DIR } from "../sources/postgres/archive.js";
+import { PREFETCH_PID } from "../sources/postgres/prefetch.js";
 import { PASSWORD } from "./helpers.js";
 import { cairnCommand, cairnPg, cairnPgOk, clusterAt, initCluster, pgTempDir, waitFor, type PgCluster } from "./postgres.js";
 
@@ -71,10 +72,13 @@ describe("cairn pg restore (point-in-time recovery)", () => {
       const out = await cairnPgOk(r("pg", "restore", "--target-dir", dir, ...t.flags));
       expect(out.stdout).toContain("restored base backup");
       expect(statSync(path.join(dir, "recovery.signal")).isFile()).toBe(true);
-      // The first segments recovery asks for are fetched during the restore, whole, under their own names.
+      // The first segments recovery asks for are fetched during the restore, whole, under their own names,
+      // and the prefetcher restore started waits for the server with the repository open.
       const ahead = readdirSync(path.join(dir, PREFETCH_DIR));
-      expect(ahead.length).toBeGreaterThan(0);
-      for (const n of ahead) expect(n).toMatch(/^[0-9A-F]{24}$/);
+      expect(ahead.filter((n) => n !== PREFETCH_PID).length).toBeGreaterThan(0);
+      for (const n of ahead) expect(n).toMatch(/^([0-9A-F]{24}|pid)$/);
+      const prefetcher = Number(readFileSync(path.join(dir, PREFETCH_DIR, PREFETCH_PID), "utf8"));
+      expect(() => process.kill(prefetcher, 0)).not.toThrow();
       const restored = await clusterAt(dir);
       try {
         await restored.start({ archive_mode: "off" });

@@ -56,8 +56,8 @@ describe("the WAL prefetcher and restore_command", () => {
     await archive.pushReceived(p, SYSTEM);
   }
 
-  async function start(window = 3) {
-    running = new WalPrefetcher(archive, { pgdata, systemId: SYSTEM, window, signal: controller.signal }).run();
+  async function start(window = 3, awaitServer = false) {
+    running = new WalPrefetcher(archive, { pgdata, systemId: SYSTEM, window, signal: controller.signal, awaitServer }).run();
     const pid = path.join(dir(), PREFETCH_PID);
     for (let i = 0; i < 500 && !existsSync(pid); i++) await new Promise((r) => setTimeout(r, 10));
   }
@@ -160,6 +160,40 @@ describe("the WAL prefetcher and restore_command", () => {
     running = undefined;
     expect(existsSync(dir())).toBe(false);
     expect(await restoreCommand(command, pgdata, name(1, 2))).toBe(7);
+  });
+
+  it("started by pg restore before the server, answers the server's first requests, and ends with the server", async () => {
+    rmSync(path.join(pgdata, "postmaster.pid"));
+    mkdirSync(dir(), { recursive: true });
+    writeFileSync(path.join(dir(), name(1, 1)), segment(1, 1));
+    await start(2, true);
+    await until("the window after the restore's segment", () => [2, 3].every((s) => existsSync(path.join(dir(), name(1, s)))));
+    writeFileSync(path.join(pgdata, "postmaster.pid"), "1\n");
+    // Recovery's first request, the next timeline's history, is looked up in the archive without starting cairn.
+    expect(await restoreCommand(command, pgdata, "00000002.history")).toBe(1);
+    expect(await restoreCommand(command, pgdata, name(1, 1))).toBe(0);
+    expect(recovered().equals(segment(1, 1))).toBe(true);
+    // Once the server has run, its stop ends the prefetcher, which leaves nothing behind.
+    rmSync(path.join(pgdata, "postmaster.pid"));
+    expect(await running).toBe(true);
+    running = undefined;
+    expect(existsSync(dir())).toBe(false);
+  });
+
+  it("stopped before the server ever started, leaves what it fetched for the server's first wal-fetch", async () => {
+    rmSync(path.join(pgdata, "postmaster.pid"));
+    await start(2, true);
+    // Asked before the server runs (recovery's first segment), it serves and fills the window after it.
+    expect(await restoreCommand(command, pgdata, name(1, 1))).toBe(0);
+    await until("the window", () => [2, 3].every((s) => existsSync(path.join(dir(), name(1, s)))));
+    controller.abort();
+    expect(await running).toBe(true);
+    running = undefined;
+    expect(readdirSync(dir()).sort()).toEqual([name(1, 2), name(1, 3)]);
+    // No prefetcher runs now: restore_command starts cairn for what is not there, takes what is.
+    expect(await restoreCommand(command, pgdata, "00000002.history")).toBe(7);
+    expect(await restoreCommand(command, pgdata, name(1, 2))).toBe(0);
+    expect(recovered().equals(segment(1, 2))).toBe(true);
   });
 
   it("runs once per data directory", async () => {

@@ -26,6 +26,12 @@ import { parseSegmentName, segmentName, walFileKind } from "./wal.js";
  * name or timeline. It stops, removing the directory, shortly after recovery ends (no
  * recovery.signal or standby.signal), when the server stops (no postmaster.pid), the
  * directory is removed, or nothing was asked for IDLE_MS.
+ *
+ * `cairn pg restore` starts one before the server runs (awaitServer), so that the
+ * server's first requests (the next timeline's history, which must be looked up in the
+ * archive) find the repository open instead of starting Node. Until the server has
+ * started it waits, and if it ends first (IDLE_MS) it leaves the segments fetched so
+ * far for the server's first wal-fetch.
  */
 export const PREFETCH_PID = "pid";
 
@@ -46,6 +52,10 @@ export interface PrefetcherOptions {
   /** Whole segments kept ready ahead of the newest one PostgreSQL took. */
   window: number;
   signal?: AbortSignal;
+  /** Started before the server: a missing postmaster.pid does not end it until the server has run. */
+  awaitServer?: boolean;
+  /** Called once the pid file is written: restore_command asks this process from then on. */
+  onClaimed?: () => void;
 }
 
 /** Whether a prefetcher with the pid in `dir`/pid runs (a pid file left by a killed one does not count). */
@@ -86,6 +96,8 @@ export class WalPrefetcher {
   private endedAt?: number;
   /** Segments being fetched ahead now. */
   private readonly inFlight = new Map<string, Promise<boolean>>();
+  /** Whether postmaster.pid was seen: the server has started on the directory. */
+  private serverSeen = false;
 
   constructor(
     private readonly archive: WalArchive,
@@ -98,6 +110,7 @@ export class WalPrefetcher {
   async run(): Promise<boolean> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
     if (!(await this.claim())) return false;
+    this.o.onClaimed?.();
     try {
       await this.position();
       const ahead = this.fetchAhead();
@@ -110,7 +123,11 @@ export class WalPrefetcher {
       await ahead;
     } finally {
       this.stopped = true;
-      if ((await fs.readFile(path.join(this.dir, PREFETCH_PID), "utf8").catch(() => "")) === String(process.pid)) await fs.rm(this.dir, { recursive: true, force: true });
+      if ((await fs.readFile(path.join(this.dir, PREFETCH_PID), "utf8").catch(() => "")) === String(process.pid)) {
+        // A server that never started will need what was fetched: only the pid file goes.
+        if (this.o.awaitServer && !this.serverSeen) await fs.rm(path.join(this.dir, PREFETCH_PID), { force: true });
+        else await fs.rm(this.dir, { recursive: true, force: true });
+      }
     }
     return true;
   }
@@ -161,7 +178,8 @@ export class WalPrefetcher {
   private async alive(): Promise<boolean> {
     if (this.o.signal?.aborted || Date.now() - this.lastActivity > IDLE_MS) return false;
     if ((await fs.readFile(path.join(this.dir, PREFETCH_PID), "utf8").catch(() => "")) !== String(process.pid)) return false;
-    if (!(await exists(path.join(this.o.pgdata, "postmaster.pid")))) return false;
+    if (await exists(path.join(this.o.pgdata, "postmaster.pid"))) this.serverSeen = true;
+    else if (this.serverSeen || !this.o.awaitServer) return false;
     if (await inRecovery(this.o.pgdata)) return true;
     // PostgreSQL removes the signal file before its last requests (the parent timeline's
     // history, as it writes the new one): those are still answered for a moment, and
