@@ -37,3 +37,63 @@ require_restic18() {
     return 1
   }
 }
+
+# The tools a run compares, as named in TOOLS (cairn restic18 restic borg). The three helpers
+# below serve run.sh, scale.sh and run-remote.sh alike; CAIRN (an array) is the command that
+# runs Cairn.
+#
+# check_tools ALLOWED...: every tool in TOOLS is one of ALLOWED and is here (restic 0.18.1 is
+# built into the tool cache when missing); says what to install otherwise.
+check_tools() {
+  local t
+  for t in $TOOLS; do
+    case " $* " in *" $t "*) ;; *)
+      echo "unknown tool '$t' in TOOLS; use any of: $*" >&2
+      return 1
+      ;;
+    esac
+    case $t in
+      restic18) require_restic18 || return 1 ;;
+      restic) [ -x "$RESTIC_DEB" ] || {
+        echo "Debian's restic is not at $RESTIC_DEB: apt-get install -y restic (or set RESTIC_DEB)" >&2
+        return 1
+      } ;;
+      borg) command -v borg > /dev/null || {
+        echo "borg is missing: apt-get install -y borgbackup" >&2
+        return 1
+      } ;;
+    esac
+  done
+}
+
+# tool_versions: each tool's own version line, for the run's env.txt.
+tool_versions() {
+  local t
+  for t in $TOOLS; do
+    case $t in
+      cairn) echo "cairn: $("${CAIRN[@]}" --version 2> /dev/null)" ;;
+      restic18) echo "restic18: $("$RESTIC18" version) ($RESTIC18)" ;;
+      restic) echo "restic: $("$RESTIC_DEB" version) ($RESTIC_DEB)" ;;
+      borg) echo "borg: $(borg --version)" ;;
+    esac
+  done
+}
+
+# tool_labels: "tool<TAB>label" per tool, the result tables' column heads. A script adds what
+# it ran each tool with by setting LABEL_DETAIL[tool] (an associative array) first.
+tool_labels() {
+  local t label notes
+  for t in $TOOLS; do
+    notes=()
+    case $t in
+      cairn) label="cairn $("${CAIRN[@]}" --version 2> /dev/null)" ;;
+      restic18) label="restic $("$RESTIC18" version | awk '{print $2}')" ;;
+      restic) label="restic $("$RESTIC_DEB" version | awk '{print $2}')" notes=(Debian) ;;
+      borg) label="borg $(borg --version | awk '{print $2}')" ;;
+      *) label=$t ;;
+    esac
+    if declare -p LABEL_DETAIL > /dev/null 2>&1 && [ -n "${LABEL_DETAIL[$t]:-}" ]; then notes+=("${LABEL_DETAIL[$t]}"); fi
+    if [ ${#notes[@]} -gt 0 ]; then label="$label ($(IFS=';'; echo "${notes[*]}" | sed 's/;/; /g'))"; fi
+    printf '%s\t%s\n' "$t" "$label"
+  done
+}

@@ -39,14 +39,7 @@ MINIO_BIN=${MINIO_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/cairn/bin/minio}
 # ---------------------------------------------------------------- preconditions
 missing=()
 for c in node bc diff curl ssh ssh-keygen; do command -v $c >/dev/null || missing+=("$c"); done
-for t in $TOOLS; do
-  case $t in
-    cairn) ;;
-    restic18) require_restic18 || exit 1 ;;
-    restic) [ -x "$RESTIC_DEB" ] || missing+=("$RESTIC_DEB (Debian's restic)") ;;
-    *) echo "unknown tool '$t' in TOOLS; use any of: cairn restic18 restic" >&2; exit 1 ;;
-  esac
-done
+check_tools cairn restic18 restic || exit 1
 for d in $DESTS; do case $d in s3|sftp) ;; *) echo "unknown destination '$d' in DESTS; use any of: s3 sftp" >&2; exit 1 ;; esac; done
 [ -x /usr/bin/time ] || missing+=("/usr/bin/time (GNU time)")
 [ -x /usr/sbin/sshd ] || missing+=("/usr/sbin/sshd (openssh-server)")
@@ -147,8 +140,7 @@ mkdir -p "$W/sftp-data"
   echo "commit: $(git -C "$CHECKOUT" rev-parse --short HEAD)$(git -C "$CHECKOUT" diff --quiet HEAD -- engine backends cli || echo ' (engine/backends/cli modified)')"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); nproc=$(nproc)"
   echo "node: $(node --version)"
-  echo "cairn: $("${CAIRN[@]}" --version 2>/dev/null)"
-  for t in $TOOLS; do case $t in restic18) echo "restic18: $("$RESTIC18" version) ($RESTIC18)" ;; restic) echo "restic: $("$RESTIC_DEB" version) ($RESTIC_DEB)" ;; esac; done
+  tool_versions
   echo "minio: $("$MINIO_BIN" --version 2>/dev/null | head -1)"
   echo "sshd: $(ssh -V 2>&1)"
   echo "servers: minio 127.0.0.1:$MINIO_PORT behind counting proxy 127.0.0.1:$PROXY_PORT; sshd 127.0.0.1:$SSH_PORT"
@@ -156,13 +148,7 @@ mkdir -p "$W/sftp-data"
   echo "settings: DATASET_SIZE=$DATASET_SIZE SEED=$SEED TOOLS='$TOOLS' DESTS='$DESTS' BENCH_TMP=$TMP"
 } > "$RES/env.txt" 2>&1
 cat "$RES/env.txt" >&2
-for t in $TOOLS; do
-  case $t in
-    cairn) printf 'cairn\tcairn\n' ;;
-    restic18) printf 'restic18\trestic %s\n' "$("$RESTIC18" version | awk '{print $2}')" ;;
-    restic) printf 'restic\trestic %s (Debian)\n' "$("$RESTIC_DEB" version | awk '{print $2}')" ;;
-  esac
-done > "$RES/labels.tsv"
+tool_labels > "$RES/labels.tsv"
 
 # ---------------------------------------------------------------- dataset
 log "generating dataset ($DATASET_SIZE bytes, seed $SEED)"

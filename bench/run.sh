@@ -38,15 +38,7 @@ INSTALL="apt-get install -y restic borgbackup hyperfine time bc"
 missing=()
 for c in node bc diff du; do command -v $c >/dev/null || missing+=("$c"); done
 [ -x /usr/bin/time ] || missing+=("/usr/bin/time (GNU time)")
-for t in $TOOLS; do
-  case $t in
-    cairn) ;;
-    restic18) require_restic18 || exit 1 ;;
-    restic) [ -x "$RESTIC_DEB" ] || missing+=("$RESTIC_DEB (Debian's restic)") ;;
-    borg) command -v borg >/dev/null || missing+=(borg) ;;
-    *) echo "unknown tool '$t' in TOOLS; use any of: cairn restic18 restic borg" >&2; exit 1 ;;
-  esac
-done
+check_tools cairn restic18 restic borg || exit 1
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing: ${missing[*]}" >&2
   echo "install them with: $INSTALL" >&2
@@ -78,21 +70,15 @@ export RESTIC_CACHE_DIR=$TMP/cache/restic BORG_BASE_DIR=$TMP/cache/borg BORG_REL
   echo "commit: $(git -C "$CHECKOUT" rev-parse --short HEAD)$(git -C "$CHECKOUT" diff --quiet HEAD -- engine backends cli || echo ' (engine/backends/cli modified)')"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); nproc=$(nproc)"
   echo "node: $(node --version)"
-  for t in $TOOLS; do case $t in restic18) echo "restic18: $("$RESTIC18" version) ($RESTIC18)" ;; restic) echo "restic: $("$RESTIC_DEB" version) ($RESTIC_DEB)" ;; borg) echo "borg: $(borg --version)" ;; esac; done
+  tool_versions
   echo "load_before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "settings: REPS=$REPS DATASET_SIZE=$DATASET_SIZE SEED=$SEED TOOLS='$TOOLS' INDEX_BLOBS=$INDEX_BLOBS BENCH_TMP=$TMP"
 } > "$RES/env.txt" 2>&1
 cat "$RES/env.txt" >&2
 
 # Column labels: which version and which compression each tool ran with.
-for t in $TOOLS; do
-  case $t in
-    cairn) printf 'cairn\tcairn %s (zstd:3, init default)\n' "$("${CAIRN[@]}" --version 2>/dev/null)" ;;
-    restic18) printf 'restic18\trestic %s (repo v2, compression auto)\n' "$("$RESTIC18" version | awk '{print $2}')" ;;
-    restic) printf 'restic\trestic %s, Debian (repo v2, compression auto)\n' "$("$RESTIC_DEB" version | awk '{print $2}')" ;;
-    borg) printf 'borg\tborg %s (repokey, lz4 default)\n' "$(borg --version | awk '{print $2}')" ;;
-  esac
-done > "$RES/labels.tsv"
+declare -A LABEL_DETAIL=([cairn]="zstd:3, init default" [restic18]="repo v2, compression auto" [restic]="repo v2, compression auto" [borg]="repokey, lz4 default")
+tool_labels > "$RES/labels.tsv"
 
 # ---------------------------------------------------------------- dataset
 log "generating dataset ($DATASET_SIZE bytes, seed $SEED) into $TMP/dataset"

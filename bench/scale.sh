@@ -32,15 +32,7 @@ CAIRN=(node "${CAIRN_JS:-$ROOT/bin/cairn.js}")
 . "$HERE/restic18.sh"
 
 [ -x /usr/bin/time ] && command -v bc > /dev/null || { echo "GNU time and bc are needed: apt-get install -y time bc" >&2; exit 1; }
-for t in $TOOLS; do
-  case $t in
-    cairn) ;;
-    restic18) require_restic18 || exit 1 ;;
-    restic) [ -x "$RESTIC_DEB" ] || { echo "Debian's restic is not at $RESTIC_DEB: apt-get install -y restic" >&2; exit 1; } ;;
-    borg) command -v borg > /dev/null || { echo "borg is missing: apt-get install -y borgbackup" >&2; exit 1; } ;;
-    *) echo "unknown tool '$t' in TOOLS; use any of: cairn restic18 restic borg" >&2; exit 1 ;;
-  esac
-done
+check_tools cairn restic18 restic borg || exit 1
 [ -f "$ROOT/dist/cli/main.js" ] && [ -f "$ROOT/dist/bench/index-memory.js" ] || { echo "Cairn is not built; run: npm run build" >&2; exit 1; }
 case "$TMPB/" in "$(realpath "$ROOT")/"*) echo "BENCH_TMP ($TMPB) is inside the checkout; point it outside, e.g. BENCH_TMP=/tmp/cairn-scale" >&2; exit 1 ;; esac
 
@@ -68,20 +60,13 @@ DATA_BYTES=$(find "$TREE" -type f -printf '%s\n' | awk '{s+=$1} END{printf "%d\n
   echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null)"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); nproc=$(nproc)"
   echo "node: $(node --version)"
-  for t in $TOOLS; do case $t in restic18) echo "restic18: $("$RESTIC18" version)" ;; restic) echo "restic: $("$RESTIC_DEB" version)" ;; borg) echo "borg: $(borg --version)" ;; esac; done
+  tool_versions
   echo "tree: $FILES files, $DIRS directories, $DATA_BYTES bytes ($TREE)"
   echo "load_before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "settings: FILES=$FILES DIRS=$DIRS REPS=$REPS TOOLS='$TOOLS' NICE=$NICE VERIFY=$VERIFY INDEX_BLOBS=$INDEX_BLOBS"
 } > "$RES/env.txt" 2>&1
 cat "$RES/env.txt" >&2
-for t in $TOOLS; do
-  case $t in
-    cairn) printf 'cairn\tcairn %s\n' "$("${CAIRN[@]}" --version 2> /dev/null)" ;;
-    restic18) printf 'restic18\trestic %s\n' "$("$RESTIC18" version | awk '{print $2}')" ;;
-    restic) printf 'restic\trestic %s (Debian)\n' "$("$RESTIC_DEB" version | awk '{print $2}')" ;;
-    borg) printf 'borg\tborg %s\n' "$(borg --version | awk '{print $2}')" ;;
-  esac
-done > "$RES/labels.tsv"
+tool_labels > "$RES/labels.tsv"
 
 printf 'tool\trep\top\twall_s\tuser_s\tsys_s\tmaxrss_kib\trc\n' > "$RES/ops.tsv"
 printf 'tool\trep\tstage\tbytes\n' > "$RES/sizes.tsv"
