@@ -12,7 +12,7 @@ import { briefList } from "./payload.js";
 import { ProgressReporter } from "./progress.js";
 import { realPathRefusal, readGuard } from "../policy/paths.js";
 import { hostRefusal } from "../policy/destinations.js";
-import { openRepository, permanentOrSame, policyFailure, withLockedRepository, type ActivityDeps } from "./repository.js";
+import { permanentOrSame, policyFailure, withLockedRepository, withRepository, type ActivityDeps } from "./repository.js";
 import { checkQuota } from "./quota.js";
 import { verifySnapshot } from "./verify.js";
 import { checkMysqlSource, snapshotMysql } from "./mysql.js";
@@ -111,8 +111,7 @@ export function backupActivities(deps: ActivityDeps) {
       await allowSources(input);
       if (input.source.type === "postgres") await checkPostgresSource(input.source, deps, input.planName);
       if (input.source.type === "mysql") await checkMysqlSource(input.source, deps, input.planName);
-      const repo = await openRepository(input.repository, deps);
-      try {
+      return await withRepository(input.repository, deps, async (repo) => {
         for (const p of input.source.type === "files" ? input.source.paths : []) {
           await fs.lstat(p).catch((err: Error) => {
             throw ApplicationFailure.nonRetryable(
@@ -123,9 +122,7 @@ export function backupActivities(deps: ActivityDeps) {
         }
         await checkQuota(repo, input);
         return { repositoryId: repo.config.id, snapshots: (await repo.listIds("snapshots")).length };
-      } finally {
-        await repo.close();
-      }
+      });
     },
 
     /**
@@ -249,8 +246,7 @@ export function backupActivities(deps: ActivityDeps) {
 
     /** Repository figures for the run's record: how many snapshots, how many packs and their bytes. */
     async recordRun(input: { repository: RepositoryTarget }): Promise<RecordResult> {
-      const repo = await openRepository(input.repository, deps);
-      try {
+      return await withRepository(input.repository, deps, async (repo) => {
         let packs = 0;
         let bytes = 0;
         for await (const obj of repo.backend.list("data/")) {
@@ -258,9 +254,7 @@ export function backupActivities(deps: ActivityDeps) {
           bytes += obj.size;
         }
         return { snapshots: (await repo.listIds("snapshots")).length, packs, packBytes: bytes };
-      } finally {
-        await repo.close();
-      }
+      });
     },
 
     /** POSTs the run's summary as JSON to the plan's webhook, when it has one. */

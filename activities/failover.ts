@@ -16,7 +16,7 @@ import { query } from "../sources/postgres/tools.js";
 import { formatLsn, parseLsn, parseSegmentName, segnoOf, walFileKind } from "../sources/postgres/wal.js";
 import { FAILOVER_REFUSED, PERMANENT_FAILURES, type FailoverInput, type FailoverValidation } from "../workflows/messages.js";
 import { WAL_SOCKET, type WalSocketServer } from "../sources/postgres/wal-socket.js";
-import { openRepository, policyFailure, type ActivityDeps } from "./repository.js";
+import { openRepository, policyFailure, withRepository, type ActivityDeps } from "./repository.js";
 import { allowedAddress, openConnection, unsealPassword } from "./postgres.js";
 import { serveStandbyWal, walSocketDir } from "./standby.js";
 import { loopbackUrl } from "./recovery.js";
@@ -148,26 +148,20 @@ export function failoverActivities(deps: ActivityDeps) {
 
   /** The newest archived segment of a system (on the highest timeline), and the segment size. */
   const archiveEnd = async (input: FailoverInput, systemId: string, segmentSize: number): Promise<{ segment?: string; endLsn?: bigint }> => {
-    const repo = await openRepository(input.repository, deps);
-    try {
+    return withRepository(input.repository, deps, async (repo) => {
       const names = [...(await new WalArchive(repo).list(systemId)).keys()].filter((n) => walFileKind(n) === "segment").sort();
       const newest = names.at(-1);
       if (!newest) return {};
       const id = parseSegmentName(newest, segmentSize);
       return { segment: newest, endLsn: (id.segno + 1n) * BigInt(segmentSize) };
-    } finally {
-      await repo.close();
-    }
+    });
   };
 
   /** The cluster of the plan's newest base backup (what a cold failover restores). */
   const planSystem = async (input: FailoverInput): Promise<string | undefined> => {
-    const repo = await openRepository(input.repository, deps);
-    try {
+    return withRepository(input.repository, deps, async (repo) => {
       return baseBackups(await loadSnapshots(repo)).filter((b) => b.host === planHost(input.planId)).at(-1)?.source.systemId;
-    } finally {
-      await repo.close();
-    }
+    });
   };
 
   return {
@@ -263,17 +257,14 @@ export function failoverActivities(deps: ActivityDeps) {
         .catch((err: Error) => warnings.push(`the old primary could not be made read-only before its last WAL was archived (${err.message.split("\n")[0]}); what it committed after that is lost`));
       const [[segment, lsn]] = await query(url, "SELECT pg_walfile_name(pg_switch_wal()), pg_current_wal_lsn()", env);
       const deadline = Date.now() + 10 * 60_000;
-      const repo = await openRepository(input.repository, deps);
-      try {
+      await withRepository(input.repository, deps, async (repo) => {
         const archive = new WalArchive(repo);
         while (!(await archive.list(systemId)).has(segment)) {
           ctx.heartbeat();
           if (Date.now() > deadline) throw new CairnError(`the archive did not receive ${segment} within 10 minutes; check the old primary's archive_command (SELECT * FROM pg_stat_archiver)`);
           await sleep(500);
         }
-      } finally {
-        await repo.close();
-      }
+      });
       return { lsn, segment, ...(heartbeat ? { heartbeat: heartbeatText(heartbeat) } : {}), warnings };
     },
 

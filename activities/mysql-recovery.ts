@@ -15,7 +15,7 @@ import { PERMANENT_FAILURES, SAFE_DATA_DIR, type MysqlRecoveryChoice, type Mysql
 import { planMysqlSnapshots, planServer } from "./mysql.js";
 import { unsealPassword } from "./postgres.js";
 import { portInUse } from "./recovery.js";
-import { openRepository, permanentOrSame, policyFailure, withLockedRepository, type ActivityDeps } from "./repository.js";
+import { permanentOrSame, policyFailure, withLockedRepository, withRepository, type ActivityDeps } from "./repository.js";
 
 /** The recovered server's files inside its data directory: pid, error log, Unix socket. */
 const PID_FILE = "cairn-recovered.pid";
@@ -87,19 +87,18 @@ export function mysqlRecoveryActivities(deps: ActivityDeps) {
       });
       if (await portInUse(input.into.port)) throw invalid(`port ${input.into.port} is in use on the worker; choose a free port for the recovered server`);
       const target = mysqlTarget(input.target);
-      const repo = await openRepository(input.repository, deps);
-      try {
-        const all = await loadSnapshots(repo);
-        const server = planServer(all, input.planId);
-        if (!server) throw invalid(`plan ${input.planName} has no physical backup yet; run it (POST /v1/plans/${input.planId}/run) and recover after it completes`);
-        const { backup, binlogs } = planRecovery(planMysqlSnapshots(all, input.planId), target, server, await loadBinlogPartial(repo, server));
-        const b = backup.source;
-        return { server, snapshotId: backup.id, stopTime: b.stopTime, ...(b.binlogFile ? { binlogFile: b.binlogFile, binlogPosition: b.binlogPosition } : {}), binlogs, startedAt };
-      } catch (err) {
-        throw err instanceof CairnError ? invalid(err.message) : permanentOrSame(err);
-      } finally {
-        await repo.close();
-      }
+      return await withRepository(input.repository, deps, async (repo) => {
+        try {
+          const all = await loadSnapshots(repo);
+          const server = planServer(all, input.planId);
+          if (!server) throw invalid(`plan ${input.planName} has no physical backup yet; run it (POST /v1/plans/${input.planId}/run) and recover after it completes`);
+          const { backup, binlogs } = planRecovery(planMysqlSnapshots(all, input.planId), target, server, await loadBinlogPartial(repo, server));
+          const b = backup.source;
+          return { server, snapshotId: backup.id, stopTime: b.stopTime, ...(b.binlogFile ? { binlogFile: b.binlogFile, binlogPosition: b.binlogPosition } : {}), binlogs, startedAt };
+        } catch (err) {
+          throw err instanceof CairnError ? invalid(err.message) : permanentOrSame(err);
+        }
+      });
     },
 
     /** Makes the empty data directory. */

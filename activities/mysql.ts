@@ -12,7 +12,7 @@ import { mysqlDumps, restoreMysqlDump, takeMysqlDump, type MysqlLogicalInfo, typ
 import { mysqlPhysicalBackups, serverName, takeMysqlPhysical } from "../sources/mysql/physical.js";
 import { PERMANENT_FAILURES, type Answer, type BackupInput, type MysqlRecoveryWindow, type MysqlRecoveryWindowInput, type MysqlRestoreInput, type MysqlRestoreJobResult, type MysqlRestorePreview, type MysqlSource } from "../workflows/messages.js";
 import { allowedAddress, unsealPassword, type PostgresSnapshotOptions } from "./postgres.js";
-import { openRepository, withLockedRepository, type ActivityDeps } from "./repository.js";
+import { withLockedRepository, withRepository, type ActivityDeps } from "./repository.js";
 
 /**
  * Runs `fn` with an option file (0600, removed afterwards) holding the plan's login:
@@ -151,8 +151,7 @@ export function mysqlActivities(deps: ActivityDeps) {
 
 /** What a logical restore would do, for the API's preview: read from the dump and the plan's server, nothing changed. */
 export async function previewMysqlRestore(input: MysqlRestoreInput, deps: ActivityDeps): Promise<Answer<MysqlRestorePreview>> {
-  const repo = await openRepository(input.repository, deps);
-  try {
+  return withRepository(input.repository, deps, async (repo) => {
     const dump = planDump(await loadSnapshots(repo), input.planId, input.planName, input.snapshotRef);
     if ("reason" in dump) return { ok: false, refusal: { reason: dump.reason, message: dump.message, field: "snapshotId" } };
     const r = await withPlanLogin(input.source, deps, (optionFile) => restoreMysqlDump(repo, dump, { optionFile, database: input.database, into: input.into, tables: input.tables, clean: input.clean, preview: true, words: API_WORDS })).catch((err: unknown) => {
@@ -161,20 +160,15 @@ export async function previewMysqlRestore(input: MysqlRestoreInput, deps: Activi
     });
     if ("ok" in r) return r;
     return { ok: true, value: { snapshotId: dump.id, snapshotTime: dump.time, database: r.database, into: r.into, tables: r.tables, ...r.preview! } };
-  } finally {
-    await repo.close();
-  }
+  });
 }
 
 /** A physical plan's recovery window: its backups and the archived binary logs that follow them. */
 export async function mysqlRecoveryWindowOf(input: MysqlRecoveryWindowInput, deps: ActivityDeps): Promise<MysqlRecoveryWindow> {
-  const repo = await openRepository(input.repository, deps);
-  try {
+  return withRepository(input.repository, deps, async (repo) => {
     const all = await loadSnapshots(repo);
     const server = planServer(all, input.planId);
     if (!server) return { physicalBackups: 0, archivedBinlogs: 0 };
     return recoveryWindow(planMysqlSnapshots(all, input.planId), server, await loadBinlogPartial(repo, server));
-  } finally {
-    await repo.close();
-  }
+  });
 }

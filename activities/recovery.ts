@@ -16,7 +16,7 @@ import { ensureDeltaTarget, ensureEmptyTarget, writeDataDir } from "../sources/p
 import { pgTool, query } from "../sources/postgres/tools.js";
 import { parseLsn, walFileKind } from "../sources/postgres/wal.js";
 import { PERMANENT_FAILURES, SAFE_DATA_DIR, type RecoveryChoice, type RecoveryInput, type RecoveryLanding, type RecoveryTargetSpec, type RecoveryWindow } from "../workflows/messages.js";
-import { openRepository, permanentOrSame, policyFailure, withLockedRepository, type ActivityDeps } from "./repository.js";
+import { permanentOrSame, policyFailure, withLockedRepository, withRepository, type ActivityDeps } from "./repository.js";
 
 /** Where the WAL a recovery replays is put inside the new data directory; restore_command copies from it (it runs in the data directory). */
 const WAL_DIR = "cairn_recovery_wal";
@@ -176,24 +176,23 @@ export function recoveryActivities(deps: ActivityDeps) {
       }
       if (await portInUse(input.into.port)) throw invalid(`port ${input.into.port} is in use on the worker; choose a free port for the recovered server`);
       const { target } = recoveryTarget(input.target);
-      const repo = await openRepository(input.repository, deps);
-      try {
-        const snapshots = await loadSnapshots(repo);
-        const systemId = planCluster(snapshots, input.planId);
-        if (!systemId) throw invalid(`plan ${input.planName} has no base backup yet; run it (POST /v1/plans/${input.planId}/run) and recover after it completes`);
-        if (input.delta) {
-          await ensureDeltaTarget(dir, systemId).catch((err: Error) => {
-            throw invalid(`into.dataDir: ${err.message}`);
-          });
+      return await withRepository(input.repository, deps, async (repo) => {
+        try {
+          const snapshots = await loadSnapshots(repo);
+          const systemId = planCluster(snapshots, input.planId);
+          if (!systemId) throw invalid(`plan ${input.planName} has no base backup yet; run it (POST /v1/plans/${input.planId}/run) and recover after it completes`);
+          if (input.delta) {
+            await ensureDeltaTarget(dir, systemId).catch((err: Error) => {
+              throw invalid(`into.dataDir: ${err.message}`);
+            });
+          }
+          const { chosen } = await (await ClusterArchive.load(repo, systemId, snapshots)).choose(target, repo);
+          const b = chosen.backup;
+          return { systemId, snapshotId: b.id, stopTime: b.source.stopTime, stopLsn: b.source.stopLsn, segmentsToReplay: chosen.segmentsToReplay, reason: chosen.reason, startedAt };
+        } catch (err) {
+          throw err instanceof CairnError ? invalid(err.message) : permanentOrSame(err);
         }
-        const { chosen } = await (await ClusterArchive.load(repo, systemId, snapshots)).choose(target, repo);
-        const b = chosen.backup;
-        return { systemId, snapshotId: b.id, stopTime: b.source.stopTime, stopLsn: b.source.stopLsn, segmentsToReplay: chosen.segmentsToReplay, reason: chosen.reason, startedAt };
-      } catch (err) {
-        throw err instanceof CairnError ? invalid(err.message) : permanentOrSame(err);
-      } finally {
-        await repo.close();
-      }
+      });
     },
 
     /** Makes the empty data directory (mode 0700, as PostgreSQL requires). */

@@ -94,3 +94,8 @@ export function permanentOrSame(err: unknown): unknown {
 export async function withLockedRepository<T>(target: RepositoryTarget, deps: ActivityDeps, lock: LockRequest, fn: (repo: Repository) => Promise<T>): Promise<T> {
   return useRepository(await openRepository(target, deps), lock, fn);
 }
+
+/** Runs `fn` on the open repository without a lock (reads that tolerate a concurrent writer), and always closes it. */
+export async function withRepository<T>(target: RepositoryTarget, deps: ActivityDeps, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  return useRepository(await openRepository(target, deps), undefined, fn);
+}

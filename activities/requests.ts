@@ -2,7 +2,6 @@ import { ApplicationFailure } from "@temporalio/common";
 import { BackendError } from "../backends/backend.js";
 import { parseRepositoryUrl } from "../backends/url.js";
 import { CairnError, RepositoryNotFoundError, WrongPasswordError } from "../engine/errors.js";
-import { useRepository } from "../engine/open.js";
 import { Repository } from "../engine/repository.js";
 import { loadSnapshots, type SnapshotEntry } from "../engine/snapshot.js";
 import { subtreeAt, TreeLoader } from "../engine/tree.js";
@@ -28,7 +27,7 @@ import {
   type SnapshotListing,
   type SnapshotPage,
 } from "../workflows/messages.js";
-import { backendFor, openRepository, unsealTarget, type ActivityDeps } from "./repository.js";
+import { backendFor, unsealTarget, withRepository, type ActivityDeps } from "./repository.js";
 import { holdsFiles } from "./restore.js";
 import { recoveryWindowOf } from "./recovery.js";
 import { mysqlRecoveryWindowOf, previewMysqlRestore } from "./mysql.js";
@@ -132,7 +131,7 @@ export function requestActivities(deps: ActivityDeps) {
     /** What a repository is made of (cipher, Object Lock, key age), for compliance reports. */
     async describeRepository(input: DescribeRepositoryInput): Promise<Answer<RepositoryFacts>> {
       return answering(input.repository.url, async () => {
-        return useRepository(await openRepository(input.repository, deps), undefined, async (repo) => {
+        return withRepository(input.repository, deps, async (repo) => {
           const { cipher, objectLock, created } = repo.config;
           return {
             ok: true as const,
@@ -170,7 +169,7 @@ export function requestActivities(deps: ActivityDeps) {
 
 /** Runs `fn` on the repository's snapshots (oldest first) with the repository open. */
 export async function withSnapshots<T>(target: PrepareRestoreInput["repository"], deps: ActivityDeps, fn: (all: SnapshotEntry[], repo: Repository) => Promise<T>): Promise<T> {
-  return useRepository(await openRepository(target, deps), undefined, async (repo) => fn(await loadSnapshots(repo), repo));
+  return withRepository(target, deps, async (repo) => fn(await loadSnapshots(repo), repo));
 }
 
 function listing(s: SnapshotEntry): SnapshotListing {
