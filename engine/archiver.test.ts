@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MemBackend } from "../backends/mem.js";
@@ -11,7 +11,7 @@ import { Restorer } from "./restorer.js";
 const PASSWORD = "correct horse battery staple";
 const FAST_KDF = { name: "scrypt" as const, N: 1024, r: 8, p: 1 };
 
-/** Small files are read whole with synchronous calls: each must still be judged on what was opened, and stored whole. */
+/** Small files are opened with synchronous calls and read on codec threads: each must still be judged on what was opened, and stored whole. */
 describe("archiver with many small files", () => {
   let tmp: ReturnType<typeof tempDir>;
   beforeEach(() => {
@@ -19,7 +19,8 @@ describe("archiver with many small files", () => {
   });
   afterEach(() => tmp.cleanup());
 
-  it("stores every small file byte-identical and leaves out the ones the policy refuses", async () => {
+  // threads 0: everything on this thread; 2: small files read, hashed and sealed on codec threads (readSeal).
+  it.each([0, 2])("stores every small file byte-identical and leaves out the ones the policy refuses (%i codec threads)", async (threads) => {
     const src = path.join(tmp.dir, "src");
     mkdirSync(path.join(src, "d"), { recursive: true });
     const files = new Map<string, Buffer>();
@@ -30,7 +31,7 @@ describe("archiver with many small files", () => {
       writeFileSync(path.join(src, name), data);
       files.set(name, data);
     }
-    const repo = await Repository.init(new MemBackend(), PASSWORD, { kdf: FAST_KDF, threads: 0 });
+    const repo = await Repository.init(new MemBackend(), PASSWORD, { kdf: FAST_KDF, threads });
     try {
       const refused: string[] = [];
       const archiver = new Archiver(repo, {
@@ -58,11 +59,12 @@ describe("archiver with many small files", () => {
     }
   });
 
-  it("lets the event loop run while it walks a large directory, so a cancellation stops it", async () => {
+  it.each([0, 2])("lets the event loop run while it walks a large directory, so a cancellation stops it and no file stays open (%i codec threads)", async (threads) => {
     const src = path.join(tmp.dir, "src");
     mkdirSync(src);
     for (let i = 0; i < 2000; i++) writeFileSync(path.join(src, `f${i}`), String(i));
-    const repo = await Repository.init(new MemBackend(), PASSWORD, { kdf: FAST_KDF, threads: 0 });
+    const repo = await Repository.init(new MemBackend(), PASSWORD, { kdf: FAST_KDF, threads });
+    const openBefore = readdirSync("/proc/self/fd").length;
     try {
       const ac = new AbortController();
       let reports = 0;
@@ -79,5 +81,7 @@ describe("archiver with many small files", () => {
     } finally {
       await repo.close();
     }
+    // Files opened for codec threads are closed by them, or by the walk when it stops before sending them.
+    expect(readdirSync("/proc/self/fd").length).toBe(openBefore);
   });
 });

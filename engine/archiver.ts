@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readlinkSync, readSync, realpathSync, type BigIntStats } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readlinkSync, realpathSync, type BigIntStats } from "node:fs";
 import { hostname } from "node:os";
 import * as path from "node:path";
 import { BlobType } from "./blob-index.js";
@@ -6,6 +6,7 @@ import { openPatiently, outOfDescriptors } from "./descriptors.js";
 import { CairnError } from "./errors.js";
 import { pageHash, pageLocations, PageMapBuilder, PAGE_HASH_BYTES, type PageMap } from "./pagemap.js";
 import { PathPatterns } from "./pathmatch.js";
+import { closeAll, GREW, UNREADABLE, type ReadSealResult } from "./read-seal.js";
 import type { Repository } from "./repository.js";
 import { safeUser } from "./keyring.js";
 import { sameSet, loadSnapshots, type Snapshot, type SnapshotEntry, type SnapshotSource, type SnapshotSummary } from "./snapshot.js";
@@ -14,14 +15,22 @@ import { decodeTree, isSafeName, saveTree, type NodeType, type Tree, type TreeNo
 export const PROGRAM = "cairn 0.1.0";
 
 /**
- * Files up to this size are opened, read whole and closed with synchronous calls on
- * the main thread, into one reused buffer. For a tree of small files the time went to
- * the round trips of asynchronous calls (a thread-pool hop, a promise and a FileHandle
- * for each of lstat, open, read and close), not to the bytes: on 50,000 files of 0-8
- * KiB the asynchronous calls cost about 5 times the CPU of the synchronous ones.
- * Bigger files are read asynchronously, chunk by chunk, as before.
+ * Files up to this size are opened (and judged, see BackupOptions.refuse) with
+ * synchronous calls on the main thread, then read whole, closed, hashed and sealed on
+ * a codec thread, READ_BATCH files a job (CodecPool.readSeal). For a tree of small
+ * files the time went to the round trips of asynchronous calls (a thread-pool hop, a
+ * promise and a FileHandle for each of lstat, open, read and close), not to the
+ * bytes; and once those calls were synchronous, the main thread did nearly all the
+ * work alone (reads, hashes, copies) while the codec threads idled. Bigger files are
+ * read asynchronously, chunk by chunk.
  */
 const SMALL_FILE_MAX = 64 * 1024;
+/**
+ * Small files per readSeal job, and jobs under way at once: the walk keeps at most
+ * READ_BATCH * (READS_IN_FLIGHT + 1) descriptors open for them (160), whatever the tree.
+ */
+const READ_BATCH = 32;
+const READS_IN_FLIGHT = 4;
 /**
  * The synchronous walk gives the event loop a turn every this many entries, so pack
  * uploads progress, progress reports and heartbeats go out and a cancellation is seen
@@ -44,8 +53,20 @@ const SUPER_BLOCK = 256 * 1024;
  */
 const MAX_SOURCES = 4;
 
-/** What reading a small file gave: its bytes, why it could not be read, or undefined when it must be read the ordinary way (it grew). */
-type SmallRead = Buffer | Error | undefined;
+/** A small file opened by the walk, waiting to be read by a codec thread. */
+interface QueuedRead {
+  fd: number;
+  full: string;
+  node: TreeNode;
+  prev?: TreeNode;
+}
+
+/** Files for one readSeal job; `done` resolves once their nodes are complete (or dropped). */
+interface ReadBatch {
+  items: QueuedRead[];
+  done: Promise<void>;
+  resolve(): void;
+}
 
 /** Progress of a running backup, reported a few times a second. */
 export interface BackupProgress {
@@ -141,8 +162,16 @@ type Fill = (buf: Buffer, offset: number, length: number) => Promise<number>;
  */
 export class Archiver {
   private readonly buf: Buffer;
-  /** Where small files are read whole (SMALL_FILE_MAX + 1 bytes: one more tells that a file grew). */
-  private readonly smallBuf = Buffer.allocUnsafe(SMALL_FILE_MAX + 1);
+  /** For files that grew past SMALL_FILE_MAX between their lstat and their read (made when one does). */
+  private spareBuf?: Buffer;
+  /** Grown files are read one after the other, in spareBuf. */
+  private grown: Promise<unknown> = Promise.resolve();
+  private readBatch?: ReadBatch;
+  private readonly reading = new Set<Promise<void>>();
+  /** The first failure of work running beside the walk (reads, tree saves); the walk stops with it. */
+  private failure?: unknown;
+  /** Files a directory listed that could not be read after all: left out of its tree. */
+  private readonly dropped = new WeakSet<TreeNode>();
   private sinceYield = 0;
   private pageBuf?: Buffer;
   private readonly isExcluded: (p: string) => boolean;
@@ -177,7 +206,14 @@ export class Archiver {
     const host = this.options.host ?? hostname();
     const parent = await this.findParent(host, abs);
     if (this.options.estimate) void this.scan(abs);
-    const tree = await this.saveVirtual(buildTrie(abs), "/", parent?.tree);
+    let tree: string;
+    try {
+      tree = await this.saveVirtual(buildTrie(abs), "/", parent?.tree);
+    } finally {
+      // Files opened for a job that was never sent (the walk stopped): release them.
+      if (this.readBatch) closeAll(this.readBatch.items.map((i) => i.fd));
+      this.readBatch = undefined;
+    }
     return this.finish(tree, { paths: abs, host, parent: parent?.id, started });
   }
 
@@ -299,6 +335,17 @@ export class Archiver {
 
   private checkAbort(): void {
     if (this.options.signal?.aborted) throw new CairnError("backup cancelled; no snapshot was written");
+    if (this.failure) throw this.failure;
+  }
+
+  /** Keeps the first failure of work running beside the walk; the returned promise never rejects. */
+  private settle(job: Promise<unknown>): Promise<void> {
+    return job.then(
+      () => undefined,
+      (err: unknown) => {
+        this.failure ??= err;
+      },
+    );
   }
 
   private report(phase: BackupProgress["phase"], force = false): void {
@@ -372,8 +419,14 @@ export class Archiver {
     return id;
   }
 
-  /** Saves one filesystem entry; returns undefined when it is excluded or unreadable. */
-  private async saveEntry(full: string, name: string, prev?: TreeNode, stat?: BigIntStats | Error): Promise<TreeNode | undefined> {
+  /**
+   * Saves one filesystem entry; returns undefined when it is excluded or unreadable.
+   * With `waits`, a file's content or a directory's subtree may be completed later
+   * (small files are read on codec threads): the promise of that is added to `waits`,
+   * and the node is dropped from its directory (see `dropped`) if the file turns out
+   * unreadable. Without it, the node is complete when this returns.
+   */
+  private async saveEntry(full: string, name: string, prev?: TreeNode, stat?: BigIntStats | Error, waits?: Promise<void>[]): Promise<TreeNode | undefined> {
     this.checkAbort();
     let st: BigIntStats;
     try {
@@ -399,6 +452,7 @@ export class Archiver {
         names.sort();
         const parent = prev?.type === "dir" && prev.subtree ? await this.loadParentTree(prev.subtree) : undefined;
         const nodes: TreeNode[] = [];
+        const inner: Promise<void>[] = [];
         const children = names.map((n) => ({ name: n, full: path.join(full, n) })).filter((c) => !this.isExcluded(c.full));
         for (const c of children) {
           await this.yieldSometimes();
@@ -408,15 +462,23 @@ export class Archiver {
           } catch (err) {
             st = err as Error;
           }
-          const saved = await this.saveEntry(c.full, c.name, parent?.get(c.name), st);
+          const saved = await this.saveEntry(c.full, c.name, parent?.get(c.name), st, inner);
           if (saved) nodes.push(saved);
         }
-        node.subtree = await this.saveTreeCounted({ nodes });
         this.summary.dirs++;
+        // The tree is saved once every file in it has been read; the walk goes on meanwhile.
+        const saved = this.settle(
+          Promise.all(inner).then(async () => {
+            if (this.failure) return;
+            node.subtree = await this.saveTreeCounted({ nodes: nodes.filter((n) => !this.dropped.has(n)) });
+          }),
+        );
+        if (waits) waits.push(saved);
+        else await this.drain(saved);
         return node;
       }
       case "file":
-        return this.saveFile(full, node, st, prev);
+        return this.saveFile(full, node, st, prev, waits);
       case "symlink":
         try {
           node.linktarget = await fs.readlink(full);
@@ -448,122 +510,197 @@ export class Archiver {
   }
 
   /**
-   * Reads a small file whole into smallBuf (valid until the next call), checked like
-   * any other file: opened without following a link, judged by options.refuse on what
-   * was opened. O_NONBLOCK (no effect on a regular file) keeps a file swapped for a
-   * FIFO since its lstat from blocking the whole process in open. Undefined when it has grown past SMALL_FILE_MAX, or when no file
-   * descriptor is free right now: the ordinary (patient, asynchronous) path reads it then.
+   * Opens a small file for a codec thread to read, checked like any other file:
+   * opened without following a link, judged by options.refuse on what was opened.
+   * O_NONBLOCK (no effect on a regular file) keeps a file swapped for a FIFO since its
+   * lstat from blocking the whole process in open. Undefined when no file descriptor
+   * is free right now: the ordinary (patient, asynchronous) path reads it then.
    */
-  private readSmall(full: string): SmallRead {
+  private openSmall(full: string): number | Error | undefined {
     let fd: number;
     try {
       fd = openSync(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (err) {
       return outOfDescriptors(err) ? undefined : (err as Error);
     }
-    try {
-      if (this.options.refuse) {
-        let why: string | undefined;
-        try {
-          why = this.options.refuse(realPathOfFd(fd, full), fstatSync(fd, { bigint: true }));
-        } catch (err) {
-          why = (err as Error).message;
+    if (this.options.refuse) {
+      let why: string | undefined;
+      try {
+        why = this.options.refuse(realPathOfFd(fd, full), fstatSync(fd, { bigint: true }));
+      } catch (err) {
+        why = (err as Error).message;
+      }
+      if (why) {
+        closeSync(fd);
+        return new Error(why);
+      }
+    }
+    return fd;
+  }
+
+  private async saveFile(full: string, node: TreeNode, st: BigIntStats, prev?: TreeNode, waits?: Promise<void>[]): Promise<TreeNode | undefined> {
+    this.progress.currentPath = full;
+    if (this.unchanged(prev, node, st)) {
+      node.content = prev.content;
+      node.size = prev.size;
+      this.summary.filesUnmodified++;
+      this.progress.bytesDone += node.size!;
+      this.counted(node);
+      return node;
+    }
+    if (st.size <= this.smallLimit) {
+      const fd = this.openSmall(full);
+      if (fd instanceof Error) {
+        this.fail(full, fd);
+        return undefined;
+      }
+      if (fd !== undefined) {
+        const done = this.queueRead({ fd, full, node, prev });
+        if (this.readBatch!.items.length >= READ_BATCH) await this.sendReads();
+        if (waits) {
+          if (waits[waits.length - 1] !== done) waits.push(done);
+          return node;
         }
-        if (why) return new Error(why);
+        await this.drain(done);
+        return this.dropped.has(node) ? undefined : node;
       }
-      const buf = this.smallBuf;
-      let got = 0;
-      for (;;) {
-        const n = readSync(fd, buf, got, buf.length - got, null);
-        if (n === 0) break;
-        got += n;
-        if (got === buf.length) return undefined;
-      }
-      return buf.subarray(0, got);
+      // Out of descriptors: let the files already opened be read and closed first.
+      await this.sendReads();
+    }
+    if (!(await this.readOrdinary(full, node, this.buf))) return undefined;
+    if (prev) this.summary.filesChanged++;
+    else this.summary.filesNew++;
+    this.counted(node);
+    return node;
+  }
+
+  /** The largest file read by a codec thread (readSeal): one blob, within the chunker's minimum size. */
+  private get smallLimit(): number {
+    return Math.min(SMALL_FILE_MAX, this.repo.chunker.minSize);
+  }
+
+  /** Counts a file whose node is complete. */
+  private counted(node: TreeNode): void {
+    this.summary.totalBytes += node.size!;
+    this.progress.filesDone++;
+    this.report("saving");
+  }
+
+  /**
+   * Reads a file the ordinary way (asynchronous, chunk by chunk, in `buf`) into
+   * node.content and node.size; false when it could not be read (the error is
+   * recorded). Repository failures and cancellation are thrown.
+   */
+  private async readOrdinary(full: string, node: TreeNode, buf: Buffer): Promise<boolean> {
+    let handle;
+    try {
+      handle = await openPatiently(full, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
-      return err as Error;
+      this.fail(full, err);
+      return false;
+    }
+    const why = this.options.refuse && (await this.refusalOf(handle, full).catch((err: Error) => err.message));
+    if (why) {
+      await handle.close();
+      this.fail(full, new Error(why));
+      return false;
+    }
+    try {
+      const h = handle;
+      const { content, size } = await this.chunkStream((b, off, len) => h.read(b, off, len, null).then((r) => r.bytesRead), undefined, buf);
+      node.content = content;
+      node.size = size;
+      return true;
+    } catch (err) {
+      if (err instanceof CairnError) throw err;
+      if ((err as NodeJS.ErrnoException).code && !isRepositoryError(err)) {
+        this.fail(full, err);
+        return false;
+      }
+      throw err;
     } finally {
-      closeSync(fd);
+      await handle.close();
     }
   }
 
-  private async saveFile(full: string, node: TreeNode, st: BigIntStats, prev?: TreeNode): Promise<TreeNode | undefined> {
-    this.progress.currentPath = full;
-    const unchanged = this.unchanged(prev, node, st);
-    const small = unchanged || st.size > SMALL_FILE_MAX ? undefined : this.readSmall(full);
-    if (unchanged) {
-      node.content = prev!.content;
-      node.size = prev!.size;
-      this.summary.filesUnmodified++;
-    } else if (small !== undefined) {
-      if (small instanceof Error) {
-        this.fail(full, small);
-        return undefined;
-      }
-      const { content, size } = await this.storeSmall(small);
-      node.content = content;
-      node.size = size;
-      if (prev) this.summary.filesChanged++;
-      else this.summary.filesNew++;
-    } else {
-      let handle;
-      try {
-        handle = await openPatiently(full, constants.O_RDONLY | constants.O_NOFOLLOW);
-      } catch (err) {
-        this.fail(full, err);
-        return undefined;
-      }
-      const why = this.options.refuse && (await this.refusalOf(handle, full).catch((err: Error) => err.message));
-      if (why) {
-        await handle.close();
-        this.fail(full, new Error(why));
-        return undefined;
-      }
-      try {
-        const h = handle;
-        const { content, size } = await this.chunkStream((buf, off, len) => h.read(buf, off, len, null).then((r) => r.bytesRead));
-        node.content = content;
-        node.size = size;
-      } catch (err) {
-        if (err instanceof CairnError) throw err;
-        if ((err as NodeJS.ErrnoException).code && !isRepositoryError(err)) {
-          this.fail(full, err);
-          return undefined;
-        }
-        throw err;
-      } finally {
-        await handle.close();
-      }
-      if (prev) this.summary.filesChanged++;
-      else this.summary.filesNew++;
+  /** Adds an opened small file to the next readSeal job; returns the promise of that job's end. */
+  private queueRead(item: QueuedRead): Promise<void> {
+    let batch = this.readBatch;
+    if (!batch) {
+      let resolve!: () => void;
+      const done = new Promise<void>((r) => (resolve = r));
+      batch = this.readBatch = { items: [], done, resolve };
     }
-    this.summary.totalBytes += node.size!;
-    this.progress.filesDone++;
-    if (unchanged) this.progress.bytesDone += node.size!;
-    this.report("saving");
-    return node;
+    batch.items.push(item);
+    return batch.done;
+  }
+
+  /** Sends the files queued so far to a codec thread, once fewer than READS_IN_FLIGHT jobs are under way. */
+  private async sendReads(): Promise<void> {
+    const batch = this.readBatch;
+    if (!batch) return;
+    this.readBatch = undefined;
+    while (this.reading.size >= READS_IN_FLIGHT) await Promise.race(this.reading);
+    const job: Promise<void> = this.settle(
+      this.repo.pool
+        .readSeal({ fds: batch.items.map((i) => i.fd), limit: this.smallLimit, compression: this.repo.compression })
+        .then((result) => this.finishReads(batch.items, result)),
+    ).finally(() => {
+      this.reading.delete(job);
+      batch.resolve();
+    });
+    this.reading.add(job);
+  }
+
+  /** Sends what is queued, waits for `done` and throws the first failure of the work beside the walk. */
+  private async drain(done: Promise<void>): Promise<void> {
+    await this.sendReads();
+    await done;
+    if (this.failure) throw this.failure;
+  }
+
+  /** Completes the nodes of a readSeal job: stores the new blobs, counts, records the files that could not be read. */
+  private async finishReads(items: QueuedRead[], r: ReadSealResult): Promise<void> {
+    let at = 0;
+    for (const [i, { full, node, prev }] of items.entries()) {
+      const size = r.sizes[i];
+      const envelope = r.envelope.subarray(at, (at += r.lengths[i]));
+      if (size === UNREADABLE) {
+        this.fail(full, new Error(r.errors[i] ?? "unreadable"));
+        this.dropped.add(node);
+        continue;
+      }
+      if (size === GREW) {
+        // Grown since its lstat: read it the ordinary way, in a buffer of its own.
+        const read = (this.grown = this.grown.then(() => this.readOrdinary(full, node, (this.spareBuf ??= Buffer.allocUnsafe(this.buf.length)))));
+        if (!(await read)) {
+          this.dropped.add(node);
+          continue;
+        }
+      } else if (size === 0) {
+        node.content = [];
+        node.size = 0;
+      } else {
+        const id = Buffer.from(r.ids.subarray(i * 32, i * 32 + 32));
+        if (await this.repo.saveSealed(id, envelope, r.compressions[i], size)) {
+          this.summary.dataBlobsAdded++;
+          this.summary.dataAdded += size;
+        }
+        node.content = [id.toString("hex")];
+        node.size = size;
+        this.summary.bytesRead += size;
+        this.progress.bytesDone += size;
+      }
+      if (prev) this.summary.filesChanged++;
+      else this.summary.filesNew++;
+      this.counted(node);
+    }
   }
 
   /** Why the file open in `handle` must not be read (options.refuse), judged on what was really opened. */
   private async refusalOf(handle: fs.FileHandle, full: string): Promise<string | undefined> {
     const real = await fs.readlink(`/proc/self/fd/${handle.fd}`).catch(() => fs.realpath(full));
     return this.options.refuse!(real, await handle.stat({ bigint: true }));
-  }
-
-  /**
-   * Stores a small file's bytes (a view of smallBuf). Bytes within the chunker's
-   * minimum size are one chunk, hashed where they lie; only a blob the repository
-   * lacks is copied out.
-   */
-  private async storeSmall(data: Buffer): Promise<{ content: string[]; size: number }> {
-    if (data.length > this.repo.chunker.minSize) return this.chunkStream(bufferFill(data));
-    this.summary.bytesRead += data.length;
-    this.progress.bytesDone += data.length;
-    if (data.length === 0) return { content: [], size: 0 };
-    const id = await this.storeData(data);
-    this.checkAbort();
-    this.report("saving");
-    return { content: [id.toString("hex")], size: data.length };
   }
 
   /**
@@ -587,8 +724,7 @@ export class Archiver {
   }
 
   /** Cuts a byte source into content-defined chunks (or fixed blocks of `blockSize`) and stores the new ones. */
-  private async chunkStream(fill: Fill, blockSize?: number): Promise<{ content: string[]; size: number }> {
-    const buf = this.buf;
+  private async chunkStream(fill: Fill, blockSize?: number, buf = this.buf): Promise<{ content: string[]; size: number }> {
     const chunker = this.repo.chunker;
     const content: string[] = [];
     let start = 0;
@@ -724,16 +860,6 @@ export class Archiver {
 }
 
 async function* emptySource(): AsyncIterable<Uint8Array> {}
-
-/** A Fill over bytes already in memory. */
-function bufferFill(data: Buffer): Fill {
-  let at = 0;
-  return async (buf, offset, length) => {
-    const n = data.copy(buf, offset, at, Math.min(data.length, at + length));
-    at += n;
-    return n;
-  };
-}
 
 /** What the descriptor `fd` really opened (links resolved), or `full` resolved when /proc is not there. */
 function realPathOfFd(fd: number, full: string): string {

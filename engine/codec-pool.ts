@@ -2,6 +2,7 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { Codec, type CodecKeys, type CodecRequest, type OpenBatchRequest, type OpenBatchResult, type OpenRequest, type OpenResult, type SealBatchRequest, type SealBatchResult, type SealRequest, type SealResult } from "./codec.js";
 import { IntegrityError } from "./crypto.js";
+import { closeAll, type ReadSealRequest, type ReadSealResult } from "./read-seal.js";
 import type { RestoreRangeRequest, RestoreRangeResult } from "./restore-writer.js";
 
 const INLINE_MAX = 16 * 1024;
@@ -49,7 +50,9 @@ export class CodecPool {
     for (let i = 0; i < this.threads; i++) {
       // A small young generation: a codec thread makes short-lived buffers at a high rate, and a
       // large nursery only turns that into resident memory (about 25 MiB a thread by default).
-      const w = new Worker(file, { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB } });
+      // trackUnmanagedFds off: a readSeal job closes descriptors the main thread opened,
+      // which a tracking thread reports as a warning for every file.
+      const w = new Worker(file, { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB }, trackUnmanagedFds: false });
       // Idle workers do not keep the process alive; a busy one does (see run()), because a
       // thread torn down in the middle of a zstd call aborts the whole process
       // ("terminate called after throwing an instance of 'Napi::Error'").
@@ -110,9 +113,22 @@ export class CodecPool {
     return this.run({ op: "restoreRange", ...req }, transfer ? req.buffer : undefined) as Promise<RestoreRangeResult>;
   }
 
+  /**
+   * Reads, hashes and seals small files from descriptors opened on this thread (see
+   * read-seal.ts); every descriptor is closed, also when the job fails or never runs.
+   */
+  readSeal(req: Omit<ReadSealRequest, "op">): Promise<ReadSealResult> {
+    if (Atomics.load(this.stopping, 0)) {
+      closeAll(req.fds);
+      return Promise.reject(new Error("the codec threads are stopping"));
+    }
+    return this.run({ op: "readSeal", ...req }) as Promise<ReadSealResult>;
+  }
+
   private run(req: CodecRequest, transferable?: Uint8Array, inline = false): Promise<unknown> {
-    const payload = req.op === "seal" || req.op === "sealBatch" ? req.data : req.op === "open" ? req.envelope : req.buffer;
-    const size = payload.byteLength;
+    const payload = req.op === "readSeal" ? undefined : req.op === "seal" || req.op === "sealBatch" ? req.data : req.op === "open" ? req.envelope : req.buffer;
+    // A readSeal job carries no bytes, only descriptors: it always goes to a thread.
+    const size = payload ? payload.byteLength : Infinity;
     if (inline || this.threads === 0 || size <= INLINE_MAX) {
       try {
         return Promise.resolve(this.inline.run(req));
@@ -129,10 +145,14 @@ export class CodecPool {
     // Structured clone copies a view's WHOLE underlying buffer (a 16 MiB pack for a
     // 1 MiB blob), so a view is first copied into a buffer of its own and moved.
     // Only a buffer the caller handed over (`transferable`) is moved without a copy.
-    const owned = payload === transferable && payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength;
-    const moved = owned ? payload : copyOf(payload);
-    const message = req.op === "seal" || req.op === "sealBatch" ? { ...req, data: moved } : req.op === "open" ? { ...req, envelope: moved } : { ...req, buffer: moved };
-    const transfer = [moved.buffer as ArrayBuffer];
+    let message: CodecRequest = req;
+    const transfer: ArrayBuffer[] = [];
+    if (payload) {
+      const owned = payload === transferable && payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength;
+      const moved = owned ? payload : copyOf(payload);
+      message = req.op === "seal" || req.op === "sealBatch" ? { ...req, data: moved } : req.op === "open" ? { ...req, envelope: moved } : { ...req, buffer: moved } as CodecRequest;
+      transfer.push(moved.buffer as ArrayBuffer);
+    }
     return new Promise((resolve, reject) => {
       this.pending.set(seq, { resolve, reject });
       this.workers[best].postMessage({ seq, req: message }, transfer);
@@ -202,7 +222,7 @@ function copyOf(view: Uint8Array): Buffer {
 
 /** Structured clone turns Buffers into plain Uint8Arrays; give callers Buffers back. */
 function asBuffers(result: Record<string, unknown>): Record<string, unknown> {
-  for (const k of ["envelope", "data"]) {
+  for (const k of ["envelope", "data", "ids"]) {
     const v = result[k];
     if (v instanceof Uint8Array && !Buffer.isBuffer(v)) result[k] = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   }

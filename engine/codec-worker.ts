@@ -1,6 +1,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { Codec, type CodecRequest } from "./codec.js";
 import type { CodecWorkerData } from "./codec-pool.js";
+import { closeAll } from "./read-seal.js";
 
 const { keys, stopping } = workerData as CodecWorkerData;
 const codec = new Codec(keys);
@@ -13,6 +14,7 @@ function transferList(result: object): ArrayBuffer[] {
   };
   if ("envelope" in result) add(result.envelope as Buffer);
   if ("data" in result) add(result.data as Buffer | undefined);
+  if ("ids" in result) add(result.ids as Buffer);
   if ("items" in result) for (const it of result.items as { data?: Buffer }[]) add(it.data);
   return [...out];
 }
@@ -22,7 +24,10 @@ parentPort!.on("message", (msg: { seq: number; req: CodecRequest } | { close: tr
   // between calls, never in the middle of one.
   if ("close" in msg) return parentPort!.close();
   // The process is ending (stopCodecThreads): do not start on what is still queued.
-  if (Atomics.load(stopping, 0)) return parentPort!.postMessage({ seq: msg.seq, error: { name: "Error", message: "the codec threads are stopping" } });
+  if (Atomics.load(stopping, 0)) {
+    if (msg.req.op === "readSeal") closeAll(msg.req.fds);
+    return parentPort!.postMessage({ seq: msg.seq, error: { name: "Error", message: "the codec threads are stopping" } });
+  }
   try {
     const result = codec.run(msg.req);
     parentPort!.postMessage({ seq: msg.seq, result }, transferList(result));

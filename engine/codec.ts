@@ -1,5 +1,6 @@
 import { compressBlob, decompressBlob, type CompressionSpec } from "./compression.js";
 import { blobId, IntegrityError, open, seal, sha256Hex, type CipherName } from "./crypto.js";
+import { readSeal, type ReadSealRequest, type ReadSealResult } from "./read-seal.js";
 import { restoreRange, type RestoreRangeRequest, type RestoreRangeResult } from "./restore-writer.js";
 
 /** Key material a codec needs; sent once to each worker thread. */
@@ -65,7 +66,7 @@ export interface SealBatchResult {
   compressions: number[];
 }
 
-export type CodecRequest = SealRequest | SealBatchRequest | OpenRequest | OpenBatchRequest | RestoreRangeRequest;
+export type CodecRequest = SealRequest | SealBatchRequest | OpenRequest | OpenBatchRequest | RestoreRangeRequest | ReadSealRequest;
 
 /** Compress-then-encrypt and decrypt-then-decompress for blobs: the CPU-heavy part of every job. */
 export class Codec {
@@ -126,7 +127,7 @@ export class Codec {
     return { envelope, lengths, compressions };
   }
 
-  run(req: CodecRequest): SealResult | SealBatchResult | OpenResult | OpenBatchResult | RestoreRangeResult {
+  run(req: CodecRequest): SealResult | SealBatchResult | OpenResult | OpenBatchResult | RestoreRangeResult | ReadSealResult {
     switch (req.op) {
       case "seal":
         return this.seal(req);
@@ -138,6 +139,8 @@ export class Codec {
         return this.openBatch(req);
       case "restoreRange":
         return restoreRange(this, req);
+      case "readSeal":
+        return readSeal(this, this.idKey, req);
     }
   }
 }

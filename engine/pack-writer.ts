@@ -102,6 +102,20 @@ export class PackWriter {
   }
 
   /**
+   * Adds a blob sealed elsewhere (a codec thread that read and hashed it, see
+   * read-seal.ts) unless the repository already has it; returns true when it was new.
+   * `envelope` is copied or kept as it is (see PackBuilder.add), never modified.
+   */
+  async addSealed(id: Buffer, envelope: Buffer, compression: number, rawLength: number): Promise<boolean> {
+    if (this.writeError) throw this.writeError;
+    const hex = id.toString("hex");
+    if (this.ctx.index.isStored(id) || this.inFlight.has(hex)) return false;
+    this.inFlight.add(hex);
+    await this.addToPack(BlobType.data, id, envelope, compression, rawLength);
+    return true;
+  }
+
+  /**
    * Starts a sealing job once fewer than MAX_SEALING are running, and keeps it in
    * `sealing` until it ends; its failure is kept in writeError (the first one wins).
    */

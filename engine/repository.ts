@@ -244,6 +244,14 @@ export class Repository {
   }
 
   /**
+   * Adds a data blob already sealed on a codec thread (CodecPool.readSeal) with this
+   * session's key and compression, unless the repository has it; true when it was new.
+   */
+  saveSealed(id: Buffer, envelope: Buffer, compression: number, rawLength: number): Promise<boolean> {
+    return this.writer.addSealed(id, envelope, compression, rawLength);
+  }
+
+  /**
    * Writes an index file for the packs uploaded so far (blobs still being packed are
    * not covered), so a backup that dies later does not upload them again: the next
    * run finds their blobs in the index. flush() waits for it as for an upload.
