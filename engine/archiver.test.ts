@@ -59,6 +59,37 @@ describe("archiver with many small files", () => {
     }
   });
 
+  it.each([0, 2])("reads a file that grew past the small-file bound after its lstat the ordinary way (%i codec threads)", async (threads) => {
+    const src = path.join(tmp.dir, "src");
+    mkdirSync(src);
+    const grown = randomBytes(10_000);
+    writeFileSync(path.join(src, "a"), "before");
+    writeFileSync(path.join(src, "b"), "same");
+    // A small chunker (bound: its 256-byte minimum); the policy hook runs after the open and before the read, so it grows the file then.
+    const chunker = { minSize: 256, avgSize: 1024, maxSize: 4096, seed: "00".repeat(32) };
+    const repo = await Repository.init(new MemBackend(), PASSWORD, { kdf: FAST_KDF, threads, chunker });
+    try {
+      let grew = false;
+      const archiver = new Archiver(repo, {
+        refuse: (real) => {
+          if (real.endsWith("/a") && !grew) {
+            grew = true;
+            writeFileSync(path.join(src, "a"), grown);
+          }
+          return undefined;
+        },
+      });
+      const { snapshot, errors } = await archiver.backup([src]);
+      expect(errors).toEqual([]);
+      const target = path.join(tmp.dir, "restore");
+      await new Restorer(repo, { target }).restore(snapshot.tree);
+      expect(readFileSync(path.join(target, src, "a")).equals(grown)).toBe(true);
+      expect(readFileSync(path.join(target, src, "b"), "utf8")).toBe("same");
+    } finally {
+      await repo.close();
+    }
+  });
+
   it.each([0, 2])("lets the event loop run while it walks a large directory, so a cancellation stops it and no file stays open (%i codec threads)", async (threads) => {
     const src = path.join(tmp.dir, "src");
     mkdirSync(src);
