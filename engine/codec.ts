@@ -1,4 +1,4 @@
-import { compressBlob, decompressBlob, type CompressionSpec } from "./compression.js";
+import { compressBlob, decompressBlob, Scratch, type CompressionSpec } from "./compression.js";
 import { blobId, IntegrityError, open, seal, sha256Hex, type CipherName } from "./crypto.js";
 import { readSeal, type ReadSealRequest, type ReadSealResult } from "./read-seal.js";
 import { restoreRange, type RestoreRangeRequest, type RestoreRangeResult } from "./restore-writer.js";
@@ -30,6 +30,11 @@ export interface OpenRequest {
   expectId?: Uint8Array;
   /** Return only a verdict, not the plaintext (saves copying during check). */
   verifyOnly?: boolean;
+  /**
+   * The plaintext may lie in the codec's scratch buffer (see Scratch): the caller uses it
+   * before the next open on this codec and never keeps it. Only on the thread that runs the job.
+   */
+  transient?: boolean;
 }
 
 export interface OpenResult {
@@ -72,6 +77,7 @@ export type CodecRequest = SealRequest | SealBatchRequest | OpenRequest | OpenBa
 export class Codec {
   private readonly keys: Map<number, Buffer>;
   private readonly idKey: Buffer;
+  private readonly scratch = new Scratch();
 
   constructor(private readonly material: CodecKeys) {
     this.keys = new Map(material.dataKeys.map((k) => [k.epoch, Buffer.from(k.key)]));
@@ -85,7 +91,8 @@ export class Codec {
   }
 
   open(req: OpenRequest): OpenResult {
-    const plain = decompressBlob(req.compression, open(req.envelope, (e) => this.keys.get(e)));
+    const sealed = open(req.envelope, (e) => this.keys.get(e));
+    const plain = req.transient || req.verifyOnly ? this.scratch.decompress(req.compression, sealed) : decompressBlob(req.compression, sealed);
     if (req.expectId) {
       const got = blobId(this.idKey, plain);
       if (!got.equals(Buffer.from(req.expectId.buffer, req.expectId.byteOffset, req.expectId.byteLength))) {

@@ -71,7 +71,7 @@ export function restoreRange(codec: Codec, req: RestoreRangeRequest): RestoreRan
       let data: Buffer;
       try {
         if (blob.offset + blob.length > buf.length) throw new Error("the blob lies beyond the end of the range read");
-        data = codec.open({ op: "open", envelope: buf.subarray(blob.offset, blob.offset + blob.length), compression: blob.compression, expectId: blob.expectId }).data!;
+        data = codec.open({ op: "open", envelope: buf.subarray(blob.offset, blob.offset + blob.length), compression: blob.compression, expectId: blob.expectId, transient: true }).data!;
       } catch (err) {
         result.failure = { kind: "blob", blob: bi, message: (err as Error).message };
         return result;
