@@ -167,10 +167,11 @@ describe("the WAL prefetcher and restore_command", () => {
     mkdirSync(dir(), { recursive: true });
     writeFileSync(path.join(dir(), name(1, 1)), segment(1, 1));
     await start(2, true);
-    await until("the window after the restore's segment", () => [2, 3].every((s) => existsSync(path.join(dir(), name(1, s)))));
     writeFileSync(path.join(pgdata, "postmaster.pid"), "1\n");
-    // Recovery's first request, the next timeline's history, is looked up in the archive without starting cairn.
+    // Recovery's first request, the next timeline's history, is looked up in the archive without starting cairn;
+    // the window after the restore's segment fills once it is answered.
     expect(await restoreCommand(command, pgdata, "00000002.history")).toBe(1);
+    await until("the window after the restore's segment", () => [2, 3].every((s) => existsSync(path.join(dir(), name(1, s)))));
     expect(await restoreCommand(command, pgdata, name(1, 1))).toBe(0);
     expect(recovered().equals(segment(1, 1))).toBe(true);
     // Once the server has run, its stop ends the prefetcher, which leaves nothing behind.

@@ -98,6 +98,10 @@ export class WalPrefetcher {
   private readonly inFlight = new Map<string, Promise<boolean>>();
   /** Whether postmaster.pid was seen: the server has started on the directory. */
   private serverSeen = false;
+  /** Requests being answered now: fetching ahead waits for them (both read and decrypt on this thread). */
+  private answering = 0;
+  /** Whether a request was answered: a prefetcher started before the server fetches nothing ahead until then. */
+  private answeredOne = false;
 
   constructor(
     private readonly archive: WalArchive,
@@ -206,7 +210,13 @@ export class WalPrefetcher {
       }
     }
     const wants = names.filter((n) => n.endsWith(".want")).map((n) => n.slice(0, -".want".length));
-    await Promise.all(wants.map((name) => this.answer(name, present)));
+    this.answering += wants.length;
+    try {
+      await Promise.all(wants.map((name) => this.answer(name, present)));
+    } finally {
+      this.answering -= wants.length;
+    }
+    if (wants.length) this.answeredOne = true;
     return any || wants.length > 0;
   }
 
@@ -231,7 +241,9 @@ export class WalPrefetcher {
     await Promise.all(
       Array.from({ length: PARALLEL }, async () => {
         while (!this.stopped) {
-          const next = this.nextToFetch();
+          // The server waits on a request; a segment fetched ahead is needed only later. Started by pg restore,
+          // the window is not filled before the server's first request, which would otherwise wait behind it.
+          const next = this.answering > 0 || (this.o.awaitServer && !this.answeredOne) ? undefined : this.nextToFetch();
           if (next) await this.fetchOne(next);
           else await new Promise((r) => setTimeout(r, POLL_MS * 4));
         }
