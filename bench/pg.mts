@@ -5,7 +5,11 @@
  *
  *   npm run build && npx tsx bench/pg.mts            # SCALE=50 by default (about 750 MB)
  *   SCALE=5 PGBENCH_SECONDS=10 npx tsx bench/pg.mts  # a quick run
+ *   REPS=3 ...                                        # each tool's PITR three times, alternating
  *
+ * The PITRs run last, the two tools alternating, so that a change in the machine's
+ * load (shared with other work) weighs on both alike; with REPS > 1 the table shows the
+ * median and every run.
  * Needs Debian's postgresql-15 and pgbackrest packages. Prints a Markdown table; the
  * numbers are for this machine and this run only.
  */
@@ -17,6 +21,7 @@ import { asPostgres, cairnCommand, cairnPgOk, clusterAt, initCluster, PG_BIN, pg
 
 const SCALE = process.env.SCALE ?? "50";
 const PGBENCH_SECONDS = process.env.PGBENCH_SECONDS ?? "30";
+const REPS = Math.max(1, Number(process.env.REPS ?? "1") || 1);
 const tmp = pgTempDir("cairn-bench-pg-");
 const row: Record<string, Record<string, string>> = { cairn: {}, pgbackrest: {} };
 
@@ -137,17 +142,29 @@ async function startAndWrite(dir: string, t0: number, t1: number): Promise<PitrS
   return split;
 }
 
-/** Times the restore command, then the start until a write; records the split in `r`. */
-async function pitr(r: Record<string, string>, dir: string, restore: () => Promise<unknown>): Promise<void> {
+/** Times the restore command into a new directory `${dir}-N`, then the start until a write. */
+async function pitr(dir: string, rep: number, restore: (dir: string) => Promise<unknown>): Promise<PitrSplit> {
+  const into = `${dir}-${rep}`;
   const t0 = Date.now();
-  await restore();
+  await restore(into);
   const t1 = Date.now();
-  const s = await startAndWrite(dir, t0, t1);
-  r.pitr = seconds(s.total);
-  r.pitrRestore = seconds(s.restore);
-  r.pitrStartup = seconds(s.startup);
-  r.pitrReplay = `${seconds(s.replay)} (fetch ${seconds(s.fetch)}, ${s.files} files)`;
-  r.pitrPromote = seconds(s.promote);
+  return startAndWrite(into, t0, t1);
+}
+
+/** Each tool's point-in-time recovery, run once its repository holds the backups and WAL. */
+const pitrs: Record<string, (rep: number) => Promise<PitrSplit>> = {};
+
+/** Records the PITR rows: the median of each part (and every total when there are several). */
+function recordPitr(r: Record<string, string>, runs: PitrSplit[]): void {
+  const median = (f: (s: PitrSplit) => number) => {
+    const v = runs.map(f).sort((a, b) => a - b);
+    return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  };
+  r.pitr = seconds(median((s) => s.total)) + (runs.length > 1 ? ` (${runs.map((s) => (s.total / 1000).toFixed(1)).join(", ")})` : "");
+  r.pitrRestore = seconds(median((s) => s.restore));
+  r.pitrStartup = seconds(median((s) => s.startup));
+  r.pitrReplay = `${seconds(median((s) => s.replay))} (fetch ${seconds(median((s) => s.fetch))}, ${median((s) => s.files)} files)`;
+  r.pitrPromote = seconds(median((s) => s.promote));
 }
 
 async function benchCairn(pg: PgCluster) {
@@ -171,7 +188,7 @@ async function benchCairn(pg: PgCluster) {
     c.wal32 = seconds(await archive32(pg));
     const t = await pitrTarget(pg, "cairn");
     const dir = path.join(tmp.dir, "cairn-restored");
-    await pitr(c, dir, () => cairnPgOk(r("pg", "restore", "--target-dir", dir, "--time", t)));
+    pitrs.cairn = (rep) => pitr(dir, rep, (into) => cairnPgOk(r("pg", "restore", "--target-dir", into, "--time", t)));
   } finally {
     archiver.kill("SIGTERM");
   }
@@ -198,7 +215,7 @@ async function benchPgBackRest(pg: PgCluster) {
   b.wal32 = seconds(await archive32(pg));
   const t = await pitrTarget(pg, "pgbackrest");
   const dir = path.join(tmp.dir, "pgbackrest-restored");
-  await pitr(b, dir, () => pgbr("restore", `--pg1-path=${dir}`, "--type=time", `--target=${t}`, "--target-action=promote"));
+  pitrs.pgbackrest = (rep) => pitr(dir, rep, (into) => pgbr("restore", `--pg1-path=${into}`, "--type=time", `--target=${t}`, "--target-action=promote"));
 }
 
 // archive_command is set with ALTER SYSTEM only: a -c setting on the command line would override it.
@@ -215,6 +232,14 @@ try {
     if (tool === "cairn") await benchCairn(pg);
     else await benchPgBackRest(pg);
   }
+  const runs: Record<string, PitrSplit[]> = {};
+  for (let rep = 1; rep <= REPS; rep++) {
+    for (const [tool, run] of Object.entries(pitrs)) {
+      process.stderr.write(`${tool} point-in-time recovery ${rep}/${REPS}...\n`);
+      (runs[tool] ??= []).push(await run(rep));
+    }
+  }
+  for (const [tool, splits] of Object.entries(runs)) recordPitr(row[tool], splits);
   ok = true;
 } finally {
   await pg.stop("immediate");
