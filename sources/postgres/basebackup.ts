@@ -53,6 +53,25 @@ export interface BaseBackupOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** The oldest PostgreSQL whose base backups Cairn takes and restores (server_version_num). */
+export const OLDEST_PHYSICAL = 120000;
+
+/**
+ * Why a cluster of this version cannot have physical backups, or undefined when it can.
+ * PostgreSQL 10 and 11 (past their end of life) read recovery settings from recovery.conf,
+ * which Cairn's restores do not write: a backup of them could not be recovered to a point.
+ */
+export function physicalVersionRefusal(serverVersion: string, versionNum = versionNumOf(serverVersion)): string | undefined {
+  if (versionNum >= OLDEST_PHYSICAL) return undefined;
+  return `the cluster runs PostgreSQL ${serverVersion}; Cairn's physical backups and point-in-time recovery need PostgreSQL 12 or newer (older versions recover through recovery.conf, which Cairn does not write)`;
+}
+
+/** server_version_num from a server_version string ("15.4 (Debian 15.4-1)" -> 150004, "9.6.24" -> 90624). */
+function versionNumOf(serverVersion: string): number {
+  const [major = 0, minor = 0, patch = 0] = (serverVersion.match(/^\d+(\.\d+)*/)?.[0] ?? "0").split(".").map(Number);
+  return major >= 10 ? major * 10000 + minor : major * 10000 + minor * 100 + patch;
+}
+
 /**
  * Takes a base backup of a running cluster with pg_basebackup (tar format, streamed
  * through this process, never written to disk) into a new snapshot: relation files in
@@ -65,7 +84,8 @@ export async function takeBaseBackup(repo: Repository, o: BaseBackupOptions): Pr
     "SELECT current_setting('server_version_num'), current_setting('server_version'), setting, (SELECT system_identifier FROM pg_control_system()) FROM pg_settings WHERE name = 'wal_segment_size'",
     o.env,
   );
-  if (Number(versionNum) < 100000) throw new CairnError(`the server runs PostgreSQL ${serverVersion}; Cairn's physical backups need PostgreSQL 10 or newer (use cairn pg dump)`);
+  const unsupported = physicalVersionRefusal(serverVersion, Number(versionNum));
+  if (unsupported) throw new CairnError(`${unsupported}; back it up in logical mode (cairn pg dump) instead`);
   const info = { type: "postgres", mode: "physical", systemId, serverVersion, segmentSize: Number(segmentSize) } as PgBaseBackupInfo;
   // Only a version 2 repository stores relation files page-mapped (the archiver ignores
   // pageMapped below it): there is no earlier backup to compare pages with.

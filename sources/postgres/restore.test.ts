@@ -4,7 +4,8 @@ import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { tempDir } from "../../test/helpers.js";
 import { PREFETCH_DIR } from "./archive.js";
-import { expandedLength, RESTORE_COMMAND_MAX_BEFORE_13, walFetchCommand } from "./restore.js";
+import { physicalVersionRefusal } from "./basebackup.js";
+import { expandedLength, RESTORE_COMMAND_MAX_BEFORE_13, walFetchCommand, writeDataDir } from "./restore.js";
 
 /** Runs a restore_command as PostgreSQL does: %f and %p replaced, through the shell, in the data directory. */
 function runRestoreCommand(command: string, pgdata: string, name: string): number | null {
@@ -66,3 +67,23 @@ describe("restore_command", () => {
   });
 });
 
+
+describe("PostgreSQL versions of physical backups", () => {
+  const tmp = tempDir("cairn-restore-version-");
+  afterAll(() => tmp.cleanup());
+
+  it("takes 12 and newer, and refuses 10 and 11, whose recovery reads recovery.conf, saying why", () => {
+    for (const v of ["12.0", "13.14", "15.4 (Debian 15.4-1.pgdg120+1)", "17beta1"]) expect(physicalVersionRefusal(v)).toBeUndefined();
+    for (const v of ["11.22", "10.23 (Ubuntu 10.23-1)", "9.6.24"]) expect(physicalVersionRefusal(v)).toMatch(new RegExp(`PostgreSQL ${v.replace(/[()+.]/g, "\\$&")}; .*need PostgreSQL 12 or newer.*recovery\\.conf`));
+    expect(physicalVersionRefusal("15.4", 110022)).toMatch(/need PostgreSQL 12 or newer/);
+  });
+
+  it("refuses to restore a base backup of PostgreSQL 11 before writing anything", async () => {
+    const target = path.join(tmp.dir, "data");
+    const backup = { id: "0123456789abcdef", tree: "t", source: { type: "postgres", mode: "physical", systemId: "42", serverVersion: "11.22", segmentSize: 16 << 20 } };
+    await expect(writeDataDir(undefined as never, backup as never, { targetDir: target, target: { kind: "latest" } as never, action: "promote", restoreCommand: "false" })).rejects.toThrow(
+      /snapshot 01234567 cannot be restored: the cluster runs PostgreSQL 11\.22; .*restore a logical dump instead/,
+    );
+    expect(existsSync(target)).toBe(false);
+  });
+});

@@ -4,7 +4,7 @@ import { CairnError } from "../../engine/errors.js";
 import type { Repository } from "../../engine/repository.js";
 import { Restorer, type RestoreResult } from "../../engine/restorer.js";
 import { TreeLoader } from "../../engine/tree.js";
-import { PGDATA_DIR } from "./basebackup.js";
+import { PGDATA_DIR, physicalVersionRefusal } from "./basebackup.js";
 import type { BaseBackup, RecoveryTarget } from "./recovery.js";
 import { PREFETCH_DIR, type WalArchive } from "./archive.js";
 import { PREFETCH_PID } from "./prefetch.js";
@@ -88,6 +88,8 @@ export async function ensureDeltaTarget(dir: string, systemId: string): Promise<
 /** Restores a base backup into `targetDir` and sets it up to recover to the target when started. */
 export async function writeDataDir(repo: Repository, backup: BaseBackup, o: DataDirOptions): Promise<RestoreResult> {
   if (o.mode === "standby" && o.target.kind !== "latest") throw new CairnError("a standby replays all the WAL there is: it takes no recovery target");
+  const tooOld = physicalVersionRefusal(backup.source.serverVersion);
+  if (tooOld) throw new CairnError(`snapshot ${backup.id.slice(0, 8)} cannot be restored: ${tooOld}; restore a logical dump instead`);
   const dir = path.resolve(o.targetDir);
   if (o.delta) await ensureDeltaTarget(dir, backup.source.systemId);
   else await ensureEmptyTarget(dir);
