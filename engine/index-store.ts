@@ -51,14 +51,14 @@ export class IndexStore {
   /** Where a blob is stored, or undefined. */
   lookup(id: Buffer): (BlobLocation & { packId: string }) | undefined {
     const loc = this.blobs.get(id);
-    return loc && { ...loc, packId: this.blobs.packs[loc.pack] };
+    return loc && { ...loc, packId: this.blobs.packId(loc.pack) };
   }
 
   /** True when the blob is stored in a pack that is not being removed. */
   isStored(id: Buffer): boolean {
     if (this.packsBeingRemoved.size === 0) return this.blobs.has(id);
     const loc = this.blobs.get(id);
-    return loc !== undefined && !this.packsBeingRemoved.has(this.blobs.packs[loc.pack]);
+    return loc !== undefined && !this.packsBeingRemoved.has(this.blobs.packId(loc.pack));
   }
 
   /** Indexes the blobs of a stored pack. */
