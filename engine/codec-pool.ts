@@ -93,8 +93,9 @@ export class CodecPool {
     return this.run({ op: "sealBatch", ...req }, req.data) as Promise<SealBatchResult>;
   }
 
-  open(req: Omit<OpenRequest, "op">): Promise<OpenResult> {
-    return this.run({ op: "open", ...req }) as Promise<OpenResult>;
+  /** With `inline`, the job runs on this thread whatever its size (see Repository.loadBlob). */
+  open(req: Omit<OpenRequest, "op">, inline = false): Promise<OpenResult> {
+    return this.run({ op: "open", ...req }, undefined, inline) as Promise<OpenResult>;
   }
 
   /**

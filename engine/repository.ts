@@ -277,7 +277,10 @@ export class Repository {
       loc.type === BlobType.tree
         ? (await this.treePacks.get(loc.packId)).subarray(loc.offset, loc.offset + loc.length)
         : await this.backend.get(packKey(loc.packId), { offset: loc.offset, length: loc.length });
-    const { data } = await this.pool.open({ envelope, compression: loc.compression, expectId: id }).catch((err: Error) => {
+    // Trees are opened on this thread, as they are sealed: an unchanged re-backup reads
+    // a parent tree per directory and nothing else, and codec threads started for those
+    // alone cost about 43 MiB of peak memory and 1 s of CPU on 200,000 files in 200 directories.
+    const { data } = await this.pool.open({ envelope, compression: loc.compression, expectId: id }, loc.type === BlobType.tree).catch((err: Error) => {
       throw err instanceof IntegrityError ? new IntegrityError(`pack ${loc.packId} is damaged: ${err.message}`) : err;
     });
     return data!;
