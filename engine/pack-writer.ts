@@ -73,14 +73,23 @@ export class PackWriter {
   }
 
   /**
-   * Stores a blob unless the repository already has it. Returns true when the blob
-   * was new. `data` must not be modified afterwards (it may be transferred to a worker).
+   * Takes a blob for this writer: false when the repository has it or it is already on
+   * its way into a pack; otherwise it is marked in flight. A failed write is thrown.
    */
-  async saveBlob(type: BlobType, data: Buffer, id: Buffer): Promise<boolean> {
+  private claim(id: Buffer): boolean {
     if (this.writeError) throw this.writeError;
     const hex = id.toString("hex");
     if (this.ctx.index.isStored(id) || this.inFlight.has(hex)) return false;
     this.inFlight.add(hex);
+    return true;
+  }
+
+  /**
+   * Stores a blob unless the repository already has it. Returns true when the blob
+   * was new. `data` must not be modified afterwards (it may be transferred to a worker).
+   */
+  async saveBlob(type: BlobType, data: Buffer, id: Buffer): Promise<boolean> {
+    if (!this.claim(id)) return false;
     if (type === BlobType.data && this.ctx.pool().threads > 0 && data.length <= SMALL_BLOB) {
       this.batch.push({ id, data });
       this.batchBytes += data.length;
@@ -107,10 +116,7 @@ export class PackWriter {
    * `envelope` is copied or kept as it is (see PackBuilder.add), never modified.
    */
   async addSealed(id: Buffer, envelope: Buffer, compression: number, rawLength: number): Promise<boolean> {
-    if (this.writeError) throw this.writeError;
-    const hex = id.toString("hex");
-    if (this.ctx.index.isStored(id) || this.inFlight.has(hex)) return false;
-    this.inFlight.add(hex);
+    if (!this.claim(id)) return false;
     await this.addToPack(BlobType.data, id, envelope, compression, rawLength);
     return true;
   }
