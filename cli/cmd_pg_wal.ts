@@ -68,7 +68,7 @@ export function register(pg: Command): void {
     .description("serve restore_command's requests and fetch WAL ahead for a data directory in recovery, until recovery ends (wal-fetch starts it)")
     .requiredOption("--pgdata <dir>", "the data directory being recovered")
     .requiredOption("--system-id <id>", "the cluster's database system identifier")
-    .option("--window <n>", "whole segments kept fetched ahead", "8")
+    .option("--window <n>", "whole segments kept fetched ahead", String(PREFETCH_WINDOW))
     .option("--after-restore", "started by cairn pg restore: open the repository, wait for the line go on standard input (its end without one: the restore failed, stop), answer ready on standard output, and serve the server once it starts")
     .action(async (o: { pgdata: string; systemId: string; window: string; afterRestore?: boolean }, cmd: Command) => {
       const opts = globals(cmd);

@@ -93,7 +93,7 @@ export class Scratch {
   private readonly dctx = new zstdBinding.DCtx();
 
   /** A buffer of at least `n` bytes; its content is the caller's until the next call. */
-  take(n: number): Buffer {
+  private take(n: number): Buffer {
     // Grown in steps of 1 MiB, so a thread ends near its largest blob (8 MiB at most with the default chunker).
     if (this.buf.length < n) this.buf = Buffer.allocUnsafeSlow(Math.ceil(n / (1 << 20)) * (1 << 20));
     return this.buf;
