@@ -2,14 +2,13 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { Client, Connection } from "@temporalio/client";
+import type { Client } from "@temporalio/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
 import { apiClient } from "./api-client.js";
 import { PASSWORD, ROOT } from "./helpers.js";
 import { testPolicy, testPolicyEnv } from "./policy-fixtures.js";
 import { archiveEverything, cairnCommand, cairnPgOk, initCluster, pgTempDir, type PgCluster } from "./postgres.js";
+import { startStack, type Stack } from "./stack.js";
 
 interface Drill {
   jobId: string;
@@ -23,8 +22,8 @@ interface Drill {
 }
 
 /**
- * Recovery drills through the API (Temporal dev server, a worker process, the
- * API, an initdb'd cluster). The worker runs as the postgres user, as next to a
+ * Recovery drills through the API (the run's Temporal dev server, a worker
+ * process, the API, an initdb'd cluster). The worker runs as the postgres user, as next to a
  * database server; its drill directory is the default, <its data dir>/drills.
  */
 describe("recovery drills (Temporal dev server + worker + API + PostgreSQL)", () => {
@@ -33,45 +32,40 @@ describe("recovery drills (Temporal dev server + worker + API + PostgreSQL)", ()
   const workerData = path.join(tmp.dir, "worker-data");
   const drillDir = path.join(workerData, "drills");
   const passwordFile = path.join(tmp.dir, "password");
-  let temporal: DevServer;
+  let stack: Stack;
   let worker: ChildProcess;
   let workerLog = "";
   let workerExited: Promise<void>;
   const secretKey = randomBytes(32).toString("base64");
   const previousKey = process.env.CAIRN_SECRET_KEY;
-  let api: ApiServer;
-  let connection: Connection;
   let temporalClient: Client;
   let pg: PgCluster;
   let client: ReturnType<typeof apiClient>;
 
   beforeAll(async () => {
     writeFileSync(passwordFile, PASSWORD);
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
     process.env.CAIRN_SECRET_KEY = secretKey;
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, historyIntervalMs: 300 });
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, api: { historyIntervalMs: 300 }, worker: false });
     worker = spawn("runuser", ["-u", "postgres", "--", process.execPath, path.join(ROOT, "dist", "worker.js")], {
-      env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, CAIRN_DATA_DIR: workerData, ...testPolicyEnv(tmp.dir), CAIRN_WORKER_CONCURRENCY: "2", CAIRN_THREADS: "1" },
+      env: { ...process.env, ...stack.env, CAIRN_DATA_DIR: workerData, ...testPolicyEnv(tmp.dir), CAIRN_WORKER_CONCURRENCY: "2", CAIRN_THREADS: "1" },
       cwd: tmp.dir,
       stdio: ["ignore", "pipe", "pipe"],
     });
     worker.stdout!.on("data", (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-8000)));
     worker.stderr!.on("data", (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-8000)));
     workerExited = new Promise((resolve) => worker.once("exit", () => resolve()));
-    client = apiClient(api);
-    connection = await Connection.connect({ address: temporal.address });
-    temporalClient = new Client({ connection });
+    client = apiClient(stack.api);
+    temporalClient = stack.client;
   }, 180_000);
 
   afterAll(async () => {
-    await api?.close();
+    await stack?.api.close();
     if (worker?.pid && worker.exitCode === null && worker.signalCode === null) {
       process.kill(worker.pid, "SIGTERM");
       await Promise.race([workerExited, new Promise((r) => setTimeout(r, 20_000))]);
       if (worker.exitCode === null && worker.signalCode === null) process.kill(worker.pid, "SIGKILL");
     }
-    await connection?.close();
-    await temporal?.stop();
+    await stack?.close();
     await pg?.destroy();
     if (previousKey === undefined) delete process.env.CAIRN_SECRET_KEY;
     else process.env.CAIRN_SECRET_KEY = previousKey;
@@ -117,7 +111,7 @@ describe("recovery drills (Temporal dev server + worker + API + PostgreSQL)", ()
     expect(readdirSync(drillDir)).toEqual([]);
 
     const { token: viewer } = await client.ok<{ token: string }>("POST", "/v1/tokens", { name: "viewer", role: "viewer" });
-    const asViewer = apiClient({ url: api.url, token: viewer });
+    const asViewer = apiClient({ url: stack.api.url, token: viewer });
     expect((await asViewer.call("POST", `/v1/plans/${planId}/drills`)).status).toBe(403);
     expect((await asViewer.ok<{ drills: Drill[] }>("GET", `/v1/plans/${planId}/drills`)).drills).toHaveLength(1);
     const { events } = await client.ok<{ events: { outcome: string; resource: string }[] }>("GET", "/v1/audit?action=runDrill");
@@ -154,6 +148,9 @@ describe("recovery drills (Temporal dev server + worker + API + PostgreSQL)", ()
     expect(alerts).toEqual([expect.objectContaining({ kind: "drill_failed", severity: "critical", state: "open", planId, detail: expect.stringContaining(job.error!) })]);
   });
 
+  /** The plan the physical drill test made, drilled again by the next test. */
+  let physicalPlanId = "";
+
   it("drills a physical PostgreSQL plan: recovers the latest base backup and WAL on a free loopback port, runs the check SQL, reports the RTO; the source cluster is untouched", async () => {
     const repo = path.join(tmp.dir, "repo-pg");
     await cairnPgOk(["-r", repo, "--password-file", passwordFile, "init"]);
@@ -188,8 +185,12 @@ describe("recovery drills (Temporal dev server + worker + API + PostgreSQL)", ()
     expect(await pg.sql("SELECT pg_is_in_recovery(), timeline_id FROM pg_control_checkpoint()")).toBe("f|1");
     expect(await pg.sql("SELECT string_agg(note, ',' ORDER BY note) FROM markers")).toBe("after-backup,base");
     expect(existsSync(path.join(pg.pgdata, "standby.signal"))).toBe(false);
+    physicalPlanId = planId;
+  });
 
-    // A check query that fails fails the drill, and the throwaway server is stopped and removed all the same.
+  it("fails a drill whose check query fails, and stops and removes the throwaway server all the same", async () => {
+    const planId = physicalPlanId;
+    expect(planId, "the physical plan of the test before").toBeTruthy();
     await client.ok("PATCH", `/v1/plans/${planId}`, { drill: { checkSql: "SELECT * FROM no_such_table" } });
     const bad = await drillOf(planId);
     expect(bad.job.status).toBe("failed");
