@@ -3,17 +3,16 @@ import diagnostics from "node:diagnostics_channel";
 import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import * as path from "node:path";
-import { Client, Connection, WorkflowFailedError } from "@temporalio/client";
+import { type Client, WorkflowFailedError } from "@temporalio/client";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
+import type { ApiServer } from "../api/server.js";
 import { loadSecretBox } from "../engine/secret-box.js";
 import { loadPolicy } from "../policy/policy.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
-import { createCairnWorker, type CairnWorker } from "../worker.js";
 import { PERMANENT_FAILURES, TASK_QUEUE, WORKFLOW_TYPES, type BackupInput, type RestoreResult } from "../workflows/messages.js";
 import { apiClient, type Job } from "./api-client.js";
 import { PASSWORD, cairnOk, tempDir } from "./helpers.js";
+import { startStack, type Stack } from "./stack.js";
 import { digestTree } from "./tree-fixtures.js";
 
 interface Problem {
@@ -27,8 +26,8 @@ interface Problem {
  * The execution policy as a deployment meets it: the API and a worker (over a
  * Temporal dev server) share a policy that allows backing up `allowed/`,
  * restoring into `restores/` and keeping repositories in `repos/`, with the
- * worker's data directory (secret key, catalog, Temporal state) inside the
- * allowed root. Everything else is refused with a 403 that names the rule, and
+ * worker's data directory (secret key, catalog) inside the allowed root.
+ * Everything else is refused with a 403 that names the rule, and
  * a workflow started in Temporal by hand is refused by the worker too.
  */
 describe("execution policy (API + Temporal dev server + worker)", () => {
@@ -42,11 +41,8 @@ describe("execution policy (API + Temporal dev server + worker)", () => {
   const sentinel = `sentinel-${randomBytes(16).toString("hex")}`;
   const policyEnv = { CAIRN_SOURCE_ROOTS: allowed, CAIRN_RESTORE_ROOTS: restores, CAIRN_REPOSITORY_ROOTS: repos };
   const policy = loadPolicy({ env: policyEnv, dataDir });
-  let temporal: DevServer;
-  let worker: CairnWorker;
-  let workerRun: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
-  let connection: Connection;
   let client: Client;
   let http: ReturnType<typeof apiClient>;
   let repositoryId: string;
@@ -56,22 +52,15 @@ describe("execution policy (API + Temporal dev server + worker)", () => {
     Runtime.install({ logger: new DefaultLogger("WARN") });
     for (const dir of [allowed, restores, repos, outside]) mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(outside, "sentinel.txt"), sentinel);
-    temporal = await startDevServer({ dbFile: at("temporal.db"), headless: true, log: () => undefined });
-    worker = await createCairnWorker({ address: temporal.address, dataDir, policy, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
-    workerRun = worker.run();
-    api = await startApiServer({ port: 0, dataDir, policy, temporalAddress: temporal.address });
+    stack = await startStack({ policy, dataDir });
+    api = stack.api;
     http = apiClient(api);
-    connection = await Connection.connect({ address: temporal.address });
-    client = new Client({ connection });
+    client = stack.client;
     ({ id: repositoryId } = await http.ok<{ id: string }>("POST", "/v1/repositories", { name: "main", url: repo, password: PASSWORD }));
   });
 
   afterAll(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await workerRun;
-    await connection?.close();
-    await temporal?.stop();
+    await stack?.close();
     tmp.cleanup();
   });
 

@@ -6,12 +6,11 @@ import * as path from "node:path";
 import { SMTPServer } from "smtp-server";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
-import { createCairnWorker, type CairnWorker } from "../worker.js";
+import type { ApiServer } from "../api/server.js";
 import { apiClient } from "./api-client.js";
 import { PASSWORD, tempDir } from "./helpers.js";
 import { testPolicy } from "./policy-fixtures.js";
+import { startStack, type Stack } from "./stack.js";
 import { makeOddTree } from "./tree-fixtures.js";
 
 interface Summary {
@@ -54,9 +53,7 @@ describe("operations (Temporal dev server + worker + API)", () => {
   const tmp = tempDir("cairn-ops-e2e-");
   const dataDir = path.join(tmp.dir, "data");
   const src = path.join(tmp.dir, "src");
-  let temporal: DevServer;
-  let worker: CairnWorker;
-  let workerRun: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
   let client: ReturnType<typeof apiClient>;
   let repositoryId: string;
@@ -64,21 +61,16 @@ describe("operations (Temporal dev server + worker + API)", () => {
   beforeAll(async () => {
     Runtime.install({ logger: new DefaultLogger("WARN") });
     makeOddTree(src);
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
-    workerRun = worker.run();
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, historyIntervalMs: 300, alertIntervalMs: 500 });
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, api: { historyIntervalMs: 300, alertIntervalMs: 500 } });
+    api = stack.api;
     client = apiClient(api);
     ({ id: repositoryId } = await client.ok<{ id: string }>("POST", "/v1/repositories", { name: "main", url: path.join(tmp.dir, "repo"), password: PASSWORD }));
-  }, 600_000); // bundling the workflows takes minutes on a loaded 2-core machine
+  });
 
   afterAll(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await workerRun;
-    await temporal?.stop();
+    await stack?.close();
     tmp.cleanup();
-  }, 600_000);
+  });
 
   /** Lists jobs until one satisfies `until`: the listing shows catalog fields (snapshotId, attempts) only once the recorder wrote the job. */
   async function listedUntil(query: string, until: (job: Summary) => boolean): Promise<Summary> {

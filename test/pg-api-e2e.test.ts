@@ -2,16 +2,15 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { Client, Connection } from "@temporalio/client";
+import type { Client } from "@temporalio/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
 import { apiClient } from "./api-client.js";
 import { PASSWORD, ROOT } from "./helpers.js";
 import { testPolicy, testPolicyEnv } from "./policy-fixtures.js";
 import { PG_BIN, archiveEverything, asPostgres, cairnCommand, cairnPgOk, initCluster, pgTempDir, type PgCluster } from "./postgres.js";
 import { freePort } from "./servers.js";
 import { BACKUP_PASSWORD, checksums, initMariaDb, type MariaDb } from "./mysql.js";
+import { startStack, type Stack } from "./stack.js";
 
 /**
  * PostgreSQL plans driven through the API as a user would: a real HTTP server, a
@@ -26,14 +25,12 @@ describe("PostgreSQL plans through the API (Temporal dev server + worker + initd
   const repo = path.join(tmp.dir, "repo");
   const passwordFile = path.join(tmp.dir, "password");
   const dbPassword = "s3cret-db-pass-5f1e";
-  let temporal: DevServer;
+  let stack: Stack;
   let worker: ChildProcess;
   let workerLog = "";
   let workerExited: Promise<void>;
   const secretKey = randomBytes(32).toString("base64");
   const previousKey = process.env.CAIRN_SECRET_KEY;
-  let api: ApiServer;
-  let connection: Connection;
   let client: Client;
   let pg: PgCluster;
   let maria: MariaDb | undefined;
@@ -53,33 +50,29 @@ describe("PostgreSQL plans through the API (Temporal dev server + worker + initd
     writeFileSync(path.join(pg.pgdata, "pg_hba.conf"), "host all dumper 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\nlocal all all trust\n");
     await pg.sql("SELECT pg_reload_conf()");
 
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
     // The API (this process) and the worker share the platform secret key through the environment.
     process.env.CAIRN_SECRET_KEY = secretKey;
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address });
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, worker: false });
     worker = spawn("runuser", ["-u", "postgres", "--", process.execPath, path.join(ROOT, "dist", "worker.js")], {
-      env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, CAIRN_DATA_DIR: path.join(tmp.dir, "worker-data"), ...testPolicyEnv(tmp.dir), CAIRN_WORKER_CONCURRENCY: "2", CAIRN_THREADS: "1" },
+      env: { ...process.env, ...stack.env, CAIRN_DATA_DIR: path.join(tmp.dir, "worker-data"), ...testPolicyEnv(tmp.dir), CAIRN_WORKER_CONCURRENCY: "2", CAIRN_THREADS: "1" },
       cwd: tmp.dir,
       stdio: ["ignore", "pipe", "pipe"],
     });
     worker.stdout!.on("data", (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-8000)));
     worker.stderr!.on("data", (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-8000)));
     workerExited = new Promise((resolve) => worker.once("exit", () => resolve()));
-    ({ call, ok, pollJob } = apiClient(api));
-    connection = await Connection.connect({ address: temporal.address });
-    client = new Client({ connection });
+    ({ call, ok, pollJob } = apiClient(stack.api));
+    client = stack.client;
     ({ id: repositoryId } = await ok<{ id: string }>("POST", "/v1/repositories", { name: "pg", url: repo, password: PASSWORD }));
   }, 180_000);
 
   afterAll(async () => {
-    await api?.close();
     if (worker?.pid && worker.exitCode === null && worker.signalCode === null) {
       process.kill(worker.pid, "SIGTERM");
       await Promise.race([workerExited, new Promise((r) => setTimeout(r, 20_000))]);
       if (worker.exitCode === null && worker.signalCode === null) process.kill(worker.pid, "SIGKILL");
     }
-    await connection?.close();
-    await temporal?.stop();
+    await stack?.close();
     await pg?.destroy();
     await maria?.destroy();
     if (previousKey === undefined) delete process.env.CAIRN_SECRET_KEY;

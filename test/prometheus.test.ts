@@ -7,15 +7,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { totalmem } from "node:os";
 import * as path from "node:path";
-import { Client, Connection } from "@temporalio/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
+import type { ApiServer } from "../api/server.js";
 import type { BackupResult } from "../workflows/messages.js";
 import { apiClient, type Job } from "./api-client.js";
 import { PASSWORD, ROOT, tempDir } from "./helpers.js";
 import { testPolicy, testPolicyEnv } from "./policy-fixtures.js";
 import { freePort, startPrometheus, type TestServer } from "./servers.js";
+import { startStack, type Stack } from "./stack.js";
 import { makeOddTree } from "./tree-fixtures.js";
 
 /** A finished backup as GET /v1/jobs/{id} shows it. */
@@ -30,27 +29,26 @@ describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prom
   const tmp = tempDir("cairn-prometheus-e2e-");
   const dataDir = path.join(tmp.dir, "data");
   const src = path.join(tmp.dir, "src");
-  let temporal: DevServer;
+  let stack: Stack;
   let worker: ChildProcess;
   let workerExited: Promise<void>;
   let workerLog = "";
   let workerMetrics: string;
   let api: ApiServer;
   let prometheus: TestServer & { url: string };
-  let connection: Connection;
   let ok: ReturnType<typeof apiClient>["ok"];
   let pollJob: ReturnType<typeof apiClient>["pollJob"];
 
   beforeAll(async () => {
     makeOddTree(src);
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
     // The API first: it creates the platform secret key the worker then reads from the same data directory.
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address });
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, worker: false });
+    api = stack.api;
     workerMetrics = `http://127.0.0.1:${await freePort()}`;
     worker = spawn(process.execPath, [path.join(ROOT, "dist", "worker.js")], {
       env: {
         ...process.env,
-        TEMPORAL_ADDRESS: temporal.address,
+        ...stack.env,
         CAIRN_DATA_DIR: dataDir,
         ...testPolicyEnv(tmp.dir),
         CAIRN_WORKER_CONCURRENCY: "2",
@@ -64,19 +62,16 @@ describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prom
     worker.stderr!.on("data", (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-8000)));
     workerExited = new Promise((resolve) => worker.once("exit", () => resolve()));
     ({ ok, pollJob } = apiClient(api));
-    connection = await Connection.connect({ address: temporal.address });
   });
 
   afterAll(async () => {
     await prometheus?.stop();
-    await api?.close();
     if (worker?.pid && worker.exitCode === null && worker.signalCode === null) {
       process.kill(worker.pid, "SIGTERM");
       await Promise.race([workerExited, new Promise((r) => setTimeout(r, 20_000))]);
       if (worker.exitCode === null && worker.signalCode === null) process.kill(worker.pid, "SIGKILL");
     }
-    await connection?.close();
-    await temporal?.stop();
+    await stack?.close();
     tmp.cleanup();
   });
 
@@ -106,7 +101,7 @@ describe("Prometheus scrapes /metrics (Temporal dev server + worker + API + Prom
     expect((await pollJob(first.jobId, (j) => j.status !== "running")).status).toBe("completed");
     // The second run is never read through the API: the scrape itself copies it into the catalog.
     const second = await ok<{ jobId: string }>("POST", `/v1/plans/${planId}/run`);
-    await new Client({ connection }).workflow.getHandle(second.jobId).result();
+    await stack.client.workflow.getHandle(second.jobId).result();
     // A repository's check, a job of another kind: its last success is shown per repository.
     const check = await pollJob((await ok<{ jobId: string }>("POST", `/v1/repositories/${repositoryId}/check`, {})).jobId, (j) => j.status !== "running");
     expect(check.status, JSON.stringify(check)).toBe("completed");
