@@ -2,15 +2,13 @@ import { randomBytes } from "node:crypto";
 import * as http_ from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
-import { Client, Connection } from "@temporalio/client";
+import type { Client } from "@temporalio/client";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
-import { createCairnWorker, type CairnWorker } from "../worker.js";
 import { apiClient } from "./api-client.js";
 import { PASSWORD, tempDir } from "./helpers.js";
 import { startMinio, type TestServer } from "./servers.js";
+import { startStack, type Stack } from "./stack.js";
 import { describeTree, makeOddTree, withoutSetid } from "./tree-fixtures.js";
 import { testPolicy } from "./policy-fixtures.js";
 
@@ -25,11 +23,7 @@ describe("repository credentials through the API (Temporal dev server + worker +
   const src = path.join(tmp.dir, "src");
   const ambient = Object.entries(process.env).filter(([name]) => name.startsWith("AWS_"));
   let minio: TestServer & { endpoint: string; accessKeyId: string; secretAccessKey: string };
-  let temporal: DevServer;
-  let worker: CairnWorker;
-  let workerRun: Promise<void>;
-  let api: ApiServer;
-  let connection: Connection;
+  let stack: Stack;
   let client: Client;
   let http: ReturnType<typeof apiClient>;
 
@@ -38,21 +32,13 @@ describe("repository credentials through the API (Temporal dev server + worker +
     Runtime.install({ logger: new DefaultLogger("WARN") });
     makeOddTree(src);
     minio = await startMinio();
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
-    workerRun = worker.run();
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address });
-    connection = await Connection.connect({ address: temporal.address });
-    client = new Client({ connection });
-    http = apiClient(api);
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir });
+    client = stack.client;
+    http = apiClient(stack.api);
   });
 
   afterAll(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await workerRun;
-    await connection?.close();
-    await temporal?.stop();
+    await stack?.close();
     await minio?.stop();
     for (const [name, value] of ambient) process.env[name] = value;
     tmp.cleanup();

@@ -3,13 +3,12 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
-import { createCairnWorker, type CairnWorker } from "../worker.js";
+import type { ApiServer } from "../api/server.js";
 import { apiClient } from "./api-client.js";
 import { cairnOk, PASSWORD, tempDir } from "./helpers.js";
 import { testPolicy } from "./policy-fixtures.js";
 import { startMinio } from "./servers.js";
+import { startStack, type Stack } from "./stack.js";
 
 interface Report {
   status: string;
@@ -29,9 +28,7 @@ describe("compliance report", () => {
   const tmp = tempDir("cairn-compliance-");
   const dataDir = path.join(tmp.dir, "data");
   const s3env = { AWS_ACCESS_KEY_ID: minio.accessKeyId, AWS_SECRET_ACCESS_KEY: minio.secretAccessKey, AWS_REGION: "us-east-1" };
-  let temporal: DevServer;
-  let worker: CairnWorker;
-  let workerRun: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
   let admin: ReturnType<typeof apiClient>;
   let planId: string;
@@ -42,10 +39,8 @@ describe("compliance report", () => {
 
   beforeAll(async () => {
     Runtime.install({ logger: new DefaultLogger("WARN") });
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
-    workerRun = worker.run();
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, adminToken: "compliance-admin" });
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, api: { adminToken: "compliance-admin" } });
+    api = stack.api;
     admin = apiClient(api, "compliance-admin");
 
     const src = path.join(tmp.dir, "src");
@@ -72,13 +67,10 @@ describe("compliance report", () => {
     expect(backup.status, JSON.stringify(backup)).toBe("completed");
     const restore = await admin.ok<{ jobId: string }>("POST", "/v1/restores", { repositoryId: localId, snapshotId: "latest", target: path.join(tmp.dir, "restored") });
     expect((await admin.pollJob(restore.jobId, (j) => j.status !== "running")).status).toBe("completed");
-  }, 300_000); // Temporal, MinIO, a backup and a restore: minutes when the 2 cores are shared
+  }, 300_000); // a backup and a restore: minutes when the 2 cores are shared
 
   afterAll(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await workerRun;
-    await temporal?.stop();
+    await stack?.close();
     await minio.stop();
     tmp.cleanup();
   });
@@ -126,9 +118,8 @@ describe("compliance report", () => {
   });
 
   it("flips the restore verification control once the last restore is older than the window", async () => {
-    await api.close();
     // A window of two seconds: the restore made above is older than that once we wait.
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, adminToken: "compliance-admin", compliance: { verificationDays: 2 / 86_400 } });
+    api = await stack.startApi({ adminToken: "compliance-admin", compliance: { verificationDays: 2 / 86_400 } });
     admin = apiClient(api, "compliance-admin");
     await new Promise((r) => setTimeout(r, 2500));
     const report = await admin.ok<Report>("GET", "/v1/compliance/hipaa");

@@ -3,14 +3,13 @@ import * as path from "node:path";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
+import type { ApiServer } from "../api/server.js";
 import { buildWeb } from "../scripts/build-web.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
-import { createCairnWorker, type CairnWorker } from "../worker.js";
 import { apiClient } from "./api-client.js";
 import { launchChromium, openTab, screenshots, signIn } from "./browser.js";
 import { PASSWORD, tempDir } from "./helpers.js";
 import { testPolicy } from "./policy-fixtures.js";
+import { startStack, type Stack } from "./stack.js";
 
 /**
  * The dashboard in a real browser against a real stack (Temporal dev server,
@@ -24,9 +23,7 @@ describe("web dashboard in Chromium", () => {
   const dataDir = path.join(tmp.dir, "data");
   const src = path.join(tmp.dir, "docs");
   const { shot } = screenshots("web-e2e");
-  let temporal: DevServer;
-  let worker: CairnWorker;
-  let workerRun: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
   let browser: Browser;
   let admin: ReturnType<typeof apiClient>;
@@ -39,21 +36,16 @@ describe("web dashboard in Chromium", () => {
     writeFileSync(path.join(src, "readme.txt"), "the dashboard restored me\n");
     writeFileSync(path.join(src, "sub", "data.bin"), Buffer.alloc(300_000, 7));
     const webDir = await buildWeb(path.join(tmp.dir, "web"));
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, maxConcurrentActivityTaskExecutions: 2 });
-    workerRun = worker.run();
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, webDir });
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, api: { webDir } });
+    api = stack.api;
     admin = apiClient(api);
     viewer = await admin.ok<{ id: string; token: string }>("POST", "/v1/tokens", { name: "wall-screen", role: "viewer" });
     browser = await launchChromium();
-  }, 300_000); // its own dev server, worker and API: minutes on a busy machine
+  }, 300_000); // building the dashboard and starting Chromium: minutes on a busy machine
 
   afterAll(async () => {
     await browser?.close();
-    await api?.close();
-    worker?.shutdown();
-    await workerRun;
-    await temporal?.stop();
+    await stack?.close();
     tmp.cleanup();
   });
 
