@@ -7,6 +7,7 @@ import { CairnError } from "./errors.js";
 import { pageHash, pageLocations, PageMapBuilder, PAGE_HASH_BYTES, type PageMap } from "./pagemap.js";
 import { PathPatterns } from "./pathmatch.js";
 import { closeAll, GREW, UNREADABLE, type ReadSealResult } from "./read-seal.js";
+import { release } from "./release.js";
 import type { Repository } from "./repository.js";
 import { safeUser } from "./keyring.js";
 import { sameSet, loadSnapshots, type Snapshot, type SnapshotEntry, type SnapshotSource, type SnapshotSummary } from "./snapshot.js";
@@ -661,6 +662,16 @@ export class Archiver {
 
   /** Completes the nodes of a readSeal job: stores the new blobs, counts, records the files that could not be read. */
   private async finishReads(items: QueuedRead[], r: ReadSealResult): Promise<void> {
+    try {
+      await this.completeReads(items, r);
+    } finally {
+      // Each envelope was copied into its pack (saveSealed): the job's buffers are dead.
+      release(r.envelope);
+      release(r.ids);
+    }
+  }
+
+  private async completeReads(items: QueuedRead[], r: ReadSealResult): Promise<void> {
     let at = 0;
     for (const [i, { full, node, prev }] of items.entries()) {
       const size = r.sizes[i];

@@ -4,6 +4,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { Codec, type CodecRequest } from "./codec.js";
 import type { CodecWorkerData } from "./codec-pool.js";
 import { closeAll } from "./read-seal.js";
+import { release } from "./release.js";
 
 const { keys, stopping } = workerData as CodecWorkerData;
 const codec = new Codec(keys);
@@ -62,6 +63,8 @@ parentPort!.on("message", (msg: { seq: number; req: CodecRequest } | { close: tr
     const result = codec.run(msg.req);
     parentPort!.postMessage({ seq: msg.seq, result }, transferList(result));
     if (msg.req.op === "restoreRange" || msg.req.op === "openBatch") collectYoung();
+    // The bytes a seal job was handed (moved here, see CodecPool.run) are dead once sealed.
+    else if (msg.req.op === "seal" || msg.req.op === "sealBatch") release(msg.req.data);
   } catch (err) {
     parentPort!.postMessage({ seq: msg.seq, error: { name: (err as Error).name, message: (err as Error).message } });
   }

@@ -1,5 +1,6 @@
-import { compressBlob, decompressBlob, Scratch, type CompressionSpec } from "./compression.js";
+import { decompressBlob, Scratch, type CompressionSpec } from "./compression.js";
 import { blobId, IntegrityError, open, seal, sha256Hex, type CipherName } from "./crypto.js";
+import { joinReleasing } from "./release.js";
 import { readSeal, type ReadSealRequest, type ReadSealResult } from "./read-seal.js";
 import { restoreRange, type RestoreRangeRequest, type RestoreRangeResult } from "./restore-writer.js";
 
@@ -85,9 +86,11 @@ export class Codec {
   }
 
   seal(req: SealRequest): SealResult {
-    const { id, data } = compressBlob(req.data, req.compression);
     const key = this.keys.get(this.material.epoch)!;
-    return { envelope: seal(data, { epoch: this.material.epoch, key }, this.material.cipher), compression: id };
+    return this.scratch.compress(req.data, req.compression, (id, data) => ({
+      envelope: seal(data, { epoch: this.material.epoch, key }, this.material.cipher),
+      compression: id,
+    }));
   }
 
   open(req: OpenRequest): OpenResult {
@@ -128,10 +131,7 @@ export class Codec {
       at += length;
     }
     const lengths = envelopes.map((e) => e.length);
-    const envelope = Buffer.allocUnsafeSlow(lengths.reduce((n, l) => n + l, 0));
-    let out = 0;
-    for (const e of envelopes) out += e.copy(envelope, out);
-    return { envelope, lengths, compressions };
+    return { envelope: joinReleasing(envelopes, lengths), lengths, compressions };
   }
 
   run(req: CodecRequest): SealResult | SealBatchResult | OpenResult | OpenBatchResult | RestoreRangeResult | ReadSealResult {

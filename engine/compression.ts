@@ -89,14 +89,32 @@ export function decompressBlob(id: number, data: Uint8Array): Buffer {
  * every 4 KiB of each new one.
  */
 export class Scratch {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
+  /** Compressed output (see compress), apart from `buf`, so a plaintext decompressed into `buf` outlives a compression. */
+  private cbuf: Buffer = Buffer.alloc(0);
   private readonly dctx = new zstdBinding.DCtx();
+  private cctx?: InstanceType<typeof zstdBinding.CCtx>;
 
   /** A buffer of at least `n` bytes; its content is the caller's until the next call. */
   private take(n: number): Buffer {
-    // Grown in steps of 1 MiB, so a thread ends near its largest blob (8 MiB at most with the default chunker).
-    if (this.buf.length < n) this.buf = Buffer.allocUnsafeSlow(Math.ceil(n / (1 << 20)) * (1 << 20));
-    return this.buf;
+    return (this.buf = grown(this.buf, n));
+  }
+
+  /**
+   * Compresses like compressBlob and hands the result to `use`, which must not keep it:
+   * zstd writes into this scratch buffer. zstd-napi's compress() allocates a buffer of
+   * the input's size for every blob and copies the result out of it, and those dead
+   * buffers were most of a codec thread's memory during a backup.
+   */
+  compress<T>(data: Uint8Array, spec: CompressionSpec, use: (id: CompressionId, bytes: Uint8Array) => T): T {
+    if (spec.algorithm !== "zstd" || data.byteLength < 64) {
+      const r = compressBlob(data, spec);
+      return use(r.id, r.data);
+    }
+    const out = (this.cbuf = grown(this.cbuf, zstdBinding.compressBound(data.byteLength)));
+    const n = (this.cctx ??= new zstdBinding.CCtx()).compress(out, data, spec.level);
+    if (n > data.byteLength - (data.byteLength >> 5)) return use(Compression.none, data);
+    return use(Compression.zstd, out.subarray(0, n));
   }
 
   /**
@@ -113,4 +131,9 @@ export class Scratch {
     if (n !== size) throw new Error(`zstd frame holds ${n} bytes, its header says ${size}`);
     return out.subarray(0, n);
   }
+}
+
+/** `buf`, or a new buffer when it is shorter than `n`: grown in steps of 1 MiB, so a thread ends near its largest blob (8 MiB at most with the default chunker). */
+function grown(buf: Buffer, n: number): Buffer {
+  return buf.length >= n ? buf : Buffer.allocUnsafeSlow(Math.ceil(n / (1 << 20)) * (1 << 20));
 }

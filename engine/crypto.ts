@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, scrypt as scryptCb } from "node:crypto";
 import { promisify } from "node:util";
+import { release } from "./release.js";
 
 const scrypt = promisify(scryptCb) as (password: string | Buffer, salt: Buffer, keylen: number, options: object) => Promise<Buffer>;
 
@@ -55,7 +56,12 @@ export function seal(plaintext: Uint8Array, key: DataKey, cipher: CipherName = "
   const c = createCipheriv(cipher, key.key, out.subarray(6, 18), { authTagLength: 16 } as never) as ReturnType<typeof createCipheriv> & { setAAD(b: Buffer, o?: object): void; getAuthTag(): Buffer };
   c.setAAD(header, { plaintextLength: plaintext.byteLength });
   let pos = ENVELOPE_HEADER;
-  pos += c.update(plaintext).copy(out, pos);
+  // Node's cipher has no update into a given buffer: the ciphertext is copied into the
+  // envelope, and its own buffer freed at once (see release.ts).
+  const ct = c.update(plaintext);
+  const n = ct.copy(out, pos);
+  release(ct);
+  pos += n;
   pos += c.final().copy(out, pos);
   c.getAuthTag().copy(out, pos);
   return out;

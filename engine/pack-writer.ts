@@ -6,6 +6,7 @@ import type { CipherName, DataKey } from "./crypto.js";
 import { encodeIndex, type IndexFile } from "./index-file.js";
 import type { IndexStore } from "./index-store.js";
 import { PackBuilder, packKey } from "./pack.js";
+import { release } from "./release.js";
 
 /**
  * Data blobs up to SMALL_BLOB bytes are sealed in batches of about BATCH_BYTES on a
@@ -105,7 +106,7 @@ export class PackWriter {
       this.ctx
         .pool()
         .seal({ data, compression: tree ? { algorithm: "zstd", level: 3 } : this.compression }, true, tree)
-        .then((r) => this.addToPack(type, id, r.envelope, r.compression, rawLength)),
+        .then((r) => this.addToPack(type, id, r.envelope, r.compression, rawLength, true)),
     );
     return true;
   }
@@ -113,7 +114,7 @@ export class PackWriter {
   /**
    * Adds a blob sealed elsewhere (a codec thread that read and hashed it, see
    * read-seal.ts) unless the repository already has it; returns true when it was new.
-   * `envelope` is copied or kept as it is (see PackBuilder.add), never modified.
+   * `envelope` is copied into the pack and stays the caller's, never modified.
    */
   async addSealed(id: Buffer, envelope: Buffer, compression: number, rawLength: number): Promise<boolean> {
     if (!this.claim(id)) return false;
@@ -154,13 +155,16 @@ export class PackWriter {
             await this.addToPack(BlobType.data, b.id, r.envelope.subarray(off, off + r.lengths[i]), r.compressions[i], b.data.length);
             off += r.lengths[i];
           }
+          // Every envelope was copied into its pack (not given): the job's buffer is dead.
+          release(r.envelope);
         }),
     );
   }
 
-  private async addToPack(type: BlobType, id: Buffer, envelope: Buffer, compression: number, rawLength: number): Promise<void> {
+  /** With `given`, the envelope is the pack's from now on (see PackBuilder.add). */
+  private async addToPack(type: BlobType, id: Buffer, envelope: Buffer, compression: number, rawLength: number, given = false): Promise<void> {
     const packer = (this.packers[type] ??= new PackBuilder(type));
-    packer.add(envelope, { id, compression, rawLength });
+    packer.add(envelope, { id, compression, rawLength }, given);
     if (packer.size >= this.ctx.packSize) {
       this.packers[type] = undefined;
       await this.uploadPack(packer);
@@ -172,6 +176,7 @@ export class PackWriter {
     const { id, parts, size } = packer.finish(this.ctx.key(), this.ctx.cipher);
     const job: Promise<void> = (async () => {
       await this.ctx.backend.put(packKey(id), parts);
+      packer.discard();
       this.packBytesWritten += size;
       this.packsWritten++;
       this.ctx.index.addPack(id, packer.entries);
@@ -182,7 +187,10 @@ export class PackWriter {
       .catch((err) => {
         this.writeError ??= err;
       })
-      .finally(() => this.uploads.delete(job));
+      .finally(() => {
+        this.uploads.delete(job);
+        packer.discard();
+      });
     this.uploads.add(job);
   }
 

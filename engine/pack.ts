@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { BlobType } from "./blob-index.js";
 import { IntegrityError, open, seal, type CipherName, type DataKey } from "./crypto.js";
+import { ownsBuffer, release } from "./release.js";
 
 /** One blob as listed in a pack header. */
 export interface PackEntry {
@@ -14,11 +15,12 @@ export interface PackEntry {
 
 const HEADER_ENTRY = 42; // type 1, compression 1, length 4, rawLength 4, id 32
 /**
- * Envelopes smaller than OWN_PART are copied into segments of SEGMENT bytes. A small
- * envelope is a slice of Node's shared 8 KiB allocation pool, and keeping it keeps its
- * whole slab alive, with the short-lived buffers that were cut from the same slab
- * (plaintext copies, compressor output): holding a pack of small blobs as their
- * envelopes cost about three times the pack's size.
+ * Envelopes smaller than OWN_PART, and every envelope the pack is not given (see add),
+ * are copied into segments of SEGMENT bytes. A small envelope is a slice of Node's
+ * shared 8 KiB allocation pool, and keeping it keeps its whole slab alive, with the
+ * short-lived buffers that were cut from the same slab (plaintext copies, compressor
+ * output): holding a pack of small blobs as their envelopes cost about three times the
+ * pack's size.
  */
 const SEGMENT = 1024 * 1024;
 const OWN_PART = 64 * 1024;
@@ -31,27 +33,45 @@ const OWN_PART = 64 * 1024;
 export class PackBuilder {
   readonly entries: PackEntry[] = [];
   private parts: Buffer[] = [];
+  /** The buffers this pack owns (segments, envelopes it was given), freed by discard(). */
+  private held: Buffer[] = [];
   private segment?: Buffer;
   private segmentUsed = 0;
   size = 0;
 
   constructor(readonly type: BlobType) {}
 
-  add(envelope: Buffer, meta: { id: Buffer; compression: number; rawLength: number }): PackEntry {
+  /**
+   * Adds an envelope. With `given`, the pack takes it over: it keeps a large one as it
+   * is, copies a small one and frees it at once (see release.ts); the caller must not
+   * use it again. Otherwise the envelope is copied and stays the caller's.
+   */
+  add(envelope: Buffer, meta: { id: Buffer; compression: number; rawLength: number }, given = false): PackEntry {
     const entry: PackEntry = { id: meta.id, type: this.type, compression: meta.compression, offset: this.size, length: envelope.length, rawLength: meta.rawLength };
-    if (envelope.length >= OWN_PART) {
+    if (given && envelope.length >= OWN_PART && ownsBuffer(envelope)) {
       this.closeSegment();
       this.parts.push(envelope);
+      this.held.push(envelope);
     } else {
       if (!this.segment || this.segment.length - this.segmentUsed < envelope.length) {
         this.closeSegment();
-        this.segment = Buffer.allocUnsafeSlow(SEGMENT);
+        this.segment = Buffer.allocUnsafeSlow(Math.max(SEGMENT, envelope.length));
+        this.held.push(this.segment);
       }
       this.segmentUsed += envelope.copy(this.segment, this.segmentUsed);
+      if (given) release(envelope);
     }
     this.entries.push(entry);
-    this.size += envelope.length;
+    this.size += entry.length;
     return entry;
+  }
+
+  /** Frees the pack's bytes once it is stored (or given up): the parts finish() returned read as empty afterwards. */
+  discard(): void {
+    for (const b of this.held) release(b);
+    this.held = [];
+    this.parts = [];
+    this.segment = undefined;
   }
 
   private closeSegment(): void {

@@ -2,6 +2,7 @@ import { closeSync, readSync } from "node:fs";
 import type { Codec } from "./codec.js";
 import type { CompressionSpec } from "./compression.js";
 import { blobId } from "./crypto.js";
+import { joinReleasing } from "./release.js";
 
 /**
  * Small files a backup has opened (and judged, see BackupOptions.refuse) on the main
@@ -93,10 +94,7 @@ export function readSeal(codec: Codec, idKey: Buffer, req: ReadSealRequest): Rea
     lengths.push(sealed.envelope.length);
     compressions.push(sealed.compression);
   }
-  const envelope = Buffer.allocUnsafeSlow(lengths.reduce((a, b) => a + b, 0));
-  let at = 0;
-  for (const e of envelopes) at += e.copy(envelope, at);
-  return { sizes, ids, envelope, lengths, compressions, errors };
+  return { sizes, ids, envelope: joinReleasing(envelopes, lengths), lengths, compressions, errors };
 }
 
 /** Closes the descriptors of a job that will not run (the codec threads are stopping). */
