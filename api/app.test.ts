@@ -7,6 +7,7 @@ import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { alerts, jobs, plans, repositories, repositoryUsage } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { tempDir } from "../test/helpers.js";
+import { seedCatalog } from "../test/catalog-template.js";
 import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { acknowledgeAlert, evaluateFinishedJobs, evaluatePeriodic, raiseAlert, resolveAlert } from "./alerts.js";
 import { createApp } from "./app.js";
@@ -24,6 +25,7 @@ let app: ReturnType<typeof createApp>;
 let secretBox: SecretBox;
 
 beforeAll(async () => {
+  await seedCatalog(scratch.dir);
   catalog = await openCatalog({ dataDir: scratch.dir });
   connection = Connection.lazy({ address: "127.0.0.1:1" });
   secretBox = new SecretBox(SecretBox.generateKey());

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { tempDir } from "../test/helpers.js";
+import { seedCatalog } from "../test/catalog-template.js";
 import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { createApp } from "./app.js";
 
@@ -53,6 +54,7 @@ describe("input caps", () => {
   let app: ReturnType<typeof createApp>;
 
   beforeAll(async () => {
+    await seedCatalog(scratch.dir);
     catalog = await openCatalog({ dataDir: scratch.dir });
     connection = Connection.lazy({ address: "127.0.0.1:1" });
     const secretBox = new SecretBox(SecretBox.generateKey());

@@ -8,6 +8,7 @@ import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { jobs, plans, repositories } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { tempDir } from "../test/helpers.js";
+import { seedCatalog } from "../test/catalog-template.js";
 import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { JOB_KINDS, type BackupResult, type JobKind, type WorkerReport } from "../workflows/messages.js";
 import { createApp } from "./app.js";
@@ -40,6 +41,7 @@ const backup = (planId: string, n: number, over: Partial<BackupResult> = {}): ty
 };
 
 beforeAll(async () => {
+  await seedCatalog(scratch.dir);
   catalog = await openCatalog({ dataDir: scratch.dir });
   const connection = Connection.lazy({ address: "127.0.0.1:1" });
   const secretBox = new SecretBox(SecretBox.generateKey());

@@ -6,6 +6,7 @@ import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { plans, repositories } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { tempDir } from "../test/helpers.js";
+import { seedCatalog } from "../test/catalog-template.js";
 import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { createApp } from "./app.js";
 import { backupInput } from "./schedules.js";
@@ -18,6 +19,7 @@ let connection: Connection;
 let app: ReturnType<typeof createApp>;
 
 beforeAll(async () => {
+  await seedCatalog(scratch.dir);
   catalog = await openCatalog({ dataDir: scratch.dir });
   connection = Connection.lazy({ address: "127.0.0.1:1" });
   const secretBox = new SecretBox(SecretBox.generateKey());

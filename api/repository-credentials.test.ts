@@ -7,6 +7,7 @@ import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { repositories } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { PASSWORD, tempDir } from "../test/helpers.js";
+import { seedCatalog } from "../test/catalog-template.js";
 import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { startMinio } from "../test/servers.js";
 import { createApp } from "./app.js";
@@ -24,6 +25,7 @@ const ambient = Object.entries(process.env).filter(([name]) => name.startsWith("
 
 beforeAll(async () => {
   for (const [name] of ambient) delete process.env[name];
+  await seedCatalog(scratch.dir);
   catalog = await openCatalog({ dataDir: scratch.dir });
   connection = Connection.lazy({ address: "127.0.0.1:1" });
   secretBox = new SecretBox(SecretBox.generateKey());

@@ -7,6 +7,7 @@ import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { repositories } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { PASSWORD, cairnOk, tempDir } from "../test/helpers.js";
+import { seedCatalog } from "../test/catalog-template.js";
 import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { createApp, type AppDeps } from "./app.js";
 import { ApiError } from "./errors.js";
@@ -22,6 +23,7 @@ let deps: AppDeps;
 let app: ReturnType<typeof createApp>;
 
 beforeAll(async () => {
+  await seedCatalog(scratch.dir);
   catalog = await openCatalog({ dataDir: scratch.dir });
   connection = Connection.lazy({ address: "127.0.0.1:1" });
   const secretBox = new SecretBox(SecretBox.generateKey());

@@ -5,6 +5,7 @@ import { openCatalog, type OpenCatalog } from "../db/client.js";
 import { alerts, plans, repositories } from "../db/schema.js";
 import { SecretBox } from "../engine/secret-box.js";
 import { tempDir } from "../test/helpers.js";
+import { seedCatalog } from "../test/catalog-template.js";
 import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { WalAgeCache } from "./wal-age.js";
 
@@ -20,6 +21,7 @@ describe("WalAgeCache.refresh with an unreadable archive", () => {
   const said: string[] = [];
 
   beforeAll(async () => {
+    await seedCatalog(scratch.dir);
     catalog = await openCatalog({ dataDir: scratch.dir });
     const secretBox = new SecretBox(SecretBox.generateKey());
     const policy = testPolicy(scratch.dir, scratch.dir);

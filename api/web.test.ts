@@ -8,6 +8,7 @@ import { gt } from "drizzle-orm";
 import { SecretBox } from "../engine/secret-box.js";
 import { WEB_TYPES_FILE, webTypes } from "../scripts/web-types.js";
 import { tempDir } from "../test/helpers.js";
+import { seedCatalog } from "../test/catalog-template.js";
 import { inProcessWorkers, testPolicy } from "../test/policy-fixtures.js";
 import { createApp } from "./app.js";
 import { hashToken } from "./auth.js";
@@ -29,6 +30,7 @@ function app(dir = webDir) {
 }
 
 beforeAll(async () => {
+  await seedCatalog(scratch.dir);
   catalog = await openCatalog({ dataDir: scratch.dir });
   connection = Connection.lazy({ address: "127.0.0.1:1" });
   mkdirSync(path.join(webDir, "assets"), { recursive: true });

@@ -15,6 +15,7 @@ import type { ExecutionPolicy } from "../policy/policy.js";
 import { startDevServer, type DevServer } from "../scripts/temporal.js";
 import { SEARCH_ATTRIBUTES } from "../workflows/messages.js";
 import { createCairnWorker, type CairnWorker, type CairnWorkerOptions } from "../worker.js";
+import { seedCatalog } from "./catalog-template.js";
 
 export type StackWorkerOptions = Omit<CairnWorkerOptions, "address" | "connection" | "namespace" | "dataDir" | "policy">;
 export type StackApiOptions = Omit<ApiServerOptions, "temporalAddress" | "namespace" | "dataDir" | "policy">;
@@ -82,6 +83,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   };
   const startApi = async (more: StackApiOptions = {}) => {
     await api?.close();
+    if (!(more.databaseUrl ?? apiDefaults.databaseUrl ?? process.env.DATABASE_URL)) await seedCatalog(options.dataDir);
     api = await startApiServer({ ...apiDefaults, ...more, temporalAddress: address, namespace, dataDir: options.dataDir, policy: options.policy });
     // Closed once: by the test that stops it, or at close().
     const closeOnce = api.close.bind(api);
