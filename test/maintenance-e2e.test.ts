@@ -1,22 +1,20 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, type FSWatcher, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { Client, Connection } from "@temporalio/client";
+import type { Client } from "@temporalio/client";
 import proto from "@temporalio/proto";
-import { DefaultLogger, Runtime, type WorkflowBundle } from "@temporalio/worker";
+import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApiServer, type ApiServer } from "../api/server.js";
+import type { ApiServer } from "../api/server.js";
 import { LocalBackend } from "../backends/local.js";
 import { Archiver } from "../engine/archiver.js";
 import { RepositoryLock } from "../engine/locks.js";
 import { Repository } from "../engine/repository.js";
-import { startDevServer, type DevServer } from "../scripts/temporal.js";
-import { createCairnWorker, type CairnWorker } from "../worker.js";
 import { apiClient, type Job } from "./api-client.js";
 import { cairnOk, PASSWORD, tempDir } from "./helpers.js";
 import { testPolicy } from "./policy-fixtures.js";
 import { startSshd, type Sshd } from "./servers.js";
-import { bundle } from "./temporal/helpers.js";
+import { startStack, type Stack } from "./stack.js";
 
 /** Files in the big repository: one small pack each, so a check or prune has many steps to stop between. */
 const FILES = 5000;
@@ -32,17 +30,13 @@ describe("maintenance jobs (Temporal dev server + worker + API)", () => {
   const dataDir = path.join(tmp.dir, "data");
   const src = path.join(tmp.dir, "src");
   const bigRepo = path.join(tmp.dir, "big");
-  let temporal: DevServer;
-  let workflows: WorkflowBundle;
-  let worker: CairnWorker;
-  let workerRun: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
   let client: ReturnType<typeof apiClient>;
   let bigId: string;
   /** The same big repository, registered a second time as reached over SFTP from the test's own OpenSSH server. */
   let bigOverSshId: string;
   let sshd: Sshd;
-  let connection: Connection;
   let temporalClient: Client;
 
   const packs = () => readdirSync(path.join(bigRepo, "data")).flatMap((d) => readdirSync(path.join(bigRepo, "data", d)));
@@ -121,11 +115,9 @@ describe("maintenance jobs (Temporal dev server + worker + API)", () => {
     await new Archiver(repo, { host: "box" }).backup([src]);
     await repo.close();
 
-    temporal = await startDevServer({ dbFile: path.join(tmp.dir, "temporal.db"), headless: true, log: () => undefined });
-    workflows = await bundle();
-    worker = await createCairnWorker({ policy: testPolicy(tmp.dir, dataDir), address: temporal.address, dataDir, threads: 1, workflowBundle: workflows });
-    workerRun = worker.run();
-    api = await startApiServer({ policy: testPolicy(tmp.dir, dataDir), port: 0, dataDir, temporalAddress: temporal.address, historyIntervalMs: 300 });
+    stack = await startStack({ policy: testPolicy(tmp.dir, dataDir), dataDir, api: { historyIntervalMs: 300 } });
+    api = stack.api;
+    temporalClient = stack.client;
     client = apiClient(api);
     bigId = (await client.ok<{ id: string; created: boolean }>("POST", "/v1/repositories", { name: "big", url: bigRepo, password: PASSWORD })).id;
     sshd = await startSshd();
@@ -137,17 +129,11 @@ describe("maintenance jobs (Temporal dev server + worker + API)", () => {
         credentials: { CAIRN_SFTP_KEY: sshd.clientKey, CAIRN_SFTP_KNOWN_HOSTS: sshd.knownHostsFile },
       })
     ).id;
-    connection = await Connection.connect({ address: temporal.address });
-    temporalClient = new Client({ connection });
   }, 600_000);
 
   afterAll(async () => {
-    await connection?.close();
     await sshd?.stop();
-    await api?.close();
-    worker?.shutdown();
-    await workerRun;
-    await temporal?.stop();
+    await stack?.close();
     tmp.cleanup();
   }, 600_000);
 
