@@ -93,6 +93,9 @@ export async function startPgBouncer(dir: string, target: number, database = "be
       "admin_users = postgres",
       "pool_mode = transaction",
       "server_login_retry = 1",
+      // A client queued while its server is down (a SIGKILLed primary) gets an error after 5 s, not the default 120 s:
+      // the tests' ledger stops after the kill and waited out those 120 s whenever its last insert was queued.
+      "query_wait_timeout = 5",
       `pidfile = ${pidfile}`,
       `logfile = ${path.join(dir, "pgbouncer.log")}`,
       "",
