@@ -18,6 +18,12 @@ const SMALL_BLOB = 16 * 1024;
 const BATCH_BYTES = 256 * 1024;
 const INDEX_EVERY_PACKS = 8;
 const MAX_SEALING = 8;
+/**
+ * Bytes of plaintext handed to the codec threads and not yet in a pack. Eight jobs of
+ * chunks up to 8 MiB each could hold 64 MiB queued on the threads; a few MiB per
+ * thread keeps both busy.
+ */
+const MAX_SEALING_BYTES = 8 * 1024 * 1024;
 const MAX_UPLOADS = 2;
 
 /** What the pack writer works with; the pool and the key change when the data key rotates. */
@@ -49,6 +55,7 @@ export class PackWriter {
   /** Blobs accepted and not yet in an uploaded pack (hex ids). */
   private readonly inFlight = new Set<string>();
   private readonly sealing = new Set<Promise<void>>();
+  private sealingBytes = 0;
   private readonly uploads = new Set<Promise<void>>();
   private pendingIndex: IndexFile["packs"] = [];
   private writeError?: unknown;
@@ -102,7 +109,7 @@ export class PackWriter {
     // of small files would otherwise start the codec threads (tens of MiB of memory)
     // for them alone.
     const tree = type === BlobType.tree;
-    await this.track(() =>
+    await this.track(rawLength, () =>
       this.ctx
         .pool()
         .seal({ data, compression: tree ? { algorithm: "zstd", level: 3 } : this.compression }, true, tree)
@@ -123,16 +130,21 @@ export class PackWriter {
   }
 
   /**
-   * Starts a sealing job once fewer than MAX_SEALING are running, and keeps it in
+   * Starts a sealing job of `bytes` once fewer than MAX_SEALING are running and their
+   * bytes leave room under MAX_SEALING_BYTES (one job always runs), and keeps it in
    * `sealing` until it ends; its failure is kept in writeError (the first one wins).
    */
-  private async track(start: () => Promise<void>): Promise<void> {
-    while (this.sealing.size >= MAX_SEALING) await Promise.race(this.sealing);
+  private async track(bytes: number, start: () => Promise<void>): Promise<void> {
+    while (this.sealing.size >= MAX_SEALING || (this.sealing.size > 0 && this.sealingBytes + bytes > MAX_SEALING_BYTES)) await Promise.race(this.sealing);
+    this.sealingBytes += bytes;
     const job: Promise<void> = start()
       .catch((err) => {
         this.writeError ??= err;
       })
-      .finally(() => this.sealing.delete(job));
+      .finally(() => {
+        this.sealing.delete(job);
+        this.sealingBytes -= bytes;
+      });
     this.sealing.add(job);
   }
 
@@ -145,7 +157,7 @@ export class PackWriter {
     this.batchBytes = 0;
     let at = 0;
     for (const b of blobs) at += b.data.copy(data, at);
-    await this.track(() =>
+    await this.track(data.length, () =>
       this.ctx
         .pool()
         .sealBatch({ data, lengths: blobs.map((b) => b.data.length), compression: this.compression })
