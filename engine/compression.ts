@@ -44,12 +44,20 @@ export function formatCompression(spec: CompressionSpec): string {
   return spec.algorithm === "none" ? "none" : `${spec.algorithm}:${spec.level}`;
 }
 
+/** Blobs shorter than this are stored as they are. */
+const MIN_INPUT = 64;
+
+/** Whether `compressed` bytes save enough of `raw` (a 32nd) to store the blob compressed rather than as it is. */
+function saves(compressed: number, raw: number): boolean {
+  return compressed <= raw - (raw >> 5);
+}
+
 /**
  * Compresses `data`; returns it unchanged with id `none` when compression does not
  * save at least 1/32 of the size (incompressible chunks are stored raw).
  */
 export function compressBlob(data: Uint8Array, spec: CompressionSpec): { id: CompressionId; data: Uint8Array } {
-  if (spec.algorithm === "none" || data.byteLength < 64) return { id: Compression.none, data };
+  if (spec.algorithm === "none" || data.byteLength < MIN_INPUT) return { id: Compression.none, data };
   let out: Uint8Array;
   switch (spec.algorithm) {
     case "zstd":
@@ -62,7 +70,7 @@ export function compressBlob(data: Uint8Array, spec: CompressionSpec): { id: Com
       out = brotliCompressSync(data, { params: { [zc.BROTLI_PARAM_QUALITY]: spec.level, [zc.BROTLI_PARAM_SIZE_HINT]: data.byteLength } });
       break;
   }
-  if (out.byteLength > data.byteLength - (data.byteLength >> 5)) return { id: Compression.none, data };
+  if (!saves(out.byteLength, data.byteLength)) return { id: Compression.none, data };
   return { id: Compression[spec.algorithm], data: out };
 }
 
@@ -107,13 +115,13 @@ export class Scratch {
    * buffers were most of a codec thread's memory during a backup.
    */
   compress<T>(data: Uint8Array, spec: CompressionSpec, use: (id: CompressionId, bytes: Uint8Array) => T): T {
-    if (spec.algorithm !== "zstd" || data.byteLength < 64) {
+    if (spec.algorithm !== "zstd" || data.byteLength < MIN_INPUT) {
       const r = compressBlob(data, spec);
       return use(r.id, r.data);
     }
     const out = (this.cbuf = grown(this.cbuf, zstdBinding.compressBound(data.byteLength)));
     const n = (this.cctx ??= new zstdBinding.CCtx()).compress(out, data, spec.level);
-    if (n > data.byteLength - (data.byteLength >> 5)) return use(Compression.none, data);
+    if (!saves(n, data.byteLength)) return use(Compression.none, data);
     return use(Compression.zstd, out.subarray(0, n));
   }
 

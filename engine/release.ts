@@ -14,9 +14,9 @@
  * too (read what you need of it first).
  */
 export function release(buf: Uint8Array | undefined): void {
-  if (!buf || buf.byteOffset !== 0) return;
+  if (!buf || !ownsBuffer(buf)) return;
   const ab = buf.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer; detached?: boolean };
-  if (typeof ab.transfer !== "function" || ab.detached || !(ab instanceof ArrayBuffer) || buf.byteLength !== ab.byteLength) return;
+  if (typeof ab.transfer !== "function" || ab.detached) return;
   ab.transfer(0);
 }
 
