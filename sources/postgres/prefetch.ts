@@ -136,19 +136,29 @@ export class WalPrefetcher {
     return true;
   }
 
-  /** Writes the pid file; takes over one left by a prefetcher that no longer runs. */
+  /**
+   * Writes the pid file; takes over one left by a prefetcher that no longer runs. The
+   * file appears with its content (linked from a file written first): restore_command
+   * that read it empty, between its creation and its write, would start cairn instead.
+   */
   private async claim(): Promise<boolean> {
     const file = path.join(this.dir, PREFETCH_PID);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await fs.writeFile(file, String(process.pid), { flag: "wx", mode: 0o600 });
-        return true;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST" || (await prefetcherRunning(this.o.pgdata))) return false;
-        await fs.rm(file, { force: true });
+    const written = `${file}.${process.pid}`;
+    await fs.writeFile(written, String(process.pid), { mode: 0o600 });
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          await fs.link(written, file);
+          return true;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EEXIST" || (await prefetcherRunning(this.o.pgdata))) return false;
+          await fs.rm(file, { force: true });
+        }
       }
+      return false;
+    } finally {
+      await fs.rm(written, { force: true });
     }
-    return false;
   }
 
   /** Starts the window after the newest whole segment already in the directory (what `cairn pg restore` or an earlier call fetched). */
