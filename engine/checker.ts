@@ -2,11 +2,13 @@ import { createHash } from "node:crypto";
 import { isNotFound } from "../backends/backend.js";
 import { BlobType, type BlobLocation } from "./blob-index.js";
 import { sha256Hex } from "./crypto.js";
+import type { OpenBatchRequest, OpenBatchResult } from "./codec.js";
 import { CairnError, stopIfAborted } from "./errors.js";
 import { decodeIndex, type IndexFile } from "./index-file.js";
 import { decodePackHeader, packHeaderLength, packKey, type PackEntry } from "./pack.js";
 import { filePieces, PageMapOverrun } from "./pagemap.js";
 import { mapLimit } from "./concurrency.js";
+import { release } from "./release.js";
 import type { Repository } from "./repository.js";
 import type { Snapshot } from "./snapshot.js";
 import { decodeTree } from "./tree.js";
@@ -49,6 +51,11 @@ export interface CheckReport {
 
 /** Packs read at once; each has one piece in flight. */
 const PACKS_AT_ONCE = 3;
+/**
+ * Pieces a codec thread holds at once: one it verifies and one waiting, so it does not
+ * idle while this thread verifies a piece of its own (see verifyPiece).
+ */
+const THREAD_DEPTH = 2;
 /** A pack is read in pieces of at most this many bytes, cut between blobs (bounds the bytes in memory, whatever the pack size). */
 const PIECE = 4 << 20;
 /** Bytes kept of a pack's last piece for its header (a longer header is read on its own). */
@@ -261,10 +268,9 @@ async function readPacks(
       // The header is read from the last piece before it moves to a codec thread.
       if (piece.end === size) tail = Buffer.from(bytes.subarray(Math.max(0, bytes.length - TAIL)));
       if (!piece.blobs.length) continue;
-      const { items } = await repo.pool.openBatch(
-        { buffer: bytes, items: piece.blobs.map(({ b }) => ({ offset: b.offset - piece.start, length: b.length, compression: b.compression, expectId: b.id })), verifyOnly: true },
-        true,
-      );
+      const { items } = await verifyPiece(repo, { buffer: bytes, items: piece.blobs.map(({ b }) => ({ offset: b.offset - piece.start, length: b.length, compression: b.compression, expectId: b.id })), verifyOnly: true });
+      // Verified here, the piece is dead now; moved to a codec thread, it is gone from this one already.
+      release(bytes);
       items.forEach((item, k) => (errors[piece.blobs[k].i] = item.error));
     }
     report.packsRead++;
@@ -280,6 +286,17 @@ async function readPacks(
     progress.bytesDone += packEnd(blobs);
     onProgress?.({ ...progress });
   });
+}
+
+/**
+ * Verifies one piece's blobs. This thread only reads and hashes the packs, which leaves
+ * most of a core idle: it verifies a piece itself whenever the codec threads hold
+ * THREAD_DEPTH pieces each, and uses one codec thread fewer than the pool has (on two
+ * cores, this thread and one codec thread). A codec thread costs about 14 MiB before it
+ * holds any data (its own V8 heap and modules).
+ */
+function verifyPiece(repo: Repository, req: Omit<OpenBatchRequest, "op">): Promise<OpenBatchResult> {
+  return repo.pool.openBatchShared(req, repo.pool.threads - 1, THREAD_DEPTH, true);
 }
 
 /**

@@ -40,14 +40,14 @@ export class CodecPool {
     this.inline = new Codec(keys);
   }
 
-  /** Starts the worker threads on first use, so commands that never need them do not pay for them. */
-  private start(): void {
+  /** Starts worker threads on first use, up to `count`, so commands that never need them (or need fewer) do not pay for them. */
+  private start(count: number): void {
     // Run from TypeScript sources (unit tests), the worker is the compiled copy in dist/.
     const self = import.meta.url;
     const file = new URL(self.endsWith(".ts") ? "../dist/engine/codec-worker.js" : "./codec-worker.js", self);
     const data: CodecWorkerData = { keys: this.keys, stopping: this.stopping };
     live.add(this);
-    for (let i = 0; i < this.threads; i++) {
+    for (let i = this.workers.length; i < count; i++) {
       // A small young generation: a codec thread makes short-lived buffers at a high rate, and a
       // large nursery only turns that into resident memory (about 25 MiB a thread by default).
       // trackUnmanagedFds off: a readSeal job closes descriptors the main thread opened,
@@ -107,6 +107,18 @@ export class CodecPool {
   }
 
   /**
+   * Like openBatch, but the job goes to the least busy of the first `threads` codec threads
+   * only while that one holds fewer than `depth` jobs; otherwise it runs here, on the
+   * calling thread, which would only have waited. A caller that does its share this way
+   * keeps the threads it does not need unstarted (see checker.ts).
+   */
+  openBatchShared(req: Omit<OpenBatchRequest, "op">, threads: number, depth: number, transfer = false): Promise<OpenBatchResult> {
+    const n = Math.min(Math.max(1, threads), this.threads);
+    const busy = this.workers.length >= n && this.load.slice(0, n).every((l) => l >= depth);
+    return this.run({ op: "openBatch", ...req }, transfer ? req.buffer : undefined, busy, n) as Promise<OpenBatchResult>;
+  }
+
+  /**
    * Opens the blobs of one pack range and writes them into their files on a codec
    * thread (see restore-writer.ts). With `transfer`, the buffer is moved to the worker.
    */
@@ -126,7 +138,8 @@ export class CodecPool {
     return this.run({ op: "readSeal", ...req }) as Promise<ReadSealResult>;
   }
 
-  private run(req: CodecRequest, transferable?: Uint8Array, inline = false): Promise<unknown> {
+  /** `threads`: the job goes to one of the first this many codec threads (started as needed). */
+  private run(req: CodecRequest, transferable?: Uint8Array, inline = false, threads = this.threads): Promise<unknown> {
     const payload = req.op === "readSeal" ? undefined : req.op === "seal" || req.op === "sealBatch" ? req.data : req.op === "open" ? req.envelope : req.buffer;
     // A readSeal job carries no bytes, only descriptors: it always goes to a thread.
     const size = payload ? payload.byteLength : Infinity;
@@ -138,9 +151,9 @@ export class CodecPool {
       }
     }
     if (Atomics.load(this.stopping, 0)) return Promise.reject(new Error("the codec threads are stopping"));
-    if (this.workers.length === 0) this.start();
+    if (this.workers.length < threads) this.start(threads);
     let best = 0;
-    for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[best]) best = i;
+    for (let i = 1; i < threads; i++) if (this.load[i] < this.load[best]) best = i;
     const seq = ++this.seq;
     if (this.load[best]++ === 0) this.workers[best].ref();
     // Structured clone copies a view's WHOLE underlying buffer (a 16 MiB pack for a
