@@ -34,7 +34,29 @@ export interface Backend {
   useObjectLock?(lock: ObjectLock): void;
   /** Until when the object may be neither deleted nor replaced; undefined when it may be (or is missing). */
   retainedUntil?(key: string): Promise<Date | undefined>;
+  /**
+   * Starts an object written piece by piece and named once complete (see StagedObject),
+   * so its bytes need not all be held in memory: a pack is named by the hash of its
+   * bytes, known only at its end. `dir` is a directory (a key prefix without the
+   * slash) where the partial bytes may be kept; the key given to commit may lie in
+   * another one. Backends that can keep partial objects outside memory offer it.
+   */
+  stage?(dir: string): Promise<StagedObject>;
   close?(): Promise<void>;
+}
+
+/**
+ * An object being written piece by piece (Backend.stage). MUST hold: nothing is
+ * visible under any key, nor listed, before commit; commit is atomic like put; write
+ * resolves once the piece is written (the caller may then free it), and a write that
+ * failed may be tried again: it writes the same bytes at the same place. Writes are
+ * made one after the other, never two at once. abort removes what was written and is
+ * idempotent; so is abort after commit (it does nothing then).
+ */
+export interface StagedObject {
+  write(part: Uint8Array): Promise<void>;
+  commit(key: string): Promise<void>;
+  abort(): Promise<void>;
 }
 
 export type Body = Uint8Array | readonly Uint8Array[];

@@ -126,6 +126,30 @@ export function runBackendConformance(name: string, makeBackend: () => Promise<B
       expect((await b.stat("empty")).size).toBe(0);
     });
 
+    it("a staged object is invisible until committed, then whole under its key; an aborted one leaves nothing", async (ctx) => {
+      if (!b.stage) return ctx.skip();
+      const parts = [Buffer.from("head|"), deterministicPart("staged", 0, 70_000), Buffer.from("|tail")];
+      const staged = await b.stage("stage-dir");
+      for (const p of parts) await staged.write(p);
+      const listed = async () => {
+        const keys: string[] = [];
+        for (const prefix of ["stage-dir/", "other/"]) for await (const o of b.list(prefix)) keys.push(o.key);
+        return keys;
+      };
+      expect(await listed()).toEqual([]);
+      await staged.commit("other/dir/object");
+      expect((await b.get("other/dir/object")).equals(Buffer.concat(parts))).toBe(true);
+      await staged.abort();
+      expect(await b.exists("other/dir/object")).toBe(true);
+      await expect(staged.write(Buffer.from("late"))).rejects.toThrow();
+
+      const dropped = await b.stage("stage-dir");
+      await dropped.write(parts[1]);
+      await dropped.abort();
+      await dropped.abort();
+      expect(await listed()).toEqual(["other/dir/object"]);
+    });
+
     it("returns exactly the bytes of a range, and refuses a range past the end", async () => {
       const data = deterministicPart("ranges", 0, 300_000);
       await b.put("ranged", [data.subarray(0, 100_000), data.subarray(100_000)]);

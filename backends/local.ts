@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { constants, promises as fs } from "node:fs";
 import * as path from "node:path";
-import { BackendError, bodyParts, type Backend, type Body, type ByteRange, type ObjectInfo } from "./backend.js";
+import { BackendError, bodyParts, type Backend, type Body, type ByteRange, type ObjectInfo, type StagedObject } from "./backend.js";
 
 /** Error codes that may succeed when tried again (the disk or the kernel is busy). */
 const TRANSIENT_CODES = new Set(["EAGAIN", "EBUSY", "EINTR", "EMFILE", "ENFILE", "ETIMEDOUT"]);
@@ -67,6 +67,68 @@ export class LocalBackend implements Backend {
       await fs.rm(tmp, { force: true }).catch(() => undefined);
       throw classify(err, `writing ${key} in ${this.location}`);
     }
+  }
+
+  /**
+   * A temporary file in `dir`, written at known offsets (a retried write lands where
+   * the failed one did), fsynced and renamed to the key at commit as put does.
+   */
+  async stage(dir: string): Promise<StagedObject> {
+    const where = this.file(dir);
+    const tmp = path.join(where, `.tmp-stage-${randomBytes(6).toString("hex")}`);
+    let handle: fs.FileHandle;
+    try {
+      await this.makeDir(where);
+      handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    } catch (err) {
+      throw classify(err, `writing a new object in ${this.location}`);
+    }
+    let size = 0;
+    let closed = false;
+    let state: "open" | "committed" | "aborted" = "open";
+    const check = (what: string) => {
+      if (state !== "open") throw new BackendError("permanent", `${what} in ${this.location}: the object was already ${state}`);
+    };
+    return {
+      write: async (part) => {
+        check("writing a new object");
+        try {
+          for (let off = 0; off < part.byteLength; ) off += (await handle.write(part, off, part.byteLength - off, size + off)).bytesWritten;
+        } catch (err) {
+          throw classify(err, `writing a new object in ${this.location}`);
+        }
+        size += part.byteLength;
+      },
+      // A commit that failed may be tried again: it goes on from the step that failed.
+      commit: async (key) => {
+        check(`writing ${key}`);
+        const target = this.file(key);
+        try {
+          if (!closed) {
+            if (this.options.fsync !== false) await handle.sync();
+            await handle.close();
+            closed = true;
+          }
+          await this.makeDir(path.dirname(target));
+          await fs.rename(tmp, target);
+          state = "committed";
+        } catch (err) {
+          throw classify(err, `writing ${key} in ${this.location}`);
+        }
+      },
+      abort: async () => {
+        if (state !== "open") return;
+        state = "aborted";
+        if (!closed) await handle.close().catch(() => undefined);
+        await fs.rm(tmp, { force: true }).catch(() => undefined);
+      },
+    };
+  }
+
+  private async makeDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await fs.mkdir(dir, { recursive: true });
+    this.madeDirs.add(dir);
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer> {

@@ -1,4 +1,4 @@
-import { BackendError, bodyParts, type Backend, type Body, type ByteRange, type ObjectInfo } from "./backend.js";
+import { BackendError, bodyParts, type Backend, type Body, type ByteRange, type ObjectInfo, type StagedObject } from "./backend.js";
 
 /** An in-memory backend for unit tests of the engine. */
 export class MemBackend implements Backend {
@@ -7,6 +7,25 @@ export class MemBackend implements Backend {
 
   async put(key: string, body: Body): Promise<void> {
     this.objects.set(key, Buffer.concat(bodyParts(body) as Uint8Array[]));
+  }
+
+  /** Pieces kept apart from `objects` until commit, so tests run the pack writer's staged path. */
+  async stage(): Promise<StagedObject> {
+    let parts: Buffer[] | undefined = [];
+    return {
+      write: async (part) => {
+        if (!parts) throw new BackendError("permanent", "writing a staged object that was already committed or aborted");
+        parts.push(Buffer.from(part));
+      },
+      commit: async (key) => {
+        if (!parts) throw new BackendError("permanent", `writing ${key}: the staged object was already committed or aborted`);
+        this.objects.set(key, Buffer.concat(parts));
+        parts = undefined;
+      },
+      abort: async () => {
+        parts = undefined;
+      },
+    };
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer> {

@@ -1,4 +1,4 @@
-import { BackendError, type Backend, type Body, type ByteRange, type ObjectInfo, type ObjectLock } from "./backend.js";
+import { BackendError, type Backend, type Body, type ByteRange, type ObjectInfo, type ObjectLock, type StagedObject } from "./backend.js";
 
 export interface RetryOptions {
   /** Attempts per operation, the first one included. */
@@ -28,9 +28,22 @@ export class RetryBackend implements Backend {
   readonly location: string;
   private readonly options: Required<Omit<RetryOptions, "onRetry">> & Pick<RetryOptions, "onRetry">;
 
+  /** Offered when the inner backend offers it: each step is retried (see StagedObject: a failed write may be tried again). */
+  readonly stage?: (dir: string) => Promise<StagedObject>;
+
   constructor(readonly inner: Backend, options: RetryOptions = {}) {
     this.location = inner.location;
     this.options = { ...DEFAULTS, random: Math.random, ...options };
+    if (inner.stage) this.stage = (dir) => this.stageRetrying(inner.stage!.bind(inner), dir);
+  }
+
+  private async stageRetrying(stage: (dir: string) => Promise<StagedObject>, dir: string): Promise<StagedObject> {
+    const staged = await this.retry(`writing a new object under ${dir}`, () => stage(dir));
+    return {
+      write: (part) => this.retry(`writing a new object under ${dir}`, () => staged.write(part)),
+      commit: (key) => this.retry(`writing ${key}`, () => staged.commit(key)),
+      abort: () => staged.abort(),
+    };
   }
 
   /** Runs `attempt` until it succeeds, fails for good, or the retry budget is spent. */

@@ -41,6 +41,33 @@ describe("RetryBackend", () => {
     expect((await b.get("k")).toString()).toBe("v");
   });
 
+  it("retries each step of a staged object that fails transiently, and the object lands whole", async () => {
+    const inner = new MemBackend();
+    let calls = 0;
+    const stage = inner.stage.bind(inner);
+    inner.stage = async () => {
+      const s = await stage();
+      const flaky = <T>(step: () => Promise<T>) => () => {
+        if (calls++ < 2) return Promise.reject(new BackendError("transient", "injected transient"));
+        return step();
+      };
+      return { write: (p) => flaky(() => s.write(p))(), commit: (k) => flaky(() => s.commit(k))(), abort: () => s.abort() };
+    };
+    const b = new RetryBackend(inner, FAST);
+    const staged = await b.stage!("data");
+    await staged.write(Buffer.from("ab"));
+    await staged.write(Buffer.from("cd"));
+    await staged.commit("data/x");
+    expect((await inner.get("data/x")).toString()).toBe("abcd");
+    // Two failed tries, then the two writes and the commit.
+    expect(calls).toBe(5);
+  });
+
+  it("offers staged objects only when the backend it wraps does", () => {
+    expect(new RetryBackend(new MemBackend()).stage).toBeTypeOf("function");
+    expect(new RetryBackend(new FaultInjectingBackend(new MemBackend(), { seed: 1 })).stage).toBeUndefined();
+  });
+
   it("does not retry not-found or permanent errors", async () => {
     const missing = new Failing(0);
     await expect(new RetryBackend(missing, FAST).get("nope")).rejects.toMatchObject({ kind: "not-found" });

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { Backend } from "../backends/backend.js";
 import { BlobType } from "./blob-index.js";
 import type { CodecPool } from "./codec-pool.js";
@@ -25,6 +26,8 @@ const MAX_SEALING = 8;
  */
 const MAX_SEALING_BYTES = 8 * 1024 * 1024;
 const MAX_UPLOADS = 2;
+/** Bytes a staged pack (see PackBuilder) may have handed to the backend and not yet written before adding waits. */
+const MAX_UNWRITTEN = 4 * 1024 * 1024;
 
 /** What the pack writer works with; the pool and the key change when the data key rotates. */
 export interface PackWriterContext {
@@ -62,6 +65,7 @@ export class PackWriter {
   /** Small data blobs waiting to be sealed together (see SMALL_BLOB). */
   private batch: { id: Buffer; data: Buffer }[] = [];
   private batchBytes = 0;
+  private abandoned = false;
 
   constructor(
     private readonly ctx: PackWriterContext,
@@ -175,20 +179,43 @@ export class PackWriter {
 
   /** With `given`, the envelope is the pack's from now on (see PackBuilder.add). */
   private async addToPack(type: BlobType, id: Buffer, envelope: Buffer, compression: number, rawLength: number, given = false): Promise<void> {
-    const packer = (this.packers[type] ??= new PackBuilder(type));
+    const packer = (this.packers[type] ??= this.newPack(type));
     packer.add(envelope, { id, compression, rawLength }, given);
     if (packer.size >= this.ctx.packSize) {
       this.packers[type] = undefined;
       await this.uploadPack(packer);
-    }
+    } else if (packer.unwritten > MAX_UNWRITTEN) await packer.drained();
+  }
+
+  /**
+   * A pack written to the backend as it fills where the backend can stage an object
+   * (its bytes kept in a directory of packs until the pack is named), else held in memory.
+   */
+  private newPack(type: BlobType): PackBuilder {
+    // Once abandoned (the repository is closing), work that ends late stages nothing more.
+    const staged = this.abandoned ? undefined : this.ctx.backend.stage?.(`data/${randomBytes(1).toString("hex")}`);
+    return new PackBuilder(type, staged);
+  }
+
+  /**
+   * Gives up the packs being filled, once the jobs under way have ended (the run failed
+   * or was cancelled; after a flush there are none): a staged one is removed from the backend.
+   */
+  async abandon(): Promise<void> {
+    this.abandoned = true;
+    // Sealing jobs still running (the run failed beside them) add their blobs to packs when they end.
+    while (this.sealing.size || this.uploads.size) await Promise.race([...this.sealing, ...this.uploads]);
+    const packers = Object.values(this.packers).filter((p) => p !== undefined);
+    this.packers = {};
+    await Promise.all(packers.map((p) => p.discard()));
   }
 
   private async uploadPack(packer: PackBuilder): Promise<void> {
     while (this.uploads.size >= MAX_UPLOADS) await Promise.race(this.uploads);
     const { id, parts, size } = packer.finish(this.ctx.key(), this.ctx.cipher);
     const job: Promise<void> = (async () => {
-      await this.ctx.backend.put(packKey(id), parts);
-      packer.discard();
+      await packer.save(this.ctx.backend, packKey(id), parts);
+      await packer.discard();
       this.packBytesWritten += size;
       this.packsWritten++;
       this.ctx.index.addPack(id, packer.entries);
@@ -199,9 +226,9 @@ export class PackWriter {
       .catch((err) => {
         this.writeError ??= err;
       })
-      .finally(() => {
+      .finally(async () => {
+        await packer.discard();
         this.uploads.delete(job);
-        packer.discard();
       });
     this.uploads.add(job);
   }

@@ -1,4 +1,5 @@
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
+import type { Backend, StagedObject } from "../backends/backend.js";
 import { BlobType } from "./blob-index.js";
 import { IntegrityError, open, seal, type CipherName, type DataKey } from "./crypto.js";
 import { ownsBuffer, release } from "./release.js";
@@ -29,6 +30,11 @@ const OWN_PART = 64 * 1024;
  * Collects encrypted blobs into one pack file:
  * `blob envelopes… | encrypted header | u32 LE length of the encrypted header`.
  * The header lists every blob in order, so a pack can be read without an index.
+ *
+ * With a staged object (Backend.stage) the pack's bytes go to the backend as they come,
+ * a segment or a large envelope at a time, hashed on the way, and are freed once
+ * written: a backup no longer holds every pack being filled and stored in memory
+ * (16 MiB each: the data pack, the tree pack, and the pack being stored).
  */
 export class PackBuilder {
   readonly entries: PackEntry[] = [];
@@ -38,8 +44,24 @@ export class PackBuilder {
   private segment?: Buffer;
   private segmentUsed = 0;
   size = 0;
+  /** Staged only: the hash of the bytes handed to the staged object so far (the pack's id at the end). */
+  private readonly hash?: Hash;
+  /** Staged only: the writes queued, one after the other; never rejects (see failure). */
+  private writing: Promise<void> = Promise.resolve();
+  private failure?: { error: unknown };
+  /** Staged only: bytes handed to the staged object and not yet written. */
+  unwritten = 0;
 
-  constructor(readonly type: BlobType) {}
+  constructor(
+    readonly type: BlobType,
+    private readonly staged?: Promise<StagedObject>,
+  ) {
+    if (staged) {
+      this.hash = createHash("sha256");
+      // Its failure is met by the first write or by save().
+      staged.catch(() => undefined);
+    }
+  }
 
   /**
    * Adds an envelope. With `given`, the pack takes it over: it keeps a large one as it
@@ -50,13 +72,11 @@ export class PackBuilder {
     const entry: PackEntry = { id: meta.id, type: this.type, compression: meta.compression, offset: this.size, length: envelope.length, rawLength: meta.rawLength };
     if (given && envelope.length >= OWN_PART && ownsBuffer(envelope)) {
       this.closeSegment();
-      this.parts.push(envelope);
-      this.held.push(envelope);
+      this.emit(envelope, envelope);
     } else {
       if (!this.segment || this.segment.length - this.segmentUsed < envelope.length) {
         this.closeSegment();
         this.segment = Buffer.allocUnsafeSlow(Math.max(SEGMENT, envelope.length));
-        this.held.push(this.segment);
       }
       this.segmentUsed += envelope.copy(this.segment, this.segmentUsed);
       if (given) release(envelope);
@@ -66,18 +86,55 @@ export class PackBuilder {
     return entry;
   }
 
-  /** Frees the pack's bytes once it is stored (or given up): the parts finish() returned read as empty afterwards. */
-  discard(): void {
+  /** Resolves once every byte handed to the staged object so far is written (or failed); at once without one. */
+  drained(): Promise<void> {
+    return this.writing;
+  }
+
+  /**
+   * Frees the pack's bytes once it is stored (or given up): the parts finish() returned
+   * read as empty afterwards. A staged pack not committed is removed from the backend.
+   */
+  async discard(): Promise<void> {
     for (const b of this.held) release(b);
     this.held = [];
     this.parts = [];
+    if (this.segment) release(this.segment);
     this.segment = undefined;
+    if (this.staged) {
+      await this.writing;
+      await this.staged.then((s) => s.abort(), () => undefined);
+    }
   }
 
   private closeSegment(): void {
-    if (this.segment && this.segmentUsed) this.parts.push(this.segment.subarray(0, this.segmentUsed));
+    if (this.segment && this.segmentUsed) this.emit(this.segment.subarray(0, this.segmentUsed), this.segment);
     this.segment = undefined;
     this.segmentUsed = 0;
+  }
+
+  /** The next bytes of the pack; `owner` (the buffer they lie in) is the pack's and freed once they are stored. */
+  private emit(part: Buffer, owner?: Buffer): void {
+    if (!this.staged) {
+      this.parts.push(part);
+      if (owner) this.held.push(owner);
+      return;
+    }
+    this.hash!.update(part);
+    const n = part.length;
+    this.unwritten += n;
+    const staged = this.staged;
+    this.writing = this.writing
+      .then(async () => {
+        if (!this.failure) await (await staged).write(part);
+      })
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      })
+      .finally(() => {
+        this.unwritten -= n;
+        if (owner) release(owner);
+      });
   }
 
   get count(): number {
@@ -87,7 +144,8 @@ export class PackBuilder {
   /**
    * Finishes the pack: its parts (blobs, encrypted header, header length) to be
    * stored in order, and its id, the SHA-256 of those bytes. The parts are not
-   * concatenated: the backend writes them as one object.
+   * concatenated: the backend writes them as one object. A staged pack has handed
+   * them to its staged object already and returns none.
    */
   finish(key: DataKey, cipher: CipherName): { id: string; parts: Buffer[]; size: number } {
     this.closeSegment();
@@ -103,11 +161,25 @@ export class PackBuilder {
     const sealed = seal(header, key, cipher);
     const len = Buffer.allocUnsafe(4);
     len.writeUInt32LE(sealed.length);
+    const size = this.size + sealed.length + 4;
+    if (this.staged) {
+      this.emit(sealed);
+      this.emit(len);
+      return { id: this.hash!.digest("hex"), parts: [], size };
+    }
     const parts = [...this.parts, sealed, len];
     this.parts = [];
     const hash = createHash("sha256");
     for (const p of parts) hash.update(p);
-    return { id: hash.digest("hex"), parts, size: this.size + sealed.length + 4 };
+    return { id: hash.digest("hex"), parts, size };
+  }
+
+  /** Stores the finished pack (`parts` as finish() returned them) under `key`: a put, or the staged object's commit. */
+  async save(backend: Backend, key: string, parts: Buffer[]): Promise<void> {
+    if (!this.staged) return backend.put(key, parts);
+    await this.writing;
+    if (this.failure) throw this.failure.error;
+    await (await this.staged).commit(key);
   }
 }
 

@@ -385,6 +385,7 @@ export class Repository {
   }
 
   async close(): Promise<void> {
+    await this.writer.abandon();
     await this.pool.close();
     if (this.ownsBackend) await this.backend.close?.();
   }
