@@ -69,6 +69,12 @@ export function bodyParts(body: Body): readonly Uint8Array[] {
 export interface ByteRange {
   offset: number;
   length: number;
+  /**
+   * A buffer of at least `length` bytes the backend may read into, for a caller that reads
+   * many ranges and reuses its buffers: the result is then a view of its first `length`
+   * bytes. A backend that cannot read in place ignores it and returns a buffer of its own.
+   */
+  into?: Buffer;
 }
 
 export interface ObjectInfo {

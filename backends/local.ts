@@ -137,7 +137,7 @@ export class LocalBackend implements Backend {
       if (!range) return await fs.readFile(file);
       const handle = await fs.open(file, "r");
       try {
-        const buf = Buffer.allocUnsafe(range.length);
+        const buf = range.into && range.into.length >= range.length ? range.into.subarray(0, range.length) : Buffer.allocUnsafe(range.length);
         let got = 0;
         while (got < range.length) {
           const { bytesRead } = await handle.read(buf, got, range.length - got, range.offset + got);

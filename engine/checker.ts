@@ -249,6 +249,7 @@ async function readPacks(
   signal?: AbortSignal,
 ): Promise<void> {
   const progress: CheckProgress = { packsDone: 0, packsTotal: packs.length, bytesDone: 0, bytesTotal: 0 };
+  const buffers = new PieceBuffers();
   for (const p of packs) progress.bytesTotal += packEnd(p.blobs);
   await mapLimit(packs, PACKS_AT_ONCE, async ({ id, size, blobs }) => {
     stopIfAborted(signal, `${CHECK_STOPPED} after ${progress.packsDone} of ${progress.packsTotal} packs were read`);
@@ -257,21 +258,31 @@ async function readPacks(
     const errors: (string | undefined)[] = new Array(blobs.length);
     let tail = Buffer.alloc(0);
     for (const piece of pieces(sorted, size)) {
+      const into = buffers.take(piece.end - piece.start);
       let bytes: Buffer;
       try {
-        bytes = await repo.backend.get(packKey(id), { offset: piece.start, length: piece.end - piece.start });
+        bytes = await repo.backend.get(packKey(id), { offset: piece.start, length: piece.end - piece.start, into });
       } catch (err) {
+        buffers.give(into);
         fail("pack", id, `pack ${packKey(id)} cannot be read: ${(err as Error).message}`);
         return;
       }
       hash.update(bytes);
       // The header is read from the last piece before it moves to a codec thread.
       if (piece.end === size) tail = Buffer.from(bytes.subarray(Math.max(0, bytes.length - TAIL)));
-      if (!piece.blobs.length) continue;
-      const { items } = await verifyPiece(repo, { buffer: bytes, items: piece.blobs.map(({ b }) => ({ offset: b.offset - piece.start, length: b.length, compression: b.compression, expectId: b.id })), verifyOnly: true });
+      // A backend that does not read in place returned a buffer of its own: it is dead once verified.
+      const inPlace = bytes.buffer === into.buffer;
+      if (!inPlace) buffers.give(into);
+      if (!piece.blobs.length) {
+        if (inPlace) buffers.give(into);
+        continue;
+      }
+      const items = piece.blobs.map(({ b }) => ({ offset: b.offset - piece.start, length: b.length, compression: b.compression, expectId: b.id }));
+      const result = await verifyPiece(repo, inPlace ? { buffer: into, used: bytes.length, giveBack: true, items, verifyOnly: true } : { buffer: bytes, items, verifyOnly: true });
+      if (inPlace) buffers.give(result.buffer);
       // Verified here, the piece is dead now; moved to a codec thread, it is gone from this one already.
-      release(bytes);
-      items.forEach((item, k) => (errors[piece.blobs[k].i] = item.error));
+      else release(bytes);
+      result.items.forEach((item, k) => (errors[piece.blobs[k].i] = item.error));
     }
     report.packsRead++;
     if (hash.digest("hex") !== id) fail("pack", id, `pack ${packKey(id)} is damaged: its content no longer matches its name`);
@@ -286,6 +297,27 @@ async function readPacks(
     progress.bytesDone += packEnd(blobs);
     onProgress?.({ ...progress });
   });
+}
+
+/**
+ * Buffers for pieces, reused from piece to piece (a codec thread hands each back with its
+ * verdict): a new buffer for every piece cost fresh pages (a page fault every 4 KiB) and
+ * left the freed ones scattered in the allocator. At most one per pack read at once.
+ */
+class PieceBuffers {
+  private readonly free: Buffer[] = [];
+
+  /** A buffer of at least `n` bytes: PIECE, or more for a piece that holds a larger blob or the header. */
+  take(n: number): Buffer {
+    const buf = this.free.pop();
+    if (buf && buf.length >= n) return buf;
+    release(buf);
+    return Buffer.allocUnsafeSlow(Math.max(PIECE, Math.ceil(n / (1 << 20)) * (1 << 20)));
+  }
+
+  give(buf: Buffer | undefined): void {
+    if (buf?.length) this.free.push(buf);
+  }
 }
 
 /**

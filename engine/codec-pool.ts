@@ -236,7 +236,7 @@ function copyOf(view: Uint8Array): Buffer {
 
 /** Structured clone turns Buffers into plain Uint8Arrays; give callers Buffers back. */
 function asBuffers(result: Record<string, unknown>): Record<string, unknown> {
-  for (const k of ["envelope", "data", "ids"]) {
+  for (const k of ["envelope", "data", "ids", "buffer"]) {
     const v = result[k];
     if (v instanceof Uint8Array && !Buffer.isBuffer(v)) result[k] = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   }

@@ -46,6 +46,7 @@ function transferList(result: object): ArrayBuffer[] {
   if ("envelope" in result) add(result.envelope as Buffer);
   if ("data" in result) add(result.data as Buffer | undefined);
   if ("ids" in result) add(result.ids as Buffer);
+  if ("buffer" in result) add(result.buffer as Buffer);
   if ("items" in result) for (const it of result.items as { data?: Buffer }[]) add(it.data);
   return [...out];
 }

@@ -47,6 +47,10 @@ export interface OpenBatchRequest {
   op: "openBatch";
   buffer: Uint8Array;
   items: { offset: number; length: number; compression: number; expectId: Uint8Array }[];
+  /** The bytes of `buffer` in use, when fewer than its length (a reused buffer). */
+  used?: number;
+  /** Hand `buffer` back in the result (moved back from a codec thread), for the caller to reuse. */
+  giveBack?: boolean;
   verifyOnly?: boolean;
   /** Also return the SHA-256 of the whole buffer (a pack's name). */
   hash?: boolean;
@@ -55,6 +59,8 @@ export interface OpenBatchRequest {
 export interface OpenBatchResult {
   items: { data?: Buffer; error?: string }[];
   sha256?: string;
+  /** The request's buffer, with `giveBack`. */
+  buffer?: Buffer;
 }
 
 /** Seals many small blobs laid end to end in `data` (the i-th is `lengths[i]` bytes) in a single job. */
@@ -113,7 +119,7 @@ export class Codec {
   }
 
   openBatch(req: OpenBatchRequest): OpenBatchResult {
-    const buf = Buffer.from(req.buffer.buffer, req.buffer.byteOffset, req.buffer.byteLength);
+    const buf = Buffer.from(req.buffer.buffer, req.buffer.byteOffset, Math.min(req.used ?? Infinity, req.buffer.byteLength));
     const items = req.items.map((it) => {
       try {
         if (it.offset + it.length > buf.length) throw new IntegrityError("the blob lies beyond the end of the pack");
@@ -123,7 +129,9 @@ export class Codec {
         return { error: (err as Error).message };
       }
     });
-    return req.hash ? { items, sha256: sha256Hex(buf) } : { items };
+    const result: OpenBatchResult = req.hash ? { items, sha256: sha256Hex(buf) } : { items };
+    if (req.giveBack) result.buffer = Buffer.from(req.buffer.buffer, req.buffer.byteOffset, req.buffer.byteLength);
+    return result;
   }
 
   sealBatch(req: SealBatchRequest): SealBatchResult {
