@@ -128,7 +128,7 @@ describe("checkRepository", () => {
     const big = new CountingBackend();
     const src = tempDir();
     try {
-      // 12 MiB of chunks of 32-128 KiB in one 16 MiB pack: three 4 MiB pieces, the last with the header.
+      // 12 MiB of chunks of 32-128 KiB in one 16 MiB pack: six 2 MiB pieces, the last with the header.
       writeFileSync(path.join(src.dir, "big.bin"), randomBytes(12 << 20));
       const chunker = { minSize: 32 * 1024, avgSize: 64 * 1024, maxSize: 128 * 1024, seed: randomBytes(32).toString("hex") };
       const init = await Repository.init(big, PASSWORD, { kdf: FAST_KDF, threads: 0, packSize: 16 << 20, chunker });
@@ -140,7 +140,7 @@ describe("checkRepository", () => {
       expect(ok.errors).toEqual([]);
       expect(ok.blobsRead).toBe(clean.index.size);
       expect(big.objects.get(victim)!.length).toBeGreaterThan(12 << 20);
-      expect(big.largestRead).toBeLessThanOrEqual((4 << 20) + 64 * 1024);
+      expect(big.largestRead).toBeLessThanOrEqual((2 << 20) + 64 * 1024);
       await clean.close();
       const length = big.objects.get(victim)!.length;
       flip(big, victim, () => Math.floor(length / 2));

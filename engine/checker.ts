@@ -57,7 +57,7 @@ const PACKS_AT_ONCE = 3;
  */
 const THREAD_DEPTH = 2;
 /** A pack is read in pieces of at most this many bytes, cut between blobs (bounds the bytes in memory, whatever the pack size). */
-const PIECE = 4 << 20;
+const PIECE = 2 << 20;
 /** Bytes kept of a pack's last piece for its header (a longer header is read on its own). */
 const TAIL = 64 * 1024;
 const CHECK_STOPPED = "check cancelled; it changed nothing in the repository";
