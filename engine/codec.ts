@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from "node:crypto";
 import { decompressBlob, Scratch, type CompressionSpec } from "./compression.js";
 import { blobId, IntegrityError, open, seal, sha256Hex, type CipherName } from "./crypto.js";
 import { joinReleasing, release } from "./release.js";
@@ -84,11 +85,19 @@ export type CodecRequest = SealRequest | SealBatchRequest | OpenRequest | OpenBa
 export class Codec {
   private readonly keys: Map<number, Buffer>;
   private readonly idKey: Buffer;
+  /**
+   * The keys as KeyObjects for open(): a cipher or HMAC made from a Buffer imports its key
+   * every time, which on blobs of a few KiB costs about as much as the work itself.
+   */
+  private readonly openKeys: Map<number, KeyObject>;
+  private readonly idKeyObject: KeyObject;
   private readonly scratch = new Scratch();
 
   constructor(private readonly material: CodecKeys) {
     this.keys = new Map(material.dataKeys.map((k) => [k.epoch, Buffer.from(k.key)]));
     this.idKey = Buffer.from(material.idKey);
+    this.openKeys = new Map([...this.keys].map(([epoch, key]) => [epoch, createSecretKey(key)]));
+    this.idKeyObject = createSecretKey(this.idKey);
   }
 
   seal(req: SealRequest): SealResult {
@@ -100,7 +109,7 @@ export class Codec {
   }
 
   open(req: OpenRequest): OpenResult {
-    const sealed = open(req.envelope, (e) => this.keys.get(e));
+    const sealed = open(req.envelope, (e) => this.openKeys.get(e));
     const plain = req.transient || req.verifyOnly ? this.scratch.decompress(req.compression, sealed) : decompressBlob(req.compression, sealed);
     // The decrypted envelope is dead once decompressed (or, when the plaintext is the envelope
     // itself, once verified): freed now, not at the next collection (see release.ts). Every blob
@@ -108,7 +117,7 @@ export class Codec {
     const aliased = plain.buffer === sealed.buffer;
     if (!aliased) release(sealed);
     if (req.expectId) {
-      const got = blobId(this.idKey, plain);
+      const got = blobId(this.idKeyObject, plain);
       if (!got.equals(Buffer.from(req.expectId.buffer, req.expectId.byteOffset, req.expectId.byteLength))) {
         throw new IntegrityError(`blob content does not match its id ${Buffer.from(req.expectId).toString("hex").slice(0, 16)}`);
       }

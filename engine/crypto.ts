@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, scrypt as scryptCb } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, scrypt as scryptCb, type KeyObject } from "node:crypto";
 import { promisify } from "node:util";
 import { release } from "./release.js";
 
@@ -74,7 +74,7 @@ export function envelopeEpoch(envelope: Uint8Array): number {
 }
 
 /** Decrypts an envelope; throws IntegrityError when it was not sealed by `keyFor(epoch)` or was changed. */
-export function open(envelope: Uint8Array, keyFor: (epoch: number) => Buffer | undefined): Buffer {
+export function open(envelope: Uint8Array, keyFor: (epoch: number) => Buffer | KeyObject | undefined): Buffer {
   const buf = Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength);
   if (buf.length < ENVELOPE_OVERHEAD) throw new IntegrityError("encrypted object is truncated");
   if (buf[0] !== ENVELOPE_VERSION) throw new IntegrityError(`unknown envelope version ${buf[0]}`);
@@ -99,7 +99,7 @@ export function open(envelope: Uint8Array, keyFor: (epoch: number) => Buffer | u
 }
 
 /** Keyed blob id: HMAC-SHA256 under the repository's id key, so ids reveal nothing about content. */
-export function blobId(idKey: Buffer, data: Uint8Array): Buffer {
+export function blobId(idKey: Buffer | KeyObject, data: Uint8Array): Buffer {
   return createHmac("sha256", idKey).update(data).digest();
 }
 
