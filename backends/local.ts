@@ -3,6 +3,11 @@ import { constants, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { BackendError, bodyParts, type Backend, type Body, type ByteRange, type ObjectInfo, type StagedObject } from "./backend.js";
 
+/** Writes all of `data` at `position`, however many writes the kernel takes. */
+async function writeAt(handle: fs.FileHandle, data: Uint8Array, position: number): Promise<void> {
+  for (let off = 0; off < data.byteLength; ) off += (await handle.write(data, off, data.byteLength - off, position + off)).bytesWritten;
+}
+
 /** Error codes that may succeed when tried again (the disk or the kernel is busy). */
 const TRANSIENT_CODES = new Set(["EAGAIN", "EBUSY", "EINTR", "EMFILE", "ENFILE", "ETIMEDOUT"]);
 
@@ -41,10 +46,7 @@ export class LocalBackend implements Backend {
     const dir = path.dirname(target);
     const tmp = path.join(dir, `.tmp-${path.basename(target)}-${randomBytes(6).toString("hex")}`);
     try {
-      if (!this.madeDirs.has(dir)) {
-        await fs.mkdir(dir, { recursive: true });
-        this.madeDirs.add(dir);
-      }
+      await this.makeDir(dir);
       const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
       try {
         const parts = bodyParts(body);
@@ -52,11 +54,7 @@ export class LocalBackend implements Backend {
         // One writev for the whole object; a short write falls back to plain writes of the rest.
         let written = (await handle.writev(parts as Uint8Array[], 0)).bytesWritten;
         if (written < total) {
-          const rest = Buffer.concat(parts as Uint8Array[]).subarray(written);
-          for (let off = 0; off < rest.length; ) {
-            const { bytesWritten } = await handle.write(rest, off, rest.length - off, written + off);
-            off += bytesWritten;
-          }
+          await writeAt(handle, Buffer.concat(parts as Uint8Array[]).subarray(written), written);
         }
         if (this.options.fsync !== false) await handle.sync();
       } finally {
@@ -93,7 +91,7 @@ export class LocalBackend implements Backend {
       write: async (part) => {
         check("writing a new object");
         try {
-          for (let off = 0; off < part.byteLength; ) off += (await handle.write(part, off, part.byteLength - off, size + off)).bytesWritten;
+          await writeAt(handle, part, size);
         } catch (err) {
           throw classify(err, `writing a new object in ${this.location}`);
         }
