@@ -83,14 +83,19 @@ export class BlobIndex {
 
   /** Adds a blob; returns false (and keeps the first location) when the id is already known. */
   add(loc: Omit<BlobLocation, "pack"> & { pack: number | string }): boolean {
-    if (this.find(loc.id) >= 0) return false;
+    return this.addFrom(loc.id, 0, loc);
+  }
+
+  /** Like add, with the id read from `src` at `idAt` (no Buffer of its own needed); `loc.id` is ignored. */
+  addFrom(src: Buffer, idAt: number, loc: Omit<BlobLocation, "pack" | "id"> & { pack: number | string }): boolean {
+    if (this.find(src, idAt) >= 0) return false;
     if ((this.count + 1) * 4 > this.table.length * 3) this.grow();
     const n = this.count++;
     const pageNo = Math.floor(n / PAGE_ENTRIES);
     if (pageNo === this.pages.length) this.pages.push(Buffer.allocUnsafe(PAGE_ENTRIES * ENTRY));
     const page = this.pages[pageNo];
     const at = (n % PAGE_ENTRIES) * ENTRY;
-    loc.id.copy(page, at, 0, 32);
+    src.copy(page, at, idAt, idAt + 32);
     const pack = typeof loc.pack === "string" ? this.packNumber(loc.pack) : loc.pack;
     page.writeUInt32LE(pack, at + 32);
     page.writeUInt32LE(loc.offset, at + 36);
@@ -141,15 +146,15 @@ export class BlobIndex {
     };
   }
 
-  private find(id: Buffer): number {
-    let slot = id.readUInt32LE(0) & this.mask;
+  private find(id: Buffer, idAt = 0): number {
+    let slot = id.readUInt32LE(idAt) & this.mask;
     for (;;) {
       const v = this.table[slot];
       if (v === 0) return -1;
       const n = v - 1;
       const page = this.pages[Math.floor(n / PAGE_ENTRIES)];
       const at = (n % PAGE_ENTRIES) * ENTRY;
-      if (page.compare(id, 0, 32, at, at + 32) === 0) return n;
+      if (page.compare(id, idAt, idAt + 32, at, at + 32) === 0) return n;
       slot = (slot + 1) & this.mask;
     }
   }

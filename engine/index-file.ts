@@ -36,7 +36,40 @@ export function encodeIndex(index: IndexFile): Buffer {
 }
 
 export function decodeIndex(buf: Buffer): IndexFile {
-  return readIndex(buf, true);
+  const packs: IndexFile["packs"] = [];
+  const supersedes = readIndex(buf, (id, entries) => {
+    const blobs: PackEntry[] = [];
+    for (let at = 0; at < entries.length; at += ENTRY) blobs.push({ ...indexEntryAt(entries, at), id: Buffer.from(entries.subarray(at + ENTRY_ID, at + ENTRY))});
+    packs.push({ id, blobs });
+  });
+  return { supersedes, packs };
+}
+
+/** Where an entry's 32-byte blob id starts within it. */
+export const ENTRY_ID = 14;
+export const INDEX_ENTRY = ENTRY;
+
+/** An entry's fields other than its id (which lies at at + ENTRY_ID). */
+export function indexEntryAt(entries: Buffer, at: number): Omit<PackEntry, "id"> {
+  return {
+    type: entries[at] as PackEntry["type"],
+    compression: entries[at + 1],
+    offset: entries.readUInt32LE(at + 2),
+    length: entries.readUInt32LE(at + 6),
+    rawLength: entries.readUInt32LE(at + 10),
+  };
+}
+
+/**
+ * Reads an index file pack by pack without an object per entry: `onPack` gets each
+ * pack's id and the bytes of its entries, INDEX_ENTRY bytes each (read them with
+ * indexEntryAt). Returns the files it supersedes. Throws for exactly the files
+ * decodeIndex refuses, before calling `onPack` at all.
+ */
+export function forEachIndexPack(buf: Buffer, onPack: (packId: string, entries: Buffer) => void): string[] {
+  const supersedes = readIndex(buf);
+  readIndex(buf, onPack);
+  return supersedes;
 }
 
 /**
@@ -44,10 +77,11 @@ export function decodeIndex(buf: Buffer): IndexFile {
  * for exactly the same files) but without building an object per entry.
  */
 export function indexSupersedes(buf: Buffer): string[] {
-  return readIndex(buf, false).supersedes;
+  return readIndex(buf);
 }
 
-function readIndex(buf: Buffer, withPacks: boolean): IndexFile {
+/** Checks the file's layout and returns what it supersedes; `onPack`, when given, gets each pack as it is read. */
+function readIndex(buf: Buffer, onPack?: (packId: string, entries: Buffer) => void): string[] {
   const fail = (why: string): never => {
     throw new IntegrityError(`index file is malformed: ${why}`);
   };
@@ -65,32 +99,15 @@ function readIndex(buf: Buffer, withPacks: boolean): IndexFile {
   need(4);
   const nPacks = buf.readUInt32LE(at);
   at += 4;
-  const packs: IndexFile["packs"] = [];
   for (let p = 0; p < nPacks; p++) {
     need(36);
-    const id = buf.toString("hex", at, at + 32);
     const n = buf.readUInt32LE(at + 32);
-    at += 36;
-    need(n * ENTRY);
-    if (!withPacks) {
-      at += n * ENTRY;
-      continue;
-    }
-    const blobs: PackEntry[] = [];
-    for (let i = 0; i < n; i++, at += ENTRY) {
-      blobs.push({
-        type: buf[at] as PackEntry["type"],
-        compression: buf[at + 1],
-        offset: buf.readUInt32LE(at + 2),
-        length: buf.readUInt32LE(at + 6),
-        rawLength: buf.readUInt32LE(at + 10),
-        id: Buffer.from(buf.subarray(at + 14, at + 46)),
-      });
-    }
-    packs.push({ id, blobs });
+    need(36 + n * ENTRY);
+    onPack?.(buf.toString("hex", at, at + 32), buf.subarray(at + 36, at + 36 + n * ENTRY));
+    at += 36 + n * ENTRY;
   }
   if (at !== buf.length) fail("trailing bytes");
-  return { supersedes, packs };
+  return supersedes;
 }
 
 /**
