@@ -11,6 +11,17 @@
  */
 export const NURSERY_FLAG = "--max-semi-space-size=1";
 
+/**
+ * Given with NURSERY_FLAG: the old generation may grow by a fifth before the next full
+ * collection, not by V8's default factor (up to 4x for a heap that grows fast). With a
+ * 1 MiB nursery much short-lived garbage (a directory's tree nodes, a batch of restore
+ * plans) is promoted, and the default factor let it pile up: on 200,000 small files
+ * (REPS=1 each, same machine) an unchanged re-backup peaked at 135 MiB with the default
+ * and 121 with this, a restore at 301 and 240, at about the same CPU time; on the
+ * 1 GiB set, where the heap stays small, every row was within 5 MiB of the default.
+ */
+export const HEAP_GROWTH_FLAG = "--heap-growing-percent=20";
+
 /** Global options that take a value, so the verb can be found after them. */
 export const VALUE_OPTIONS = new Set(["-r", "--repo", "--password-file", "--retry-lock"]);
 
@@ -48,7 +59,7 @@ export function restartWithNursery(argv: readonly string[]): void {
   const execve = (process as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve;
   if (typeof execve !== "function") return;
   try {
-    execve.call(process, process.execPath, [process.execPath, NURSERY_FLAG, ...process.execArgv, process.argv[1], ...argv], process.env);
+    execve.call(process, process.execPath, [process.execPath, NURSERY_FLAG, HEAP_GROWTH_FLAG, ...process.execArgv, process.argv[1], ...argv], process.env);
   } catch {
     // Running with the default nursery costs memory, nothing else.
   }

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NURSERY_FLAG, wantsNursery } from "../cli/nursery.js";
+import { HEAP_GROWTH_FLAG, NURSERY_FLAG, wantsNursery } from "../cli/nursery.js";
 import { CLI, PASSWORD, cairn, cairnBytes, cairnOk, tempDir } from "./helpers.js";
 
 /** The arguments the process `pid` runs with now (after any execve). */
@@ -56,6 +56,7 @@ describe("a data command restarted with the small young generation", () => {
     child.stderr.on("data", (d) => err.push(d));
     const ended = new Promise<number | null>((resolve) => child.on("close", resolve));
     expect(await until(() => cmdline(child.pid!).includes(NURSERY_FLAG)), "the process never ran with the flag").toBe(true);
+    expect(cmdline(child.pid!), "the old generation grows by a fifth at a time").toContain(HEAP_GROWTH_FLAG);
     child.stdin.end(data);
     expect(await ended, Buffer.concat(err).toString()).toBe(0);
     expect(JSON.parse(Buffer.concat(out).toString()).id).toMatch(/^[0-9a-f]{64}$/);
