@@ -87,7 +87,7 @@ describe("checkRepository", () => {
 
   it("reports a data blob that a file needs but the index lost", async () => {
     const repo = await open(backend);
-    const [indexId, file] = [...repo.indexFiles][0];
+    const [indexId, file] = [...(await repo.indexFilesWithEntries())][0];
     const dataPack = file.packs.find((p) => p.blobs[0].type === BlobType.data)!;
     const lost = dataPack.blobs.shift()!;
     await repo.saveUnpacked("index", encodeIndex(file));
@@ -178,7 +178,7 @@ describe("checkRepository", () => {
     const repo = await open(backend);
     const all = packIds();
     // Walking the snapshot's trees reads tree packs whatever the subset; the sample is about the data packs.
-    const treePacks = new Set([...repo.indexFiles.values()].flatMap((f) => f.packs).filter((p) => p.blobs[0].type === BlobType.tree).map((p) => p.id));
+    const treePacks = new Set([...(await repo.indexFilesWithEntries()).values()].flatMap((f) => f.packs).filter((p) => p.blobs[0].type === BlobType.tree).map((p) => p.id));
     const dataPacks = all.filter((id) => !treePacks.has(id));
     expect(dataPacks.length).toBeGreaterThan(3);
     const downloadedData = () => new Set(backend.packReads.filter((id) => !treePacks.has(id)));

@@ -74,7 +74,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
   const fail: Fail = (kind, object, message) => report.errors.push({ kind, object, message });
 
   await checkIndexFiles(repo, fail);
-  const packs = indexedPacks(repo.indexFiles.values());
+  const packs = indexedPacks((await repo.indexFilesWithEntries()).values());
   report.packs = packs.size;
   const present = await checkPackFiles(repo, packs, fail, report.warnings);
   await checkKeys(repo, fail);

@@ -13,8 +13,14 @@ const INDEX_READS = 4;
  */
 export class IndexStore {
   readonly blobs = new BlobIndex();
-  /** Index files in force (not superseded), by id. */
+  /**
+   * Index files in force (not superseded), by id. A file the load read is kept without
+   * its entries (46 bytes a blob: 460 MB at ten million blobs, which a backup or a restore
+   * never needs); check and prune get them back through withEntries().
+   */
   readonly files = new Map<string, IndexFile>();
+  /** Files in `files` whose entries are not in memory. */
+  private readonly entriesDropped = new WeakSet<IndexFile>();
   /**
    * Packs that prune is about to delete. A blob indexed only in one of them counts
    * as absent, so it is stored again in a new pack: that is how prune repacks.
@@ -43,7 +49,9 @@ export class IndexStore {
     this.files.clear();
     for (const [id, f] of files) {
       if (superseded.has(id)) continue;
-      this.files.set(id, compactIndexFile(f.encoded, f.supersedes));
+      const file = entriesNotKept(id, f.supersedes);
+      this.entriesDropped.add(file);
+      this.files.set(id, file);
       // Straight from the encoded entries: an object and a Buffer for each of 200,000 blobs
       // were garbage that the small nursery promoted, and the old generation they grew stayed resident.
       forEachIndexPack(f.encoded, (packId, entries) => {
@@ -51,6 +59,16 @@ export class IndexStore {
         for (let at = 0; at < entries.length; at += INDEX_ENTRY) this.blobs.addFrom(entries, at + ENTRY_ID, { ...indexEntryAt(entries, at), pack });
       });
     }
+  }
+
+  /** `files` with every file's entries in memory: those the load dropped are read again with `read`. */
+  async withEntries(read: (id: string) => Promise<Buffer>): Promise<Map<string, IndexFile>> {
+    const dropped = [...this.files].filter(([, f]) => this.entriesDropped.has(f));
+    await mapLimit(dropped, INDEX_READS, async ([id, f]) => {
+      const full = compactIndexFile(await read(id), f.supersedes);
+      if (this.files.get(id) === f) this.files.set(id, full);
+    });
+    return this.files;
   }
 
   /** Where a blob is stored, or undefined. */
@@ -76,4 +94,14 @@ export class IndexStore {
   addFile(id: string, encoded: Buffer, supersedes: string[]): void {
     this.files.set(id, compactIndexFile(encoded, supersedes));
   }
+}
+
+/** An index file whose entries were dropped after loading: asking for them is a mistake in the caller (see withEntries). */
+function entriesNotKept(id: string, supersedes: string[]): IndexFile {
+  return {
+    supersedes,
+    get packs(): IndexFile["packs"] {
+      throw new Error(`the entries of index file ${id} are not in memory; get them with Repository.indexFilesWithEntries()`);
+    },
+  };
 }

@@ -110,7 +110,7 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
   for await (const obj of repo.backend.list("data/")) stored.set(obj.key.slice(obj.key.lastIndexOf("/") + 1), obj.size);
 
   const packs = new Map<string, PackInfo>();
-  for (const file of repo.indexFiles.values()) {
+  for (const file of (await repo.indexFilesWithEntries()).values()) {
     for (const p of file.packs) {
       if (!packs.has(p.id)) packs.set(p.id, { id: p.id, blobs: p.blobs, size: stored.get(p.id), used: [], usedBytes: 0, unusedBytes: 0 });
     }
@@ -308,7 +308,7 @@ async function repackBlobs(
   signal?: AbortSignal,
 ): Promise<void> {
   const elsewhere = new Set<string>();
-  for (const file of repo.indexFiles.values()) {
+  for (const file of (await repo.indexFilesWithEntries()).values()) {
     for (const p of file.packs) if (staying.has(p.id)) for (const b of p.blobs) elsewhere.add(b.id.toString("hex"));
   }
   let done = 0;

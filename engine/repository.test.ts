@@ -31,6 +31,24 @@ describe("Repository", () => {
     await again.close();
   });
 
+  it("keeps the blob index, not the index files' entries, after opening; check and prune read the entries again", async () => {
+    const backend = new MemBackend();
+    const repo = await Repository.init(backend, "pw", { kdf: FAST_KDF, threads: 0 });
+    const blobs = [randomBytes(3000), randomBytes(5000)];
+    for (const b of blobs) await repo.saveBlob(BlobType.data, b);
+    await repo.flush();
+    await repo.close();
+
+    const again = await Repository.open(backend, "pw", { threads: 0 });
+    const [file] = [...again.indexFiles.values()];
+    expect(() => file.packs).toThrow(/not in memory; get them with Repository.indexFilesWithEntries/);
+    const full = await again.indexFilesWithEntries();
+    expect(full.size).toBe(1);
+    const ids = [...full.values()].flatMap((f) => f.packs.flatMap((p) => p.blobs.map((b) => b.id.toString("hex"))));
+    expect(ids.sort()).toEqual(blobs.map((b) => again.blobId(b).toString("hex")).sort());
+    await again.close();
+  });
+
   for (const compression of ["gzip:9", "brotli:5", "none", "zstd:19"]) {
     it(`round-trips data compressed with ${compression}`, async () => {
       const repo = await Repository.init(new MemBackend(), "pw", { kdf: FAST_KDF, threads: 0, compression });

@@ -120,9 +120,14 @@ export class Repository {
     return this.store.blobs;
   }
 
-  /** Index files in force, by id. */
+  /** Index files in force, by id; the entries (`packs`) of those read by the open are not kept: see indexFilesWithEntries. */
   get indexFiles(): Map<string, IndexFile> {
     return this.store.files;
+  }
+
+  /** Index files in force with their entries, read again where the open dropped them (check and prune need them; nothing else does). */
+  indexFilesWithEntries(): Promise<Map<string, IndexFile>> {
+    return this.store.withEntries((id) => this.loadUnpacked("index", id));
   }
 
   /**

@@ -58,7 +58,7 @@ describe("a backup killed with SIGKILL half way", () => {
 
     const opened = await Repository.open(new LocalBackend(repo), PASSWORD, { threads: 0 });
     let indexedBytes = 0;
-    for (const f of opened.indexFiles.values()) for (const p of f.packs) indexedBytes += p.blobs.reduce((n, b) => n + b.length, 0);
+    for (const f of (await opened.indexFilesWithEntries()).values()) for (const p of f.packs) indexedBytes += p.blobs.reduce((n, b) => n + b.length, 0);
     await opened.close();
     expect(indexedBytes).toBeGreaterThan(total / 4);
 

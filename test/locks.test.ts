@@ -70,7 +70,7 @@ describe("repository locks between processes", () => {
     expect(report.warnings).toEqual([]);
     // Three distinct files of one blob each: whichever backup stored shared.bin (or both did), one copy is left.
     const after = await Repository.open(new LocalBackend(repo), PASSWORD, { threads: 0 });
-    const dataCopies = [...after.indexFiles.values()].flatMap((f) => f.packs.flatMap((p) => p.blobs)).filter((b) => b.type === BlobType.data);
+    const dataCopies = [...(await after.indexFilesWithEntries()).values()].flatMap((f) => f.packs.flatMap((p) => p.blobs)).filter((b) => b.type === BlobType.data);
     await after.close();
     expect(dataCopies).toHaveLength(3);
     expect(await restore(id1, src1)).toEqual(hashes(one));

@@ -60,7 +60,7 @@ describe("cairn pg backup killed half way, then run again", () => {
     const opened = await Repository.open(new LocalBackend(repo), PASSWORD, { threads: 0 });
     let indexed = 0;
     const landed = new Set<string>();
-    for (const f of opened.indexFiles.values()) {
+    for (const f of (await opened.indexFilesWithEntries()).values()) {
       for (const p of f.packs) for (const b of p.blobs) {
         indexed += b.length;
         landed.add(b.id.toString("hex"));
@@ -81,7 +81,7 @@ describe("cairn pg backup killed half way, then run again", () => {
     const after = await Repository.open(new LocalBackend(repo), PASSWORD, { threads: 0 });
     let again = 0;
     let newBytes = 0;
-    for (const [id, f] of after.indexFiles) {
+    for (const [id, f] of await after.indexFilesWithEntries()) {
       if (killedRunIndexes.has(id)) continue;
       for (const p of f.packs) for (const b of p.blobs) {
         newBytes += b.length;

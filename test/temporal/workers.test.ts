@@ -70,7 +70,7 @@ describe("worker processes", () => {
     const stored = packFiles(repo);
     const opened = await Repository.open(new LocalBackend(repo), PASSWORD, { threads: 0 });
     let indexedBytes = 0;
-    for (const f of opened.indexFiles.values()) for (const p of f.packs) indexedBytes += stored.get(p.id) ?? 0;
+    for (const f of (await opened.indexFilesWithEntries()).values()) for (const p of f.packs) indexedBytes += stored.get(p.id) ?? 0;
     await opened.close();
     expect(indexedBytes).toBeGreaterThan(total / 4);
     expect(indexedBytes).toBeLessThan(total);
