@@ -49,9 +49,7 @@ export class IndexStore {
     this.files.clear();
     for (const [id, f] of files) {
       if (superseded.has(id)) continue;
-      const file = entriesNotKept(id, f.supersedes);
-      this.entriesDropped.add(file);
-      this.files.set(id, file);
+      this.dropEntries(id, f.supersedes);
       // Straight from the encoded entries: an object and a Buffer for each of 200,000 blobs
       // were garbage that the small nursery promoted, and the old generation they grew stayed resident.
       forEachIndexPack(f.encoded, (packId, entries) => {
@@ -90,9 +88,18 @@ export class IndexStore {
     for (const b of entries) this.blobs.add({ ...b, pack: n });
   }
 
-  /** Records an index file just written (`encoded` as stored, before encryption). */
-  addFile(id: string, encoded: Buffer, supersedes: string[]): void {
-    this.files.set(id, compactIndexFile(encoded, supersedes));
+  /**
+   * Records an index file just written, without its entries (a first backup of 200,000
+   * files otherwise held its new index files' 9 MiB to the end); withEntries reads them back.
+   */
+  addFile(id: string, supersedes: string[]): void {
+    this.dropEntries(id, supersedes);
+  }
+
+  private dropEntries(id: string, supersedes: string[]): void {
+    const file = entriesNotKept(id, supersedes);
+    this.entriesDropped.add(file);
+    this.files.set(id, file);
   }
 }
 

@@ -238,7 +238,7 @@ export class PackWriter {
     const encoded = encodeIndex({ supersedes, packs: this.pendingIndex });
     this.pendingIndex = [];
     const id = await this.ctx.saveIndex(encoded);
-    this.ctx.index.addFile(id, encoded, supersedes);
+    this.ctx.index.addFile(id, supersedes);
     return id;
   }
 

@@ -178,7 +178,7 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
     await repo.flush();
     stopIfAborted(options.signal, pruneStopped());
     // Index files written during the repack are folded into the final one too, so exactly one remains.
-    const written = [...repo.indexFiles].filter(([id]) => !oldIndexFiles.has(id));
+    const written = [...(await repo.indexFilesWithEntries())].filter(([id]) => !oldIndexFiles.has(id));
     const finalPacks: IndexFile["packs"] = [...staying.map((p) => ({ id: p.id, blobs: p.blobs })), ...written.flatMap(([, f]) => f.packs)];
     const superseded = [...oldIndexFiles, ...written.map(([id]) => id), ...leftovers];
     if (superseded.length) await repo.flush({ supersedes: superseded, packs: finalPacks });
