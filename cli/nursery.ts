@@ -22,6 +22,15 @@ export const NURSERY_FLAG = "--max-semi-space-size=1";
  */
 export const HEAP_GROWTH_FLAG = "--heap-growing-percent=20";
 
+/**
+ * glibc's malloc arenas for the restarted process, unless the environment names its own
+ * count: by default every thread that allocates (main, codec threads, libuv's pool, V8's
+ * helpers) may get an arena of its own, each keeping freed memory. Two arenas, 200,000
+ * small files, two runs each: first backup 157-158 -> 151-153 MiB, unchanged re-backup
+ * 110-113 -> 107, at the same CPU time.
+ */
+export const MALLOC_ARENAS = "2";
+
 /** Global options that take a value, so the verb can be found after them. */
 export const VALUE_OPTIONS = new Set(["-r", "--repo", "--password-file", "--retry-lock"]);
 
@@ -59,7 +68,7 @@ export function restartWithNursery(argv: readonly string[]): void {
   const execve = (process as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve;
   if (typeof execve !== "function") return;
   try {
-    execve.call(process, process.execPath, [process.execPath, NURSERY_FLAG, HEAP_GROWTH_FLAG, ...process.execArgv, process.argv[1], ...argv], process.env);
+    execve.call(process, process.execPath, [process.execPath, NURSERY_FLAG, HEAP_GROWTH_FLAG, ...process.execArgv, process.argv[1], ...argv], { MALLOC_ARENA_MAX: MALLOC_ARENAS, ...process.env });
   } catch {
     // Running with the default nursery costs memory, nothing else.
   }

@@ -3,8 +3,14 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HEAP_GROWTH_FLAG, NURSERY_FLAG, wantsNursery } from "../cli/nursery.js";
+import { HEAP_GROWTH_FLAG, MALLOC_ARENAS, NURSERY_FLAG, wantsNursery } from "../cli/nursery.js";
 import { CLI, PASSWORD, cairn, cairnBytes, cairnOk, tempDir } from "./helpers.js";
+
+/** The environment the process `pid` was started with (by its last execve). */
+function environ(pid: number): Map<string, string> {
+  const vars = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter(Boolean);
+  return new Map(vars.map((v) => [v.slice(0, v.indexOf("=")), v.slice(v.indexOf("=") + 1)]));
+}
 
 /** The arguments the process `pid` runs with now (after any execve). */
 function cmdline(pid: number): string[] {
@@ -46,8 +52,9 @@ describe("a data command restarted with the small young generation", () => {
 
   it("keeps its pid and standard input: backup --stdin runs with the flag and stores what was piped in", async () => {
     const data = randomBytes(3 * 1024 * 1024 + 17);
+    const { MALLOC_ARENA_MAX: _, ...env } = process.env;
     const child = spawn(process.execPath, [CLI, "-r", repo, "backup", "--stdin", "--stdin-filename", "piped.bin", "--json"], {
-      env: { ...process.env, CAIRN_PASSWORD: PASSWORD },
+      env: { ...env, CAIRN_PASSWORD: PASSWORD },
       stdio: ["pipe", "pipe", "pipe"],
     });
     const out: Buffer[] = [];
@@ -57,6 +64,7 @@ describe("a data command restarted with the small young generation", () => {
     const ended = new Promise<number | null>((resolve) => child.on("close", resolve));
     expect(await until(() => cmdline(child.pid!).includes(NURSERY_FLAG)), "the process never ran with the flag").toBe(true);
     expect(cmdline(child.pid!), "the old generation grows by a fifth at a time").toContain(HEAP_GROWTH_FLAG);
+    expect(environ(child.pid!).get("MALLOC_ARENA_MAX"), "malloc keeps few arenas").toBe(MALLOC_ARENAS);
     child.stdin.end(data);
     expect(await ended, Buffer.concat(err).toString()).toBe(0);
     expect(JSON.parse(Buffer.concat(out).toString()).id).toMatch(/^[0-9a-f]{64}$/);
