@@ -8,12 +8,14 @@ import { isSafeName, TreeLoader, type TreeNode } from "./tree.js";
 /**
  * Files planned and restored together: the restore walks the snapshot a second time and
  * writes each batch as soon as it is planned, so it holds one batch of file jobs and
- * blob plans (about 1 KiB a file), not the whole tree's. Batches of 8192 files once
- * cost half again the CPU time of one batch on 50,000 small files (cause not found);
- * 16384 with the small tree cache below took 258 MiB instead of 340-360 on 200,000
- * files, at about the same CPU time.
+ * blob plans (about 1 KiB a file), not the whole tree's. On 200,000 small files restored
+ * into tmpfs (two runs each, same machine): 4096 files a batch peaked at 190-192 MiB,
+ * 16384 at 224-229, at the same CPU time (20-24 s; restic 0.18.1: 210 MiB, 22 s). An
+ * earlier measurement that smaller batches cost CPU was the file system's: ext4 spends
+ * system time skipping recently deleted inodes when a restore follows the deletion of
+ * the previous one, and that varied from run to run by more than the batches did.
  */
-const FILE_BATCH = 16384;
+const FILE_BATCH = 4096;
 
 /**
  * Trees the walk keeps decoded. Each tree is read once per walk, so the cache only
