@@ -42,9 +42,15 @@ timed() {
   echo -e "$tool\t$step\t$wall\t$(echo "$user + $sys" | bc)\t$((rss / 1024))" >> "$RESULTS"
 }
 
+# Restored trees are deleted once both restores are done, not between them: on ext4 without a
+# journal (this machine's) a file created within minutes of a large deletion makes the kernel
+# skip each recently freed inode, and the second restore paid for the first one's deletion
+# (system time of either tool varied 2-3x with it). A run started soon after another one
+# still pays for that one's deletion.
+rm -rf "$TMPB"/restore-*
 for tool in cairn restic; do
   repo="$TMPB/repo-$tool" target="$TMPB/restore-$tool"
-  rm -rf "$repo" "$target"
+  rm -rf "$repo"
   if [ "$tool" = cairn ]; then
     "${CAIRN[@]}" -r "$repo" init > /dev/null
     timed cairn backup "${CAIRN[@]}" -r "$repo" backup "$TREE"
@@ -58,8 +64,8 @@ for tool in cairn restic; do
   fi
   echo -e "$tool\tsize\t$(du -sb "$repo" | cut -f1)" >> "$RESULTS"
   if [ "${VERIFY:-0}" = 1 ]; then diff -r "$TREE" "$target$TREE" > /dev/null && echo "$tool restore: identical" >&2; fi
-  rm -rf "$target"
 done
+rm -rf "$TMPB"/restore-*
 
 node - "$RESULTS" "$FILES" "$(uptime)" <<'NODE'
 const [file, files, up] = process.argv.slice(2);
