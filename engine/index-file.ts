@@ -39,7 +39,7 @@ export function decodeIndex(buf: Buffer): IndexFile {
   const packs: IndexFile["packs"] = [];
   const supersedes = readIndex(buf, (id, entries) => {
     const blobs: PackEntry[] = [];
-    for (let at = 0; at < entries.length; at += ENTRY) blobs.push({ ...indexEntryAt(entries, at), id: Buffer.from(entries.subarray(at + ENTRY_ID, at + ENTRY))});
+    for (let at = 0; at < entries.length; at += ENTRY) blobs.push({ ...indexEntryAt(entries, at), id: Buffer.from(entries.subarray(at + ENTRY_ID, at + ENTRY)) });
     packs.push({ id, blobs });
   });
   return { supersedes, packs };
