@@ -109,22 +109,3 @@ function readIndex(buf: Buffer, onPack?: (packId: string, entries: Buffer) => vo
   if (at !== buf.length) fail("trailing bytes");
   return supersedes;
 }
-
-/**
- * An index file as an open repository keeps it: its encoded bytes (46 a blob),
- * decoded into objects the first time its packs are asked for (check, prune, tests)
- * and kept so from then on. A backup only needs the blob index, and holding every
- * entry of every index file as an object cost about four times those bytes.
- */
-export function compactIndexFile(encoded: Buffer, supersedes: string[]): IndexFile {
-  let packs: IndexFile["packs"] | undefined;
-  return {
-    supersedes,
-    get packs() {
-      return (packs ??= decodeIndex(encoded).packs);
-    },
-    set packs(value) {
-      packs = value;
-    },
-  };
-}

@@ -1,7 +1,7 @@
 import { BlobIndex, type BlobLocation } from "./blob-index.js";
 import { mapLimit } from "./concurrency.js";
 import { IntegrityError } from "./crypto.js";
-import { compactIndexFile, ENTRY_ID, forEachIndexPack, INDEX_ENTRY, indexEntryAt, indexSupersedes, type IndexFile } from "./index-file.js";
+import { decodeIndex, ENTRY_ID, forEachIndexPack, INDEX_ENTRY, indexEntryAt, indexSupersedes, type IndexFile } from "./index-file.js";
 import type { PackEntry } from "./pack.js";
 
 /** Index files read at once while loading. */
@@ -63,7 +63,7 @@ export class IndexStore {
   async withEntries(read: (id: string) => Promise<Buffer>): Promise<Map<string, IndexFile>> {
     const dropped = [...this.files].filter(([, f]) => this.entriesDropped.has(f));
     await mapLimit(dropped, INDEX_READS, async ([id, f]) => {
-      const full = compactIndexFile(await read(id), f.supersedes);
+      const full = decodeIndex(await read(id));
       if (this.files.get(id) === f) this.files.set(id, full);
     });
     return this.files;
