@@ -51,7 +51,10 @@ export function mysqlTempDir(prefix = "cairn-mysql-test-"): { dir: string; clean
 export async function initMariaDb(base: string): Promise<MariaDb> {
   const datadir = path.join(base, `mariadb-${Math.random().toString(36).slice(2, 8)}`);
   mkdirSync(datadir, { recursive: true });
-  const init = await run("mariadb-install-db", ["--no-defaults", `--datadir=${datadir}`, "--auth-root-authentication-method=normal", "--skip-test-db", "--user=root"]);
+  // Each server keeps its temporary tables in its own directory, not the shared /tmp: a bootstrap
+  // in CI once failed when its temporary table files there vanished under it.
+  mkdirSync(`${datadir}.tmp`, { recursive: true });
+  const init = await run("mariadb-install-db", ["--no-defaults", `--datadir=${datadir}`, `--tmpdir=${datadir}.tmp`, "--auth-root-authentication-method=normal", "--skip-test-db", "--user=root"]);
   if (init.code !== 0) throw new Error(`mariadb-install-db exited ${init.code}:\n${init.stdout}\n${init.stderr}`);
   const server = await mariaDbAt(datadir);
   await server.start();
@@ -88,7 +91,9 @@ export async function mariaDbAt(datadir: string): Promise<MariaDb> {
         "--innodb-flush-log-at-trx-commit=2",
         `--log-error=${datadir}.err`,
         `--pid-file=${datadir}.pid`,
+        `--tmpdir=${datadir}.tmp`,
       ];
+      mkdirSync(`${datadir}.tmp`, { recursive: true });
       const c = spawn(MARIADBD, args, { stdio: "ignore" });
       child = c;
       exited = new Promise((resolve) => c.once("exit", () => resolve()));
@@ -109,7 +114,7 @@ export async function mariaDbAt(datadir: string): Promise<MariaDb> {
     async destroy() {
       await server.stop();
       rmSync(datadir, { recursive: true, force: true });
-      for (const f of [".sock", ".err", ".pid"]) rmSync(`${datadir}${f}`, { force: true });
+      for (const f of [".sock", ".err", ".pid", ".tmp"]) rmSync(`${datadir}${f}`, { recursive: true, force: true });
     },
   };
   return server;
