@@ -30,7 +30,9 @@ describe("cairn pg restore (point-in-time recovery)", () => {
     pg = await initCluster(tmp.dir, { archive_mode: "on", archive_command: `${cairnCommand(repo, passwordFile)} pg wal-push %p` });
     await pg.sql("CREATE TABLE markers (note text)");
     await mark("base");
-    await cairnPgOk(r("pg", "backup", "--url", pg.url));
+    const backup = JSON.parse((await cairnPgOk(r("--json", "pg", "backup", "--url", pg.url))).stdout);
+    // The base backup is in the repository as soon as the command has returned.
+    expect((await cairnPgOk(r("--json", "snapshots"))).stdout).toContain(backup.id);
 
     await mark("time-before");
     await pause();
@@ -69,7 +71,9 @@ describe("cairn pg restore (point-in-time recovery)", () => {
     it(`recovers to a ${kind} target exactly between two commits`, async () => {
       const t = targets.find((x) => x.name === kind)!;
       const dir = path.join(tmp.dir, `restore-${kind.replace(" ", "-")}`);
-      const out = await cairnPgOk(r("pg", "restore", "--target-dir", dir, ...t.flags));
+      const out = await cairnPg(r("pg", "restore", "--target-dir", dir, ...t.flags));
+      // On a failure, say what the repository held then (a CI run once found its snapshot gone).
+      expect(out.code, `${out.stderr}\nsnapshots/: ${existsSync(path.join(repo, "snapshots")) ? readdirSync(path.join(repo, "snapshots")).join(", ") : "(missing)"}; repository: ${existsSync(repo) ? readdirSync(repo).join(", ") : "(missing)"}`).toBe(0);
       expect(out.stdout).toContain("restored base backup");
       expect(statSync(path.join(dir, "recovery.signal")).isFile()).toBe(true);
       // The first segments recovery asks for are fetched during the restore, whole, under their own names,
