@@ -11,7 +11,7 @@ import { IndexStore } from "./index-store.js";
 import { DataKeys, makeKeyFile, unlock, type MasterKey } from "./keyring.js";
 import { packKey } from "./pack.js";
 import { PackWriter } from "./pack-writer.js";
-import { TreePackCache } from "./tree-cache.js";
+import { TREE_WINDOW, TreePackCache } from "./tree-cache.js";
 import { getVerified, packUnpacked, unpackUnpacked } from "./unpacked.js";
 
 /**
@@ -66,7 +66,8 @@ export interface OpenOptions {
 /** Directories holding write-once, content-addressed files. */
 export type FileKind = "snapshots" | "index" | "keyring" | "locks" | "keys";
 
-const TREE_PACK_CACHE = 64 * 1024 * 1024;
+/** Bytes of tree pack windows kept (tree-cache.ts): four windows. */
+const TREE_PACK_CACHE = 4 * TREE_WINDOW;
 const MAX_NAMED_HEAD = 16 * 1024 * 1024;
 
 /**
@@ -280,7 +281,7 @@ export class Repository {
     if (!loc) throw new CairnError(`blob ${id.toString("hex").slice(0, 16)} is not in the index; run "cairn check" to see what is damaged`);
     const envelope =
       loc.type === BlobType.tree
-        ? (await this.treePacks.get(loc.packId)).subarray(loc.offset, loc.offset + loc.length)
+        ? await this.treePacks.get(loc.packId, loc.offset, loc.length)
         : await this.backend.get(packKey(loc.packId), { offset: loc.offset, length: loc.length });
     // Trees are opened on this thread, as they are sealed: an unchanged re-backup reads
     // a parent tree per directory and nothing else, and codec threads started for those

@@ -1,37 +1,100 @@
 import type { Backend } from "../backends/backend.js";
 import { packKey } from "./pack.js";
 
+/** Bytes read at once from a tree pack: the blob asked for and what follows it. */
+export const TREE_WINDOW = 512 * 1024;
+
+interface Window {
+  start: number;
+  end: number;
+  data: Promise<Buffer>;
+}
+
 /**
- * Tree packs read whole and kept up to `maxBytes`, oldest dropped first: walking a
- * snapshot reads many small trees that sit together, and one read serves them all.
- * The newest pack stays even when it alone is larger than the bound.
+ * Tree blobs read in windows of their pack, kept up to `maxBytes`, oldest dropped first.
+ * A window holds the blob asked for and about half a window on either side of it, inside
+ * the pack: trees are written after their subtrees, and a walk reads a tree, then its
+ * subtrees (written before it), then its siblings' (written after it), so one read serves
+ * the trees read next. A pack no larger than a window is read whole.
+ *
+ * Whole tree packs were kept before. A first backup of 200,000 files in 200 directories
+ * writes its trees into one 11 MiB pack; with 512 KiB windows and four of them kept, an
+ * unchanged re-backup peaked at 100-102 MiB instead of 109, a restore at 183 instead of
+ * 195, at the same time. The walk reads about twice the pack's bytes on that flat tree
+ * (siblings overlap two windows), 1.3x (re-backup) to 2.5x (restore) on 16,000
+ * directories nested four deep.
  */
 export class TreePackCache {
-  private readonly packs = new Map<string, Promise<Buffer>>();
+  private readonly windows = new Map<string, Window[]>();
+  /** Windows in the order they were read (for dropping the oldest). */
+  private readonly order: { packId: string; window: Window }[] = [];
+  private readonly sizes = new Map<string, Promise<number>>();
   private bytes = 0;
 
   constructor(
     private readonly backend: Backend,
     private readonly maxBytes: number,
+    private readonly window = TREE_WINDOW,
   ) {}
 
-  /** The whole pack file; a failed read is not kept, so the next call reads again. */
-  get(packId: string): Promise<Buffer> {
-    let hit = this.packs.get(packId);
-    if (hit) return hit;
-    hit = this.backend.get(packKey(packId));
-    this.packs.set(packId, hit);
-    hit.then(
-      (buf) => {
-        this.bytes += buf.length;
-        while (this.bytes > this.maxBytes && this.packs.size > 1) {
-          const [oldest, p] = this.packs.entries().next().value!;
-          this.packs.delete(oldest);
-          void p.then((b) => (this.bytes -= b.length), () => undefined);
-        }
-      },
-      () => this.packs.delete(packId),
-    );
-    return hit;
+  /** `length` bytes at `offset` of the pack; a failed read is not kept, so the next call reads again. */
+  async get(packId: string, offset: number, length: number): Promise<Buffer> {
+    let w = this.find(packId, offset, length);
+    if (!w) {
+      const size = await this.size(packId);
+      if (offset + length > size) throw new RangeError(`pack ${packId} has ${size} bytes, a blob at ${offset}+${length} is past its end`);
+      // Another call may have read a window holding it meanwhile.
+      // Half a window before the blob and half after it, inside the pack: a walk reads a tree's
+      // subtrees, written before it, and its siblings' subtrees, written after it.
+      const half = Math.max(0, this.window - length) >> 1;
+      const start = Math.max(0, Math.min(offset - half, size - Math.max(length, this.window)));
+      w = this.find(packId, offset, length) ?? this.read(packId, start, Math.min(size, start + Math.max(length, this.window)));
+    }
+    const data = await w.data;
+    return data.subarray(offset - w.start, offset - w.start + length);
+  }
+
+  private find(packId: string, offset: number, length: number): Window | undefined {
+    for (const w of this.windows.get(packId) ?? []) if (w.start <= offset && offset + length <= w.end) return w;
+    return undefined;
+  }
+
+  private read(packId: string, start: number, end: number): Window {
+    const window: Window = { start, end, data: this.backend.get(packKey(packId), { offset: start, length: end - start }) };
+    const list = this.windows.get(packId) ?? [];
+    list.push(window);
+    this.windows.set(packId, list);
+    this.order.push({ packId, window });
+    this.bytes += end - start;
+    window.data.catch(() => this.drop(packId, window));
+    while (this.bytes > this.maxBytes && this.order.length > 1) {
+      const oldest = this.order[0];
+      this.drop(oldest.packId, oldest.window);
+    }
+    return window;
+  }
+
+  private drop(packId: string, window: Window): void {
+    const at = this.order.findIndex((o) => o.window === window);
+    if (at < 0) return;
+    this.order.splice(at, 1);
+    this.bytes -= window.end - window.start;
+    const list = this.windows.get(packId)!.filter((w) => w !== window);
+    if (list.length) this.windows.set(packId, list);
+    else {
+      this.windows.delete(packId);
+      this.sizes.delete(packId);
+    }
+  }
+
+  /** The pack's size, asked of the backend once while any window of it is kept. */
+  private size(packId: string): Promise<number> {
+    let s = this.sizes.get(packId);
+    if (!s) {
+      s = this.backend.stat(packKey(packId)).then((info) => info.size);
+      this.sizes.set(packId, s);
+      s.catch(() => this.sizes.delete(packId));
+    }
+    return s;
   }
 }
