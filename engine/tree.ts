@@ -101,12 +101,12 @@ export async function subtreeAt(loader: TreeLoader, treeId: string, dirPath: str
   return id;
 }
 
-/** Walks a snapshot tree depth-first, yielding every node with its slash-separated path. */
-export async function* walkTree(loader: TreeLoader, treeId: string, prefix = ""): AsyncGenerator<{ path: string; node: TreeNode }> {
+/** Walks a snapshot tree depth-first, yielding every node with its slash-separated path; enters a directory only when `descend` says so. */
+export async function* walkTree(loader: TreeLoader, treeId: string, prefix = "", descend: (path: string) => boolean = () => true): AsyncGenerator<{ path: string; node: TreeNode }> {
   const tree = await loader.load(treeId);
   for (const node of tree.nodes) {
     const p = `${prefix}/${node.name}`;
     yield { path: p, node };
-    if (node.type === "dir" && node.subtree) yield* walkTree(loader, node.subtree, p);
+    if (node.type === "dir" && node.subtree && descend(p)) yield* walkTree(loader, node.subtree, p, descend);
   }
 }

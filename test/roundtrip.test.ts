@@ -84,6 +84,12 @@ describe("backup and restore round trip (CLI, local repository)", () => {
   it("lists, dumps and backs up streams", async () => {
     const ls = JSON.parse((await cairnOk(r("ls", "latest", "--json"))).stdout) as { path: string }[];
     expect(ls.map((e) => e.path)).toContain(`${src}/deep/level-0/level-1`);
+    // A path lists that directory and what is under it, nothing beside it.
+    const deep = (await cairnOk(r("ls", "latest", `${src}/deep/`))).stdout.trimEnd().split("\n");
+    expect(deep[0]).toBe(`${src}/deep/`);
+    expect(deep).toContain(`${src}/deep/level-0/level-1/`);
+    expect(deep.every((l) => l.startsWith(`${src}/deep/`))).toBe(true);
+    expect(deep.length).toBe(ls.filter((e) => e.path === `${src}/deep` || e.path.startsWith(`${src}/deep/`)).length);
     const dumped = cairnBytes(r("dump", "latest", `${src}/large.bin`));
     expect(dumped.code).toBe(0);
     expect(dumped.stdout.equals(readFileSync(path.join(src, "large.bin")))).toBe(true);
