@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { ByteRange } from "../backends/backend.js";
 import { MemBackend } from "../backends/mem.js";
+import { IntegrityError } from "./crypto.js";
 import { packKey } from "./pack.js";
 import { TreePackCache } from "./tree-cache.js";
 
@@ -76,7 +77,8 @@ describe("TreePackCache", () => {
     await expect(cache.get(PACK, 2000, 10)).rejects.toThrow("connection reset");
     expect(await cache.get(PACK, 2000, 10)).toEqual(pack.subarray(2000, 2010));
     expect(backend.reads.length).toBe(2);
-    await expect(cache.get(PACK, 4995, 10)).rejects.toThrow(/past its end/);
+    await expect(cache.get(PACK, 4995, 10)).rejects.toThrow(IntegrityError);
+    await expect(cache.get(PACK, 4995, 10)).rejects.toThrow(/is damaged.*past its end/);
     await expect(cache.get(OTHER, 0, 10)).rejects.toThrow(/not found/);
   });
 });

@@ -1,4 +1,5 @@
 import type { Backend } from "../backends/backend.js";
+import { IntegrityError } from "./crypto.js";
 import { packKey } from "./pack.js";
 
 /** Bytes read at once from a tree pack: the blob asked for and what follows it. */
@@ -42,7 +43,7 @@ export class TreePackCache {
     let w = this.find(packId, offset, length);
     if (!w) {
       const size = await this.size(packId);
-      if (offset + length > size) throw new RangeError(`pack ${packId} has ${size} bytes, a blob at ${offset}+${length} is past its end`);
+      if (offset + length > size) throw new IntegrityError(`pack ${packId} is damaged: it has ${size} bytes, and the index puts a tree at ${offset}+${length}, past its end; run "cairn check"`);
       // Another call may have read a window holding it meanwhile.
       // Half a window before the blob and half after it, inside the pack: a walk reads a tree's
       // subtrees, written before it, and its siblings' subtrees, written after it.
