@@ -20,8 +20,8 @@ interface Window {
  *
  * Whole tree packs were kept before. A first backup of 200,000 files in 200 directories
  * writes its trees into one 11 MiB pack; with 512 KiB windows and four of them kept, an
- * unchanged re-backup peaked at 100-102 MiB instead of 109, a restore at 183 instead of
- * 195, at the same time. The walk reads about twice the pack's bytes on that flat tree
+ * unchanged re-backup peaked at 98-100 MiB instead of 107, a restore at 179 instead of
+ * 190, at the same time. The walk reads about twice the pack's bytes on that flat tree
  * (siblings overlap two windows), 1.3x (re-backup) to 2.5x (restore) on 16,000
  * directories nested four deep.
  */
