@@ -2,10 +2,11 @@ import type { Backend } from "../backends/backend.js";
 import { IntegrityError } from "./crypto.js";
 import { packKey } from "./pack.js";
 
-/** Bytes read at once from a tree pack: the blob asked for and what follows it. */
+/** Bytes read at once from a tree pack: the blob asked for and what lies around it. */
 export const TREE_WINDOW = 512 * 1024;
 
 interface Window {
+  packId: string;
   start: number;
   end: number;
   data: Promise<Buffer>;
@@ -26,9 +27,8 @@ interface Window {
  * directories nested four deep.
  */
 export class TreePackCache {
-  private readonly windows = new Map<string, Window[]>();
-  /** Windows in the order they were read (for dropping the oldest). */
-  private readonly order: { packId: string; window: Window }[] = [];
+  /** Windows in the order they were read, the oldest first. */
+  private readonly windows: Window[] = [];
   private readonly sizes = new Map<string, Promise<number>>();
   private bytes = 0;
 
@@ -44,48 +44,36 @@ export class TreePackCache {
     if (!w) {
       const size = await this.size(packId);
       if (offset + length > size) throw new IntegrityError(`pack ${packId} is damaged: it has ${size} bytes, and the index puts a tree at ${offset}+${length}, past its end; run "cairn check"`);
-      // Another call may have read a window holding it meanwhile.
       // Half a window before the blob and half after it, inside the pack: a walk reads a tree's
       // subtrees, written before it, and its siblings' subtrees, written after it.
-      const half = Math.max(0, this.window - length) >> 1;
-      const start = Math.max(0, Math.min(offset - half, size - Math.max(length, this.window)));
-      w = this.find(packId, offset, length) ?? this.read(packId, start, Math.min(size, start + Math.max(length, this.window)));
+      const span = Math.max(length, this.window);
+      const start = Math.max(0, Math.min(offset - ((span - length) >> 1), size - span));
+      // Another call may have read a window holding it while the size was asked for.
+      w = this.find(packId, offset, length) ?? this.read(packId, start, Math.min(size, start + span));
     }
     const data = await w.data;
     return data.subarray(offset - w.start, offset - w.start + length);
   }
 
   private find(packId: string, offset: number, length: number): Window | undefined {
-    for (const w of this.windows.get(packId) ?? []) if (w.start <= offset && offset + length <= w.end) return w;
-    return undefined;
+    return this.windows.find((w) => w.packId === packId && w.start <= offset && offset + length <= w.end);
   }
 
   private read(packId: string, start: number, end: number): Window {
-    const window: Window = { start, end, data: this.backend.get(packKey(packId), { offset: start, length: end - start }) };
-    const list = this.windows.get(packId) ?? [];
-    list.push(window);
-    this.windows.set(packId, list);
-    this.order.push({ packId, window });
+    const window: Window = { packId, start, end, data: this.backend.get(packKey(packId), { offset: start, length: end - start }) };
+    this.windows.push(window);
     this.bytes += end - start;
-    window.data.catch(() => this.drop(packId, window));
-    while (this.bytes > this.maxBytes && this.order.length > 1) {
-      const oldest = this.order[0];
-      this.drop(oldest.packId, oldest.window);
-    }
+    window.data.catch(() => this.drop(window));
+    while (this.bytes > this.maxBytes && this.windows.length > 1) this.drop(this.windows[0]);
     return window;
   }
 
-  private drop(packId: string, window: Window): void {
-    const at = this.order.findIndex((o) => o.window === window);
+  private drop(window: Window): void {
+    const at = this.windows.indexOf(window);
     if (at < 0) return;
-    this.order.splice(at, 1);
+    this.windows.splice(at, 1);
     this.bytes -= window.end - window.start;
-    const list = this.windows.get(packId)!.filter((w) => w !== window);
-    if (list.length) this.windows.set(packId, list);
-    else {
-      this.windows.delete(packId);
-      this.sizes.delete(packId);
-    }
+    if (!this.windows.some((w) => w.packId === window.packId)) this.sizes.delete(window.packId);
   }
 
   /** The pack's size, asked of the backend once while any window of it is kept. */
