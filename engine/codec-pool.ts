@@ -170,10 +170,9 @@ export class CodecPool {
     if (Atomics.load(this.stopping, 0)) return Promise.reject(new Error("the codec threads are stopping"));
     if (this.workers.length < threads) {
       if (!SEALS.has(req.op)) this.start(threads);
-      else if (this.workers.length === 0 || Math.min(...this.load.slice(0, threads)) >= SEAL_BACKLOG) this.start(this.workers.length + 1);
+      else if (this.workers.length === 0 || this.load[this.leastBusy(threads)] >= SEAL_BACKLOG) this.start(this.workers.length + 1);
     }
-    let best = 0;
-    for (let i = 1; i < this.workers.length && i < threads; i++) if (this.load[i] < this.load[best]) best = i;
+    const best = this.leastBusy(threads);
     const seq = ++this.seq;
     if (this.load[best]++ === 0) this.workers[best].ref();
     // Structured clone copies a view's WHOLE underlying buffer (a 16 MiB pack for a
@@ -191,6 +190,13 @@ export class CodecPool {
       this.pending.set(seq, { resolve, reject });
       this.workers[best].postMessage({ seq, req: message }, transfer);
     });
+  }
+
+  /** The started thread, among the first `threads`, with the fewest jobs (0 when none is started). */
+  private leastBusy(threads: number): number {
+    let best = 0;
+    for (let i = 1; i < this.workers.length && i < threads; i++) if (this.load[i] < this.load[best]) best = i;
+    return best;
   }
 
   /** From now on the threads skip the jobs still queued and no new job is taken (see stopCodecThreads). */
