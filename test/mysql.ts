@@ -47,14 +47,21 @@ export function mysqlTempDir(prefix = "cairn-mysql-test-"): { dir: string; clean
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * The server's own directory for temporary tables (made when missing), not the shared /tmp:
+ * a bootstrap in CI once failed when its temporary table files there vanished under it.
+ */
+function serverTmpdir(datadir: string): string {
+  const dir = `${datadir}.tmp`;
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 /** Initialises a new server under `base` with a binary log, starts it, and creates the backup user (all privileges, with a password). */
 export async function initMariaDb(base: string): Promise<MariaDb> {
   const datadir = path.join(base, `mariadb-${Math.random().toString(36).slice(2, 8)}`);
   mkdirSync(datadir, { recursive: true });
-  // Each server keeps its temporary tables in its own directory, not the shared /tmp: a bootstrap
-  // in CI once failed when its temporary table files there vanished under it.
-  mkdirSync(`${datadir}.tmp`, { recursive: true });
-  const init = await run("mariadb-install-db", ["--no-defaults", `--datadir=${datadir}`, `--tmpdir=${datadir}.tmp`, "--auth-root-authentication-method=normal", "--skip-test-db", "--user=root"]);
+  const init = await run("mariadb-install-db", ["--no-defaults", `--datadir=${datadir}`, `--tmpdir=${serverTmpdir(datadir)}`, "--auth-root-authentication-method=normal", "--skip-test-db", "--user=root"]);
   if (init.code !== 0) throw new Error(`mariadb-install-db exited ${init.code}:\n${init.stdout}\n${init.stderr}`);
   const server = await mariaDbAt(datadir);
   await server.start();
@@ -91,9 +98,8 @@ export async function mariaDbAt(datadir: string): Promise<MariaDb> {
         "--innodb-flush-log-at-trx-commit=2",
         `--log-error=${datadir}.err`,
         `--pid-file=${datadir}.pid`,
-        `--tmpdir=${datadir}.tmp`,
+        `--tmpdir=${serverTmpdir(datadir)}`,
       ];
-      mkdirSync(`${datadir}.tmp`, { recursive: true });
       const c = spawn(MARIADBD, args, { stdio: "ignore" });
       child = c;
       exited = new Promise((resolve) => c.once("exit", () => resolve()));
