@@ -26,6 +26,8 @@ export const PROGRAM = "cairn 0.1.0";
  * read asynchronously, chunk by chunk.
  */
 const SMALL_FILE_MAX = 64 * 1024;
+/** Bytes a large file is read in (see chunkStream). */
+const READ_STEP = 1024 * 1024;
 /**
  * Small files per readSeal job, and jobs under way at once: the walk keeps at most
  * READ_BATCH * (READS_IN_FLIGHT + 1) descriptors open for them (160), whatever the tree.
@@ -734,7 +736,12 @@ export class Archiver {
     return id;
   }
 
-  /** Cuts a byte source into content-defined chunks (or fixed blocks of `blockSize`) and stores the new ones. */
+  /**
+   * Cuts a byte source into content-defined chunks (or fixed blocks of `blockSize`) and
+   * stores the new ones. Bytes are read READ_STEP at a time, only as far as the next cut
+   * point needs, and what is left of the buffer moves to its front before the next read:
+   * a file's reading touches a few MiB of `buf`, not all of it (maxSize twice over).
+   */
   private async chunkStream(fill: Fill, blockSize?: number, buf = this.buf): Promise<{ content: string[]; size: number }> {
     const chunker = this.repo.chunker;
     const content: string[] = [];
@@ -742,31 +749,30 @@ export class Archiver {
     let end = 0;
     let eof = false;
     let size = 0;
+    let scan = { at: 0, h: 0 };
+    const block = blockSize && Math.min(blockSize, buf.length);
     for (;;) {
-      if (!eof && end - start < chunker.maxSize) {
+      if (start === end && eof) break;
+      const cut = block ? (end - start >= block ? start + block : eof ? end : -1) : chunker.cutSoon(buf, start, end, eof, scan);
+      if (cut === -1) {
         if (start > 0) {
           buf.copyWithin(0, start, end);
           end -= start;
           start = 0;
         }
-        while (end < buf.length) {
-          const n = await fill(buf, end, buf.length - end);
-          if (n === 0) {
-            eof = true;
-            break;
-          }
-          end += n;
-          this.summary.bytesRead += n;
-          this.progress.bytesDone += n;
-        }
+        const n = await fill(buf, end, Math.min(READ_STEP, buf.length - end));
+        if (n === 0) eof = true;
+        end += n;
+        this.summary.bytesRead += n;
+        this.progress.bytesDone += n;
+        continue;
       }
-      if (start === end) break;
-      const cut = blockSize ? Math.min(start + blockSize, end) : chunker.cut(buf, start, end, eof);
       const length = cut - start;
       const id = await this.storeData(buf.subarray(start, cut));
       content.push(id.toString("hex"));
       size += length;
       start = cut;
+      scan = { at: 0, h: 0 };
       this.checkAbort();
       this.report("saving");
     }

@@ -53,6 +53,35 @@ describe("Chunker", () => {
     expect(chunker.cut(data, 0, 100, true)).toBe(100);
   });
 
+  it("finds the same cut points when the bytes come in pieces (cutSoon), including chunks cut at the maximum", () => {
+    // A run of one byte value keeps the rolling hash constant, and under this seed it matches no
+    // mask: the run is cut at maxSize.
+    const mixed = Buffer.concat([data.subarray(0, 20 * 1024 * 1024), Buffer.alloc(3 * DEFAULT_CHUNK_SIZES.maxSize + 12345, 7), data.subarray(20 * 1024 * 1024)]);
+    const whole = chunks(chunker, mixed).map((c) => c.length);
+    expect(whole.filter((n) => n === DEFAULT_CHUNK_SIZES.maxSize).length).toBeGreaterThanOrEqual(2);
+    const pieces: number[] = [];
+    let start = 0;
+    let end = 0;
+    let scan = { at: 0, h: 0 };
+    let step = 1;
+    for (;;) {
+      const eof = end === mixed.length;
+      if (start === end && eof) break;
+      const cut = chunker.cutSoon(mixed, start, end, eof, scan);
+      if (cut === -1) {
+        // Pieces of varied size, from a few bytes to a few MiB, as reads return them.
+        step = (step * 7919 + 13) % (3 * 1024 * 1024);
+        end = Math.min(mixed.length, end + 1 + step);
+        continue;
+      }
+      expect(cut).toBeLessThanOrEqual(end);
+      pieces.push(cut - start);
+      start = cut;
+      scan = { at: 0, h: 0 };
+    }
+    expect(pieces).toEqual(whole);
+  });
+
   it("refuses inconsistent sizes", () => {
     expect(() => new Chunker({ minSize: 10, avgSize: 5, maxSize: 20, seed })).toThrow(/min < avg < max/);
   });

@@ -49,26 +49,46 @@ export class Chunker {
    * false, returns -1: the caller must supply more bytes first.
    */
   cut(data: Uint8Array, start: number, end: number, eof: boolean): number {
-    const available = end - start;
-    if (available <= this.minSize) return eof ? end : -1;
-    if (available < this.maxSize && !eof) return -1;
+    if (end - start < this.maxSize && !eof) return -1;
+    return this.cutSoon(data, start, end, eof, { at: 0, h: 0 });
+  }
+
+  /**
+   * The same cut point as cut(), found as soon as the bytes up to it are there: a
+   * reader need not hold maxSize bytes ahead of every chunk (one of 1 MiB on average).
+   * Returns -1 when `data[start, end)` holds no cut point and more bytes may follow;
+   * `scan` then keeps where the search stopped, so the next call, with more bytes,
+   * goes on from there. Give a fresh `{ at: 0, h: 0 }` for each chunk.
+   */
+  cutSoon(data: Uint8Array, start: number, end: number, eof: boolean, scan: ChunkScan): number {
+    if (end - start <= this.minSize) return eof ? end : -1;
     const gear = this.gear;
-    const limit = Math.min(end, start + this.maxSize);
-    const normal = Math.min(limit, start + this.avgSize);
-    let h = 0;
-    let i = start + this.minSize;
+    const limit = start + this.maxSize;
+    const stop = Math.min(end, limit);
+    const normal = Math.min(stop, start + this.avgSize);
+    let h = scan.h;
+    let i = start + Math.max(this.minSize, scan.at);
     const ms = this.maskStrict;
     for (; i < normal; i++) {
       h = ((h << 1) + gear[data[i]]) | 0;
       if ((h & ms) === 0) return i + 1;
     }
     const ml = this.maskLoose;
-    for (; i < limit; i++) {
+    for (; i < stop; i++) {
       h = ((h << 1) + gear[data[i]]) | 0;
       if ((h & ml) === 0) return i + 1;
     }
-    return limit;
+    if (stop === limit || eof) return stop;
+    scan.at = i - start;
+    scan.h = h;
+    return -1;
   }
+}
+
+/** Where a cut-point search stopped: offset from the chunk's start, and the rolling hash there. */
+export interface ChunkScan {
+  at: number;
+  h: number;
 }
 
 function topBits(n: number): number {
