@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HEAP_GROWTH_FLAG, MALLOC_ARENAS, NURSERY_FLAG, wantsNursery } from "../cli/nursery.js";
+import { BUILTINS_FLAG, HEAP_GROWTH_FLAG, MALLOC_ARENAS, NURSERY_FLAG, wantsNursery } from "../cli/nursery.js";
 import { CLI, PASSWORD, cairn, cairnBytes, cairnOk, tempDir } from "./helpers.js";
 
 /** The environment the process `pid` was started with (by its last execve). */
@@ -64,6 +64,7 @@ describe("a data command restarted with the small young generation", () => {
     const ended = new Promise<number | null>((resolve) => child.on("close", resolve));
     expect(await until(() => cmdline(child.pid!).includes(NURSERY_FLAG)), "the process never ran with the flag").toBe(true);
     expect(cmdline(child.pid!), "the old generation grows by a fifth at a time").toContain(HEAP_GROWTH_FLAG);
+    expect(cmdline(child.pid!), "built-in code is mapped once, not again per thread").toContain(BUILTINS_FLAG);
     expect(environ(child.pid!).get("MALLOC_ARENA_MAX"), "malloc keeps few arenas").toBe(MALLOC_ARENAS);
     child.stdin.end(data);
     expect(await ended, Buffer.concat(err).toString()).toBe(0);
