@@ -66,6 +66,8 @@ export async function buildProgram(verb?: string | null): Promise<Command> {
 
 /** How long an ending process waits for codec threads to finish the call they are in. */
 const THREAD_PATIENCE_MS = 500;
+/** The exit code of a command that stopped before it finished (see run()): EX_SOFTWARE, an internal error. */
+export const STALLED_EXIT = 70;
 /** How long after the command has finished the process may take to end on its own. */
 const EXIT_PATIENCE_MS = 1000;
 
@@ -79,6 +81,7 @@ const EXIT_PATIENCE_MS = 1000;
  */
 export async function run(argv: string[]): Promise<void> {
   watchStdout();
+  const settled = failIfStalled();
   let code: number;
   try {
     code = await main(argv);
@@ -91,10 +94,26 @@ export async function run(argv: string[]): Promise<void> {
     process.stderr.write(`cairn: cannot write to standard output: ${failure.message}\n`);
     code ||= 1;
   }
+  settled();
   process.exitCode = code;
   setTimeout(() => process.exit(code), EXIT_PATIENCE_MS).unref();
   // A thread torn down in the middle of a zstd call aborts the process: let each end between calls.
   await stopCodecThreads(THREAD_PATIENCE_MS);
+}
+
+/**
+ * Node ends a process whose event loop is empty even while a promise is still awaited, with
+ * exit code 0: a command stalled on work that can no longer finish would look like a success
+ * (a backup that was never recorded, reported as done). Until the returned function is called
+ * (the command has settled), such an end is an internal error with exit code STALLED_EXIT.
+ */
+export function failIfStalled(): () => void {
+  const stalled = () => {
+    process.stderr.write("cairn: internal error: the command stopped before it finished (it was waiting for work that can no longer end); it did not complete: run it again, and please report this\n");
+    process.exitCode = STALLED_EXIT;
+  };
+  process.once("beforeExit", stalled);
+  return () => process.off("beforeExit", stalled);
 }
 
 /** `cairn --version` (or -V) and nothing else. */

@@ -125,3 +125,20 @@ describe("a command that fails ends its process", () => {
     }
   });
 });
+
+describe("a command whose work stalls", () => {
+  it("exits 70 with an internal error instead of 0 when the event loop empties before the command settles", async () => {
+    // What run() does around a command, with a command that awaits a promise nothing will resolve.
+    const main = path.join(path.dirname(CLI), "..", "dist", "cli", "main.js");
+    const script = `import { failIfStalled } from ${JSON.stringify(main)}; failIfStalled(); new Promise(() => {});`;
+    const stalled = await shell(`"${process.execPath}" --input-type=module -e '${script}'`);
+    expect(stalled.exited).toBe(true);
+    expect(stalled.code).toBe(70);
+    expect(stalled.stderr).toMatch(/stopped before it finished.*did not complete/);
+    // Settled in time, the same process ends as it would have.
+    const settled = `import { failIfStalled } from ${JSON.stringify(main)}; const done = failIfStalled(); setTimeout(done, 10);`;
+    const ok = await shell(`"${process.execPath}" --input-type=module -e '${settled}'`);
+    expect(ok.code).toBe(0);
+    expect(ok.stderr).toBe("");
+  });
+});
