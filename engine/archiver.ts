@@ -753,7 +753,7 @@ export class Archiver {
     const block = blockSize && Math.min(blockSize, buf.length);
     for (;;) {
       if (start === end && eof) break;
-      const cut = block ? (end - start >= block ? start + block : eof ? end : -1) : chunker.cutSoon(buf, start, end, eof, scan);
+      const cut = block ? (end - start >= block ? start + block : eof ? end : -1) : chunker.cut(buf, start, end, eof, scan);
       if (cut === -1) {
         if (start > 0) {
           buf.copyWithin(0, start, end);

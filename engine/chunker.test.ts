@@ -6,7 +6,7 @@ function chunks(chunker: Chunker, data: Buffer): Buffer[] {
   const out: Buffer[] = [];
   let start = 0;
   while (start < data.length) {
-    const end = chunker.cut(data, start, data.length, true);
+    const end = chunker.cut(data, start, data.length, true, { at: 0, h: 0 });
     out.push(data.subarray(start, end));
     start = end;
   }
@@ -49,11 +49,15 @@ describe("Chunker", () => {
   });
 
   it("asks for more data instead of cutting early when the input is not finished", () => {
-    expect(chunker.cut(data, 0, DEFAULT_CHUNK_SIZES.maxSize - 1, false)).toBe(-1);
-    expect(chunker.cut(data, 0, 100, true)).toBe(100);
+    // A run of one byte value holds no cut point under this seed (see below).
+    const run = Buffer.alloc(DEFAULT_CHUNK_SIZES.maxSize - 1, 7);
+    expect(chunker.cut(run, 0, run.length, false, { at: 0, h: 0 })).toBe(-1);
+    expect(chunker.cut(run, 0, run.length, true, { at: 0, h: 0 })).toBe(run.length);
+    expect(chunker.cut(data, 0, 100, false, { at: 0, h: 0 })).toBe(-1);
+    expect(chunker.cut(data, 0, 100, true, { at: 0, h: 0 })).toBe(100);
   });
 
-  it("finds the same cut points when the bytes come in pieces (cutSoon), including chunks cut at the maximum", () => {
+  it("finds the same cut points when the bytes come in pieces, including chunks cut at the maximum", () => {
     // A run of one byte value keeps the rolling hash constant, and under this seed it matches no
     // mask: the run is cut at maxSize.
     const mixed = Buffer.concat([data.subarray(0, 20 * 1024 * 1024), Buffer.alloc(3 * DEFAULT_CHUNK_SIZES.maxSize + 12345, 7), data.subarray(20 * 1024 * 1024)]);
@@ -67,7 +71,7 @@ describe("Chunker", () => {
     for (;;) {
       const eof = end === mixed.length;
       if (start === end && eof) break;
-      const cut = chunker.cutSoon(mixed, start, end, eof, scan);
+      const cut = chunker.cut(mixed, start, end, eof, scan);
       if (cut === -1) {
         // Pieces of varied size, from a few bytes to a few MiB, as reads return them.
         step = (step * 7919 + 13) % (3 * 1024 * 1024);

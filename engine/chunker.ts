@@ -45,22 +45,14 @@ export class Chunker {
 
   /**
    * Returns the end (exclusive) of the chunk starting at `start`, looking at
-   * `data[start, end)`. When fewer than maxSize bytes are available and `eof` is
-   * false, returns -1: the caller must supply more bytes first.
+   * `data[start, end)`, as soon as the bytes up to it are there: a reader need not hold
+   * maxSize bytes ahead of every chunk (one of 1 MiB on average). Returns -1 when those
+   * bytes hold no cut point and `eof` is false: the caller must supply more bytes first.
+   * `scan` then keeps where the search stopped, so the next call, with more bytes, goes
+   * on from there; the cut point is the same however the bytes came. Give a fresh
+   * `{ at: 0, h: 0 }` for each chunk.
    */
-  cut(data: Uint8Array, start: number, end: number, eof: boolean): number {
-    if (end - start < this.maxSize && !eof) return -1;
-    return this.cutSoon(data, start, end, eof, { at: 0, h: 0 });
-  }
-
-  /**
-   * The same cut point as cut(), found as soon as the bytes up to it are there: a
-   * reader need not hold maxSize bytes ahead of every chunk (one of 1 MiB on average).
-   * Returns -1 when `data[start, end)` holds no cut point and more bytes may follow;
-   * `scan` then keeps where the search stopped, so the next call, with more bytes,
-   * goes on from there. Give a fresh `{ at: 0, h: 0 }` for each chunk.
-   */
-  cutSoon(data: Uint8Array, start: number, end: number, eof: boolean, scan: ChunkScan): number {
+  cut(data: Uint8Array, start: number, end: number, eof: boolean, scan: ChunkScan): number {
     if (end - start <= this.minSize) return eof ? end : -1;
     const gear = this.gear;
     const limit = start + this.maxSize;
