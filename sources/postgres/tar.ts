@@ -34,6 +34,16 @@ export class ByteReader {
     return have === n ? Buffer.concat(parts) : undefined;
   }
 
+  /**
+   * Reads the source to its end and drops what is left. A stream left with unread
+   * bytes never ends: a child process's stdout then never emits 'end', its 'close'
+   * never comes, and once the child has exited nothing keeps the event loop alive.
+   */
+  async drain(): Promise<void> {
+    this.pending = Buffer.alloc(0);
+    while (!(await this.it.next()).done);
+  }
+
   /** Yields the next `n` bytes as they arrive (fewer when the stream ends). */
   async *take(n: number): AsyncGenerator<Buffer> {
     let left = n;
@@ -94,7 +104,12 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
   for (;;) {
     const h = await r.read(512);
     if (!h) throw new CairnError("the tar stream ended in the middle of a header: the backup was cut short");
-    if (h.every((b) => b === 0)) return;
+    if (h.every((b) => b === 0)) {
+      // The end-of-archive marker: the second zero block and the padding to tar's
+      // record size follow, and the source must be read to its end (see drain).
+      await r.drain();
+      return;
+    }
     const size = octal(h, 124, 12);
     const flag = String.fromCharCode(h[156] || 0x30);
     const padded = Math.ceil(size / 512) * 512;
