@@ -28,6 +28,8 @@ export const PROGRAM = "cairn 0.1.0";
 const SMALL_FILE_MAX = 64 * 1024;
 /** Bytes a large file is read in (see chunkStream). */
 const READ_STEP = 1024 * 1024;
+/** The part of the chunk buffer reads go into while no chunk outgrows it (see chunkStream). */
+const READ_WINDOW = 4 * 1024 * 1024;
 /**
  * Small files per readSeal job, and jobs under way at once: the walk keeps at most
  * READ_BATCH * (READS_IN_FLIGHT + 1) descriptors open for them (160), whatever the tree.
@@ -738,9 +740,12 @@ export class Archiver {
 
   /**
    * Cuts a byte source into content-defined chunks (or fixed blocks of `blockSize`) and
-   * stores the new ones. Bytes are read READ_STEP at a time, only as far as the next cut
-   * point needs, and what is left of the buffer moves to its front before the next read:
-   * a file's reading touches a few MiB of `buf`, not all of it (maxSize twice over).
+   * stores the new ones. Bytes are read READ_STEP at a time, and the next read is under
+   * way while the bytes already there are cut, hashed and stored (the read runs on a
+   * thread-pool thread; awaited one by one, the main thread idled through each). Reads go
+   * on in the first READ_WINDOW bytes of `buf`; once that is full, what is left uncut moves
+   * to the front: a file's reading touches about that much of `buf`, not all of it (maxSize
+   * twice over, room for a chunk of maxSize still being searched plus a read).
    */
   private async chunkStream(fill: Fill, blockSize?: number, buf = this.buf): Promise<{ content: string[]; size: number }> {
     const chunker = this.repo.chunker;
@@ -751,30 +756,49 @@ export class Archiver {
     let size = 0;
     let scan = { at: 0, h: 0 };
     const block = blockSize && Math.min(blockSize, buf.length);
-    for (;;) {
-      if (start === end && eof) break;
-      const cut = block ? (end - start >= block ? start + block : eof ? end : -1) : chunker.cut(buf, start, end, eof, scan);
-      if (cut === -1) {
-        if (start > 0) {
-          buf.copyWithin(0, start, end);
-          end -= start;
-          start = 0;
+    const window = Math.min(buf.length, READ_WINDOW);
+    let ahead: Promise<number> | undefined;
+    // Starts the next read after the bytes there, when it fits in the window (or, for a
+    // chunk still being searched that has outgrown the window, in the buffer).
+    const readAhead = () => {
+      if (ahead || eof) return;
+      const limit = end - start + READ_STEP > window ? buf.length : window;
+      const length = Math.min(READ_STEP, limit - end);
+      if (length > 0) ahead = fill(buf, end, length);
+    };
+    try {
+      for (;;) {
+        if (start === end && eof) break;
+        readAhead();
+        const cut = block ? (end - start >= block ? start + block : eof ? end : -1) : chunker.cut(buf, start, end, eof, scan);
+        if (cut === -1) {
+          if (!ahead) {
+            // No room after the bytes still to cut: move them to the front (only these move).
+            buf.copyWithin(0, start, end);
+            end -= start;
+            start = 0;
+            continue;
+          }
+          const n = await ahead;
+          ahead = undefined;
+          if (n === 0) eof = true;
+          end += n;
+          this.summary.bytesRead += n;
+          this.progress.bytesDone += n;
+          continue;
         }
-        const n = await fill(buf, end, Math.min(READ_STEP, buf.length - end));
-        if (n === 0) eof = true;
-        end += n;
-        this.summary.bytesRead += n;
-        this.progress.bytesDone += n;
-        continue;
+        const length = cut - start;
+        const id = await this.storeData(buf.subarray(start, cut));
+        content.push(id.toString("hex"));
+        size += length;
+        start = cut;
+        scan = { at: 0, h: 0 };
+        this.checkAbort();
+        this.report("saving");
       }
-      const length = cut - start;
-      const id = await this.storeData(buf.subarray(start, cut));
-      content.push(id.toString("hex"));
-      size += length;
-      start = cut;
-      scan = { at: 0, h: 0 };
-      this.checkAbort();
-      this.report("saving");
+    } finally {
+      // A read still under way writes into `buf` and uses the caller's file handle.
+      if (ahead) await ahead.catch(() => 0);
     }
     return { content, size };
   }
