@@ -26,8 +26,8 @@ describe("archiver with many small files", () => {
     const files = new Map<string, Buffer>();
     for (let i = 0; i < 300; i++) {
       const name = `d/f${String(i).padStart(3, "0")}${i % 50 === 7 ? ".secret" : ""}`;
-      // Up to 11 KiB, and one file each side of the 64 KiB bound of the small-file path.
-      const data = randomBytes(i === 298 ? 64 * 1024 : i === 299 ? 64 * 1024 + 1 : i * 37);
+      // Up to 11 KiB, and one file each side of the bound of the small-file path (the chunker's 512 KiB minimum).
+      const data = randomBytes(i === 298 ? 512 * 1024 : i === 299 ? 512 * 1024 + 1 : i * 37);
       writeFileSync(path.join(src, name), data);
       files.set(name, data);
     }

@@ -22,10 +22,14 @@ export const PROGRAM = "cairn 0.1.0";
  * files the time went to the round trips of asynchronous calls (a thread-pool hop, a
  * promise and a FileHandle for each of lstat, open, read and close), not to the
  * bytes; and once those calls were synchronous, the main thread did nearly all the
- * work alone (reads, hashes, copies) while the codec threads idled. Bigger files are
- * read asynchronously, chunk by chunk.
+ * work alone (reads, hashes, copies) while the codec threads idled. The bound is the
+ * chunker's minimum size (512 KiB by default), below which a file is one chunk anyway:
+ * with 64 KiB, each file between the two cost the main thread four thread-pool round
+ * trips (open, readlink, read, close) awaited one after the other, and its hash and
+ * copy, and a tree of source files (a few to a few hundred KiB each) left the main
+ * thread waiting half the time. Bigger files are read asynchronously, chunk by chunk.
  */
-const SMALL_FILE_MAX = 64 * 1024;
+const SMALL_FILE_MAX = 512 * 1024;
 /** Bytes a large file is read in (see chunkStream). */
 const READ_STEP = 1024 * 1024;
 /** The part of the chunk buffer reads go into while no chunk outgrows it (see chunkStream). */
@@ -36,6 +40,8 @@ const READ_WINDOW = 4 * 1024 * 1024;
  */
 const READ_BATCH = 32;
 const READS_IN_FLIGHT = 4;
+/** A readSeal job is sent once its files (by their lstat sizes) reach this many bytes: the bytes a job holds stay bounded, whatever the files' sizes. */
+const READ_BATCH_BYTES = 2 * 1024 * 1024;
 /**
  * The synchronous walk gives the event loop a turn every this many entries, so pack
  * uploads progress, progress reports and heartbeats go out and a cancellation is seen
@@ -69,6 +75,8 @@ interface QueuedRead {
 /** Files for one readSeal job; `done` resolves once their nodes are complete (or dropped). */
 interface ReadBatch {
   items: QueuedRead[];
+  /** Their sizes when they were stat'ed. */
+  bytes: number;
   done: Promise<void>;
   resolve(): void;
 }
@@ -560,8 +568,8 @@ export class Archiver {
         return undefined;
       }
       if (fd !== undefined) {
-        const done = this.queueRead({ fd, full, node, prev });
-        if (this.readBatch!.items.length >= READ_BATCH) await this.sendReads();
+        const done = this.queueRead({ fd, full, node, prev }, Number(st.size));
+        if (this.readBatch!.items.length >= READ_BATCH || this.readBatch!.bytes >= READ_BATCH_BYTES) await this.sendReads();
         if (waits) {
           if (waits[waits.length - 1] !== done) waits.push(done);
           return node;
@@ -629,14 +637,15 @@ export class Archiver {
   }
 
   /** Adds an opened small file to the next readSeal job; returns the promise of that job's end. */
-  private queueRead(item: QueuedRead): Promise<void> {
+  private queueRead(item: QueuedRead, bytes: number): Promise<void> {
     let batch = this.readBatch;
     if (!batch) {
       let resolve!: () => void;
       const done = new Promise<void>((r) => (resolve = r));
-      batch = this.readBatch = { items: [], done, resolve };
+      batch = this.readBatch = { items: [], bytes: 0, done, resolve };
     }
     batch.items.push(item);
+    batch.bytes += bytes;
     return batch.done;
   }
 
