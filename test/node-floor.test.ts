@@ -9,7 +9,7 @@ import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ROOT, tempDir } from "./helpers.js";
+import { CLI, ROOT, tempDir } from "./helpers.js";
 
 // npm's own range reader (installed with the toolchain; no types of its own here).
 const semver = createRequire(import.meta.url)("semver") as { minVersion(range: string): { version: string } | null; satisfies(version: string, range: string): boolean };
@@ -57,5 +57,25 @@ describe("the Node.js floor", () => {
     } finally {
       tmp.cleanup();
     }
+  });
+  it("is what bin/cairn.js checks before loading anything, refusing an older Node with what to do", () => {
+    expect(readFileSync(CLI, "utf8")).toContain(`const FLOOR = "${floor}";`);
+    // This node made to say it is older (process.versions, read-only, redefined before the
+    // CLI starts): the CLI must refuse before it loads a module, with exit code 1.
+    const pretend = (version: string) => {
+      const preload = `data:text/javascript,Object.defineProperty(process, "versions", { value: { ...process.versions, node: ${JSON.stringify(version)} } });`;
+      return spawnSync(process.execPath, ["--import", preload, CLI, "--version"], { encoding: "utf8" });
+    };
+    const [major, minor] = floor.split(".").map(Number);
+    for (const older of ["20.19.0", `${major}.${minor - 1}.9`]) {
+      const refused = pretend(older);
+      expect(refused.status, older).toBe(1);
+      expect(refused.stderr).toContain(`Cairn needs Node.js ${floor} or newer; this is`);
+      expect(refused.stderr).toContain("scripts/node.sh");
+      expect(refused.stdout).toBe("");
+    }
+    const ok = pretend(floor);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });
