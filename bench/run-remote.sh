@@ -20,6 +20,7 @@
 #                             the tool cache when missing); restic: Debian's (RESTIC_DEB)
 #   DESTS="s3 sftp"           which destinations to run
 #   COPY=1                    0 skips the `cairn copy` to MinIO
+#   SETTLE_S=65               seconds each restore waits after sync, past ext4's window for recently freed inodes
 #   BENCH_TMP=${TMPDIR:-/tmp}/cairn-bench   work files and results (never inside the checkout)
 #   SHARED_BENCH=<checkout>/../shared/bench  where make-dataset.sh and mutate-dataset.sh live
 #   MINIO_BIN=${XDG_CACHE_HOME:-~/.cache}/cairn/bin/minio   built by .ci/run (go install github.com/minio/minio@latest)
@@ -210,6 +211,12 @@ for dest in $DESTS; do
     measure "$dest" "$tool" backup "${T[@]}" backup "$LIVE"
     [ "$dest" = s3 ] && take "$tool-backup"
     sync
+    # ext4 skips an inode freed less than 60 s before (recently_deleted; 360 s while its inode
+    # table block is dirty, hence the sync), which costs most on a file system without a
+    # journal, like this machine's: a restore soon after an earlier cycle's restore was deleted
+    # paid for it in system time (perf: a third of the samples of a local restore started
+    # right after one was deleted). Every restore starts past that window.
+    sleep "${SETTLE_S:-65}"
     if measure "$dest" "$tool" restore "${T[@]}" restore latest --target "$RESTORE"; then
       [ "$dest" = s3 ] && take "$tool-restore"
       # Both tools restore the absolute source path under the target.

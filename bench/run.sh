@@ -13,6 +13,7 @@
 #
 # Env knobs (defaults):
 #   REPS=1                    fresh-repository cycles per tool (cells are medians)
+#   SETTLE_S=65               seconds each restore waits after sync, past ext4's window for recently freed inodes
 #   DATASET_SIZE=1073741824   dataset bytes; 67108864 (64 MiB) for a quick smoke run
 #   SEED=anchors-v1           dataset seed (the mutation seed is mutate-dataset.sh's own)
 #   TOOLS="cairn restic18 restic borg"   restic18: restic 0.18.1 (bench/restic18.sh: RESTIC18,
@@ -155,6 +156,12 @@ for rep in $(seq 1 "$REPS"); do
     backup incremental; measure "$tool" "$rep" incremental "${BK[@]}"
     reposize "$tool" "$rep" after_incremental "$REPO"
     sync
+    # ext4 skips an inode freed less than 60 s before (recently_deleted; 360 s while its inode
+    # table block is dirty, hence the sync), which costs most on a file system without a
+    # journal, like this machine's: a restore soon after an earlier cycle's restore was deleted
+    # paid for it in system time (perf: a third of the samples of a local restore started
+    # right after one was deleted). Every restore starts past that window.
+    sleep "${SETTLE_S:-65}"
     measure "$tool" "$rep" restore "${restore[@]}"
     # All three tools restore the absolute source path under the target.
     if diff -r "$RESTORE$LIVE" "$LIVE" > "$RES/logs/$tool-rep$rep-diff.log" 2>&1; then drc=0; else drc=$?; log "FAILED: $tool rep$rep restore differs from the live tree (see $RES/logs/$tool-rep$rep-diff.log)"; fi

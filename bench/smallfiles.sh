@@ -46,14 +46,14 @@ timed() {
 # journal (this machine's) a file created within minutes of a large deletion makes the kernel
 # skip each recently freed inode, and the second restore paid for the first one's deletion
 # (system time of either tool varied 2-3x with it). The kernel skips an inode freed less than
-# about 30 s before (ext4's recently_deleted, dirty_expire_centisecs): a run that deletes an
-# earlier run's trees waits that out first, or the tool restoring first (Cairn) pays for
+# 60 s before (ext4's recently_deleted; longer while its inode table block is dirty, hence the
+# sync): a run that deletes an earlier run's trees waits that out first, or the tool restoring first (Cairn) pays for
 # it alone (seen: Cairn's restore 27.9 s against restic's 22.2 s, 18.4 s against 21.1 s when
 # nothing had been deleted).
 if compgen -G "$TMPB/restore-*" > /dev/null; then
   rm -rf "$TMPB"/restore-*
   sync
-  sleep 40
+  sleep 65
 fi
 for tool in cairn restic; do
   repo="$TMPB/repo-$tool" target="$TMPB/restore-$tool"
