@@ -116,3 +116,30 @@ describe("archiver with many small files", () => {
     expect(readdirSync("/proc/self/fd").length).toBe(openBefore);
   });
 });
+
+/**
+ * A large file is read ahead while the bytes before are cut and stored: a read that fails
+ * then must fail the backup with its own error, as a read awaited in turn did, and never
+ * surface as an unhandled rejection (which ends the process).
+ */
+describe("archiver read-ahead", () => {
+  it.each([0, 2])("fails the backup with the source's read error, whenever the read fails (%i codec threads)", async (threads) => {
+    const repo = await Repository.init(new MemBackend(), PASSWORD, { kdf: FAST_KDF, threads });
+    try {
+      for (const failAfter of [1, 2, 3, 5]) {
+        // 1 MiB pieces, then a read error that comes a moment later (as from a disk), while the archiver is busy with what it has.
+        const content = (async function* () {
+          for (let i = 0; i < failAfter; i++) yield randomBytes(1 << 20);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          throw new Error(`EIO: i/o error, read (after ${failAfter} MiB)`);
+        })();
+        const entries = (async function* () {
+          yield { path: "data/big", type: "file" as const, mode: 0o600, content };
+        })();
+        await expect(new Archiver(repo).backupEntries(entries, ["/data"])).rejects.toThrow(`EIO: i/o error, read (after ${failAfter} MiB)`);
+      }
+    } finally {
+      await repo.close();
+    }
+  });
+});

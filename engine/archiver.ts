@@ -773,7 +773,11 @@ export class Archiver {
       if (ahead || eof) return;
       const limit = end - start + READ_STEP > window ? buf.length : window;
       const length = Math.min(READ_STEP, limit - end);
-      if (length > 0) ahead = fill(buf, end, length);
+      if (length <= 0) return;
+      ahead = fill(buf, end, length);
+      // Its failure is thrown where it is awaited; until then it must not count as unhandled
+      // (Node ends the process on an unhandled rejection).
+      ahead.catch(() => undefined);
     };
     try {
       for (;;) {
